@@ -1,0 +1,1 @@
+"""The interference lab: real workloads run alone and co-located in cgroups, labelled with P."""

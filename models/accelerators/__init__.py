@@ -1,0 +1,1 @@
+"""Analytic interference models for shared DNN accelerators, placement policies and a simulator."""
