@@ -1,11 +1,85 @@
-"""Scaffold: replaced by the real commands of this area."""
+"""`cotenant accelerators validate | place | report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Shared-accelerator models: validate, place.")
+app = typer.Typer(no_args_is_help=True, help="Shared-accelerator models: validate, place, report.")
+
+REPORT_DIR = Path("reports/accelerators")
 
 
-@app.command("todo")
-def todo() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=2)
+@app.command("validate")
+def validate_command(
+    out: Path = typer.Option(REPORT_DIR, help="where validation.md and validation.json go"),
+    variant: str = typer.Option("client_overhead", help="ibis | client_overhead | measured_moments"),
+) -> None:
+    """Models against the shipped Ibis traces: GPU PS, edgeTPU FCFS and the Poisson-load queueing traces."""
+    from cotenant.models.accelerators.validation import validate, write_report
+    from rich.console import Console
+
+    result = validate(variant=variant)
+    path = write_report(result, out)
+    console = Console()
+    console.print(path.read_text())
+    console.print(
+        f"overall mean {100 * result.overall.mean:.2f}%, max {100 * result.overall.max:.2f}% -> {path}"
+    )
+
+
+@app.command("place")
+def place_command(
+    cluster: Path = typer.Option(..., exists=True, help="cluster YAML"),
+    apps: Path = typer.Option(..., exists=True, help="app YAML (ours or an Ibis workload file)"),
+    policy: str = typer.Option("depth_first", help="placement policy"),
+    horizon_s: float = typer.Option(60.0, help="simulated seconds"),
+    seed: int = typer.Option(0),
+    migration: bool = typer.Option(False, help="reactive migration of apps over SLO"),
+) -> None:
+    """Place apps on a cluster, then print predicted and simulated latencies and violations."""
+    from cotenant.models.accelerators.api import place
+    from cotenant.models.accelerators.profiles import load_apps, load_cluster
+    from cotenant.models.accelerators.simulator import SimulationConfig
+    from rich.console import Console
+    from rich.table import Table
+
+    config = SimulationConfig(horizon_s=horizon_s, seed=seed, migration=migration)
+    result = place(load_cluster(cluster), load_apps(apps).apps, policy, config)
+    predicted = {latency.app: latency for latency in result.predicted}
+    simulated = {sim.app: sim for sim in result.simulated}
+    table = Table(title=f"policy {policy}")
+    for column in ("app", "node", "SLO ms", "predicted ms", "simulated ms", "p95 ms", "violated"):
+        table.add_column(column)
+    for name, node in result.assignment.items():
+        pred, sim = predicted.get(name), simulated.get(name)
+        table.add_row(
+            name,
+            sim.node if sim else (node or "rejected"),
+            f"{pred.slo_ms:.0f}" if pred else "-",
+            f"{pred.total_ms:.1f}" if pred else "-",
+            f"{sim.mean_ms:.1f}" if sim else "-",
+            f"{sim.p95_ms:.1f}" if sim else "-",
+            ("yes" if sim.violated else "no") if sim else "-",
+        )
+    console = Console()
+    console.print(table)
+    utilisation = ", ".join(f"{n} {u:.2f}" for n, u in result.utilisation.items())
+    console.print(f"utilisation: {utilisation}")
+    console.print(
+        f"hosted {len(result.assignment) - len(result.rejected)}, rejected {len(result.rejected)}, "
+        f"violations {result.violations}, migrations {result.migrations}"
+    )
+
+
+@app.command("report")
+def report_command(
+    out: Path = typer.Option(REPORT_DIR, help="where placement.md/.png/.json go"),
+    n_apps: int = typer.Option(40, help="apps per stream"),
+) -> None:
+    """Apps hosted with zero simulated SLO violations per policy (GPU, TPU, mixed) and the optimum gap."""
+    from cotenant.models.accelerators.report import write_report
+
+    path = write_report(out, n_apps)
+    typer.echo(path.read_text())

@@ -1,0 +1,74 @@
+"""The Python API the prediction service calls; request/response types are pydantic and can be exposed as
+is."""
+
+from __future__ import annotations
+
+from cotenant.models.accelerators.base import AppLatency, predict_node
+from cotenant.models.accelerators.policies import POLICIES
+from cotenant.models.accelerators.profiles import NETWORK_MS, AppProfile, ClusterSpec, NodeSpec
+from cotenant.models.accelerators.simulator import SimulatedApp, SimulationConfig, simulate
+from pydantic import BaseModel, Field
+
+
+def predict_latencies(
+    device: NodeSpec, apps: list[AppProfile], network_ms: float = NETWORK_MS
+) -> list[AppLatency]:
+    """Predicted end-to-end latency of every app sharing `device` (one per app, in order)."""
+    return predict_node(device, apps, network_ms)[1]
+
+
+class PlacementRequest(BaseModel):
+    cluster: ClusterSpec
+    apps: list[AppProfile]
+    policy: str = "depth_first"
+    simulate: bool = True
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+
+
+class PlacementResult(BaseModel):
+    policy: str
+    assignment: dict[str, str | None]  # app name -> node name, None = rejected
+    predicted: list[AppLatency]
+    simulated: list[SimulatedApp]
+    utilisation: dict[str, float]
+    rejected: list[str]
+    violations: int  # apps whose simulated mean latency exceeds their SLO
+    migrations: int = 0
+
+
+def place(
+    cluster: ClusterSpec,
+    apps: list[AppProfile],
+    policy: str = "depth_first",
+    simulation: SimulationConfig | None = None,
+    run_simulation: bool = True,
+) -> PlacementResult:
+    names = [app.name for app in apps]
+    if len(set(names)) != len(names):
+        raise ValueError("app names must be unique within a request")
+    placement = POLICIES[policy](cluster, apps)
+    predicted: list[AppLatency] = []
+    utilisation: dict[str, float] = {}
+    for node in cluster.nodes:
+        hosted = placement.hosted[node.name]
+        if hosted:
+            device, latencies = predict_node(node, hosted, cluster.network_ms)
+            predicted += latencies
+            utilisation[node.name] = device.utilisation
+        else:
+            utilisation[node.name] = 0.0
+    outcome = simulate(placement, simulation) if run_simulation else None
+    return PlacementResult(
+        policy=policy,
+        assignment={app.name: placement.node_of(app.name) for app in apps},
+        predicted=predicted,
+        simulated=outcome.apps if outcome else [],
+        utilisation=utilisation,
+        rejected=[app.name for app in placement.rejected],
+        violations=outcome.violations if outcome else 0,
+        migrations=outcome.migrations if outcome else 0,
+    )
+
+
+def serve_request(request: PlacementRequest) -> PlacementResult:
+    return place(request.cluster, request.apps, request.policy, request.simulation, request.simulate)

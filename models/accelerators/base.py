@@ -1,0 +1,152 @@
+"""Shared pieces of the device models: per-model loads, the device-model registry, end-to-end latency,
+admission.
+
+A device hosts model groups: apps whose model is already loaded there join that group (their rates add up,
+no new
+copy in memory and no new switch partner), so device models see one `ModelLoad` per distinct model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cotenant.models.accelerators.profiles import FRONTEND_MS, AppProfile, ClusterSpec, NodeSpec
+from pydantic import BaseModel
+
+from cotenant.registry import Registry
+
+# Ibis's admission limits (fractions) for a node with the candidate included.
+MEMORY_LIMIT = 0.8
+UTILISATION_LIMIT = 0.8
+LITTLE_LIMIT = 0.8  # lambda_i * T_i: keeps each app's own pipeline from saturating
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """One distinct model on a device: summed arrival rate (1/ms) and its device profile numbers."""
+
+    model: str
+    rate_per_ms: float
+    service_ms: float
+    switch_overhead_ms: float = 0.0
+    second_moment_ms2: float | None = None
+    client_overhead_ms: float = 0.0
+    l2_util: float = 0.0
+    dram_util: float = 0.0
+
+
+@dataclass(frozen=True)
+class DevicePrediction:
+    utilisation: float  # rho including switch overheads; >= 1 means unbounded queues
+    response_ms: dict[str, float]  # per model; inf when the device is saturated
+
+
+class DeviceModel(Protocol):
+    def __call__(self, loads: Sequence[ModelLoad]) -> DevicePrediction: ...
+
+
+DEVICE_MODELS: Registry[DeviceModel] = Registry("device model")
+DEFAULT_DEVICE_MODEL = {"gpu": "gpu_ps_exact", "tpu": "edgetpu_fcfs"}
+
+
+def group_loads(apps: Sequence[AppProfile], kind: str) -> list[ModelLoad]:
+    """Merge apps sharing a model; the profile of the first app of each model stands for the group."""
+    groups: dict[str, ModelLoad] = {}
+    for app in apps:
+        profile = app.on(kind)
+        rate = app.input_rate / 1000.0
+        if app.model in groups:
+            seen = groups[app.model]
+            groups[app.model] = ModelLoad(**{**seen.__dict__, "rate_per_ms": seen.rate_per_ms + rate})
+            continue
+        groups[app.model] = ModelLoad(
+            model=app.model,
+            rate_per_ms=rate,
+            service_ms=profile.service_ms,
+            switch_overhead_ms=profile.switch_overhead_ms or 0.0,
+            second_moment_ms2=profile.second_moment_ms2,
+            client_overhead_ms=profile.client_overhead_ms,
+            l2_util=profile.l2_util,
+            dram_util=profile.dram_util,
+        )
+    return list(groups.values())
+
+
+def node_memory_mb(apps: Sequence[AppProfile], kind: str) -> float:
+    """One copy per distinct model: a joining app reuses the loaded one."""
+    per_model: dict[str, float] = {}
+    for app in apps:
+        per_model.setdefault(app.model, app.on(kind).memory_mb)
+    return sum(per_model.values())
+
+
+def mm1_ms(service_ms: float, rate_per_ms: float) -> float:
+    """M/M/1 response time; inf at or past saturation."""
+    utilisation = service_ms * rate_per_ms
+    return service_ms / (1.0 - utilisation) if utilisation < 1.0 else float("inf")
+
+
+class AppLatency(BaseModel):
+    """Predicted end-to-end latency of one app on its node (ms)."""
+
+    app: str
+    node: str
+    accelerator_ms: float
+    frontend_ms: float
+    network_ms: float
+    total_ms: float
+    slo_ms: float
+    within_slo: bool
+
+
+def device_model_for(node: NodeSpec) -> DeviceModel:
+    return DEVICE_MODELS[node.device_model or DEFAULT_DEVICE_MODEL[node.kind]]
+
+
+def predict_node(
+    node: NodeSpec, apps: Sequence[AppProfile], network_ms: float
+) -> tuple[DevicePrediction, list[AppLatency]]:
+    """T_i = R_i (device) + M/M/1 CPU frontend + network, for every app on the node."""
+    prediction = device_model_for(node)(group_loads(apps, node.kind))
+    frontend_service = node.frontend_ms or FRONTEND_MS[node.kind]
+    latencies = []
+    for app in apps:
+        accelerator = prediction.response_ms[app.model]
+        frontend = mm1_ms(frontend_service, app.input_rate / 1000.0)
+        total = accelerator + frontend + network_ms
+        latencies.append(
+            AppLatency(
+                app=app.name,
+                node=node.name,
+                accelerator_ms=accelerator,
+                frontend_ms=frontend,
+                network_ms=network_ms,
+                total_ms=total,
+                slo_ms=app.slo_ms,
+                within_slo=total < app.slo_ms,
+            )
+        )
+    return prediction, latencies
+
+
+def admits(node: NodeSpec, apps: Sequence[AppProfile], network_ms: float) -> bool:
+    """Ibis's admission test on a node with the candidate already in `apps`; incumbents are re-checked."""
+    if node_memory_mb(apps, node.kind) > MEMORY_LIMIT * node.memory_mb:
+        return False
+    prediction, latencies = predict_node(node, apps, network_ms)
+    if prediction.utilisation > UTILISATION_LIMIT:
+        return False
+    return all(
+        latency.within_slo and app.input_rate * latency.total_ms / 1000.0 < LITTLE_LIMIT
+        for app, latency in zip(apps, latencies, strict=True)
+    )
+
+
+def utilisation(node: NodeSpec, apps: Sequence[AppProfile]) -> float:
+    return device_model_for(node)(group_loads(apps, node.kind)).utilisation if apps else 0.0
+
+
+def node_by_name(cluster: ClusterSpec) -> dict[str, NodeSpec]:
+    return {node.name: node for node in cluster.nodes}

@@ -1,0 +1,1 @@
+"""Shared data shipped with the accelerator models."""

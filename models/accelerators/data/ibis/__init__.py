@@ -1,0 +1,1 @@
+"""Ibis measured traces and workload profiles (MIT, see README.md)."""
