@@ -12,10 +12,9 @@ API for the prediction service (all types pydantic, exposable as request/respons
     serve_request(PlacementRequest) -> PlacementResult
 
 Times in ms, rates in requests/s, memory in MB. Device models live in `DEVICE_MODELS` (`gpu_ps_exact`
-default for
-GPUs, `gpu_ps_ibis`, `edgetpu_fcfs` default for TPUs, `gpu_mps`); policies in `POLICIES` (`first_fit`,
-`best_fit`, `worst_fit`, `depth_first`, `breadth_first`, `heterogeneous`, `exact`). Profiles load from YAML
-(`load_apps`, `load_cluster`), including Ibis's workload files as they are.
+default for GPUs, `gpu_ps_ibis`, `edgetpu_fcfs` default for TPUs, `edgetpu_fcfs_ibis`, `gpu_mps`); policies
+in `POLICIES` (`first_fit`, `best_fit`, `worst_fit`, `depth_first`, `breadth_first`, `heterogeneous`,
+`exact`). Profiles load from YAML (`load_apps`, `load_cluster`), including Ibis's workload files as they are.
 """
 
 from cotenant.models.accelerators import devices, policies

@@ -2,7 +2,11 @@ import math
 
 import pytest
 from cotenant.models.accelerators.base import ModelLoad
-from cotenant.models.accelerators.devices.edgetpu_fcfs import estimate_switch_overhead_ms, predict_fcfs_switch
+from cotenant.models.accelerators.devices.edgetpu_fcfs import (
+    estimate_switch_overhead_ms,
+    predict_fcfs_switch,
+    predict_fcfs_switch_ibis,
+)
 from cotenant.models.accelerators.devices.gpu_ps import (
     closed_loop_ps_means,
     predict_ps_exact,
@@ -43,11 +47,17 @@ def test_limits(predict) -> None:
 
 def test_fcfs_switch_hand_worked() -> None:
     # lambda 10/s each, s = 10 and 20, o = 10: switch prob 1/2 -> s' = 15, 25; rho = 0.4
-    prediction = predict_fcfs_switch([load("a", 10, 10.0, 10.0), load("b", 10, 20.0, 10.0)])
-    second_moment = 0.5 * 15**2 + 0.5 * 25**2
+    loads = [load("a", 10, 10.0, 10.0), load("b", 10, 20.0, 10.0)]
+    ibis = predict_fcfs_switch_ibis(loads)
+    wait = 0.02 * (0.5 * 15**2 + 0.5 * 25**2) / (2 * 0.6)  # Ibis: E[S_i^2] = s'_i^2
+    assert ibis.utilisation == pytest.approx(0.4)
+    assert ibis.response_ms == pytest.approx({"a": 15 + wait, "b": 25 + wait})
+    # default: the switch is paid or not (Bernoulli 1/2): E[S_i^2] = s_i^2 + 1/2 (2 s_i o + o^2)
+    exact = predict_fcfs_switch(loads)
+    second_moment = 0.5 * (100 + 0.5 * (200 + 100)) + 0.5 * (400 + 0.5 * (400 + 100))
     wait = 0.02 * second_moment / (2 * 0.6)
-    assert prediction.utilisation == pytest.approx(0.4)
-    assert prediction.response_ms == pytest.approx({"a": 15 + wait, "b": 25 + wait})
+    assert exact.utilisation == pytest.approx(0.4)
+    assert exact.response_ms == pytest.approx({"a": 15 + wait, "b": 25 + wait})
 
 
 def test_single_model_pays_no_switch() -> None:

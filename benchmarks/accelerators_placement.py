@@ -1,0 +1,85 @@
+"""Benchmark: the cost of one placement decision per policy, of predicting a node's latencies, and of the
+exact search on small clusters, side by side with the knapsack first-fit baseline.
+
+One decision = placing one more app on a cluster already holding the first `--incumbents` apps of a stream
+(Ibis's GPU and edgeTPU workload files cycled; 4 nodes of each kind). The policy is given the whole prefix, so
+its time includes re-placing the incumbents; the decision time is that minus the time to place the prefix
+alone (median over `--repeats`). Prediction = the device model + frontend for every app on one loaded node.
+Exact = branch and bound on 2 nodes for 6..`--max-exact` apps.
+Usage: `python benchmarks/accelerators_placement.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+
+from cotenant.models.accelerators import POLICIES, ClusterSpec, NodeSpec, load_apps, predict_latencies
+from cotenant.models.accelerators.profiles import ibis_data_dir
+from cotenant.models.accelerators.report import stream
+
+BASELINE = "first_fit"
+POLICY_ORDER = ("first_fit", "best_fit", "worst_fit", "depth_first", "breadth_first", "heterogeneous")
+WORKLOADS = {"gpu": "gpu_workload1.yaml", "tpu": "edgetpu_workload1.yaml"}
+MEMORY_MB = {"gpu": 4096.0, "tpu": 2048.0}
+
+
+def median_seconds(action: Callable[[], object], repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def cluster(kind: str, size: int) -> ClusterSpec:
+    return ClusterSpec(
+        nodes=[NodeSpec(name=f"{kind}-{i}", kind=kind, memory_mb=MEMORY_MB[kind]) for i in range(size)]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--incumbents", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--max-exact", type=int, default=12)
+    args = parser.parse_args()
+
+    for kind, workload in WORKLOADS.items():
+        apps = stream(load_apps(ibis_data_dir() / workload).apps, args.incumbents + 1)
+        nodes = cluster(kind, 4)
+        print(
+            f"\n{kind}: one decision with {args.incumbents} incumbents on 4 nodes (median of {args.repeats})"
+        )
+        print(f"{'policy':<15}{'decision us':>13}{'x first_fit':>13}")
+        decisions: dict[str, float] = {}
+        for policy in POLICY_ORDER:
+            place = POLICIES[policy]
+            whole = median_seconds(partial(place, nodes, apps), args.repeats)
+            prefix = median_seconds(partial(place, nodes, apps[:-1]), args.repeats)
+            decisions[policy] = max(whole - prefix, 0.0)
+        for policy, seconds in decisions.items():
+            ratio = seconds / decisions[BASELINE] if decisions[BASELINE] > 0 else float("inf")
+            print(f"{policy:<15}{seconds * 1e6:>13.1f}{ratio:>13.1f}")
+        loaded = POLICIES["depth_first"](nodes, apps).hosted[nodes.nodes[0].name]
+        predict = median_seconds(partial(predict_latencies, nodes.nodes[0], loaded), args.repeats * 10)
+        print(f"predict latencies for a node of {len(loaded)} apps: {predict * 1e6:.1f} us")
+
+    print("\nexact search, 2 Jetsons (median of 3), against depth_first on the same apps")
+    print(f"{'apps':>5}{'exact ms':>12}{'depth_first ms':>16}{'ratio':>10}{'hosted exact/df':>18}")
+    gpu_apps = load_apps(ibis_data_dir() / WORKLOADS["gpu"]).apps
+    small = cluster("gpu", 2)
+    for count in range(6, args.max_exact + 1, 2):
+        apps = stream(gpu_apps, count)
+        exact = median_seconds(partial(POLICIES["exact"], small, apps), 3)
+        greedy = median_seconds(partial(POLICIES["depth_first"], small, apps), 3)
+        hosted = f"{POLICIES['exact'](small, apps).n_hosted}/{POLICIES['depth_first'](small, apps).n_hosted}"
+        print(f"{count:>5}{exact * 1e3:>12.1f}{greedy * 1e3:>16.2f}{exact / greedy:>10.0f}{hosted:>18}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The sampling loop: wall-clock aligned ticks, isolated sources, derive, rows to the writer and sinks.
+
+Each source runs in its own worker thread per tick and gets a deadline; a source that raises or overruns costs
+its own columns for that tick (and is reported in the ``collector`` table), never the sample. A source still
+busy from an earlier tick is not started again until it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cotenant.collectors import CGROUP_SOURCES, HOST_SOURCES, instantiate
+from cotenant.collectors.base import (
+    CgroupSource,
+    CgroupTarget,
+    HostSource,
+    MetricSpec,
+    Roots,
+    Source,
+    SourceUnavailable,
+)
+from cotenant.collectors.derive import derive
+from cotenant.collectors.selfstats import SelfObserver, TickReport
+from cotenant.collectors.targets import CgroupLayout, TargetSelector, is_alive
+from cotenant.collectors.writer import Row, SegmentWriter
+
+log = logging.getLogger(__name__)
+HOST_TARGET = "host"
+Sink = Callable[[int, dict[str, dict[str, Row]]], None]  # (epoch ms, {table: {target: row}})
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    out: Path
+    cgroups: tuple[str, ...] = ()
+    cgroup_globs: tuple[str, ...] = ()
+    pids: tuple[int, ...] = ()
+    interval: float = 1.0
+    duration: float | None = None
+    segment_seconds: float = 10.0
+    roots: Roots = field(default_factory=Roots)
+    sources: tuple[str, ...] | None = None  # None = every registered source
+    read_timeout_share: float = 0.8  # of the interval a source may take before its tick is given up
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0:
+            raise ValueError(f"interval must be positive, got {self.interval}")
+        if self.segment_seconds <= 0:
+            raise ValueError(f"segment_seconds must be positive, got {self.segment_seconds}")
+
+
+@dataclass
+class _SourceResult:
+    values: dict[str, tuple[dict[str, float], float]]  # target -> (raw values, monotonic read time)
+    vanished: list[str]
+    errors: int
+    duration: float
+
+
+def _read_all(source: Source, targets: Sequence[CgroupTarget], roots: Roots) -> _SourceResult:
+    started = time.monotonic()
+    values: dict[str, tuple[dict[str, float], float]] = {}
+    vanished: list[str] = []
+    errors = 0
+    if isinstance(source, HostSource):
+        values[HOST_TARGET] = (source.read(), time.monotonic())
+    else:
+        assert isinstance(source, CgroupSource)
+        for target in targets:
+            try:
+                values[target.name] = (source.read(target), time.monotonic())
+            except (FileNotFoundError, ProcessLookupError):
+                if is_alive(target, roots):
+                    errors += 1
+                else:
+                    vanished.append(target.name)
+            except SourceUnavailable:
+                raise
+            except Exception as error:  # one target's failure must not cost the others
+                errors += 1
+                log.debug("source %s failed on %s: %s", source.name, target.name, error)
+    return _SourceResult(values, vanished, errors, time.monotonic() - started)
+
+
+class Collector:
+    def __init__(self, config: CollectorConfig, sinks: Sequence[Sink] = ()) -> None:
+        self.config = config
+        self.sinks = list(sinks)
+        self.layout = CgroupLayout.detect(config.roots)
+        self.selector = TargetSelector(
+            self.layout, config.roots, config.cgroups, config.cgroup_globs, config.pids
+        )
+        self.selector.validate()
+        self.sources: list[Source] = []
+        self.unavailable: dict[str, str] = {}
+        self.specs: dict[str, dict[str, MetricSpec]] = {}
+        for registry in (HOST_SOURCES, CGROUP_SOURCES):
+            for name in sorted(registry):
+                if config.sources is None or name in config.sources:
+                    self._open(name, instantiate(registry[name], config.roots))
+        self.observer = SelfObserver([s.name for s in self.sources] + list(self.unavailable), config.interval)
+        self.writer = SegmentWriter(config.out, self.table_columns(), config.segment_seconds)
+        self.previous: dict[tuple[str, str], tuple[dict[str, float], float]] = {}
+        self.known_targets: dict[str, CgroupTarget] = {}
+        self.warned: set[str] = set()
+        self.busy: dict[str, Future[_SourceResult]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=max(len(self.sources), 1), thread_name_prefix="source")
+
+    def _open(self, name: str, source: Source) -> None:
+        try:
+            source.open()
+        except SourceUnavailable as error:
+            self.unavailable[name] = str(error)
+            log.warning("source %s unavailable: %s", name, error)
+            return
+        except Exception as error:  # a broken source is reported, the others still run
+            self.unavailable[name] = f"{type(error).__name__}: {error}"
+            log.warning("source %s failed to open: %s", name, error)
+            return
+        self.sources.append(source)
+        self.specs[name] = {spec.name: spec for spec in source.specs()}
+
+    def table_columns(self) -> dict[str, list[str]]:
+        columns: dict[str, list[str]] = {"host": [], "cgroup": [], "collector": self.observer.columns()}
+        for source in self.sources:
+            table = "host" if source.scope == "host" else "cgroup"
+            columns[table] += [spec.derived_name for spec in self.specs[source.name].values()]
+        return columns
+
+    def run(self, stop: threading.Event) -> int:
+        """Sample until ``stop`` is set or the duration has passed; returns the number of ticks taken."""
+        interval = self.config.interval
+        first = math.ceil(time.time() / interval) * interval  # aligned to wall-clock multiples of interval
+        duration = self.config.duration
+        last_index = None if duration is None else math.floor(duration / interval + 1e-9)
+        index = ticks = 0
+        try:
+            # times are first + index * interval (never accumulated), so the cadence does not drift
+            while last_index is None or index <= last_index:
+                scheduled = first + index * interval
+                if stop.wait(max(0.0, scheduled - time.time())):
+                    break
+                lateness = time.time() - scheduled
+                skipped = int(lateness // interval)
+                if skipped:  # overran whole intervals: skip them rather than bunch samples together
+                    index += skipped
+                    scheduled = first + index * interval
+                    lateness -= skipped * interval
+                self.tick(scheduled, lateness, skipped)
+                ticks += 1
+                index += 1
+        finally:
+            self.close()
+        return ticks
+
+    def tick(self, scheduled: float, lateness: float, skipped: int) -> None:
+        started = time.monotonic()
+        epoch_ms = round(scheduled * 1000)
+        targets = self.selector.current(self.warned)
+        for gone in set(self.known_targets) - set(targets):
+            self._forget(gone)
+        self.known_targets = dict(targets)
+        submitted = {}
+        for source in self.sources:
+            if source.name in self.busy and not self.busy[source.name].done():
+                continue  # still stuck in an earlier read
+            submitted[source.name] = self.pool.submit(
+                _read_all, source, list(targets.values()), self.config.roots
+            )
+            self.busy[source.name] = submitted[source.name]
+        wait(submitted.values(), timeout=self.config.interval * self.config.read_timeout_share)
+        tables: dict[str, dict[str, Row]] = {"host": {}, "cgroup": {}}
+        report = TickReport(lateness=lateness, skipped=skipped, targets=len(targets))
+        for source in self.sources:
+            future = submitted.get(source.name)
+            if future is None or not future.done():
+                report.source(source.name, None, ok=False)
+                continue
+            try:
+                result = future.result()
+            except Exception as error:
+                log.debug("source %s failed: %s", source.name, error)
+                report.source(source.name, None, ok=False)
+                continue
+            report.source(source.name, result.duration, ok=result.errors == 0)
+            for name in result.vanished:
+                self._forget(name)
+                self.known_targets.pop(name, None)
+            table = "host" if source.scope == "host" else "cgroup"
+            for target, (values, read_at) in result.values.items():
+                key = (source.name, target)
+                before = self.previous.get(key)
+                self.previous[key] = (values, read_at)
+                dt = read_at - before[1] if before else 0.0
+                derived = derive(before[0] if before else None, values, dt, self.specs[source.name])
+                if derived is not None:
+                    tables[table].setdefault(target, {}).update(derived)
+        for table, rows in tables.items():
+            for target, row in rows.items():
+                self.writer.add(table, epoch_ms, target, row)
+        tables["collector"] = {"collector": self.observer.row(report, time.monotonic() - started)}
+        self.writer.add("collector", epoch_ms, "collector", tables["collector"]["collector"])
+        for sink in self.sinks:
+            sink(epoch_ms, tables)
+        if self.writer.due(time.time()):
+            self.writer.flush(time.time())
+
+    def _forget(self, name: str) -> None:
+        target = self.known_targets.get(name)
+        log.info("target %s is gone", name)
+        for source in self.sources:
+            self.previous.pop((source.name, name), None)
+            if isinstance(source, CgroupSource) and target is not None:
+                try:
+                    source.forget(target)
+                except Exception as error:
+                    log.debug("source %s could not forget %s: %s", source.name, name, error)
+
+    def close(self) -> None:
+        try:
+            self.writer.flush(time.time())
+        finally:
+            self.writer.close()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for source in self.sources:
+                try:
+                    source.close()
+                except Exception as error:
+                    log.debug("source %s did not close: %s", source.name, error)

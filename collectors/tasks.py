@@ -1,0 +1,187 @@
+"""Per-target aggregate of member processes from /proc/<pid>/{stat,status,io,schedstat}.
+
+Also the source for ``pid:<n>`` targets. Counters are kept monotonic across process churn: each process
+contributes its growth since it was last seen (a new process its whole value), so a process exiting does not
+look like a counter reset to ``derive``. ``/proc/<pid>/status`` context switches are the main thread's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from cotenant.collectors.base import (
+    CGROUP_SOURCES,
+    CgroupSource,
+    CgroupTarget,
+    ChurnAccumulator,
+    MetricGroup,
+    MetricSpec,
+    Roots,
+    counter,
+    gauge,
+)
+from cotenant.collectors.targets import member_pids
+
+SOURCE = "tasks"
+P = "tasks_"
+CPU, MEM, IO, OTHER = MetricGroup.CPU, MetricGroup.MEMORY, MetricGroup.IO, MetricGroup.OTHER
+CLOCK_TICKS = 100.0  # USER_HZ
+PAGE = 4096.0
+
+# /proc/<pid>/stat field number as proc(5) counts them -> (metric, scale, unit, group)
+STAT_COUNTERS = {
+    10: ("minor_faults_total", 1.0, "faults", MEM),
+    11: ("children_minor_faults_total", 1.0, "faults", MEM),
+    12: ("major_faults_total", 1.0, "faults", MEM),
+    13: ("children_major_faults_total", 1.0, "faults", MEM),
+    14: ("user_cpu_seconds_total", 1 / CLOCK_TICKS, "seconds", CPU),
+    15: ("system_cpu_seconds_total", 1 / CLOCK_TICKS, "seconds", CPU),
+    16: ("children_user_cpu_seconds_total", 1 / CLOCK_TICKS, "seconds", CPU),
+    17: ("children_system_cpu_seconds_total", 1 / CLOCK_TICKS, "seconds", CPU),
+    42: ("blkio_delay_seconds_total", 1 / CLOCK_TICKS, "seconds", IO),
+    43: ("guest_cpu_seconds_total", 1 / CLOCK_TICKS, "seconds", CPU),
+}
+STAT_GAUGES = {20: ("threads", 1.0, "threads", CPU), 23: ("virtual_memory_bytes", 1.0, "bytes", MEM)}
+STATES = {"R": "running", "S": "sleeping", "D": "disk_sleep", "Z": "zombie", "T": "stopped"}
+STATUS_BYTES = [
+    "VmPeak",
+    "VmSize",
+    "VmLck",
+    "VmPin",
+    "VmHWM",
+    "VmRSS",
+    "RssAnon",
+    "RssFile",
+    "RssShmem",
+    "VmData",
+    "VmStk",
+    "VmExe",
+    "VmLib",
+    "VmPTE",
+    "VmSwap",
+    "HugetlbPages",
+]
+STATUS_COUNTERS = {"voluntary_ctxt_switches": "voluntary_context_switches_total",
+                   "nonvoluntary_ctxt_switches": "involuntary_context_switches_total"}  # fmt: skip
+IO_COUNTERS = {
+    "rchar": ("read_chars_bytes_total", "bytes read by syscalls (incl. page cache)"),
+    "wchar": ("written_chars_bytes_total", "bytes written by syscalls (incl. page cache)"),
+    "syscr": ("read_syscalls_total", "read syscalls"),
+    "syscw": ("write_syscalls_total", "write syscalls"),
+    "read_bytes": ("storage_read_bytes_total", "bytes fetched from storage"),
+    "write_bytes": ("storage_written_bytes_total", "bytes sent to storage"),
+    "cancelled_write_bytes": ("cancelled_written_bytes_total", "written bytes later truncated"),
+}
+SCHEDSTAT = (("run_seconds_total", 1e-9), ("runqueue_wait_seconds_total", 1e-9), ("timeslices_total", 1.0))
+
+
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(key))
+
+
+def _specs() -> list[MetricSpec]:
+    specs = [gauge(P + "processes", "processes", SOURCE, OTHER, "member processes")]
+    for metric, _, unit, group in STAT_COUNTERS.values():
+        specs.append(counter(P + metric, unit, SOURCE, group, f"/proc/<pid>/stat {metric}, summed"))
+    for metric, _, unit, group in STAT_GAUGES.values():
+        specs.append(gauge(P + metric, unit, SOURCE, group, f"/proc/<pid>/stat {metric}, summed"))
+    for state in STATES.values():
+        specs.append(
+            gauge(f"{P}state_{state}_processes", "processes", SOURCE, CPU, f"processes in state {state}")
+        )
+    for key in STATUS_BYTES:
+        specs.append(
+            gauge(f"{P}{_snake(key)}_bytes", "bytes", SOURCE, MEM, f"/proc/<pid>/status {key}, summed")
+        )
+    for key, metric in STATUS_COUNTERS.items():
+        specs.append(counter(P + metric, "switches", SOURCE, CPU, f"{key} (main threads), summed"))
+    for metric, description in IO_COUNTERS.values():
+        unit = "bytes" if "bytes" in metric else "syscalls"
+        specs.append(counter(P + metric, unit, SOURCE, IO, description + ", summed"))
+    specs.append(counter(P + "run_seconds_total", "seconds", SOURCE, CPU, "time on CPU (schedstat)"))
+    specs.append(
+        counter(P + "runqueue_wait_seconds_total", "seconds", SOURCE, CPU, "time runnable but waiting")
+    )
+    specs.append(counter(P + "timeslices_total", "timeslices", SOURCE, CPU, "timeslices run on a CPU"))
+    return specs
+
+
+def parse_stat(text: str) -> tuple[dict[str, float], dict[str, float], str]:
+    """Counters, gauges and state from /proc/<pid>/stat (comm may contain spaces and parentheses)."""
+    fields = text[text.rindex(")") + 2 :].split()  # fields[0] is proc(5) field 3, the state
+    counters = {
+        P + m: float(fields[i - 3]) * s for i, (m, s, _, _) in STAT_COUNTERS.items() if i - 3 < len(fields)
+    }
+    gauges = {P + m: float(fields[i - 3]) * s for i, (m, s, _, _) in STAT_GAUGES.items()}
+    return counters, gauges, fields[0]
+
+
+def parse_status(text: str) -> tuple[dict[str, float], dict[str, float]]:
+    counters: dict[str, float] = {}
+    gauges: dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in STATUS_COUNTERS:
+            counters[P + STATUS_COUNTERS[key]] = float(rest)
+        elif key in STATUS_BYTES:
+            gauges[f"{P}{_snake(key)}_bytes"] = float(rest.split()[0]) * 1024  # kB
+    return counters, gauges
+
+
+def parse_io(text: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in IO_COUNTERS:
+            values[P + IO_COUNTERS[key][0]] = float(rest)
+    return values
+
+
+def parse_schedstat(text: str) -> dict[str, float]:
+    return {P + name: float(v) * scale for (name, scale), v in zip(SCHEDSTAT, text.split(), strict=False)}
+
+
+@CGROUP_SOURCES.register(SOURCE)
+class TasksSource(CgroupSource):
+    name = SOURCE
+
+    def __init__(self, roots: Roots | None = None) -> None:
+        super().__init__(roots)
+        self._state: dict[str, ChurnAccumulator] = {}
+
+    def specs(self) -> list[MetricSpec]:
+        return _specs()
+
+    def read_process(self, pid: int) -> tuple[dict[str, float], dict[str, float], str]:
+        base = self.roots.procfs / str(pid)
+        counters, gauges, state = parse_stat((base / "stat").read_text())
+        status_counters, status_gauges = parse_status((base / "status").read_text())
+        counters.update(status_counters)
+        gauges.update(status_gauges)
+        for name, parse in (("io", parse_io), ("schedstat", parse_schedstat)):
+            # io needs ptrace rights over the process; schedstat needs CONFIG_SCHEDSTATS
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                counters.update(parse((base / name).read_text()))
+        return counters, gauges, state
+
+    def read(self, target: CgroupTarget) -> dict[str, float]:
+        pids = member_pids(target, self.roots)
+        state = self._state.setdefault(target.name, ChurnAccumulator())
+        gauges: dict[str, float] = {P + "processes": 0.0}
+        gauges.update({f"{P}state_{s}_processes": 0.0 for s in STATES.values()})
+        seen: dict[int, dict[str, float]] = {}
+        for pid in pids:
+            try:
+                counters, process_gauges, process_state = self.read_process(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited between listing and reading
+            gauges[P + "processes"] += 1
+            if process_state in STATES:
+                gauges[f"{P}state_{STATES[process_state]}_processes"] += 1
+            for name, value in process_gauges.items():
+                gauges[name] = gauges.get(name, 0.0) + value
+            seen[pid] = counters
+        return {**state.update(seen), **gauges}
+
+    def forget(self, target: CgroupTarget) -> None:
+        self._state.pop(target.name, None)

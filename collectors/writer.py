@@ -1,0 +1,130 @@
+"""Hive-partitioned zstd Parquet segments, written temp + rename so a reader never sees half a file.
+
+Every file of one collection carries the same schema (``timestamp``, ``target`` and the union of all tables'
+metric columns, null where a table has no such metric), so ``polars.scan_parquet(OUT,
+hive_partitioning=True)`` reads the whole collection without options. Each file also records its own table's
+metric columns in the Parquet key-value metadata (``cotenant.columns``); ``scan_telemetry`` uses it to return
+one table's columns. Temporary files live in a hidden sibling of OUT: a temp file inside OUT would break
+directory scans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import polars as pl
+
+TABLES = ("host", "cgroup", "collector")
+LOW_SPACE_BYTES = 1 << 20
+COLUMNS_KEY = "cotenant.columns"
+TABLE_KEY = "cotenant.table"
+Row = dict[str, float | None]
+
+
+class OutputError(Exception):
+    """The output directory cannot be written (missing rights, not a directory, disk full)."""
+
+
+def partial_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial"
+
+
+def segment_frame(
+    epoch_ms: Sequence[int], targets: Sequence[str], rows: Sequence[Row], columns: Sequence[str]
+) -> pl.DataFrame:
+    """Rows -> the telemetry layout: ``timestamp`` (ms, UTC), ``target``, then Float64 ``columns``."""
+    data: dict[str, pl.Series] = {
+        "timestamp": pl.Series("timestamp", epoch_ms, dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
+        "target": pl.Series("target", targets, dtype=pl.String),
+    }
+    for column in columns:
+        data[column] = pl.Series(column, [row.get(column) for row in rows], dtype=pl.Float64)
+    return pl.DataFrame(data)
+
+
+class SegmentWriter:
+    """Buffers rows per table and writes one Parquet file per table every ``segment_seconds``."""
+
+    def __init__(self, out: Path, table_columns: Mapping[str, Sequence[str]], segment_seconds: float) -> None:
+        self.out = out
+        self.table_columns = {table: list(table_columns.get(table, [])) for table in TABLES}
+        self.all_columns = sorted({c for columns in self.table_columns.values() for c in columns})
+        self.segment_seconds = segment_seconds
+        self.buffers: dict[str, tuple[list[int], list[str], list[Row]]] = {t: ([], [], []) for t in TABLES}
+        self.segment_started: float | None = None
+        self.sequence = 0
+        self.files_written = 0
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Fail now, with the path in the message, rather than after the first segment of sampling."""
+        for directory in (self.out, partial_dir(self.out)):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=directory):
+                    pass
+            except OSError as error:
+                raise OutputError(
+                    f"output directory {directory} is not writable: {error.strerror or error}"
+                ) from error
+        for stale in partial_dir(self.out).glob("*.parquet.tmp"):
+            stale.unlink(missing_ok=True)  # left by a killed run; never part of the collection
+
+    def add(self, table: str, epoch_ms: int, target: str, row: Row) -> None:
+        epochs, targets, rows = self.buffers[table]
+        epochs.append(epoch_ms)
+        targets.append(target)
+        rows.append(row)
+
+    def due(self, wall_time: float) -> bool:
+        if self.segment_started is None:
+            self.segment_started = wall_time
+        return wall_time - self.segment_started >= self.segment_seconds
+
+    def flush(self, wall_time: float | None = None) -> list[Path]:
+        """Write every non-empty buffer as one file per table; returns the files written."""
+        written = []
+        for table, (epochs, targets, rows) in self.buffers.items():
+            if rows:
+                written.append(
+                    self._write(table, segment_frame(epochs, targets, rows, self.all_columns), epochs[0])
+                )
+                self.buffers[table] = ([], [], [])
+        self.segment_started = wall_time
+        return written
+
+    def _write(self, table: str, frame: pl.DataFrame, first_ms: int) -> Path:
+        self.sequence += 1
+        name = f"part-{first_ms}-{os.getpid()}-{self.sequence:06d}.parquet"
+        final = self.out / f"table={table}" / name
+        temp = partial_dir(self.out) / f"{table}-{name}.tmp"
+        metadata = {TABLE_KEY: table, COLUMNS_KEY: json.dumps(self.table_columns[table])}
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(temp, compression="zstd", metadata=metadata)
+            with open(temp, "rb") as handle:
+                os.fsync(
+                    handle.fileno()
+                )  # the rename must not publish a file whose blocks are still in cache
+            os.replace(temp, final)
+        except (OSError, pl.exceptions.PolarsError) as error:
+            temp.unlink(missing_ok=True)
+            reason = getattr(error, "strerror", None) or str(error)
+            free = shutil.disk_usage(temp.parent).free
+            if (
+                free < LOW_SPACE_BYTES
+            ):  # Parquet writers report a full disk as a broken stream; say what it is
+                reason = f"No space left on device ({free} bytes free; {reason})"
+            raise OutputError(f"cannot write segment {final}: {reason}") from error
+        self.files_written += 1
+        return final
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # only removed when empty: a concurrent run may still use it
+            partial_dir(self.out).rmdir()

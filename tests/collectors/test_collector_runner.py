@@ -1,0 +1,124 @@
+"""The runner on fixture trees: rows per tick, first sample dropped, isolation, vanishing cgroups."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from cotenant.collectors.base import Roots
+from cotenant.collectors.host_cpu import HostCpuSource
+from cotenant.collectors.host_psi import HostPsiSource
+from cotenant.collectors.runner import Collector, CollectorConfig
+from cotenant.datasets.telemetry import scan_telemetry
+
+FAST = 0.2  # seconds per tick: keeps these tests short; cadence itself is checked in the live tests
+NO_PERF = (
+    "host_cpu",
+    "host_memory",
+    "host_io",
+    "host_psi",
+    "cgroup_v2",
+    "cgroup_v1_cpu",
+    "cgroup_v1_memory",
+    "tasks",
+)
+
+
+def run(config: CollectorConfig, during: object = None) -> Collector:
+    collector = Collector(config)
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,))
+    thread.start()
+    if callable(during):
+        during()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    return collector
+
+
+def test_rows_per_target_and_first_sample_dropped(tmp_path: Path, layout: str, copied_tree: Roots) -> None:
+    config = CollectorConfig(
+        out=tmp_path / "out",
+        cgroup_globs=("lab/**",),
+        interval=FAST,
+        duration=1.0,
+        segment_seconds=0.5,
+        roots=copied_tree,
+        sources=NO_PERF,
+    )
+    run(config)
+    cgroup = scan_telemetry(tmp_path / "out", "cgroup").collect()
+    counts = dict(cgroup.group_by("target").len().rows())
+    assert set(counts) == {"lab", "lab/a"}
+    assert counts["lab/a"] == 5, "6 ticks in 1 s at 0.2 s, the first one dropped"
+    row = cgroup.filter(pl.col("target") == "lab/a").row(0, named=True)
+    # fixture files do not change between ticks: counters give zero rates, gauges their values
+    assert row["cgroup_cpu_usage_seconds_per_second"] == 0.0
+    if layout == "v2":
+        assert row["cgroup_cpu_pressure_some_avg10_ratio"] == pytest.approx(0.125)
+        assert row["cgroup_cpu_max_cores"] == pytest.approx(1.5)
+    else:
+        assert row["cgroup_v1_cpu_quota_cores"] == pytest.approx(2.0)
+    stamps = cgroup.filter(pl.col("target") == "lab/a")["timestamp"].dt.epoch("ms").to_list()
+    assert all(stamp % 200 == 0 for stamp in stamps), "timestamps are aligned to the interval"
+    assert [b - a for a, b in itertools.pairwise(stamps)] == [200] * 4
+    collector_rows = scan_telemetry(tmp_path / "out", "collector").collect()
+    assert collector_rows.height == 6 and collector_rows["collector_source_cgroup_v2_success"].min() == 1.0
+
+
+def test_failing_and_slow_sources_cost_only_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: HostPsiSource) -> dict[str, float]:
+        raise RuntimeError("simulated failure")
+
+    def slow(self: HostCpuSource) -> dict[str, float]:
+        time.sleep(1.0)
+        return {}
+
+    monkeypatch.setattr(HostPsiSource, "read", broken)
+    monkeypatch.setattr(HostCpuSource, "read", slow)
+    roots = Roots(
+        procfs=Path(__file__).parent / "fixtures/v2/proc", cgroup=Path(__file__).parent / "fixtures/v2/cgroup"
+    )
+    config = CollectorConfig(
+        out=tmp_path / "out", cgroups=("lab/a",), interval=FAST, duration=1.0, roots=roots, sources=NO_PERF
+    )
+    run(config)
+    host = scan_telemetry(tmp_path / "out", "host").collect()
+    assert host.height >= 4 and host["host_meminfo_mem_total_bytes"].null_count() == 0
+    assert host["host_cpu_pressure_some_avg10_ratio"].null_count() == host.height
+    me = scan_telemetry(tmp_path / "out", "collector").collect()
+    assert me["collector_source_host_psi_success"].sum() == 0
+    assert me["collector_source_host_cpu_success"].sum() == 0, "the slow source missed every deadline"
+    assert me["collector_source_host_memory_success"].min() == 1.0
+    assert me["collector_tick_lateness_seconds"].max() < FAST, "a slow source does not delay the tick"
+
+
+def test_vanishing_cgroup_ends_cleanly(tmp_path: Path, layout: str, copied_tree: Roots) -> None:
+    shutil.copytree(copied_tree.cgroup / ("unified" if layout == "hybrid" else "") / "lab" / "a",
+                    copied_tree.cgroup / ("unified" if layout == "hybrid" else "") / "lab" / "b")  # fmt: skip
+    config = CollectorConfig(
+        out=tmp_path / "out",
+        cgroup_globs=("lab/*",),
+        interval=FAST,
+        duration=2.0,
+        roots=copied_tree,
+        sources=NO_PERF,
+    )
+
+    def remove_b() -> None:
+        time.sleep(0.9)
+        shutil.rmtree(copied_tree.cgroup / ("unified" if layout == "hybrid" else "") / "lab" / "b")
+
+    collector = run(config, remove_b)
+    counts = dict(scan_telemetry(tmp_path / "out", "cgroup").collect().group_by("target").len().rows())
+    assert counts["lab/a"] == 10
+    assert 1 <= counts["lab/b"] < 8
+    assert "lab/b" not in collector.known_targets
+    assert not any(target == "lab/b" for _, target in collector.previous)

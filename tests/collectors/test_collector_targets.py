@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from collector_testkit import fixture_roots
+from cotenant.collectors.base import Roots
+from cotenant.collectors.targets import CgroupLayout, TargetError, TargetSelector
+
+
+def test_hybrid_layout_maps_name_to_v2_and_v1_dirs() -> None:
+    roots = fixture_roots("hybrid")
+    layout = CgroupLayout.detect(roots)
+    assert layout.v2_root == roots.cgroup / "unified"
+    target = layout.resolve("lab/a")
+    assert target is not None and target.v2 == roots.cgroup / "unified" / "lab" / "a"
+    assert set(target.v1) == {"cpu", "cpuacct", "cpuset", "memory", "blkio", "pids"}
+
+
+def test_pure_v2_layout_has_no_v1() -> None:
+    roots = fixture_roots("v2")
+    layout = CgroupLayout.detect(roots)
+    target = layout.resolve("lab/a")
+    assert layout.v2_root == roots.cgroup and target is not None and target.v1 == {}
+
+
+def test_glob_finds_cgroup_and_descendants(layout: str) -> None:
+    assert CgroupLayout.detect(fixture_roots(layout)).glob("lab/**") == ["lab", "lab/a"]
+
+
+def test_unknown_cgroup_is_a_clear_error(layout: str) -> None:
+    roots = fixture_roots(layout)
+    selector = TargetSelector(CgroupLayout.detect(roots), roots, cgroups=("no/such",))
+    with pytest.raises(TargetError, match="no/such"):
+        selector.validate()
+
+
+def test_dotdot_is_refused() -> None:
+    with pytest.raises(TargetError, match=r"\.\."):
+        CgroupLayout.detect(fixture_roots("v2")).resolve("../etc")
+
+
+def test_pid_targets(tmp_path: Path) -> None:
+    roots = fixture_roots("v2")
+    selector = TargetSelector(CgroupLayout.detect(roots), roots, pids=(4242, 999999))
+    assert list(selector.current(set())) == ["pid:4242"]
+    with pytest.raises(TargetError, match="999999"):
+        selector.validate()
+    assert Roots()  # default roots construct

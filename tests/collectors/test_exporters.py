@@ -1,0 +1,74 @@
+"""--prometheus-port and --push against real local servers (fixture trees as the machine)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+from collector_testkit import fixture_roots
+from cotenant.collectors.prometheus import PrometheusSink
+from cotenant.collectors.push import Pusher
+from cotenant.collectors.runner import Collector, CollectorConfig
+
+SOURCES = ("host_memory", "cgroup_v2")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Ingest(BaseHTTPRequestHandler):
+    bodies: ClassVar[list[dict[str, Any]]] = []
+    auth: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Ingest.bodies.append(json.loads(self.rfile.read(length)))
+        Ingest.auth.append(self.headers["Authorization"])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_prometheus_and_push(tmp_path: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), Ingest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = free_port()
+    prometheus = PrometheusSink(port, address="127.0.0.1")
+    pusher = Pusher(f"http://127.0.0.1:{server.server_port}", "secret", "node-1")
+    config = CollectorConfig(out=tmp_path, cgroups=("lab/a",), interval=0.2, duration=0.8,
+                             roots=fixture_roots("v2"), sources=SOURCES)  # fmt: skip
+    Collector(config, [prometheus, pusher]).run(threading.Event())
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'cotenant_cgroup_memory_current_bytes{table="cgroup",target="lab/a"} 5.36870912e+08' in text
+    assert "cotenant_cgroup_memory_max_bytes" not in text, "unavailable metrics are absent, not zero"
+    pusher.close()
+    prometheus.close()
+    server.shutdown()
+    assert pusher.sent >= 4 and pusher.dropped == 0
+    assert set(Ingest.auth) == {"Bearer secret"}
+    sample = next(s for body in Ingest.bodies for s in body["samples"] if s["target"] == "lab/a")
+    assert (
+        Ingest.bodies[0]["host"] == "node-1" and sample["metrics"]["cgroup_memory_current_bytes"] == 536870912
+    )
+
+
+def test_push_never_blocks_and_counts_drops_when_service_is_down() -> None:
+    pusher = Pusher(f"http://127.0.0.1:{free_port()}", "t", "h", max_batches=3, max_backoff=0.2)
+    started = time.monotonic()
+    for second in range(10):
+        pusher(1_700_000_000_000 + second * 1000, {"host": {"host": {"m": 1.0}}})
+    assert time.monotonic() - started < 0.5, "enqueueing never waits for the network"
+    assert len(pusher.queue) == 3 and pusher.dropped == 7
+    pusher.close(drain_seconds=0.2)
+    assert pusher.failures >= 1 and pusher.sent == 0
