@@ -1,11 +1,141 @@
-"""Scaffold: replaced by the real commands of this area."""
+"""``cotenant lab``: run a plan, describe a plan, label a lab directory, clean leftovers."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, help="Run the interference lab.")
+console = Console(stderr=True)
 
 
-@app.command("todo")
-def todo() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=2)
+@app.command("run")
+def run(
+    plan: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML plan"),
+    out: Path = typer.Option(..., "--out", help="lab output directory (resumed if it exists)"),
+    clean_stale: bool = typer.Option(False, help="kill and remove leftover lab cgroups of dead runs first"),
+    allow_concurrent: bool = typer.Option(False, help="start even if another lab run is active"),
+    telemetry: bool = typer.Option(True, help="run `cotenant collect` over the lab's cgroups"),
+    max_runs: int | None = typer.Option(None, help="stop after this many new runs (pilot)"),
+) -> None:
+    """Run (or resume) PLAN into OUT, with progress and ETA; Ctrl-C stops cleanly and can be resumed."""
+    from cotenant.datasets.lab.plan import PlanError
+    from cotenant.datasets.lab.session import LabError, run_lab
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def report(index: int, total: int, spec: object, state: str) -> None:
+            label = getattr(spec, "run_id", "") + " " + getattr(getattr(spec, "target", None), "workload", "")
+            progress.update(task, completed=index, total=total, description=f"{label} {state}".strip())
+
+        try:
+            result = run_lab(
+                plan,
+                out,
+                allow_concurrent=allow_concurrent,
+                clean_stale=clean_stale,
+                telemetry=telemetry,
+                max_runs=max_runs,
+                on_progress=report,
+            )
+        except (LabError, PlanError) as error:
+            console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(code=2) from error
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted; cgroups cleaned up; run the same command to resume[/yellow]")
+            raise typer.Exit(code=130) from None
+    console.print(
+        f"{result.done} runs done, {result.skipped} already done before, {len(result.failed)} failed; "
+        f"telemetry {'on' if result.telemetry else 'OFF (disabled, or collector not available)'}"
+    )
+    for failure in result.failed:
+        console.print(f"[red]failed[/red] {failure}")
+
+
+@app.command("plan-info")
+def plan_info(
+    plan: Path = typer.Argument(..., exists=True, dir_okay=False),
+    overhead_s: float = typer.Option(1.0, help="measured per-run overhead used in the estimate"),
+) -> None:
+    """Counts of a plan and its estimated duration."""
+    from cotenant.datasets.lab.plan import PlanError, load_plan, summarise
+
+    try:
+        summary = summarise(load_plan(plan), overhead_s)
+    except PlanError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    table = Table(title=str(plan))
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for name, value in vars(summary).items():
+        shown = f"{value / 60:.1f} min" if name == "estimated_s" else str(value)
+        table.add_row(name, shown)
+    Console().print(table)
+
+
+@app.command("labels")
+def labels(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
+    """Label distribution and noise floor of a lab output directory."""
+    import polars as pl
+    from cotenant.datasets.lab.labels import label_runs, noise_floor
+    from cotenant.datasets.lab.records import read_journal
+
+    table = label_runs(read_journal(out / "runs.jsonl"))
+    coruns = table.filter(pl.col("kind") == "corun")
+    Console().print(
+        coruns.group_by("application")
+        .agg(
+            pl.len().alias("coruns"),
+            pl.col("label").median().alias("median_P"),
+            pl.col("label").min().alias("min_P"),
+        )
+        .sort("application")
+    )
+    histogram = coruns["label"].hist(bins=[0.0, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0])
+    Console().print(histogram)
+    Console().print(noise_floor(table).describe())
+
+
+@app.command("timing")
+def timing(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
+    """Measured windows, per-run overhead and wall time per run of a lab directory (to size plans)."""
+    from cotenant.datasets.lab.records import read_journal
+    from cotenant.datasets.lab.timing import lab_timing
+
+    Console().print(lab_timing(read_journal(out / "runs.jsonl")).describe())
+
+
+@app.command("clean")
+def clean() -> None:
+    """Kill and remove leftover lab cgroups whose owning lab process is gone."""
+    from cotenant.datasets.lab.session import clean_all
+
+    removed = clean_all()
+    console.print(f"removed {len(removed)} leftover lab cgroups: {', '.join(removed) or '-'}")
+
+
+if (
+    __name__ == "__main__"
+):  # ``python -m cotenant.datasets.lab.cli``: the lab without the other areas' imports
+    app()

@@ -1,0 +1,218 @@
+"""Container-like cgroups for lab workloads, on hybrid (v1 + cgroup2 ``unified``) and pure-v2 hosts.
+
+On a hybrid host the limits live in v1 (``cpu.cfs_quota_us``/``cpu.cfs_period_us``,
+``memory.limit_in_bytes``) and the same relative path is created under the cgroup2 mount too, for PSI and
+``cpu.stat``; a process joins all of them. On a pure-v2 host ``cpu.max`` and ``memory.max`` are used. Killing
+uses ``cgroup.kill`` where the kernel has it and otherwise signals every pid in ``cgroup.procs``, so nothing a
+workload forked survives a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
+CFS_PERIOD_US = 100_000
+LAB_PREFIX = "cotenant-lab-"
+
+
+class CgroupError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class CgroupHierarchy:
+    """Where the hierarchies of this host are mounted. ``v1`` maps controller -> mount; ``unified`` is the
+    cgroup2 mount (the root itself on a pure-v2 host)."""
+
+    v1: dict[str, Path]
+    unified: Path | None
+
+    @property
+    def pure_v2(self) -> bool:
+        return not self.v1
+
+    def directories(self, relative: str) -> list[Path]:
+        """Every directory a cgroup with this relative path has, limits-bearing hierarchies first."""
+        paths = [mount / relative for mount in self.v1.values()]
+        if self.unified is not None:
+            paths.append(self.unified / relative)
+        return paths
+
+
+def detect_hierarchy(root: Path = DEFAULT_ROOT) -> CgroupHierarchy:
+    if (root / "cgroup.controllers").exists():
+        return CgroupHierarchy(v1={}, unified=root)
+    v1 = {name: root / name for name in V1_CONTROLLERS if (root / name / "cgroup.procs").exists()}
+    unified = root / "unified" if (root / "unified" / "cgroup.procs").exists() else None
+    if "cpu" not in v1 or "memory" not in v1:
+        raise CgroupError(f"no cgroup v2 root and no v1 cpu+memory hierarchies under {root}")
+    return CgroupHierarchy(v1=v1, unified=unified)
+
+
+class Cgroup:
+    """One workload's cgroup (the same relative path in every hierarchy)."""
+
+    def __init__(self, hierarchy: CgroupHierarchy, relative: str) -> None:
+        self.hierarchy = hierarchy
+        self.relative = relative
+
+    def create(self, cpus: float, memory_mib: int) -> None:
+        if self.hierarchy.pure_v2:
+            self._enable_v2_controllers()
+        for directory in self.hierarchy.directories(self.relative):
+            directory.mkdir(parents=True, exist_ok=True)
+        quota = max(1000, round(cpus * CFS_PERIOD_US))
+        memory = memory_mib * 1024 * 1024
+        if self.hierarchy.pure_v2:
+            assert self.hierarchy.unified is not None
+            base = self.hierarchy.unified / self.relative
+            (base / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}")
+            (base / "memory.max").write_text(str(memory))
+        else:
+            cpu = self.hierarchy.v1["cpu"] / self.relative
+            (cpu / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+            (cpu / "cpu.cfs_quota_us").write_text(str(quota))
+            (self.hierarchy.v1["memory"] / self.relative / "memory.limit_in_bytes").write_text(str(memory))
+
+    def _enable_v2_controllers(self) -> None:
+        # A v2 controller is available to a child only when every ancestor enables it in subtree_control;
+        # only the controllers the parent offers can be enabled (io is often missing in containers).
+        assert self.hierarchy.unified is not None
+        current = self.hierarchy.unified
+        for part in [*Path(self.relative).parts[:-1], None]:
+            offered = (current / "cgroup.controllers").read_text().split()
+            wanted = [name for name in ("cpu", "memory", "io", "pids") if name in offered]
+            if wanted:
+                (current / "cgroup.subtree_control").write_text(" ".join(f"+{name}" for name in wanted))
+            if part is None:
+                break
+            current = current / part
+            current.mkdir(exist_ok=True)
+
+    def join(self, pid: int) -> None:
+        """Moves ``pid`` into this cgroup in every hierarchy (its future children follow)."""
+        for directory in self.hierarchy.directories(self.relative):
+            (directory / "cgroup.procs").write_text(str(pid))
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for directory in self.hierarchy.directories(self.relative):
+            found |= read_pids(directory)
+        return found
+
+
+V1_MAX_SHARES = 262_144
+V2_MAX_WEIGHT = 10_000
+
+
+def prioritise(hierarchy: CgroupHierarchy, relative: str) -> None:
+    """Gives a top-level group the highest CPU weight.
+
+    In the root cgroup every process is a scheduling entity of its own while a child cgroup is one entity for
+    all its tasks, so on a busy host (a shared machine, CI) the whole lab would otherwise get one process's
+    share and measure the host's load rather than its neighbours'.
+    """
+    if hierarchy.pure_v2:
+        assert hierarchy.unified is not None
+        control = hierarchy.unified / "cgroup.subtree_control"
+        control.write_text("+cpu")
+        (hierarchy.unified / relative / "cpu.weight").write_text(str(V2_MAX_WEIGHT))
+    else:
+        (hierarchy.v1["cpu"] / relative / "cpu.shares").write_text(str(V1_MAX_SHARES))
+
+
+def read_pids(directory: Path) -> set[int]:
+    """Pids in a cgroup directory and all its descendants."""
+    found: set[int] = set()
+    if not directory.is_dir():
+        return found
+    for procs in directory.rglob("cgroup.procs"):
+        try:
+            found |= {int(line) for line in procs.read_text().split()}
+        except OSError:
+            continue
+    return found
+
+
+def kill_tree(hierarchy: CgroupHierarchy, relative: str, timeout_s: float = 5.0) -> None:
+    """Kills every process under ``relative`` (all hierarchies) and removes the directories, deepest first."""
+    if hierarchy.unified is not None:
+        kill_file = hierarchy.unified / relative / "cgroup.kill"
+        if kill_file.exists():
+            with contextlib.suppress(OSError):
+                kill_file.write_text("1")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids: set[int] = set()
+        for directory in hierarchy.directories(relative):
+            pids |= read_pids(directory)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            raise CgroupError(f"processes {sorted(pids)} survived SIGKILL in {relative}")
+        time.sleep(0.02)
+    for directory in hierarchy.directories(relative):
+        remove_directories(directory, timeout_s)
+
+
+def remove_directories(directory: Path, timeout_s: float) -> None:
+    if not directory.is_dir():
+        return
+    children = sorted((path for path in directory.rglob("*") if path.is_dir()), key=lambda p: -len(p.parts))
+    for path in [*children, directory]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                path.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as error:
+                # EBUSY while the kernel finishes tearing down the last exited task.
+                if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise CgroupError(f"cannot remove {path}: {error}") from error
+                time.sleep(0.02)
+
+
+def lab_groups(hierarchy: CgroupHierarchy) -> list[str]:
+    """Top-level lab cgroups (``cotenant-lab-<id>``) present in any hierarchy."""
+    names: set[str] = set()
+    for mount in [*hierarchy.v1.values(), *([hierarchy.unified] if hierarchy.unified else [])]:
+        if mount.is_dir():
+            names |= {
+                path.name for path in mount.iterdir() if path.is_dir() and path.name.startswith(LAB_PREFIX)
+            }
+    return sorted(names)
+
+
+def owner_pid(hierarchy: CgroupHierarchy, group: str) -> int | None:
+    """The pid of the lab process that owns ``group``: it marks itself with an empty child ``owner-<pid>``
+    (cgroupfs holds no plain files), so any other process can tell a live lab from a leftover."""
+    for mount in [*hierarchy.v1.values(), *([hierarchy.unified] if hierarchy.unified else [])]:
+        base = mount / group
+        if base.is_dir():
+            for child in base.iterdir():
+                if child.name.startswith("owner-") and child.name[6:].isdigit():
+                    return int(child.name[6:])
+    return None
+
+
+def pid_alive(pid: int, procfs: Path = Path("/proc")) -> bool:
+    """Whether ``pid`` runs; a zombie (killed, not yet reaped by its new parent) counts as gone."""
+    try:
+        stat = (procfs / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state follows the parenthesised command name, which may itself contain spaces or parentheses.
+    return stat[stat.rfind(")") + 2 :].split(" ", 1)[0] not in {"Z", "X"}

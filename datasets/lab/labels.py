@@ -1,0 +1,114 @@
+"""Labels P derived from run records: performance relative to the median of the config's solo references.
+
+Pure: records in, Polars frames out. P = actual/ideal when higher is better, ideal/actual when lower is
+better, clipped to (0, 1]. Solo references are labelled too, leave-one-out against the other solos of their
+config, which is the noise floor: how far from 1 P moves with no neighbour at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import polars as pl
+from cotenant.datasets.lab.records import RunRecord
+
+LABEL_COLUMNS = {
+    "run_id": pl.Utf8,
+    "kind": pl.Utf8,
+    "application": pl.Utf8,
+    "config_key": pl.Utf8,
+    "scenario": pl.Utf8,
+    "n_neighbours": pl.Int32,
+    "performance": pl.Float64,
+    "solo_performance": pl.Float64,
+    "n_solo_references": pl.Int32,
+    "ratio": pl.Float64,
+    "label": pl.Float64,
+}
+
+# The smallest label kept: P is in (0, 1], so a run that did no work at all still gets a positive label.
+MIN_LABEL = 1e-3
+
+
+def _ratio(actual: float, ideal: float, higher_is_better: bool) -> float:
+    if actual <= 0 or ideal <= 0:
+        return MIN_LABEL
+    return actual / ideal if higher_is_better else ideal / actual
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def label_runs(records: Iterable[RunRecord]) -> pl.DataFrame:
+    """One row per co-run and per solo reference (``kind`` says which), with columns ``LABEL_COLUMNS``.
+
+    ``ratio`` is the unclipped performance ratio, ``label`` is P clipped to (0, 1]. A co-run whose config has
+    no solo reference is left out (it cannot be labelled); ``neighbour_solo`` profiles are inputs, not
+    labelled.
+    Solo rows are compared with the median of the *other* solos of their config (needs at least two).
+    """
+    records = list(records)
+    solos: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.kind == "solo":
+            solos.setdefault(record.config_key, []).append(record)
+    rows: list[dict[str, object]] = []
+    for record in records:
+        if record.kind == "neighbour_solo":
+            continue
+        references = [s.performance for s in solos.get(record.config_key, []) if s.run_id != record.run_id]
+        if not references:
+            continue
+        ideal = _median(references)
+        ratio = _ratio(record.performance, ideal, record.higher_is_better)
+        rows.append(
+            {
+                "run_id": record.run_id,
+                "kind": record.kind,
+                "application": record.application,
+                "config_key": record.config_key,
+                "scenario": record.scenario,
+                "n_neighbours": len(record.neighbours),
+                "performance": record.performance,
+                "solo_performance": ideal,
+                "n_solo_references": len(references),
+                "ratio": ratio,
+                "label": min(max(ratio, MIN_LABEL), 1.0),
+            }
+        )
+    return pl.DataFrame(rows, schema=LABEL_COLUMNS)
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """How much P varies with no interference: solo vs the median of the other solos of the same config."""
+
+    n_solo_pairs: int
+    median_abs_deviation: float  # median |1 - ratio| over solo rows
+    p90_abs_deviation: float
+    mean_solo_label: float  # mean clipped P of solo rows (1.0 would be a noiseless machine)
+
+    def describe(self) -> str:
+        return (
+            f"noise floor over {self.n_solo_pairs} solo references: "
+            f"median |1-P| {self.median_abs_deviation:.3f}, "
+            f"p90 |1-P| {self.p90_abs_deviation:.3f}, mean solo P {self.mean_solo_label:.3f}"
+        )
+
+
+def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
+    """The noise floor from the solo rows of ``label_runs``' output."""
+    solo = labels.filter(pl.col("kind") == "solo")
+    if solo.is_empty():
+        return NoiseFloor(0, float("nan"), float("nan"), float("nan"))
+    deviation = (1.0 - solo["ratio"]).abs()
+    return NoiseFloor(
+        n_solo_pairs=solo.height,
+        median_abs_deviation=float(deviation.median()),  # type: ignore[arg-type]
+        p90_abs_deviation=float(deviation.quantile(0.9)),  # type: ignore[arg-type]
+        mean_solo_label=float(solo["label"].mean()),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,77 @@
+"""The lab's output record: one JSON line per finished execution in ``DIR/runs.jsonl``.
+
+The format is the contract of docs/architecture.md section 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+RunKind = Literal["solo", "corun", "neighbour_solo"]
+Scenario = Literal["static", "dynamic"]
+
+
+class RunCgroups(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    neighbours: list[str] = Field(default_factory=list)
+
+
+class RunRecord(BaseModel):
+    """One finished execution. Labels are derived from these by ``labels.label_runs``, never stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    kind: RunKind
+    application: str
+    config_key: str
+    scenario: Scenario
+    load: str
+    schedule: str | None
+    neighbours: list[str]
+    repeat: int
+    started_at: datetime
+    ended_at: datetime
+    cgroups: RunCgroups
+    performance: float
+    performance_unit: str
+    higher_is_better: bool
+
+
+class JournalError(ValueError):
+    """A runs.jsonl line that is not a RunRecord; the message names the file and line."""
+
+
+def read_journal(path: Path) -> list[RunRecord]:
+    """All records of a journal. A torn last line (a crash during the append) is ignored; any other bad line
+    raises, because silently dropping a finished run would make a resume redo or lose it."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    records: list[RunRecord] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(RunRecord.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as error:
+            if number == len(lines):
+                continue
+            raise JournalError(f"{path}:{number}: not a RunRecord: {error}") from error
+    return records
+
+
+def append_record(path: Path, record: RunRecord) -> None:
+    """Appends one record and fsyncs, so that a finished run survives a crash right after it."""
+    with path.open("a") as journal:
+        journal.write(record.model_dump_json() + "\n")
+        journal.flush()
+        os.fsync(journal.fileno())

@@ -1,0 +1,204 @@
+"""Executes one run of a plan: target and neighbours in their own cgroups, phases timed, output parsed.
+
+Neighbours start ``warmup_s`` before the target and are killed only after its last phase, so every second of
+the target's measurement is co-located. Everything a run starts lives in the run's cgroup subtree, which is
+killed and removed at the end whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cotenant.datasets.lab.cgroups import Cgroup, CgroupHierarchy, kill_tree
+from cotenant.datasets.lab.plan import RoleConfig, RunSpec
+from cotenant.datasets.lab.records import RunCgroups, RunRecord
+from cotenant.datasets.lab.workloads import WORKLOADS, ParseError, WorkContext, Workload
+
+SERVICE_START_TIMEOUT_S = 10.0
+# A time-bounded tool may finish late when starved of CPU (start-up, final report); past this it is hung.
+PHASE_GRACE_S = 15.0
+
+
+class RunFailed(RuntimeError):
+    """A run produced no valid measurement; the message says which role and phase, and where the log is."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    duration_s: int
+    warmup_s: float
+
+
+def phase_seconds(config: RoleConfig, duration_s: int) -> int:
+    return max(1, duration_s // len(config.phase_levels))
+
+
+def _start(command: list[str], cgroup: Cgroup, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Own process group, and joined to the cgroup before exec so that no instruction runs outside it.
+            start_new_session=True,
+            preexec_fn=lambda: cgroup.join(os.getpid()),
+        )
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+class Role:
+    """One workload configuration in one cgroup for one run."""
+
+    def __init__(self, name: str, config: RoleConfig, cgroup: Cgroup, scratch: Path, log_dir: Path) -> None:
+        self.name = name
+        self.config = config
+        self.cgroup = cgroup
+        self.workload: Workload = WORKLOADS[config.workload]()
+        self.log_dir = log_dir
+        self.context = WorkContext(
+            scratch=scratch,
+            role_dir=log_dir / f"{name}.d",
+            runtime_dir=Path(tempfile.mkdtemp(prefix=f"cotenant-lab-{name}-")),
+        )
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def setup(self) -> None:
+        self.cgroup.create(self.config.cpus, self.config.memory_mib)
+        self.context.role_dir.mkdir(parents=True, exist_ok=True)
+        command = self.workload.service_command(self.context)
+        if command is None:
+            return
+        self.processes.append(_start(command, self.cgroup, self.log_dir / f"{self.name}-service.log"))
+        deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
+        while not self.workload.service_ready(self.context):
+            if self.processes[-1].poll() is not None or time.monotonic() > deadline:
+                raise RunFailed(
+                    f"{self.name}: {self.config.workload} server did not start; see {self.log_dir}"
+                )
+            time.sleep(0.01)
+
+    def start_background(self, seconds: int) -> None:
+        """A neighbour: one phase at its level lasting the whole co-run (killed when the target is done)."""
+        log = self.log_dir / f"{self.name}.log"
+        command = self.workload.phase_command(self.config.phase_levels[0], seconds, self.context)
+        self.processes.append(_start(command, self.cgroup, log))
+
+    def run_phases(self, duration_s: int) -> list[float]:
+        """The target: each phase in turn, returning each phase's parsed performance."""
+        seconds = phase_seconds(self.config, duration_s)
+        results = []
+        for index, level in enumerate(self.config.phase_levels):
+            log = self.log_dir / f"{self.name}-phase{index}.log"
+            process = _start(self.workload.phase_command(level, seconds, self.context), self.cgroup, log)
+            self.processes.append(process)
+            self._wait_phase(process, seconds, log)
+            try:
+                results.append(self.workload.parse(log.read_text(errors="replace")))
+            except ParseError as error:
+                raise RunFailed(
+                    f"{self.name} phase {index} ({self.config.workload}): {error}; log {log}"
+                ) from error
+        return results
+
+    def _wait_phase(self, process: subprocess.Popen[bytes], seconds: int, log: Path) -> None:
+        if self.workload.stop_at_deadline:
+            try:
+                process.wait(timeout=seconds)
+                return
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGINT)
+        try:
+            process.wait(timeout=PHASE_GRACE_S if self.workload.stop_at_deadline else seconds + PHASE_GRACE_S)
+        except subprocess.TimeoutExpired as error:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+            raise RunFailed(
+                f"{self.name}: {self.config.workload} did not finish in time; log {log}"
+            ) from error
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                _signal_group(process, signal.SIGKILL)
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+
+
+def execute_run(
+    spec: RunSpec, settings: RunSettings, hierarchy: CgroupHierarchy, group: str, scratch: Path, logs: Path
+) -> RunRecord:
+    """Runs ``spec`` and returns its record; raises RunFailed. Always removes the run's cgroups."""
+    run_group = f"{group}/{spec.run_id}"
+    log_dir = logs / spec.run_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    target = Role("target", spec.target, Cgroup(hierarchy, f"{run_group}/target"), scratch, log_dir)
+    neighbours = [
+        Role(
+            f"neighbour-{index}",
+            config,
+            Cgroup(hierarchy, f"{run_group}/neighbour-{index}"),
+            scratch,
+            log_dir,
+        )
+        for index, config in enumerate(spec.neighbours, start=1)
+    ]
+    try:
+        for role in [*neighbours, target]:
+            role.setup()
+        if neighbours:
+            background_s = math.ceil(settings.warmup_s + settings.duration_s + PHASE_GRACE_S)
+            for neighbour in neighbours:
+                neighbour.start_background(background_s)
+            time.sleep(settings.warmup_s)
+        started = datetime.now(UTC)
+        phases = target.run_phases(settings.duration_s)
+        ended = datetime.now(UTC)
+        for neighbour in neighbours:
+            for process in neighbour.processes:
+                if process.poll() is not None and process.returncode != 0:
+                    raise RunFailed(
+                        f"{neighbour.name} ({neighbour.config.workload}) exited early "
+                        f"with {process.returncode}; logs in {log_dir}"
+                    )
+    finally:
+        for role in [target, *neighbours]:
+            role.stop()
+        kill_tree(hierarchy, run_group)
+        for role in [target, *neighbours]:
+            # Sockets and temporary files (stress-ng --hdd leaves its files behind when killed).
+            shutil.rmtree(role.context.role_dir, ignore_errors=True)
+            shutil.rmtree(role.context.runtime_dir, ignore_errors=True)
+    workload = target.workload
+    return RunRecord(
+        run_id=spec.run_id,
+        kind=spec.kind,
+        application=spec.target.workload,
+        config_key=spec.target.config_key,
+        scenario=spec.target.scenario,
+        load=spec.target.load,
+        schedule=spec.target.schedule,
+        neighbours=[config.config_key for config in spec.neighbours],
+        repeat=spec.repeat,
+        started_at=started,
+        ended_at=ended,
+        cgroups=RunCgroups(target=target.cgroup.relative, neighbours=[n.cgroup.relative for n in neighbours]),
+        performance=sum(phases) / len(phases),
+        performance_unit=workload.unit,
+        higher_is_better=workload.higher_is_better,
+    )

@@ -1,0 +1,310 @@
+"""A lab session: runs a plan into an output directory, resumably, and always cleans up.
+
+``DIR/runs.jsonl`` is the journal: a run is done once its record is appended there (fsynced), so a stop or a
+crash resumes at the first unfinished run. The session refuses a directory made by another plan, a directory
+another process is using, and leftover lab cgroups whose owner is gone (``clean_stale`` or ``cotenant lab
+clean`` removes them). Ctrl-C and SIGTERM unwind through the same clean-up as a normal end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from cotenant.datasets.lab.cgroups import (
+    LAB_PREFIX,
+    CgroupHierarchy,
+    detect_hierarchy,
+    kill_tree,
+    lab_groups,
+    owner_pid,
+    pid_alive,
+    prioritise,
+)
+from cotenant.datasets.lab.plan import Plan, RunSpec, expand_plan, load_plan, phase_check
+from cotenant.datasets.lab.records import RunRecord, append_record, read_journal
+from cotenant.datasets.lab.runner import RunFailed, RunSettings, execute_run
+from cotenant.datasets.lab.workloads import WORKLOADS
+
+ProgressCallback = Callable[[int, int, RunSpec | None, str], None]
+
+
+class LabError(RuntimeError):
+    """The lab cannot start or go on; the message says why and what to do."""
+
+
+class LabInterrupted(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that clean-up runs exactly as for Ctrl-C."""
+
+
+@dataclass
+class LabResult:
+    done: int
+    skipped: int
+    failed: list[str] = field(default_factory=list)
+    telemetry: bool = False
+
+
+def lab_id(plan: Plan, out: Path) -> str:
+    return hashlib.sha256(f"{plan.digest()}:{out.resolve()}".encode()).hexdigest()[:8]
+
+
+@contextmanager
+def _directory_lock(out: Path) -> Iterator[None]:
+    lock = (out / ".lab.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        lock.close()
+        raise LabError(f"{out} is being written by another lab run") from error
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise LabInterrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_leftovers(
+    hierarchy: CgroupHierarchy, own_group: str, *, allow_concurrent: bool, clean_stale: bool
+) -> list[str]:
+    """Removes this directory's own leftovers (we hold its lock, so their owner is gone); refuses others."""
+    removed = []
+    for group in lab_groups(hierarchy):
+        owner = owner_pid(hierarchy, group)
+        alive = owner is not None and owner != os.getpid() and pid_alive(owner)
+        if group == own_group and not alive:
+            kill_tree(hierarchy, group)
+            removed.append(group)
+        elif alive:
+            if not allow_concurrent:
+                raise LabError(
+                    f"another lab run (pid {owner}) is active in cgroup {group}: co-running labs "
+                    "would interfere with each other's measurements"
+                )
+        elif clean_stale:
+            kill_tree(hierarchy, group)
+            removed.append(group)
+        else:
+            raise LabError(
+                f"leftover lab cgroup {group} from a run that is gone; remove it with "
+                "`cotenant lab clean` (or pass --clean-stale)"
+            )
+    return removed
+
+
+def clean_all(hierarchy: CgroupHierarchy | None = None) -> list[str]:
+    """Kills and removes every lab cgroup whose owning process is gone."""
+    hierarchy = hierarchy or detect_hierarchy()
+    removed = []
+    for group in lab_groups(hierarchy):
+        owner = owner_pid(hierarchy, group)
+        if owner is None or not pid_alive(owner):
+            kill_tree(hierarchy, group)
+            removed.append(group)
+    return removed
+
+
+COLLECTOR_START_TIMEOUT_S = 180.0
+# ``cotenant collect`` itself, without importing every other area's CLI on the way (the full ``cotenant``
+# entry point takes minutes to start on a loaded 2-core host, the collect command alone seconds).
+COLLECTOR_ENTRY = "import typer; from cotenant.collectors.cli import collect; typer.run(collect)"
+
+
+def collector_available() -> bool:
+    """Whether this checkout's ``cotenant collect`` can follow cgroups by glob (checked in-process: starting
+    the whole CLI just for ``--help`` takes minutes on a loaded host)."""
+    try:
+        from cotenant.collectors.cli import collect
+    except ImportError:
+        return False
+    return "cgroup_glob" in inspect.signature(collect).parameters
+
+
+def start_collector(hierarchy: CgroupHierarchy, group: str, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``cotenant collect`` over every role cgroup of the lab (``<group>/<run>/<role>``).
+
+    It runs in ``<group>/collector``: inside the prioritised lab group it keeps its 1 s cadence on a busy
+    host, and at depth one it is not matched by its own glob.
+    """
+    home = hierarchy.directories(f"{group}/collector")
+    for directory in home:
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def join_collector_cgroup() -> None:
+        for directory in home:
+            (directory / "cgroup.procs").write_text(str(os.getpid()))
+
+    command = [
+        sys.executable,
+        "-c",
+        COLLECTOR_ENTRY,
+        "--cgroup-glob",
+        f"{group}/*/*",
+        "--out",
+        str(out),
+    ]
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=join_collector_cgroup,
+        )
+    # The first runs must not go unobserved: wait until the collector says it samples (or gives up).
+    deadline = time.monotonic() + COLLECTOR_START_TIMEOUT_S
+    while process.poll() is None and time.monotonic() < deadline:
+        if "collecting" in log.read_text(errors="replace"):
+            break
+        time.sleep(0.5)
+    return process
+
+
+def stop_collector(process: subprocess.Popen[bytes]) -> None:
+    # SIGINT first: the collector flushes its last segment on a clean stop.
+    for sig, wait_s in ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _prepare_directory(plan_path: Path, plan: Plan, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    stored = out / "plan.yaml"
+    if stored.exists():
+        if load_plan(stored).digest() != plan.digest():
+            raise LabError(f"{out} was made by a different plan ({stored}); use a new --out directory")
+    elif (out / "runs.jsonl").exists():
+        raise LabError(f"{out} holds runs.jsonl but no plan.yaml; use a new --out directory")
+    else:
+        shutil.copyfile(plan_path, stored)
+
+
+def _check_journal(records: list[RunRecord], specs: dict[str, RunSpec], journal: Path) -> None:
+    for record in records:
+        spec = specs.get(record.run_id)
+        if spec is None or spec.target.config_key != record.config_key:
+            raise LabError(f"{journal}: run {record.run_id} ({record.config_key}) is not in this plan")
+
+
+def run_lab(
+    plan_path: Path,
+    out: Path,
+    *,
+    allow_concurrent: bool = False,
+    clean_stale: bool = False,
+    telemetry: bool = True,
+    max_runs: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> LabResult:
+    """Runs (or resumes) ``plan_path`` into ``out``. ``max_runs`` stops after that many new runs (a pilot)."""
+    out = out.resolve()  # workloads chdir (redis --dir), so every path handed to them must be absolute
+    plan = load_plan(plan_path)
+    specs = expand_plan(plan)
+    for spec in specs:
+        phase_check(spec.target, plan.duration_s)
+    _prepare_directory(plan_path, plan, out)
+    journal = out / "runs.jsonl"
+    group = LAB_PREFIX + lab_id(plan, out)
+    hierarchy = detect_hierarchy()
+    with _directory_lock(out), _sigterm_as_interrupt():
+        records = read_journal(journal)
+        by_id = {spec.run_id: spec for spec in specs}
+        _check_journal(records, by_id, journal)
+        done = {record.run_id for record in records}
+        check_leftovers(hierarchy, group, allow_concurrent=allow_concurrent, clean_stale=clean_stale)
+        scratch, logs = out / "scratch", out / "logs"
+        scratch.mkdir(exist_ok=True)
+        logs.mkdir(exist_ok=True)
+        marker = hierarchy.directories(f"{group}/owner-{os.getpid()}")[0]
+        collector = None
+        result = LabResult(done=0, skipped=len(done))
+        try:
+            marker.mkdir(parents=True)
+            if plan.prioritise_lab:
+                prioritise(hierarchy, group)
+            for name in sorted(
+                {config.workload for spec in specs for config in (spec.target, *spec.neighbours)}
+            ):
+                WORKLOADS[name]().prepare(scratch)
+            if telemetry and collector_available():
+                collector = start_collector(hierarchy, group, out / "telemetry", out / "collector.log")
+                result.telemetry = True
+            _write_session_note(out, plan, group, result.telemetry)
+            settings = RunSettings(duration_s=plan.duration_s, warmup_s=plan.warmup_s)
+            pending = [spec for spec in specs if spec.run_id not in done]
+            if max_runs is not None:
+                pending = pending[:max_runs]
+            for index, spec in enumerate(pending):
+                if on_progress:
+                    on_progress(index, len(pending), spec, "running")
+                try:
+                    record = execute_run(spec, settings, hierarchy, group, scratch, logs)
+                except RunFailed as error:
+                    result.failed.append(f"{spec.run_id}: {error}")
+                    _note_failure(out, spec, str(error))
+                    continue
+                append_record(journal, record)
+                result.done += 1
+            if on_progress:
+                on_progress(len(pending), len(pending), None, "done")
+            if len(read_journal(journal)) == len(specs):
+                # The plan is complete: inputs kept for resumes (fio's 256 MiB file) are no longer needed.
+                shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            if collector is not None:
+                stop_collector(collector)
+            kill_tree(hierarchy, group)
+    return result
+
+
+def _write_session_note(out: Path, plan: Plan, group: str, telemetry: bool) -> None:
+    note = {
+        "plan": plan.name,
+        "plan_digest": plan.digest(),
+        "cgroup_group": group,
+        "telemetry": telemetry,
+        "started_at": datetime.now(UTC).isoformat(),
+        "host_cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    with (out / "sessions.jsonl").open("a") as sessions:
+        sessions.write(json.dumps(note) + "\n")
+
+
+def _note_failure(out: Path, spec: RunSpec, message: str) -> None:
+    with (out / "failures.jsonl").open("a") as failures:
+        failures.write(json.dumps({"run_id": spec.run_id, "at": time.time(), "error": message}) + "\n")

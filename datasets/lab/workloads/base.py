@@ -1,0 +1,109 @@
+"""What a workload is: a real program, how to run one phase of it at a level, and how to read its metric.
+
+A workload runs in phases (one for a static load, several for a dynamic schedule); each phase is one
+time-bounded invocation of the program, so co-runs overlap fully whatever the interference. Parsers are pure
+functions of the program's captured output, tested on real captured outputs.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from cotenant.registry import Registry
+
+
+class ParseError(ValueError):
+    """The program's output does not contain its metric (it failed, or its format changed)."""
+
+
+@dataclass(frozen=True)
+class WorkContext:
+    """Where a workload may write: ``scratch`` is shared by the whole lab session (files reused across runs),
+    ``role_dir`` is private to one role of one run (temporary files, on the lab directory's disk) and
+    ``runtime_dir`` is a short private path for unix sockets (whose paths are limited to 107 bytes)."""
+
+    scratch: Path
+    role_dir: Path
+    runtime_dir: Path
+
+
+class Workload(ABC):
+    name: ClassVar[str]
+    unit: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+    # The tool has no duration option: the runner interrupts it (SIGINT) at the phase deadline and parses the
+    # running totals it printed so far.
+    stop_at_deadline: ClassVar[bool] = False
+    # The shortest phase the tool can honour (zstd -b measures compression and decompression, 1 s each).
+    min_phase_s: ClassVar[int] = 1
+
+    def prepare(self, scratch: Path) -> None:  # noqa: B027 (optional hook; most workloads need nothing)
+        """Once per lab session, before any run (create input files that runs then reuse)."""
+
+    def service_command(self, ctx: WorkContext) -> list[str] | None:
+        """A server started once per run in the role's cgroup before the phases (None: no server)."""
+        return None
+
+    def service_ready(self, ctx: WorkContext) -> bool:
+        return True
+
+    @abstractmethod
+    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
+        """The command line of one phase at ``level`` (threads, clients, workers) lasting ``seconds``."""
+
+    @abstractmethod
+    def parse(self, output: str) -> float:
+        """The phase's performance from its stdout+stderr; raises ParseError."""
+
+
+WORKLOADS: Registry[type[Workload]] = Registry("workload")
+
+
+def last_number(pattern: str, text: str, what: str) -> float:
+    """The first group of the last match of ``pattern`` in ``text`` as a float."""
+    matches = re.findall(pattern, text)
+    if not matches:
+        raise ParseError(f"no {what} in the output ({text[-200:]!r})")
+    last = matches[-1]
+    return float(last[0] if isinstance(last, tuple) else last)
+
+
+STRESS_NG_METRIC = (
+    r"stress-ng: metrc: \[\d+\]\s+{stressor}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s+[\d.]+"
+)
+
+
+def parse_stress_ng(output: str, stressor: str) -> float:
+    """Bogo ops per second (real time) of one stressor from ``stress-ng --metrics-brief``."""
+    return last_number(
+        STRESS_NG_METRIC.format(stressor=re.escape(stressor)), output, f"{stressor} bogo ops/s"
+    )
+
+
+class StressNgWorkload(Workload):
+    """A stress-ng stressor with ``level`` workers for ``seconds``; its metric is bogo ops/s (real time)."""
+
+    unit = "bogo_ops_per_second"
+    stressor: ClassVar[str]
+
+    def extra_options(self, level: int, ctx: WorkContext) -> list[str]:
+        return []
+
+    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
+        return [
+            "stress-ng",
+            f"--{self.stressor}",
+            str(level),
+            *self.extra_options(level, ctx),
+            "--timeout",
+            f"{seconds}s",
+            "--metrics-brief",
+        ]
+
+    def parse(self, output: str) -> float:
+        return parse_stress_ng(output, self.stressor)

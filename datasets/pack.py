@@ -1,0 +1,189 @@
+"""Packing a lab output directory into the compact bundled dataset and its CARD.md, and summarising any table.
+
+``pack`` keeps only what the RunTable needs (labelled co-runs with their per-second telemetry, the solo
+profiles, metric groups, plan and provenance), zstd-compressed. If the Float64 files exceed the size budget
+they are rewritten with Float32 storage (loaded back as Float64), which the card states.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import shlex
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from cotenant.datasets.sources.lab import load_lab
+from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable
+
+SIZE_LIMIT_BYTES = 20 * 1024 * 1024
+LABEL_BINS = [i / 10 for i in range(11)]
+
+
+def machine() -> dict[str, Any]:
+    """The machine packing the data (the lab runs on the same host: packing follows the lab run)."""
+    cpu_model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass  # not Linux: keep platform's answer
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "kernel": platform.release(),
+        "cpu_model": cpu_model,
+    }
+
+
+def label_histogram(labels: pl.Series) -> list[tuple[str, int]]:
+    counts = []
+    for low, high in itertools.pairwise(LABEL_BINS):
+        n = int(((labels > low) & (labels <= high)).sum())
+        counts.append((f"({low:.1f}, {high:.1f}]", n))
+    return counts
+
+
+def summary(table: RunTable) -> dict[str, Any]:
+    """Counts used by both the card and ``cotenant datasets info``."""
+    runs = table.runs
+    per_app = (
+        runs.group_by("application")
+        .agg(
+            pl.len().alias("runs"),
+            pl.col("label").mean().alias("mean_p"),
+            pl.col("label").min().alias("min_p"),
+        )
+        .sort("application")
+    )
+    return {
+        "apps": per_app,
+        "n_runs": runs.height,
+        "scenarios": dict(runs.group_by("scenario").len().sort("scenario").iter_rows()),
+        "neighbour_counts": dict(runs.group_by("n_neighbours").len().sort("n_neighbours").iter_rows()),
+        "label_histogram": label_histogram(runs["label"]),
+        "label_mean": float(runs["label"].mean() or 0.0),
+        "seconds": table.telemetry.height,
+        "profiles": table.profiles["profile_id"].n_unique(),
+        "noise_floor": table.meta.get("noise_floor"),
+        "runs_by_kind": table.meta.get("runs_by_kind", {}),
+    }
+
+
+def _noise_text(noise: Any) -> str:
+    """The lab's noise floor (solo vs the median of the other solos of the same config)."""
+    if isinstance(noise, dict) and noise.get("n_solo_pairs"):
+        return (
+            f"|1 - P| solo vs solo: median {noise['median_abs_deviation']:.4f}, "
+            f"p90 {noise['p90_abs_deviation']:.4f}, mean solo P {noise['mean_solo_label']:.4f} "
+            f"over {noise['n_solo_pairs']} solo runs"
+        )
+    if isinstance(noise, float):
+        return f"{noise:.4f}"
+    return "not measured (fewer than two solo repeats per configuration)"
+
+
+def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) -> str:
+    facts = summary(table)
+    runs = table.runs
+    unavailable: list[str] = table.meta.get("unavailable_metrics", [])
+    first, last = runs["started_at"].min(), runs["started_at"].max()
+    lines = [
+        "# cotenant bundled dataset",
+        "",
+        "Interference measured by `cotenant lab run` with real programs in cgroups; source `bundled`.",
+        "",
+        "## Provenance",
+        f"- command: `{command}`",
+        f"- packed: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; runs from {first} to {last}",
+        "- machine: " + ", ".join(f"{k} {v}" for k, v in table.meta.get("machine", machine()).items()),
+        f"- storage: zstd Parquet{' (metrics stored as Float32, loaded as Float64)' if float32 else ''}, "
+        f"{sum(sizes.values()) / 2**20:.2f} MiB: "
+        + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()),
+        "",
+        "## Counts",
+        f"- applications: {facts['apps'].height} ({', '.join(facts['apps']['application'])})",
+        f"- labelled co-runs: {facts['n_runs']}; runs by kind in the lab: {facts['runs_by_kind']}",
+        f"- scenarios: {facts['scenarios']}",
+        f"- neighbour counts (co-runs per number of neighbours): {facts['neighbour_counts']}",
+        f"- telemetry: {facts['seconds']} run-seconds; solo profiles: {facts['profiles']}",
+        f"- dropped: {table.meta.get('dropped', {})}",
+        f"- noise floor: {_noise_text(facts['noise_floor'])}",
+        f"- metrics: {len(table.metrics)} per cgroup (as self__ and neighbour_mean__), "
+        f"{len(table.host_columns)} host; {len(unavailable)} dropped as null throughout "
+        "(unavailable on the lab machine): " + (", ".join(unavailable) or "none"),
+        "",
+        "## Label P histogram",
+        "| P | co-runs |",
+        "|---|---|",
+        *[f"| {b} | {n} |" for b, n in facts["label_histogram"]],
+        "",
+        "## Per application",
+        "| application | co-runs | mean P | min P |",
+        "|---|---|---|---|",
+        *[f"| {a} | {n} | {m:.3f} | {lo:.3f} |" for a, n, m, lo in facts["apps"].iter_rows()],
+        "",
+        "## Metrics (per cgroup: self__ and neighbour_mean__; host: host__)",
+        "| metric | group |",
+        "|---|---|",
+        *[f"| {m} | {g} |" for m, g in sorted(table.metric_groups.items())],
+        "",
+        "## Plan",
+        "```yaml",
+        str(table.meta.get("plan", "(no plan.yaml in the lab directory)")).rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def drop_unavailable_metrics(table: RunTable) -> tuple[RunTable, list[str]]:
+    """Metrics null everywhere (e.g. hardware counters on a guest without a PMU) carry nothing: drop them."""
+    nulls = table.telemetry.null_count().row(0, named=True)
+    empty_column = {c for c, n in nulls.items() if n == table.telemetry.height and table.telemetry.height}
+    profile_nulls = table.profiles.null_count().row(0, named=True) if table.profiles.height else {}
+    dropped = [
+        m
+        for m in table.metrics
+        if {SELF + m, NEIGHBOUR_MEAN + m} <= empty_column and profile_nulls.get(m, 0) == table.profiles.height
+    ]
+    dropped += [c.removeprefix(HOST) for c in table.host_columns if c in empty_column]
+    telemetry_drop = [
+        p + m for m in dropped for p in (SELF, NEIGHBOUR_MEAN, HOST) if p + m in table.telemetry.columns
+    ]
+    slim = RunTable(
+        table.runs,
+        table.telemetry.drop(telemetry_drop),
+        table.profiles.drop([m for m in dropped if m in table.profiles.columns]),
+        {m: g for m, g in table.metric_groups.items() if m not in set(dropped)},
+        table.meta | {"unavailable_metrics": sorted(dropped)},
+    )
+    return slim.validate(origin="packed"), dropped
+
+
+def pack(
+    lab_dir: Path, out: Path, command: str | None = None, size_limit: int = SIZE_LIMIT_BYTES
+) -> tuple[RunTable, dict[str, int]]:
+    """Lab dir -> bundled RunTable + CARD.md in ``out``; raises if even Float32 storage exceeds the limit."""
+    table, _ = drop_unavailable_metrics(load_lab(lab_dir))
+    table.meta["machine"] = machine()
+    table.meta["packed_from"] = lab_dir.name  # the name only: no paths of the packing machine in the repo
+    table.meta.pop("path", None)
+    float32 = False
+    sizes = table.save(out)
+    if sum(sizes.values()) > size_limit:
+        float32 = True
+        sizes = table.save(out, float32=True)
+    if sum(sizes.values()) > size_limit:
+        raise ValueError(
+            f"{out}: packed size {sum(sizes.values()) / 2**20:.1f} MiB exceeds {size_limit / 2**20} MiB"
+        )
+    command = command or f"cotenant datasets pack {shlex.quote(lab_dir.name)} --out {shlex.quote(str(out))}"
+    (out / "CARD.md").write_text(card(table, command, sizes, float32))
+    return table, sizes

@@ -1,0 +1,155 @@
+"""A lab output directory as a RunTable: runs.jsonl joined with the collector's telemetry.
+
+For every labelled co-run, the cgroup table is cut to the run's [started_at, ended_at) window and split by
+cgroup name: the target cgroup gives ``self__<m>``; the neighbour cgroups are averaged per second into
+``neighbour_mean__<m>`` (zeros, not nulls, when the run had no neighbours: the ``has_neighbours`` column of
+``runs`` tells the models which); the host table over the same window gives ``host__<h>``. Solo and
+neighbour-solo runs become the ``profiles`` (profile id = config key; the first repeat is the profile).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from cotenant.datasets.sources.base import SOURCES, metric_groups_for
+from cotenant.datasets.sources.lab_records import read_lab_runs
+from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable, conform_runs
+
+KEYS = ("timestamp", "target", "table")
+
+
+def scan_table(root: Path, table: str) -> pl.LazyFrame:
+    """The collector's reader when it is installed, else the documented hive layout read directly."""
+    try:
+        from cotenant.datasets.telemetry import scan_telemetry  # type: ignore[import-not-found,unused-ignore]
+
+        frame: pl.LazyFrame = scan_telemetry(root, table)
+        return frame
+    except ImportError:
+        files = sorted((root / f"table={table}").rglob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"{root}: no table={table} Parquet segments") from None
+        # Segments may differ in columns (a metric that became available later): align them by name.
+        return pl.concat([pl.scan_parquet(f, hive_partitioning=False) for f in files], how="diagonal_relaxed")
+
+
+def _metric_columns(frame: pl.LazyFrame, where: str) -> list[str]:
+    schema = frame.collect_schema()
+    for key in ("timestamp", "target"):
+        if key not in schema:
+            raise ValueError(f"{where}: missing column {key!r}")
+    return [c for c in schema if c not in KEYS]
+
+
+def _windowed(cgroups: pl.LazyFrame, windows: pl.DataFrame) -> pl.LazyFrame:
+    """Telemetry rows of each (run, cgroup) inside its run's window."""
+    return (
+        cgroups.with_columns(pl.col("target").str.strip_chars("/"))
+        .join(windows.lazy(), on="target", how="inner")
+        .filter((pl.col("timestamp") >= pl.col("start")) & (pl.col("timestamp") < pl.col("end")))
+    )
+
+
+def _with_second(frame: pl.LazyFrame) -> pl.LazyFrame:
+    second = (pl.col("timestamp") - pl.col("timestamp").min().over("run_id")).dt.total_seconds()
+    return frame.with_columns(second.cast(pl.Int32).alias("second"))
+
+
+def build_telemetry(root: Path, coruns: pl.DataFrame) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """(telemetry frame, cgroup metric names, host metric names) for the given co-runs."""
+    cgroups = scan_table(root, "cgroup")
+    metrics = _metric_columns(cgroups, f"{root}/table=cgroup")
+    cgroups = cgroups.select("timestamp", "target", *[pl.col(m).cast(pl.Float64) for m in metrics])
+    window = [pl.col("started_at").alias("start"), pl.col("ended_at").alias("end"), pl.col("run_id")]
+    targets = coruns.select(pl.col("target_cgroup").alias("target"), *window)
+    neighbours = coruns.select(pl.col("neighbour_cgroups").alias("target"), *window).explode("target")
+    own = _windowed(cgroups, targets).select(
+        "run_id", "timestamp", *[pl.col(m).alias(SELF + m) for m in metrics]
+    )
+    others = (
+        _windowed(cgroups, neighbours.drop_nulls("target"))
+        .group_by("run_id", "timestamp")
+        .agg(pl.col(m).mean().alias(NEIGHBOUR_MEAN + m) for m in metrics)
+    )
+    telemetry = own.join(others, on=["run_id", "timestamp"], how="left")
+    host_metrics: list[str] = []
+    if (root / "table=host").exists():
+        host = scan_table(root, "host")
+        host_metrics = _metric_columns(host, f"{root}/table=host")
+        host = host.select("timestamp", *[pl.col(h).cast(pl.Float64).alias(HOST + h) for h in host_metrics])
+        runs_window = coruns.select(*window).lazy()
+        host_rows = host.join_where(
+            runs_window, pl.col("timestamp") >= pl.col("start"), pl.col("timestamp") < pl.col("end")
+        ).drop("start", "end")
+        telemetry = telemetry.join(host_rows, on=["run_id", "timestamp"], how="left")
+    # A run alone has no neighbour rows: its neighbour_mean is zeros (flagged by has_neighbours).
+    filled = [pl.col(NEIGHBOUR_MEAN + m).fill_null(0.0) for m in metrics]
+    has = coruns.select("run_id", (pl.col("neighbour_cgroups").list.len() > 0).alias("_has")).lazy()
+    telemetry = telemetry.join(has, on="run_id").with_columns(
+        [
+            pl.when(pl.col("_has")).then(pl.col(NEIGHBOUR_MEAN + m)).otherwise(f)
+            for m, f in zip(metrics, filled, strict=True)
+        ]
+    )
+    frame = _with_second(telemetry).drop("_has", "timestamp").sort("run_id", "second").collect()
+    ordered = ["run_id", "second", *[p + m for p in (SELF, NEIGHBOUR_MEAN) for m in metrics]]
+    return frame.select(*ordered, *[HOST + h for h in host_metrics]), metrics, host_metrics
+
+
+def build_profiles(root: Path, records: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
+    """One solo profile per config key: the telemetry of its first solo (or neighbour-solo) repeat."""
+    solos = (
+        records.filter(pl.col("kind").is_in(["solo", "neighbour_solo"]))
+        .sort("config_key", "repeat", "started_at")
+        .unique("config_key", keep="first", maintain_order=True)
+    )
+    window = [pl.col("started_at").alias("start"), pl.col("ended_at").alias("end")]
+    targets = solos.select(
+        pl.col("target_cgroup").alias("target"), *window, pl.col("config_key").alias("run_id")
+    )
+    cgroups = scan_table(root, "cgroup").select(
+        "timestamp", "target", *[pl.col(m).cast(pl.Float64) for m in metrics]
+    )
+    rows = _windowed(cgroups, targets).select("run_id", "timestamp", *metrics)
+    profiles = _with_second(rows).drop("timestamp").rename({"run_id": "profile_id"})
+    return profiles.sort("profile_id", "second").select("profile_id", "second", *metrics).collect()
+
+
+@SOURCES.register("lab")
+def load_lab(path: Path | None = None, **options: Any) -> RunTable:
+    if path is None:
+        raise ValueError("lab: needs a lab output directory, e.g. lab:var/lab-2025-01-01")
+    records, coruns, noise = read_lab_runs(path / "runs.jsonl")
+    unlabelled = records.filter(pl.col("kind") == "corun").height - coruns.height
+    telemetry, metrics, host_metrics = build_telemetry(path / "telemetry", coruns)
+    profiles = build_profiles(path / "telemetry", records, metrics)
+    known = set(profiles["profile_id"].unique())
+    with_rows = set(telemetry["run_id"].unique())
+    no_rows = coruns.filter(~pl.col("run_id").is_in(list(with_rows)))["run_id"].to_list()
+    runs = coruns.filter(pl.col("run_id").is_in(list(with_rows))).with_columns(
+        pl.col("neighbours").list.len().alias("n_neighbours"),
+        (pl.col("neighbour_cgroups").list.len() > 0).alias("has_neighbours"),
+        pl.lit("lab").alias("source"),
+        pl.when(pl.col("config_key").is_in(list(known))).then(pl.col("config_key")).alias("target_profile"),
+        pl.col("neighbours")
+        .list.eval(pl.element().filter(pl.element().is_in(list(known))))
+        .alias("neighbour_profiles"),
+        (pl.col("ended_at") - pl.col("started_at")).dt.total_seconds().alias("duration_s"),
+    )
+    runs = runs.drop("target_cgroup", "neighbour_cgroups").sort("started_at", "run_id")
+    meta = {
+        "source": "lab",
+        "path": str(path),
+        "noise_floor": noise,
+        "runs_by_kind": dict(records.group_by("kind").len().iter_rows()),
+        "dropped": {"no_solo_reference": unlabelled, "no_telemetry": no_rows},
+        "host_metrics": host_metrics,
+    }
+    plan = path / "plan.yaml"
+    if plan.is_file():
+        meta["plan"] = plan.read_text()
+    groups = metric_groups_for(metrics + host_metrics)
+    table = RunTable(conform_runs(runs), telemetry, profiles, groups, meta)
+    return table.validate(origin=str(path))

@@ -1,0 +1,69 @@
+"""A lab's run records and labels as Polars frames (pure apart from reading runs.jsonl).
+
+The lab owns the record format and the labelling rule (``cotenant.datasets.lab.records`` /
+``labels``: P against the median of the config's solo references, clipped to (0, 1]; the noise floor is the
+solo-vs-solo deviation). This module only flattens them into the frames the lab source joins with telemetry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from cotenant.datasets.lab.labels import label_runs, noise_floor
+from cotenant.datasets.lab.records import RunRecord, read_journal
+
+RECORD_SCHEMA: dict[str, Any] = {
+    "run_id": pl.Utf8,
+    "kind": pl.Utf8,
+    "application": pl.Utf8,
+    "config_key": pl.Utf8,
+    "scenario": pl.Utf8,
+    "load": pl.Utf8,
+    "schedule": pl.Utf8,
+    "neighbours": pl.List(pl.Utf8),
+    "repeat": pl.Int64,
+    "started_at": pl.Datetime("ms", "UTC"),
+    "ended_at": pl.Datetime("ms", "UTC"),
+    "target_cgroup": pl.Utf8,
+    "neighbour_cgroups": pl.List(pl.Utf8),
+    "performance": pl.Float64,
+    "performance_unit": pl.Utf8,
+    "higher_is_better": pl.Boolean,
+}
+
+
+def records_frame(records: list[RunRecord]) -> pl.DataFrame:
+    """One row per record; cgroup paths without leading/trailing slashes, as the collector names them."""
+    rows = []
+    for record in records:
+        row = record.model_dump(exclude={"cgroups"})
+        row["target_cgroup"] = record.cgroups.target.strip("/")
+        row["neighbour_cgroups"] = [n.strip("/") for n in record.cgroups.neighbours]
+        row["started_at"] = record.started_at
+        row["ended_at"] = record.ended_at
+        rows.append(row)
+    frame = pl.DataFrame(
+        rows, schema_overrides={"started_at": pl.Datetime("us", "UTC")}, infer_schema_length=None
+    )
+    frame = frame.with_columns(
+        pl.col("started_at", "ended_at").dt.convert_time_zone("UTC").dt.cast_time_unit("ms"),
+        pl.col("neighbours").cast(pl.List(pl.Utf8)),
+        pl.col("neighbour_cgroups").cast(pl.List(pl.Utf8)),
+    )
+    return frame.select([pl.col(c).cast(t) for c, t in RECORD_SCHEMA.items()])
+
+
+def read_lab_runs(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """(all records, labelled co-runs with ``label`` and ``solo_performance``, noise floor) of runs.jsonl."""
+    records = read_journal(path)  # raises naming file and line; ignores a torn last line (crash mid-append)
+    if not records:
+        raise ValueError(f"{path}: no run records")
+    frame = records_frame(records)
+    labels = label_runs(records)
+    coruns = labels.filter(pl.col("kind") == "corun").select("run_id", "solo_performance", "label")
+    labelled = frame.join(coruns, on="run_id", how="inner")
+    noise = asdict(noise_floor(labels))
+    return frame, labelled, noise

@@ -1,0 +1,129 @@
+"""Evaluation splits and the normalisation statistics fit on a training split only.
+
+Leave-applications-out follows CloudFormer's protocol: at 11 applications, 7 train and 4 test, repeated over
+several seeds. For other counts the test share is kept proportional: ``n_test = round(n_apps * 4 / 11)``,
+clamped to [1, n_apps - 1] (so 2 apps -> 1/1, 6 -> 4/2, 8 -> 5/3, 20 -> 13/7). ``by_time`` holds out the
+latest runs by start time. A split only lists run ids: nothing about the test runs is computed from it, and
+``FeatureStats.fit`` is called on the training runs alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from cotenant.datasets.table import RunTable
+
+PAPER_TEST_SHARE = 4 / 11
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    train_runs: list[str]
+    test_runs: list[str]
+    train_apps: list[str] = field(default_factory=list)
+    test_apps: list[str] = field(default_factory=list)
+
+    def train(self, table: RunTable) -> RunTable:
+        return table.select_runs(self.train_runs)
+
+    def test(self, table: RunTable) -> RunTable:
+        return table.select_runs(self.test_runs)
+
+
+def n_test_applications(n_apps: int) -> int:
+    if n_apps < 2:
+        raise ValueError(f"leave-applications-out needs >= 2 applications, the table has {n_apps}")
+    return min(max(round(n_apps * PAPER_TEST_SHARE), 1), n_apps - 1)
+
+
+def leave_applications_out(table: RunTable, seed: int, n_test: int | None = None) -> Split:
+    """Hold out whole applications: no test application has a single run in training."""
+    apps = sorted(table.runs["application"].unique().to_list())
+    n_test = n_test if n_test is not None else n_test_applications(len(apps))
+    if not 1 <= n_test < len(apps):
+        raise ValueError(f"n_test={n_test} must be in [1, {len(apps) - 1}] for {len(apps)} applications")
+    rng = np.random.default_rng(seed)
+    test_apps = sorted(rng.choice(apps, size=n_test, replace=False).tolist())
+    train_apps = [a for a in apps if a not in test_apps]
+    is_test = pl.col("application").is_in(test_apps)
+    return Split(
+        name=f"apps-seed{seed}",
+        train_runs=table.runs.filter(~is_test)["run_id"].to_list(),
+        test_runs=table.runs.filter(is_test)["run_id"].to_list(),
+        train_apps=train_apps,
+        test_apps=test_apps,
+    )
+
+
+def leave_applications_out_splits(table: RunTable, n_seeds: int = 6, first_seed: int = 0) -> list[Split]:
+    """The paper's protocol: one split per seed (results are reported as mean +- std over them)."""
+    return [leave_applications_out(table, seed) for seed in range(first_seed, first_seed + n_seeds)]
+
+
+def by_time(table: RunTable, test_fraction: float = 0.3) -> Split:
+    """Train on the earliest runs, test on the latest (ties at the boundary go to training)."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    ordered = table.runs.sort("started_at", "run_id")
+    n_test = max(1, round(ordered.height * test_fraction))
+    cut = ordered["started_at"][ordered.height - n_test]
+    train = ordered.filter(pl.col("started_at") < cut)
+    test = ordered.filter(pl.col("started_at") >= cut)
+    return Split(name="by-time", train_runs=train["run_id"].to_list(), test_runs=test["run_id"].to_list())
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-feature mean and scale. Constant or all-missing features get scale 1 (and mean 0 when missing),
+    so transforming never divides by zero and missing values become 0 (the training mean)."""
+
+    names: list[str]
+    mean: np.ndarray  # [F] float64
+    std: np.ndarray  # [F] float64
+
+    @classmethod
+    def fit(cls, frame: pl.DataFrame, columns: list[str]) -> FeatureStats:
+        # One select, NaN treated as missing per column: no cleaned copy of the (wide) frame is made.
+        has_nan = frame.select(pl.col(columns).cast(pl.Float64).is_nan().any()).row(0)
+
+        def valid(c: str, nan: bool | None) -> pl.Expr:
+            column = pl.col(c).cast(pl.Float64)
+            return column.filter(column.is_not_nan()) if nan else column
+
+        stats = frame.select(
+            *[
+                valid(c, nan).mean().alias(f"m{i}")
+                for i, (c, nan) in enumerate(zip(columns, has_nan, strict=True))
+            ],
+            *[
+                valid(c, nan).std(ddof=0).alias(f"s{i}")
+                for i, (c, nan) in enumerate(zip(columns, has_nan, strict=True))
+            ],
+        ).row(0)
+        n = len(columns)
+        mean = np.array([np.nan if v is None else v for v in stats[:n]], dtype=np.float64)
+        std = np.array([np.nan if v is None else v for v in stats[n:]], dtype=np.float64)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        std = np.where(np.isfinite(std) & (std > 1e-12 * np.maximum(1.0, np.abs(mean))), std, 1.0)
+        return cls(list(columns), mean, std)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """``values [..., F]`` -> normalised float32, missing (NaN) as 0; works in place on float32 input."""
+        out = values if values.dtype == np.float32 else values.astype(np.float32)
+        out -= self.mean.astype(np.float32)
+        out *= (1.0 / self.std).astype(np.float32)
+        # One cheap reduction tells whether any NaN/inf is there (they propagate); only then find them.
+        if not np.isfinite(out.sum(dtype=np.float64)):
+            out[~np.isfinite(out)] = 0.0
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": self.names, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
+        return cls(list(data["names"]), np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"]))

@@ -1,0 +1,202 @@
+"""The RunTable: one schema for every source (docs/architecture.md section 3).
+
+A RunTable is four things held together: ``runs`` (one row per labelled execution), ``telemetry`` (per run per
+second, ``self__<m>`` / ``neighbour_mean__<m>`` / ``host__<h>`` Float64 columns), ``profiles`` (solo profiles
+for the placement task, ``<m>`` columns) and ``metric_groups``. It saves to a directory of zstd Parquet files
+plus ``meta.json``; ``validate`` names the offending file and column when something is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+SELF = "self__"
+NEIGHBOUR_MEAN = "neighbour_mean__"
+HOST = "host__"
+METRIC_GROUPS = ("cpu", "memory", "cache_membw", "io", "network", "other")
+
+# Required columns of `runs` with the dtype family they must have. Extra columns are allowed (sources add
+# `kind`, `config_key`, ...); the listed ones are the contract the models rely on.
+RUN_COLUMNS: dict[str, type[pl.DataType] | pl.DataType] = {
+    "run_id": pl.Utf8,
+    "application": pl.Utf8,
+    "scenario": pl.Utf8,
+    "load": pl.Utf8,
+    "neighbours": pl.List(pl.Utf8),
+    "n_neighbours": pl.Int32,
+    # Flag for the models: False means the neighbour_mean__ columns are zeros because nobody ran beside it.
+    "has_neighbours": pl.Boolean,
+    "label": pl.Float64,
+    "performance": pl.Float64,
+    "solo_performance": pl.Float64,
+    "higher_is_better": pl.Boolean,
+    "source": pl.Utf8,
+    "started_at": pl.Datetime("ms", "UTC"),
+    "target_profile": pl.Utf8,
+    "neighbour_profiles": pl.List(pl.Utf8),
+}
+FILES = {"runs": "runs.parquet", "telemetry": "telemetry.parquet", "profiles": "profiles.parquet"}
+
+
+class RunTableError(ValueError):
+    """A RunTable that breaks the schema; the message names the file (or frame) and the column."""
+
+
+def _check_columns(frame: pl.DataFrame, where: str, required: dict[str, Any]) -> None:
+    for name, dtype in required.items():
+        if name not in frame.columns:
+            raise RunTableError(f"{where}: missing column {name!r} (have: {', '.join(frame.columns)})")
+        if frame.schema[name] != dtype:
+            raise RunTableError(f"{where}: column {name!r} has type {frame.schema[name]}, expected {dtype}")
+
+
+def _check_floats(frame: pl.DataFrame, where: str, columns: list[str]) -> None:
+    for name in columns:
+        if frame.schema[name] != pl.Float64:
+            raise RunTableError(
+                f"{where}: metric column {name!r} has type {frame.schema[name]}, expected Float64"
+            )
+
+
+@dataclass
+class RunTable:
+    runs: pl.DataFrame
+    telemetry: pl.DataFrame
+    profiles: pl.DataFrame
+    metric_groups: dict[str, str]
+    # Free-form provenance: source, noise_floor, plan, machine, ... (kept in meta.json).
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---- column views -------------------------------------------------------------------------------------
+    @property
+    def self_columns(self) -> list[str]:
+        return [c for c in self.telemetry.columns if c.startswith(SELF)]
+
+    @property
+    def neighbour_columns(self) -> list[str]:
+        return [c for c in self.telemetry.columns if c.startswith(NEIGHBOUR_MEAN)]
+
+    @property
+    def host_columns(self) -> list[str]:
+        return [c for c in self.telemetry.columns if c.startswith(HOST)]
+
+    @property
+    def metrics(self) -> list[str]:
+        """Per-cgroup metric names (without prefix), in telemetry column order."""
+        return [c.removeprefix(SELF) for c in self.self_columns]
+
+    @property
+    def profile_metrics(self) -> list[str]:
+        return [c for c in self.profiles.columns if c not in ("profile_id", "second")]
+
+    def select_runs(self, run_ids: list[str] | pl.Series) -> RunTable:
+        """The sub-table of the given runs (profiles are shared, so they are kept whole)."""
+        ids = pl.Series("run_id", list(run_ids), dtype=pl.Utf8)
+        return RunTable(
+            runs=self.runs.filter(pl.col("run_id").is_in(ids.implode())),
+            telemetry=self.telemetry.filter(pl.col("run_id").is_in(ids.implode())),
+            profiles=self.profiles,
+            metric_groups=self.metric_groups,
+            meta=dict(self.meta),
+        )
+
+    # ---- validation ----------------------------------------------------------------------------------------
+    def validate(self, origin: str = "RunTable") -> RunTable:
+        """Raise RunTableError naming file and column for any schema break; return self when fine."""
+        runs_at, tel_at, prof_at = (f"{origin}/{FILES[k]}" for k in ("runs", "telemetry", "profiles"))
+        _check_columns(self.runs, runs_at, RUN_COLUMNS)
+        if self.runs["run_id"].is_duplicated().any():
+            dup = self.runs.filter(pl.col("run_id").is_duplicated())["run_id"][0]
+            raise RunTableError(f"{runs_at}: column 'run_id' has duplicate value {dup!r}")
+        labels = self.runs["label"]
+        bad = self.runs.filter(labels.is_null() | (labels <= 0) | (labels > 1) | labels.is_nan())
+        if bad.height:
+            raise RunTableError(
+                f"{runs_at}: column 'label' must be in (0, 1]; run {bad['run_id'][0]!r} has {bad['label'][0]}"
+            )
+        _check_columns(self.telemetry, tel_at, {"run_id": pl.Utf8, "second": pl.Int32})
+        metric_cols = [c for c in self.telemetry.columns if c not in ("run_id", "second")]
+        for name in metric_cols:
+            if not name.startswith((SELF, NEIGHBOUR_MEAN, HOST)):
+                raise RunTableError(f"{tel_at}: column {name!r} has no self__/neighbour_mean__/host__ prefix")
+        _check_floats(self.telemetry, tel_at, metric_cols)
+        own = {c.removeprefix(SELF) for c in self.self_columns}
+        others = {c.removeprefix(NEIGHBOUR_MEAN) for c in self.neighbour_columns}
+        if own != others:
+            missing = sorted(own.symmetric_difference(others))[0]
+            raise RunTableError(f"{tel_at}: metric {missing!r} lacks its self__/neighbour_mean__ twin")
+        missing_runs = set(self.runs["run_id"]) - set(self.telemetry["run_id"].unique())
+        if missing_runs:
+            raise RunTableError(f"{tel_at}: column 'run_id' has no rows for run {sorted(missing_runs)[0]!r}")
+        _check_columns(self.profiles, prof_at, {"profile_id": pl.Utf8, "second": pl.Int32})
+        _check_floats(self.profiles, prof_at, self.profile_metrics)
+        known_profiles = set(self.profiles["profile_id"].unique())
+        referenced = set(self.runs["target_profile"].drop_nulls()) | set(
+            self.runs["neighbour_profiles"].explode().drop_nulls()
+        )
+        if referenced - known_profiles:
+            raise RunTableError(
+                f"{runs_at}: column 'target_profile'/'neighbour_profiles' names unknown profile "
+                f"{sorted(referenced - known_profiles)[0]!r}"
+            )
+        for metric, group in self.metric_groups.items():
+            if group not in METRIC_GROUPS:
+                raise RunTableError(
+                    f"{origin}/meta.json: metric_groups[{metric!r}] = {group!r} is not a group"
+                )
+        return self
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+    def save(self, directory: Path, compression_level: int = 19, float32: bool = False) -> dict[str, int]:
+        """Write runs/telemetry/profiles Parquet (zstd) + meta.json; return bytes written per file.
+
+        ``float32`` stores metric columns as Float32 on disk (they load back as Float64): half the size, and
+        still more digits than any of the sensors have.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        sizes: dict[str, int] = {}
+        for key, frame in (("runs", self.runs), ("telemetry", self.telemetry), ("profiles", self.profiles)):
+            if float32 and key != "runs":
+                frame = frame.with_columns(pl.col(pl.Float64).cast(pl.Float32))
+            path = directory / FILES[key]
+            tmp = path.with_suffix(".tmp")
+            frame.write_parquet(tmp, compression="zstd", compression_level=compression_level)
+            tmp.replace(path)
+            sizes[FILES[key]] = path.stat().st_size
+        meta = {"metric_groups": self.metric_groups, "meta": self.meta}
+        (directory / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
+        sizes["meta.json"] = (directory / "meta.json").stat().st_size
+        return sizes
+
+    @classmethod
+    def load(cls, directory: Path) -> RunTable:
+        missing = [name for name in [*FILES.values(), "meta.json"] if not (directory / name).is_file()]
+        if missing:
+            raise RunTableError(f"{directory}: not a saved RunTable (missing {', '.join(missing)})")
+        frames = {
+            key: pl.read_parquet(directory / name).with_columns(pl.col(pl.Float32).cast(pl.Float64))
+            for key, name in FILES.items()
+        }
+        meta = json.loads((directory / "meta.json").read_text())
+        table = cls(
+            frames["runs"], frames["telemetry"], frames["profiles"], meta["metric_groups"], meta["meta"]
+        )
+        return table.validate(origin=str(directory))
+
+
+def empty_profiles(metrics: list[str]) -> pl.DataFrame:
+    schema: dict[str, Any] = {"profile_id": pl.Utf8, "second": pl.Int32} | {m: pl.Float64 for m in metrics}
+    return pl.DataFrame(schema=schema)
+
+
+def conform_runs(runs: pl.DataFrame) -> pl.DataFrame:
+    """Cast the contract columns to their exact dtypes (sources build them loosely); contract ones first."""
+    casts = [pl.col(name).cast(dtype) for name, dtype in RUN_COLUMNS.items() if name in runs.columns]
+    runs = runs.with_columns(casts)
+    extra = [c for c in runs.columns if c not in RUN_COLUMNS]
+    return runs.select([*[c for c in RUN_COLUMNS if c in runs.columns], *extra])

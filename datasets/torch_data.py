@@ -1,0 +1,146 @@
+"""Torch datasets and collate functions for both tasks (batch layouts of docs/architecture.md section 3).
+
+Monitoring batch: ``x [B, T, F] float32``, ``mask [B, T] bool`` (True = real step), ``y [B]``, plus
+``has_neighbours [B] bool`` (False: the neighbour_mean__ features are zeros because the run was alone) and
+``lengths [B]``. Placement batch: ``newcomer [B, F_p]``, ``neighbours [B, K, F_p]``,
+``neighbour_mask [B, K]``, ``y [B]``. Normalisation statistics are fit on the training split only
+(``build_*`` does that for you).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+from cotenant.datasets.splits import FeatureStats, Split
+from cotenant.datasets.table import RunTable
+from cotenant.datasets.tensors import monitoring_features, placement_arrays, profile_summaries, stacked
+from torch.utils.data import Dataset
+
+Batch = dict[str, torch.Tensor]
+
+
+def _labels(table: RunTable, run_ids: Sequence[str], column: str) -> np.ndarray:
+    order = pl.DataFrame({"run_id": list(run_ids)}).join(
+        table.runs, on="run_id", how="left", maintain_order="left"
+    )
+    return order[column].to_numpy()
+
+
+class MonitoringDataset(Dataset[Batch]):
+    """One item per run: its normalised per-second features ``x [T, F]`` and label ``y``."""
+
+    def __init__(
+        self,
+        table: RunTable,
+        run_ids: Sequence[str],
+        stats: FeatureStats,
+        max_steps: int | None = None,
+    ) -> None:
+        self.run_ids = list(run_ids)
+        self.features = stats.names
+        self.values, self.offsets = stacked(table.telemetry, self.run_ids, self.features, stats, max_steps)
+        self.y = _labels(table, self.run_ids, "label").astype(np.float32)
+        self.has_neighbours = _labels(table, self.run_ids, "has_neighbours").astype(bool)
+
+    def __len__(self) -> int:
+        return len(self.run_ids)
+
+    def __getitem__(self, i: int) -> Batch:
+        x = torch.from_numpy(self.values[self.offsets[i] : self.offsets[i + 1]])  # [T, F]
+        return {
+            "x": x,
+            "y": torch.tensor(self.y[i]),
+            "has_neighbours": torch.tensor(bool(self.has_neighbours[i])),
+        }
+
+
+def collate_monitoring(items: list[Batch]) -> Batch:
+    lengths = torch.tensor([item["x"].shape[0] for item in items])
+    steps = int(lengths.max())
+    features = items[0]["x"].shape[1]
+    x = torch.zeros(len(items), steps, features, dtype=torch.float32)  # [B, T, F]
+    for b, item in enumerate(items):
+        x[b, : lengths[b]] = item["x"]
+    mask = torch.arange(steps)[None, :] < lengths[:, None]  # [B, T]
+    return {
+        "x": x,
+        "mask": mask,
+        "y": torch.stack([item["y"] for item in items]),
+        "has_neighbours": torch.stack([item["has_neighbours"] for item in items]),
+        "lengths": lengths,
+    }
+
+
+class PlacementDataset(Dataset[Batch]):
+    """One item per co-run with a target profile: newcomer and neighbour profile summaries, padded to K."""
+
+    def __init__(
+        self, table: RunTable, run_ids: Sequence[str], stats: FeatureStats, max_neighbours: int
+    ) -> None:
+        self.run_ids = list(run_ids)
+        self.features = stats.names
+        self.newcomer, self.neighbours, self.mask = placement_arrays(
+            table, self.run_ids, stats, max_neighbours
+        )
+        self.y = _labels(table, self.run_ids, "label").astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.run_ids)
+
+    def __getitem__(self, i: int) -> Batch:
+        return {
+            "newcomer": torch.from_numpy(self.newcomer[i]),  # [F_p]
+            "neighbours": torch.from_numpy(self.neighbours[i]),  # [K, F_p]
+            "neighbour_mask": torch.from_numpy(self.mask[i]),  # [K]
+            "y": torch.tensor(self.y[i]),
+        }
+
+
+def collate_placement(items: list[Batch]) -> Batch:
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+@dataclass
+class TaskData:
+    """Train and test datasets of one split, with the statistics fit on the training runs."""
+
+    train: Dataset[Batch]
+    test: Dataset[Batch]
+    stats: FeatureStats
+    split: Split
+
+
+def build_monitoring(
+    table: RunTable, split: Split, include_host: bool = True, max_steps: int | None = None
+) -> TaskData:
+    features = monitoring_features(table, include_host)
+    train_rows = table.telemetry.filter(pl.col("run_id").is_in(pl.Series(split.train_runs).implode()))
+    stats = FeatureStats.fit(train_rows, features)
+    return TaskData(
+        MonitoringDataset(table, split.train_runs, stats, max_steps),
+        MonitoringDataset(table, split.test_runs, stats, max_steps),
+        stats,
+        split,
+    )
+
+
+def build_placement(table: RunTable, split: Split) -> TaskData:
+    """Runs without a target profile are left out (CloudPerfTrace has none at all)."""
+    with_profile = set(table.runs.filter(pl.col("target_profile").is_not_null())["run_id"])
+    train = [r for r in split.train_runs if r in with_profile]
+    test = [r for r in split.test_runs if r in with_profile]
+    if not train:
+        raise ValueError("placement: no training run has a solo profile (target_profile is null everywhere)")
+    # Statistics over the profiles the training runs use (newcomers and neighbours alike), never the test's.
+    train_runs = table.runs.filter(pl.col("run_id").is_in(pl.Series(train).implode()))
+    used = set(train_runs["target_profile"]) | set(train_runs["neighbour_profiles"].explode().drop_nulls())
+    names, summary = profile_summaries(table.profiles, table.profile_metrics)
+    stats = FeatureStats.fit(summary.filter(pl.col("profile_id").is_in(list(used))), names)
+    k = int(table.runs["n_neighbours"].max() or 1)
+    return TaskData(
+        PlacementDataset(table, train, stats, k), PlacementDataset(table, test, stats, k), stats, split
+    )

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from cotenant.datasets.lab.labels import label_runs, noise_floor
+from cotenant.datasets.lab.records import RunCgroups, RunRecord
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def record(
+    run_id: str,
+    kind: str,
+    performance: float,
+    *,
+    key: str = "app/level=1",
+    higher: bool = True,
+    neighbours: int = 0,
+) -> RunRecord:
+    return RunRecord(
+        run_id=run_id,
+        kind=kind,
+        application=key.split("/")[0],
+        config_key=key,
+        scenario="static",
+        load="level 1",
+        schedule=None,
+        neighbours=[f"n{i}" for i in range(neighbours)],
+        repeat=0,
+        started_at=NOW,
+        ended_at=NOW,
+        cgroups=RunCgroups(target=f"lab/{run_id}/target"),
+        performance=performance,
+        performance_unit="ops",
+        higher_is_better=higher,
+    )
+
+
+def test_corun_label_is_performance_over_median_solo() -> None:
+    runs = [
+        record("s1", "solo", 100),
+        record("s2", "solo", 90),
+        record("s3", "solo", 120),
+        record("c1", "corun", 50, neighbours=2),
+    ]
+    table = label_runs(runs)
+    corun = table.filter(table["run_id"] == "c1").row(0, named=True)
+    assert corun["solo_performance"] == 100
+    assert corun["label"] == pytest.approx(0.5)
+    assert corun["n_neighbours"] == 2
+
+
+def test_lower_is_better_inverts_the_ratio_and_labels_are_clipped() -> None:
+    runs = [
+        record("s1", "solo", 10, higher=False),
+        record("s2", "solo", 10, higher=False),
+        record("slow", "corun", 40, higher=False),
+        record("fast", "corun", 5, higher=False),
+    ]
+    labels = dict(label_runs(runs).select("run_id", "label").iter_rows())
+    assert labels["slow"] == pytest.approx(0.25)
+    assert labels["fast"] == 1.0  # faster than alone: clipped to 1
+
+
+def test_solo_rows_are_leave_one_out_and_give_the_noise_floor() -> None:
+    runs = [record("s1", "solo", 100), record("s2", "solo", 80), record("s3", "solo", 100)]
+    table = label_runs(runs)
+    ratios = dict(table.select("run_id", "ratio").iter_rows())
+    assert ratios["s2"] == pytest.approx(0.8)  # against the median of s1 and s3
+    assert ratios["s1"] == pytest.approx(100 / 90)
+    floor = noise_floor(table)
+    assert floor.n_solo_pairs == 3
+    assert floor.median_abs_deviation == pytest.approx(1 / 9)
+
+
+def test_unreferenced_coruns_and_neighbour_profiles_are_not_labelled() -> None:
+    runs = [
+        record("s1", "solo", 100),
+        record("c1", "corun", 50, key="other/level=1"),
+        record("n1", "neighbour_solo", 5, key="pressure/level=1"),
+    ]
+    table = label_runs(runs)
+    assert table["run_id"].to_list() == []  # a single solo has no other solo to compare with
+    assert noise_floor(table).n_solo_pairs == 0
+
+
+def test_zero_performance_gets_the_smallest_positive_label() -> None:
+    table = label_runs([record("s1", "solo", 100), record("s2", "solo", 100), record("c1", "corun", 0.0)])
+    label = table.filter(table["run_id"] == "c1")["label"].item()
+    assert 0 < label < 0.01
+
+
+def test_timing_separates_windows_from_overhead_and_skips_session_breaks() -> None:
+    from datetime import timedelta
+
+    from cotenant.datasets.lab.timing import lab_timing
+
+    def timed(run_id: str, start_s: float, length_s: float, neighbours: int) -> RunRecord:
+        base = record(run_id, "corun" if neighbours else "solo", 1.0, neighbours=neighbours)
+        started = NOW + timedelta(seconds=start_s)
+        return base.model_copy(
+            update={"started_at": started, "ended_at": started + timedelta(seconds=length_s)}
+        )
+
+    # r0003 starts 1 s after r0002 ends (a co-run); r0005 comes after an hour's break (not consecutive).
+    runs = [
+        timed("r0001", 0, 8, 0),
+        timed("r0002", 8.2, 8, 0),
+        timed("r0003", 17.2, 9, 2),
+        timed("r0005", 4000, 8, 0),
+    ]
+    timing = lab_timing(runs)
+    assert timing.runs == 4 and timing.max_window_s == 9
+    assert timing.median_gap_solo_s == pytest.approx(0.2)
+    assert timing.median_gap_corun_s == pytest.approx(1.0)
+    assert timing.wall_per_run_s == pytest.approx((26.2 - 8) / 2)

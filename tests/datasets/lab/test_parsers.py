@@ -1,0 +1,93 @@
+"""Parsers on outputs captured from the real programs on this machine kind (tests/datasets/lab/captured)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cotenant.datasets.lab.workloads import WORKLOADS, ParseError
+from cotenant.datasets.lab.workloads.base import parse_stress_ng
+from cotenant.datasets.lab.workloads.fio_randrw import parse_fio_iops
+from cotenant.datasets.lab.workloads.openssl_speed import parse_openssl_speed
+from cotenant.datasets.lab.workloads.redis import parse_redis_benchmark
+from cotenant.datasets.lab.workloads.sysbench_cpu import parse_sysbench_cpu
+from cotenant.datasets.lab.workloads.sysbench_cpu_rate import parse_sysbench_latency
+from cotenant.datasets.lab.workloads.sysbench_memory import parse_sysbench_memory
+from cotenant.datasets.lab.workloads.zstd_bench import parse_zstd_bench
+
+CAPTURED = Path(__file__).parent / "captured"
+
+
+def captured(name: str) -> str:
+    return (CAPTURED / name).read_text(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("parser", "file", "expected"),
+    [
+        (parse_sysbench_cpu, "sysbench_cpu.txt", 3144.57),
+        (parse_sysbench_latency, "sysbench_cpu_rate.txt", 0.69),
+        (parse_sysbench_memory, "sysbench_memory.txt", 41155.30),
+        (parse_redis_benchmark, "redis_benchmark.txt", 92889.8),  # the last overall figure, not the first
+        (parse_zstd_bench, "zstd.txt", 281.5),  # compression speed of the final line
+        (parse_openssl_speed, "openssl.txt", 5548040.36),
+        (parse_openssl_speed, "openssl_multi.txt", 6012420.10),
+        (parse_fio_iops, "fio.json", 7159.42029 + 7145.927036),
+    ],
+)
+def test_parser_reads_the_metric(parser, file: str, expected: float) -> None:
+    assert parser(captured(file)) == pytest.approx(expected)
+
+
+def test_stress_ng_parser_picks_the_named_stressor() -> None:
+    assert parse_stress_ng(captured("stressng.txt"), "matrix") == pytest.approx(5400.84)
+    assert parse_stress_ng(captured("stressng_stream.txt"), "stream") == pytest.approx(0.06)
+    with pytest.raises(ParseError, match="cpu bogo ops/s"):
+        parse_stress_ng(captured("stressng.txt"), "cpu")
+
+
+@pytest.mark.parametrize(
+    "parser",
+    [
+        parse_sysbench_cpu,
+        parse_sysbench_latency,
+        parse_sysbench_memory,
+        parse_redis_benchmark,
+        parse_zstd_bench,
+        parse_openssl_speed,
+        parse_fio_iops,
+    ],
+)
+def test_parsers_reject_output_without_a_metric(parser) -> None:
+    with pytest.raises(ParseError):
+        parser("command not found\n")
+
+
+def test_fio_parser_skips_warnings_before_the_json() -> None:
+    text = "fio: file hash not empty on exit\n" + captured("fio.json")
+    assert parse_fio_iops(text) == pytest.approx(7159.42029 + 7145.927036)
+
+
+def test_catalogue_has_eight_targets_and_the_pressure_kinds() -> None:
+    targets = {name for name in WORKLOADS if not name.startswith("pressure_")}
+    assert len(targets) >= 8
+    assert {"pressure_cpu", "pressure_cache", "pressure_membw", "pressure_vm", "pressure_io"} <= set(
+        WORKLOADS
+    )
+    for name, workload in WORKLOADS.items():
+        assert workload.name == name
+        assert workload.unit
+
+
+def test_commands_are_time_bounded(tmp_path: Path) -> None:
+    """Every phase command carries its duration (or is stopped at the deadline by the runner)."""
+    from cotenant.datasets.lab.workloads import WorkContext
+
+    context = WorkContext(scratch=tmp_path, role_dir=tmp_path, runtime_dir=tmp_path)
+    for name, workload_class in WORKLOADS.items():
+        workload = workload_class()
+        command = " ".join(workload.phase_command(2, 6, context))
+        bounded = workload.stop_at_deadline or any(
+            token in command for token in ("--time=6", "--runtime=6", "--timeout 6s", "-seconds 6", "-i3")
+        )
+        assert bounded, f"{name}: {command}"

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import cotenant.datasets.lab as lab_package
+import pytest
+import yaml
+from cotenant.datasets.lab.plan import PlanError, expand_plan, load_plan, summarise
+from cotenant.datasets.lab.schedules import ScheduleSpec, schedule_levels
+
+PLANS = Path(lab_package.__file__).parent / "plans"
+
+
+def write_plan(tmp_path: Path, **overrides: object) -> Path:
+    plan: dict[str, object] = {
+        "name": "t",
+        "seed": 3,
+        "duration_s": 4,
+        "solo_repeats": 3,
+        "schedules": {"ramp": {"kind": "monotonic", "low": 1, "high": 4, "phases": 2}},
+        "targets": [
+            {"workload": "sysbench_cpu", "levels": [1, 2]},
+            {"workload": "redis", "schedules": ["ramp"]},
+        ],
+        "neighbours": {
+            "a": {"workload": "pressure_cpu", "level": 1},
+            "b": {"workload": "pressure_cache", "level": 1},
+            "c": {"workload": "pressure_io", "level": 1},
+        },
+        "coruns": {"count": 12, "sizes": [1, 2, 3]},
+    }
+    plan.update(overrides)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def test_expansion_counts_order_and_determinism(tmp_path: Path) -> None:
+    plan = load_plan(write_plan(tmp_path))
+    runs = expand_plan(plan)
+    assert runs == expand_plan(plan)
+    kinds = [run.kind for run in runs]
+    assert kinds.count("corun") == 12 and kinds.count("solo") == 9 and kinds.count("neighbour_solo") == 3
+    assert [run.run_id for run in runs] == [f"r{i:04d}" for i in range(1, len(runs) + 1)]
+    assert sorted(len(run.neighbours) for run in runs if run.kind == "corun") == [1] * 4 + [2] * 4 + [3] * 4
+    for run in runs:
+        assert len({n.config_key for n in run.neighbours}) == len(run.neighbours)  # no neighbour twice
+
+
+def test_solo_references_are_spread_through_the_plan(tmp_path: Path) -> None:
+    runs = expand_plan(load_plan(write_plan(tmp_path)))
+    for key in {run.target.config_key for run in runs if run.kind == "solo"}:
+        positions = [i for i, run in enumerate(runs) if run.kind == "solo" and run.target.config_key == key]
+        assert len(positions) == 3
+        assert positions[-1] - positions[0] >= len(runs) // 2  # first and last repeat far apart
+
+
+def test_dynamic_config_key_carries_the_replayed_levels(tmp_path: Path) -> None:
+    runs = expand_plan(load_plan(write_plan(tmp_path)))
+    redis = {run.target for run in runs if run.target.workload == "redis"}
+    assert len(redis) == 1
+    (config,) = redis
+    assert config.phase_levels == (1, 4) and config.scenario == "dynamic"
+    assert "ramp=1-4" in config.config_key
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"targets": [{"workload": "nope", "levels": [1]}]},
+            r"targets\[0\]\.workload: unknown workload .nope.",
+        ),
+        ({"targets": [{"workload": "redis", "schedules": ["missing"]}]}, "'missing' is not defined"),
+        ({"targets": [{"workload": "redis"}]}, "levels or schedules"),
+        ({"coruns": {"count": 3, "sizes": [4]}}, "between 1 and 3"),
+        ({"duration_s": "long"}, "duration_s"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_invalid_plans_name_the_field(tmp_path: Path, override: dict[str, object], message: str) -> None:
+    with pytest.raises(PlanError, match=message) as error:
+        load_plan(write_plan(tmp_path, **override))
+    assert "plan.yaml" in str(error.value)
+
+
+def test_schedules_are_deterministic_and_shaped() -> None:
+    assert schedule_levels(ScheduleSpec(kind="monotonic", low=1, high=7, phases=4), 0) == [1, 3, 5, 7]
+    assert schedule_levels(ScheduleSpec(kind="periodic", low=1, high=3, phases=4), 0) == [1, 2, 3, 2]
+    random_spec = ScheduleSpec(kind="random", low=1, high=50, phases=8, seed=1)
+    assert schedule_levels(random_spec, 9) == schedule_levels(random_spec, 9)
+    assert schedule_levels(random_spec, 9) != schedule_levels(random_spec, 10)
+    assert all(1 <= level <= 50 for level in schedule_levels(random_spec, 9))
+
+
+@pytest.mark.parametrize("name", ["bundled.yaml", "smoke.yaml"])
+def test_shipped_plans_are_valid(name: str) -> None:
+    summary = summarise(load_plan(PLANS / name))
+    assert summary.runs == summary.solo + summary.corun + summary.neighbour_solo
+
+
+def test_bundled_plan_meets_the_dataset_requirements() -> None:
+    summary = summarise(load_plan(PLANS / "bundled.yaml"))
+    assert summary.applications >= 8 and summary.corun >= 300 and summary.dynamic_configs > 0
+    assert summary.estimated_s < 75 * 60
+
+
+def test_plan_info_command_prints_counts_and_rejects_bad_plans(tmp_path: Path) -> None:
+    from cotenant.datasets.lab.cli import app
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["plan-info", str(PLANS / "smoke.yaml")])
+    assert shown.exit_code == 0 and "corun" in shown.output and "estimated_s" in shown.output
+    bad = runner.invoke(app, ["plan-info", str(write_plan(tmp_path, duration_s=-1))])
+    assert bad.exit_code == 2 and "duration_s" in bad.output

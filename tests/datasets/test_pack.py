@@ -1,0 +1,65 @@
+"""Packing a lab directory into the bundled format, its card, and ``cotenant datasets info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cotenant.datasets import load_source
+from cotenant.datasets.cli import app
+from cotenant.datasets.sources.bundled import BUNDLED_DIR, is_packed
+from typer.testing import CliRunner
+
+
+def test_pack_writes_table_and_card(lab_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundled"
+    result = CliRunner().invoke(app, ["pack", str(lab_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {
+        "runs.parquet",
+        "telemetry.parquet",
+        "profiles.parquet",
+        "meta.json",
+        "CARD.md",
+    }
+    packed = load_source(f"bundled:{out}")
+    original = load_source(lab_dir)
+    assert packed.runs.drop("source").equals(original.runs.drop("source"))
+    assert packed.telemetry.equals(original.telemetry)
+    card = (out / "CARD.md").read_text()
+    for fact in (
+        "labelled co-runs: 3",
+        "cores",
+        "kernel",
+        "noise floor: |1 - P| solo vs solo: median 0.0192",
+        "| (0.4, 0.5] | 1 |",
+        "| cpu_usage_seconds_per_second | cpu |",
+        "name: tiny",
+    ):
+        assert fact in card
+    assert str(lab_dir.parent) not in card  # no paths of the packing machine
+
+
+def test_pack_too_big_is_refused(lab_dir: Path, tmp_path: Path) -> None:
+    from cotenant.datasets.pack import pack
+
+    with pytest.raises(ValueError, match="exceeds"):
+        pack(lab_dir, tmp_path / "out", size_limit=1000)
+
+
+def test_info_prints_apps_labels_and_noise(lab_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["info", str(lab_dir)])
+    assert result.exit_code == 0, result.output
+    for text in ("alpha", "beta", "3 labelled runs", "(0.4, 0.5]", "noise floor", "median 0.0192"):
+        assert text in result.output
+    missing = CliRunner().invoke(app, ["info", "no-such-source"])
+    assert missing.exit_code == 1 and "neither a source name" in missing.output
+
+
+@pytest.mark.skipif(not is_packed(), reason="datasets/bundled is packed by the lead from the real lab run")
+def test_bundled_loads_without_download() -> None:
+    table = load_source("bundled")
+    assert table.runs["application"].n_unique() >= 8
+    assert table.runs.height >= 300
+    assert (BUNDLED_DIR / "CARD.md").is_file()
+    assert sum(p.stat().st_size for p in BUNDLED_DIR.iterdir()) <= 20 * 1024 * 1024

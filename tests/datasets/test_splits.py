@@ -1,0 +1,77 @@
+"""Splits never leak runs or applications; normalisation is fit on the training split only."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from cotenant.datasets import RunTable, load_source
+from cotenant.datasets.splits import (
+    FeatureStats,
+    by_time,
+    leave_applications_out,
+    leave_applications_out_splits,
+    n_test_applications,
+)
+
+
+@pytest.fixture(scope="module")
+def table() -> RunTable:
+    return load_source("synthetic", n_apps=11, n_runs=150, min_length=5, max_length=10, seed=4)
+
+
+def test_paper_proportions() -> None:
+    assert n_test_applications(11) == 4
+    assert [n_test_applications(n) for n in (2, 3, 6, 8, 20)] == [1, 1, 2, 3, 7]
+    with pytest.raises(ValueError, match=">= 2 applications"):
+        n_test_applications(1)
+
+
+def test_leave_applications_out_has_no_leakage(table: RunTable) -> None:
+    splits = leave_applications_out_splits(table, n_seeds=6)
+    assert len({tuple(s.test_apps) for s in splits}) > 1  # seeds really change the held-out apps
+    for split in splits:
+        assert len(split.test_apps) == 4 and len(split.train_apps) == 7
+        assert not set(split.train_runs) & set(split.test_runs)
+        assert set(split.train_runs) | set(split.test_runs) == set(table.runs["run_id"])
+        train_apps = set(split.train(table).runs["application"])
+        test_apps = set(split.test(table).runs["application"])
+        assert not train_apps & test_apps and test_apps == set(split.test_apps)
+        assert set(split.test(table).telemetry["run_id"]) == set(split.test_runs)
+    assert leave_applications_out(table, seed=3) == leave_applications_out(table, seed=3)
+
+
+def test_by_time_trains_on_the_past(table: RunTable) -> None:
+    split = by_time(table, test_fraction=0.25)
+    train, test = split.train(table).runs, split.test(table).runs
+    assert train["started_at"].max() < test["started_at"].min()
+    assert test.height == round(table.runs.height * 0.25)
+    assert not set(split.train_runs) & set(split.test_runs)
+
+
+def test_stats_fit_on_training_rows_only(table: RunTable) -> None:
+    split = leave_applications_out(table, seed=0)
+    features = table.self_columns
+    stats = FeatureStats.fit(split.train(table).telemetry, features)
+    train_values = split.train(table).telemetry.select(features).to_numpy()
+    np.testing.assert_allclose(stats.mean, train_values.mean(axis=0))
+    np.testing.assert_allclose(stats.std, train_values.std(axis=0))
+    everything = FeatureStats.fit(table.telemetry, features)
+    assert not np.allclose(stats.mean, everything.mean)
+
+
+def test_constant_and_missing_columns_are_safe() -> None:
+    frame = pl.DataFrame(
+        {
+            "constant": [3.0, 3.0, 3.0],
+            "missing": [None, None, None],
+            "with_nan": [1.0, float("nan"), 3.0],
+        },
+        schema={"constant": pl.Float64, "missing": pl.Float64, "with_nan": pl.Float64},
+    )
+    stats = FeatureStats.fit(frame, frame.columns)
+    np.testing.assert_allclose(stats.mean, [3.0, 0.0, 2.0])
+    np.testing.assert_allclose(stats.std, [1.0, 1.0, 1.0])
+    out = stats.transform(np.array([[3.0, np.nan, np.nan], [4.0, 5.0, 3.0]]))
+    np.testing.assert_allclose(out, [[0.0, 0.0, 0.0], [1.0, 5.0, 1.0]])
+    assert FeatureStats.from_dict(stats.to_dict()).names == stats.names
