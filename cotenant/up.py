@@ -1,8 +1,174 @@
-"""Scaffold: replaced by the main job."""
+"""``cotenant up``: the main job on the embedded default.
+
+Bundled dataset -> champions in the local MLflow registry (trained only when missing) -> the service on
+localhost -> a demo fleet kept fresh through ``/ingest`` -> example requests, printed and checked. Running it
+again reuses the registry; Ctrl-C stops the service and the feeder cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+
+CHAMPIONS = {"cotenant-monitoring": "cloudformer", "cotenant-placement": "placement"}
 
 
-def up() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=2)
+def missing_champions(tracking_uri: str) -> list[str]:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    missing = []
+    for name in CHAMPIONS:
+        try:
+            client.get_model_version_by_alias(name, "champion")
+        except MlflowException:
+            missing.append(name)
+    return missing
+
+
+def train_champions(names: list[str], tracking_uri: str, epochs: int | None, console: Console) -> None:
+    from cotenant.training.config import TrainConfig
+    from cotenant.training.run import train
+
+    for name in names:
+        model = CHAMPIONS[name]
+        console.print(f"[bold]training[/] {model} on the bundled dataset for {name} (no champion yet)")
+        options = {"epochs": epochs} if epochs is not None else {}
+        started = time.monotonic()
+        result = train(TrainConfig(model=model, source="bundled", tracking_uri=tracking_uri, **options))
+        mae = result.metrics.get("mae", float("nan"))
+        console.print(
+            f"  {model}: MAE {mae:.2f} pp on held-out applications, {time.monotonic() - started:.0f} s"
+        )
+
+
+def service_token(home: Path) -> str:
+    """The bearer token for ingest and profile registration, created once and kept with the state."""
+    path = home / "serve-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with code {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the service at {url} was not ready after {timeout_s:.0f} s")
+
+
+def curl(url: str, path: str, body: dict[str, object], examples_dir: Path, name: str) -> str:
+    file = examples_dir / f"{name.replace(' ', '-')}.json"
+    file.write_text(json.dumps(body, indent=2))
+    return f"curl -s -X POST {url}{path} -H 'Content-Type: application/json' -d @{file}"
+
+
+def up(
+    port: Annotated[int, typer.Option(help="Port for the service on localhost.")] = 3000,
+    epochs: Annotated[int | None, typer.Option(help="Epochs when a champion must be trained.")] = None,
+    once: Annotated[bool, typer.Option(help="Check the examples, then stop (for tests and CI).")] = False,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the service.")] = 180.0,
+) -> None:
+    """Run the main job: bundled data -> champion (trained if missing) -> service on localhost -> examples."""
+    import httpx
+
+    from cotenant.datasets import load_source
+    from cotenant.demo import FleetFeeder, build_fleet, example_requests, register_profiles
+    from cotenant.paths import cotenant_home, default_tracking_uri
+
+    console = Console()
+    home, tracking_uri = cotenant_home(), default_tracking_uri()
+    console.print(f"state in {home}, MLflow at {tracking_uri}")
+    table = load_source("bundled")
+    console.print(
+        f"bundled dataset: {table.runs.height} runs, {table.runs['application'].n_unique()} applications"
+    )
+
+    missing = missing_champions(tracking_uri)
+    if missing:
+        train_champions(missing, tracking_uri, epochs, console)
+    else:
+        console.print("champions found in the registry: reusing them")
+
+    token = service_token(home)
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "cotenant.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--tracking-uri",
+        tracking_uri,
+    ]
+    process = subprocess.Popen(command, env={**_environ(), "COTENANT_SERVE_TOKEN": token})
+    feeder: FleetFeeder | None = None
+    try:
+        wait_ready(url, process, ready_timeout)
+        client = httpx.Client(base_url=url, timeout=30)
+        fleet = build_fleet(table)
+        register_profiles(client, token, fleet)
+        feeder = FleetFeeder(client, token, fleet)
+        feeder.push_once(seconds=30)
+        feeder.start()
+        examples_dir = home / "examples"
+        examples_dir.mkdir(exist_ok=True)
+        console.print(f"\n[bold green]cotenant is serving on {url}[/] (OpenAPI: {url}/docs.json)\n")
+        for name, (path, body) in example_requests(fleet).items():
+            response = client.post(path, json=body)
+            status = "ok" if response.status_code == 200 else f"FAILED ({response.status_code})"
+            console.print(f"[bold]{name}[/] [{status}]")
+            console.print(curl(url, path, body, examples_dir, name), soft_wrap=True, highlight=False)
+            console.print(_excerpt(response.text), highlight=False)
+            if response.status_code != 200:
+                raise RuntimeError(f"example {name!r} failed: {response.text[:500]}")
+        if once:
+            return
+        console.print("\nPress Ctrl-C to stop.")
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        process.wait()
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        if feeder is not None:
+            feeder.stop()
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and a supervisor's SIGTERM
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _excerpt(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."

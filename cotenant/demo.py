@@ -1,0 +1,171 @@
+"""The embedded default behind ``cotenant up``: a demo fleet fed from bundled data, and example requests.
+
+The demo hosts are fed exactly as real collectors feed the service: ``POST /ingest`` with per-second samples,
+here replayed from the solo profiles the lab recorded, stamped with the current time so the hosts stay fresh.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from cotenant.datasets import RunTable
+
+# How many demo hosts, and which profile indices run on each (a mix of empty, light and crowded hosts).
+DEMO_HOSTS = 6
+PROFILE_LABEL = "cotenant.io/profile"
+
+
+@dataclass(frozen=True)
+class DemoFleet:
+    profiles: dict[str, dict[str, list[float]]]  # profile id -> metric -> per-second values
+    hosts: dict[str, list[str]]  # host name -> profile ids of its incumbents
+
+    @property
+    def newcomer(self) -> str:
+        return sorted(self.profiles)[0]
+
+
+def profile_series(table: RunTable, profile_id: str) -> dict[str, list[float]]:
+    """One solo profile as the service's telemetry format: metric -> finite per-second values."""
+    frame = table.profiles.filter(table.profiles["profile_id"] == profile_id).sort("second")
+    series: dict[str, list[float]] = {}
+    for column in frame.columns:
+        if column in ("profile_id", "second"):
+            continue
+        values = frame[column].cast(float).to_numpy()
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            series[column] = [float(v) for v in finite]
+    return series
+
+
+def build_fleet(table: RunTable, seed: int = 0) -> DemoFleet:
+    ids = sorted(table.profiles["profile_id"].unique().to_list())
+    if len(ids) < 2:
+        raise ValueError("the dataset has fewer than two solo profiles; a demo fleet needs several")
+    rng = np.random.default_rng(seed)
+    profiles = {profile_id: profile_series(table, profile_id) for profile_id in ids}
+    hosts: dict[str, list[str]] = {}
+    for index in range(DEMO_HOSTS):
+        count = index % 4  # 0, 1, 2, 3 incumbents
+        hosts[f"demo-node-{index + 1}"] = [str(p) for p in rng.choice(ids, size=count, replace=False)]
+    return DemoFleet(profiles, hosts)
+
+
+def ingest_payload(fleet: DemoFleet, host: str, now: datetime, seconds: int) -> dict[str, Any]:
+    """The last ``seconds`` of each incumbent's replayed profile, ending at ``now``."""
+    samples = []
+    for slot, profile_id in enumerate(fleet.hosts[host]):
+        series = fleet.profiles[profile_id]
+        length = max(len(values) for values in series.values())
+        for back in range(seconds):
+            step = (int(now.timestamp()) - back) % length
+            metrics = {
+                name: values[step % len(values)]
+                for name, values in series.items()
+                if math.isfinite(values[step % len(values)])
+            }
+            samples.append(
+                {
+                    "timestamp": (now - timedelta(seconds=back)).isoformat(),
+                    "target": f"pod-{slot + 1}-{profile_id}"[:253],
+                    "metrics": metrics,
+                }
+            )
+    return {"host": host, "samples": samples}
+
+
+class FleetFeeder:
+    """Re-pushes the demo fleet's telemetry every few seconds, like per-node collectors would."""
+
+    def __init__(self, client: httpx.Client, token: str, fleet: DemoFleet, period_s: float = 5.0) -> None:
+        self._client, self._token, self._fleet, self._period = client, token, fleet, period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="demo-fleet", daemon=True)
+
+    def push_once(self, seconds: int) -> None:
+        now = datetime.now(UTC).replace(microsecond=0)
+        for host, incumbents in self._fleet.hosts.items():
+            if not incumbents:
+                continue
+            response = self._client.post(
+                "/ingest",
+                json=ingest_payload(self._fleet, host, now, seconds),
+                headers={"Authorization": f"Bearer {self._token}"},
+            )
+            response.raise_for_status()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._period):
+            try:
+                self.push_once(seconds=int(self._period) + 1)
+            except httpx.HTTPError:
+                continue  # the service is restarting or going down; the next round retries
+
+
+def register_profiles(client: httpx.Client, token: str, fleet: DemoFleet) -> None:
+    for profile_id, telemetry in fleet.profiles.items():
+        response = client.post(
+            "/register_profile",
+            json={"profile_id": profile_id, "telemetry": telemetry},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+
+
+def accelerator_example() -> dict[str, Any]:
+    """Ibis's heterogeneous toy workload on the shipped two-Jetson, two-Coral cluster."""
+    from importlib.resources import files
+
+    from cotenant.models.accelerators.profiles import ibis_data_dir, load_apps, load_cluster
+
+    cluster_file = files("cotenant.models.accelerators") / "examples" / "mixed_cluster.yaml"
+    cluster = load_cluster(Path(str(cluster_file)))
+    apps = load_apps(ibis_data_dir() / "heter_toy_workload.yaml").apps
+    return {
+        "policy": "heterogeneous",
+        "cluster": cluster.model_dump(mode="json"),
+        "apps": [app.model_dump(mode="json") for app in apps],
+        "simulate": False,
+    }
+
+
+def example_requests(fleet: DemoFleet) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Ready-to-paste requests: name -> (path, JSON body)."""
+    nodes = sorted(fleet.hosts)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "web-7f9c",
+            "namespace": "default",
+            "labels": {"app": "web", PROFILE_LABEL: fleet.newcomer},
+        },
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+    }
+    return {
+        "placement scoring": (
+            "/score_placement",
+            {"workload": {"profile_id": fleet.newcomer}, "hosts": nodes, "min_performance": 0.7},
+        ),
+        "extender prioritize": (
+            "/prioritize",
+            {"Pod": pod, "NodeNames": nodes},
+        ),
+        "accelerator placement": ("/place_on_accelerators", accelerator_example()),
+    }

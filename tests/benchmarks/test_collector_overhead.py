@@ -1,0 +1,73 @@
+"""The overhead benchmark's helpers, and one short real run that must print its table and clean up.
+
+Figures are never asserted (the benchmark prints them); only that they are produced and the cleanup happens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "collector_overhead.py"
+
+
+def load_benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("collector_overhead", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prometheus_sample_count_and_process_stat() -> None:
+    bench = load_benchmark()
+    exposition = (
+        "# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.5\n\n"
+        'node_cpu_seconds_total{cpu="0",mode="idle"} 12.5\nnode_cpu_seconds_total{cpu="0",mode="user"} 3\n'
+    )
+    assert bench.count_prometheus_samples(exposition) == 3
+    before = bench.process_cpu_seconds(os.getpid())
+    sum(i * i for i in range(300_000))  # some CPU so that the reading can only grow
+    assert bench.process_cpu_seconds(os.getpid()) >= before > 0
+    assert bench.process_rss_bytes(os.getpid()) > 1 << 20
+    assert bench.percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.5) == 3.0
+    assert bench.parse_args(["--duration", "5", "--window", "10"]).window_s == 5
+
+
+def bench_cgroups() -> set[str]:
+    found: set[str] = set()
+    for hierarchy in Path("/sys/fs/cgroup").glob("*"):
+        found.update(f"{hierarchy.name}/{p.name}" for p in hierarchy.glob("cotenant-overhead-*"))
+    return found
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_short_run_prints_both_columns_and_cleans_up() -> None:
+    if shutil.which("prometheus-node-exporter") is None or shutil.which("stress-ng") is None:
+        pytest.skip("needs prometheus-node-exporter and stress-ng")
+    before = bench_cgroups()
+    arguments = ["--cgroups", "2", "--duration", "6", "--warmup", "6", "--window", "3"]
+    run = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = run.communicate(timeout=300)  # start-up is slow on a loaded machine
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGTERM)  # the script's own cleanup, never SIGKILL (it would leak cgroups)
+        stdout, stderr = run.communicate(timeout=60)
+    assert bench_cgroups() == before
+    assert run.returncode == 0, stderr[-2000:]
+    assert "node_exporter" in stdout and "cotenant collect" in stdout
+    values_row = next(line for line in stdout.splitlines() if "metric values per sample" in line)
+    cells = [cell.strip() for cell in values_row.split("│") if cell.strip()]
+    assert all(float(cell) > 0 for cell in cells[1:3]), stdout + stderr  # both sides sampled
