@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from cotenant.models.accelerators.simulator import SimulatedApp
 
 app = typer.Typer(no_args_is_help=True, help="Shared-accelerator models: validate, place, report.")
 
@@ -34,7 +38,9 @@ def place_command(
     cluster: Path = typer.Option(..., exists=True, help="cluster YAML"),
     apps: Path = typer.Option(..., exists=True, help="app YAML (ours or an Ibis workload file)"),
     policy: str = typer.Option("depth_first", help="placement policy"),
-    horizon_s: float = typer.Option(60.0, help="simulated seconds"),
+    horizon_s: float = typer.Option(300.0, help="first simulated run per node, seconds"),
+    max_horizon_s: float = typer.Option(7200.0, help="longest run while a mean is not yet precise"),
+    precision: float = typer.Option(0.01, help="target 95% half-width of each mean, fraction of its SLO"),
     seed: int = typer.Option(0),
     migration: bool = typer.Option(False, help="reactive migration of apps over SLO"),
 ) -> None:
@@ -45,13 +51,20 @@ def place_command(
     from rich.console import Console
     from rich.table import Table
 
-    config = SimulationConfig(horizon_s=horizon_s, seed=seed, migration=migration)
+    config = SimulationConfig(
+        horizon_s=horizon_s,
+        max_horizon_s=max_horizon_s,
+        precision=precision,
+        seed=seed,
+        migration=migration,
+    )
     result = place(load_cluster(cluster), load_apps(apps).apps, policy, config)
     predicted = {latency.app: latency for latency in result.predicted}
     simulated = {sim.app: sim for sim in result.simulated}
     table = Table(title=f"policy {policy}")
-    for column in ("app", "node", "SLO ms", "predicted ms", "simulated ms", "p95 ms", "violated"):
+    for column in ("app", "node", "SLO ms", "predicted ms", "simulated ms", "+- ms", "run s", "p95 ms"):
         table.add_column(column)
+    table.add_column("violated")
     for name, node in result.assignment.items():
         pred, sim = predicted.get(name), simulated.get(name)
         table.add_row(
@@ -60,8 +73,10 @@ def place_command(
             f"{pred.slo_ms:.0f}" if pred else "-",
             f"{pred.total_ms:.1f}" if pred else "-",
             f"{sim.mean_ms:.1f}" if sim else "-",
+            f"{sim.mean_halfwidth_ms:.1f}" if sim else "-",
+            f"{sim.simulated_s:.0f}" if sim else "-",
             f"{sim.p95_ms:.1f}" if sim else "-",
-            ("yes" if sim.violated else "no") if sim else "-",
+            verdict(sim) if sim else "-",
         )
     console = Console()
     console.print(table)
@@ -71,6 +86,17 @@ def place_command(
         f"hosted {len(result.assignment) - len(result.rejected)}, rejected {len(result.rejected)}, "
         f"violations {result.violations}, migrations {result.migrations}"
     )
+    unsettled = [sim.app for sim in result.simulated if not sim.settled]
+    if unsettled:
+        console.print(
+            f"judged on a point estimate short of the asked precision (run hit {max_horizon_s:.0f} s):"
+            f" {', '.join(unsettled)}"
+        )
+
+
+def verdict(sim: SimulatedApp) -> str:
+    """The point verdict; `?` marks one whose mean never got precise enough to settle it."""
+    return ("yes" if sim.violated else "no") + ("" if sim.settled else " ?")
 
 
 @app.command("report")

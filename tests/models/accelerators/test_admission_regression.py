@@ -62,18 +62,10 @@ def app_slo(apps, name: str) -> float:
 
 
 def test_model_driven_tpu_placements_show_no_violation() -> None:
-    config = SimulationConfig(horizon_s=120, seed=7)
+    config = SimulationConfig(seed=7)  # the report's judge: runs until each mean is precise
     for policy in ("depth_first", "breadth_first"):
         placement = POLICIES[policy](CORALS, tpu_stream(16))
         assert placement.n_hosted >= 12
-        assert simulate(placement, config).violations == 0, policy
-
-
-def test_point_rule_is_noisier_than_the_interval() -> None:
-    """Same run, two verdicts: the interval never flags more apps than the point estimate."""
-    placement = POLICIES["first_fit"](CORALS, tpu_stream(12))
-    confident = simulate(placement, SimulationConfig(horizon_s=30, seed=7))
-    point = simulate(placement, SimulationConfig(horizon_s=30, seed=7, violation_rule="point"))
-    assert confident.violations <= point.violations
-    assert confident.violations > 0  # knapsack's overloaded node is over its SLO beyond any doubt
-    assert all(app.mean_halfwidth_ms > 0 for app in confident.apps)
+        result = simulate(placement, config)
+        assert result.violations == 0, policy
+        assert not result.unsettled, policy

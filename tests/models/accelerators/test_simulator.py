@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from cotenant.models.accelerators.queues import fcfs_departures
 from cotenant.models.accelerators.simulator import fcfs_with_switch, processor_sharing
 
 
@@ -33,3 +34,48 @@ def test_switch_paid_only_between_models() -> None:
 def test_ps_two_jobs_share() -> None:
     response = processor_sharing(np.array([0.0, 0.0]), np.array([10.0, 10.0]))
     assert response.tolist() == pytest.approx([20.0, 20.0])
+
+
+def direct_processor_sharing(arrivals: np.ndarray, services: np.ndarray) -> np.ndarray:
+    """Reference: advance every active job's remaining work at each event (quadratic, obviously right)."""
+    order = np.argsort(arrivals, kind="stable")
+    response = np.empty(len(arrivals))
+    remaining: dict[int, float] = {}
+    clock, position = 0.0, 0
+    while position < len(order) or remaining:
+        next_arrival = arrivals[order[position]] if position < len(order) else np.inf
+        job, work = min(remaining.items(), key=lambda item: item[1]) if remaining else (-1, np.inf)
+        next_departure = clock + work * len(remaining)
+        event = min(next_arrival, next_departure)
+        remaining = {key: value - (event - clock) / len(remaining) for key, value in remaining.items()}
+        clock = event
+        if next_departure <= next_arrival:
+            response[job] = clock - arrivals[job]
+            del remaining[job]
+        else:
+            remaining[int(order[position])] = float(services[order[position]])
+            position += 1
+    return response
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_virtual_time_ps_matches_the_direct_simulation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    arrivals = rng.uniform(0.0, 2000.0, 300)
+    arrivals[10:14] = arrivals[10]  # simultaneous arrivals
+    services = rng.exponential(8.0, 300)  # rho ~ 1.2: long busy periods with many jobs sharing
+    assert processor_sharing(arrivals, services) == pytest.approx(
+        direct_processor_sharing(arrivals, services), abs=1e-6
+    )
+
+
+def test_vectorised_fcfs_is_the_lindley_recursion() -> None:
+    rng = np.random.default_rng(4)
+    arrivals = np.sort(rng.uniform(0.0, 1000.0, 500))
+    work = rng.exponential(2.5, 500)
+    expected, free_at = [], 0.0
+    for arrival, need in zip(arrivals, work, strict=True):
+        free_at = max(arrival, free_at) + need
+        expected.append(free_at)
+    assert fcfs_departures(arrivals, work) == pytest.approx(expected)
+    assert len(fcfs_departures(np.empty(0), np.empty(0))) == 0
