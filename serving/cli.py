@@ -1,8 +1,83 @@
-"""Scaffold: replaced by the serve command."""
+"""``cotenant serve``: runs ``bentoml serve`` on the prediction service, settings passed as environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import typer
 
+SERVICE_IMPORT = "cotenant.serving.service:InterferencePredictionService"
 
-def serve() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=2)
+
+def serve_command(
+    host: str, port: int, workers: int, settings_env: dict[str, str], extra_config: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The ``bentoml serve`` command line and environment (separate so tests can start it themselves)."""
+    bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
+    env = {**os.environ, **settings_env}
+    # BentoML reads per-service overrides from here; the service is named "cotenant" in service.py.
+    options = [f"services.cotenant.workers={workers}", *extra_config]
+    existing = env.get("BENTOML_CONFIG_OPTIONS", "")
+    env["BENTOML_CONFIG_OPTIONS"] = " ".join(filter(None, [existing, *options]))
+    return [bentoml, "serve", SERVICE_IMPORT, "--host", host, "--port", str(port)], env
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(3000, help="Port to listen on."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="Worker processes. Host state and profiles are per worker: keep 1 unless ingest fans out.",
+    ),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow tracking/registry URI holding the champions (default: the local sqlite store)."
+    ),
+    token: str = typer.Option(
+        "",
+        envvar="COTENANT_SERVE_TOKEN",
+        help="Bearer token for /ingest and /register_profile (empty: refused).",
+    ),
+    watch_interval: float = typer.Option(10.0, min=0, help="Seconds between champion alias polls (0: off)."),
+    stale_after: float = typer.Option(
+        30.0, min=0.1, help="Seconds without telemetry after which a host is stale."
+    ),
+    window: int = typer.Option(120, min=2, help="Per-second samples kept per host and target."),
+    profile_key: str = typer.Option(
+        "cotenant.io/profile", help="Pod label/annotation naming the workload profile."
+    ),
+    max_candidates: int = typer.Option(
+        5000, min=1, help="Most candidate hosts per placement or extender call."
+    ),
+    max_body_bytes: int = typer.Option(16 * 1024 * 1024, min=1024, help="Largest request body (413 beyond)."),
+) -> None:
+    """Serve degradation and placement predictions, the Kubernetes scheduler extender and telemetry ingest."""
+    from cotenant.serving.config import ServiceSettings
+
+    values: dict[str, object] = {
+        "token": token,
+        "watch_interval_s": watch_interval,
+        "stale_after_s": stale_after,
+        "window_samples": window,
+        "profile_key": profile_key,
+        "max_candidates": max_candidates,
+        "max_body_bytes": max_body_bytes,
+    }
+    if tracking_uri:
+        values["tracking_uri"] = tracking_uri
+    settings = ServiceSettings.model_validate(values)
+    if not token:
+        typer.echo(
+            "warning: no --token / COTENANT_SERVE_TOKEN: /ingest and /register_profile refuse every call"
+        )
+    command, env = serve_command(host, port, workers, settings.to_env(), [])
+    typer.echo(f"serving champions from {settings.tracking_uri} on http://{host}:{port}")
+    try:
+        completed = subprocess.run(command, env=env, check=False)
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130) from None
+    raise typer.Exit(code=completed.returncode)

@@ -1,0 +1,60 @@
+"""Typed settings of the prediction service, read from ``COTENANT_SERVE_*`` environment variables.
+
+``cotenant serve`` turns its options into these variables because ``bentoml serve`` starts the service
+class in a fresh worker process: the environment is the one channel that reaches ``__init__`` there.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cotenant.paths import default_tracking_uri
+
+ENV_PREFIX = "COTENANT_SERVE_"
+MONITORING_MODEL = "cotenant-monitoring"
+PLACEMENT_MODEL = "cotenant-placement"
+CHAMPION_ALIAS = "champion"
+
+
+class ServiceSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracking_uri: str = Field(default_factory=default_tracking_uri)
+    monitoring_model: str = MONITORING_MODEL
+    placement_model: str = PLACEMENT_MODEL
+    alias: str = CHAMPION_ALIAS
+    # Ingest and profile registration need this bearer token; empty refuses every write (never open).
+    token: str = ""
+    # Seconds between polls of the champion aliases; 0 disables the watcher.
+    watch_interval_s: float = Field(default=10.0, ge=0)
+    # Per host and target, how many per-second samples are kept (the window models see).
+    window_samples: int = Field(default=120, ge=2, le=86_400)
+    # A host with no sample for this long is stale (neutral scores); a silent target leaves its host.
+    stale_after_s: float = Field(default=30.0, gt=0)
+    max_candidates: int = Field(default=5_000, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_hosts: int = Field(default=20_000, ge=1)
+    # The pod label or annotation naming the workload profile, and the one giving its minimum P.
+    profile_key: str = "cotenant.io/profile"
+    min_performance_key: str = "cotenant.io/min-performance"
+    default_min_performance: float = Field(default=0.0, ge=0, le=1)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:
+        """Every field can be set as ``COTENANT_SERVE_<FIELD>``; a bad value names the variable."""
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            variable = ENV_PREFIX + name.upper()
+            if variable in environ:
+                values[name] = environ[variable]
+        try:
+            return cls.model_validate(values)
+        except Exception as error:  # pydantic's message names the field; add the variable it came from
+            raise ValueError(f"invalid {ENV_PREFIX}* setting: {error}") from error
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_PREFIX + name.upper(): str(value) for name, value in self.model_dump().items()}

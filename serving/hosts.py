@@ -1,0 +1,181 @@
+"""Host state: bounded per-host, per-target telemetry windows and placement encodings computed at ingest.
+
+The extender is called with hundreds of nodes per pod, so a query must only read: every ingest re-encodes the
+targets it touched and the host (``Predictor.encode_profile`` / ``encode_host``) and publishes an immutable
+``HostSnapshot`` by one reference assignment. A snapshot made with another champion is recomputed once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from cotenant.serving.models import LoadedModel, Series
+from cotenant.serving.schemas import IngestSample
+
+HOST_TARGET = "host"  # the collector's host-table target (docs/architecture.md section 1)
+
+
+def window_to_series(rows: Iterable[tuple[datetime, dict[str, float | None]]]) -> Series:
+    """Per-second rows -> metric -> values in time order; gaps take the window mean (never a fake 0)."""
+    ordered = sorted(rows, key=lambda row: row[0])
+    names = sorted({name for _, metrics in ordered for name in metrics})
+    series: Series = {}
+    for name in names:
+        values = np.array(
+            [np.nan if (v := metrics.get(name)) is None else v for _, metrics in ordered], dtype=np.float64
+        )
+        known = ~np.isnan(values)
+        if not known.any():
+            continue  # unavailable in this window: absent, so the model fills its training mean
+        values[~known] = values[known].mean()
+        series[name] = values
+    return series
+
+
+@dataclass
+class TargetWindow:
+    rows: deque[tuple[datetime, dict[str, float | None]]]
+    last_seen: float  # monotonic seconds
+
+    def series(self) -> Series:
+        return window_to_series(list(self.rows))
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """What a placement query reads: encodings of one champion, the incumbents in the same order."""
+
+    host: str
+    model_key: str | None
+    encoding: Any
+    incumbents: tuple[str, ...]
+    last_seen: float
+    last_seen_wall: datetime
+
+
+@dataclass
+class HostState:
+    host: str
+    targets: dict[str, TargetWindow] = field(default_factory=dict)
+    incumbent_encodings: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    last_seen: float = 0.0
+    last_seen_wall: datetime | None = None
+    snapshot: HostSnapshot | None = None
+
+
+class HostStore:
+    def __init__(
+        self,
+        window_samples: int,
+        stale_after_s: float,
+        max_hosts: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.window_samples = window_samples
+        self.stale_after_s = stale_after_s
+        self.max_hosts = max_hosts
+        self.clock = clock
+        self.hosts: dict[str, HostState] = {}
+        self._lock = threading.Lock()
+
+    def ingest(self, host: str, samples: list[IngestSample], placement: LoadedModel | None) -> list[str]:
+        """Append samples to their windows, re-encode the touched host; returns the targets touched."""
+        now = self.clock()
+        with self._lock:
+            state = self.hosts.get(host)
+            if state is None:
+                self._evict_if_full()
+                state = self.hosts[host] = HostState(host=host)
+            touched: set[str] = set()
+            for sample in samples:
+                window = state.targets.get(sample.target)
+                if window is None:
+                    window = state.targets[sample.target] = TargetWindow(
+                        rows=deque(maxlen=self.window_samples), last_seen=now
+                    )
+                window.rows.append((sample.timestamp, dict(sample.metrics)))
+                window.last_seen = now
+                touched.add(sample.target)
+                if state.last_seen_wall is None or sample.timestamp > state.last_seen_wall:
+                    state.last_seen_wall = sample.timestamp
+            state.last_seen = now
+            for target in touched:
+                state.incumbent_encodings.pop(target, None)  # its window changed: encode again
+            self._encode(state, placement)
+        return sorted(touched)
+
+    def snapshot(self, host: str, placement: LoadedModel | None) -> HostSnapshot | None:
+        """The host's current snapshot for this champion (recomputed once after a swap); None if unknown."""
+        state = self.hosts.get(host)
+        if state is None:
+            return None
+        snapshot = state.snapshot
+        key = placement.key if placement else None
+        if snapshot is None or snapshot.model_key != key:
+            with self._lock:
+                self._encode(state, placement)
+                snapshot = state.snapshot
+        return snapshot
+
+    def is_stale(self, last_seen: float) -> bool:
+        return self.clock() - last_seen > self.stale_after_s
+
+    def age_s(self, last_seen: float) -> float:
+        return max(0.0, self.clock() - last_seen)
+
+    def series(self, host: str, target: str) -> tuple[Series, list[Series], Series | None] | None:
+        """Monitoring input for a known target: its series, its live neighbours', the host's (or None)."""
+        state = self.hosts.get(host)
+        if state is None:
+            return None
+        with self._lock:
+            if target not in state.targets or target == HOST_TARGET:
+                return None
+            live = self._live_targets(state)
+            own = state.targets[target].series()
+            neighbours = [state.targets[name].series() for name in live if name != target]
+            host_window = state.targets.get(HOST_TARGET)
+            host_series = host_window.series() if host_window is not None else None
+        return own, neighbours, host_series
+
+    def _live_targets(self, state: HostState) -> list[str]:
+        """Incumbent targets in a stable order; targets silent past the staleness bound have left the host."""
+        now = self.clock()
+        for name in [n for n, w in state.targets.items() if now - w.last_seen > self.stale_after_s]:
+            if now - state.last_seen <= self.stale_after_s:  # keep a silent host's picture as it was
+                del state.targets[name]
+                state.incumbent_encodings.pop(name, None)
+        return sorted(name for name in state.targets if name != HOST_TARGET)
+
+    def _encode(self, state: HostState, placement: LoadedModel | None) -> None:
+        incumbents = tuple(self._live_targets(state))
+        encoding: Any = None
+        if placement is not None:
+            vectors = []
+            for name in incumbents:
+                cached = state.incumbent_encodings.get(name)
+                if cached is None or cached[0] != placement.key:
+                    cached = (placement.key, placement.predictor.encode_profile(state.targets[name].series()))
+                    state.incumbent_encodings[name] = cached
+                vectors.append(cached[1])
+            encoding = placement.predictor.encode_host(vectors)
+        state.snapshot = HostSnapshot(
+            host=state.host,
+            model_key=placement.key if placement else None,
+            encoding=encoding,
+            incumbents=incumbents,
+            last_seen=state.last_seen,
+            last_seen_wall=state.last_seen_wall or datetime.now().astimezone(),
+        )
+
+    def _evict_if_full(self) -> None:
+        if len(self.hosts) >= self.max_hosts:
+            oldest = min(self.hosts.values(), key=lambda state: state.last_seen)
+            del self.hosts[oldest.host]

@@ -1,0 +1,178 @@
+"""Champion loading and watching: ``models:/NAME@champion`` from MLflow, swapped in atomically.
+
+A ``Champions`` snapshot is immutable and replaced as one reference, so a request that read it keeps a
+consistent pair of predictors even while the watcher swaps a new version in: no request fails on a swap.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from cotenant.serving.config import ServiceSettings
+
+log = logging.getLogger(__name__)
+Series = dict[str, np.ndarray]
+
+
+class EstimateLike(Protocol):
+    p: float
+    lower: float
+    upper: float
+    drivers: dict[str, float]
+
+
+class PlacementEstimateLike(Protocol):
+    newcomer: Any
+    incumbents: list[Any]
+
+
+class PredictorLike(Protocol):
+    """The part of ``cotenant.models.predictor.Predictor`` (docs/architecture.md section 4) serving uses."""
+
+    metadata: Any
+
+    def predict_degradation(self, target: Series, neighbours: list[Series], host: Series | None) -> Any: ...
+    def encode_profile(self, profile: Series) -> np.ndarray: ...
+    def encode_host(self, incumbents: list[np.ndarray]) -> Any: ...
+    def score_placement(self, newcomer: np.ndarray, hosts: list[Any]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    predictor: PredictorLike
+
+    @property
+    def key(self) -> str:
+        """Identifies encodings made with this model (cached encodings of another key are recomputed)."""
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class Champions:
+    monitoring: LoadedModel | None = None
+    placement: LoadedModel | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.monitoring is not None and self.placement is not None
+
+    def versions(self) -> dict[str, str | None]:
+        return {
+            "monitoring": self.monitoring.version if self.monitoring else None,
+            "placement": self.placement.version if self.placement else None,
+        }
+
+
+def find_predictor_dir(root: Path) -> Path:
+    """The predictor artifact (the folder holding ``predictor.json``) inside a downloaded MLflow model."""
+    if (root / "predictor.json").is_file():
+        return root
+    found = sorted(root.rglob("predictor.json"), key=lambda path: len(path.parts))
+    if not found:
+        raise FileNotFoundError(f"no predictor.json under the downloaded model {root}")
+    return found[0].parent
+
+
+def load_predictor(path: Path) -> PredictorLike:
+    from cotenant.models.predictor import Predictor  # serving imports only cotenant.models, never training
+
+    predictor: PredictorLike = Predictor.load(path)
+    return predictor
+
+
+class ChampionSource:
+    """Resolves an alias to a version and downloads + loads that version, through the MLflow client."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        from mlflow import MlflowClient
+
+        self.settings = settings
+        self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+    def champion_version(self, name: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(name, self.settings.alias).version)
+        except Exception as error:  # no such model or alias yet: not ready, not a crash
+            log.debug("no %s@%s yet: %s", name, self.settings.alias, error)
+            return None
+
+    def load(self, name: str, version: str) -> LoadedModel:
+        import mlflow.artifacts
+
+        # Kept (not a context manager): a predictor may read its files lazily (numpy's npz is lazy).
+        target = tempfile.mkdtemp(prefix=f"champion-{name}-v{version}-")
+        # Resolved through our client: a bare models:/ URI would use the process-wide registry URI instead.
+        source = self.client.get_model_version_download_uri(name, version)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=target, tracking_uri=self.settings.tracking_uri
+        )
+        predictor = load_predictor(find_predictor_dir(Path(local)))
+        return LoadedModel(name=name, version=version, predictor=predictor)
+
+
+class ChampionStore:
+    """Holds the current champions; ``refresh`` loads any alias that moved; a daemon thread calls it."""
+
+    def __init__(self, source: ChampionSource, on_swap: Callable[[Champions], None] | None = None) -> None:
+        self.source = source
+        self.champions = Champions()
+        self.last_error: str | None = None
+        self._on_swap = on_swap
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Load every champion whose alias points at a new version; True when anything was swapped."""
+        with self._refresh_lock:
+            current = self.champions
+            updated = current
+            for field, name in (
+                ("monitoring", self.source.settings.monitoring_model),
+                ("placement", self.source.settings.placement_model),
+            ):
+                version = self.source.champion_version(name)
+                loaded: LoadedModel | None = getattr(current, field)
+                if version is None or (loaded is not None and loaded.version == version):
+                    continue
+                try:
+                    updated = replace(updated, **{field: self.source.load(name, version)})
+                    log.info("loaded %s version %s", name, version)
+                except Exception as error:  # keep serving the old champion; report through /readyz
+                    self.last_error = f"{name} v{version}: {error}"
+                    log.exception("could not load %s version %s", name, version)
+            if updated is current:
+                return False
+            self.champions = updated  # one reference assignment: atomic for readers
+            if self._on_swap is not None:
+                self._on_swap(updated)
+            return True
+
+    def start_watching(self, interval_s: float) -> None:
+        if interval_s <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._watch, args=(interval_s,), name="champion-watcher", daemon=True
+        )
+        self._thread.start()
+
+    def _watch(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.refresh()
+            except Exception:  # a failing poll must not kill the watcher
+                log.exception("champion poll failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

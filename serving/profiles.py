@@ -1,0 +1,53 @@
+"""Workload profiles: solo telemetry registered by id, their encodings cached per placement champion."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from cotenant.serving.models import LoadedModel, Series
+
+
+def telemetry_to_series(telemetry: dict[str, list[float]]) -> Series:
+    return {name: np.asarray(values, dtype=np.float64) for name, values in telemetry.items()}
+
+
+@dataclass
+class Profile:
+    profile_id: str
+    series: Series
+    encodings: dict[str, np.ndarray] = field(default_factory=dict)  # model key -> encoding
+
+    @property
+    def seconds(self) -> int:
+        return max((len(values) for values in self.series.values()), default=0)
+
+
+class ProfileStore:
+    def __init__(self, max_profiles: int = 100_000) -> None:
+        self.max_profiles = max_profiles
+        self.profiles: dict[str, Profile] = {}
+        self._lock = threading.Lock()
+
+    def register(
+        self, profile_id: str, telemetry: dict[str, list[float]], placement: LoadedModel | None
+    ) -> Profile:
+        """Store (or replace) a profile and encode it now, so that queries only look it up."""
+        profile = Profile(profile_id=profile_id, series=telemetry_to_series(telemetry))
+        if placement is not None:
+            profile.encodings[placement.key] = placement.predictor.encode_profile(profile.series)
+        with self._lock:
+            if profile_id not in self.profiles and len(self.profiles) >= self.max_profiles:
+                raise OverflowError(f"the profile store is full ({self.max_profiles} profiles)")
+            self.profiles[profile_id] = profile
+        return profile
+
+    def get(self, profile_id: str) -> Profile | None:
+        return self.profiles.get(profile_id)
+
+    def encoding(self, profile: Profile, placement: LoadedModel) -> np.ndarray:
+        cached = profile.encodings.get(placement.key)
+        if cached is None:  # registered under an earlier champion
+            cached = profile.encodings[placement.key] = placement.predictor.encode_profile(profile.series)
+        return cached

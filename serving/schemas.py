@@ -1,0 +1,155 @@
+"""Request and response types of the REST API (pydantic: they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from cotenant.models.accelerators import AppLatency, AppProfile, NodeSpec
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_SECONDS = 86_400
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+# metric name (collector column name) -> per-second values, oldest first
+Telemetry = Annotated[
+    dict[MetricName, Annotated[list[float], Field(min_length=1, max_length=MAX_SECONDS)]],
+    Field(min_length=1, max_length=1_000),
+]
+Name = Annotated[str, Field(min_length=1, max_length=253)]
+Performance = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestSample(StrictModel):
+    timestamp: datetime
+    target: Name
+    metrics: dict[MetricName, float | None] = Field(max_length=1_000)
+
+
+class IngestRequest(StrictModel):
+    """What ``cotenant collect --push`` sends: one host's samples, any targets, any seconds."""
+
+    host: Name
+    samples: list[IngestSample] = Field(max_length=100_000)
+
+
+class IngestResult(BaseModel):
+    host: str
+    accepted: int
+    targets: list[str]
+
+
+class RegisterProfileRequest(StrictModel):
+    profile_id: Name
+    telemetry: Telemetry
+
+
+class ProfileSummary(BaseModel):
+    profile_id: str
+    metrics: list[str]
+    seconds: int
+
+
+class EstimateView(BaseModel):
+    p: float
+    lower: float
+    upper: float
+    drivers: dict[str, float]
+    driving_resource: str | None
+
+
+class DegradationRequest(StrictModel):
+    """Monitoring with telemetry inline: the target's and its neighbours' co-run series."""
+
+    target: Telemetry
+    neighbours: list[Telemetry] = Field(default_factory=list, max_length=256)
+    host: Telemetry | None = None
+
+
+class HostDegradationRequest(StrictModel):
+    """Monitoring for a target the service already receives telemetry for."""
+
+    host: Name
+    target: Name
+
+
+class DegradationResult(BaseModel):
+    estimate: EstimateView
+    model_version: str
+    neighbours: int
+    host: str | None = None
+    target: str | None = None
+
+
+class WorkloadRef(StrictModel):
+    """A workload by registered profile id, or its solo telemetry inline (exactly one)."""
+
+    profile_id: Name | None = None
+    telemetry: Telemetry | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WorkloadRef:
+        if (self.profile_id is None) == (self.telemetry is None):
+            raise ValueError("give exactly one of profile_id or telemetry")
+        return self
+
+
+class ScorePlacementRequest(StrictModel):
+    workload: WorkloadRef
+    hosts: list[Name] = Field(min_length=1)
+    min_performance: Performance = 0.0
+
+
+PlacementStatus = Literal["scored", "unknown_host", "stale_host", "empty_host"]
+
+
+class HostPlacement(BaseModel):
+    host: str
+    status: PlacementStatus
+    reason: str | None = None
+    newcomer: EstimateView | None = None
+    worst_incumbent: EstimateView | None = None
+    worst_incumbent_target: str | None = None
+    driving_resource: str | None = None
+    feasible: bool | None = None
+    # In [0, 1], higher is better: the lower of the newcomer's and the worst incumbent's predicted P.
+    score: float
+
+
+class ScorePlacementResult(BaseModel):
+    placements: list[HostPlacement]
+    model_version: str
+
+
+class HostView(BaseModel):
+    host: str
+    targets: list[str]
+    last_seen: datetime
+    age_s: float
+    stale: bool
+
+
+class HostList(BaseModel):
+    hosts: list[HostView]
+    stale_after_s: float
+
+
+class AcceleratorLatencyRequest(StrictModel):
+    """Analytic latency of apps sharing one accelerator (``cotenant.models.accelerators``)."""
+
+    device: NodeSpec
+    apps: list[AppProfile] = Field(min_length=1, max_length=1_000)
+    network_ms: float = Field(default=10.0, ge=0)
+
+
+class AcceleratorLatencies(BaseModel):
+    latencies: list[AppLatency]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: dict[str, str | None]
+    detail: dict[str, Any] = Field(default_factory=dict)

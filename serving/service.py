@@ -1,0 +1,264 @@
+"""The BentoML service: thin HTTP methods over the plain modules of ``cotenant.serving``.
+
+Start it with ``cotenant serve``, which runs
+``bentoml serve cotenant.serving.service:InterferencePredictionService``; settings come from
+``COTENANT_SERVE_*`` environment variables (``config.py``). Champions load in ``__init__`` (never at import)
+and a watcher swaps new ones in; host state and profiles live in this worker's memory, so the service runs
+one worker (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from http import HTTPStatus
+from typing import Any, cast
+
+import bentoml
+from bentoml.exceptions import BentoMLException, NotFound, ServiceUnavailable, UnprocessableEntity
+
+with bentoml.importing():
+    from cotenant.models import accelerators
+    from cotenant.serving import extender, scoring
+    from cotenant.serving.config import ServiceSettings
+    from cotenant.serving.extender import ExtenderArgs, ExtenderFilterResult, HostPriority
+    from cotenant.serving.hosts import HostStore
+    from cotenant.serving.metrics import ServiceMetrics
+    from cotenant.serving.middleware import RequestLimitsMiddleware
+    from cotenant.serving.models import Champions, ChampionSource, ChampionStore, LoadedModel
+    from cotenant.serving.profiles import ProfileStore, telemetry_to_series
+    from cotenant.serving.schemas import (
+        AcceleratorLatencies,
+        AcceleratorLatencyRequest,
+        DegradationRequest,
+        DegradationResult,
+        HostDegradationRequest,
+        HostList,
+        HostView,
+        IngestRequest,
+        IngestResult,
+        ProfileSummary,
+        RegisterProfileRequest,
+        ScorePlacementRequest,
+        ScorePlacementResult,
+    )
+
+log = logging.getLogger(__name__)
+
+
+class Unauthorized(BentoMLException):
+    error_code = HTTPStatus.UNAUTHORIZED
+
+
+class PayloadTooLarge(BentoMLException):
+    error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """Constant-time check of ``Authorization: Bearer <token>``; an unset token refuses everything."""
+    if not token or not authorization or not authorization.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(authorization.removeprefix("Bearer ").encode(), token.encode())
+
+
+@bentoml.service(name="cotenant", workers=1, traffic={"timeout": 30})
+class InterferencePredictionService:
+    def __init__(self) -> None:
+        self.settings = ServiceSettings.from_env()
+        self.hosts = HostStore(
+            self.settings.window_samples, self.settings.stale_after_s, self.settings.max_hosts
+        )
+        self.profiles = ProfileStore()
+        self.metrics = ServiceMetrics()
+        self.champions = ChampionStore(ChampionSource(self.settings), on_swap=self._on_swap)
+        self.champions.refresh()
+        self.champions.start_watching(self.settings.watch_interval_s)
+
+    def __is_ready__(self) -> bool:
+        return self.champions.champions.ready
+
+    def _on_swap(self, champions: Champions) -> None:
+        self.metrics.model_versions(champions.versions())
+
+    # ---- guards --------------------------------------------------------------------------------------------
+    def _authorise(self, ctx: bentoml.Context) -> None:
+        if not bearer_matches(ctx.request.headers.get("authorization"), self.settings.token):
+            raise Unauthorized("a valid bearer token is required")
+
+    def _model(self, task: str) -> LoadedModel:
+        loaded: LoadedModel | None = getattr(self.champions.champions, task)
+        if loaded is None:
+            raise ServiceUnavailable(f"no {task} champion loaded yet")
+        return loaded
+
+    # ---- writes (token) ------------------------------------------------------------------------------------
+    @bentoml.api
+    def ingest(self, payload: IngestRequest, /, ctx: bentoml.Context) -> IngestResult:
+        """Collector push (``cotenant collect --push``): samples into the host's window, host re-encoded."""
+        self._authorise(ctx)
+        targets = self.hosts.ingest(payload.host, payload.samples, self.champions.champions.placement)
+        self.metrics.ingested(payload.host, len(payload.samples))
+        return IngestResult(host=payload.host, accepted=len(payload.samples), targets=targets)
+
+    @bentoml.api
+    def register_profile(self, payload: RegisterProfileRequest, /, ctx: bentoml.Context) -> ProfileSummary:
+        """A workload's solo telemetry under an id, encoded now for placement queries."""
+        self._authorise(ctx)
+        try:
+            profile = self.profiles.register(
+                payload.profile_id, payload.telemetry, self.champions.champions.placement
+            )
+        except OverflowError as error:
+            raise PayloadTooLarge(str(error)) from error
+        return ProfileSummary(
+            profile_id=profile.profile_id, metrics=sorted(profile.series), seconds=profile.seconds
+        )
+
+    # ---- reads ---------------------------------------------------------------------------------------------
+    @bentoml.api
+    def predict_degradation(self, payload: DegradationRequest, /) -> DegradationResult:
+        """Monitoring: P now for a target from its own and its neighbours' telemetry, sent inline."""
+        model = self._model("monitoring")
+        estimate = model.predictor.predict_degradation(
+            telemetry_to_series(payload.target),
+            [telemetry_to_series(n) for n in payload.neighbours],
+            telemetry_to_series(payload.host) if payload.host else None,
+        )
+        return DegradationResult(
+            estimate=scoring.estimate_view(estimate),
+            model_version=model.version,
+            neighbours=len(payload.neighbours),
+        )
+
+    @bentoml.api
+    def predict_host_degradation(self, payload: HostDegradationRequest, /) -> DegradationResult:
+        """Monitoring for a target on a host whose telemetry the service receives."""
+        model = self._model("monitoring")
+        found = self.hosts.series(payload.host, payload.target)
+        if found is None:
+            raise NotFound(f"unknown host/target {payload.host}/{payload.target}")
+        own, neighbours, host_series = found
+        view = scoring.estimate_view(model.predictor.predict_degradation(own, neighbours, host_series))
+        self.metrics.predicted(payload.host, payload.target, "monitoring", view.p)
+        return DegradationResult(
+            estimate=view,
+            model_version=model.version,
+            neighbours=len(neighbours),
+            host=payload.host,
+            target=payload.target,
+        )
+
+    @bentoml.api
+    def score_placement(self, payload: ScorePlacementRequest, /) -> ScorePlacementResult:
+        """Placement: per candidate host the newcomer's and the worst incumbent's P, feasibility, a score."""
+        model = self._model("placement")
+        self._check_candidates(len(payload.hosts))
+        workload = payload.workload
+        if workload.profile_id is not None:
+            profile = self.profiles.get(workload.profile_id)
+            if profile is None:
+                raise NotFound(f"unknown profile {workload.profile_id!r}")
+            newcomer = self.profiles.encoding(profile, model)
+            name = workload.profile_id
+        else:
+            newcomer = model.predictor.encode_profile(telemetry_to_series(workload.telemetry or {}))
+            name = "inline"
+        placements = scoring.score_hosts(newcomer, payload.hosts, self.hosts, model, payload.min_performance)
+        self.metrics.placements(name, placements)
+        return ScorePlacementResult(placements=placements, model_version=model.version)
+
+    @bentoml.api
+    def list_hosts(self) -> HostList:
+        """Every host the service holds telemetry for, with its targets and staleness."""
+        views = []
+        for state in list(self.hosts.hosts.values()):
+            snapshot = state.snapshot
+            if snapshot is None:
+                continue
+            views.append(
+                HostView(
+                    host=state.host,
+                    targets=list(snapshot.incumbents),
+                    last_seen=snapshot.last_seen_wall,
+                    age_s=self.hosts.age_s(state.last_seen),
+                    stale=self.hosts.is_stale(state.last_seen),
+                )
+            )
+        return HostList(hosts=sorted(views, key=lambda v: v.host), stale_after_s=self.settings.stale_after_s)
+
+    # ---- accelerators (analytic models and policies) ------------------------------------------------------
+    @bentoml.api
+    def predict_accelerator_latency(self, payload: AcceleratorLatencyRequest, /) -> AcceleratorLatencies:
+        """Predicted end-to-end latency of every app sharing one accelerator (analytic device models)."""
+        try:
+            latencies = accelerators.predict_latencies(payload.device, payload.apps, payload.network_ms)
+        except (KeyError, ValueError) as error:  # e.g. an unknown device model: the caller's input
+            raise UnprocessableEntity(f"device/apps: {error}") from error
+        return AcceleratorLatencies(latencies=latencies)
+
+    @bentoml.api
+    def place_on_accelerators(
+        self, payload: accelerators.PlacementRequest, /
+    ) -> accelerators.PlacementResult:
+        """Place apps on a cluster of accelerators with a policy; optionally simulate the placement."""
+        if payload.policy not in accelerators.POLICIES:
+            known = ", ".join(sorted(accelerators.POLICIES))
+            raise UnprocessableEntity(f"policy: unknown {payload.policy!r}; known: {known}")
+        try:
+            return accelerators.serve_request(payload)
+        except (KeyError, ValueError) as error:
+            raise UnprocessableEntity(f"apps/cluster: {error}") from error
+
+    # ---- Kubernetes scheduler extender ---------------------------------------------------------------------
+    @bentoml.api(route="/filter")
+    def filter_nodes(self, args: ExtenderArgs, /) -> ExtenderFilterResult:
+        """Extender filter verb: nodes where the pod or an incumbent would fall below its minimum P fail."""
+        return extender.filter_result(args, self._extender_placements(args, "filter"))
+
+    @bentoml.api(route="/prioritize")
+    def prioritize_nodes(self, args: ExtenderArgs, /) -> list[HostPriority]:
+        """Extender prioritize verb: a 0-10 score per node, neutral (5) where the pod or node is unknown."""
+        return extender.prioritize_result(
+            extender.node_names(args), self._extender_placements(args, "prioritize")
+        )
+
+    def _extender_placements(self, args: ExtenderArgs, verb: str) -> list[scoring.HostPlacement] | None:
+        pod = extender.read_pod(args.Pod, self.settings)
+        names = extender.node_names(args)
+        self._check_candidates(len(names))
+        placement = self.champions.champions.placement
+        profile = self.profiles.get(pod.profile_id) if pod.profile_id is not None else None
+        if pod.profile_id is not None and profile is None:
+            pod.reasons.append(f"unknown profile {pod.profile_id!r}")
+        if placement is None:
+            pod.reasons.append("no placement champion loaded yet")
+        if profile is None or placement is None:
+            self.metrics.neutral(verb, "pod", len(names))
+            log.info("extender %s %s: neutral for all nodes: %s", verb, pod.pod, "; ".join(pod.reasons))
+            return None
+        newcomer = self.profiles.encoding(profile, placement)
+        placements = scoring.score_hosts(newcomer, names, self.hosts, placement, pod.min_performance)
+        reasons = extender.neutral_reasons(placements)
+        if reasons:
+            self.metrics.neutral(verb, "host", len(reasons))
+            log.info(
+                "extender %s %s: neutral for %d nodes, e.g. %s",
+                verb,
+                pod.pod,
+                len(reasons),
+                next(iter(reasons.items())),
+            )
+        self.metrics.placements(profile.profile_id, placements)
+        return placements
+
+    def _check_candidates(self, count: int) -> None:
+        if count > self.settings.max_candidates:
+            raise PayloadTooLarge(f"{count} candidate hosts; at most {self.settings.max_candidates}")
+
+
+# The decorator returned a bentoml Service; mypy sees the class, hence the cast.
+SERVICE = cast("bentoml.Service[Any]", InterferencePredictionService)
+SERVICE.add_asgi_middleware(
+    RequestLimitsMiddleware,
+    api_routes=frozenset(method.route for method in SERVICE.apis.values()),
+)

@@ -1,0 +1,112 @@
+"""Host state store: bounded windows, encodings at ingest, staleness, re-encoding after a champion swap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from cotenant.serving.hosts import HostStore, window_to_series
+from cotenant.serving.models import LoadedModel
+from cotenant.serving.schemas import IngestSample
+from serving_champions import METRICS, placement_predictor
+
+
+class FakeClock:
+    """Only time is faked: staleness is measured on a monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def placement() -> LoadedModel:
+    return LoadedModel("cotenant-placement", "1", placement_predictor(1))
+
+
+def samples(target: str, seconds: int, start: int = 0, value: float = 1.0) -> list[IngestSample]:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        IngestSample(
+            timestamp=base + timedelta(seconds=start + s),
+            target=target,
+            metrics={m: value * (s + 1) for m in METRICS},
+        )
+        for s in range(seconds)
+    ]
+
+
+def test_window_to_series_orders_by_time_and_fills_gaps_with_the_window_mean() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        (t0 + timedelta(seconds=2), {"a": 3.0, "b": None}),
+        (t0, {"a": 1.0, "b": None}),
+        (t0 + timedelta(seconds=1), {"a": None, "b": None}),
+    ]
+    series = window_to_series(rows)
+    assert list(series) == ["a"]  # b is unavailable in the whole window: absent, never zeros
+    assert series["a"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_ingest_bounds_the_window_and_encodes_the_host_ahead_of_queries(placement: LoadedModel) -> None:
+    store = HostStore(window_samples=5, stale_after_s=30, max_hosts=10)
+    touched = store.ingest("node-1", samples("pod-a", 8) + samples("pod-b", 3), placement)
+    assert touched == ["pod-a", "pod-b"]
+    state = store.hosts["node-1"]
+    assert len(state.targets["pod-a"].rows) == 5  # bounded: the oldest 3 seconds dropped
+    assert state.targets["pod-a"].series()[METRICS[0]].tolist() == [4.0, 5.0, 6.0, 7.0, 8.0]
+    snapshot = state.snapshot
+    assert snapshot is not None and snapshot.model_key == placement.key
+    assert snapshot.incumbents == ("pod-a", "pod-b")
+    assert snapshot.encoding.count == 2
+    assert store.snapshot("node-1", placement) is snapshot  # a query reuses it: nothing recomputed
+
+
+def test_host_telemetry_is_not_an_incumbent(placement: LoadedModel) -> None:
+    store = HostStore(window_samples=5, stale_after_s=30, max_hosts=10)
+    store.ingest("node-1", samples("host", 3) + samples("pod-a", 3), placement)
+    snapshot = store.snapshot("node-1", placement)
+    assert snapshot is not None and snapshot.incumbents == ("pod-a",)
+    found = store.series("node-1", "pod-a")
+    assert found is not None
+    own, neighbours, host = found
+    assert neighbours == [] and host is not None and len(own[METRICS[0]]) == 3
+
+
+def test_silent_targets_leave_and_silent_hosts_go_stale(placement: LoadedModel) -> None:
+    clock = FakeClock()
+    store = HostStore(window_samples=10, stale_after_s=30, max_hosts=10, clock=clock)
+    store.ingest("node-1", samples("pod-a", 3) + samples("pod-b", 3), placement)
+    clock.now += 31
+    store.ingest("node-1", samples("pod-a", 1, start=3), placement)
+    snapshot = store.snapshot("node-1", placement)
+    assert snapshot is not None and snapshot.incumbents == ("pod-a",)  # pod-b ended
+    assert not store.is_stale(snapshot.last_seen)
+    clock.now += 31
+    assert store.is_stale(snapshot.last_seen)
+    assert store.snapshot("node-1", placement).incumbents == ("pod-a",)
+
+
+def test_a_new_champion_re_encodes_the_host_once(placement: LoadedModel) -> None:
+    store = HostStore(window_samples=10, stale_after_s=30, max_hosts=10)
+    store.ingest("node-1", samples("pod-a", 4), placement)
+    before = store.snapshot("node-1", placement)
+    challenger = LoadedModel("cotenant-placement", "2", placement_predictor(2))
+    after = store.snapshot("node-1", challenger)
+    assert before is not None and after is not None
+    assert after.model_key == challenger.key and after is not before
+    assert not np.allclose(before.encoding.total, after.encoding.total)
+    assert store.snapshot("node-1", challenger) is after
+
+
+def test_the_oldest_host_is_evicted_at_the_bound(placement: LoadedModel) -> None:
+    clock = FakeClock()
+    store = HostStore(window_samples=4, stale_after_s=30, max_hosts=2, clock=clock)
+    for i, host in enumerate(["n1", "n2", "n3"]):
+        clock.now += i
+        store.ingest(host, samples("pod", 1), placement)
+    assert sorted(store.hosts) == ["n2", "n3"]
+    assert store.snapshot("n1", placement) is None

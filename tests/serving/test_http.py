@@ -1,0 +1,181 @@
+"""HTTP through the ASGI app BentoML builds (status codes, auth, limits, OpenAPI, extender wire format)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import TOKEN, fixture_json, ingest_payload, profile_payload
+from starlette.testclient import TestClient
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def forget_bentoml_metrics() -> None:
+    """BentoML registers its HTTP metrics on prometheus' global registry for every app it builds; a second app
+    in one process (one per test here, never in a server) would collide, so the previous app's are dropped."""
+    import prometheus_client
+
+    registry = prometheus_client.REGISTRY
+    for collector, names in list(registry._collector_to_names.items()):
+        if any(name.startswith("bentoml_") for name in names):
+            registry.unregister(collector)
+
+
+def make_client() -> TestClient:
+    from cotenant.serving.service import InterferencePredictionService
+
+    forget_bentoml_metrics()
+    return TestClient(InterferencePredictionService.to_asgi())
+
+
+@pytest.fixture
+def client(service_env: dict[str, str]) -> Iterator[TestClient]:
+    with make_client() as test_client:
+        yield test_client
+
+
+def feed(client: TestClient, host: str, seed: int = 1) -> None:
+    response = client.post("/ingest", json=ingest_payload(host, np.random.default_rng(seed)), headers=AUTH)
+    assert response.status_code == 200, response.text
+
+
+def test_probes_and_openapi(client: TestClient) -> None:
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    paths = client.get("/docs.json").json()["paths"]
+    for route in (
+        "/ingest",
+        "/register_profile",
+        "/predict_degradation",
+        "/predict_host_degradation",
+        "/score_placement",
+        "/list_hosts",
+        "/filter",
+        "/prioritize",
+    ):
+        assert route in paths
+
+
+def test_writes_need_the_bearer_token(client: TestClient) -> None:
+    payload = ingest_payload("node-a", np.random.default_rng(0))
+    assert client.post("/ingest", json=payload).status_code == 401
+    assert client.post("/ingest", json=payload, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/register_profile", json=profile_payload("web")).status_code == 401
+    accepted = client.post("/ingest", json=payload, headers=AUTH)
+    assert accepted.status_code == 200 and accepted.json()["accepted"] == len(payload["samples"])
+    assert client.post("/register_profile", json=profile_payload("web"), headers=AUTH).status_code == 200
+
+
+def test_validation_errors_are_422_naming_the_field(client: TestClient) -> None:
+    response = client.post("/score_placement", json={"workload": {"profile_id": "w"}, "hosts": "node-a"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["hosts"]
+    response = client.post("/score_placement", json={"workload": {"profile_id": "w"}, "hosts": [], "x": 1})
+    assert response.status_code == 422
+    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {("hosts",), ("x",)}
+    bad_sample = ingest_payload("node-a", np.random.default_rng(0))
+    bad_sample["samples"][0]["timestamp"] = "yesterday"
+    response = client.post("/ingest", json=bad_sample, headers=AUTH)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["samples", 0, "timestamp"]
+    assert client.post("/score_placement", content=b"{not json", headers=AUTH).status_code == 422
+
+
+def test_unknown_profile_and_host_are_404(client: TestClient) -> None:
+    response = client.post("/score_placement", json={"workload": {"profile_id": "nope"}, "hosts": ["a"]})
+    assert response.status_code == 404 and "nope" in response.text
+    response = client.post("/predict_host_degradation", json={"host": "nowhere", "target": "t"})
+    assert response.status_code == 404
+
+
+def test_limits_on_candidates_and_body_size(client: TestClient) -> None:
+    client.post("/register_profile", json=profile_payload("web"), headers=AUTH)
+    too_many = {"workload": {"profile_id": "web"}, "hosts": [f"n{i}" for i in range(1001)]}
+    assert client.post("/score_placement", json=too_many).status_code == 413
+    pod = fixture_json("pod.json")
+    assert client.post("/prioritize", json={"Pod": pod, "NodeNames": too_many["hosts"]}).status_code == 413
+    huge = b'{"host": "h", "samples": [' + b" " * (5 * 1024 * 1024) + b"]}"
+    assert client.post("/ingest", content=huge, headers=AUTH).status_code == 413
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit is counted as the body streams in
+        yield b'{"host": "h", "samples": ['
+        for _ in range(80):
+            yield b" " * 65536
+        yield b"]}"
+
+    assert client.post("/ingest", content=chunked(), headers=AUTH).status_code == 413
+
+
+def test_extender_wire_format(client: TestClient) -> None:
+    feed(client, "node-a", 1)
+    feed(client, "node-b", 2)
+    client.post("/register_profile", json=profile_payload("web"), headers=AUTH)
+    request = {"Pod": fixture_json("pod.json"), "Nodes": fixture_json("nodelist.json")}
+    scores = client.post("/prioritize", json=request)
+    assert scores.status_code == 200
+    body: list[dict[str, Any]] = scores.json()
+    assert [set(entry) for entry in body] == [{"Host", "Score"}] * 3
+    assert [e["Host"] for e in body] == ["node-a", "node-b", "node-c"] and body[2]["Score"] == 5
+    assert all(isinstance(e["Score"], int) and 0 <= e["Score"] <= 10 for e in body)
+    filtered = client.post("/filter", json=request).json()
+    assert {"Nodes", "FailedNodes", "FailedAndUnresolvableNodes", "Error"} <= set(filtered)
+    assert filtered["Error"] == "" and len(filtered["Nodes"]["items"]) == 3
+    names = client.post("/filter", json={"Pod": request["Pod"], "NodeNames": ["node-a", "node-z"]}).json()
+    assert names["NodeNames"] == ["node-a", "node-z"]
+
+
+def test_predictions_are_read_only_and_hosts_show_staleness(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COTENANT_SERVE_STALE_AFTER_S", "0.5")
+    with make_client() as client:
+        feed(client, "node-a")
+        client.post("/register_profile", json=profile_payload("web"), headers=AUTH)
+        before = client.post("/list_hosts").json()
+        assert [h["host"] for h in before["hosts"]] == ["node-a"] and not before["hosts"][0]["stale"]
+        query = {"workload": {"profile_id": "web"}, "hosts": ["node-a"]}
+        first = client.post("/score_placement", json=query).json()
+        assert client.post("/score_placement", json=query).json() == first  # queries change no state
+        assert first["placements"][0]["status"] == "scored"
+        time.sleep(0.7)
+        after = client.post("/list_hosts").json()
+        assert after["hosts"][0]["stale"] and after["hosts"][0]["age_s"] > 0.5
+        stale = client.post("/score_placement", json=query).json()["placements"][0]
+        assert (
+            stale["status"] == "stale_host" and stale["score"] == 0.5 and "last telemetry" in stale["reason"]
+        )
+
+
+def test_not_ready_is_503(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COTENANT_SERVE_ALIAS", "no-such-alias")
+    with make_client() as client:
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/livez").status_code == 200
+        query = {"workload": {"profile_id": "web"}, "hosts": ["node-a"]}
+        assert client.post("/score_placement", json=query).status_code == 503
+        request = {"Pod": fixture_json("pod.json"), "NodeNames": ["node-a"]}
+        assert client.post("/prioritize", json=request).json() == [{"Host": "node-a", "Score": 5}]
+
+
+def test_accelerator_prediction_and_placement(client: TestClient) -> None:
+    from pathlib import Path
+
+    from cotenant.models import accelerators
+
+    examples = Path(accelerators.__file__).parent / "examples"
+    apps = [app.model_dump(mode="json") for app in accelerators.load_apps(examples / "apps.yaml").apps]
+    cluster = accelerators.load_cluster(examples / "jetson_cluster.yaml").model_dump(mode="json")
+    latencies = client.post(
+        "/predict_accelerator_latency", json={"device": cluster["nodes"][0], "apps": apps[:2]}
+    )
+    assert latencies.status_code == 200, latencies.text
+    assert len(latencies.json()["latencies"]) == 2
+    request = {"cluster": cluster, "apps": apps, "policy": "first_fit", "simulate": False}
+    placed = client.post("/place_on_accelerators", json=request)
+    assert placed.status_code == 200, placed.text
+    assert set(placed.json()["assignment"]) == {app["name"] for app in apps}
+    unknown = client.post("/place_on_accelerators", json={**request, "policy": "nope"})
+    assert unknown.status_code == 422 and "policy" in unknown.text

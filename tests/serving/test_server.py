@@ -1,0 +1,154 @@
+"""A real ``bentoml serve`` subprocess (as ``cotenant serve`` starts it) driven over HTTP: every endpoint,
+a sustained load with a champion swap in the middle (zero failed requests), refusals. Slow, bounded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import TOKEN, fixture_json, ingest_payload, profile_payload
+from cotenant.serving.cli import serve_command
+from cotenant.serving.config import ServiceSettings
+from serving_champions import placement_predictor, register_champion
+
+pytestmark = pytest.mark.slow
+LOAD_SECONDS = float(os.environ.get("COTENANT_SERVING_LOAD_S", "60"))
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], store: Path, uri: str) -> None:
+        self.url, self.process, self.store, self.uri = url, process, store, uri
+
+
+@pytest.fixture(scope="module")
+def server(champion_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    store = tmp_path_factory.mktemp("server-store")
+    shutil.copy(champion_store / "mlflow.db", store / "mlflow.db")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    settings = ServiceSettings(tracking_uri=uri, token=TOKEN, watch_interval_s=1.0, max_candidates=1000)
+    port = free_port()
+    command, env = serve_command("127.0.0.1", port, 1, settings.to_env(), [])
+    log = (store / "server.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            assert process.poll() is None, (store / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server not ready in 120 s"
+            time.sleep(0.5)
+        yield Server(url, process, store, uri)
+    finally:
+        # SIGINT lets BentoML's arbiter stop its workers (which run in sessions of their own).
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def test_every_endpoint_answers(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/livez").status_code == 200
+        assert (
+            client.post("/ingest", json=ingest_payload("node-a", np.random.default_rng(1))).status_code == 401
+        )
+        assert client.post(
+            "/ingest", json=ingest_payload("node-a", np.random.default_rng(1)), headers=AUTH
+        ).is_success
+        assert client.post("/register_profile", json=profile_payload("web"), headers=AUTH).is_success
+        placement = client.post(
+            "/score_placement", json={"workload": {"profile_id": "web"}, "hosts": ["node-a"]}
+        )
+        assert placement.json()["placements"][0]["status"] == "scored"
+        target = {"host": "node-a", "target": "kubepods/pod0"}
+        assert 0 < client.post("/predict_host_degradation", json=target).json()["estimate"]["p"] <= 1
+        inline = {"target": profile_payload("x")["telemetry"]}
+        assert client.post("/predict_degradation", json=inline).status_code == 200
+        assert client.post("/list_hosts").json()["hosts"][0]["host"] == "node-a"
+        extender = {"Pod": fixture_json("pod.json"), "Nodes": fixture_json("nodelist.json")}
+        assert [s["Host"] for s in client.post("/prioritize", json=extender).json()] == [
+            "node-a",
+            "node-b",
+            "node-c",
+        ]
+        assert client.post("/filter", json=extender).json()["Error"] == ""
+        huge = b'{"host": "h", "samples": [' + b" " * (17 * 1024 * 1024) + b"]}"
+        assert client.post("/ingest", content=huge, headers=AUTH).status_code == 413
+        assert client.post("/score_placement", json={"hosts": []}).status_code == 422
+        deadline = time.monotonic() + 10  # gauges are published every 2 s
+        while "cotenant_predicted_performance{" not in (metrics := client.get("/metrics").text):
+            assert time.monotonic() < deadline, metrics[-2000:]
+            time.sleep(0.5)
+        assert 'host="node-a"' in metrics
+
+
+def test_sustained_load_with_a_champion_swap_fails_no_request(server: Server) -> None:
+    hosts = [f"load-{i}" for i in range(50)]
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for i, host in enumerate(hosts):
+            assert client.post(
+                "/ingest", json=ingest_payload(host, np.random.default_rng(i)), headers=AUTH
+            ).is_success
+        assert client.post("/register_profile", json=profile_payload("web"), headers=AUTH).is_success
+    pod = fixture_json("pod.json")
+    outcomes: Counter[str] = Counter()
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            while not stop.is_set():
+                kind = rng.integers(3)
+                try:
+                    if kind == 0:
+                        response = client.post("/prioritize", json={"Pod": pod, "NodeNames": hosts})
+                    elif kind == 1:
+                        query = {"workload": {"profile_id": "web"}, "hosts": hosts[:10]}
+                        response = client.post("/score_placement", json=query)
+                        if response.is_success:
+                            versions.add(response.json()["model_version"])
+                    else:
+                        payload = ingest_payload(hosts[int(rng.integers(len(hosts)))], rng, seconds=2)
+                        response = client.post("/ingest", json=payload, headers=AUTH)
+                    outcomes["ok" if response.status_code == 200 else f"status {response.status_code}"] += 1
+                except httpx.HTTPError as error:
+                    outcomes[type(error).__name__] += 1
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(LOAD_SECONDS / 3)
+    register_champion(server.uri, server.store / "artifacts", "cotenant-placement", placement_predictor(2))
+    time.sleep(LOAD_SECONDS * 2 / 3)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes["ok"] > 0 and set(outcomes) == {"ok"}, outcomes
+    assert versions == {"1", "2"}, versions  # the swap happened under load

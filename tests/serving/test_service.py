@@ -1,0 +1,130 @@
+"""The service class called directly (no HTTP) on real champions from a real MLflow store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from bentoml.exceptions import NotFound, ServiceUnavailable
+from conftest import fixture_json, ingest_payload, profile_payload
+from cotenant.serving.extender import ExtenderArgs
+from cotenant.serving.schemas import (
+    DegradationRequest,
+    HostDegradationRequest,
+    IngestRequest,
+    ScorePlacementRequest,
+)
+from serving_champions import solo_telemetry
+
+
+def feed(service: Any, host: str, seed: int, intensity: float = 1.0) -> None:
+    payload = IngestRequest.model_validate(
+        ingest_payload(host, np.random.default_rng(seed), intensity=intensity)
+    )
+    service.hosts.ingest(payload.host, payload.samples, service.champions.champions.placement)
+
+
+def register(service: Any, profile_id: str) -> None:
+    payload = profile_payload(profile_id)
+    service.profiles.register(profile_id, payload["telemetry"], service.champions.champions.placement)
+
+
+def test_champions_load_at_start(service: Any) -> None:
+    assert service.__is_ready__()
+    assert service.champions.champions.versions() == {"monitoring": "1", "placement": "1"}
+
+
+def test_placement_scores_every_candidate_sorted_with_reasons(service: Any) -> None:
+    feed(service, "node-a", 1, intensity=0.3)
+    feed(service, "node-b", 2, intensity=3.0)
+    register(service, "web")
+    request = ScorePlacementRequest.model_validate(
+        {"workload": {"profile_id": "web"}, "hosts": ["node-a", "node-b", "node-x"], "min_performance": 0.0}
+    )
+    result = service.score_placement(request)
+    by_host = {p.host: p for p in result.placements}
+    assert set(by_host) == {"node-a", "node-b", "node-x"} and result.model_version == "1"
+    assert by_host["node-x"].status == "unknown_host" and by_host["node-x"].reason
+    for host in ("node-a", "node-b"):
+        placement = by_host[host]
+        assert placement.status == "scored" and placement.feasible is True
+        assert placement.newcomer is not None and 0 < placement.newcomer.p <= 1
+        assert placement.newcomer.lower <= placement.newcomer.p <= placement.newcomer.upper
+        assert placement.worst_incumbent_target in {"kubepods/pod0", "kubepods/pod1"}
+        assert placement.driving_resource in {"cpu", "memory", "cache_membw", "io"}
+        assert placement.score == pytest.approx(min(placement.newcomer.p, placement.worst_incumbent.p))
+    scores = [p.score for p in result.placements if p.status == "scored"]
+    assert scores == sorted(scores, reverse=True)
+    # the same workload inline gives the same answer as by id
+    inline = ScorePlacementRequest.model_validate(
+        {"workload": {"telemetry": profile_payload("web")["telemetry"]}, "hosts": ["node-a"]}
+    )
+    assert service.score_placement(inline).placements[0].score == pytest.approx(by_host["node-a"].score)
+
+
+def test_minimum_performance_makes_hosts_infeasible(service: Any) -> None:
+    feed(service, "node-a", 1)
+    register(service, "web")
+    request = ScorePlacementRequest.model_validate(
+        {"workload": {"profile_id": "web"}, "hosts": ["node-a"], "min_performance": 1.0}
+    )
+    (placement,) = service.score_placement(request).placements
+    assert placement.feasible is False
+
+
+def test_degradation_inline_and_for_a_known_target(service: Any) -> None:
+    rng = np.random.default_rng(3)
+    inline = service.predict_degradation(
+        DegradationRequest.model_validate(
+            {"target": solo_telemetry(rng, 20), "neighbours": [solo_telemetry(rng, 20, 2.0)]}
+        )
+    )
+    assert 0 < inline.estimate.p <= 1 and inline.neighbours == 1
+    assert sum(inline.estimate.drivers.values()) == pytest.approx(1.0, abs=1e-3)
+    feed(service, "node-a", 1)
+    known = service.predict_host_degradation(HostDegradationRequest(host="node-a", target="kubepods/pod1"))
+    assert known.neighbours == 1 and 0 < known.estimate.p <= 1
+    with pytest.raises(NotFound):
+        service.predict_host_degradation(HostDegradationRequest(host="node-a", target="kubepods/nope"))
+
+
+def test_extender_verbs_on_a_recorded_request(service: Any) -> None:
+    for host, seed in (("node-a", 1), ("node-b", 2)):
+        feed(service, host, seed)
+    register(service, "web")
+    args = ExtenderArgs.model_validate(
+        {"Pod": fixture_json("pod.json"), "Nodes": fixture_json("nodelist.json")}
+    )
+    scores = service.prioritize_nodes(args)
+    assert [s.Host for s in scores] == ["node-a", "node-b", "node-c"]
+    assert all(0 <= s.Score <= 10 for s in scores) and scores[2].Score == 5  # node-c: no telemetry
+    result = service.filter_nodes(args)
+    assert result.FailedNodes == {} and len(result.Nodes.items) == 3  # min P 0.05 is met everywhere
+
+
+def test_unknown_profile_is_neutral_never_an_error(service: Any) -> None:
+    feed(service, "node-a", 1)
+    pod = fixture_json("pod.json")
+    pod["metadata"]["labels"]["cotenant.io/profile"] = "never-registered"
+    args = ExtenderArgs.model_validate({"Pod": pod, "NodeNames": ["node-a", "node-b"]})
+    assert [s.Score for s in service.prioritize_nodes(args)] == [5, 5]
+    assert service.filter_nodes(args).NodeNames == ["node-a", "node-b"]
+
+
+def test_not_ready_without_champions(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from cotenant.serving.service import InterferencePredictionService
+
+    monkeypatch.setenv("COTENANT_SERVE_ALIAS", "no-such-alias")
+    instance = InterferencePredictionService()
+    try:
+        assert not instance.__is_ready__()
+        with pytest.raises(ServiceUnavailable):
+            instance.score_placement(
+                ScorePlacementRequest.model_validate({"workload": {"profile_id": "w"}, "hosts": ["h"]})
+            )
+        args = ExtenderArgs.model_validate({"Pod": fixture_json("pod.json"), "NodeNames": ["node-a"]})
+        assert instance.prioritize_nodes(args)[0].Score == 5  # the extender stays neutral, never fails
+    finally:
+        instance.champions.stop()
+        instance.metrics.stop()
