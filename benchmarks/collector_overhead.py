@@ -237,13 +237,14 @@ def collection_figures(out: Path, window: tuple[float, float]) -> tuple[dict[str
         lateness = observations[late[0]].drop_nulls().to_list()
         if lateness:
             figures["jitter_p99_ms"] = percentile([abs(x) for x in lateness], 0.99) * 1000
-    for column in observations.columns:  # where the time goes: each source's read time per tick
-        if column.startswith("collector_source_") and column.endswith("_duration_seconds"):
-            durations = observations[column].drop_nulls().to_list()
-            if durations:
-                source = column.removeprefix("collector_source_").removesuffix("_duration_seconds")
-                figures[f"source_ms_median:{source}"] = statistics.median(durations) * 1000
-                figures[f"source_ms_p99:{source}"] = percentile(durations, 0.99) * 1000
+    for column in observations.columns:  # where the time goes: each source's read (and CPU) time per tick
+        for suffix, key in (("_duration_seconds", "source_ms"), ("_cpu_seconds", "source_cpu_ms")):
+            if column.startswith("collector_source_") and column.endswith(suffix):
+                durations = observations[column].drop_nulls().to_list()
+                if durations:
+                    source = column.removeprefix("collector_source_").removesuffix(suffix)
+                    figures[f"{key}_median:{source}"] = statistics.median(durations) * 1000
+                    figures[f"{key}_p99:{source}"] = percentile(durations, 0.99) * 1000
     return figures, (late[0] if late else "none found")
 
 
@@ -377,12 +378,14 @@ def print_report(
     row("targets per sample (median)", ["1" if n == "node_exporter" else targets for n in usage])
     console = Console(width=130)
     console.print(table)
-    sources = Table(title="collector: read time per source per tick (wall, all targets)")
-    for column in ("source", "median ms", "p99 ms"):
+    sources = Table(title="collector: time per source per tick, all targets (CPU: the reading thread's)")
+    for column in ("source", "wall median ms", "wall p99 ms", "CPU median ms"):
         sources.add_column(column, justify="left" if column == "source" else "right")
     medians = {k.partition(":")[2]: v for k, v in figures.items() if k.startswith("source_ms_median:")}
     for source, median in sorted(medians.items(), key=lambda item: -item[1]):
-        sources.add_row(source, f"{median:.2f}", f"{figures[f'source_ms_p99:{source}']:.2f}")
+        cpu_ms = figures.get(f"source_cpu_ms_median:{source}")
+        sources.add_row(source, f"{median:.2f}", f"{figures[f'source_ms_p99:{source}']:.2f}",
+                        "n/a" if cpu_ms is None else f"{cpu_ms:.2f}")  # fmt: skip
     if medians:
         console.print(sources)
     print(f"load average before/after: {load[0][0]:.2f} / {load[1][0]:.2f} on {os.cpu_count()} CPUs")

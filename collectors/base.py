@@ -7,10 +7,16 @@ Parsing is kept in pure functions apart from the I/O so that fixture trees and g
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import resource as rlimits
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -50,7 +56,7 @@ class MetricSpec:
     description: str
     group: MetricGroup
 
-    @property
+    @cached_property  # read for every value of every tick by ``derive``
     def derived_name(self) -> str:
         if self.kind is MetricKind.GAUGE:
             return self.name
@@ -88,12 +94,112 @@ def gauge(name: str, unit: str, source: str, group: MetricGroup, description: st
     return MetricSpec(name, unit, source, MetricKind.GAUGE, description, group)
 
 
-def read_text(path: Path) -> str:
-    """Read a kernel file; PermissionError becomes SourceUnavailable so the runner reports the source."""
+READ_CHUNK = 1 << 16  # kernel seq_files fill the whole buffer, so a short read is the end of the file
+_GONE_ERRNOS = {errno.ENODEV, errno.ESRCH, errno.ENOENT}  # cgroup removed / process reaped behind an open fd
+
+
+def _read_fd(fd: int) -> str:
+    """The whole file behind ``fd`` from offset 0 (pread: the kernel regenerates the content each time)."""
+    data = os.pread(fd, READ_CHUNK, 0)
+    if len(data) == READ_CHUNK:  # rare large file (memory.numa_stat on big NUMA hosts): read the rest
+        chunks = [data]
+        while len(chunks[-1]) == READ_CHUNK:
+            chunks.append(os.pread(fd, READ_CHUNK, READ_CHUNK * len(chunks)))
+        data = b"".join(chunks)
+    return data.decode()
+
+
+def read_text(path: Path | str) -> str:
+    """Read a kernel file; PermissionError becomes SourceUnavailable so the runner reports the source.
+
+    ``os.open``/``os.read`` rather than ``Path.read_text``: the buffered text stack costs more CPU than the
+    kernel read itself for these small files, at thousands of reads per second.
+    """
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except PermissionError as error:
         raise SourceUnavailable(f"permission denied reading {path}") from error
+    try:
+        return _read_fd(fd)
+    finally:
+        os.close(fd)
+
+
+class KernelFiles:
+    """Small kernel files read through descriptors kept open between samples.
+
+    Opening a cgroupfs or procfs file (path walk, allocation) costs more than reading it, and every file is
+    read every second; ``pread(fd, n, 0)`` on a kept descriptor returns fresh content. A descriptor whose
+    cgroup was removed (ENODEV) or whose process was reaped (ESRCH) is dropped and the path opened again, so
+    a re-created cgroup or a reused pid is read afresh. Files absent from an existing directory (a controller
+    not enabled) are not retried every tick but every ``retry_absent_seconds``. Past ``max_open`` descriptors
+    files are read open-read-close, so huge targets cannot exhaust the fd limit.
+    """
+
+    def __init__(
+        self, retry_absent_seconds: float = 30.0, max_open: int | None = None, remember_absent: bool = True
+    ) -> None:
+        self.retry_absent_seconds = retry_absent_seconds
+        self.remember_absent = remember_absent  # off for per-process files: absent there means exited
+        soft_limit = rlimits.getrlimit(rlimits.RLIMIT_NOFILE)[0]
+        self.max_open = max_open if max_open is not None else max(64, soft_limit // 4)
+        self._fds: dict[str, int] = {}
+        self._absent: dict[str, float] = {}  # path -> monotonic time of the next attempt
+
+    def read(self, path: str) -> str | None:
+        """The file's text, or None when it does not exist (raises SourceUnavailable on EACCES)."""
+        fd = self._fds.get(path)
+        if fd is not None:
+            try:
+                return _read_fd(fd)
+            except OSError as error:
+                self._drop(path)
+                if error.errno not in _GONE_ERRNOS:
+                    raise
+        retry_at = self._absent.get(path)
+        if retry_at is not None and time.monotonic() < retry_at:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if self.remember_absent:
+                self._absent[path] = time.monotonic() + self.retry_absent_seconds
+            return None
+        except PermissionError as error:
+            raise SourceUnavailable(f"permission denied reading {path}") from error
+        self._absent.pop(path, None)
+        try:
+            text = _read_fd(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if len(self._fds) < self.max_open:
+            self._fds[path] = fd
+        else:
+            os.close(fd)
+        return text
+
+    def forget(self, directory: str) -> None:
+        """Close and forget everything under ``directory`` (a target that is gone or deselected)."""
+        prefix = directory.rstrip("/") + "/"
+        for path in [p for p in self._fds if p.startswith(prefix)]:
+            self._drop(path)
+        for path in [p for p in self._absent if p.startswith(prefix)]:
+            del self._absent[path]
+
+    def open_count(self) -> int:
+        return len(self._fds)
+
+    def close(self) -> None:
+        for path in list(self._fds):
+            self._drop(path)
+        self._absent.clear()
+
+    def _drop(self, path: str) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def parse_number(text: str) -> float | None:
@@ -182,17 +288,26 @@ def pressure_values(prefix: str, resource: str, text: str) -> dict[str, float]:
 Parser = Callable[[str], dict[str, float]]
 
 
-def read_cgroup_files(directory: Path, parsers: Mapping[str, Parser]) -> dict[str, float]:
-    """Parse each file of ``parsers`` found in ``directory``; a vanished cgroup raises FileNotFoundError."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"cgroup directory {directory} vanished")
+def read_cgroup_files(
+    directory: Path | str, parsers: Mapping[str, Parser], files: KernelFiles | None = None
+) -> dict[str, float]:
+    """Parse each file of ``parsers`` found in ``directory``; a vanished cgroup raises FileNotFoundError.
+
+    With ``files`` the descriptors stay open between calls (see ``KernelFiles``); without, each file is
+    opened and closed (fixture trees, one-off reads).
+    """
+    base = str(directory)
+    if not os.path.isdir(base):
+        raise FileNotFoundError(f"cgroup directory {base} vanished")
     values: dict[str, float] = {}
     for filename, parse in parsers.items():
+        path = f"{base}/{filename}"
         try:
-            text = read_text(directory / filename)
+            text = files.read(path) if files is not None else read_text(path)
         except OSError:
             continue  # absent (controller not enabled) or ENODEV while the cgroup is being removed: null
-        values.update(parse(text))
+        if text is not None:
+            values.update(parse(text))
     return values
 
 
@@ -255,12 +370,21 @@ class HostSource(Source):
 class CgroupSource(Source):
     scope: Scope = "cgroup"
 
+    def __init__(self, roots: Roots | None = None) -> None:
+        super().__init__(roots)
+        self.files = KernelFiles()  # descriptors of the targets' files, kept open between samples
+
     @abstractmethod
     def read(self, target: CgroupTarget) -> dict[str, float]:
         """Raw values for one target. Raise FileNotFoundError / ProcessLookupError if the cgroup vanished."""
 
     def forget(self, target: CgroupTarget) -> None:
         """The target is gone or no longer selected: release anything held for it."""
+        for directory in ([target.v2] if target.v2 else []) + list(target.v1.values()):
+            self.files.forget(str(directory))
+
+    def close(self) -> None:
+        self.files.close()
 
 
 HOST_SOURCES: Registry[type[HostSource]] = Registry("host source")

@@ -171,12 +171,14 @@ class CgroupV1CpuSource(CgroupSource):
         for controller, files in CONTROLLER_FILES.items():
             directory = target.v1.get(controller)
             if directory is not None:
-                values.update(read_cgroup_files(directory, files))
+                values.update(read_cgroup_files(directory, files, self.files))
         cpu_dir = target.v1.get("cpu")
         if cpu_dir is not None:
             try:
-                quota = (cpu_dir / "cpu.cfs_quota_us").read_text()
-                values.update(parse_quota(quota, (cpu_dir / "cpu.cfs_period_us").read_text()))
+                quota = self.files.read(f"{cpu_dir}/cpu.cfs_quota_us")
+                period = self.files.read(f"{cpu_dir}/cpu.cfs_period_us")
             except OSError:
-                pass  # no CFS bandwidth control in this kernel: quota stays null
+                quota = period = None
+            if quota is not None and period is not None:  # else no CFS bandwidth control: quota stays null
+                values.update(parse_quota(quota, period))
         return values

@@ -205,7 +205,7 @@ class CgroupV1MemorySource(CgroupSource):
     def read(self, target: CgroupTarget) -> dict[str, float]:
         values: dict[str, float] = {}
         if "memory" in target.v1:
-            values.update(read_cgroup_files(target.v1["memory"], MEMORY_FILES))
+            values.update(read_cgroup_files(target.v1["memory"], MEMORY_FILES, self.files))
         if "blkio" in target.v1:
-            values.update(read_cgroup_files(target.v1["blkio"], BLKIO_FILES))
+            values.update(read_cgroup_files(target.v1["blkio"], BLKIO_FILES, self.files))
         return values

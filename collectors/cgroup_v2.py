@@ -223,4 +223,4 @@ class CgroupV2Source(CgroupSource):
     def read(self, target: CgroupTarget) -> dict[str, float]:
         if target.v2 is None:
             return {}
-        return read_cgroup_files(target.v2, FILES)
+        return read_cgroup_files(target.v2, FILES, self.files)

@@ -1,18 +1,18 @@
 """The sampling loop: wall-clock aligned ticks, isolated sources, derive, rows to the writer and sinks.
 
-Each source runs in its own worker thread per tick and gets a deadline; a source that raises or overruns costs
-its own columns for that tick (and is reported in the ``collector`` table), never the sample. A source still
-busy from an earlier tick is not started again until it returns.
+Sources are read on lanes (``cotenant.collectors.lanes``): one after another normally, a fresh thread past a
+source that overruns its share of the tick. A source that raises or overruns the deadline costs its own
+columns for that tick (and is reported in the ``collector`` table), never the sample.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,19 +20,19 @@ from cotenant.collectors import CGROUP_SOURCES, HOST_SOURCES, instantiate
 from cotenant.collectors.base import (
     CgroupSource,
     CgroupTarget,
-    HostSource,
     MetricSpec,
     Roots,
     Source,
     SourceUnavailable,
 )
 from cotenant.collectors.derive import derive
+from cotenant.collectors.lanes import HOST_TARGET, Lanes, SourceResult
 from cotenant.collectors.selfstats import SelfObserver, TickReport
-from cotenant.collectors.targets import CgroupLayout, TargetSelector, is_alive
-from cotenant.collectors.writer import Row, SegmentWriter
+from cotenant.collectors.targets import CgroupLayout, TargetSelector
+from cotenant.collectors.writer import UNAVAILABLE_KEY, Row, SegmentWriter
 
 log = logging.getLogger(__name__)
-HOST_TARGET = "host"
+__all__ = ["HOST_TARGET", "Collector", "CollectorConfig", "Sink"]
 Sink = Callable[[int, dict[str, dict[str, Row]]], None]  # (epoch ms, {table: {target: row}})
 
 
@@ -56,39 +56,6 @@ class CollectorConfig:
             raise ValueError(f"segment_seconds must be positive, got {self.segment_seconds}")
 
 
-@dataclass
-class _SourceResult:
-    values: dict[str, tuple[dict[str, float], float]]  # target -> (raw values, monotonic read time)
-    vanished: list[str]
-    errors: int
-    duration: float
-
-
-def _read_all(source: Source, targets: Sequence[CgroupTarget], roots: Roots) -> _SourceResult:
-    started = time.monotonic()
-    values: dict[str, tuple[dict[str, float], float]] = {}
-    vanished: list[str] = []
-    errors = 0
-    if isinstance(source, HostSource):
-        values[HOST_TARGET] = (source.read(), time.monotonic())
-    else:
-        assert isinstance(source, CgroupSource)
-        for target in targets:
-            try:
-                values[target.name] = (source.read(target), time.monotonic())
-            except (FileNotFoundError, ProcessLookupError):
-                if is_alive(target, roots):
-                    errors += 1
-                else:
-                    vanished.append(target.name)
-            except SourceUnavailable:
-                raise
-            except Exception as error:  # one target's failure must not cost the others
-                errors += 1
-                log.debug("source %s failed on %s: %s", source.name, target.name, error)
-    return _SourceResult(values, vanished, errors, time.monotonic() - started)
-
-
 class Collector:
     def __init__(self, config: CollectorConfig, sinks: Sequence[Sink] = ()) -> None:
         self.config = config
@@ -99,7 +66,9 @@ class Collector:
         )
         self.selector.validate()
         self.sources: list[Source] = []
-        self.unavailable: dict[str, str] = {}
+        self.unavailable: dict[str, str] = {}  # whole sources that could not open, with the reason
+        self.unavailable_specs: dict[str, list[str]] = {}
+        self.pending_forget: dict[str, list[CgroupTarget]] = {}  # applied when the source's thread is idle
         self.specs: dict[str, dict[str, MetricSpec]] = {}
         for registry in (HOST_SOURCES, CGROUP_SOURCES):
             for name in sorted(registry):
@@ -107,14 +76,15 @@ class Collector:
                     self._open(name, instantiate(registry[name], config.roots))
         self.observer = SelfObserver([s.name for s in self.sources] + list(self.unavailable), config.interval)
         self.writer = SegmentWriter(config.out, self.table_columns(), config.segment_seconds)
+        self.writer.set_metadata("collector", UNAVAILABLE_KEY, json.dumps(self.unavailable_metrics()))
         self.previous: dict[tuple[str, str], tuple[dict[str, float], float]] = {}
         self.known_targets: dict[str, CgroupTarget] = {}
         self.warned: set[str] = set()
-        self.busy: dict[str, Future[_SourceResult]] = {}
-        self.pool = ThreadPoolExecutor(max_workers=max(len(self.sources), 1), thread_name_prefix="source")
+        self.lanes = Lanes(config.roots)
 
     def _open(self, name: str, source: Source) -> None:
         try:
+            self.unavailable_specs[name] = [spec.name for spec in source.specs()]
             source.open()
         except SourceUnavailable as error:
             self.unavailable[name] = str(error)
@@ -167,28 +137,19 @@ class Collector:
         for gone in set(self.known_targets) - set(targets):
             self._forget(gone)
         self.known_targets = dict(targets)
-        submitted = {}
-        for source in self.sources:
-            if source.name in self.busy and not self.busy[source.name].done():
-                continue  # still stuck in an earlier read
-            submitted[source.name] = self.pool.submit(
-                _read_all, source, list(targets.values()), self.config.roots
-            )
-            self.busy[source.name] = submitted[source.name]
-        wait(submitted.values(), timeout=self.config.interval * self.config.read_timeout_share)
+        self._apply_pending_forgets()
+        deadline = started + self.config.interval * self.config.read_timeout_share
+        results = self.lanes.read(self.sources, list(targets.values()), deadline)
         tables: dict[str, dict[str, Row]] = {"host": {}, "cgroup": {}}
         report = TickReport(lateness=lateness, skipped=skipped, targets=len(targets))
         for source in self.sources:
-            future = submitted.get(source.name)
-            if future is None or not future.done():
-                report.source(source.name, None, ok=False)
+            result = results.get(source.name)
+            if not isinstance(result, SourceResult):
+                if isinstance(result, BaseException):
+                    log.debug("source %s failed: %s", source.name, result)
+                report.source(source.name, None, ok=False)  # failed, overran the deadline or still stuck
                 continue
-            try:
-                result = future.result()
-            except Exception as error:
-                log.debug("source %s failed: %s", source.name, error)
-                report.source(source.name, None, ok=False)
-                continue
+            report.cpu(source.name, result.cpu_seconds)
             report.source(source.name, result.duration, ok=result.errors == 0)
             for name in result.vanished:
                 self._forget(name)
@@ -205,6 +166,9 @@ class Collector:
         for table, rows in tables.items():
             for target, row in rows.items():
                 self.writer.add(table, epoch_ms, target, row)
+        unavailable = self.unavailable_metrics()
+        report.unavailable = {name: len(metrics) for name, metrics in unavailable.items()}
+        self.writer.set_metadata("collector", UNAVAILABLE_KEY, json.dumps(unavailable))
         tables["collector"] = {"collector": self.observer.row(report, time.monotonic() - started)}
         self.writer.add("collector", epoch_ms, "collector", tables["collector"]["collector"])
         for sink in self.sinks:
@@ -212,24 +176,48 @@ class Collector:
         if self.writer.due(time.time()):
             self.writer.flush(time.time())
 
+    def _apply_pending_forgets(self) -> None:
+        """Release what sources hold for gone targets, in the main thread while no lane reads the source."""
+        busy = self.lanes.busy()
+        for source in self.sources:
+            if source.name in busy or not isinstance(source, CgroupSource):
+                continue
+            for target in self.pending_forget.pop(source.name, []):
+                try:
+                    source.forget(target)
+                except Exception as error:
+                    log.debug("source %s could not forget %s: %s", source.name, target.name, error)
+
+    def unavailable_metrics(self) -> dict[str, dict[str, str]]:
+        """Per source, the metrics it cannot emit here and why (a whole source: every metric it has)."""
+        missing: dict[str, dict[str, str]] = {}
+        for source in self.sources:
+            reasons = getattr(source, "unavailable", None)
+            if isinstance(reasons, dict):
+                missing[source.name] = {str(metric): str(reason) for metric, reason in reasons.items()}
+        for name, reason in self.unavailable.items():
+            missing[name] = dict.fromkeys(self.unavailable_specs.get(name, []), reason)
+        return missing
+
     def _forget(self, name: str) -> None:
         target = self.known_targets.get(name)
         log.info("target %s is gone", name)
         for source in self.sources:
             self.previous.pop((source.name, name), None)
             if isinstance(source, CgroupSource) and target is not None:
-                try:
-                    source.forget(target)
-                except Exception as error:
-                    log.debug("source %s could not forget %s: %s", source.name, name, error)
+                # the source's own thread may be reading: it forgets before its next read
+                self.pending_forget.setdefault(source.name, []).append(target)
 
     def close(self) -> None:
         try:
             self.writer.flush(time.time())
         finally:
             self.writer.close()
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            busy = self.lanes.busy()
+            self.lanes.stop()
             for source in self.sources:
+                if source.name in busy:
+                    continue  # its lane may still use what close would release; exit frees it
                 try:
                     source.close()
                 except Exception as error:

@@ -24,10 +24,15 @@ class TickReport:
     targets: int
     durations: dict[str, float | None] = field(default_factory=dict)
     successes: dict[str, bool] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, int] = field(default_factory=dict)  # source -> metrics it cannot emit here
 
     def source(self, name: str, duration: float | None, ok: bool) -> None:
         self.durations[name] = duration
         self.successes[name] = ok
+
+    def cpu(self, name: str, seconds: float) -> None:
+        self.cpu_seconds[name] = seconds
 
 
 def collector_specs(source_names: list[str]) -> list[MetricSpec]:
@@ -54,6 +59,24 @@ def collector_specs(source_names: list[str]) -> list[MetricSpec]:
         )
         specs.append(
             gauge(f"collector_source_{name}_success", "flag", SOURCE, OTHER, f"1 if {name} read cleanly")
+        )
+        specs.append(
+            gauge(
+                f"collector_source_{name}_cpu_seconds",
+                "seconds",
+                SOURCE,
+                OTHER,
+                f"CPU time of this tick's {name} read (its thread)",
+            )
+        )
+        specs.append(
+            gauge(
+                f"collector_source_{name}_unavailable_metrics",
+                "metrics",
+                SOURCE,
+                OTHER,
+                f"{name} metrics unavailable here (reasons: collector files' cotenant.unavailable metadata)",
+            )
         )
     return specs
 
@@ -84,4 +107,6 @@ class SelfObserver:
         for name in self.source_names:
             row[f"collector_source_{name}_duration_seconds"] = report.durations.get(name)
             row[f"collector_source_{name}_success"] = float(report.successes.get(name, False))
+            row[f"collector_source_{name}_cpu_seconds"] = report.cpu_seconds.get(name)
+            row[f"collector_source_{name}_unavailable_metrics"] = float(report.unavailable.get(name, 0))
         return row

@@ -7,15 +7,17 @@ hosts (``/sys/fs/cgroup/<name>``) and on hybrid ones (``/sys/fs/cgroup/unified/<
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cotenant.collectors.base import CgroupTarget, Roots
+from cotenant.collectors.base import CgroupTarget, KernelFiles, Roots
 
 log = logging.getLogger(__name__)
 
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "blkio", "pids")
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "perf_event")
 PID_PREFIX = "pid:"
 
 
@@ -45,11 +47,12 @@ class CgroupLayout:
     def resolve(self, name: str) -> CgroupTarget | None:
         """The target with every directory that exists for ``name``; None when it exists nowhere."""
         relative = name.strip("/")
-        if ".." in Path(relative).parts:
+        if ".." in relative.split("/"):
             raise TargetError(f"cgroup {name!r}: '..' is not allowed in a target name")
-        v2 = self.v2_root / relative if self.v2_root else None
-        v2 = v2 if v2 is not None and v2.is_dir() else None
-        v1 = {c: root / relative for c, root in self.v1_roots.items() if (root / relative).is_dir()}
+        # strings and os.path: this runs for every target every tick, and pathlib costs more than the stat
+        suffix = f"/{relative}" if relative else ""
+        v2 = self.v2_root / relative if self.v2_root and os.path.isdir(f"{self.v2_root}{suffix}") else None
+        v1 = {c: root / relative for c, root in self.v1_roots.items() if os.path.isdir(f"{root}{suffix}")}
         if v2 is None and not v1:
             return None
         return CgroupTarget(name=relative or "/", v2=v2, v1=v1)
@@ -58,9 +61,11 @@ class CgroupLayout:
         """Names matching ``pattern`` in any hierarchy (``lab-*/**``: those cgroups and their descendants)."""
         names: set[str] = set()
         for root in self.hierarchy_roots():
-            for path in root.glob(pattern.strip("/")):
-                if path.is_dir():
-                    names.add(path.relative_to(root).as_posix())
+            base = str(root)
+            pattern_path = f"{glob.escape(base)}/{pattern.strip('/')}"
+            for path in glob.glob(pattern_path, recursive=True, include_hidden=True):
+                if os.path.isdir(path):
+                    names.add(os.path.relpath(path, base))
         return sorted(names)
 
 
@@ -75,8 +80,11 @@ def target_pid(target: CgroupTarget) -> int | None:
     return None
 
 
-def member_pids(target: CgroupTarget, roots: Roots) -> list[int]:
-    """Processes of a target: the pid itself, or the cgroup's ``cgroup.procs`` (v2, else a v1 hierarchy)."""
+def member_pids(target: CgroupTarget, roots: Roots, files: KernelFiles | None = None) -> list[int]:
+    """Processes of a target: the pid itself, or the cgroup's ``cgroup.procs`` (v2, else a v1 hierarchy).
+
+    With ``files`` the ``cgroup.procs`` descriptor stays open between samples.
+    """
     pid = target_pid(target)
     if pid is not None:
         if not (roots.procfs / str(pid)).is_dir():
@@ -85,7 +93,11 @@ def member_pids(target: CgroupTarget, roots: Roots) -> list[int]:
     directory = target.v2 or target.v1.get("cpuacct") or next(iter(target.v1.values()), None)
     if directory is None:
         return []
-    return [int(line) for line in (directory / "cgroup.procs").read_text().split()]
+    path = f"{directory}/cgroup.procs"
+    text = files.read(path) if files is not None else (directory / "cgroup.procs").read_text()
+    if text is None:
+        raise FileNotFoundError(f"{path} vanished")
+    return [int(line) for line in text.split()]
 
 
 def is_alive(target: CgroupTarget, roots: Roots) -> bool:

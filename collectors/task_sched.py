@@ -7,11 +7,14 @@ with counters kept monotonic across thread churn.
 
 from __future__ import annotations
 
+import os
+
 from cotenant.collectors.base import (
     CGROUP_SOURCES,
     CgroupSource,
     CgroupTarget,
     ChurnAccumulator,
+    KernelFiles,
     MetricGroup,
     MetricSpec,
     Roots,
@@ -115,6 +118,8 @@ class TaskSchedSource(CgroupSource):
     def __init__(self, roots: Roots | None = None) -> None:
         super().__init__(roots)
         self._state: dict[str, ChurnAccumulator] = {}
+        self._threads: dict[str, set[str]] = {}  # per target: thread directories with open descriptors
+        self.files = KernelFiles(remember_absent=False)
 
     def specs(self) -> list[MetricSpec]:
         specs = [gauge(P + "threads", "threads", SOURCE, CPU, "threads of the target")]
@@ -129,26 +134,34 @@ class TaskSchedSource(CgroupSource):
     def read(self, target: CgroupTarget) -> dict[str, float]:
         members: dict[int, dict[str, float]] = {}
         gauges: dict[str, float] = {P + "threads": 0.0}
-        for pid in member_pids(target, self.roots):
+        threads: set[str] = set()
+        for pid in member_pids(target, self.roots, self.files):
             try:
-                tids = [int(t.name) for t in (self.roots.procfs / str(pid) / "task").iterdir()]
+                tids = os.listdir(f"{self.roots.procfs}/{pid}/task")
             except FileNotFoundError:
                 continue
             for tid in tids:
-                try:
-                    text = (self.roots.procfs / str(pid) / "task" / str(tid) / "sched").read_text()
-                except (FileNotFoundError, ProcessLookupError):
+                directory = f"{self.roots.procfs}/{pid}/task/{tid}"
+                threads.add(directory)
+                text = self.files.read(f"{directory}/sched")
+                if not text:
                     continue  # the thread exited
                 counters, thread_gauges = parse_sched(text)
-                members[tid] = counters
+                members[int(tid)] = counters
                 gauges[P + "threads"] += 1
                 for name, value in thread_gauges.items():
                     if name in MAX_GAUGES:
                         gauges[name] = max(gauges.get(name, 0.0), value)
                     else:
                         gauges[name] = gauges.get(name, 0.0) + value
+        for gone in self._threads.get(target.name, set()) - threads:
+            self.files.forget(gone)  # its descriptor would only return ESRCH
+        self._threads[target.name] = threads
         state = self._state.setdefault(target.name, ChurnAccumulator())
         return {**state.update(members), **gauges}
 
     def forget(self, target: CgroupTarget) -> None:
+        super().forget(target)
         self._state.pop(target.name, None)
+        for directory in self._threads.pop(target.name, set()):
+            self.files.forget(directory)

@@ -14,9 +14,11 @@ from cotenant.collectors.base import (
     CgroupSource,
     CgroupTarget,
     ChurnAccumulator,
+    KernelFiles,
     MetricGroup,
     MetricSpec,
     Roots,
+    SourceUnavailable,
     counter,
     gauge,
 )
@@ -148,24 +150,32 @@ class TasksSource(CgroupSource):
     def __init__(self, roots: Roots | None = None) -> None:
         super().__init__(roots)
         self._state: dict[str, ChurnAccumulator] = {}
+        self._pids: dict[str, set[int]] = {}  # per target: the processes whose descriptors are open
+        self.files = KernelFiles(remember_absent=False)
 
     def specs(self) -> list[MetricSpec]:
         return _specs()
 
+    def _read(self, path: str) -> str:
+        text = self.files.read(path)
+        if text is None:
+            raise FileNotFoundError(path)  # the process exited
+        return text
+
     def read_process(self, pid: int) -> tuple[dict[str, float], dict[str, float], str]:
-        base = self.roots.procfs / str(pid)
-        counters, gauges, state = parse_stat((base / "stat").read_text())
-        status_counters, status_gauges = parse_status((base / "status").read_text())
+        base = f"{self.roots.procfs}/{pid}"
+        counters, gauges, state = parse_stat(self._read(f"{base}/stat"))
+        status_counters, status_gauges = parse_status(self._read(f"{base}/status"))
         counters.update(status_counters)
         gauges.update(status_gauges)
         for name, parse in (("io", parse_io), ("schedstat", parse_schedstat)):
             # io needs ptrace rights over the process; schedstat needs CONFIG_SCHEDSTATS
-            with contextlib.suppress(FileNotFoundError, PermissionError):
-                counters.update(parse((base / name).read_text()))
+            with contextlib.suppress(FileNotFoundError, PermissionError, SourceUnavailable):
+                counters.update(parse(self._read(f"{base}/{name}")))
         return counters, gauges, state
 
     def read(self, target: CgroupTarget) -> dict[str, float]:
-        pids = member_pids(target, self.roots)
+        pids = member_pids(target, self.roots, self.files)
         state = self._state.setdefault(target.name, ChurnAccumulator())
         gauges: dict[str, float] = {P + "processes": 0.0}
         gauges.update({f"{P}state_{s}_processes": 0.0 for s in STATES.values()})
@@ -173,15 +183,21 @@ class TasksSource(CgroupSource):
         for pid in pids:
             try:
                 counters, process_gauges, process_state = self.read_process(pid)
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # exited between listing and reading
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue  # exited between listing and reading (a reaped process reads empty)
             gauges[P + "processes"] += 1
             if process_state in STATES:
                 gauges[f"{P}state_{STATES[process_state]}_processes"] += 1
             for name, value in process_gauges.items():
                 gauges[name] = gauges.get(name, 0.0) + value
             seen[pid] = counters
+        for gone in self._pids.get(target.name, set()) - set(pids):
+            self.files.forget(f"{self.roots.procfs}/{gone}")  # its descriptors would only return ESRCH
+        self._pids[target.name] = set(pids)
         return {**state.update(seen), **gauges}
 
     def forget(self, target: CgroupTarget) -> None:
+        super().forget(target)
         self._state.pop(target.name, None)
+        for pid in self._pids.pop(target.name, set()):
+            self.files.forget(f"{self.roots.procfs}/{pid}")

@@ -24,6 +24,7 @@ TABLES = ("host", "cgroup", "collector")
 LOW_SPACE_BYTES = 1 << 20
 COLUMNS_KEY = "cotenant.columns"
 TABLE_KEY = "cotenant.table"
+UNAVAILABLE_KEY = "cotenant.unavailable"  # collector table: {source: {metric: reason}} (JSON)
 Row = dict[str, float | None]
 
 
@@ -36,16 +37,30 @@ def partial_dir(out: Path) -> Path:
 
 
 def segment_frame(
-    epoch_ms: Sequence[int], targets: Sequence[str], rows: Sequence[Row], columns: Sequence[str]
+    epoch_ms: Sequence[int],
+    targets: Sequence[str],
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    all_columns: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """Rows -> the telemetry layout: ``timestamp`` (ms, UTC), ``target``, then Float64 ``columns``."""
-    data: dict[str, pl.Series] = {
-        "timestamp": pl.Series("timestamp", epoch_ms, dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
-        "target": pl.Series("target", targets, dtype=pl.String),
-    }
-    for column in columns:
-        data[column] = pl.Series(column, [row.get(column) for row in rows], dtype=pl.Float64)
-    return pl.DataFrame(data)
+    """Rows -> the telemetry layout: ``timestamp`` (ms, UTC), ``target``, then Float64 ``all_columns``.
+
+    Only the table's own ``columns`` are read from the rows (in Polars, not a Python loop per cell); the other
+    tables' columns of the shared schema are all-null Series made once per column.
+    """
+    own = pl.from_dicts(rows, schema=dict.fromkeys(columns, pl.Float64)) if columns else None
+    keys = pl.DataFrame(
+        {
+            "timestamp": pl.Series("timestamp", epoch_ms, dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
+            "target": pl.Series("target", targets, dtype=pl.String),
+        }
+    )
+    present = set(columns)
+    missing = [c for c in (all_columns if all_columns is not None else columns) if c not in present]
+    nulls = pl.Series("", [None] * len(rows), dtype=pl.Float64)
+    parts = [keys, *([own] if own is not None else []), pl.DataFrame([nulls.alias(c) for c in missing])]
+    frame = pl.concat([part for part in parts if part.width], how="horizontal")
+    return frame.select(["timestamp", "target", *(all_columns if all_columns is not None else columns)])
 
 
 class SegmentWriter:
@@ -57,6 +72,7 @@ class SegmentWriter:
         self.all_columns = sorted({c for columns in self.table_columns.values() for c in columns})
         self.segment_seconds = segment_seconds
         self.buffers: dict[str, tuple[list[int], list[str], list[Row]]] = {t: ([], [], []) for t in TABLES}
+        self.metadata: dict[str, dict[str, str]] = {t: {} for t in TABLES}  # extra key-value metadata
         self.segment_started: float | None = None
         self.sequence = 0
         self.files_written = 0
@@ -76,6 +92,10 @@ class SegmentWriter:
         for stale in partial_dir(self.out).glob("*.parquet.tmp"):
             stale.unlink(missing_ok=True)  # left by a killed run; never part of the collection
 
+    def set_metadata(self, table: str, key: str, value: str) -> None:
+        """Key-value metadata written into each later file of ``table``."""
+        self.metadata[table][key] = value
+
     def add(self, table: str, epoch_ms: int, target: str, row: Row) -> None:
         epochs, targets, rows = self.buffers[table]
         epochs.append(epoch_ms)
@@ -93,7 +113,11 @@ class SegmentWriter:
         for table, (epochs, targets, rows) in self.buffers.items():
             if rows:
                 written.append(
-                    self._write(table, segment_frame(epochs, targets, rows, self.all_columns), epochs[0])
+                    self._write(
+                        table,
+                        segment_frame(epochs, targets, rows, self.table_columns[table], self.all_columns),
+                        epochs[0],
+                    )
                 )
                 self.buffers[table] = ([], [], [])
         self.segment_started = wall_time
@@ -104,7 +128,11 @@ class SegmentWriter:
         name = f"part-{first_ms}-{os.getpid()}-{self.sequence:06d}.parquet"
         final = self.out / f"table={table}" / name
         temp = partial_dir(self.out) / f"{table}-{name}.tmp"
-        metadata = {TABLE_KEY: table, COLUMNS_KEY: json.dumps(self.table_columns[table])}
+        metadata = {
+            **self.metadata[table],
+            TABLE_KEY: table,
+            COLUMNS_KEY: json.dumps(self.table_columns[table]),
+        }
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             frame.write_parquet(temp, compression="zstd", metadata=metadata)

@@ -14,6 +14,7 @@ import polars as pl
 
 TABLES = ("host", "cgroup", "collector")
 COLUMNS_KEY = "cotenant.columns"  # written by cotenant.collectors.writer
+UNAVAILABLE_KEY = "cotenant.unavailable"  # collector table: {source: {metric: reason}}
 KEY_COLUMNS: dict[str, pl.DataType] = {"timestamp": pl.Datetime("ms", "UTC"), "target": pl.String()}
 
 
@@ -49,3 +50,16 @@ def scan_telemetry(root: Path | str, table: str) -> pl.LazyFrame:
     return pl.scan_parquet(
         files, schema=schema, missing_columns="insert", extra_columns="ignore", hive_partitioning=False
     ).select(list(schema))
+
+
+def telemetry_unavailable(root: Path | str) -> dict[str, dict[str, str]]:
+    """Per source, the metrics the collector could not emit on its machine and why (latest file wins).
+
+    Their columns are null, never zeros; ``collector_source_<name>_unavailable_metrics`` counts them per tick.
+    """
+    unavailable: dict[str, dict[str, str]] = {}
+    for file in telemetry_files(root, "collector"):
+        text = pl.read_parquet_metadata(file).get(UNAVAILABLE_KEY)
+        if text:
+            unavailable.update(json.loads(text))
+    return unavailable

@@ -146,7 +146,13 @@ def execute_run(
     """Runs ``spec`` and returns its record; raises RunFailed. Always removes the run's cgroups."""
     run_group = f"{group}/{spec.run_id}"
     log_dir = logs / spec.run_id
-    log_dir.mkdir(parents=True, exist_ok=True)
+    if log_dir.exists():
+        # A retried run (after a failure or a resume) parses fresh output; the earlier attempt is kept aside.
+        attempt = 1
+        while (logs / f"{spec.run_id}.attempt{attempt}").exists():
+            attempt += 1
+        log_dir.rename(logs / f"{spec.run_id}.attempt{attempt}")
+    log_dir.mkdir(parents=True)
     target = Role("target", spec.target, Cgroup(hierarchy, f"{run_group}/target"), scratch, log_dir)
     neighbours = [
         Role(

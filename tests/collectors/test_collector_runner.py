@@ -10,11 +10,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from cotenant.collectors.base import Roots
+from collector_testkit import fixture_roots
+from cotenant.collectors.base import Roots, SourceUnavailable
 from cotenant.collectors.host_cpu import HostCpuSource
 from cotenant.collectors.host_psi import HostPsiSource
 from cotenant.collectors.runner import Collector, CollectorConfig
-from cotenant.datasets.telemetry import scan_telemetry
+from cotenant.datasets.telemetry import scan_telemetry, telemetry_unavailable
 
 FAST = 0.2  # seconds per tick: keeps these tests short; cadence itself is checked in the live tests
 NO_PERF = (
@@ -122,3 +123,30 @@ def test_vanishing_cgroup_ends_cleanly(tmp_path: Path, layout: str, copied_tree:
     assert 1 <= counts["lab/b"] < 8
     assert "lab/b" not in collector.known_targets
     assert not any(target == "lab/b" for _, target in collector.previous)
+
+
+def test_unavailable_metrics_are_counted_and_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_psi(self: HostPsiSource) -> None:
+        raise SourceUnavailable("no /proc/pressure (kernel without PSI)")
+
+    monkeypatch.setattr(HostPsiSource, "open", no_psi)
+    # the perf source's shape: ``unavailable`` maps metric -> reason (hardware events without a PMU)
+    monkeypatch.setattr(HostCpuSource, "unavailable", {"host_cpu_fake_cycles_total": "ENOENT (no PMU)"},
+                        raising=False)  # fmt: skip
+    roots = fixture_roots("v2")
+    config = CollectorConfig(
+        out=tmp_path / "out", cgroups=("lab/a",), interval=FAST, duration=0.4, roots=roots, sources=NO_PERF
+    )
+    collector = run(config)
+    assert "host_psi" in collector.unavailable
+    me = scan_telemetry(tmp_path / "out", "collector").collect()
+    psi_metrics = len(HostPsiSource(roots).specs())
+    assert me["collector_source_host_psi_unavailable_metrics"].to_list() == [float(psi_metrics)] * me.height
+    assert me["collector_source_host_cpu_unavailable_metrics"].max() == 1.0
+    assert me["collector_source_cgroup_v2_unavailable_metrics"].max() == 0.0
+    reasons = telemetry_unavailable(tmp_path / "out")
+    assert reasons["host_cpu"] == {"host_cpu_fake_cycles_total": "ENOENT (no PMU)"}
+    assert len(reasons["host_psi"]) == psi_metrics
+    assert set(reasons["host_psi"].values()) == {"no /proc/pressure (kernel without PSI)"}

@@ -47,3 +47,13 @@ def test_pid_targets(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="999999"):
         selector.validate()
     assert Roots()  # default roots construct
+
+
+def test_v1_perf_event_mount_is_a_controller_of_targets(tmp_path: Path) -> None:
+    """Hosts with a v1 perf_event mount give the perf source its cgroup directory there."""
+    for controller in ("cpuacct", "perf_event"):
+        (tmp_path / controller / "lab").mkdir(parents=True)
+        (tmp_path / controller / "cgroup.procs").write_text("")
+    layout = CgroupLayout.detect(Roots(procfs=tmp_path / "proc", cgroup=tmp_path))
+    target = layout.resolve("lab")
+    assert target is not None and target.v1["perf_event"] == tmp_path / "perf_event" / "lab"

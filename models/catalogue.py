@@ -1,0 +1,15 @@
+"""Every model module, imported explicitly so that a missing file is an ImportError, never a missing key."""
+
+from cotenant.models import (  # noqa: F401  (imported for their @register side effect)
+    cloudformer,
+    decision_tree,
+    gamma_glm,
+    hist_gradient_boosting,
+    linear,
+    lstm,
+    placement,
+    random_forest,
+)
+from cotenant.models.base import MODELS, ModelSpec, models_for
+
+__all__ = ["MODELS", "ModelSpec", "models_for"]

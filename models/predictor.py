@@ -1,0 +1,316 @@
+"""The predictor artifact (docs/architecture.md section 4): what training writes and serving loads.
+
+One directory, pickle-free: ``predictor.json`` (metadata: model, task, config, feature schema, normalisation,
+metric groups, quantiles, data digest) plus ``weights.npz`` (neural models) or ``model.skops`` (scikit-learn,
+loaded with an allow-list of types). Serving imports only this package, never ``cotenant.training``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cotenant.models.base import (
+    MEDIAN,
+    P_FLOOR,
+    QUANTILES,
+    DataShape,
+    Family,
+    Task,
+    quiet_nan_warnings,
+    sort_quantiles,
+    summarise,
+)
+from cotenant.models.explain import group_masks, occlusion_shares, occlusion_variants
+from pydantic import BaseModel
+
+FORMAT_VERSION = 1
+METADATA_FILE = "predictor.json"
+WEIGHTS_FILE = "weights.npz"
+ESTIMATOR_FILE = "model.skops"
+Series = dict[str, np.ndarray]
+
+
+class PredictorMetadata(BaseModel):
+    format_version: int = FORMAT_VERSION
+    model_name: str
+    task: Task
+    family: Family
+    config: dict[str, Any]
+    # monitoring: per-second feature columns (self__m, neighbour_mean__m, host__h); placement: profile metrics
+    features: list[str]
+    metrics: list[str]  # per-cgroup metric names, the keys of a request's Series
+    host_metrics: list[str]
+    metric_groups: dict[str, str]
+    feature_groups: list[str]  # group of every model input column (after summarising, for tabular/placement)
+    normaliser: dict[str, Any]  # cotenant.datasets FeatureStats (names, mean, std), fit on training runs
+    max_steps: int
+    n_inputs: int  # width of the model's input (F, 3F for tabular, F_p for placement)
+    quantiles: list[float] = list(QUANTILES)
+    # Tabular models: label - prediction quantiles from out-of-fold residuals, added to the point estimate.
+    residual_quantiles: list[float] | None = None
+    data_digest: str = ""
+    data_source: str = ""
+    trained_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    p: float
+    lower: float
+    upper: float
+    drivers: dict[str, float] = field(
+        default_factory=dict
+    )  # metric group -> share of the explanation (sum 1)
+    missing: tuple[str, ...] = ()  # metrics absent from the request, filled with the training mean
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementEstimate:
+    newcomer: Estimate
+    incumbents: list[Estimate]  # one per incumbent, in the order given to encode_host
+
+
+@dataclass(frozen=True, slots=True)
+class HostEncoding:
+    """A host's incumbents, encoded ahead of time: cache it per host and rebuild when the host changes."""
+
+    embeddings: np.ndarray  # [K, V, E]: per incumbent, per explanation variant (0 = nothing occluded)
+    total: np.ndarray  # [V, E]: DeepSets sum over incumbents
+
+    @property
+    def count(self) -> int:
+        return int(self.embeddings.shape[0])
+
+
+class Predictor:
+    def __init__(self, metadata: PredictorMetadata, model: Any) -> None:
+        self.metadata = metadata
+        self.model = model  # nn.Module (eval mode) or fitted scikit-learn estimator
+        self._masks = group_masks(metadata.feature_groups)  # {group: bool [n_inputs]}
+        self._head_weights: dict[str, np.ndarray] | None = None
+        self._feature_stats: Any = None
+
+    # ---- persistence -------------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self.metadata.family == "neural":
+            state = {key: value.detach().cpu().numpy() for key, value in self.model.state_dict().items()}
+            np.savez(path / WEIGHTS_FILE, **state)
+        else:
+            from cotenant.models.tabular import save_estimator
+
+            save_estimator(self.model, path / ESTIMATOR_FILE)
+        (path / METADATA_FILE).write_text(self.metadata.model_dump_json(indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Predictor:
+        meta_path = Path(path) / METADATA_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{path}: no {METADATA_FILE}; not a predictor artifact")
+        metadata = PredictorMetadata.model_validate(json.loads(meta_path.read_text()))
+        if metadata.format_version > FORMAT_VERSION:
+            raise ValueError(f"{meta_path}: format_version {metadata.format_version} is newer than this code")
+        from cotenant.models import MODELS
+
+        spec = MODELS[metadata.model_name]
+        if metadata.family == "tabular":
+            from cotenant.models.tabular import load_estimator
+
+            return cls(metadata, load_estimator(Path(path) / ESTIMATOR_FILE))
+        import torch
+
+        cfg = spec.config_type.model_validate(metadata.config)
+        shape = DataShape(metadata.n_inputs, metadata.n_inputs, metadata.max_steps)
+        module = spec.build(cfg, shape)
+        with np.load(Path(path) / WEIGHTS_FILE) as weights:
+            module.load_state_dict({key: torch.from_numpy(weights[key]) for key in weights.files})
+        return cls(metadata, module.eval())
+
+    # ---- monitoring --------------------------------------------------------------------------------------
+    def monitoring_matrix(
+        self, target: Series, neighbours: list[Series], host: Series | None
+    ) -> tuple[np.ndarray, tuple[str, ...]]:
+        """A request's series -> raw ``[T, F]`` in feature order (last max_steps s), missing."""
+        lengths = [len(values) for values in target.values()]
+        steps = min(max(lengths, default=1), self.metadata.max_steps) or 1
+        columns, missing = [], []
+        for feature in self.metadata.features:
+            prefix, _, metric = feature.partition("__")
+            if prefix == "self":
+                values = target.get(metric)
+            elif prefix == "neighbour_mean":
+                present = [n[metric] for n in neighbours if metric in n]
+                values = (
+                    _mean_of(present, steps) if present else (np.zeros(steps) if not neighbours else None)
+                )
+            else:
+                values = None if host is None else host.get(metric)
+            if values is None:
+                missing.append(feature)
+            columns.append(_last(values, steps))
+        return np.stack(columns, axis=1), tuple(missing)
+
+    def predict_steps(self, runs: list[np.ndarray], explain: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Raw ``[T_i, F]`` matrices -> sorted quantiles ``[N, Q]`` and driver shares ``[N, G]``."""
+        stats = self._stats()
+        normalised = [stats.transform(run[-self.metadata.max_steps :].astype(np.float32)) for run in runs]
+        groups = list(self._masks)
+        if not explain:
+            return self._quantiles(normalised, per_step=True), np.zeros((len(runs), len(groups)))
+        variants = [v for run in normalised for v in occlusion_variants(run, self._masks, per_step=True)]
+        quantiles = self._quantiles(variants, per_step=True).reshape(len(runs), 1 + len(groups), -1)
+        return quantiles[:, 0], occlusion_shares(quantiles[..., MEDIAN])
+
+    def predict_normalised(self, runs: list[np.ndarray]) -> np.ndarray:
+        """Already-normalised ``[T_i, F]`` runs (as cotenant.datasets builds them) -> quantiles ``[N, Q]``."""
+        return self._quantiles(runs, per_step=True)
+
+    def predict_placement(
+        self, newcomer: np.ndarray, neighbours: np.ndarray, neighbour_mask: np.ndarray
+    ) -> np.ndarray:
+        """Batch layout of the placement task (normalised summaries) -> quantiles ``[B, Q]``."""
+        self._require("placement")
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(
+                torch.from_numpy(newcomer), torch.from_numpy(neighbours), torch.from_numpy(neighbour_mask)
+            )
+        return sort_quantiles(out.numpy())
+
+    def predict_degradation(self, target: Series, neighbours: list[Series], host: Series | None) -> Estimate:
+        self._require("monitoring")
+        matrix, missing = self.monitoring_matrix(target, neighbours, host)
+        quantiles, shares = self.predict_steps([matrix], explain=True)
+        return _estimate(quantiles[0], shares[0], list(self._masks), missing)
+
+    def _quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
+        if self.metadata.family == "tabular":
+            features = np.stack([summarise(run) for run in normalised]) if per_step else np.stack(normalised)
+            point = np.clip(self.model.predict(np.nan_to_num(features)), P_FLOOR, 1.0)
+            low, high = self.metadata.residual_quantiles or [0.0, 0.0]
+            return sort_quantiles(np.clip(np.stack([point + low, point, point + high], 1), P_FLOOR, 1.0))
+        import torch
+        from cotenant.models.batching import pad_steps
+
+        with torch.inference_mode():
+            x, mask = pad_steps(normalised)
+            return sort_quantiles(self.model(torch.from_numpy(x), torch.from_numpy(mask)).numpy())
+
+    # ---- placement ---------------------------------------------------------------------------------------
+    def profile_summary(self, profile: Series) -> np.ndarray:
+        """A solo profile's series -> normalised per-metric summary ``[F_p]`` (missing metrics -> mean)."""
+        import polars as pl
+        from cotenant.datasets.tensors import profile_summaries
+
+        steps = max((len(v) for v in profile.values()), default=1) or 1
+        columns = {m: _last(profile.get(m), steps) for m in self.metadata.metrics}
+        frame = pl.DataFrame({"profile_id": ["request"] * steps, **columns})
+        names, summary = profile_summaries(frame, self.metadata.metrics)
+        return self._stats().transform(summary.select(names).to_numpy().astype(np.float32))[0]
+
+    def encode_profile(self, profile: Series) -> np.ndarray:
+        """A workload's embedding ``[V, E]``: row 0 as is, row 1+g with group g occluded."""
+        self._require("placement")
+        return self.encode_summaries(self.profile_summary(profile)[None])[0]
+
+    def encode_summaries(self, summaries: np.ndarray) -> np.ndarray:  # [N, F_p] normalised -> [N, V, E]
+        import torch
+
+        variants = np.stack([occlusion_variants(row, self._masks, per_step=False) for row in summaries])
+        with torch.inference_mode():
+            flat = torch.from_numpy(variants.reshape(-1, variants.shape[-1]).astype(np.float32))
+            return self.model.encode(flat).numpy().reshape(*variants.shape[:2], -1)
+
+    def encode_host(self, incumbents: list[np.ndarray]) -> HostEncoding:
+        self._require("placement")
+        width = (1 + len(self._masks), self.model.hidden.in_features // 2)
+        stacked = np.stack(incumbents) if incumbents else np.zeros((0, *width), dtype=np.float32)
+        return HostEncoding(embeddings=stacked, total=stacked.sum(0))
+
+    def score_placement_arrays(
+        self, newcomer: np.ndarray, hosts: list[HostEncoding], explain: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vectorised scoring: quantiles ``[R, Q]`` and shares ``[R, G]`` for rows R = per host: newcomer then
+        each incumbent; plus the row offset of each host ``[H+1]``."""
+        self._require("placement")
+        from cotenant.models.placement import numpy_head
+
+        if self._head_weights is None:
+            self._head_weights = {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
+        variants = newcomer.shape[0] if explain else 1
+        counts = np.fromiter((h.count for h in hosts), dtype=np.int64, count=len(hosts))
+        totals = np.stack([h.total[:variants] for h in hosts])  # [H, V, E]
+        incumbents = [h.embeddings[:, :variants] for h in hosts if h.count]
+        stacked = np.concatenate(incumbents) if incumbents else np.zeros((0, *totals.shape[1:]), np.float32)
+        owner = np.repeat(np.arange(len(hosts)), counts)  # host of every incumbent row
+        new = newcomer[:variants]
+        own = np.concatenate([np.broadcast_to(new, totals.shape), stacked])  # [H + sumK, V, E]
+        others = np.concatenate([totals, totals[owner] - stacked + new])
+        count = np.concatenate([counts, counts[owner]]).astype(np.float32)
+        rows = own.shape[0]
+        out = numpy_head(
+            self._head_weights,
+            own.reshape(rows * variants, -1),
+            others.reshape(rows * variants, -1),
+            np.repeat(count, variants),
+        ).reshape(rows, variants, -1)
+        # Reorder to host-major: host h's newcomer row, then its incumbents.
+        order = np.argsort(np.concatenate([np.arange(len(hosts)), owner]), kind="stable")
+        out = sort_quantiles(out[order])
+        shares = occlusion_shares(out[..., MEDIAN]) if explain else np.zeros((rows, 0))
+        offsets = np.concatenate([[0], np.cumsum(counts + 1)])
+        return out[:, 0], shares, offsets
+
+    def score_placement(
+        self, newcomer: np.ndarray, hosts: list[HostEncoding], explain: bool = True
+    ) -> list[PlacementEstimate]:
+        quantiles, shares, offsets = self.score_placement_arrays(newcomer, hosts, explain)
+        groups = list(self._masks) if explain else []
+        estimates = [
+            _estimate(quantiles[i], shares[i] if explain else None, groups, ()) for i in range(len(shares))
+        ]
+        return [
+            PlacementEstimate(newcomer=estimates[start], incumbents=estimates[start + 1 : end])
+            for start, end in itertools.pairwise(offsets)
+        ]
+
+    def _stats(self) -> Any:
+        # The same transform as training (cotenant.datasets, Polars only: no training code, no torch).
+        from cotenant.datasets.splits import FeatureStats
+
+        if self._feature_stats is None:
+            self._feature_stats = FeatureStats.from_dict(self.metadata.normaliser)
+        return self._feature_stats
+
+    def _require(self, task: Task) -> None:
+        if self.metadata.task != task:
+            raise TypeError(
+                f"predictor {self.metadata.model_name!r} serves the {self.metadata.task} task, not {task}"
+            )
+
+
+def _estimate(
+    quantiles: np.ndarray, shares: np.ndarray | None, groups: list[str], missing: tuple[str, ...]
+) -> Estimate:
+    drivers = {} if shares is None else {g: float(s) for g, s in zip(groups, shares, strict=True)}
+    return Estimate(float(quantiles[MEDIAN]), float(quantiles[0]), float(quantiles[-1]), drivers, missing)
+
+
+def _last(values: np.ndarray | None, steps: int) -> np.ndarray:
+    """The last ``steps`` values, left-padded with NaN (filled with the training mean by the normaliser)."""
+    out = np.full(steps, np.nan)
+    if values is not None and len(values):
+        tail = np.asarray(values, dtype=np.float64)[-steps:]
+        out[steps - len(tail) :] = tail
+    return out
+
+
+def _mean_of(series: list[np.ndarray], steps: int) -> np.ndarray:
+    with quiet_nan_warnings():
+        return np.nanmean(np.stack([_last(s, steps) for s in series]), axis=0)

@@ -1,0 +1,70 @@
+"""Shared machinery of the scikit-learn baselines: pickle-free storage (skops) and grouped cross-validation.
+
+Baselines see per-run summary features (``base.summarise``: mean, std, max over time of every normalised
+feature). Their intervals come from out-of-fold residual quantiles (grouped by application), stored in the
+predictor metadata, because a point regressor has no quantile heads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# skops refuses any type not listed here: loading a predictor can never run arbitrary code.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "cotenant.models.gamma_glm.")
+
+
+def save_estimator(estimator: Any, path: Path) -> None:
+    import skops.io as sio
+
+    sio.dump(estimator, path)
+
+
+def load_estimator(path: Path) -> Any:
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [name for name in untrusted if not name.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise ValueError(f"{path}: refusing to load untrusted types {refused}")
+    return sio.load(path, trusted=untrusted)
+
+
+def grouped_folds(groups: np.ndarray, wanted: int = 3) -> int:
+    """Folds for GroupKFold: at most one per application, at least 2."""
+    return max(2, min(wanted, len(np.unique(groups))))
+
+
+def fit_tabular(estimator: Any, features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Any:
+    """Fit (searching hyper-parameters where the estimator is a search) and return the final estimator."""
+    from sklearn.base import clone
+
+    estimator = clone(estimator)
+    if hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_distributions"):
+        from sklearn.model_selection import GroupKFold
+
+        estimator.set_params(cv=GroupKFold(grouped_folds(groups)))
+        estimator.fit(features, labels, groups=groups)
+        estimator = estimator.best_estimator_
+    else:
+        estimator.fit(features, labels)
+    if "n_jobs" in estimator.get_params():
+        # Threaded tree sums add in a varying order: one job keeps predictions bit-identical after reload.
+        estimator.set_params(n_jobs=1)
+    return estimator
+
+
+def out_of_fold_residuals(
+    estimator: Any, features: np.ndarray, labels: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    """label - prediction for every training run, each predicted by a model that never saw its application."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    if len(np.unique(groups)) < 2:
+        return labels - clone(estimator).fit(features, labels).predict(features)
+    folds = GroupKFold(grouped_folds(groups))
+    predicted = cross_val_predict(clone(estimator), features, labels, groups=groups, cv=folds)
+    return labels - np.clip(predicted, 0.0, 1.0)

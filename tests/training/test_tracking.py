@@ -1,0 +1,68 @@
+"""A real sqlite MLflow store: registration and the champion/challenger alias rules."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from cotenant.training.tracking import apply_alias_rules
+from mlflow import MlflowClient
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrating a fresh sqlite store takes seconds: do it once and copy it per test."""
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def client(migrated_db: Path, tmp_path: Path) -> MlflowClient:
+    db = tmp_path / "mlflow.db"
+    shutil.copy(migrated_db, db)
+    return MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+
+
+def _version(client: MlflowClient, name: str) -> str:
+    if not client.search_registered_models(f"name='{name}'"):
+        client.create_registered_model(name)
+    return str(
+        client.create_model_version(
+            name, source=client.tracking_uri.replace("sqlite:///", "file://").rsplit("/", 1)[0]
+        ).version
+    )
+
+
+def test_champion_moves_only_when_beaten_on_the_same_evaluation(client: MlflowClient) -> None:
+    name = "cotenant-monitoring"
+    first = _version(client, name)
+    assert apply_alias_rules(client, name, first, "digestA:apps-seed0", 8.0, None) == "champion"
+    worse = _version(client, name)
+    assert apply_alias_rules(client, name, worse, "digestA:apps-seed0", 9.0, None) == "challenger"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == first
+    other_data = _version(client, name)
+    # Better number, but on another evaluation: not comparable, so it cannot take the title.
+    assert apply_alias_rules(client, name, other_data, "digestB:apps-seed0", 1.0, None) == "challenger"
+    better = _version(client, name)
+    assert apply_alias_rules(client, name, better, "digestA:apps-seed0", 7.5, None) == "champion"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == better
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == other_data
+
+
+def test_champion_rescored_on_the_new_evaluation(client: MlflowClient) -> None:
+    name = "cotenant-placement"
+    first = _version(client, name)
+    apply_alias_rules(client, name, first, "old", 5.0, None)
+    second = _version(client, name)
+    scored: list[str] = []
+
+    def score(champion: object) -> float:
+        scored.append(str(champion.version))  # type: ignore[attr-defined]
+        return 12.0
+
+    assert apply_alias_rules(client, name, second, "new", 10.0, score) == "champion"
+    assert scored == [first]
+    tags = client.get_model_version(name, second).tags
+    assert tags["mae_pp"] == "10.000000" and tags["champion_mae_pp_same_evaluation"] == "12.000000"

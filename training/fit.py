@@ -1,0 +1,186 @@
+"""Fit any registered model on one split of a RunTable and wrap it as a predictor artifact.
+
+Neural models go through the one Lightning loop, tabular ones through scikit-learn; both end as a
+``cotenant.models.predictor.Predictor``, and test predictions are made through that predictor, so what is
+evaluated is exactly what serving loads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+from cotenant.datasets.splits import Split
+from cotenant.datasets.table import RunTable
+from cotenant.models.base import QUANTILES, DataShape, ModelSpec, feature_groups, set_torch_threads, summarise
+from cotenant.models.predictor import Predictor, PredictorMetadata
+from cotenant.training.config import TrainConfig
+
+
+@dataclass
+class FitOutcome:
+    predictor: Predictor
+    predicted: np.ndarray  # [N, Q] on the split's test runs
+    labels: np.ndarray  # [N]
+    applications: list[str]  # [N]
+    test_runs: list[str]
+    train_seconds: float
+    n_train: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def model_config(spec: ModelSpec, cfg: TrainConfig) -> Any:
+    options = dict(cfg.model_options)
+    if "seed" in spec.config_type.model_fields:
+        options.setdefault("seed", cfg.seed)
+    return spec.config_type.model_validate(options)
+
+
+def _applications(table: RunTable, run_ids: list[str]) -> list[str]:
+    order = pl.DataFrame({"run_id": run_ids}).join(table.runs, on="run_id", how="left", maintain_order="left")
+    return order["application"].to_list()
+
+
+def fit_model(table: RunTable, split: Split, cfg: TrainConfig, digest: str = "") -> FitOutcome:
+    from cotenant.models import MODELS
+
+    spec = MODELS[cfg.model]
+    set_torch_threads(cfg.threads)
+    import lightning as L
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    started = time.perf_counter()
+    if spec.task == "monitoring":
+        outcome = _fit_monitoring(spec, table, split, cfg, digest)
+    else:
+        outcome = _fit_placement(spec, table, split, cfg, digest)
+    outcome.train_seconds = time.perf_counter() - started
+    return outcome
+
+
+def _metadata(
+    spec: ModelSpec, model_cfg: Any, table: RunTable, digest: str, **fields: Any
+) -> PredictorMetadata:
+    return PredictorMetadata(
+        model_name=spec.name,
+        task=spec.task,
+        family=spec.family,
+        config=model_cfg.model_dump(),
+        metric_groups=dict(table.metric_groups),
+        quantiles=list(QUANTILES),
+        data_digest=digest,
+        data_source=str(table.meta.get("source", "")),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        **fields,
+    )
+
+
+def _fit_monitoring(
+    spec: ModelSpec, table: RunTable, split: Split, cfg: TrainConfig, digest: str
+) -> FitOutcome:
+    from cotenant.datasets.torch_data import build_monitoring, collate_monitoring
+
+    data = build_monitoring(table, split, include_host=cfg.include_host, max_steps=cfg.max_steps)
+    features = list(data.stats.names)
+    shape = DataShape(len(features), 0, cfg.max_steps)
+    model_cfg = model_config(spec, cfg)
+    train, test = data.train, data.test
+    train_runs = [train.values[a:b] for a, b in zip(train.offsets[:-1], train.offsets[1:], strict=True)]
+    test_runs = [test.values[a:b] for a, b in zip(test.offsets[:-1], test.offsets[1:], strict=True)]
+    train_apps = np.asarray(_applications(table, train.run_ids))
+    residual_quantiles = None
+    if spec.family == "neural":
+        from cotenant.training.loop import RunsDataModule, fit_neural
+
+        module = spec.build(model_cfg, shape)
+        loader = RunsDataModule(train, test, collate_monitoring, cfg.batch_size, cfg.seed)
+        model = fit_neural(
+            module, loader, cfg.epochs, cfg.optim, cfg.devices, cfg.strategy, cfg.accelerator, cfg.progress
+        )
+        n_inputs = len(features)
+    else:
+        from cotenant.models.tabular import fit_tabular, out_of_fold_residuals
+
+        x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
+        y = train.y
+        model = fit_tabular(spec.build(model_cfg, shape), x, y, train_apps)
+        residuals = out_of_fold_residuals(model, x, y, train_apps)
+        residual_quantiles = [
+            float(np.quantile(residuals, QUANTILES[0])),
+            float(np.quantile(residuals, QUANTILES[-1])),
+        ]
+        n_inputs = x.shape[1]
+    metadata = _metadata(
+        spec,
+        model_cfg,
+        table,
+        digest,
+        features=features,
+        metrics=table.metrics,
+        host_metrics=[c.removeprefix("host__") for c in table.host_columns] if cfg.include_host else [],
+        feature_groups=feature_groups(features, table.metric_groups),
+        normaliser=data.stats.to_dict(),
+        max_steps=cfg.max_steps,
+        n_inputs=n_inputs,
+        residual_quantiles=residual_quantiles,
+    )
+    predictor = Predictor(metadata, model)
+    predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
+    return FitOutcome(
+        predictor,
+        predicted,
+        test.y,
+        _applications(table, test.run_ids),
+        list(test.run_ids),
+        0.0,
+        len(train_runs),
+    )
+
+
+def _fit_placement(
+    spec: ModelSpec, table: RunTable, split: Split, cfg: TrainConfig, digest: str
+) -> FitOutcome:
+    from cotenant.datasets.torch_data import build_placement, collate_placement
+    from cotenant.training.loop import RunsDataModule, fit_neural
+
+    data = build_placement(table, split)
+    names = list(data.stats.names)  # "<metric>__<stat>"
+    model_cfg = model_config(spec, cfg)
+    module = spec.build(model_cfg, DataShape(0, len(names), cfg.max_steps))
+    loader = RunsDataModule(data.train, data.test, collate_placement, cfg.batch_size, cfg.seed)
+    model = fit_neural(
+        module, loader, cfg.epochs, cfg.optim, cfg.devices, cfg.strategy, cfg.accelerator, cfg.progress
+    )
+    groups = feature_groups([name.rsplit("__", 1)[0] for name in names], table.metric_groups)
+    metadata = _metadata(
+        spec,
+        model_cfg,
+        table,
+        digest,
+        features=names,
+        metrics=table.profile_metrics,
+        host_metrics=[],
+        feature_groups=groups,
+        normaliser=data.stats.to_dict(),
+        max_steps=cfg.max_steps,
+        n_inputs=len(names),
+    )
+    predictor = Predictor(metadata, model)
+    test = data.test
+    if len(test):
+        predicted = predictor.predict_placement(test.newcomer, test.neighbours, test.mask)
+    else:
+        predicted = np.zeros((0, len(QUANTILES)))
+    return FitOutcome(
+        predictor,
+        predicted,
+        test.y,
+        _applications(table, test.run_ids),
+        list(test.run_ids),
+        0.0,
+        len(data.train),
+    )

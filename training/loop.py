@@ -1,0 +1,129 @@
+"""The one Lightning training loop and DataModule for every neural model, whatever its task.
+
+A batch is a dict (layouts in docs/architecture.md section 3); the module receives the inputs its ``forward``
+names (``x, mask`` or ``newcomer, neighbours, neighbour_mask``) and returns quantiles ``[B, Q]``. The loss is
+log-cosh on the median plus pinball on every quantile (``cotenant.models.base.quantile_loss``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from cotenant.models.base import MEDIAN, quantile_loss
+from cotenant.training.config import OptimConfig
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+Batch = dict[str, torch.Tensor]
+
+
+def warmup_cosine(total_steps: int, cfg: OptimConfig) -> Callable[[int], float]:
+    """Learning-rate multiplier per optimiser step: linear warm-up, then cosine to ``min_lr_fraction``."""
+    warmup = max(1, int(total_steps * cfg.warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class RegressionModule(L.LightningModule):
+    def __init__(self, model: nn.Module, optim: OptimConfig, total_steps: int) -> None:
+        super().__init__()
+        self.model = model
+        self.optim = optim
+        self.total_steps = max(1, total_steps)
+        self.inputs = [name for name in inspect.signature(model.forward).parameters if name != "self"]
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.model(**{name: batch[name] for name in self.inputs})
+
+    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
+        loss = quantile_loss(self(batch), batch["y"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
+        quantiles = self(batch)
+        mae = (quantiles[:, MEDIAN] - batch["y"]).abs().mean() * 100
+        self.log("val_mae_pp", mae, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        optimiser = torch.optim.Adam(
+            self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_cosine(self.total_steps, self.optim))
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class RunsDataModule(L.LightningDataModule):
+    """Wraps already-built datasets (cotenant.datasets.torch_data); every process builds the same ones."""
+
+    def __init__(
+        self,
+        train: Dataset[Batch],
+        validation: Dataset[Batch] | None,
+        collate: Callable[[list[Batch]], Batch],
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.train_set, self.validation_set = train, validation
+        self.collate, self.batch_size, self.seed = collate, batch_size, seed
+
+    def train_dataloader(self) -> DataLoader[Batch]:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.train_set, self.batch_size, shuffle=True, collate_fn=self.collate, generator=generator
+        )
+
+    def val_dataloader(self) -> DataLoader[Batch] | list[Any]:
+        if self.validation_set is None or len(self.validation_set) == 0:  # type: ignore[arg-type]
+            return []
+        # drop_last stays False: every evaluation run counts (a classic bug in copied loops).
+        return DataLoader(self.validation_set, self.batch_size, shuffle=False, collate_fn=self.collate)
+
+
+def fit_neural(
+    model: nn.Module,
+    data: RunsDataModule,
+    epochs: int,
+    optim: OptimConfig,
+    devices: int = 1,
+    strategy: str = "auto",
+    accelerator: str = "auto",
+    progress: bool = True,
+) -> nn.Module:
+    """Train in place and return the model in eval mode (weights identical on every DDP process)."""
+    n_train = len(data.train_set)  # type: ignore[arg-type]
+    steps_per_epoch = math.ceil(n_train / (data.batch_size * max(1, devices)))
+    module = RegressionModule(model, optim, steps_per_epoch * epochs)
+    callbacks: list[Any] = []
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=False))
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        devices=devices,
+        strategy=strategy,
+        accelerator=accelerator,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        deterministic=True,
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=max(1, epochs // 5),
+    )
+    trainer.fit(module, datamodule=data)
+    return model.eval()

@@ -1,0 +1,121 @@
+"""MLflow tracking and registry: log a fit, log the predictor as a models-from-code pyfunc, apply alias rules.
+
+Alias rule: ``champion`` moves to a new version only when it beats the current champion on the same evaluation
+(same data digest and split, the champion re-scored on it now); otherwise the new version is ``challenger``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REGISTERED = {"monitoring": "cotenant-monitoring", "placement": "cotenant-placement"}
+
+
+def pyfunc_code_path() -> Path:
+    import cotenant.models.mlflow_pyfunc as code
+
+    return Path(code.__file__)
+
+
+def signature() -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "request")]),
+        outputs=Schema(
+            [
+                ColSpec("double", "p"),
+                ColSpec("double", "lower"),
+                ColSpec("double", "upper"),
+                ColSpec("string", "drivers"),
+            ]
+        ),
+    )
+
+
+def log_dataset(table: Any, digest: str, name: str) -> None:
+    """Lineage: the source and the digest of the RunTable the model was trained on."""
+    import mlflow
+    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]
+
+    source = LocalArtifactDatasetSource(str(table.meta.get("path", table.meta.get("source", name))))
+    dataset = mlflow.data.from_polars(  # type: ignore[attr-defined]
+        table.runs, source=source, name=name, digest=digest[:36]
+    )
+    mlflow.log_input(dataset, context="training")
+
+
+def log_predictor(predictor: Any, task: str) -> tuple[str, str]:
+    """Save the artifact, log it as a pyfunc model in the active run, register it; -> (name, version)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch) / "predictor"
+        predictor.save(directory)
+        info = mlflow.pyfunc.log_model(
+            name="predictor",
+            python_model=str(pyfunc_code_path()),
+            artifacts={"predictor": str(directory)},
+            signature=signature(),
+            pip_requirements=["cotenant"],
+        )
+    name = REGISTERED[task]
+    version = mlflow.register_model(info.model_uri, name)
+    return name, str(version.version)
+
+
+def apply_alias_rules(
+    client: Any,
+    name: str,
+    version: str,
+    evaluation_key: str,
+    mae: float,
+    score_champion: Callable[[Any], float] | None,
+) -> str:
+    """Set ``champion`` or ``challenger`` on ``version``; returns the alias given.
+    ``score_champion`` loads the
+    current champion's predictor and scores it on the same evaluation (None: compare stored MAEs of the same
+    evaluation key only)."""
+    client.set_model_version_tag(name, version, "evaluation", evaluation_key)
+    client.set_model_version_tag(name, version, "mae_pp", f"{mae:.6f}")
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except Exception:  # no champion yet: the first model is it
+        champion = None
+    if champion is None:
+        client.set_registered_model_alias(name, "champion", version)
+        return "champion"
+    if score_champion is not None:
+        champion_mae = score_champion(champion)
+    elif champion.tags.get("evaluation") == evaluation_key:
+        champion_mae = float(champion.tags.get("mae_pp", "inf"))
+    else:
+        champion_mae = float("inf")  # never measured here: cannot claim it is better
+        client.set_registered_model_alias(name, "challenger", version)
+        return "challenger"
+    client.set_model_version_tag(name, version, "champion_mae_pp_same_evaluation", f"{champion_mae:.6f}")
+    if mae < champion_mae:
+        client.set_registered_model_alias(name, "champion", version)
+        return "champion"
+    client.set_registered_model_alias(name, "challenger", version)
+    return "challenger"
+
+
+def load_registered_predictor(client: Any, name: str, version: str, tracking_uri: str) -> Any:
+    import mlflow.artifacts
+    from cotenant.models.predictor import Predictor
+
+    target = tempfile.mkdtemp(prefix=f"cotenant-{name}-v{version}-")
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=target, tracking_uri=tracking_uri
+        )
+    )
+    found = sorted(local.rglob("predictor.json"), key=lambda p: len(p.parts))
+    if not found:
+        raise FileNotFoundError(f"models:/{name}/{version} holds no predictor.json")
+    return Predictor.load(found[0].parent)
