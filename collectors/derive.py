@@ -35,14 +35,15 @@ def derive(
     if prev is None or dt <= 0:
         return None
     derived: dict[str, float | None] = {}
-    for name, value in cur.items():
-        spec = specs.get(name)
-        if spec is None or not math.isfinite(value):
+    lookup, previous, gauge, isfinite = specs.get, prev.get, MetricKind.GAUGE, math.isfinite
+    for name, value in cur.items():  # ~4000 values per tick on 20 cgroups: kept lean
+        spec = lookup(name)
+        if spec is None or not isfinite(value):
             continue
-        if spec.kind is MetricKind.GAUGE:
+        if spec.kind is gauge:
             derived[spec.derived_name] = value
             continue
-        before = prev.get(name)
+        before = previous(name)
         if before is None or value < before:
             derived[spec.derived_name] = None  # new or reset counter: no honest rate for this step
         else:

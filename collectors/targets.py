@@ -64,8 +64,8 @@ class CgroupLayout:
             base = str(root)
             pattern_path = f"{glob.escape(base)}/{pattern.strip('/')}"
             for path in glob.glob(pattern_path, recursive=True, include_hidden=True):
-                if os.path.isdir(path):
-                    names.add(os.path.relpath(path, base))
+                if os.path.isdir(path):  # matches are f"{base}/{name}" (the root itself "base/")
+                    names.add(path[len(base) + 1 :].rstrip("/") or ".")
         return sorted(names)
 
 

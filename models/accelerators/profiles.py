@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cotenant.openapi import draft4_exclusive_bounds
 
 DeviceKind = Literal["gpu", "tpu"]
 
@@ -21,6 +23,8 @@ NETWORK_MS = 10.0
 
 class DeviceProfile(BaseModel):
     """How one app's model behaves on one device kind, measured in isolation."""
+
+    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
 
     service_ms: float = Field(gt=0, description="isolated service time s_i")
     memory_mb: float = Field(ge=0, description="engine + device memory + I/O buffers + frontend")
@@ -36,6 +40,8 @@ class DeviceProfile(BaseModel):
 
 class AppProfile(BaseModel):
     """One inference app: a model served at a Poisson rate under a latency SLO."""
+
+    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
 
     name: str
     model: str = Field(description="model identity: apps with the same model share one loaded copy")
@@ -58,6 +64,8 @@ class AppProfile(BaseModel):
 class NodeSpec(BaseModel):
     """One accelerator node; a MIG instance is its own node with its own profile numbers."""
 
+    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
+
     name: str
     kind: DeviceKind
     memory_mb: float = Field(gt=0)
@@ -66,6 +74,8 @@ class NodeSpec(BaseModel):
 
 
 class ClusterSpec(BaseModel):
+    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
+
     name: str = "cluster"
     network_ms: float = Field(default=NETWORK_MS, ge=0)
     nodes: list[NodeSpec]

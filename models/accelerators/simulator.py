@@ -34,8 +34,10 @@ from cotenant.models.accelerators.base import DEFAULT_DEVICE_MODEL
 from cotenant.models.accelerators.policies.base import Placement
 from cotenant.models.accelerators.profiles import FRONTEND_MS, AppProfile, NodeSpec
 from cotenant.models.accelerators.queues import fcfs_departures, fcfs_with_switch, processor_sharing
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
+
+from cotenant.openapi import draft4_exclusive_bounds
 
 __all__ = [
     "SimulatedApp",
@@ -55,6 +57,8 @@ ARRIVAL_BLOCK = 1024  # interarrival draws per block: fixed blocks keep a longer
 
 
 class SimulationConfig(BaseModel):
+    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
+
     horizon_s: float = Field(default=300.0, gt=0, description="first run of each node, simulated seconds")
     max_horizon_s: float = Field(
         default=7200.0, gt=0, description="cap on a node's run; a larger horizon_s runs once"
