@@ -7,7 +7,9 @@ again reuses the registry; Ctrl-C stops the service and the feeder cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -36,16 +38,15 @@ def missing_champions(tracking_uri: str) -> list[str]:
     return missing
 
 
-def train_champions(names: list[str], tracking_uri: str, epochs: int | None, console: Console) -> None:
+def train_champions(names: list[str], tracking_uri: str, epochs: int, console: Console) -> None:
     from cotenant.training.config import TrainConfig
     from cotenant.training.run import train
 
     for name in names:
         model = CHAMPIONS[name]
         console.print(f"[bold]training[/] {model} on the bundled dataset for {name} (no champion yet)")
-        options = {"epochs": epochs} if epochs is not None else {}
         started = time.monotonic()
-        result = train(TrainConfig(model=model, source="bundled", tracking_uri=tracking_uri, **options))
+        result = train(TrainConfig(model=model, source="bundled", tracking_uri=tracking_uri, epochs=epochs))
         mae = result.metrics.get("mae", float("nan"))
         console.print(
             f"  {model}: MAE {mae:.2f} pp on held-out applications, {time.monotonic() - started:.0f} s"
@@ -85,7 +86,10 @@ def curl(url: str, path: str, body: dict[str, object], examples_dir: Path, name:
 
 def up(
     port: Annotated[int, typer.Option(help="Port for the service on localhost.")] = 3000,
-    epochs: Annotated[int | None, typer.Option(help="Epochs when a champion must be trained.")] = None,
+    epochs: Annotated[
+        int,
+        typer.Option(help="Epochs for a first champion (`cotenant train` trains longer, may replace it)."),
+    ] = 10,
     once: Annotated[bool, typer.Option(help="Check the examples, then stop (for tests and CI).")] = False,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the service.")] = 180.0,
 ) -> None:
@@ -122,7 +126,10 @@ def up(
         "--tracking-uri",
         tracking_uri,
     ]
-    process = subprocess.Popen(command, env={**_environ(), "COTENANT_SERVE_TOKEN": token})
+    # Its own process group, so that stopping it reaches `bentoml serve` and every worker it started.
+    process = subprocess.Popen(
+        command, env={**_environ(), "COTENANT_SERVE_TOKEN": token}, start_new_session=True
+    )
     feeder: FleetFeeder | None = None
     try:
         wait_ready(url, process, ready_timeout)
@@ -138,7 +145,7 @@ def up(
         for name, (path, body) in example_requests(fleet).items():
             response = client.post(path, json=body)
             status = "ok" if response.status_code == 200 else f"FAILED ({response.status_code})"
-            console.print(f"[bold]{name}[/] [{status}]")
+            console.print(f"[bold]{name}[/]: {status}")
             console.print(curl(url, path, body, examples_dir, name), soft_wrap=True, highlight=False)
             console.print(_excerpt(response.text), highlight=False)
             if response.status_code != 200:
@@ -153,11 +160,18 @@ def up(
     finally:
         if feeder is not None:
             feeder.stop()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_service(process)
+
+
+def stop_service(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """SIGTERM to the service's whole process group, SIGKILL to what is left after ``timeout_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # workers that outlived their parent
+    process.wait()
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -165,8 +179,6 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def _environ() -> dict[str, str]:
-    import os
-
     return dict(os.environ)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,29 @@ def serve(
         )
     command, env = serve_command(host, port, workers, settings.to_env(), [])
     typer.echo(f"serving champions from {settings.tracking_uri} on http://{host}:{port}")
+    raise typer.Exit(code=run_until_stopped(command, env))
+
+
+def run_until_stopped(command: list[str], env: dict[str, str]) -> int:
+    """Run ``bentoml serve``, passing SIGTERM / SIGINT on, so stopping ``cotenant serve`` stops the server.
+
+    Without this a supervisor's SIGTERM ends only this process and leaves ``bentoml serve`` and its workers
+    running, holding the port.
+    """
+    server = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, frame: object) -> None:
+        server.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        completed = subprocess.run(command, env=env, check=False)
-    except KeyboardInterrupt:
-        raise typer.Exit(code=130) from None
-    raise typer.Exit(code=completed.returncode)
+        return server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
