@@ -6,7 +6,6 @@ here replayed from the solo profiles the lab recorded, stamped with the current 
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ import numpy as np
 
 from cotenant.datasets import RunTable
 
-# How many demo hosts, and which profile indices run on each (a mix of empty, light and crowded hosts).
+# Demo hosts carry 0, 1, 2 or 3 incumbents in turn: empty, light and crowded hosts.
 DEMO_HOSTS = 6
 PROFILE_LABEL = "cotenant.io/profile"
 
@@ -64,20 +63,14 @@ def ingest_payload(fleet: DemoFleet, host: str, now: datetime, seconds: int) -> 
     """The last ``seconds`` of each incumbent's replayed profile, ending at ``now``."""
     samples = []
     for slot, profile_id in enumerate(fleet.hosts[host]):
-        series = fleet.profiles[profile_id]
-        length = max(len(values) for values in series.values())
+        series = fleet.profiles[profile_id]  # finite values only (profile_series)
         for back in range(seconds):
-            step = (int(now.timestamp()) - back) % length
-            metrics = {
-                name: values[step % len(values)]
-                for name, values in series.items()
-                if math.isfinite(values[step % len(values)])
-            }
+            second = int(now.timestamp()) - back
             samples.append(
                 {
                     "timestamp": (now - timedelta(seconds=back)).isoformat(),
                     "target": f"pod-{slot + 1}-{profile_id}"[:253],
-                    "metrics": metrics,
+                    "metrics": {name: values[second % len(values)] for name, values in series.items()},
                 }
             )
     return {"host": host, "samples": samples}

@@ -128,7 +128,7 @@ def up(
     ]
     # Its own process group, so that stopping it reaches `bentoml serve` and every worker it started.
     process = subprocess.Popen(
-        command, env={**_environ(), "COTENANT_SERVE_TOKEN": token}, start_new_session=True
+        command, env={**os.environ, "COTENANT_SERVE_TOKEN": token}, start_new_session=True
     )
     feeder: FleetFeeder | None = None
     try:
@@ -176,10 +176,6 @@ def stop_service(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> N
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and a supervisor's SIGTERM
-
-
-def _environ() -> dict[str, str]:
-    return dict(os.environ)
 
 
 def _excerpt(text: str, limit: int = 400) -> str:
