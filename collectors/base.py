@@ -13,7 +13,7 @@ import os
 import resource as rlimits
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -94,6 +94,8 @@ def gauge(name: str, unit: str, source: str, group: MetricGroup, description: st
     return MetricSpec(name, unit, source, MetricKind.GAUGE, description, group)
 
 
+# Settings files (limits, weights, quotas, cpusets) change only when someone writes them: re-read this often.
+SETTINGS_REFRESH_SECONDS = 10.0
 READ_CHUNK = 1 << 16  # kernel seq_files fill the whole buffer, so a short read is the end of the file
 _GONE_ERRNOS = {errno.ENODEV, errno.ESRCH, errno.ENOENT}  # cgroup removed / process reaped behind an open fd
 
@@ -145,6 +147,21 @@ class KernelFiles:
         self.max_open = max_open if max_open is not None else max(64, soft_limit // 4)
         self._fds: dict[str, int] = {}
         self._absent: dict[str, float] = {}  # path -> monotonic time of the next attempt
+        self._settings: dict[str, tuple[float, str]] = {}  # path -> (monotonic time read, text)
+
+    def read_setting(self, path: str) -> str | None:
+        """Like ``read`` for a file an operator writes (a limit, a weight): re-read every
+        ``SETTINGS_REFRESH_SECONDS``, its last text reused in between."""
+        cached = self._settings.get(path)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < SETTINGS_REFRESH_SECONDS:
+            return cached[1]
+        text = self.read(path)
+        if text is None:
+            self._settings.pop(path, None)
+        else:
+            self._settings[path] = (now, text)
+        return text
 
     def read(self, path: str) -> str | None:
         """The file's text, or None when it does not exist (raises SourceUnavailable on EACCES)."""
@@ -186,6 +203,8 @@ class KernelFiles:
             self._drop(path)
         for path in [p for p in self._absent if p.startswith(prefix)]:
             del self._absent[path]
+        for path in [p for p in self._settings if p.startswith(prefix)]:
+            del self._settings[path]
 
     def open_count(self) -> int:
         return len(self._fds)
@@ -194,6 +213,7 @@ class KernelFiles:
         for path in list(self._fds):
             self._drop(path)
         self._absent.clear()
+        self._settings.clear()
 
     def _drop(self, path: str) -> None:
         fd = self._fds.pop(path, None)
@@ -289,25 +309,36 @@ Parser = Callable[[str], dict[str, float]]
 
 
 def read_cgroup_files(
-    directory: Path | str, parsers: Mapping[str, Parser], files: KernelFiles | None = None
+    directory: Path | str,
+    parsers: Mapping[str, Parser],
+    files: KernelFiles | None = None,
+    settings: Collection[str] = (),
 ) -> dict[str, float]:
     """Parse each file of ``parsers`` found in ``directory``; a vanished cgroup raises FileNotFoundError.
 
-    With ``files`` the descriptors stay open between calls (see ``KernelFiles``); without, each file is
-    opened and closed (fixture trees, one-off reads).
+    With ``files`` the descriptors stay open between calls (see ``KernelFiles``) and the file names in
+    ``settings`` are re-read only every ``SETTINGS_REFRESH_SECONDS``; without, each file is opened and
+    closed (fixture trees, one-off reads).
     """
     base = str(directory)
-    if not os.path.isdir(base):
-        raise FileNotFoundError(f"cgroup directory {base} vanished")
     values: dict[str, float] = {}
+    read_now = 0  # files read this call (not settings reused): none at all may mean the cgroup is gone
     for filename, parse in parsers.items():
         path = f"{base}/{filename}"
         try:
-            text = files.read(path) if files is not None else read_text(path)
+            if files is None:
+                text: str | None = read_text(path)
+            elif filename in settings:
+                text = files.read_setting(path)
+            else:
+                text = files.read(path)
+                read_now += text is not None
         except OSError:
             continue  # absent (controller not enabled) or ENODEV while the cgroup is being removed: null
         if text is not None:
             values.update(parse(text))
+    if (files is None or not read_now) and not os.path.isdir(base):  # one stat only when nothing was read
+        raise FileNotFoundError(f"cgroup directory {base} vanished")
     return values
 
 
@@ -344,6 +375,9 @@ class Source(ABC):
 
     name: str
     scope: Scope
+    # Sources that walk every member process or thread cost the most per target: the runner reads them every
+    # ``CollectorConfig.process_interval`` and carries their last values in between.
+    reads_processes: bool = False
 
     def __init__(self, roots: Roots | None = None) -> None:
         self.roots = roots or Roots()

@@ -152,6 +152,10 @@ PIDS_FILES = {
     "pids.max": _scaled(P + "pids_max", 1.0),
     "pids.events": lambda t: pick_value(t, "max", P + "pids_max_events_total", 1.0),
 }
+# written by operators only: re-read every SETTINGS_REFRESH_SECONDS
+SETTINGS = frozenset(
+    {"cpu.cfs_period_us", "cpu.shares", "cpuset.effective_cpus", "cpuset.effective_mems", "pids.max"}
+)
 CONTROLLER_FILES = {"cpuacct": CPUACCT_FILES, "cpu": CPU_FILES, "cpuset": CPUSET_FILES, "pids": PIDS_FILES}
 
 
@@ -171,12 +175,12 @@ class CgroupV1CpuSource(CgroupSource):
         for controller, files in CONTROLLER_FILES.items():
             directory = target.v1.get(controller)
             if directory is not None:
-                values.update(read_cgroup_files(directory, files, self.files))
+                values.update(read_cgroup_files(directory, files, self.files, SETTINGS))
         cpu_dir = target.v1.get("cpu")
         if cpu_dir is not None:
             try:
-                quota = self.files.read(f"{cpu_dir}/cpu.cfs_quota_us")
-                period = self.files.read(f"{cpu_dir}/cpu.cfs_period_us")
+                quota = self.files.read_setting(f"{cpu_dir}/cpu.cfs_quota_us")
+                period = self.files.read_setting(f"{cpu_dir}/cpu.cfs_period_us")
             except OSError:
                 quota = period = None
             if quota is not None and period is not None:  # else no CFS bandwidth control: quota stays null

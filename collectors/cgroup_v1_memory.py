@@ -188,6 +188,10 @@ BLKIO_FILES = {
     "blkio.throttle.io_serviced": lambda t: parse_blkio(t, "operations"),
 }
 
+# written by operators only: re-read every SETTINGS_REFRESH_SECONDS
+LIMIT_FILES = [file for file in USAGE_FILES if file.endswith("limit_in_bytes")]
+SETTINGS = frozenset([*LIMIT_FILES, "memory.swappiness"])
+
 
 @CGROUP_SOURCES.register(SOURCE)
 class CgroupV1MemorySource(CgroupSource):
@@ -205,7 +209,7 @@ class CgroupV1MemorySource(CgroupSource):
     def read(self, target: CgroupTarget) -> dict[str, float]:
         values: dict[str, float] = {}
         if "memory" in target.v1:
-            values.update(read_cgroup_files(target.v1["memory"], MEMORY_FILES, self.files))
+            values.update(read_cgroup_files(target.v1["memory"], MEMORY_FILES, self.files, SETTINGS))
         if "blkio" in target.v1:
             values.update(read_cgroup_files(target.v1["blkio"], BLKIO_FILES, self.files))
         return values

@@ -212,6 +212,8 @@ FILES = {
     "io.pressure": lambda t: pressure_values(P, "io", t),
 }
 
+SETTINGS = frozenset({"cpu.max", "cpu.weight", "memory.max", "memory.high"})  # written by operators only
+
 
 @CGROUP_SOURCES.register(SOURCE)
 class CgroupV2Source(CgroupSource):
@@ -223,4 +225,4 @@ class CgroupV2Source(CgroupSource):
     def read(self, target: CgroupTarget) -> dict[str, float]:
         if target.v2 is None:
             return {}
-        return read_cgroup_files(target.v2, FILES, self.files)
+        return read_cgroup_files(target.v2, FILES, self.files, SETTINGS)

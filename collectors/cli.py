@@ -44,7 +44,12 @@ def collect(
     pid: Annotated[list[int] | None, typer.Option("--pid", help="process to sample (target pid:<n>)")] = None,
     interval: Annotated[float, typer.Option(help="seconds between samples")] = 1.0,
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    segment_seconds: Annotated[float, typer.Option(help="seconds of samples per Parquet segment")] = 10.0,
+    segment_seconds: Annotated[
+        float, typer.Option(help="seconds of samples per Parquet segment (kill -9 loses at most one)")
+    ] = 30.0,
+    process_interval: Annotated[
+        float, typer.Option(help="seconds between reads of per-process sources (tasks, task_sched)")
+    ] = 5.0,
     list_metrics: Annotated[bool, typer.Option("--list-metrics", help="print the metric catalogue")] = False,
     prometheus_port: Annotated[int | None, typer.Option(help="serve the latest sample on this port")] = None,
     push: Annotated[str | None, typer.Option("--push", help="service URL to push samples to")] = None,
@@ -82,6 +87,7 @@ def collect(
             interval=interval,
             duration=duration,
             segment_seconds=segment_seconds,
+            process_interval=process_interval,
             roots=Roots(procfs=procfs_root, cgroup=cgroup_root),
         )
         sinks: list[Sink] = []

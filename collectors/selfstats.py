@@ -25,6 +25,7 @@ class TickReport:
     durations: dict[str, float | None] = field(default_factory=dict)
     successes: dict[str, bool] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    ages: dict[str, float | None] = field(default_factory=dict)  # 0: read this tick; > 0: carried values
     unavailable: dict[str, int] = field(default_factory=dict)  # source -> metrics it cannot emit here
 
     def source(self, name: str, duration: float | None, ok: bool) -> None:
@@ -71,6 +72,15 @@ def collector_specs(source_names: list[str]) -> list[MetricSpec]:
         )
         specs.append(
             gauge(
+                f"collector_source_{name}_age_seconds",
+                "seconds",
+                SOURCE,
+                OTHER,
+                f"age of the {name} values in this row (0: read now; > 0: carried, see process_interval)",
+            )
+        )
+        specs.append(
+            gauge(
                 f"collector_source_{name}_unavailable_metrics",
                 "metrics",
                 SOURCE,
@@ -108,5 +118,6 @@ class SelfObserver:
             row[f"collector_source_{name}_duration_seconds"] = report.durations.get(name)
             row[f"collector_source_{name}_success"] = float(report.successes.get(name, False))
             row[f"collector_source_{name}_cpu_seconds"] = report.cpu_seconds.get(name)
+            row[f"collector_source_{name}_age_seconds"] = report.ages.get(name)
             row[f"collector_source_{name}_unavailable_metrics"] = float(report.unavailable.get(name, 0))
         return row

@@ -7,10 +7,10 @@ hosts (``/sys/fs/cgroup/<name>``) and on hybrid ones (``/sys/fs/cgroup/unified/<
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from cotenant.collectors.base import CgroupTarget, KernelFiles, Roots
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "perf_event")
 PID_PREFIX = "pid:"
+V2_KEY = "v2"  # the cgroup2 hierarchy among the v1 controller names
 
 
 class TargetError(Exception):
@@ -57,16 +58,70 @@ class CgroupLayout:
             return None
         return CgroupTarget(name=relative or "/", v2=v2, v1=v1)
 
+    def hierarchies(self) -> dict[str, Path]:
+        """Each hierarchy root by key: ``v2`` and the v1 controller names."""
+        return {**({V2_KEY: self.v2_root} if self.v2_root else {}), **self.v1_roots}
+
     def glob(self, pattern: str) -> list[str]:
         """Names matching ``pattern`` in any hierarchy (``lab-*/**``: those cgroups and their descendants)."""
-        names: set[str] = set()
-        for root in self.hierarchy_roots():
-            base = str(root)
-            pattern_path = f"{glob.escape(base)}/{pattern.strip('/')}"
-            for path in glob.glob(pattern_path, recursive=True, include_hidden=True):
-                if os.path.isdir(path):  # matches are f"{base}/{name}" (the root itself "base/")
-                    names.add(path[len(base) + 1 :].rstrip("/") or ".")
-        return sorted(names)
+        return sorted(self.glob_hierarchies(pattern))
+
+    def glob_hierarchies(self, pattern: str) -> dict[str, list[str]]:
+        """Names matching ``pattern`` (glob syntax, ``**`` recursive, hidden names included), each with the
+        keys of the hierarchies it exists in, so that no further ``stat`` is needed to build its target."""
+        parts = [part for part in pattern.strip("/").split("/") if part]
+        found: dict[str, list[str]] = {}
+        for key, root in self.hierarchies().items():
+            for relative in _expand(str(root), parts):
+                found.setdefault(relative or ".", []).append(key)
+        return dict(sorted(found.items()))
+
+    def target(self, name: str, keys: list[str]) -> CgroupTarget:
+        """The target of ``name`` in the hierarchies ``keys`` (known to exist: from ``glob_hierarchies``)."""
+        roots = self.hierarchies()
+        relative = "" if name == "." else name
+        v1 = {key: roots[key] / relative for key in keys if key != V2_KEY}
+        v2 = roots[V2_KEY] / relative if V2_KEY in keys else None
+        return CgroupTarget(name=relative or "/", v2=v2, v1=v1)
+
+
+def _subdirectories(directory: str) -> list[str]:
+    """Names of the directories in ``directory`` (d_type from the listing: no stat per entry)."""
+    try:
+        with os.scandir(directory) as entries:
+            return [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def _descendants(directory: str, relative: str) -> list[str]:
+    """``relative`` and every directory below it (what a ``**`` component matches)."""
+    found = [relative]
+    for name in _subdirectories(directory):
+        found += _descendants(f"{directory}/{name}", f"{relative}/{name}" if relative else name)
+    return found
+
+
+def _expand(base: str, parts: list[str]) -> list[str]:
+    """Relative paths of the directories under ``base`` matching the pattern components ``parts``.
+
+    Written out rather than ``glob.glob`` because it runs every tick: ``scandir`` knows which entries are
+    directories, where glob stats each match again (and its callers stat each name in every hierarchy).
+    """
+    level = [""]
+    for part in parts:
+        matched: list[str] = []
+        for relative in level:
+            directory = f"{base}/{relative}" if relative else base
+            prefix = f"{relative}/" if relative else ""
+            if part == "**":
+                matched += _descendants(directory, relative)
+            elif any(char in part for char in "*?["):
+                matched += [prefix + name for name in _subdirectories(directory) if fnmatchcase(name, part)]
+            elif os.path.isdir(f"{directory}/{part}"):
+                matched.append(prefix + part)
+        level = list(dict.fromkeys(matched))  # ``a/**/**`` reaches a directory twice
+    return level
 
 
 def pid_target(pid: int) -> CgroupTarget:
@@ -117,6 +172,8 @@ class TargetSelector:
     cgroups: tuple[str, ...] = ()
     globs: tuple[str, ...] = ()
     pids: tuple[int, ...] = ()
+    # glob members as built last tick: the same name in the same hierarchies is the same target object
+    _known: dict[tuple[str, tuple[str, ...]], CgroupTarget] = field(default_factory=dict, repr=False)
 
     def validate(self) -> None:
         """Fail fast, naming the target, for explicit cgroups or PIDs that do not exist or cannot be read."""
@@ -141,19 +198,19 @@ class TargetSelector:
             target = self.layout.resolve(name)
             if target is not None:
                 targets[target.name] = target
+        known: dict[tuple[str, tuple[str, ...]], CgroupTarget] = {}
         for pattern in self.globs:
-            for name in self.layout.glob(pattern):
-                if name in targets:
-                    continue
-                try:
-                    target = self.layout.resolve(name)
-                except TargetError as error:
+            for name, keys in self.layout.glob_hierarchies(pattern).items():
+                if ".." in name.split("/"):  # a literal '..' in the pattern
                     if name not in warned:
                         warned.add(name)
-                        log.warning("skipping glob member %s: %s", name, error)
+                        log.warning("skipping glob member %s: '..' is not allowed in a target name", name)
                     continue
-                if target is not None:
-                    targets[target.name] = target
+                where = (name, tuple(keys))
+                target = self._known.get(where) or self.layout.target(name, keys)
+                known[where] = target
+                targets.setdefault(target.name, target)
+        self._known = known
         for pid in self.pids:
             if (self.roots.procfs / str(pid)).is_dir():
                 target = pid_target(pid)

@@ -114,6 +114,7 @@ def parse_sched(text: str) -> tuple[dict[str, float], dict[str, float]]:
 @CGROUP_SOURCES.register(SOURCE)
 class TaskSchedSource(CgroupSource):
     name = SOURCE
+    reads_processes = True
 
     def __init__(self, roots: Roots | None = None) -> None:
         super().__init__(roots)

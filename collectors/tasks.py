@@ -146,6 +146,7 @@ def parse_schedstat(text: str) -> dict[str, float]:
 @CGROUP_SOURCES.register(SOURCE)
 class TasksSource(CgroupSource):
     name = SOURCE
+    reads_processes = True
 
     def __init__(self, roots: Roots | None = None) -> None:
         super().__init__(roots)

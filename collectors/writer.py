@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 TABLES = ("host", "cgroup", "collector")
@@ -39,16 +41,16 @@ def partial_dir(out: Path) -> Path:
 def segment_frame(
     epoch_ms: Sequence[int],
     targets: Sequence[str],
-    rows: Sequence[Row],
+    values: np.ndarray,
     columns: Sequence[str],
     all_columns: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """Rows -> the telemetry layout: ``timestamp`` (ms, UTC), ``target``, then Float64 ``all_columns``.
+    """Buffered rows -> the telemetry layout: ``timestamp`` (ms, UTC), ``target``, Float64 ``all_columns``.
 
-    Only the table's own ``columns`` are read from the rows (in Polars, not a Python loop per cell); the other
-    tables' columns of the shared schema are all-null Series made once per column.
+    ``values`` is ``[rows, columns]`` float64 with NaN for null (derived values are never NaN: derive drops
+    non-finite readings). The other tables' columns of the shared schema are all-null Series made once each.
     """
-    own = pl.from_dicts(rows, schema=dict.fromkeys(columns, pl.Float64)) if columns else None
+    own = pl.DataFrame(values, schema=list(columns), orient="row").fill_nan(None) if columns else None
     keys = pl.DataFrame(
         {
             "timestamp": pl.Series("timestamp", epoch_ms, dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
@@ -57,10 +59,15 @@ def segment_frame(
     )
     present = set(columns)
     missing = [c for c in (all_columns if all_columns is not None else columns) if c not in present]
-    nulls = pl.Series("", [None] * len(rows), dtype=pl.Float64)
+    nulls = pl.Series("", [None] * len(epoch_ms), dtype=pl.Float64)
     parts = [keys, *([own] if own is not None else []), pl.DataFrame([nulls.alias(c) for c in missing])]
     frame = pl.concat([part for part in parts if part.width], how="horizontal")
     return frame.select(["timestamp", "target", *(all_columns if all_columns is not None else columns)])
+
+
+def row_values(row: Row, columns: Sequence[str]) -> np.ndarray:
+    """One row in the table's column order, NaN for null: 8 bytes a value while a segment is buffered."""
+    return np.array([math.nan if (value := row.get(c)) is None else value for c in columns], dtype=np.float64)
 
 
 class SegmentWriter:
@@ -71,7 +78,10 @@ class SegmentWriter:
         self.table_columns = {table: list(table_columns.get(table, [])) for table in TABLES}
         self.all_columns = sorted({c for columns in self.table_columns.values() for c in columns})
         self.segment_seconds = segment_seconds
-        self.buffers: dict[str, tuple[list[int], list[str], list[Row]]] = {t: ([], [], []) for t in TABLES}
+        # per table: epoch ms, target and the row's values in ``table_columns`` order (dicts: 10x the memory)
+        self.buffers: dict[str, tuple[list[int], list[str], list[np.ndarray]]] = {
+            table: ([], [], []) for table in TABLES
+        }
         self.metadata: dict[str, dict[str, str]] = {t: {} for t in TABLES}  # extra key-value metadata
         self.segment_started: float | None = None
         self.sequence = 0
@@ -100,7 +110,7 @@ class SegmentWriter:
         epochs, targets, rows = self.buffers[table]
         epochs.append(epoch_ms)
         targets.append(target)
-        rows.append(row)
+        rows.append(row_values(row, self.table_columns[table]))
 
     def due(self, wall_time: float) -> bool:
         if self.segment_started is None:
@@ -115,7 +125,9 @@ class SegmentWriter:
                 written.append(
                     self._write(
                         table,
-                        segment_frame(epochs, targets, rows, self.table_columns[table], self.all_columns),
+                        segment_frame(
+                            epochs, targets, np.vstack(rows), self.table_columns[table], self.all_columns
+                        ),
                         epochs[0],
                     )
                 )

@@ -8,6 +8,7 @@ from cotenant.models import (  # noqa: F401  (imported for their @register side 
     linear,
     lstm,
     placement,
+    placement_forest,
     random_forest,
 )
 from cotenant.models.base import MODELS, ModelSpec, models_for

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,28 @@ class HostEncoding:
     @property
     def count(self) -> int:
         return int(self.embeddings.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class HostBatch:
+    """Candidate hosts stacked once per host-state version (``Predictor.stack_hosts``): a query is then a few
+    array operations, with no per-host Python work. Rows are host-major: host h's newcomer row, then its
+    incumbents."""
+
+    counts: np.ndarray  # [H] incumbents per host
+    totals: np.ndarray  # [H, V, E]
+    incumbents: np.ndarray  # [sumK, V, E]
+    owner: np.ndarray  # [sumK] host of every incumbent row
+    order: np.ndarray  # [H + sumK] (newcomer rows, then incumbent rows) -> host-major
+    offsets: np.ndarray  # [H + 1] first row of each host
+    # Neural head only: the first layer's pre-activation without the newcomer's share, [H, V, Hd] for the
+    # newcomer rows and [sumK, V, Hd] for incumbent rows (the layer is linear, so the newcomer adds later).
+    host_part: np.ndarray | None = None
+    incumbent_part: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.shape[0])
 
 
 class Predictor:
@@ -175,6 +198,11 @@ class Predictor:
     ) -> np.ndarray:
         """Batch layout of the placement task (normalised summaries) -> quantiles ``[B, Q]``."""
         self._require("placement")
+        if self.metadata.family == "tabular":
+            from cotenant.models.placement import placement_features
+
+            others = (neighbours * neighbour_mask[..., None]).sum(1)
+            return self._tabular_quantiles(placement_features(newcomer, others, neighbour_mask.sum(1)))
         import torch
 
         with torch.inference_mode():
@@ -192,15 +220,19 @@ class Predictor:
     def _quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
         if self.metadata.family == "tabular":
             features = np.stack([summarise(run) for run in normalised]) if per_step else np.stack(normalised)
-            point = np.clip(self.model.predict(np.nan_to_num(features)), P_FLOOR, 1.0)
-            low, high = self.metadata.residual_quantiles or [0.0, 0.0]
-            return sort_quantiles(np.clip(np.stack([point + low, point, point + high], 1), P_FLOOR, 1.0))
+            return self._tabular_quantiles(features)
         import torch
         from cotenant.models.batching import pad_steps
 
         with torch.inference_mode():
             x, mask = pad_steps(normalised)
             return sort_quantiles(self.model(torch.from_numpy(x), torch.from_numpy(mask)).numpy())
+
+    def _tabular_quantiles(self, features: np.ndarray) -> np.ndarray:
+        """A point regressor's prediction plus the out-of-fold residual quantiles -> ``[N, Q]``."""
+        point = np.clip(self.model.predict(np.nan_to_num(features)), P_FLOOR, 1.0)
+        low, high = self.metadata.residual_quantiles or [0.0, 0.0]
+        return sort_quantiles(np.clip(np.stack([point + low, point, point + high], 1), P_FLOOR, 1.0))
 
     # ---- placement ---------------------------------------------------------------------------------------
     def profile_summary(self, profile: Series) -> np.ndarray:
@@ -223,52 +255,107 @@ class Predictor:
         import torch
 
         variants = np.stack([occlusion_variants(row, self._masks, per_step=False) for row in summaries])
+        if self.metadata.family == "tabular":  # no learned encoder: the summary is the embedding (DeepSets)
+            return variants.astype(np.float32)
         with torch.inference_mode():
             flat = torch.from_numpy(variants.reshape(-1, variants.shape[-1]).astype(np.float32))
             return self.model.encode(flat).numpy().reshape(*variants.shape[:2], -1)
 
     def encode_host(self, incumbents: list[np.ndarray]) -> HostEncoding:
         self._require("placement")
-        width = (1 + len(self._masks), self.model.hidden.in_features // 2)
+        width = (1 + len(self._masks), self._embedding_width())
         stacked = np.stack(incumbents) if incumbents else np.zeros((0, *width), dtype=np.float32)
         return HostEncoding(embeddings=stacked, total=stacked.sum(0))
 
+    def stack_hosts(self, hosts: Sequence[HostEncoding]) -> HostBatch:
+        """Stack host encodings for repeated scoring (rebuild when a host or the model changes)."""
+        self._require("placement")
+        counts = np.fromiter((h.count for h in hosts), dtype=np.int64, count=len(hosts))
+        width = (1 + len(self._masks), self._embedding_width())
+        totals = np.stack([h.total for h in hosts]) if hosts else np.zeros((0, *width), np.float32)
+        members = [h.embeddings for h in hosts if h.count]
+        incumbents = np.concatenate(members) if members else np.zeros((0, *width), np.float32)
+        owner = np.repeat(np.arange(len(hosts)), counts)
+        order = np.argsort(np.concatenate([np.arange(len(hosts)), owner]), kind="stable")
+        offsets = np.concatenate([[0], np.cumsum(counts + 1)])
+        host_part = incumbent_part = None
+        if self.metadata.family == "neural":
+            from cotenant.models.placement import COUNT_SCALE
+
+            w = self._weights()
+            embedding = totals.shape[-1]
+            w_own, w_others = (
+                w["hidden.weight"][:, :embedding],
+                w["hidden.weight"][:, embedding : 2 * embedding],
+            )
+            w_count, bias = w["hidden.weight"][:, -1], w["hidden.bias"]
+            # newcomer row of host h: W_own n + W_others total_h + w_count K_h + b
+            host_part = totals @ w_others.T + (counts / COUNT_SCALE)[:, None, None] * w_count + bias
+            # incumbent j of host h sees total_h - e_j + n among the others, and K_h others
+            incumbent_part = incumbents @ (w_own - w_others).T + host_part[owner]
+        return HostBatch(counts, totals, incumbents, owner, order, offsets, host_part, incumbent_part)
+
     def score_placement_arrays(
-        self, newcomer: np.ndarray, hosts: list[HostEncoding], explain: bool = True
+        self, newcomer: np.ndarray, hosts: Sequence[HostEncoding] | HostBatch, explain: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised scoring: quantiles ``[R, Q]`` and shares ``[R, G]`` for rows R = per host: newcomer then
         each incumbent; plus the row offset of each host ``[H+1]``."""
-        self._require("placement")
-        from cotenant.models.placement import numpy_head
+        batch = hosts if isinstance(hosts, HostBatch) else self.stack_hosts(hosts)
+        variants = newcomer.shape[0] if explain else 1
+        new = newcomer[:variants]
+        if batch.host_part is not None and batch.incumbent_part is not None:
+            out = self._neural_rows(new, batch, variants)
+        else:
+            counts, owner = batch.counts, batch.owner
+            totals, stacked = batch.totals[:, :variants], batch.incumbents[:, :variants]
+            own = np.concatenate([np.broadcast_to(new, totals.shape), stacked])  # [H + sumK, V, E]
+            others = np.concatenate([totals, totals[owner] - stacked + new])
+            count = np.concatenate([counts, counts[owner]]).astype(np.float32)
+            rows = own.shape[0]
+            out = self._placement_head(
+                own.reshape(rows * variants, -1),
+                others.reshape(rows * variants, -1),
+                np.repeat(count, variants),
+            ).reshape(rows, variants, -1)
+        out = sort_quantiles(out[batch.order])
+        shares = occlusion_shares(out[..., MEDIAN]) if explain else np.zeros((out.shape[0], 0))
+        return out[:, 0], shares, batch.offsets
 
+    def _neural_rows(self, new: np.ndarray, batch: HostBatch, variants: int) -> np.ndarray:
+        """The neural head from the batch's precomputed pre-activations: ``[H + sumK, V, Q]``."""
+        assert batch.host_part is not None and batch.incumbent_part is not None
+        w = self._weights()
+        embedding = new.shape[-1]
+        own_share = new @ w["hidden.weight"][:, :embedding].T  # [V, Hd]
+        others_share = new @ w["hidden.weight"][:, embedding : 2 * embedding].T
+        hidden = np.concatenate(
+            [batch.host_part[:, :variants] + own_share, batch.incumbent_part[:, :variants] + others_share]
+        )
+        logits = np.maximum(hidden, 0.0) @ w["out.out.weight"].T + w["out.out.bias"]
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def _weights(self) -> dict[str, np.ndarray]:
         if self._head_weights is None:
             self._head_weights = {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
-        variants = newcomer.shape[0] if explain else 1
-        counts = np.fromiter((h.count for h in hosts), dtype=np.int64, count=len(hosts))
-        totals = np.stack([h.total[:variants] for h in hosts])  # [H, V, E]
-        incumbents = [h.embeddings[:, :variants] for h in hosts if h.count]
-        stacked = np.concatenate(incumbents) if incumbents else np.zeros((0, *totals.shape[1:]), np.float32)
-        owner = np.repeat(np.arange(len(hosts)), counts)  # host of every incumbent row
-        new = newcomer[:variants]
-        own = np.concatenate([np.broadcast_to(new, totals.shape), stacked])  # [H + sumK, V, E]
-        others = np.concatenate([totals, totals[owner] - stacked + new])
-        count = np.concatenate([counts, counts[owner]]).astype(np.float32)
-        rows = own.shape[0]
-        out = numpy_head(
-            self._head_weights,
-            own.reshape(rows * variants, -1),
-            others.reshape(rows * variants, -1),
-            np.repeat(count, variants),
-        ).reshape(rows, variants, -1)
-        # Reorder to host-major: host h's newcomer row, then its incumbents.
-        order = np.argsort(np.concatenate([np.arange(len(hosts)), owner]), kind="stable")
-        out = sort_quantiles(out[order])
-        shares = occlusion_shares(out[..., MEDIAN]) if explain else np.zeros((rows, 0))
-        offsets = np.concatenate([[0], np.cumsum(counts + 1)])
-        return out[:, 0], shares, offsets
+        return self._head_weights
+
+    def _embedding_width(self) -> int:
+        return (
+            self.metadata.n_inputs
+            if self.metadata.family == "tabular"
+            else self.model.hidden.in_features // 2
+        )
+
+    def _placement_head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """Quantiles ``[N, Q]`` (unsorted) for rows of (own embedding, sum of the others', their count)."""
+        from cotenant.models.placement import numpy_head, placement_features
+
+        if self.metadata.family == "tabular":
+            return self._tabular_quantiles(placement_features(own, others, count))
+        return numpy_head(self._weights(), own, others, count)
 
     def score_placement(
-        self, newcomer: np.ndarray, hosts: list[HostEncoding], explain: bool = True
+        self, newcomer: np.ndarray, hosts: Sequence[HostEncoding] | HostBatch, explain: bool = True
     ) -> list[PlacementEstimate]:
         quantiles, shares, offsets = self.score_placement_arrays(newcomer, hosts, explain)
         groups = list(self._masks) if explain else []

@@ -10,7 +10,7 @@ import typer
 
 DEFAULT_MODELS = (
     "linear,gamma-glm,decision-tree,random-forest,hist-gradient-boosting,lstm,"
-    "temporal-only,system-only,cloudformer,placement"
+    "temporal-only,system-only,cloudformer,placement,placement-forest"
 )
 
 
@@ -74,6 +74,14 @@ def evaluate(
     epochs: Annotated[int, typer.Option(help="epochs for neural models")] = 20,
     out: Annotated[Path, typer.Option(help="report folder")] = Path("reports/evaluation"),
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI, 'none' to skip logging")] = None,
+    curve_models: Annotated[
+        str, typer.Option(help="models for learning curves ('best-baseline' allowed; 'none' skips)")
+    ] = "cloudformer,best-baseline",
+    curve_seeds: Annotated[int, typer.Option(help="seeds (the first N) for the learning curves")] = 3,
+    curve_apps: Annotated[str, typer.Option(help="training-application counts to try")] = "2,4",
+    curve_fractions: Annotated[
+        str, typer.Option(help="shares of each application's runs to try")
+    ] = "0.25,0.5",
 ) -> None:
     """Tables IV and V on any source: every model, leave-applications-out over seeds; MD + JSON + PNG."""
     from cotenant.datasets import load_source
@@ -88,6 +96,19 @@ def evaluate(
     base = TrainConfig(source=data, epochs=epochs, progress=False, tracking_uri="none")
     names = [n.strip() for n in models.split(",") if n.strip()]
     report = evaluate_models(table, names, list(range(seeds)), base, log=console.print)
+    if curve_models != "none":
+        from cotenant.training.learning_curve import learning_curves
+
+        report["learning_curves"] = learning_curves(
+            table,
+            report,
+            [m.strip() for m in curve_models.split(",") if m.strip()],
+            list(range(min(curve_seeds, seeds))),
+            [int(k) for k in curve_apps.split(",") if k.strip()],
+            [float(f) for f in curve_fractions.split(",") if f.strip()],
+            base,
+            log=console.print,
+        )
     paths = write_report(report, out)
     if tracking_uri != "none":
         log_report(paths, report, tracking_uri or default_tracking_uri(), "cotenant-evaluation")

@@ -15,6 +15,7 @@ from cotenant.datasets.splits import leave_applications_out
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
+from cotenant.training.learning_curve import curves_markdown, plot_curves, targets, targets_markdown
 from cotenant.training.metrics import BAND_NAMES, error_bands, errors_pp, mean_std, per_application
 from cotenant.training.run import data_digest
 
@@ -67,6 +68,7 @@ def evaluate_models(
             "per_application": per_application(predicted, labels, apps_all),
             "error_bands": error_bands(predicted, labels),
         }
+    report["targets"] = targets(report)
     return report
 
 
@@ -128,6 +130,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{m['per_application'][a]['mae']:.2f}" if a in m["per_application"] else "-" for a in apps
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += targets_markdown(report) + curves_markdown(report)
     return "\n".join(lines) + "\n"
 
 
@@ -158,14 +161,17 @@ def write_report(report: dict[str, Any], out: Path) -> list[Path]:
     paths[0].write_text(markdown(report))
     paths[1].write_text(json.dumps(report, indent=1, default=float) + "\n")
     plot_bands(report, paths[2])
+    if report.get("learning_curves", {}).get("models"):
+        paths.append(out / "learning_curves.png")
+        plot_curves(report["learning_curves"], paths[-1])
     return paths
 
 
 def log_report(paths: list[Path], report: dict[str, Any], tracking_uri: str, experiment: str) -> None:
     import mlflow
+    from cotenant.training.tracking import use_experiment
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
+    use_experiment(experiment, tracking_uri)
     with mlflow.start_run(run_name=f"evaluate-{report['source']}"):
         mlflow.log_params(
             {

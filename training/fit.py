@@ -103,16 +103,8 @@ def _fit_monitoring(
         )
         n_inputs = len(features)
     else:
-        from cotenant.models.tabular import fit_tabular, out_of_fold_residuals
-
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
-        y = train.y
-        model = fit_tabular(spec.build(model_cfg, shape), x, y, train_apps)
-        residuals = out_of_fold_residuals(model, x, y, train_apps)
-        residual_quantiles = [
-            float(np.quantile(residuals, QUANTILES[0])),
-            float(np.quantile(residuals, QUANTILES[-1])),
-        ]
+        model, residual_quantiles = _fit_tabular(spec.build(model_cfg, shape), x, train.y, train_apps)
         n_inputs = x.shape[1]
     metadata = _metadata(
         spec,
@@ -145,16 +137,35 @@ def _fit_placement(
     spec: ModelSpec, table: RunTable, split: Split, cfg: TrainConfig, digest: str
 ) -> FitOutcome:
     from cotenant.datasets.torch_data import build_placement, collate_placement
-    from cotenant.training.loop import RunsDataModule, fit_neural
 
     data = build_placement(table, split)
     names = list(data.stats.names)  # "<metric>__<stat>"
     model_cfg = model_config(spec, cfg)
-    module = spec.build(model_cfg, DataShape(0, len(names), cfg.max_steps))
-    loader = RunsDataModule(data.train, data.test, collate_placement, cfg.batch_size, cfg.seed)
-    model = fit_neural(
-        module, loader, cfg.epochs, cfg.optim, cfg.devices, cfg.strategy, cfg.accelerator, cfg.progress
-    )
+    shape = DataShape(0, len(names), cfg.max_steps)
+    residual_quantiles = None
+    if spec.family == "neural":
+        from cotenant.training.loop import RunsDataModule, fit_neural
+
+        loader = RunsDataModule(data.train, data.test, collate_placement, cfg.batch_size, cfg.seed)
+        model = fit_neural(
+            spec.build(model_cfg, shape),
+            loader,
+            cfg.epochs,
+            cfg.optim,
+            cfg.devices,
+            cfg.strategy,
+            cfg.accelerator,
+            cfg.progress,
+        )
+    else:
+        from cotenant.models.placement import placement_features
+
+        train = data.train
+        x = placement_features(
+            train.newcomer, (train.neighbours * train.mask[..., None]).sum(1), train.mask.sum(1)
+        )
+        apps = np.asarray(_applications(table, train.run_ids))
+        model, residual_quantiles = _fit_tabular(spec.build(model_cfg, shape), x, train.y, apps)
     groups = feature_groups([name.rsplit("__", 1)[0] for name in names], table.metric_groups)
     metadata = _metadata(
         spec,
@@ -168,6 +179,7 @@ def _fit_placement(
         normaliser=data.stats.to_dict(),
         max_steps=cfg.max_steps,
         n_inputs=len(names),
+        residual_quantiles=residual_quantiles,
     )
     predictor = Predictor(metadata, model)
     test = data.test
@@ -184,3 +196,15 @@ def _fit_placement(
         0.0,
         len(data.train),
     )
+
+
+def _fit_tabular(
+    estimator: Any, x: np.ndarray, y: np.ndarray, applications: np.ndarray
+) -> tuple[Any, list[float]]:
+    """scikit-learn fit (with its search) plus the interval from out-of-fold residual quantiles."""
+    from cotenant.models.tabular import fit_tabular, out_of_fold_residuals
+
+    x = np.nan_to_num(x)
+    model = fit_tabular(estimator, x, y, applications)
+    residuals = out_of_fold_residuals(model, x, y, applications)
+    return model, [float(np.quantile(residuals, QUANTILES[0])), float(np.quantile(residuals, QUANTILES[-1]))]

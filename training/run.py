@@ -108,15 +108,14 @@ def _track(cfg: TrainConfig, table: RunTable, result: TrainResult) -> None:
         load_registered_predictor,
         log_dataset,
         log_predictor,
+        use_experiment,
     )
     from mlflow import MlflowClient
 
     from cotenant.paths import default_tracking_uri
 
     uri = cfg.tracking_uri or default_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    mlflow.set_experiment(cfg.experiment)
+    use_experiment(cfg.experiment, uri)
     task = result.outcome.predictor.metadata.task
     with mlflow.start_run(run_name=f"{cfg.model}-{cfg.source}-seed{cfg.seed}") as run:
         result.run_id = run.info.run_id

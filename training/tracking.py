@@ -14,6 +14,29 @@ from typing import Any
 REGISTERED = {"monitoring": "cotenant-monitoring", "placement": "cotenant-placement"}
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a local sqlite store live beside it (``<dir>/mlartifacts``); MLflow's own default is
+    ``./mlruns`` under whatever directory the process started in, which a later run from elsewhere loses."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None  # a tracking server or file store decides for itself
+    return (Path(tracking_uri.removeprefix(prefix)).resolve().parent / "mlartifacts").as_uri()
+
+
+def use_experiment(name: str, tracking_uri: str) -> None:
+    """Point MLflow at ``tracking_uri`` and select experiment ``name`` (created with artifacts beside a
+    local store."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+    mlflow.set_experiment(name)
+
+
 def pyfunc_code_path() -> Path:
     import cotenant.models.mlflow_pyfunc as code
 

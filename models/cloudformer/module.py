@@ -5,8 +5,11 @@ also stating 4 heads of 16 and a feed-forward of 256, which alone cost ~50k per 
 temporal branch exactly (d=64, 4 heads x 16, FF 256, 4 blocks, ~222k parameters for 206 inputs) and give the
 system branch narrow tokens: d=16, FF 32, 4 blocks = ~8.9k parameters, the width closest to the reported 6k
 that keeps 16-wide heads; one head by default (``system_heads``: see config.py for the cost of more).
-A shared 1-D convolution over unordered metrics cannot tell the metrics
-apart, so each metric token also gets a learned identity vector (not a position: the set stays unordered);
+The paper has 206 metric tokens; our runs carry ~800 inputs (own, neighbour-mean and host metrics), so the
+1-D convolution is strided: each token embeds ``system_patch`` adjacent metrics (columns are ordered by
+source, so a patch holds related counters); ``system_patch=1`` is one token per metric as in the paper.
+A shared convolution over unordered metrics cannot tell the patches
+apart, so each token also gets a learned identity vector (not a position: the set stays unordered);
 ``metric_identity=False`` gives the paper's text literally.
 """
 
@@ -63,11 +66,21 @@ class SystemBranch(nn.Module):
     """Attention over metrics: time-mean-pooled metrics as tokens (1-D conv), CLS, no positions, unmasked."""
 
     def __init__(
-        self, n_features: int, width: int, heads: int, ff: int, blocks: int, dropout: float, identity: bool
+        self,
+        n_features: int,
+        width: int,
+        heads: int,
+        ff: int,
+        blocks: int,
+        dropout: float,
+        identity: bool,
+        patch: int = 1,
     ) -> None:
         super().__init__()
-        self.embed = nn.Conv1d(1, width, kernel_size=1)  # one scalar per metric -> one token
-        self.identity = nn.Parameter(torch.zeros(n_features, width)) if identity else None
+        self.patch = patch
+        self.n_tokens = math.ceil(n_features / patch)
+        self.embed = nn.Conv1d(1, width, kernel_size=patch, stride=patch)  # `patch` metrics -> one token
+        self.identity = nn.Parameter(torch.zeros(self.n_tokens, width)) if identity else None
         if self.identity is not None:
             nn.init.normal_(self.identity, std=0.02)
         self.cls = nn.Parameter(torch.zeros(1, 1, width))
@@ -76,7 +89,9 @@ class SystemBranch(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, D]
         weights = mask.to(x.dtype)[..., None]  # [B, T, 1]
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # [B, F] mean over real steps only
-        tokens = self.embed(pooled[:, None, :]).transpose(1, 2)  # [B, F, D]
+        # Zero-pad to whole patches: after normalisation zero is the training mean, i.e. "no information".
+        pooled = nn.functional.pad(pooled, (0, self.n_tokens * self.patch - pooled.shape[1]))
+        tokens = self.embed(pooled[:, None, :]).transpose(1, 2)  # [B, F / patch, D]
         if self.identity is not None:
             tokens = tokens + self.identity
         tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1)  # [B, 1+F, D]
@@ -108,6 +123,7 @@ class CloudFormer(nn.Module):
                 cfg.blocks,
                 cfg.dropout,
                 cfg.metric_identity,
+                cfg.system_patch,
             )
             if system
             else None

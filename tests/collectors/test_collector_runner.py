@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import threading
 import time
@@ -42,6 +41,29 @@ def run(config: CollectorConfig, during: object = None) -> Collector:
     return collector
 
 
+def taken_ticks(out: Path, duration: float) -> list[int]:
+    """Epoch ms of the ticks taken, after checking that every tick of the run was taken or recorded skipped.
+
+    On a loaded machine the runner may skip ticks (never bunch them): a skipped tick has no rows and is
+    counted in ``collector_samples_skipped``, so the checks hold whatever the load.
+    """
+    me = scan_telemetry(out, "collector").collect().sort("timestamp")
+    ticks = me["timestamp"].dt.epoch("ms").to_list()
+    interval_ms = round(FAST * 1000)
+    assert all(tick % interval_ms == 0 for tick in ticks), "timestamps are aligned to the interval"
+    indices = [(tick - ticks[0]) // interval_ms for tick in ticks]
+    assert indices == sorted(set(indices)), "one row per tick, in order"
+    skipped = int(me["collector_samples_skipped"].max() or 0)
+    assert len(ticks) + skipped == indices[-1] + 1, "each tick is taken or recorded as skipped"
+    assert indices[-1] >= round(duration / FAST), "the run covers its whole duration"
+    return ticks
+
+
+def rows_of(out: Path, target: str) -> list[int]:
+    cgroup = scan_telemetry(out, "cgroup").filter(pl.col("target") == target).collect()
+    return sorted(cgroup["timestamp"].dt.epoch("ms").to_list())
+
+
 def test_rows_per_target_and_first_sample_dropped(tmp_path: Path, layout: str, copied_tree: Roots) -> None:
     config = CollectorConfig(
         out=tmp_path / "out",
@@ -53,10 +75,10 @@ def test_rows_per_target_and_first_sample_dropped(tmp_path: Path, layout: str, c
         sources=NO_PERF,
     )
     run(config)
+    ticks = taken_ticks(tmp_path / "out", 1.0)
     cgroup = scan_telemetry(tmp_path / "out", "cgroup").collect()
-    counts = dict(cgroup.group_by("target").len().rows())
-    assert set(counts) == {"lab", "lab/a"}
-    assert counts["lab/a"] == 5, "6 ticks in 1 s at 0.2 s, the first one dropped"
+    assert set(cgroup["target"]) == {"lab", "lab/a"}
+    assert rows_of(tmp_path / "out", "lab/a") == ticks[1:], "a row per tick taken, the first one dropped"
     row = cgroup.filter(pl.col("target") == "lab/a").row(0, named=True)
     # fixture files do not change between ticks: counters give zero rates, gauges their values
     assert row["cgroup_cpu_usage_seconds_per_second"] == 0.0
@@ -65,11 +87,34 @@ def test_rows_per_target_and_first_sample_dropped(tmp_path: Path, layout: str, c
         assert row["cgroup_cpu_max_cores"] == pytest.approx(1.5)
     else:
         assert row["cgroup_v1_cpu_quota_cores"] == pytest.approx(2.0)
-    stamps = cgroup.filter(pl.col("target") == "lab/a")["timestamp"].dt.epoch("ms").to_list()
-    assert all(stamp % 200 == 0 for stamp in stamps), "timestamps are aligned to the interval"
-    assert [b - a for a, b in itertools.pairwise(stamps)] == [200] * 4
-    collector_rows = scan_telemetry(tmp_path / "out", "collector").collect()
-    assert collector_rows.height == 6 and collector_rows["collector_source_cgroup_v2_success"].min() == 1.0
+    me = scan_telemetry(tmp_path / "out", "collector").collect()
+    assert me["collector_source_cgroup_v2_success"].min() == 1.0
+
+
+def test_per_process_sources_are_read_every_process_interval_and_carried(
+    tmp_path: Path, copied_tree: Roots
+) -> None:
+    config = CollectorConfig(
+        out=tmp_path / "out",
+        cgroups=("lab/a",),
+        interval=FAST,
+        duration=1.6,
+        process_interval=3 * FAST,
+        roots=copied_tree,
+        sources=("cgroup_v2", "cgroup_v1_cpu", "tasks"),
+    )
+    run(config)
+    ticks = taken_ticks(tmp_path / "out", 1.6)
+    me = scan_telemetry(tmp_path / "out", "collector").collect().sort("timestamp")
+    ages = me["collector_source_tasks_age_seconds"].to_list()
+    assert ages[0] == 0.0 and all(age is None or 0.0 <= age < 3 * FAST for age in ages)
+    assert any(age is not None and age > 0 for age in ages), "carried between reads"
+    assert me["collector_source_cgroup_v2_age_seconds"].to_list() == [0.0] * len(ticks), "read every tick"
+    rows = scan_telemetry(tmp_path / "out", "cgroup").collect().sort("timestamp")
+    assert rows["timestamp"].dt.epoch("ms").to_list() == ticks[1:]
+    # the fixture's processes do not change: a carried row holds the values of the last read
+    assert rows["tasks_processes"].drop_nulls().unique().to_list() == [2.0]
+    assert rows["tasks_user_cpu_seconds_per_second"].null_count() < rows.height
 
 
 def test_failing_and_slow_sources_cost_only_themselves(
@@ -118,9 +163,11 @@ def test_vanishing_cgroup_ends_cleanly(tmp_path: Path, layout: str, copied_tree:
         shutil.rmtree(copied_tree.cgroup / ("unified" if layout == "hybrid" else "") / "lab" / "b")
 
     collector = run(config, remove_b)
-    counts = dict(scan_telemetry(tmp_path / "out", "cgroup").collect().group_by("target").len().rows())
-    assert counts["lab/a"] == 10
-    assert 1 <= counts["lab/b"] < 8
+    ticks = taken_ticks(tmp_path / "out", 2.0)
+    assert rows_of(tmp_path / "out", "lab/a") == ticks[1:], "the survivor is not disturbed"
+    rows_b = rows_of(tmp_path / "out", "lab/b")
+    assert rows_b and rows_b == ticks[1 : len(rows_b) + 1], "the vanished cgroup's rows end, no gap before"
+    assert len(rows_b) < len(ticks) - 1
     assert "lab/b" not in collector.known_targets
     assert not any(target == "lab/b" for _, target in collector.previous)
 

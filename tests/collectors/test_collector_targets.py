@@ -57,3 +57,22 @@ def test_v1_perf_event_mount_is_a_controller_of_targets(tmp_path: Path) -> None:
     layout = CgroupLayout.detect(Roots(procfs=tmp_path / "proc", cgroup=tmp_path))
     target = layout.resolve("lab")
     assert target is not None and target.v1["perf_event"] == tmp_path / "perf_event" / "lab"
+
+
+def test_glob_hierarchies_build_the_same_targets_as_resolve(layout: str) -> None:
+    found = CgroupLayout.detect(fixture_roots(layout)).glob_hierarchies("lab/*")
+    detected = CgroupLayout.detect(fixture_roots(layout))
+    assert list(found) == ["lab/a"]
+    assert detected.target("lab/a", found["lab/a"]) == detected.resolve("lab/a")
+
+
+def test_glob_matches_hidden_names_and_reports_each_directory_once(tmp_path: Path) -> None:
+    for name in ("lab/.hidden/x", "lab/b", "other"):
+        (tmp_path / "cpuacct" / name).mkdir(parents=True)
+    (tmp_path / "cpuacct" / "lab" / "file").write_text("not a cgroup")
+    (tmp_path / "cpuacct" / "cgroup.procs").write_text("")
+    layout = CgroupLayout.detect(Roots(procfs=tmp_path / "proc", cgroup=tmp_path))
+    assert layout.glob("lab/*") == ["lab/.hidden", "lab/b"]
+    assert layout.glob("lab/**/**") == ["lab", "lab/.hidden", "lab/.hidden/x", "lab/b"]
+    assert layout.glob("l?b/[.]*/x") == ["lab/.hidden/x"]
+    assert layout.glob("missing/*") == []

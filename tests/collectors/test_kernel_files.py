@@ -63,3 +63,34 @@ def test_descriptor_limit_falls_back_to_open_read_close(tmp_path: Path) -> None:
 def test_vanished_directory_raises_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="vanished"):
         read_cgroup_files(tmp_path / "gone", {"cpu.stat": lambda text: {}}, KernelFiles())
+
+
+def test_settings_are_reused_until_their_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cpu.stat").write_text("usage_usec 10\n")
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    parsers = {
+        "cpu.stat": lambda t: {"usage": float(t.split()[1])},
+        "cpu.max": lambda t: {"quota": float(t.split()[0])},
+    }
+    files = KernelFiles()
+    assert read_cgroup_files(tmp_path, parsers, files, {"cpu.max"}) == {"usage": 10.0, "quota": 50000.0}
+    (tmp_path / "cpu.stat").write_text("usage_usec 20\n")
+    (tmp_path / "cpu.max").write_text("80000 100000\n")
+    assert read_cgroup_files(tmp_path, parsers, files, {"cpu.max"}) == {"usage": 20.0, "quota": 50000.0}
+    monkeypatch.setattr("cotenant.collectors.base.SETTINGS_REFRESH_SECONDS", 0.0)
+    assert read_cgroup_files(tmp_path, parsers, files, {"cpu.max"}) == {"usage": 20.0, "quota": 80000.0}
+
+
+def test_vanished_directory_raises_even_with_cached_settings(tmp_path: Path) -> None:
+    cgroup = tmp_path / "lab"
+    cgroup.mkdir()
+    (cgroup / "cpu.max").write_text("50000 100000\n")
+    (cgroup / "cpu.stat").write_text("usage_usec 10\n")
+    files = KernelFiles(max_open=0)  # a kept fd still reads a deleted regular file (cgroupfs: ENODEV)
+    parsers = {"cpu.stat": lambda t: {"usage": 1.0}, "cpu.max": lambda t: {"quota": 1.0}}
+    assert read_cgroup_files(cgroup, parsers, files, {"cpu.max"}) == {"usage": 1.0, "quota": 1.0}
+    for child in cgroup.iterdir():
+        child.unlink()
+    cgroup.rmdir()
+    with pytest.raises(FileNotFoundError, match="vanished"):
+        read_cgroup_files(cgroup, parsers, files, {"cpu.max"})

@@ -43,3 +43,71 @@ def test_host_sum_view_matches_full_forward() -> None:
     assert abs(scored.newcomer.p - newcomer.item()) < 1e-5
     assert abs(scored.incumbents[0].p - incumbent.item()) < 1e-5
     assert set(scored.newcomer.drivers) == set(GROUPS[:5])
+
+
+def _metadata(family: str, features: int, **extra: object) -> PredictorMetadata:
+    return PredictorMetadata(
+        model_name="placement" if family == "neural" else "placement-forest",
+        task="placement",
+        family=family,  # type: ignore[arg-type]
+        config={},
+        features=[f"f{i}" for i in range(features)],
+        metrics=[],
+        host_metrics=[],
+        metric_groups={},
+        feature_groups=[GROUPS[i % 5] for i in range(features)],
+        normaliser={"names": [], "mean": [], "std": []},
+        max_steps=1,
+        n_inputs=features,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _direct(predictor: Predictor, summaries: np.ndarray, own: int, others: list[int]) -> float:
+    """P of profile `own` beside `others`, through the task's batch layout (no host cache)."""
+    neighbours = np.zeros((1, 4, summaries.shape[1]), np.float32)
+    mask = np.zeros((1, 4), bool)
+    neighbours[0, : len(others)] = summaries[others]
+    mask[0, : len(others)] = True
+    return float(predictor.predict_placement(summaries[own : own + 1], neighbours, mask)[0, 1])
+
+
+HOSTS = [[], [1], [2, 3, 4]]  # incumbents (profile rows) per candidate host; the newcomer is row 0
+
+
+def _check_every_row(predictor: Predictor, summaries: np.ndarray) -> None:
+    encoded = predictor.encode_summaries(summaries)
+    batch = predictor.stack_hosts([predictor.encode_host([encoded[i] for i in host]) for host in HOSTS])
+    quantiles, _, offsets = predictor.score_placement_arrays(encoded[0], batch, explain=False)
+    assert offsets.tolist() == [0, 1, 3, 7]
+    for h, host in enumerate(HOSTS):
+        rows = quantiles[offsets[h] : offsets[h + 1], 1]
+        assert abs(rows[0] - _direct(predictor, summaries, 0, host)) < 1e-5
+        for j, incumbent in enumerate(host):
+            others = [0, *[i for i in host if i != incumbent]]
+            assert abs(rows[1 + j] - _direct(predictor, summaries, incumbent, others)) < 1e-5
+
+
+def test_stacked_hosts_match_the_batch_layout_for_every_row() -> None:
+    """Hosts of 0, 1 and 3 incumbents: the precomputed neural head gives the full model's P on every row."""
+    torch.manual_seed(1)
+    features = 10
+    model = PlacementModel(features, PlacementConfig()).eval()
+    summaries = np.random.default_rng(1).normal(size=(5, features)).astype(np.float32)
+    _check_every_row(Predictor(_metadata("neural", features), model), summaries)
+
+
+def test_tabular_placement_baseline_scores_through_the_same_calls() -> None:
+    """placement-forest: the summary is its own embedding, so host caching works for it unchanged."""
+    from cotenant.models.placement import placement_features
+    from sklearn.ensemble import RandomForestRegressor
+
+    rng = np.random.default_rng(2)
+    features = 6
+    summaries = rng.normal(size=(5, features)).astype(np.float32)
+    x = placement_features(
+        rng.normal(size=(64, features)), rng.normal(size=(64, features)), rng.integers(0, 4, 64)
+    )
+    forest = RandomForestRegressor(n_estimators=5, random_state=0).fit(x, rng.uniform(0.3, 1.0, 64))
+    predictor = Predictor(_metadata("tabular", features, residual_quantiles=[-0.1, 0.1]), forest)
+    _check_every_row(predictor, summaries)

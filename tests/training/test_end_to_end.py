@@ -18,11 +18,20 @@ from cotenant.cli import app
 def test_train_registers_a_champion_and_a_challenger(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
     runner = CliRunner()
     for model in ("hist-gradient-boosting", "linear"):
-        result = runner.invoke(app, ["train", "--model", model, "--data", "synthetic", "--tracking-uri", uri])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(elsewhere)  # artifacts must land beside the store, not in the current directory
+            result = runner.invoke(
+                app, ["train", "--model", model, "--data", "synthetic", "--tracking-uri", uri]
+            )
         assert result.exit_code == 0, result.output
+    assert list(elsewhere.iterdir()) == []
+    assert any((tmp_path / "store" / "mlartifacts").rglob("predictor.json"))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     champion = client.get_model_version_by_alias("cotenant-monitoring", "champion")
     challenger = client.get_model_version_by_alias("cotenant-monitoring", "challenger")

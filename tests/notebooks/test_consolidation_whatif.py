@@ -1,0 +1,144 @@
+"""The consolidation what-if notebook, executed on a small scenario with a placement model trained in it.
+
+24 workloads offered to 4 hosts of 4 cores (requests-only packing fits 12 of them and needs 8 hosts for
+all), with an SLO sweep from lenient to strict. The tracking URI names an MLflow store that does not exist:
+the notebook must train its own model (a few epochs) and must not create the store. Requests-only figures
+depend on the requests alone; degradation-aware ones on the model too (deterministic: fixed seeds, CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+NOTEBOOK = "consolidation_whatif"
+MIN_P = 0.6
+SWEEP = [0.5, 0.6, 0.7, 0.9]
+SMALL = {
+    "n_workloads": 24,
+    "n_hosts": 4,
+    "max_hosts": 24,
+    "min_p": MIN_P,
+    "slo_sweep": SWEEP,
+    "seed": 7,
+    "training_epochs": 10,
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def absent_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("registry") / "absent.db"
+
+
+@pytest.fixture(scope="module")
+def values(run_notebook: Callable[..., dict[str, Any]], absent_store: Path) -> dict[str, Any]:
+    return run_notebook(NOTEBOOK, **SMALL, tracking_uri=f"sqlite:///{absent_store}")
+
+
+def test_degradation_aware_keeps_every_tenant_at_the_slo(values: dict[str, Any]) -> None:
+    aware = values["at_slo"]["degradation_aware"]
+    assert aware["placed"] > 0
+    assert aware["violations"] == 0
+    assert min(aware["predicted_p"]) >= MIN_P
+    assert len(aware["predicted_p"]) == aware["placed"]
+    for point in values["sensitivity"]["degradation_aware"]:
+        assert point["violations"] == 0, point
+        assert point["violations_on_hosts_needed"] in (0, None), point
+
+
+def test_requests_only_places_at_least_as_many_but_breaks_the_slo(values: dict[str, Any]) -> None:
+    packing, aware = values["at_slo"]["requests_only"], values["at_slo"]["degradation_aware"]
+    assert (packing["placed"], packing["hosts_used"]) == (12, 4)  # CPU requests fill the 4 hosts
+    assert packing["placed"] >= aware["placed"]
+    # packing by requests alone co-locates CPU-bound workloads that the model predicts to suffer
+    assert packing["violations"] > 0
+    assert packing["violations"] == sum(p < MIN_P for p in packing["predicted_p"])
+    assert aware["hosts_used"] == 4 and aware["placed"] > aware["hosts_used"]  # it does co-locate
+
+
+def test_greedy_surprises_are_the_cases_found(values: dict[str, Any]) -> None:
+    aware, packing = values["sensitivity"]["degradation_aware"], values["sensitivity"]["requests_only"]
+    more_than_packing = [a["min_p"] for a, p in zip(aware, packing, strict=True) if a["placed"] > p["placed"]]
+    assert values["greedy_surprises"]["aware_placed_more_than_requests_only"] == more_than_packing
+    assert values["greedy_surprises"]["stricter_slo_placed_more"] == []
+    for requests_only, degradation_aware in zip(packing, aware, strict=True):
+        # requests-only reaches the lower bound of the requests; nothing can need fewer hosts
+        assert requests_only["hosts_needed"] == values["hosts_lower_bound"] == 8
+        assert degradation_aware["hosts_needed"] >= requests_only["hosts_needed"]
+
+
+def test_stricter_slo_never_lets_degradation_aware_place_more(values: dict[str, Any]) -> None:
+    aware = values["sensitivity"]["degradation_aware"]
+    assert [p["min_p"] for p in aware] == SWEEP
+    placed = [p["placed"] for p in aware]
+    assert placed == sorted(placed, reverse=True)
+    assert placed[0] > placed[-1]  # the sweep is wide enough for the SLO to matter
+    needed = [p["hosts_needed"] for p in aware]
+    assert None not in needed  # max_hosts = n_workloads: one host per workload always does
+    assert needed == sorted(needed)
+    assert all(n >= values["hosts_lower_bound"] for n in needed)
+
+
+def test_requests_only_ignores_the_slo_and_its_violations_grow_with_it(values: dict[str, Any]) -> None:
+    packing = values["sensitivity"]["requests_only"]
+    assert len({p["placed"] for p in packing}) == 1
+    assert len({p["hosts_needed"] for p in packing}) == 1
+    violations = [p["violations"] for p in packing]
+    assert violations == sorted(violations)
+
+
+def test_model_error_is_reported_and_no_store_is_created(values: dict[str, Any], absent_store: Path) -> None:
+    model = values["model"]
+    assert model["origin"].startswith("trained here")
+    assert "no MLflow store" in model["fallback_reason"]
+    assert not absent_store.exists()
+    assert 0 < model["held_out_mae_pp"] < 100
+    assert model["constant_guess_mae_pp"] > 0
+    assert 0 <= model["held_out_coverage"] <= 1
+    assert model["held_out_applications"]
+    assert values["trained_max_tenants"] >= 2
+
+
+def test_json_structure_and_figures(values: dict[str, Any]) -> None:
+    assert len(values["stream"]) == SMALL["n_workloads"]
+    assert set(values["stream"]) == set(values["requests"])
+    assert all(r["cpu_cores"] > 0 and r["memory_gib"] > 0 for r in values["requests"].values())
+    assert values["scenario"]["min_p"] == MIN_P
+    assert set(values["at_slo"]) == set(values["sensitivity"]) == {"requests_only", "degradation_aware"}
+    assert len(values["figures"]) == 2
+    for figure in values["figures"]:
+        assert Path(figure).read_bytes()[:8] == PNG_SIGNATURE, figure
+
+
+def test_bad_parameters_fail_naming_each(run_notebook: Callable[..., dict[str, Any]]) -> None:
+    bad = {"min_p": 1.5, "slo_sweep": [0.8, 0.0], "n_hosts": 0}
+    with pytest.raises(PapermillExecutionError) as failure:
+        run_notebook(NOTEBOOK, **{**SMALL, **bad})
+    assert failure.value.ename == "ValidationError"
+    for name in ("min_p", "slo_sweep.1", "n_hosts"):
+        assert name in failure.value.evalue, name
+
+
+@pytest.mark.slow
+def test_uses_the_champion_of_a_store_and_quotes_its_error(
+    run_notebook: Callable[..., dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cotenant.training.config import TrainConfig
+    from cotenant.training.run import train
+
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under the working directory
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trained = train(TrainConfig(model="placement", epochs=2, tracking_uri=store, progress=False))
+    assert trained.alias == "champion"
+    values = run_notebook(NOTEBOOK, **SMALL, tracking_uri=store)
+    model = values["model"]
+    assert model["origin"].startswith("models:/cotenant-placement@champion (version 1)")
+    assert model["fallback_reason"] is None
+    assert model["held_out_mae_pp"] == pytest.approx(trained.metrics["mae"])
+    assert model["held_out_applications"] == trained.split.test_apps
+    assert values["at_slo"]["degradation_aware"]["violations"] == 0

@@ -1,0 +1,181 @@
+"""What more data would buy: MAE against the number of training applications and the share of their runs.
+
+Held-out applications stay fixed per seed (the same leave-applications-out split as the evaluation), so the
+last point of each curve is the evaluation itself. If the error keeps falling as applications are added but
+not as runs are, the data needs more *kinds* of workload, not more repeats; if neither moves, the labels'
+noise floor is the limit. Also the report's targets: the paper's margins, computed from a report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from cotenant.datasets.splits import Split, leave_applications_out
+from cotenant.datasets.table import RunTable
+from cotenant.training.config import TrainConfig
+from cotenant.training.fit import fit_model
+from cotenant.training.metrics import errors_pp, mean_std
+from cotenant.training.run import data_digest
+
+BEST_BASELINE = "best-baseline"  # resolved to the monitoring baseline with the lowest MAE in the report
+BASELINES = ("linear", "gamma-glm", "decision-tree", "random-forest", "hist-gradient-boosting", "lstm")
+PAPER_MARGIN = 0.72  # CloudFormer MAE / best baseline MAE in the paper (Table IV: 27.6% below the forest)
+PLACEMENT_MARGIN = 1.2  # placement MAE within this factor of the monitoring model's
+TARGET_MAE_PP = 5.0
+
+
+def best_baseline(report: dict[str, Any]) -> str | None:
+    maes = {n: m["summary"]["mae"]["mean"] for n, m in report["models"].items() if n in BASELINES}
+    return min(maes, key=lambda n: maes[n]) if maes else None
+
+
+def fewer_applications(table: RunTable, split: Split, keep: int, seed: int) -> Split:
+    order = np.random.default_rng(seed).permutation(split.train_apps)[:keep]
+    kept = set(table.runs.filter(table.runs["application"].is_in(order.tolist()))["run_id"])
+    runs = [r for r in split.train_runs if r in kept]
+    return Split(f"{split.name}-apps{keep}", runs, split.test_runs, sorted(order.tolist()), split.test_apps)
+
+
+def fewer_runs(table: RunTable, split: Split, fraction: float, seed: int) -> Split:
+    """The same training applications, each with ``fraction`` of its runs (at least one)."""
+    rng = np.random.default_rng(seed)
+    app_of = dict(zip(table.runs["run_id"], table.runs["application"], strict=True))
+    runs: list[str] = []
+    for app in split.train_apps:
+        own = [r for r in split.train_runs if app_of[r] == app]
+        keep = max(1, round(fraction * len(own)))
+        runs += sorted(rng.choice(own, size=keep, replace=False).tolist())
+    return Split(f"{split.name}-runs{fraction:g}", runs, split.test_runs, split.train_apps, split.test_apps)
+
+
+def learning_curves(
+    table: RunTable,
+    report: dict[str, Any],
+    models: list[str],
+    seeds: list[int],
+    app_counts: list[int],
+    fractions: list[float],
+    base: TrainConfig,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Per model: MAE mean +- std over ``seeds`` per training-application count and per run fraction."""
+    digest = data_digest(table)
+    names = [best_baseline(report) if m == BEST_BASELINE else m for m in models]
+    curves: dict[str, Any] = {"seeds": seeds, "models": {}}
+    for name in [n for n in names if n and n in report["models"]]:
+        full = {s["seed"]: s["mae"] for s in report["models"][name]["per_seed"]}
+        points: dict[str, dict[float, list[float]]] = {"apps": {}, "runs": {}}
+        for seed in [s for s in seeds if s in full]:
+            split = leave_applications_out(table, seed)
+            n_train = len(split.train_apps)
+            cfg = base.model_copy(update={"model": name, "seed": seed})
+            variants = [("apps", float(k), fewer_applications(table, split, k, seed)) for k in app_counts]
+            variants += [("runs", f, fewer_runs(table, split, f, seed)) for f in fractions]
+            for kind, size, smaller in variants:
+                if kind == "apps" and not 1 <= size < n_train:
+                    continue
+                outcome = fit_model(table, smaller, cfg, digest)
+                mae = errors_pp(outcome.predicted, outcome.labels)["mae"]
+                points[kind].setdefault(size, []).append(mae)
+                runs = len(smaller.train_runs)
+                log(f"curve {name} seed {seed} {kind}={size:g}: MAE {mae:.2f} pp ({runs} training runs)")
+            points["apps"].setdefault(float(n_train), []).append(full[seed])
+            points["runs"].setdefault(1.0, []).append(full[seed])
+        curves["models"][name] = {
+            "applications": {f"{k:g}": mean_std(v) for k, v in sorted(points["apps"].items())},
+            "run_fraction": {f"{k:g}": mean_std(v) for k, v in sorted(points["runs"].items())},
+        }
+    return curves
+
+
+def targets(report: dict[str, Any]) -> dict[str, Any]:
+    """The paper's margins on this source: ratios of mean MAEs over the same seeds."""
+    models = report["models"]
+
+    def mae(name: str | None) -> float | None:
+        return models[name]["summary"]["mae"]["mean"] if name in models else None
+
+    baseline = best_baseline(report)
+    cloudformer, base_mae, placement = mae("cloudformer"), mae(baseline), mae("placement")
+    return {
+        "best_baseline": baseline,
+        "cloudformer_mae": cloudformer,
+        "best_baseline_mae": base_mae,
+        "cloudformer_over_best_baseline": cloudformer / base_mae if cloudformer and base_mae else None,
+        "paper_margin": PAPER_MARGIN,
+        "cloudformer_below_target": cloudformer < TARGET_MAE_PP if cloudformer else None,
+        "target_mae_pp": TARGET_MAE_PP,
+        "placement_mae": placement,
+        "placement_over_cloudformer": placement / cloudformer if placement and cloudformer else None,
+        "placement_margin": PLACEMENT_MARGIN,
+    }
+
+
+def _ratio(value: float | None, goal: float) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f} (target <= {goal:g}: {'met' if value <= goal else 'not met'})"
+
+
+def targets_markdown(report: dict[str, Any]) -> list[str]:
+    t = targets(report)
+    if t["cloudformer_mae"] is None:
+        return []
+    below = "met" if t["cloudformer_below_target"] else "not met"
+    baseline_mae = t["best_baseline_mae"] or float("nan")
+    margin = _ratio(t["cloudformer_over_best_baseline"], PAPER_MARGIN)
+    placement = _ratio(t["placement_over_cloudformer"], PLACEMENT_MARGIN)
+    return [
+        "",
+        "## Targets",
+        "",
+        f"- cloudformer MAE / best baseline MAE ({t['best_baseline']}, {baseline_mae:.2f} pp): {margin}.",
+        f"- cloudformer MAE {t['cloudformer_mae']:.2f} pp against {TARGET_MAE_PP:g} pp: {below}.",
+        f"- placement MAE / cloudformer's monitoring MAE: {placement}.",
+    ]
+
+
+def curves_markdown(report: dict[str, Any]) -> list[str]:
+    curves = report.get("learning_curves")
+    if not curves or not curves["models"]:
+        return []
+    lines = [
+        "",
+        f"## Learning curves (held-out applications fixed; seeds {curves['seeds']})",
+        "",
+        "MAE pp mean +- std. Training applications: how many of the split's training applications are kept"
+        " (all their runs). Run fraction: every training application, with that share of its runs.",
+    ]
+    for axis, title in (("applications", "training applications"), ("run_fraction", "run fraction")):
+        sizes = sorted({k for m in curves["models"].values() for k in m[axis]}, key=float)
+        lines += ["", f"| model \\ {title} | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+        for name, m in curves["models"].items():
+            cells = [f"{m[axis][k][0]:.2f} +- {m[axis][k][1]:.2f}" if k in m[axis] else "-" for k in sizes]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_curves(curves: dict[str, Any], path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, (axis, label) in zip(
+        axes, (("applications", "training applications"), ("run_fraction", "share of runs kept")), strict=True
+    ):
+        for name, m in curves["models"].items():
+            sizes = sorted(m[axis], key=float)
+            mean = np.array([m[axis][k][0] for k in sizes])
+            std = np.array([m[axis][k][1] for k in sizes])
+            x = np.array([float(k) for k in sizes])
+            ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=name)
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("MAE (pp of P), held-out applications")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Learning curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
