@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from cotenant.models.base import DataShape, ModelConfig, ModelSpec, QuantileHead, register
+from cotenant.models.host_batch import COUNT_SCALE
 from torch import nn
-
-# Dividing the neighbour count keeps the count input on the embeddings' scale.
-COUNT_SCALE = 4.0
 
 
 class PlacementConfig(ModelConfig):

@@ -27,6 +27,7 @@ from cotenant.models.base import (
     summarise,
 )
 from cotenant.models.explain import group_masks, occlusion_shares, occlusion_variants
+from cotenant.models.host_batch import HostBatch, HostEncoding, neural_head_rows, stack_hosts
 from pydantic import BaseModel
 
 FORMAT_VERSION = 1
@@ -74,40 +75,6 @@ class Estimate:
 class PlacementEstimate:
     newcomer: Estimate
     incumbents: list[Estimate]  # one per incumbent, in the order given to encode_host
-
-
-@dataclass(frozen=True, slots=True)
-class HostEncoding:
-    """A host's incumbents, encoded ahead of time: cache it per host and rebuild when the host changes."""
-
-    embeddings: np.ndarray  # [K, V, E]: per incumbent, per explanation variant (0 = nothing occluded)
-    total: np.ndarray  # [V, E]: DeepSets sum over incumbents
-
-    @property
-    def count(self) -> int:
-        return int(self.embeddings.shape[0])
-
-
-@dataclass(frozen=True, slots=True)
-class HostBatch:
-    """Candidate hosts stacked once per host-state version (``Predictor.stack_hosts``): a query is then a few
-    array operations, with no per-host Python work. Rows are host-major: host h's newcomer row, then its
-    incumbents."""
-
-    counts: np.ndarray  # [H] incumbents per host
-    totals: np.ndarray  # [H, V, E]
-    incumbents: np.ndarray  # [sumK, V, E]
-    owner: np.ndarray  # [sumK] host of every incumbent row
-    order: np.ndarray  # [H + sumK] (newcomer rows, then incumbent rows) -> host-major
-    offsets: np.ndarray  # [H + 1] first row of each host
-    # Neural head only: the first layer's pre-activation without the newcomer's share, [H, V, Hd] for the
-    # newcomer rows and [sumK, V, Hd] for incumbent rows (the layer is linear, so the newcomer adds later).
-    host_part: np.ndarray | None = None
-    incumbent_part: np.ndarray | None = None
-
-    @property
-    def size(self) -> int:
-        return int(self.counts.shape[0])
 
 
 class Predictor:
@@ -270,30 +237,8 @@ class Predictor:
     def stack_hosts(self, hosts: Sequence[HostEncoding]) -> HostBatch:
         """Stack host encodings for repeated scoring (rebuild when a host or the model changes)."""
         self._require("placement")
-        counts = np.fromiter((h.count for h in hosts), dtype=np.int64, count=len(hosts))
         width = (1 + len(self._masks), self._embedding_width())
-        totals = np.stack([h.total for h in hosts]) if hosts else np.zeros((0, *width), np.float32)
-        members = [h.embeddings for h in hosts if h.count]
-        incumbents = np.concatenate(members) if members else np.zeros((0, *width), np.float32)
-        owner = np.repeat(np.arange(len(hosts)), counts)
-        order = np.argsort(np.concatenate([np.arange(len(hosts)), owner]), kind="stable")
-        offsets = np.concatenate([[0], np.cumsum(counts + 1)])
-        host_part = incumbent_part = None
-        if self.metadata.family == "neural":
-            from cotenant.models.placement import COUNT_SCALE
-
-            w = self._weights()
-            embedding = totals.shape[-1]
-            w_own, w_others = (
-                w["hidden.weight"][:, :embedding],
-                w["hidden.weight"][:, embedding : 2 * embedding],
-            )
-            w_count, bias = w["hidden.weight"][:, -1], w["hidden.bias"]
-            # newcomer row of host h: W_own n + W_others total_h + w_count K_h + b
-            host_part = totals @ w_others.T + (counts / COUNT_SCALE)[:, None, None] * w_count + bias
-            # incumbent j of host h sees total_h - e_j + n among the others, and K_h others
-            incumbent_part = incumbents @ (w_own - w_others).T + host_part[owner]
-        return HostBatch(counts, totals, incumbents, owner, order, offsets, host_part, incumbent_part)
+        return stack_hosts(hosts, width, self._weights() if self.metadata.family == "neural" else None)
 
     def score_placement_arrays(
         self, newcomer: np.ndarray, hosts: Sequence[HostEncoding] | HostBatch, explain: bool = True
@@ -304,7 +249,7 @@ class Predictor:
         variants = newcomer.shape[0] if explain else 1
         new = newcomer[:variants]
         if batch.host_part is not None and batch.incumbent_part is not None:
-            out = self._neural_rows(new, batch, variants)
+            out = neural_head_rows(self._weights(), new, batch, variants)
         else:
             counts, owner = batch.counts, batch.owner
             totals, stacked = batch.totals[:, :variants], batch.incumbents[:, :variants]
@@ -320,19 +265,6 @@ class Predictor:
         out = sort_quantiles(out[batch.order])
         shares = occlusion_shares(out[..., MEDIAN]) if explain else np.zeros((out.shape[0], 0))
         return out[:, 0], shares, batch.offsets
-
-    def _neural_rows(self, new: np.ndarray, batch: HostBatch, variants: int) -> np.ndarray:
-        """The neural head from the batch's precomputed pre-activations: ``[H + sumK, V, Q]``."""
-        assert batch.host_part is not None and batch.incumbent_part is not None
-        w = self._weights()
-        embedding = new.shape[-1]
-        own_share = new @ w["hidden.weight"][:, :embedding].T  # [V, Hd]
-        others_share = new @ w["hidden.weight"][:, embedding : 2 * embedding].T
-        hidden = np.concatenate(
-            [batch.host_part[:, :variants] + own_share, batch.incumbent_part[:, :variants] + others_share]
-        )
-        logits = np.maximum(hidden, 0.0) @ w["out.out.weight"].T + w["out.out.bias"]
-        return 1.0 / (1.0 + np.exp(-logits))
 
     def _weights(self) -> dict[str, np.ndarray]:
         if self._head_weights is None:

@@ -1,19 +1,23 @@
 """The Kubernetes scheduler extender protocol (filter and prioritize verbs) mapped onto placement scoring.
 
 kube-scheduler's Go structs (k8s.io/kube-scheduler/extender/v1) carry no JSON tags, so the keys are the
-capitalised field names. Objects are parsed leniently (``extra="allow"``): only names, labels and annotations
-are read, and nodes are echoed back untouched. Nothing here fails scheduling: an unknown profile, an unknown
-or stale host, or a missing champion gives every node a pass and the neutral score, with the reason logged.
+capitalised field names. Only what the verbs use is kept from the request: the pod's name, labels and
+annotations (its spec and status are skipped unparsed, ``extra="ignore"``) and the node names; full nodes
+(``Nodes``, when the extender is not nodeCacheCapable) keep every field because ``filter`` echoes them back.
+Nothing here fails scheduling: an unknown profile, an unknown or stale host, or a missing champion gives
+every node a pass and the neutral score, with the reason logged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated
 
+import numpy as np
 from cotenant.serving.config import ServiceSettings
 from cotenant.serving.schemas import HostPlacement
-from pydantic import BaseModel, ConfigDict, Field
+from cotenant.serving.scoring import CandidateScores
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 MAX_EXTENDER_SCORE = 10  # extenderv1.MaxExtenderPriority
 NEUTRAL_EXTENDER_SCORE = MAX_EXTENDER_SCORE // 2
@@ -30,8 +34,15 @@ class ObjectMeta(KubeModel):
     annotations: dict[str, str] | None = None
 
 
-class Pod(KubeModel):
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+class PodMeta(ObjectMeta):
+    # A pod's managedFields and ownerReferences are never read: parsing them into dicts costs every call.
+    model_config = ConfigDict(extra="ignore")
+
+
+class Pod(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: PodMeta = Field(default_factory=PodMeta)
 
 
 class Node(KubeModel):
@@ -63,7 +74,12 @@ class ExtenderFilterResult(BaseModel):
 
 class HostPriority(BaseModel):
     Host: str
-    Score: int = Field(ge=0, le=MAX_EXTENDER_SCORE)
+    Score: Annotated[int, Field(ge=0, le=MAX_EXTENDER_SCORE)]
+
+
+class HostPriorityList(RootModel[list[HostPriority]]):
+    """The prioritize reply; a model of its own so that pydantic-core validates and serialises it in one
+    pass each (a bare ``list`` return goes through BentoML's generic root wrapper and ``json.dumps``)."""
 
 
 def node_names(args: ExtenderArgs) -> list[str]:
@@ -110,12 +126,15 @@ def read_pod(pod: Pod, settings: ServiceSettings) -> PodRequest:
     return request
 
 
-def filter_result(args: ExtenderArgs, placements: list[HostPlacement] | None) -> ExtenderFilterResult:
-    """Infeasible nodes fail with the predicted P and the driving resource; every other node passes."""
-    failed: dict[str, str] = {}
-    for placement in placements or []:
-        if placement.feasible is False:
-            failed[placement.host] = failure_reason(placement)
+def infeasible_positions(scores: CandidateScores | None, min_performance: float) -> list[int]:
+    """Request positions of scored nodes whose score falls below the minimum (neutral nodes always pass)."""
+    if scores is None:
+        return []
+    return np.flatnonzero(scores.scored & (scores.raw < min_performance)).tolist()
+
+
+def filter_result(args: ExtenderArgs, failed: dict[str, str]) -> ExtenderFilterResult:
+    """Nodes named in ``failed`` (node -> reason) fail; every other node passes, echoed as it came."""
     if args.NodeNames is not None:
         return ExtenderFilterResult(
             NodeNames=[n for n in args.NodeNames if n not in failed], FailedNodes=failed
@@ -137,22 +156,16 @@ def failure_reason(placement: HostPlacement) -> str:
     return f"cotenant: predicted {' and '.join(parts)} below the minimum{driver}"
 
 
-def extender_score(placement: HostPlacement) -> int:
-    if placement.status != "scored":
-        return NEUTRAL_EXTENDER_SCORE
-    return max(0, min(MAX_EXTENDER_SCORE, round(placement.score * MAX_EXTENDER_SCORE)))
+def extender_scores(scores: CandidateScores) -> list[int]:
+    """0-10 per candidate in request order: round(10 x score), neutral where a node was not scored."""
+    scaled = np.clip(np.rint(scores.score * MAX_EXTENDER_SCORE), 0, MAX_EXTENDER_SCORE).astype(np.int64)
+    scaled[~scores.scored] = NEUTRAL_EXTENDER_SCORE
+    return list(scaled.tolist())
 
 
-def prioritize_result(names: list[str], placements: list[HostPlacement] | None) -> list[HostPriority]:
-    """Scores in the order kube-scheduler sent the nodes; neutral for any node not scored."""
-    by_host = {placement.host: placement for placement in placements or []}
-    return [
-        HostPriority(
-            Host=name, Score=extender_score(by_host[name]) if name in by_host else NEUTRAL_EXTENDER_SCORE
-        )
-        for name in names
-    ]
-
-
-def neutral_reasons(placements: list[HostPlacement]) -> dict[str, Any]:
-    return {p.host: p.reason for p in placements if p.status != "scored"}
+def prioritize_result(names: list[str], scores: CandidateScores | None) -> HostPriorityList:
+    """Scores in the order kube-scheduler sent the nodes; neutral for every node when the pod is unknown."""
+    values = extender_scores(scores) if scores is not None else [NEUTRAL_EXTENDER_SCORE] * len(names)
+    return HostPriorityList.model_validate(
+        [{"Host": name, "Score": score} for name, score in zip(names, values, strict=True)]
+    )

@@ -3,6 +3,8 @@
 The extender is called with hundreds of nodes per pod, so a query must only read: every ingest re-encodes the
 targets it touched and the host (``Predictor.encode_profile`` / ``encode_host``) and publishes an immutable
 ``HostSnapshot`` by one reference assignment. A snapshot made with another champion is recomputed once.
+For the extender, ``index`` keeps every host's snapshot in one ``HostIndex`` per champion (rebuilt only
+after the hosts changed): a query finds hundreds of nodes by one dict lookup each, staleness on an array.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,6 +62,23 @@ class HostSnapshot:
     last_seen_wall: datetime
 
 
+@dataclass(frozen=True)
+class HostIndex:
+    """All hosts' snapshots for one champion, as of one generation of the store."""
+
+    model_key: str
+    generation: int
+    rows: dict[str, int]  # host -> row
+    snapshots: list[HostSnapshot]
+    last_seen: np.ndarray  # [H] monotonic seconds
+    batch: Any  # every snapshot's encoding stacked once (``Predictor.stack_hosts``); a query selects its rows
+
+    def lookup(self, hosts: Sequence[str]) -> np.ndarray:
+        """Row per host, -1 where unknown."""
+        rows = self.rows
+        return np.fromiter((rows.get(host, -1) for host in hosts), dtype=np.int64, count=len(hosts))
+
+
 @dataclass
 class HostState:
     host: str
@@ -84,6 +103,8 @@ class HostStore:
         self.clock = clock
         self.hosts: dict[str, HostState] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped under the lock whenever a host's snapshot or the host set changes
+        self._index: HostIndex | None = None
 
     def ingest(self, host: str, samples: list[IngestSample], placement: LoadedModel | None) -> list[str]:
         """Append samples to their windows, re-encode the touched host; returns the targets touched."""
@@ -110,6 +131,30 @@ class HostStore:
                 state.incumbent_encodings.pop(target, None)  # its window changed: encode again
             self._encode(state, placement)
         return sorted(touched)
+
+    def index(self, placement: LoadedModel) -> HostIndex:
+        """Every host's current snapshot for this champion; rebuilt only when a host changed since."""
+        key = placement.key
+        index = self._index
+        if index is not None and index.generation == self._generation and index.model_key == key:
+            return index
+        with self._lock:
+            snapshots: list[HostSnapshot] = []
+            for state in self.hosts.values():
+                if state.snapshot is None or state.snapshot.model_key != key:
+                    self._encode(state, placement)
+                assert state.snapshot is not None  # _encode always publishes one
+                snapshots.append(state.snapshot)
+            index = HostIndex(
+                model_key=key,
+                generation=self._generation,
+                rows={snapshot.host: row for row, snapshot in enumerate(snapshots)},
+                snapshots=snapshots,
+                last_seen=np.array([snapshot.last_seen for snapshot in snapshots], dtype=np.float64),
+                batch=placement.predictor.stack_hosts([snapshot.encoding for snapshot in snapshots]),
+            )
+            self._index = index
+        return index
 
     def snapshot(self, host: str, placement: LoadedModel | None) -> HostSnapshot | None:
         """The host's current snapshot for this champion (recomputed once after a swap); None if unknown."""
@@ -166,6 +211,7 @@ class HostStore:
                     state.incumbent_encodings[name] = cached
                 vectors.append(cached[1])
             encoding = placement.predictor.encode_host(vectors)
+        self._generation += 1
         state.snapshot = HostSnapshot(
             host=state.host,
             model_key=placement.key if placement else None,
@@ -179,3 +225,4 @@ class HostStore:
         if len(self.hosts) >= self.max_hosts:
             oldest = min(self.hosts.values(), key=lambda state: state.last_seen)
             del self.hosts[oldest.host]
+            self._generation += 1

@@ -2,18 +2,24 @@
 
 Predicted P per host and workload is what autoscalers read. Setting hundreds of labelled gauges inside an
 extender call would cost milliseconds (BentoML runs prometheus_client in multiprocess mode: each set writes a
-memory-mapped file), so requests only record the latest values in a dict and a daemon thread publishes them.
+memory-mapped file), so a request only hands its answer over as one batch of arrays (constant time, whatever
+the number of nodes) and a daemon thread expands the batches and publishes the values that changed.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from cotenant.serving.schemas import HostPlacement
 
 _METRICS: dict[str, Any] = {}  # one object per name per process: prometheus_client refuses duplicates
+SeriesKey = tuple[str, str, str]  # host, workload, role
 
 
 def _metric(kind: str, name: str, documentation: str, labels: tuple[str, ...], **options: Any) -> Any:
@@ -25,8 +31,37 @@ def _metric(kind: str, name: str, documentation: str, labels: tuple[str, ...], *
     return _METRICS[name]
 
 
+@dataclass(frozen=True)
+class PlacementBatch:
+    """One answer's predictions, as the request produced them: per host the newcomer's and the worst
+    incumbent's P (NaN where absent)."""
+
+    workload: str
+    hosts: Sequence[str]
+    newcomer_p: np.ndarray
+    worst_incumbent_p: np.ndarray
+
+    def supersedes(self, earlier: PlacementBatch) -> bool:
+        """Same workload and nodes: the earlier batch's values would all be overwritten by this one's."""
+        return self.workload == earlier.workload and (
+            self.hosts is earlier.hosts or list(self.hosts) == list(earlier.hosts)
+        )
+
+    def values(self) -> list[tuple[SeriesKey, float]]:
+        out: list[tuple[SeriesKey, float]] = []
+        for role, values in (("newcomer", self.newcomer_p), ("worst_incumbent", self.worst_incumbent_p)):
+            out.extend(
+                ((host, self.workload, role), value)
+                for host, value in zip(self.hosts, values.tolist(), strict=True)
+                if not math.isnan(value)
+            )
+        return out
+
+
 class ServiceMetrics:
-    def __init__(self, publish_interval_s: float = 2.0, max_series: int = 20_000) -> None:
+    def __init__(
+        self, publish_interval_s: float = 2.0, max_series: int = 20_000, max_batches: int = 1_000
+    ) -> None:
         self.predicted_performance = _metric(
             "Gauge",
             "cotenant_predicted_performance",
@@ -51,7 +86,10 @@ class ServiceMetrics:
             multiprocess_mode="mostrecent",
         )
         self.max_series = max_series
-        self._pending: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._pending: OrderedDict[SeriesKey, float] = OrderedDict()
+        # Past the bound the oldest batches are dropped: their values were superseded or are that old.
+        self._batches: deque[PlacementBatch] = deque(maxlen=max_batches)
+        self._published: OrderedDict[SeriesKey, float] = OrderedDict()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._publish_loop, args=(publish_interval_s,), daemon=True)
@@ -63,15 +101,19 @@ class ServiceMetrics:
             while len(self._pending) > self.max_series:
                 self._pending.popitem(last=False)
 
-    def placements(self, workload: str, placements: list[HostPlacement]) -> None:
+    def placement_batch(self, batch: PlacementBatch) -> None:
+        """Constant time on the request path; a batch for the same workload and nodes replaces the last."""
         with self._lock:
-            for placement in placements:
-                if placement.newcomer is not None:
-                    self._pending[(placement.host, workload, "newcomer")] = placement.newcomer.p
-                if placement.worst_incumbent is not None:
-                    self._pending[(placement.host, workload, "worst_incumbent")] = placement.worst_incumbent.p
-            while len(self._pending) > self.max_series:
-                self._pending.popitem(last=False)
+            if self._batches and batch.supersedes(self._batches[-1]):
+                self._batches[-1] = batch
+            else:
+                self._batches.append(batch)
+
+    def placements(self, workload: str, placements: list[HostPlacement]) -> None:
+        newcomer = [p.newcomer.p if p.newcomer is not None else math.nan for p in placements]
+        worst = [p.worst_incumbent.p if p.worst_incumbent is not None else math.nan for p in placements]
+        hosts = [p.host for p in placements]
+        self.placement_batch(PlacementBatch(workload, hosts, np.asarray(newcomer), np.asarray(worst)))
 
     def ingested(self, host: str, count: int) -> None:
         self.ingested_samples.labels(host).inc(count)
@@ -85,10 +127,22 @@ class ServiceMetrics:
                 self.champion_version.labels(task).set(int(version))
 
     def publish(self) -> None:
+        """Expand the batches in arrival order (the latest value per series wins); set what changed."""
         with self._lock:
             pending, self._pending = self._pending, OrderedDict()
-        for (host, workload, role), value in pending.items():
-            self.predicted_performance.labels(host, workload, role).set(value)
+            batches, self._batches = self._batches, deque(maxlen=self._batches.maxlen)
+        latest: dict[SeriesKey, float] = {}
+        for batch in batches:
+            latest.update(batch.values())
+        latest.update(pending)
+        for key, value in latest.items():
+            if self._published.get(key) == value:
+                continue
+            self.predicted_performance.labels(*key).set(value)
+            self._published[key] = value
+            self._published.move_to_end(key)
+            if len(self._published) > self.max_series:
+                self._published.popitem(last=False)
 
     def _publish_loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):

@@ -1,17 +1,26 @@
-"""Degradation and placement answers from champions and host state: plain functions, no HTTP."""
+"""Degradation and placement answers from champions and host state: plain functions, no HTTP.
+
+Two paths share the host lookup. ``score_hosts`` answers ``/score_placement`` with a full ``HostPlacement``
+(intervals, drivers) per host. ``score_candidates`` is the scheduler-extender path, called with hundreds of
+nodes per pod within kube-scheduler's timeout: it asks the predictor for medians only (no explanation
+variants) and keeps the answer as arrays, so no per-host object is built unless a node fails the filter.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from cotenant.serving.hosts import HostSnapshot, HostStore
+from cotenant.models.base import MEDIAN
+from cotenant.serving.hosts import HostIndex, HostSnapshot, HostStore
 from cotenant.serving.models import LoadedModel
 from cotenant.serving.schemas import EstimateView, HostPlacement
 
 NEUTRAL_SCORE = 0.5
+UNKNOWN_HOST_REASON = "no telemetry received for this host"
 
 
 def driving_resource(drivers: dict[str, float]) -> str | None:
@@ -33,6 +42,34 @@ def neutral(host: str, status: str, reason: str) -> HostPlacement:
     return HostPlacement(host=host, status=status, reason=reason, score=NEUTRAL_SCORE)
 
 
+@dataclass(frozen=True)
+class HostLookup:
+    """Candidates split into hosts to score (fresh snapshots, with their request positions) and the rest."""
+
+    positions: list[int]
+    snapshots: list[HostSnapshot]
+    unscored: dict[int, tuple[str, str]]  # request position -> (status, reason)
+
+
+def look_up_hosts(hosts: Sequence[str], store: HostStore, placement: LoadedModel) -> HostLookup:
+    """Unknown or stale hosts are set aside with a reason: a scheduler must never fail on our account."""
+    positions: list[int] = []
+    snapshots: list[HostSnapshot] = []
+    unscored: dict[int, tuple[str, str]] = {}
+    for position, host in enumerate(hosts):
+        snapshot = store.snapshot(host, placement)
+        if snapshot is None:
+            unscored[position] = ("unknown_host", UNKNOWN_HOST_REASON)
+        elif store.is_stale(snapshot.last_seen):
+            age = store.age_s(snapshot.last_seen)
+            reason = f"last telemetry {age:.0f}s ago (> {store.stale_after_s:g}s)"
+            unscored[position] = ("stale_host", reason)
+        else:
+            positions.append(position)
+            snapshots.append(snapshot)
+    return HostLookup(positions, snapshots, unscored)
+
+
 def score_hosts(
     newcomer: np.ndarray,
     hosts: Sequence[str],
@@ -40,33 +77,27 @@ def score_hosts(
     placement: LoadedModel,
     min_performance: float,
 ) -> list[HostPlacement]:
-    """Per candidate host: newcomer P, worst incumbent P, feasibility, score; sorted best first.
-
-    Unknown or stale hosts get the neutral score and a reason: a scheduler must never fail on our account.
-    """
-    results: list[HostPlacement] = []
-    scored: list[HostSnapshot] = []
-    for host in hosts:
-        snapshot = store.snapshot(host, placement)
-        if snapshot is None:
-            results.append(neutral(host, "unknown_host", "no telemetry received for this host"))
-        elif store.is_stale(snapshot.last_seen):
-            age = store.age_s(snapshot.last_seen)
-            results.append(
-                neutral(host, "stale_host", f"last telemetry {age:.0f}s ago (> {store.stale_after_s:g}s)")
-            )
-        else:
-            scored.append(snapshot)
-    if scored:
-        estimates = placement.predictor.score_placement(newcomer, [s.encoding for s in scored])
-        results.extend(
-            placement_result(snapshot, estimate, min_performance)
-            for snapshot, estimate in zip(scored, estimates, strict=True)
-        )
+    """Per candidate host: newcomer P, worst incumbent P, feasibility, score; sorted best first."""
+    found = look_up_hosts(hosts, store, placement)
+    results = [neutral(hosts[position], *why) for position, why in found.unscored.items()]
+    results.extend(explained_placements(newcomer, found.snapshots, placement, min_performance))
     # feasible first, then by score; unknown feasibility (neutral) between feasible and infeasible
     rank = {True: 0, None: 1, False: 2}
     results.sort(key=lambda r: (rank[r.feasible], -r.score, r.host))
     return results
+
+
+def explained_placements(
+    newcomer: np.ndarray, snapshots: Sequence[HostSnapshot], placement: LoadedModel, min_performance: float
+) -> list[HostPlacement]:
+    """Full answers (intervals and drivers) for hosts already known to be fresh."""
+    if not snapshots:
+        return []
+    estimates = placement.predictor.score_placement(newcomer, [s.encoding for s in snapshots])
+    return [
+        placement_result(snapshot, estimate, min_performance)
+        for snapshot, estimate in zip(snapshots, estimates, strict=True)
+    ]
 
 
 def placement_result(snapshot: HostSnapshot, estimate: Any, min_performance: float) -> HostPlacement:
@@ -86,4 +117,74 @@ def placement_result(snapshot: HostSnapshot, estimate: Any, min_performance: flo
         driving_resource=binding.driving_resource,
         feasible=score >= min_performance,
         score=min(1.0, max(0.0, score)),
+    )
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """The extender's answer per candidate, in request order, as arrays ``[H]``.
+
+    ``raw`` is the lower of the newcomer's and the worst incumbent's median P (what feasibility compares with
+    the minimum), ``score`` the same clipped to [0, 1]; both are ``NEUTRAL_SCORE`` where a host is not scored.
+    ``newcomer_p`` and ``worst_incumbent_p`` are NaN where absent.
+    """
+
+    hosts: Sequence[str]
+    newcomer: np.ndarray  # the workload's encoding, kept to explain the few nodes that fail the filter
+    placement: LoadedModel
+    index: HostIndex
+    rows: np.ndarray  # per candidate its row in the index, -1 where unknown
+    unscored: dict[int, tuple[str, str]]  # request position -> (status, reason)
+    scored: np.ndarray  # bool
+    raw: np.ndarray
+    score: np.ndarray
+    newcomer_p: np.ndarray
+    worst_incumbent_p: np.ndarray
+
+    def neutral_reasons(self) -> dict[str, str]:
+        return {self.hosts[position]: reason for position, (_, reason) in self.unscored.items()}
+
+    def explain(self, positions: Sequence[int], min_performance: float) -> list[HostPlacement]:
+        """Full answers (intervals, drivers, worst incumbent's name) for a few scored request positions."""
+        snapshots = [self.index.snapshots[self.rows[position]] for position in positions]
+        return explained_placements(self.newcomer, snapshots, self.placement, min_performance)
+
+
+def score_candidates(
+    newcomer: np.ndarray, hosts: Sequence[str], store: HostStore, placement: LoadedModel
+) -> CandidateScores:
+    """Medians only, vectorised: the same P and score as ``score_hosts`` without intervals or drivers."""
+    index = store.index(placement)
+    rows = index.lookup(hosts)
+    known = rows >= 0
+    last_seen = index.last_seen[rows] if index.snapshots else np.zeros(len(hosts))  # row -1: ignored below
+    age = store.clock() - last_seen
+    scored = known & (age <= store.stale_after_s)
+    unscored: dict[int, tuple[str, str]] = {}
+    for position in np.flatnonzero(~scored).tolist():  # only the few unknown or stale nodes
+        if not known[position]:
+            unscored[position] = ("unknown_host", UNKNOWN_HOST_REASON)
+        else:
+            reason = f"last telemetry {age[position]:.0f}s ago (> {store.stale_after_s:g}s)"
+            unscored[position] = ("stale_host", reason)
+    positions = np.flatnonzero(scored)
+    newcomer_p = np.full(len(hosts), np.nan)
+    worst_p = np.full(len(hosts), np.nan)
+    if len(positions):
+        quantiles, _, offsets = placement.predictor.score_placement_arrays(
+            newcomer, index.batch.select(rows[positions]), explain=False
+        )
+        medians = quantiles[:, MEDIAN].astype(np.float64)  # [R]: per host its newcomer row, then incumbents
+        starts = offsets[:-1]
+        incumbent_rows = medians.copy()
+        incumbent_rows[starts] = np.inf  # each host's segment keeps at least its newcomer row: never empty
+        worst = np.minimum.reduceat(incumbent_rows, starts)
+        worst[np.diff(offsets) == 1] = np.nan  # a host without incumbents
+        newcomer_p[positions] = medians[starts]
+        worst_p[positions] = worst
+    raw = np.minimum(newcomer_p, np.where(np.isnan(worst_p), 1.0, worst_p))
+    raw[~np.isfinite(raw)] = NEUTRAL_SCORE  # unscored hosts (NaN) and any non-finite prediction
+    clipped = np.clip(raw, 0.0, 1.0)
+    return CandidateScores(
+        hosts, newcomer, placement, index, rows, unscored, scored, raw, clipped, newcomer_p, worst_p
     )

@@ -111,3 +111,22 @@ def test_tabular_placement_baseline_scores_through_the_same_calls() -> None:
     forest = RandomForestRegressor(n_estimators=5, random_state=0).fit(x, rng.uniform(0.3, 1.0, 64))
     predictor = Predictor(_metadata("tabular", features, residual_quantiles=[-0.1, 0.1]), forest)
     _check_every_row(predictor, summaries)
+
+
+def test_selecting_hosts_from_a_stacked_batch_scores_like_stacking_them_alone() -> None:
+    """A service stacks its whole fleet once and selects each query's candidates (any order, repeats)."""
+    torch.manual_seed(3)
+    features = 8
+    predictor = Predictor(_metadata("neural", features), PlacementModel(features, PlacementConfig()).eval())
+    encoded = predictor.encode_summaries(
+        np.random.default_rng(3).normal(size=(9, features)).astype(np.float32)
+    )
+    fleet = [[1, 2], [], [3], [4, 5, 6], [7, 8]]
+    hosts = [predictor.encode_host([encoded[i] for i in host]) for host in fleet]
+    rows = np.array([3, 1, 4, 3, 0])
+    selected = predictor.stack_hosts(hosts).select(rows)
+    alone = predictor.stack_hosts([hosts[r] for r in rows])
+    got = predictor.score_placement_arrays(encoded[0], selected)
+    want = predictor.score_placement_arrays(encoded[0], alone)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -110,3 +110,20 @@ def test_the_oldest_host_is_evicted_at_the_bound(placement: LoadedModel) -> None
         store.ingest(host, samples("pod", 1), placement)
     assert sorted(store.hosts) == ["n2", "n3"]
     assert store.snapshot("n1", placement) is None
+
+
+def test_the_index_is_reused_until_a_host_changes(placement: LoadedModel) -> None:
+    store = HostStore(window_samples=10, stale_after_s=30, max_hosts=10)
+    store.ingest("node-1", samples("pod-a", 3), placement)
+    store.ingest("node-2", samples("pod-b", 3), placement)
+    index = store.index(placement)
+    assert index.lookup(["node-2", "node-x", "node-1"]).tolist() == [1, -1, 0]
+    assert index.snapshots[1] is store.snapshot("node-2", placement)
+    assert store.index(placement) is index  # nothing changed: no rebuild
+    store.ingest("node-1", samples("pod-a", 1, start=3), placement)
+    rebuilt = store.index(placement)
+    assert rebuilt is not index and rebuilt.snapshots[0] is store.snapshot("node-1", placement)
+    challenger = LoadedModel("cotenant-placement", "2", placement_predictor(2))
+    swapped = store.index(challenger)
+    assert swapped.model_key == challenger.key
+    assert all(snapshot.model_key == challenger.key for snapshot in swapped.snapshots)

@@ -46,7 +46,12 @@ def feed(client: TestClient, host: str, seed: int = 1) -> None:
 def test_probes_and_openapi(client: TestClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
-    paths = client.get("/docs.json").json()["paths"]
+    document = client.get("/docs.json").json()
+    paths = document["paths"]
+    reply = paths["/prioritize"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert reply["type"] == "array"  # the extender protocol's [{"Host", "Score"}], documented as such
+    item = document["components"]["schemas"]["HostPriority"]
+    assert set(item["properties"]) == {"Host", "Score"} and item["properties"]["Score"]["maximum"] == 10
     for route in (
         "/ingest",
         "/register_profile",

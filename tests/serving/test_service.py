@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from bentoml.exceptions import NotFound, ServiceUnavailable
 from conftest import fixture_json, ingest_payload, profile_payload
+from cotenant.serving import scoring
 from cotenant.serving.extender import ExtenderArgs
 from cotenant.serving.schemas import (
     DegradationRequest,
@@ -96,11 +97,44 @@ def test_extender_verbs_on_a_recorded_request(service: Any) -> None:
     args = ExtenderArgs.model_validate(
         {"Pod": fixture_json("pod.json"), "Nodes": fixture_json("nodelist.json")}
     )
-    scores = service.prioritize_nodes(args)
+    scores = service.prioritize_nodes(args).root
     assert [s.Host for s in scores] == ["node-a", "node-b", "node-c"]
     assert all(0 <= s.Score <= 10 for s in scores) and scores[2].Score == 5  # node-c: no telemetry
     result = service.filter_nodes(args)
     assert result.FailedNodes == {} and len(result.Nodes.items) == 3  # min P 0.05 is met everywhere
+
+
+def test_extender_scores_match_the_explained_placement_answer(service: Any) -> None:
+    """The extender's vectorised medians-only path gives the scores /score_placement gives."""
+    for host, seed, intensity in (("node-a", 1, 0.3), ("node-b", 2, 3.0), ("node-c", 3, 1.0)):
+        feed(service, host, seed, intensity)
+    register(service, "web")
+    hosts = ["node-a", "node-x", "node-b", "node-c"]
+    placement = service.champions.champions.placement
+    newcomer = service.profiles.encoding(service.profiles.get("web"), placement)
+    fast = scoring.score_candidates(newcomer, hosts, service.hosts, placement)
+    full = {p.host: p for p in scoring.score_hosts(newcomer, hosts, service.hosts, placement, 0.0)}
+    assert fast.scored.tolist() == [True, False, True, True]
+    assert fast.neutral_reasons() == {"node-x": full["node-x"].reason}
+    for position, host in enumerate(hosts):
+        expected = full[host]
+        assert fast.score[position] == pytest.approx(expected.score, abs=1e-6)
+        if expected.newcomer is not None:
+            assert fast.newcomer_p[position] == pytest.approx(expected.newcomer.p, abs=1e-6)
+            assert expected.worst_incumbent is not None
+            assert fast.worst_incumbent_p[position] == pytest.approx(expected.worst_incumbent.p, abs=1e-6)
+
+
+def test_filter_explains_the_nodes_it_fails(service: Any) -> None:
+    feed(service, "node-a", 1)
+    register(service, "web")
+    pod = fixture_json("pod.json")
+    pod["metadata"]["annotations"]["cotenant.io/min-performance"] = "1.0"  # nothing can meet it
+    args = ExtenderArgs.model_validate({"Pod": pod, "NodeNames": ["node-a", "node-b"]})
+    result = service.filter_nodes(args)
+    assert result.NodeNames == ["node-b"]  # node-b has no telemetry: it passes
+    reason = result.FailedNodes["node-a"]
+    assert "newcomer P" in reason and "worst incumbent kubepods/pod" in reason and "driven by" in reason
 
 
 def test_unknown_profile_is_neutral_never_an_error(service: Any) -> None:
@@ -108,7 +142,7 @@ def test_unknown_profile_is_neutral_never_an_error(service: Any) -> None:
     pod = fixture_json("pod.json")
     pod["metadata"]["labels"]["cotenant.io/profile"] = "never-registered"
     args = ExtenderArgs.model_validate({"Pod": pod, "NodeNames": ["node-a", "node-b"]})
-    assert [s.Score for s in service.prioritize_nodes(args)] == [5, 5]
+    assert [s.Score for s in service.prioritize_nodes(args).root] == [5, 5]
     assert service.filter_nodes(args).NodeNames == ["node-a", "node-b"]
 
 
@@ -124,7 +158,7 @@ def test_not_ready_without_champions(service_env: dict[str, str], monkeypatch: p
                 ScorePlacementRequest.model_validate({"workload": {"profile_id": "w"}, "hosts": ["h"]})
             )
         args = ExtenderArgs.model_validate({"Pod": fixture_json("pod.json"), "NodeNames": ["node-a"]})
-        assert instance.prioritize_nodes(args)[0].Score == 5  # the extender stays neutral, never fails
+        assert instance.prioritize_nodes(args).root[0].Score == 5  # the extender stays neutral, never fails
     finally:
         instance.champions.stop()
         instance.metrics.stop()

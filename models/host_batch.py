@@ -1,0 +1,114 @@
+"""Host state for scheduler-time scoring: per-host encodings, and candidate hosts stacked for fast queries.
+
+The placement head's first layer is linear in ``[own, sum of the others, count]``, so everything that depends
+only on the hosts is computed when they are stacked; a query adds the newcomer's share and runs the rest of
+the head over all rows at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Dividing the neighbour count keeps the count input on the embeddings' scale (the placement head's input).
+COUNT_SCALE = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class HostEncoding:
+    """A host's incumbents, encoded ahead of time: cache it per host and rebuild when the host changes."""
+
+    embeddings: np.ndarray  # [K, V, E]: per incumbent, per explanation variant (0 = nothing occluded)
+    total: np.ndarray  # [V, E]: DeepSets sum over incumbents
+
+    @property
+    def count(self) -> int:
+        return int(self.embeddings.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class HostBatch:
+    """Candidate hosts stacked once per host-state version (``Predictor.stack_hosts``): a query is then a few
+    array operations, with no per-host Python work. Rows are host-major: host h's newcomer row, then its
+    incumbents."""
+
+    counts: np.ndarray  # [H] incumbents per host
+    totals: np.ndarray  # [H, V, E]
+    incumbents: np.ndarray  # [sumK, V, E]
+    owner: np.ndarray  # [sumK] host of every incumbent row
+    order: np.ndarray  # [H + sumK] (newcomer rows, then incumbent rows) -> host-major
+    offsets: np.ndarray  # [H + 1] first row of each host
+    # Neural head only: the first layer's pre-activation without the newcomer's share, [H, V, Hd] for the
+    # newcomer rows and [sumK, V, Hd] for incumbent rows (the layer is linear, so the newcomer adds later).
+    host_part: np.ndarray | None = None
+    incumbent_part: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.shape[0])
+
+    def select(self, rows: np.ndarray) -> HostBatch:
+        """The hosts at ``rows`` (in that order) as their own batch: gathers only, no re-encoding."""
+        counts = self.counts[rows]
+        first_incumbent = (np.cumsum(self.counts) - self.counts)[rows]
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        taken = np.repeat(first_incumbent, counts) + within  # incumbent rows of the selected hosts
+        owner = np.repeat(np.arange(len(rows)), counts)
+        offsets = np.concatenate([[0], np.cumsum(counts + 1)])
+        order = np.empty(len(rows) + len(taken), dtype=np.int64)
+        order[offsets[:-1]] = np.arange(len(rows))
+        order[offsets[owner] + 1 + within] = len(rows) + np.arange(len(taken))
+        return HostBatch(
+            counts,
+            self.totals[rows],
+            self.incumbents[taken],
+            owner,
+            order,
+            offsets,
+            None if self.host_part is None else self.host_part[rows],
+            None if self.incumbent_part is None else self.incumbent_part[taken],
+        )
+
+
+def stack_hosts(
+    hosts: Sequence[HostEncoding], width: tuple[int, int], head_weights: dict[str, np.ndarray] | None
+) -> HostBatch:
+    """Stack ``hosts`` (each ``[K, V, E]``); with the neural head's weights, precompute its host-only part."""
+    counts = np.fromiter((h.count for h in hosts), dtype=np.int64, count=len(hosts))
+    totals = np.stack([h.total for h in hosts]) if hosts else np.zeros((0, *width), np.float32)
+    members = [h.embeddings for h in hosts if h.count]
+    incumbents = np.concatenate(members) if members else np.zeros((0, *width), np.float32)
+    owner = np.repeat(np.arange(len(hosts)), counts)
+    order = np.argsort(np.concatenate([np.arange(len(hosts)), owner]), kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(counts + 1)])
+    if head_weights is None:
+        return HostBatch(counts, totals, incumbents, owner, order, offsets)
+    w_own, w_others, w_count, bias = _first_layer(head_weights, totals.shape[-1])
+    # newcomer row of host h: W_own n + W_others total_h + w_count K_h + b
+    host_part = totals @ w_others.T + (counts / COUNT_SCALE)[:, None, None] * w_count + bias
+    # incumbent j of host h sees total_h - e_j + n among the others, and K_h others
+    incumbent_part = incumbents @ (w_own - w_others).T + host_part[owner]
+    return HostBatch(counts, totals, incumbents, owner, order, offsets, host_part, incumbent_part)
+
+
+def neural_head_rows(
+    head_weights: dict[str, np.ndarray], new: np.ndarray, batch: HostBatch, variants: int
+) -> np.ndarray:
+    """The neural head from a batch's precomputed part -> ``[H + sumK, V, Q]`` (newcomer rows, incumbents)."""
+    if batch.host_part is None or batch.incumbent_part is None:
+        raise ValueError("this host batch was stacked without the neural head's weights")
+    w_own, w_others, _, _ = _first_layer(head_weights, new.shape[-1])
+    hidden = np.concatenate(
+        [batch.host_part[:, :variants] + new @ w_own.T, batch.incumbent_part[:, :variants] + new @ w_others.T]
+    )
+    logits = np.maximum(hidden, 0.0) @ head_weights["out.out.weight"].T + head_weights["out.out.bias"]
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _first_layer(
+    head_weights: dict[str, np.ndarray], embedding: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    weight, bias = head_weights["hidden.weight"], head_weights["hidden.bias"]
+    return weight[:, :embedding], weight[:, embedding : 2 * embedding], weight[:, -1], bias
