@@ -52,7 +52,7 @@ seed = 7
 kinds = ["tpu", "gpu"]
 policies = ["first_fit", "best_fit", "worst_fit", "depth_first", "breadth_first"]
 output_json = "edge_fleet_sizing.json"  # key values for tests and downstream reports
-figures_dir = ""  # where PNG charts go; empty = next to output_json
+figures_dir = ""  # where PNG charts go (empty: next to output_json)
 
 # %%
 WORKLOADS = {"gpu": "gpu_workload1.yaml", "tpu": "edgetpu_workload1.yaml"}
