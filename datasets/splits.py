@@ -84,9 +84,14 @@ class FeatureStats:
     names: list[str]
     mean: np.ndarray  # [F] float64
     std: np.ndarray  # [F] float64
+    # Standardised values are clipped to +-clip: a held-out application can sit tens of standard
+    # deviations out on a metric the training applications barely touch, and neural models extrapolate
+    # wildly there (trees do not). On `bundled`, leave-applications-out, cloudformer's MAE fell from 19.0
+    # to 13.7 pp with clip 3.
+    clip: float | None = None
 
     @classmethod
-    def fit(cls, frame: pl.DataFrame, columns: list[str]) -> FeatureStats:
+    def fit(cls, frame: pl.DataFrame, columns: list[str], clip: float | None = None) -> FeatureStats:
         # One select, NaN treated as missing per column: no cleaned copy of the (wide) frame is made.
         has_nan = frame.select(pl.col(columns).cast(pl.Float64).is_nan().any()).row(0)
 
@@ -109,7 +114,7 @@ class FeatureStats:
         std = np.array([np.nan if v is None else v for v in stats[n:]], dtype=np.float64)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std) & (std > 1e-12 * np.maximum(1.0, np.abs(mean))), std, 1.0)
-        return cls(list(columns), mean, std)
+        return cls(list(columns), mean, std, clip)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """``values [..., F]`` -> normalised float32, missing (NaN) as 0; works in place on float32 input."""
@@ -119,11 +124,14 @@ class FeatureStats:
         # One cheap reduction tells whether any NaN/inf is there (they propagate); only then find them.
         if not np.isfinite(out.sum(dtype=np.float64)):
             out[~np.isfinite(out)] = 0.0
+        if self.clip is not None:
+            np.clip(out, -self.clip, self.clip, out=out)
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"names": self.names, "mean": self.mean.tolist(), "std": self.std.tolist()}
+        return {"names": self.names, "mean": self.mean.tolist(), "std": self.std.tolist(), "clip": self.clip}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
-        return cls(list(data["names"]), np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"]))
+        mean, std = np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64)
+        return cls(list(data["names"]), mean, std, data.get("clip"))  # artifacts before clipping: none

@@ -115,11 +115,15 @@ class TaskData:
 
 
 def build_monitoring(
-    table: RunTable, split: Split, include_host: bool = True, max_steps: int | None = None
+    table: RunTable,
+    split: Split,
+    include_host: bool = True,
+    max_steps: int | None = None,
+    clip: float | None = None,
 ) -> TaskData:
     features = monitoring_features(table, include_host)
     train_rows = table.telemetry.filter(pl.col("run_id").is_in(pl.Series(split.train_runs).implode()))
-    stats = FeatureStats.fit(train_rows, features)
+    stats = FeatureStats.fit(train_rows, features, clip)
     return TaskData(
         MonitoringDataset(table, split.train_runs, stats, max_steps),
         MonitoringDataset(table, split.test_runs, stats, max_steps),
@@ -128,7 +132,7 @@ def build_monitoring(
     )
 
 
-def build_placement(table: RunTable, split: Split) -> TaskData:
+def build_placement(table: RunTable, split: Split, clip: float | None = None) -> TaskData:
     """Runs without a target profile are left out (CloudPerfTrace has none at all)."""
     with_profile = set(table.runs.filter(pl.col("target_profile").is_not_null())["run_id"])
     train = [r for r in split.train_runs if r in with_profile]
@@ -139,7 +143,7 @@ def build_placement(table: RunTable, split: Split) -> TaskData:
     train_runs = table.runs.filter(pl.col("run_id").is_in(pl.Series(train).implode()))
     used = set(train_runs["target_profile"]) | set(train_runs["neighbour_profiles"].explode().drop_nulls())
     names, summary = profile_summaries(table.profiles, table.profile_metrics)
-    stats = FeatureStats.fit(summary.filter(pl.col("profile_id").is_in(list(used))), names)
+    stats = FeatureStats.fit(summary.filter(pl.col("profile_id").is_in(list(used))), names, clip)
     k = int(table.runs["n_neighbours"].max() or 1)
     return TaskData(
         PlacementDataset(table, train, stats, k), PlacementDataset(table, test, stats, k), stats, split

@@ -29,6 +29,8 @@ class TrainConfig(BaseModel):
     batch_size: int = 32
     max_steps: int = 128  # seconds per run kept (the first ones); positional table size
     include_host: bool = True
+    # Standardised inputs clipped to +-input_clip (cotenant.datasets FeatureStats); None keeps them as is.
+    input_clip: float | None = 3.0
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig())
     seed: int = 0  # weights, data order and the leave-applications-out split
     split: Literal["apps", "time", "none"] = "apps"

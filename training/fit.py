@@ -84,7 +84,9 @@ def _fit_monitoring(
 ) -> FitOutcome:
     from cotenant.datasets.torch_data import build_monitoring, collate_monitoring
 
-    data = build_monitoring(table, split, include_host=cfg.include_host, max_steps=cfg.max_steps)
+    data = build_monitoring(
+        table, split, include_host=cfg.include_host, max_steps=cfg.max_steps, clip=cfg.input_clip
+    )
     features = list(data.stats.names)
     shape = DataShape(len(features), 0, cfg.max_steps)
     model_cfg = model_config(spec, cfg)
@@ -138,7 +140,7 @@ def _fit_placement(
 ) -> FitOutcome:
     from cotenant.datasets.torch_data import build_placement, collate_placement
 
-    data = build_placement(table, split)
+    data = build_placement(table, split, clip=cfg.input_clip)
     names = list(data.stats.names)  # "<metric>__<stat>"
     model_cfg = model_config(spec, cfg)
     shape = DataShape(0, len(names), cfg.max_steps)

@@ -75,3 +75,17 @@ def test_constant_and_missing_columns_are_safe() -> None:
     out = stats.transform(np.array([[3.0, np.nan, np.nan], [4.0, 5.0, 3.0]]))
     np.testing.assert_allclose(out, [[0.0, 0.0, 0.0], [1.0, 5.0, 1.0]])
     assert FeatureStats.from_dict(stats.to_dict()).names == stats.names
+
+
+def test_clip_bounds_far_out_values_and_survives_the_artifact() -> None:
+    train = pl.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 1.0, 1.0, 2.0]})
+    stats = FeatureStats.fit(train, ["a", "b"], clip=3.0)
+    held_out = np.array([[1.5, 1.0], [1000.0, -500.0]])  # an application far outside the training range
+    out = stats.transform(held_out.copy())
+    unclipped = FeatureStats.fit(train, ["a", "b"]).transform(held_out.copy())
+    np.testing.assert_allclose(out[0], unclipped[0], rtol=1e-6)  # in range: untouched
+    assert out[1].tolist() == [3.0, -3.0] and abs(unclipped[1]).min() > 100
+    again = FeatureStats.from_dict(stats.to_dict())
+    np.testing.assert_array_equal(again.transform(held_out.copy()), out)
+    legacy = {k: v for k, v in stats.to_dict().items() if k != "clip"}  # artifacts written before clipping
+    assert FeatureStats.from_dict(legacy).clip is None
