@@ -113,7 +113,18 @@ def apply_alias_rules(
         client.set_registered_model_alias(name, "champion", version)
         return "champion"
     if score_champion is not None:
-        champion_mae = score_champion(champion)
+        try:
+            champion_mae = score_champion(champion)
+        except (ValueError, TypeError, KeyError, FileNotFoundError) as error:
+            # Written by an incompatible version of the code (or its files are gone): this code cannot serve
+            # it either, so keeping it as champion would leave the service without a model.
+            import logging
+
+            reason = f"v{champion.version} cannot be loaded by this code: {type(error).__name__}: {error}"
+            logging.getLogger(__name__).warning("%s champion %s; promoting v%s", name, reason, version)
+            client.set_model_version_tag(name, version, "replaced_unloadable_champion", reason[:4000])
+            client.set_registered_model_alias(name, "champion", version)
+            return "champion"
     elif champion.tags.get("evaluation") == evaluation_key:
         champion_mae = float(champion.tags.get("mae_pp", "inf"))
     else:

@@ -66,3 +66,29 @@ def test_champion_rescored_on_the_new_evaluation(client: MlflowClient) -> None:
     assert scored == [first]
     tags = client.get_model_version(name, second).tags
     assert tags["mae_pp"] == "10.000000" and tags["champion_mae_pp_same_evaluation"] == "12.000000"
+
+
+def test_a_champion_this_code_cannot_load_is_replaced_and_the_reason_kept(client: MlflowClient) -> None:
+    name = "cotenant-placement"
+    old = _version(client, name)
+    apply_alias_rules(client, name, old, "digestA:apps-seed0", 5.0, None)
+    new = _version(client, name)
+
+    def unloadable(champion: object) -> float:
+        raise ValueError("PlacementConfig: extra inputs are not permitted (input_clip)")
+
+    assert apply_alias_rules(client, name, new, "digestA:apps-seed0", 9.0, unloadable) == "champion"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == new
+    reason = client.get_model_version(name, new).tags["replaced_unloadable_champion"]
+    assert f"v{old}" in reason and "input_clip" in reason
+
+
+def test_other_errors_while_rescoring_the_champion_are_not_swallowed(client: MlflowClient) -> None:
+    name = "cotenant-monitoring"
+    apply_alias_rules(client, name, _version(client, name), "k", 5.0, None)
+
+    def broken(champion: object) -> float:
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        apply_alias_rules(client, name, _version(client, name), "k", 4.0, broken)
