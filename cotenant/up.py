@@ -99,6 +99,7 @@ def up(
     from cotenant.datasets import load_source
     from cotenant.demo import FleetFeeder, build_fleet, example_requests, register_profiles
     from cotenant.paths import cotenant_home, default_tracking_uri
+    from cotenant.processes import wait_interruptibly
 
     console = Console()
     home, tracking_uri = cotenant_home(), default_tracking_uri()
@@ -154,7 +155,7 @@ def up(
             return
         console.print("\nPress Ctrl-C to stop.")
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        process.wait()
+        wait_interruptibly(process)
     except KeyboardInterrupt:
         console.print("stopping")
     finally:

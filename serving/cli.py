@@ -91,6 +91,8 @@ def run_until_stopped(command: list[str], env: dict[str, str]) -> int:
     Without this a supervisor's SIGTERM ends only this process and leaves ``bentoml serve`` and its workers
     running, holding the port.
     """
+    from cotenant.processes import wait_interruptibly
+
     server = subprocess.Popen(command, env=env)
 
     def forward(signum: int, frame: object) -> None:
@@ -98,7 +100,7 @@ def run_until_stopped(command: list[str], env: dict[str, str]) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return server.wait()
+        return wait_interruptibly(server)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,12 +1,15 @@
-"""The main job end to end on a fresh state directory: trains champions, serves, and its examples succeed."""
+"""The main job end to end on a fresh state directory: trains champions, serves, its examples succeed, and
+Ctrl-C stops it with everything it started."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +23,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run_up(home: Path, port: int) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COTENANT_HOME": str(home)}
+def up_command(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "cotenant.cli", "up", "--epochs", "1", "--port", str(port), *extra]
+
+
+def up_env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "COTENANT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    command = [sys.executable, "-m", "cotenant.cli", "up", "--once", "--epochs", "1", "--port", str(port)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
+    return env
+
+
+def run_up(home: Path, port: int) -> subprocess.CompletedProcess[str]:
+    command = up_command(port, "--once")
+    return subprocess.run(command, env=up_env(home), capture_output=True, text=True, timeout=900, check=False)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
@@ -40,3 +56,27 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
     second = run_up(tmp_path, free_port())  # reuses the registry: no training the second time
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "reusing them" in second.stdout and "training" not in second.stdout
+
+    # Ctrl-C (SIGINT to the foreground process group, as a terminal sends it) stops the job and its service.
+    port = free_port()
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        job = subprocess.Popen(
+            up_command(port),
+            env=up_env(tmp_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "Press Ctrl-C to stop" not in log.read_text() and time.monotonic() < deadline:
+            assert job.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert listening(port), log.read_text()[-3000:]
+        os.killpg(job.pid, signal.SIGINT)
+        assert job.wait(timeout=60) == 0, log.read_text()[-3000:]
+        assert not listening(port)  # the service and its workers went with it
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
