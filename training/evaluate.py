@@ -15,7 +15,13 @@ from cotenant.datasets.splits import leave_applications_out
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
-from cotenant.training.learning_curve import curves_markdown, plot_curves, targets, targets_markdown
+from cotenant.training.learning_curve import (
+    constant_reference,
+    curves_markdown,
+    plot_curves,
+    targets,
+    targets_markdown,
+)
 from cotenant.training.metrics import BAND_NAMES, error_bands, errors_pp, mean_std, per_application
 from cotenant.training.run import data_digest
 
@@ -68,6 +74,7 @@ def evaluate_models(
             "per_application": per_application(predicted, labels, apps_all),
             "error_bands": error_bands(predicted, labels),
         }
+    report["constant_reference"] = constant_reference(table, seeds)
     report["targets"] = targets(report)
     return report
 
