@@ -79,6 +79,22 @@ def main() -> None:
     with torch.inference_mode():
         full = median_ms(lambda: cloudformer.model(x, mask), max(3, args.repeats // 10))
 
+    # The placement-task baseline through the same cached path (its summaries are its embeddings).
+    forest = train(
+        TrainConfig(model="placement-forest", source=args.data, progress=False, tracking_uri="none"), table
+    ).outcome.predictor
+    forest_encoded = forest.encode_summaries(summaries)
+    forest_batch = forest.stack_hosts(
+        [
+            forest.encode_host(list(forest_encoded[1 + h * args.incumbents : 1 + (h + 1) * args.incumbents]))
+            for h in range(args.hosts)
+        ]
+    )
+    forest_ms = median_ms(
+        lambda: forest.score_placement_arrays(forest_encoded[0], forest_batch, explain=False),
+        max(3, args.repeats // 10),
+    )
+
     m = monitoring.metrics
     print(
         f"placement scoring, {args.hosts} hosts x {args.incumbents} incumbents (cached encodings), median ms:"
@@ -88,6 +104,7 @@ def main() -> None:
     print(f"  host list, P only (stack+score){unstacked:8.3f}")
     print(f"  Estimate objects + drivers     {objects:8.3f}")
     print(f"  stacking {args.hosts} hosts (per host-state change) {stack:8.3f}")
+    print(f"  placement-forest baseline, stacked hosts, P only {forest_ms:8.3f}")
     print(
         f"  baseline: {args.hosts} cloudformer forwards (batched, T={steps}) {full:8.1f}  "
         f"ratio {full / arrays:.0f}x"
