@@ -94,6 +94,8 @@ def gauge(name: str, unit: str, source: str, group: MetricGroup, description: st
     return MetricSpec(name, unit, source, MetricKind.GAUGE, description, group)
 
 
+Parser = Callable[[str], dict[str, float]]
+
 # Settings files (limits, weights, quotas, cpusets) change only when someone writes them: re-read this often.
 SETTINGS_REFRESH_SECONDS = 10.0
 READ_CHUNK = 1 << 16  # kernel seq_files fill the whole buffer, so a short read is the end of the file
@@ -148,6 +150,21 @@ class KernelFiles:
         self._fds: dict[str, int] = {}
         self._absent: dict[str, float] = {}  # path -> monotonic time of the next attempt
         self._settings: dict[str, tuple[float, str]] = {}  # path -> (monotonic time read, text)
+        self._parsed: dict[str, tuple[str, dict[str, float]]] = {}  # path -> (text, what it parsed to)
+
+    def read_parsed(self, path: str, parse: Parser, setting: bool = False) -> dict[str, float] | None:
+        """``parse`` of the file's text (None when absent), reusing the last result while the text is the
+        same: settings, flags, idle counters and PSI of quiet cgroups rarely change. Callers must not
+        modify the returned dict."""
+        text = self.read_setting(path) if setting else self.read(path)
+        if text is None:
+            return None
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        values = parse(text)
+        self._parsed[path] = (text, values)
+        return values
 
     def read_setting(self, path: str) -> str | None:
         """Like ``read`` for a file an operator writes (a limit, a weight): re-read every
@@ -205,6 +222,8 @@ class KernelFiles:
             del self._absent[path]
         for path in [p for p in self._settings if p.startswith(prefix)]:
             del self._settings[path]
+        for path in [p for p in self._parsed if p.startswith(prefix)]:
+            del self._parsed[path]
 
     def open_count(self) -> int:
         return len(self._fds)
@@ -214,6 +233,7 @@ class KernelFiles:
             self._drop(path)
         self._absent.clear()
         self._settings.clear()
+        self._parsed.clear()
 
     def _drop(self, path: str) -> None:
         fd = self._fds.pop(path, None)
@@ -239,26 +259,6 @@ def parse_flat_keyed(text: str) -> dict[str, float]:
             number = parse_number(parts[1])
             if number is not None:
                 values[parts[0]] = number
-    return values
-
-
-def pick_value(text: str, key: str, name: str, scale: float) -> dict[str, float]:
-    """One ``key value`` line of a flat-keyed file as ``{name: value * scale}`` (empty when absent)."""
-    raw = parse_flat_keyed(text)
-    return {name: raw[key] * scale} if key in raw else {}
-
-
-def parse_pressure(text: str) -> dict[str, float]:
-    """PSI: ``some|full avg10=.. avg60=.. avg300=.. total=<usec>`` -> ``some_avg10`` .. ``full_total``.
-
-    ``total`` stays in microseconds here; callers convert to seconds. ``full`` may be absent (host cpu).
-    """
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        kind, *fields = line.split()
-        for field_text in fields:
-            key, _, number = field_text.partition("=")
-            values[f"{kind}_{key}"] = float(number)
     return values
 
 
@@ -293,21 +293,6 @@ def pressure_specs(prefix: str, source: str) -> list[MetricSpec]:
     return specs
 
 
-def pressure_values(prefix: str, resource: str, text: str) -> dict[str, float]:
-    """Parsed PSI text in the names of ``pressure_specs`` (averages as ratios, stall time in seconds)."""
-    values: dict[str, float] = {}
-    for key, number in parse_pressure(text).items():
-        kind, _, field_name = key.partition("_")
-        if field_name == "total":
-            values[f"{prefix}{resource}_pressure_{kind}_stall_seconds_total"] = number / 1e6
-        else:
-            values[f"{prefix}{resource}_pressure_{kind}_{field_name}_ratio"] = number / 100.0
-    return values
-
-
-Parser = Callable[[str], dict[str, float]]
-
-
 def read_cgroup_files(
     directory: Path | str,
     parsers: Mapping[str, Parser],
@@ -317,8 +302,8 @@ def read_cgroup_files(
     """Parse each file of ``parsers`` found in ``directory``; a vanished cgroup raises FileNotFoundError.
 
     With ``files`` the descriptors stay open between calls (see ``KernelFiles``) and the file names in
-    ``settings`` are re-read only every ``SETTINGS_REFRESH_SECONDS``; without, each file is opened and
-    closed (fixture trees, one-off reads).
+    ``settings`` are re-read only every ``SETTINGS_REFRESH_SECONDS`` and text unchanged since the last read
+    is not parsed again; without, each file is opened, closed and parsed (fixture trees, one-off reads).
     """
     base = str(directory)
     values: dict[str, float] = {}
@@ -327,16 +312,15 @@ def read_cgroup_files(
         path = f"{base}/{filename}"
         try:
             if files is None:
-                text: str | None = read_text(path)
-            elif filename in settings:
-                text = files.read_setting(path)
+                parsed: dict[str, float] | None = parse(read_text(path))
             else:
-                text = files.read(path)
-                read_now += text is not None
+                setting = filename in settings
+                parsed = files.read_parsed(path, parse, setting)
+                read_now += parsed is not None and not setting
         except OSError:
             continue  # absent (controller not enabled) or ENODEV while the cgroup is being removed: null
-        if text is not None:
-            values.update(parse(text))
+        if parsed:
+            values.update(parsed)
     if (files is None or not read_now) and not os.path.isdir(base):  # one stat only when nothing was read
         raise FileNotFoundError(f"cgroup directory {base} vanished")
     return values
@@ -395,6 +379,21 @@ class Source(ABC):
 
 class HostSource(Source):
     scope: Scope = "host"
+
+    def __init__(self, roots: Roots | None = None) -> None:
+        super().__init__(roots)
+        self.files = KernelFiles()  # /proc files kept open: opening one costs more than reading it
+
+    def read_proc(self, *parts: str) -> str:
+        """``<procfs>/<parts>`` through a kept descriptor; FileNotFoundError when it does not exist."""
+        path = "/".join((str(self.roots.procfs), *parts))
+        text = self.files.read(path)
+        if text is None:
+            raise FileNotFoundError(path)
+        return text
+
+    def close(self) -> None:
+        self.files.close()
 
     @abstractmethod
     def read(self) -> dict[str, float]:

@@ -6,6 +6,7 @@ this source is null there and ``cgroup_v2`` carries the equivalents.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from cotenant.collectors.base import (
@@ -17,9 +18,9 @@ from cotenant.collectors.base import (
     counter,
     gauge,
     parse_flat_keyed,
-    pick_value,
     read_cgroup_files,
 )
+from cotenant.collectors.keyed import keyed_parser
 
 SOURCE = "cgroup_v1_cpu"
 P = "cgroup_v1_"
@@ -81,14 +82,31 @@ def _specs(cpus: int) -> list[MetricSpec]:
     return specs
 
 
+@functools.cache
+def _per_cpu_columns(cpu: str) -> tuple[str, str]:
+    return f"{P}cpuacct_cpu{cpu}_user_seconds_total", f"{P}cpuacct_cpu{cpu}_system_seconds_total"
+
+
 def parse_cpuacct_usage_all(text: str) -> dict[str, float]:
-    """``cpu user system`` in nanoseconds per CPU."""
+    """``cpu user system`` in nanoseconds per CPU, and their sums over CPUs.
+
+    The sums are what ``cpuacct.usage_user`` / ``cpuacct.usage_sys`` report (the kernel adds the same
+    per-CPU values), so those two files are not read. ``cpuacct.usage`` is: on current kernels it is the
+    precise run time while user/system are tick-sampled, so it is not their sum.
+    """
     values: dict[str, float] = {}
+    user_total = system_total = 0.0
     for line in text.splitlines()[1:]:
         parts = line.split()
         if len(parts) == 3 and parts[0].isdigit():
-            values[f"{P}cpuacct_cpu{parts[0]}_user_seconds_total"] = float(parts[1]) * 1e-9
-            values[f"{P}cpuacct_cpu{parts[0]}_system_seconds_total"] = float(parts[2]) * 1e-9
+            user, system = float(parts[1]), float(parts[2])
+            user_name, system_name = _per_cpu_columns(parts[0])
+            values[user_name], values[system_name] = user * 1e-9, system * 1e-9
+            user_total += user
+            system_total += system
+    if values:
+        values[P + "cpuacct_user_seconds_total"] = user_total * 1e-9
+        values[P + "cpuacct_system_seconds_total"] = system_total * 1e-9
     return values
 
 
@@ -99,9 +117,7 @@ def parse_cpuacct_stat(text: str) -> dict[str, float]:
     }
 
 
-def parse_cpu_stat(text: str) -> dict[str, float]:
-    raw = parse_flat_keyed(text)
-    return {P + CPU_STAT[k][0]: v * CPU_STAT[k][1] for k, v in raw.items() if k in CPU_STAT}
+parse_cpu_stat = keyed_parser({k: (P + metric, scale) for k, (metric, scale, _, _) in CPU_STAT.items()})
 
 
 def parse_cpu_list(text: str) -> int:
@@ -130,16 +146,12 @@ def parse_quota(quota_text: str, period_text: str) -> dict[str, float]:
 
 CPUACCT_FILES = {
     "cpuacct.usage": _scaled(P + "cpuacct_usage_seconds_total", 1e-9),
-    "cpuacct.usage_user": _scaled(P + "cpuacct_user_seconds_total", 1e-9),
-    "cpuacct.usage_sys": _scaled(P + "cpuacct_system_seconds_total", 1e-9),
     "cpuacct.usage_all": parse_cpuacct_usage_all,
     "cpuacct.stat": parse_cpuacct_stat,
 }
 CPU_FILES = {
     "cpu.stat": parse_cpu_stat,
-    "cpu.stat.local": lambda t: pick_value(
-        t, "throttled_time", P + "cpu_local_throttled_seconds_total", 1e-9
-    ),
+    "cpu.stat.local": keyed_parser({"throttled_time": (P + "cpu_local_throttled_seconds_total", 1e-9)}),
     "cpu.cfs_period_us": _scaled(P + "cpu_period_seconds", 1e-6),
     "cpu.shares": _scaled(P + "cpu_shares", 1.0),
 }
@@ -150,7 +162,7 @@ CPUSET_FILES = {
 PIDS_FILES = {
     "pids.current": _scaled(P + "pids_current", 1.0),
     "pids.max": _scaled(P + "pids_max", 1.0),
-    "pids.events": lambda t: pick_value(t, "max", P + "pids_max_events_total", 1.0),
+    "pids.events": keyed_parser({"max": (P + "pids_max_events_total", 1.0)}),
 }
 # written by operators only: re-read every SETTINGS_REFRESH_SECONDS
 SETTINGS = frozenset(

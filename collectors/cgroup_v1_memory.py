@@ -6,6 +6,8 @@ hierarchical (this cgroup and its descendants) and kept apart from the cgroup's 
 
 from __future__ import annotations
 
+import functools
+
 from cotenant.collectors.base import (
     CGROUP_SOURCES,
     CgroupSource,
@@ -14,10 +16,10 @@ from cotenant.collectors.base import (
     MetricSpec,
     counter,
     gauge,
-    parse_flat_keyed,
     parse_number,
     read_cgroup_files,
 )
+from cotenant.collectors.keyed import keyed_parser
 
 SOURCE = "cgroup_v1_memory"
 P = "cgroup_v1_memory_"
@@ -119,39 +121,48 @@ def _specs(numa_nodes: int) -> list[MetricSpec]:
     return specs
 
 
-def parse_memory_stat(text: str) -> dict[str, float]:
-    raw = parse_flat_keyed(text)  # unlimited sentinels are dropped there
-    values: dict[str, float] = {}
-    for prefix in ("", "total_"):
-        values.update({f"{P}{prefix}{k}_bytes": raw[prefix + k] for k in STAT_BYTES if prefix + k in raw})
-        values.update({f"{P}{prefix}{k}_total": raw[prefix + k] for k in STAT_EVENTS if prefix + k in raw})
-    values.update({f"{P}{k}_bytes": raw[k] for k in LIMITS if k in raw})
-    return values
+# memory.stat key -> (column, factor); the cgroup's own values and the hierarchical ``total_`` ones
+MEMORY_STAT_NAMES = {
+    **{f"{prefix}{k}": (f"{P}{prefix}{k}_bytes", 1.0) for prefix in ("", "total_") for k in STAT_BYTES},
+    **{f"{prefix}{k}": (f"{P}{prefix}{k}_total", 1.0) for prefix in ("", "total_") for k in STAT_EVENTS},
+    **{k: (f"{P}{k}_bytes", 1.0) for k in LIMITS},
+}
+parse_memory_stat = keyed_parser(MEMORY_STAT_NAMES)  # unlimited sentinels are left out there
+
+
+@functools.cache
+def _numa_column(key: str, node: str) -> str | None:
+    """memory.numa_stat ``key`` (``total``, ``hierarchical_file`` ...) on ``node`` (``N0``, or ``""`` for all
+    nodes) -> its column, None for keys not collected."""
+    hier = "hierarchical_" if key.startswith("hierarchical_") else ""
+    base = key.removeprefix("hierarchical_")
+    if base not in NUMA_KEYS:
+        return None
+    if not node:
+        return f"{P}numa_{hier}{base}_pages"
+    return f"{P}numa_node{node.removeprefix('N')}_{hier}{base}_pages"
 
 
 def parse_numa_stat(text: str) -> dict[str, float]:
     """``key=<pages> N0=<pages> N1=...`` lines."""
     values: dict[str, float] = {}
     for line in text.splitlines():
-        first, *nodes = line.split()
-        key, _, total = first.partition("=")
-        hier = "hierarchical_" if key.startswith("hierarchical_") else ""
-        base = key.removeprefix("hierarchical_")
-        if base not in NUMA_KEYS:
+        key, total, *nodes = line.replace("=", " ").split()
+        name = _numa_column(key, "")
+        if name is None:
             continue
-        values[f"{P}numa_{hier}{base}_pages"] = float(total)
-        for node_text in nodes:
-            node, _, pages = node_text.partition("=")
-            values[f"{P}numa_node{node.removeprefix('N')}_{hier}{base}_pages"] = float(pages)
+        values[name] = float(total)
+        pairs = iter(nodes)
+        for node, pages in zip(pairs, pairs, strict=False):
+            node_name = _numa_column(key, node)
+            if node_name is not None:
+                values[node_name] = float(pages)
     return values
 
 
-def parse_oom_control(text: str) -> dict[str, float]:
-    raw = parse_flat_keyed(text)
-    values = {P + "under_oom": raw["under_oom"]} if "under_oom" in raw else {}
-    if "oom_kill" in raw:
-        values[P + "oom_kills_total"] = raw["oom_kill"]
-    return values
+parse_oom_control = keyed_parser(
+    {"under_oom": (P + "under_oom", 1.0), "oom_kill": (P + "oom_kills_total", 1.0)}
+)
 
 
 def parse_blkio(text: str, unit: str) -> dict[str, float]:

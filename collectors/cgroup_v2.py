@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from cotenant.collectors.base import (
     CGROUP_SOURCES,
+    PRESSURE_RESOURCES,
     CgroupSource,
     CgroupTarget,
     MetricGroup,
     MetricSpec,
     counter,
     gauge,
-    parse_flat_keyed,
-    pick_value,
     pressure_specs,
-    pressure_values,
     read_cgroup_files,
 )
+from cotenant.collectors.keyed import keyed_parser, pressure_parser
 
 SOURCE = "cgroup_v2"
 P = "cgroup_"
@@ -141,9 +140,7 @@ def _specs() -> list[MetricSpec]:
     return specs + pressure_specs(P, SOURCE)
 
 
-def parse_cpu_stat(text: str) -> dict[str, float]:
-    raw = parse_flat_keyed(text)
-    return {P + CPU_STAT[k][0]: v * CPU_STAT[k][1] for k, v in raw.items() if k in CPU_STAT}
+parse_cpu_stat = keyed_parser({k: (P + metric, scale) for k, (metric, scale, _) in CPU_STAT.items()})
 
 
 def parse_cpu_max(text: str) -> dict[str, float]:
@@ -153,16 +150,13 @@ def parse_cpu_max(text: str) -> dict[str, float]:
     return {P + "cpu_max_cores": float(parts[0]) / float(parts[1])}
 
 
-def parse_memory_stat(text: str) -> dict[str, float]:
-    raw = parse_flat_keyed(text)
-    values = {f"{P}memory_{k}_bytes": raw[k] for k in MEMORY_STAT_BYTES if k in raw}
-    values.update({f"{P}memory_{k}_total": raw[k] for k in MEMORY_STAT_EVENTS if k in raw})
-    return values
-
-
-def parse_memory_events(text: str) -> dict[str, float]:
-    raw = parse_flat_keyed(text)
-    return {f"{P}memory_events_{k}_total": raw[k] for k in MEMORY_EVENTS if k in raw}
+parse_memory_stat = keyed_parser(
+    {
+        **{k: (f"{P}memory_{k}_bytes", 1.0) for k in MEMORY_STAT_BYTES},
+        **{k: (f"{P}memory_{k}_total", 1.0) for k in MEMORY_STAT_EVENTS},
+    }
+)
+parse_memory_events = keyed_parser({k: (f"{P}memory_events_{k}_total", 1.0) for k in MEMORY_EVENTS})
 
 
 def parse_io_stat(text: str) -> dict[str, float]:
@@ -182,10 +176,9 @@ def _single(text: str, name: str) -> dict[str, float]:
     return {} if value == "max" else {name: float(value)}
 
 
-def parse_cgroup_stat(text: str) -> dict[str, float]:
-    raw = parse_flat_keyed(text)
-    keys = {"nr_descendants": "descendants", "nr_dying_descendants": "dying_descendants"}
-    return {P + keys[k]: v for k, v in raw.items() if k in keys}
+parse_cgroup_stat = keyed_parser(
+    {"nr_descendants": (P + "descendants", 1.0), "nr_dying_descendants": (P + "dying_descendants", 1.0)}
+)
 
 
 FILES = {
@@ -201,15 +194,9 @@ FILES = {
     "io.stat": parse_io_stat,
     "pids.current": lambda t: _single(t, P + "pids_current"),
     "cgroup.stat": parse_cgroup_stat,
-    "cgroup.events": lambda t: {
-        P + k: v for k, v in parse_flat_keyed(t).items() if k in ("populated", "frozen")
-    },
-    "cpu.stat.local": lambda t: pick_value(
-        t, "throttled_usec", P + "cpu_local_throttled_seconds_total", 1e-6
-    ),
-    "cpu.pressure": lambda t: pressure_values(P, "cpu", t),
-    "memory.pressure": lambda t: pressure_values(P, "memory", t),
-    "io.pressure": lambda t: pressure_values(P, "io", t),
+    "cgroup.events": keyed_parser({k: (P + k, 1.0) for k in ("populated", "frozen")}),
+    "cpu.stat.local": keyed_parser({"throttled_usec": (P + "cpu_local_throttled_seconds_total", 1e-6)}),
+    **{f"{resource}.pressure": pressure_parser(P, resource) for resource in PRESSURE_RESOURCES},
 }
 
 SETTINGS = frozenset({"cpu.max", "cpu.weight", "memory.max", "memory.high"})  # written by operators only

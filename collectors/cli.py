@@ -5,6 +5,7 @@ Heavy imports (polars, the sources) happen inside the command so that ``cotenant
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -120,6 +121,9 @@ def collect(
     signal.signal(signal.SIGINT, request_stop)
     targets = len(config.cgroups) + len(config.cgroup_globs) + len(config.pids)
     console.print(f"collecting host + {targets} target selector(s) every {interval:g} s into {out}")
+    # Start-up objects (modules, specs, Polars) live as long as the process: keep them out of every
+    # garbage collection the sampling loop's short-lived dicts trigger.
+    gc.freeze()
     try:
         ticks = collector.run(stop)
     except OutputError as error:

@@ -11,7 +11,6 @@ from cotenant.collectors.base import (
     MetricSpec,
     counter,
     gauge,
-    read_text,
 )
 
 SOURCE = "host_cpu"
@@ -120,10 +119,10 @@ class HostCpuSource(HostSource):
         return specs
 
     def read(self) -> dict[str, float]:
-        values = parse_stat(read_text(self.roots.procfs / "stat"))
-        values.update(parse_loadavg(read_text(self.roots.procfs / "loadavg")))
+        values = parse_stat(self.read_proc("stat"))
+        values.update(parse_loadavg(self.read_proc("loadavg")))
         for name, parse in (("softirqs", parse_softirqs), ("schedstat", parse_schedstat)):
             # kernels without CONFIG_SCHEDSTATS have no /proc/schedstat
             with contextlib.suppress(FileNotFoundError):
-                values.update(parse(read_text(self.roots.procfs / name)))
+                values.update(parse(self.read_proc(name)))
         return values

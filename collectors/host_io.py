@@ -11,7 +11,6 @@ from cotenant.collectors.base import (
     MetricSpec,
     counter,
     gauge,
-    read_text,
 )
 
 SOURCE = "host_io"
@@ -125,6 +124,6 @@ class HostIoSource(HostSource):
         return specs
 
     def read(self) -> dict[str, float]:
-        values = parse_diskstats(read_text(self.roots.procfs / "diskstats"))
-        values.update(parse_net_dev(read_text(self.roots.procfs / "net" / "dev")))
+        values = parse_diskstats(self.read_proc("diskstats"))
+        values.update(parse_net_dev(self.read_proc("net", "dev")))
         return values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from cotenant.collectors.base import (
@@ -12,7 +13,6 @@ from cotenant.collectors.base import (
     counter,
     gauge,
     parse_flat_keyed,
-    read_text,
 )
 
 SOURCE = "host_memory"
@@ -27,6 +27,7 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
 
 
+@functools.cache  # kernel keys are a fixed set; the regex per line per tick cost more than the read
 def meminfo_name(key: str) -> str:
     return f"host_meminfo_{_snake(key)}_bytes" if key not in ("HugePages_Total", "HugePages_Free",
         "HugePages_Rsvd", "HugePages_Surp") else f"host_meminfo_{_snake(key)}_pages"  # fmt: skip
@@ -45,6 +46,7 @@ def parse_meminfo(text: str) -> dict[str, float]:
     return values
 
 
+@functools.cache
 def vmstat_name(key: str) -> str:
     return f"host_vmstat_{key}_pages" if _VMSTAT_GAUGE.match(key) else f"host_vmstat_{key}_total"
 
@@ -81,6 +83,6 @@ class HostMemorySource(HostSource):
         return specs
 
     def read(self) -> dict[str, float]:
-        values = parse_meminfo(read_text(self.roots.procfs / "meminfo"))
-        values.update(parse_vmstat(read_text(self.roots.procfs / "vmstat")))
+        values = parse_meminfo(self.read_proc("meminfo"))
+        values.update(parse_vmstat(self.read_proc("vmstat")))
         return values

@@ -9,12 +9,12 @@ from cotenant.collectors.base import (
     MetricSpec,
     SourceUnavailable,
     pressure_specs,
-    pressure_values,
-    read_text,
 )
+from cotenant.collectors.keyed import pressure_parser
 
 SOURCE = "host_psi"
 PREFIX = "host_"
+PARSERS = {resource: pressure_parser(PREFIX, resource) for resource in PRESSURE_RESOURCES}
 
 
 @HOST_SOURCES.register(SOURCE)
@@ -30,11 +30,9 @@ class HostPsiSource(HostSource):
 
     def read(self) -> dict[str, float]:
         values: dict[str, float] = {}
-        for resource in PRESSURE_RESOURCES:
+        for resource, parse in PARSERS.items():
             try:
-                values.update(
-                    pressure_values(PREFIX, resource, read_text(self.roots.procfs / "pressure" / resource))
-                )
+                values.update(parse(self.read_proc("pressure", resource)))
             except FileNotFoundError:
                 continue
         return values

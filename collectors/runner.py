@@ -25,7 +25,7 @@ from cotenant.collectors.base import (
     Source,
     SourceUnavailable,
 )
-from cotenant.collectors.derive import derive
+from cotenant.collectors.derive import DerivePlan, derive
 from cotenant.collectors.lanes import HOST_TARGET, Lanes, SourceResult
 from cotenant.collectors.selfstats import SelfObserver, TickReport
 from cotenant.collectors.targets import CgroupLayout, TargetSelector
@@ -78,6 +78,7 @@ class Collector:
         self.unavailable_specs: dict[str, list[str]] = {}
         self.pending_forget: dict[str, list[CgroupTarget]] = {}  # applied when the source's thread is idle
         self.specs: dict[str, dict[str, MetricSpec]] = {}
+        self.plans: dict[str, DerivePlan] = {}
         for registry in (HOST_SOURCES, CGROUP_SOURCES):
             for name in sorted(registry):
                 if config.sources is None or name in config.sources:
@@ -107,6 +108,7 @@ class Collector:
             return
         self.sources.append(source)
         self.specs[name] = {spec.name: spec for spec in source.specs()}
+        self.plans[name] = DerivePlan.of(self.specs[name])
 
     def table_columns(self) -> dict[str, list[str]]:
         columns: dict[str, list[str]] = {"host": [], "cgroup": [], "collector": self.observer.columns()}
@@ -176,7 +178,7 @@ class Collector:
                 before = self.previous.get(key)
                 self.previous[key] = (values, read_at)
                 dt = read_at - before[1] if before else 0.0
-                derived = derive(before[0] if before else None, values, dt, self.specs[source.name])
+                derived = derive(before[0] if before else None, values, dt, self.plans[source.name])
                 if derived is not None:
                     tables[table].setdefault(target, {}).update(derived)
                     if source.reads_processes:

@@ -7,6 +7,7 @@ with counters kept monotonic across thread churn.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from cotenant.collectors.base import (
@@ -89,25 +90,32 @@ GAUGES = {
 MAX_GAUGES = {P + "wait_max_seconds"}  # maxima over threads, not sums
 
 
+@functools.lru_cache(maxsize=1024)  # bounded: each file's header line ("comm (pid, #threads: n)") is new
+def _sched_column(raw_key: str) -> tuple[str, float, bool] | None:
+    """A sched line's key as printed (padded) -> (column, scale, is a counter); None when not collected."""
+    key = raw_key.strip().replace("se.statistics.", "").replace("stats.", "")
+    if key in COUNTERS:
+        return P + COUNTERS[key][0], COUNTERS[key][1], True
+    if key in GAUGES:
+        return P + GAUGES[key][0], GAUGES[key][1], False
+    return None
+
+
 def parse_sched(text: str) -> tuple[dict[str, float], dict[str, float]]:
     """``key : value`` lines (keys may carry a ``se.statistics.`` prefix on older kernels)."""
     counters: dict[str, float] = {}
     gauges: dict[str, float] = {}
     for line in text.splitlines():
         key, separator, value = line.partition(":")
-        if not separator:
+        column = _sched_column(key) if separator else None
+        if column is None:
             continue
-        key = key.strip().replace("se.statistics.", "").replace("stats.", "")
         try:
             number = float(value)
         except ValueError:
             continue
-        if key in COUNTERS:
-            metric, scale, *_ = COUNTERS[key]
-            counters[P + metric] = number * scale
-        elif key in GAUGES:
-            metric, scale, *_ = GAUGES[key]
-            gauges[P + metric] = number * scale
+        name, scale, is_counter = column
+        (counters if is_counter else gauges)[name] = number * scale
     return counters, gauges
 
 

@@ -108,13 +108,22 @@ def _specs() -> list[MetricSpec]:
     return specs
 
 
+# Column names worked out once: these parsers run for every member process.
+STAT_COUNTER_FIELDS = [(i - 3, P + metric, scale) for i, (metric, scale, _, _) in STAT_COUNTERS.items()]
+STAT_GAUGE_FIELDS = [(i - 3, P + metric, scale) for i, (metric, scale, _, _) in STAT_GAUGES.items()]
+STATUS_NAMES = {
+    **{key: (P + metric, False) for key, metric in STATUS_COUNTERS.items()},
+    **{key: (f"{P}{_snake(key)}_bytes", True) for key in STATUS_BYTES},  # True: a gauge in kB
+}
+IO_NAMES = {key: P + metric for key, (metric, _) in IO_COUNTERS.items()}
+STATE_COLUMNS = {state: f"{P}state_{name}_processes" for state, name in STATES.items()}
+
+
 def parse_stat(text: str) -> tuple[dict[str, float], dict[str, float], str]:
     """Counters, gauges and state from /proc/<pid>/stat (comm may contain spaces and parentheses)."""
     fields = text[text.rindex(")") + 2 :].split()  # fields[0] is proc(5) field 3, the state
-    counters = {
-        P + m: float(fields[i - 3]) * s for i, (m, s, _, _) in STAT_COUNTERS.items() if i - 3 < len(fields)
-    }
-    gauges = {P + m: float(fields[i - 3]) * s for i, (m, s, _, _) in STAT_GAUGES.items()}
+    counters = {name: float(fields[i]) * s for i, name, s in STAT_COUNTER_FIELDS if i < len(fields)}
+    gauges = {name: float(fields[i]) * s for i, name, s in STAT_GAUGE_FIELDS}
     return counters, gauges, fields[0]
 
 
@@ -123,10 +132,14 @@ def parse_status(text: str) -> tuple[dict[str, float], dict[str, float]]:
     gauges: dict[str, float] = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
-        if key in STATUS_COUNTERS:
-            counters[P + STATUS_COUNTERS[key]] = float(rest)
-        elif key in STATUS_BYTES:
-            gauges[f"{P}{_snake(key)}_bytes"] = float(rest.split()[0]) * 1024  # kB
+        known = STATUS_NAMES.get(key)
+        if known is None:
+            continue
+        name, in_kilobytes = known
+        if in_kilobytes:
+            gauges[name] = float(rest.split()[0]) * 1024
+        else:
+            counters[name] = float(rest)
     return counters, gauges
 
 
@@ -134,8 +147,9 @@ def parse_io(text: str) -> dict[str, float]:
     values: dict[str, float] = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
-        if key in IO_COUNTERS:
-            values[P + IO_COUNTERS[key][0]] = float(rest)
+        name = IO_NAMES.get(key)
+        if name is not None:
+            values[name] = float(rest)
     return values
 
 
@@ -179,7 +193,7 @@ class TasksSource(CgroupSource):
         pids = member_pids(target, self.roots, self.files)
         state = self._state.setdefault(target.name, ChurnAccumulator())
         gauges: dict[str, float] = {P + "processes": 0.0}
-        gauges.update({f"{P}state_{s}_processes": 0.0 for s in STATES.values()})
+        gauges.update(dict.fromkeys(STATE_COLUMNS.values(), 0.0))
         seen: dict[int, dict[str, float]] = {}
         for pid in pids:
             try:
@@ -187,8 +201,8 @@ class TasksSource(CgroupSource):
             except (FileNotFoundError, ProcessLookupError, ValueError):
                 continue  # exited between listing and reading (a reaped process reads empty)
             gauges[P + "processes"] += 1
-            if process_state in STATES:
-                gauges[f"{P}state_{STATES[process_state]}_processes"] += 1
+            if process_state in STATE_COLUMNS:
+                gauges[STATE_COLUMNS[process_state]] += 1
             for name, value in process_gauges.items():
                 gauges[name] = gauges.get(name, 0.0) + value
             seen[pid] = counters

@@ -50,7 +50,12 @@ def segment_frame(
     ``values`` is ``[rows, columns]`` float64 with NaN for null (derived values are never NaN: derive drops
     non-finite readings). The other tables' columns of the shared schema are all-null Series made once each.
     """
-    own = pl.DataFrame(values, schema=list(columns), orient="row").fill_nan(None) if columns else None
+    # Column-major numpy arrays with nan_to_null: about half the CPU of a row-oriented frame + fill_nan.
+    own = (
+        pl.DataFrame(dict(zip(columns, np.ascontiguousarray(values.T), strict=True)), nan_to_null=True)
+        if columns
+        else None
+    )
     keys = pl.DataFrame(
         {
             "timestamp": pl.Series("timestamp", epoch_ms, dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),

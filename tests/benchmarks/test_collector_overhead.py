@@ -41,6 +41,10 @@ def test_prometheus_sample_count_and_process_stat() -> None:
     assert bench.process_rss_bytes(os.getpid()) > 1 << 20
     assert bench.percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.5) == 3.0
     assert bench.parse_args(["--duration", "5", "--window", "10"]).window_s == 5
+    assert bench.parse_args([]).warmup_s > bench.parse_args([]).segment_s, "warm-up covers the first flush"
+    config = bench.parse_args(["--window", "30"])  # two windows a minute
+    assert bench.rss_peaks([5, 9, 6, 7, 8, 4], config) == (9, 8)
+    assert bench.rss_minutes([2**20, 3 * 2**20, 2 * 2**20], config) == "3 2"
 
 
 def bench_cgroups() -> set[str]:
