@@ -67,6 +67,8 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As from an interactive shell: a suite started in the background inherits SIGINT ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         deadline = time.monotonic() + 300
@@ -78,5 +80,9 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
         assert job.wait(timeout=60) == 0, log.read_text()[-3000:]
         assert not listening(port)  # the service and its workers went with it
     finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
+        if job.poll() is None:  # SIGTERM also stops the service, which runs in its own session
+            os.killpg(job.pid, signal.SIGTERM)
+            try:
+                job.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(job.pid, signal.SIGKILL)

@@ -70,7 +70,8 @@ def test_champions_of_a_tracking_uri_are_loaded_not_retrained(
     # the same seed draws the same fleet, and the loaded champions predict what the trained models did
     assert again["fleet_before"] == values["fleet_before"]
     assert again["current"] == values["current"]
-    assert again["placement_before"] == values["placement_before"]
+    # float32 models: a loaded champion may run with another thread count, so sums differ in the last bits
+    assert again["placement_before"] == pytest.approx(values["placement_before"], rel=1e-6)
     assert again["exact"] is None and again["gap_by_moves"] == []
 
 
