@@ -10,6 +10,7 @@ every node a pass and the neutral score, with the reason logged.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -163,9 +164,13 @@ def extender_scores(scores: CandidateScores) -> list[int]:
     return list(scaled.tolist())
 
 
-def prioritize_result(names: list[str], scores: CandidateScores | None) -> HostPriorityList:
-    """Scores in the order kube-scheduler sent the nodes; neutral for every node when the pod is unknown."""
+def prioritize_body(names: list[str], scores: CandidateScores | None) -> str:
+    """The reply as JSON, scores in the order kube-scheduler sent the nodes; neutral for every node when the
+    pod is unknown. Plain ``json.dumps`` of ints and the request's names: no model round trip per node."""
     values = extender_scores(scores) if scores is not None else [NEUTRAL_EXTENDER_SCORE] * len(names)
-    return HostPriorityList.model_validate(
-        [{"Host": name, "Score": score} for name, score in zip(names, values, strict=True)]
-    )
+    return json.dumps([{"Host": name, "Score": score} for name, score in zip(names, values, strict=True)])
+
+
+def prioritize_result(names: list[str], scores: CandidateScores | None) -> HostPriorityList:
+    """``prioritize_body`` as the typed ``[{"Host", "Score"}]`` model (its schema is the API's)."""
+    return HostPriorityList.model_validate_json(prioritize_body(names, scores))

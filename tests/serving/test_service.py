@@ -9,7 +9,7 @@ import pytest
 from bentoml.exceptions import NotFound, ServiceUnavailable
 from conftest import fixture_json, ingest_payload, profile_payload
 from cotenant.serving import scoring
-from cotenant.serving.extender import ExtenderArgs
+from cotenant.serving.extender import ExtenderArgs, HostPriority, HostPriorityList
 from cotenant.serving.schemas import (
     DegradationRequest,
     HostDegradationRequest,
@@ -24,6 +24,13 @@ def feed(service: Any, host: str, seed: int, intensity: float = 1.0) -> None:
         ingest_payload(host, np.random.default_rng(seed), intensity=intensity)
     )
     service.hosts.ingest(payload.host, payload.samples, service.champions.champions.placement)
+
+
+def prioritized(service: Any, args: ExtenderArgs) -> list[HostPriority]:
+    """The prioritize verb's reply (encoded JSON, as kube-scheduler reads it), parsed back."""
+    response = service.prioritize_nodes(args)
+    assert response.media_type == "application/json"
+    return HostPriorityList.model_validate_json(response.body).root
 
 
 def register(service: Any, profile_id: str) -> None:
@@ -97,7 +104,7 @@ def test_extender_verbs_on_a_recorded_request(service: Any) -> None:
     args = ExtenderArgs.model_validate(
         {"Pod": fixture_json("pod.json"), "Nodes": fixture_json("nodelist.json")}
     )
-    scores = service.prioritize_nodes(args).root
+    scores = prioritized(service, args)
     assert [s.Host for s in scores] == ["node-a", "node-b", "node-c"]
     assert all(0 <= s.Score <= 10 for s in scores) and scores[2].Score == 5  # node-c: no telemetry
     result = service.filter_nodes(args)
@@ -142,7 +149,7 @@ def test_unknown_profile_is_neutral_never_an_error(service: Any) -> None:
     pod = fixture_json("pod.json")
     pod["metadata"]["labels"]["cotenant.io/profile"] = "never-registered"
     args = ExtenderArgs.model_validate({"Pod": pod, "NodeNames": ["node-a", "node-b"]})
-    assert [s.Score for s in service.prioritize_nodes(args).root] == [5, 5]
+    assert [s.Score for s in prioritized(service, args)] == [5, 5]
     assert service.filter_nodes(args).NodeNames == ["node-a", "node-b"]
 
 
@@ -158,7 +165,7 @@ def test_not_ready_without_champions(service_env: dict[str, str], monkeypatch: p
                 ScorePlacementRequest.model_validate({"workload": {"profile_id": "w"}, "hosts": ["h"]})
             )
         args = ExtenderArgs.model_validate({"Pod": fixture_json("pod.json"), "NodeNames": ["node-a"]})
-        assert instance.prioritize_nodes(args).root[0].Score == 5  # the extender stays neutral, never fails
+        assert prioritized(instance, args)[0].Score == 5  # the extender stays neutral, never fails
     finally:
         instance.champions.stop()
         instance.metrics.stop()
