@@ -59,6 +59,11 @@ def placement_features(own: np.ndarray, others: np.ndarray, count: np.ndarray) -
     return np.concatenate([own, others, count[:, None] / COUNT_SCALE], axis=-1)
 
 
+def batch_placement_features(newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The task's batch layout (``[B, F]``, ``[B, K, F]``, ``[B, K]``) as head inputs ``[B, 2F + 1]``."""
+    return placement_features(newcomer, (neighbours * mask[..., None]).sum(1), mask.sum(1))
+
+
 def numpy_head(
     weights: dict[str, np.ndarray], own: np.ndarray, others: np.ndarray, count: np.ndarray
 ) -> np.ndarray:

@@ -166,10 +166,9 @@ class Predictor:
         """Batch layout of the placement task (normalised summaries) -> quantiles ``[B, Q]``."""
         self._require("placement")
         if self.metadata.family == "tabular":
-            from cotenant.models.placement import placement_features
+            from cotenant.models.placement import batch_placement_features
 
-            others = (neighbours * neighbour_mask[..., None]).sum(1)
-            return self._tabular_quantiles(placement_features(newcomer, others, neighbour_mask.sum(1)))
+            return self._tabular_quantiles(batch_placement_features(newcomer, neighbours, neighbour_mask))
         import torch
 
         with torch.inference_mode():

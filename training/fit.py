@@ -96,13 +96,7 @@ def _fit_monitoring(
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
     if spec.family == "neural":
-        from cotenant.training.loop import RunsDataModule, fit_neural
-
-        module = spec.build(model_cfg, shape)
-        loader = RunsDataModule(train, test, collate_monitoring, cfg.batch_size, cfg.seed)
-        model = fit_neural(
-            module, loader, cfg.epochs, cfg.optim, cfg.devices, cfg.strategy, cfg.accelerator, cfg.progress
-        )
+        model = _fit_neural(spec.build(model_cfg, shape), train, test, collate_monitoring, cfg)
         n_inputs = len(features)
     else:
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
@@ -146,26 +140,12 @@ def _fit_placement(
     shape = DataShape(0, len(names), cfg.max_steps)
     residual_quantiles = None
     if spec.family == "neural":
-        from cotenant.training.loop import RunsDataModule, fit_neural
-
-        loader = RunsDataModule(data.train, data.test, collate_placement, cfg.batch_size, cfg.seed)
-        model = fit_neural(
-            spec.build(model_cfg, shape),
-            loader,
-            cfg.epochs,
-            cfg.optim,
-            cfg.devices,
-            cfg.strategy,
-            cfg.accelerator,
-            cfg.progress,
-        )
+        model = _fit_neural(spec.build(model_cfg, shape), data.train, data.test, collate_placement, cfg)
     else:
-        from cotenant.models.placement import placement_features
+        from cotenant.models.placement import batch_placement_features
 
         train = data.train
-        x = placement_features(
-            train.newcomer, (train.neighbours * train.mask[..., None]).sum(1), train.mask.sum(1)
-        )
+        x = batch_placement_features(train.newcomer, train.neighbours, train.mask)
         apps = np.asarray(_applications(table, train.run_ids))
         model, residual_quantiles = _fit_tabular(spec.build(model_cfg, shape), x, train.y, apps)
     groups = feature_groups([name.rsplit("__", 1)[0] for name in names], table.metric_groups)
@@ -197,6 +177,16 @@ def _fit_placement(
         list(test.run_ids),
         0.0,
         len(data.train),
+    )
+
+
+def _fit_neural(module: Any, train: Any, test: Any, collate: Any, cfg: TrainConfig) -> Any:
+    """The one Lightning loop on already-built datasets."""
+    from cotenant.training.loop import RunsDataModule, fit_neural
+
+    loader = RunsDataModule(train, test, collate, cfg.batch_size, cfg.seed)
+    return fit_neural(
+        module, loader, cfg.epochs, cfg.optim, cfg.devices, cfg.strategy, cfg.accelerator, cfg.progress
     )
 
 
