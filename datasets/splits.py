@@ -1,10 +1,15 @@
 """Evaluation splits and the normalisation statistics fit on a training split only.
 
-Leave-applications-out follows CloudFormer's protocol: at 11 applications, 7 train and 4 test, repeated over
-several seeds. For other counts the test share is kept proportional: ``n_test = round(n_apps * 4 / 11)``,
-clamped to [1, n_apps - 1] (so 2 apps -> 1/1, 6 -> 4/2, 8 -> 5/3, 20 -> 13/7). ``by_time`` holds out the
-latest runs by start time. A split only lists run ids: nothing about the test runs is computed from it, and
-``FeatureStats.fit`` is called on the training runs alone.
+``leave_programs_out`` is the protocol every accuracy figure follows: grouped K-fold over programs, each
+program held out exactly once, and a held-out program appears in **no** training run in any role (target or
+neighbour). Inside each training fold the next fold's programs are the validation programs, the only data any
+choice (epochs, clipping, hyper-parameters, calibration, promotion) may look at; they too appear in no
+training run. Calibrated instruments (the lab's stress-ng aggressors and victims) are not programs: they are
+the same in every fold and never held out.
+
+Leave-applications-out (CloudFormer's protocol, random applications per seed, target role only) and
+``by_time`` remain for comparison. A split only lists run ids: nothing about the test runs is computed from
+it, and ``FeatureStats.fit`` is called on the training runs alone.
 """
 
 from __future__ import annotations
@@ -26,12 +31,86 @@ class Split:
     test_runs: list[str]
     train_apps: list[str] = field(default_factory=list)
     test_apps: list[str] = field(default_factory=list)
+    validation_runs: list[str] = field(default_factory=list)
+    validation_apps: list[str] = field(default_factory=list)
 
     def train(self, table: RunTable) -> RunTable:
         return table.select_runs(self.train_runs)
 
     def test(self, table: RunTable) -> RunTable:
         return table.select_runs(self.test_runs)
+
+    def validation(self, table: RunTable) -> RunTable:
+        return table.select_runs(self.validation_runs)
+
+
+def program_of(config_key: str) -> str:
+    """The program of a lab configuration key (``redis/level=8/cpus=1/mem=1024`` -> ``redis``)."""
+    return config_key.split("/", 1)[0]
+
+
+def instruments() -> frozenset[str]:
+    """Programs that are calibrated instruments (aggressors, victims), not applications to hold out."""
+    from cotenant.datasets.lab.workloads import WORKLOADS
+
+    return frozenset(name for name, workload in WORKLOADS.items() if workload.category == "synthetic")
+
+
+def run_programs(table: RunTable) -> pl.DataFrame:
+    """``run_id`` and ``programs``: every program a run involves, as target or as a neighbour."""
+    return table.runs.select(
+        "run_id",
+        pl.concat_list(
+            pl.col("application"),
+            pl.col("neighbours").list.eval(pl.element().str.split("/").list.first()),
+        )
+        .list.unique()
+        .alias("programs"),
+    )
+
+
+def program_folds(table: RunTable, k: int = 5, seed: int = 0) -> list[list[str]]:
+    """Target programs dealt into ``k`` folds of (nearly) equal size after a seeded shuffle: grouped K-fold,
+    each program held out exactly once over the folds."""
+    excluded = instruments()
+    programs = sorted(p for p in table.runs["application"].unique().to_list() if p not in excluded)
+    if not 2 <= k <= len(programs):
+        raise ValueError(f"k={k} folds need 2 <= k <= {len(programs)} programs (the table's target programs)")
+    order = np.random.default_rng(seed).permutation(len(programs))
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for position, index in enumerate(order):
+        folds[position % k].append(programs[index])
+    return [sorted(fold) for fold in folds]
+
+
+def leave_programs_out(table: RunTable, k: int = 5, seed: int = 0) -> list[Split]:
+    """One split per fold: test = runs whose target is a fold program; validation = runs whose target is a
+    program of the next fold and that involve no test program; training = runs that involve neither. Runs
+    whose neighbours include a held-out program but whose target does not are in no role for that fold."""
+    folds = program_folds(table, k, seed)
+    involved = run_programs(table)
+    splits = []
+    for index, test_apps in enumerate(folds):
+        validation_apps = folds[(index + 1) % k]
+        touches_test = pl.col("programs").list.set_intersection(pl.lit(test_apps)).list.len() > 0
+        touches_validation = pl.col("programs").list.set_intersection(pl.lit(validation_apps)).list.len() > 0
+        frame = involved.join(table.runs.select("run_id", "application"), on="run_id")
+        test = frame.filter(pl.col("application").is_in(test_apps))
+        validation = frame.filter(pl.col("application").is_in(validation_apps) & ~touches_test)
+        train = frame.filter(~touches_test & ~touches_validation)
+        held_out = set(test_apps) | set(validation_apps)
+        splits.append(
+            Split(
+                name=f"programs-fold{index}",
+                train_runs=train["run_id"].to_list(),
+                test_runs=test["run_id"].to_list(),
+                train_apps=sorted(set(train["application"].to_list()) - held_out),
+                test_apps=test_apps,
+                validation_runs=validation["run_id"].to_list(),
+                validation_apps=validation_apps,
+            )
+        )
+    return splits
 
 
 def n_test_applications(n_apps: int) -> int:

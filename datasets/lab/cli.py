@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from cotenant.datasets.lab.quiet import QuietSpec
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,16 +21,8 @@ app = typer.Typer(no_args_is_help=True, help="Run the interference lab.")
 console = Console(stderr=True)
 
 
-@app.command("run")
-def run(
-    plan: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML plan"),
-    out: Path = typer.Option(..., "--out", help="lab output directory (resumed if it exists)"),
-    clean_stale: bool = typer.Option(False, help="kill and remove leftover lab cgroups of dead runs first"),
-    allow_concurrent: bool = typer.Option(False, help="start even if another lab run is active"),
-    telemetry: bool = typer.Option(True, help="run `cotenant collect` over the lab's cgroups"),
-    max_runs: int | None = typer.Option(None, help="stop after this many new runs (pilot)"),
-) -> None:
-    """Run (or resume) PLAN into OUT, with progress and ETA; Ctrl-C stops cleanly and can be resumed."""
+def _run_with_progress(plan: Path, out: Path, **options: object) -> None:
+    """Runs (or resumes) a plan with a progress bar; exits 2 on a plan or lab error, 130 on Ctrl-C."""
     from cotenant.datasets.lab.plan import PlanError
     from cotenant.datasets.lab.session import LabError, run_lab
 
@@ -49,15 +42,7 @@ def run(
             progress.update(task, completed=index, total=total, description=f"{label} {state}".strip())
 
         try:
-            result = run_lab(
-                plan,
-                out,
-                allow_concurrent=allow_concurrent,
-                clean_stale=clean_stale,
-                telemetry=telemetry,
-                max_runs=max_runs,
-                on_progress=report,
-            )
+            result = run_lab(plan, out, on_progress=report, **options)
         except (LabError, PlanError) as error:
             console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(code=2) from error
@@ -70,6 +55,85 @@ def run(
     )
     for failure in result.failed:
         console.print(f"[red]failed[/red] {failure}")
+
+
+@app.command("run")
+def run(
+    plan: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML plan"),
+    out: Path = typer.Option(..., "--out", help="lab output directory (resumed if it exists)"),
+    clean_stale: bool = typer.Option(False, help="kill and remove leftover lab cgroups of dead runs first"),
+    allow_concurrent: bool = typer.Option(False, help="start even if another lab run is active"),
+    telemetry: bool = typer.Option(True, help="run `cotenant collect` over the lab's cgroups"),
+    max_runs: int | None = typer.Option(None, help="stop after this many new runs (pilot)"),
+) -> None:
+    """Run (or resume) PLAN into OUT, with progress and ETA; Ctrl-C stops cleanly and can be resumed."""
+    _run_with_progress(
+        plan,
+        out,
+        allow_concurrent=allow_concurrent,
+        clean_stale=clean_stale,
+        telemetry=telemetry,
+        max_runs=max_runs,
+    )
+
+
+@app.command("probe")
+def probe(
+    workload: str = typer.Argument(..., help="a catalogue workload, or a command defined in --commands"),
+    out: Path = typer.Option(..., "--out", help="output directory (resumed if it exists)"),
+    level: int = typer.Option(1, min=1, help="the workload's level (threads, clients, workers)"),
+    cpus: float = typer.Option(1.0, help="CPU limit of the workload's cgroup, in cores"),
+    memory_mib: int = typer.Option(1024, help="memory limit of the workload's cgroup"),
+    duration_s: int = typer.Option(12, min=2, help="length of each execution"),
+    solo_repeats: int = typer.Option(3, min=2, help="solo references (the noise floor needs >= 2)"),
+    pressure: bool = typer.Option(True, help="also measure its pressure on the fixed victims"),
+    commands: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="a plan whose `commands` section defines WORKLOAD"
+    ),
+    clean_stale: bool = typer.Option(False, help="kill and remove leftover lab cgroups of dead runs first"),
+    allow_concurrent: bool = typer.Option(False, help="start even if another lab run is active"),
+    telemetry: bool = typer.Option(True, help="record its telemetry (its solo profile)"),
+    max_wait_s: float = typer.Option(
+        QuietSpec.model_fields["max_wait_s"].default,
+        min=0,
+        help="longest wait for a quiet host before each run (0: measure the background, never wait)",
+    ),
+) -> None:
+    """Onboard WORKLOAD: solo references, its sensitivity to each calibrated aggressor at two intensities,
+    and its pressure on fixed victims, in a few minutes; writes OUT/probes.json and prints the vectors."""
+    import json
+
+    from cotenant.datasets.lab.limits import Limits
+    from cotenant.datasets.lab.plan import PlanError, load_plan
+    from cotenant.datasets.lab.probing import probe_plan, probe_vectors, write_plan
+    from cotenant.datasets.lab.records import read_journal
+    from pydantic import ValidationError
+
+    try:
+        defined = load_plan(commands).commands if commands is not None else {}
+        plan = probe_plan(
+            workload,
+            level,
+            Limits(cpus=cpus, memory_mib=memory_mib),
+            duration_s=duration_s,
+            solo_repeats=solo_repeats,
+            pressure=pressure,
+            commands=defined,
+            quiet=QuietSpec(max_wait_s=max_wait_s),
+        )
+    except (PlanError, ValidationError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    out.mkdir(parents=True, exist_ok=True)
+    source = write_plan(plan, out / "probe-plan.yaml")
+    _run_with_progress(
+        source, out, allow_concurrent=allow_concurrent, clean_stale=clean_stale, telemetry=telemetry
+    )
+    sensitivity, pressing = probe_vectors(read_journal(out / "runs.jsonl"), plan)
+    result = {"sensitivity": sensitivity.to_dicts(), "pressure": pressing.to_dicts()}
+    (out / "probes.json").write_text(json.dumps(result, indent=2))
+    Console().print(sensitivity)
+    Console().print(pressing)
 
 
 @app.command("plan-info")

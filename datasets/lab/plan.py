@@ -1,8 +1,14 @@
 """Lab plans: a YAML file validated by pydantic, expanded into an ordered, seeded list of runs.
 
 The order is a pure function of the plan, so a resumed lab maps run ids onto the same executions. Solo
-references and neighbour profiles are spread through the plan rather than run first, because this machine's
-background load drifts: references taken only at the start would bias every later label.
+references, neighbour profiles and probes are spread through the plan rather than run first, because a
+machine's background load drifts: references taken only at the start would bias every later label, and a
+campaign stopped part-way holds a little of everything.
+
+A plan may define its own ``commands`` (a user's command line, a regular expression for its metric, the
+metric's direction and unit), used as targets or neighbours like catalogue workloads, and a ``probes``
+section (``probes.py``): each application measured against calibrated aggressors (its sensitivity) and each
+neighbour measured by fixed victims (its pressure).
 """
 
 from __future__ import annotations
@@ -14,21 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from cotenant.datasets.lab.command import CommandSpec, CommandWorkload
+from cotenant.datasets.lab.limits import Limits
+from cotenant.datasets.lab.probes import AggressorSpec, ProbeSpec
+from cotenant.datasets.lab.quiet import QuietSpec
 from cotenant.datasets.lab.records import RunKind, Scenario
 from cotenant.datasets.lab.schedules import ScheduleSpec, schedule_levels
-from cotenant.datasets.lab.workloads import WORKLOADS
+from cotenant.datasets.lab.workloads import WORKLOADS, Workload
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class PlanError(ValueError):
     """A plan that cannot run; the message names the file and the field."""
-
-
-class Limits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cpus: float = Field(default=1.0, gt=0, le=64, description="CPU quota in cores (cfs quota / period)")
-    memory_mib: int = Field(default=1024, ge=16)
 
 
 class TargetSpec(BaseModel):
@@ -68,7 +71,10 @@ class Plan(BaseModel):
 
     name: str
     seed: int = 0
-    duration_s: int = Field(ge=2, le=3600, description="wall time of each target execution")
+    duration_s: int = Field(ge=2, le=3600, description="wall time of each static target execution")
+    dynamic_duration_s: int | None = Field(
+        default=None, ge=2, le=3600, description="wall time of each dynamic execution (default: duration_s)"
+    )
     warmup_s: float = Field(
         default=0.5, ge=0, le=30, description="neighbours start this long before the target"
     )
@@ -79,18 +85,28 @@ class Plan(BaseModel):
         default=True,
         description="highest CPU weight for the lab's cgroup, so other processes on the host perturb it less",
     )
+    quiet: QuietSpec | None = Field(
+        default_factory=QuietSpec,
+        description="wait before each run while the host is busier than this (null: never wait)",
+    )
+    commands: dict[str, CommandSpec] = Field(default_factory=dict)
     schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)
     targets: list[TargetSpec] = Field(min_length=1)
     neighbours: dict[str, NeighbourSpec] = Field(default_factory=dict)
     coruns: CorunSpec = Field(default_factory=lambda: CorunSpec(count=0))
+    probes: ProbeSpec | None = None
 
     @model_validator(mode="after")
     def _check_references(self) -> Plan:
+        for name in self.commands:
+            if name in WORKLOADS:
+                raise ValueError(f"commands.{name}: the name is a catalogue workload; choose another")
+        known = sorted({*WORKLOADS, *self.commands})
         for index, target in enumerate(self.targets):
-            if target.workload not in WORKLOADS:
+            if not self.knows(target.workload):
                 raise ValueError(
                     f"targets[{index}].workload: unknown workload {target.workload!r}; "
-                    f"known: {', '.join(sorted(WORKLOADS))}"
+                    f"known: {', '.join(known)}"
                 )
             if not target.levels and not target.schedules:
                 raise ValueError(f"targets[{index}]: give at least one of levels or schedules")
@@ -98,7 +114,7 @@ class Plan(BaseModel):
                 if name not in self.schedules:
                     raise ValueError(f"targets[{index}].schedules: {name!r} is not defined under schedules")
         for name, neighbour in self.neighbours.items():
-            if neighbour.workload not in WORKLOADS:
+            if not self.knows(neighbour.workload):
                 raise ValueError(f"neighbours.{name}.workload: unknown workload {neighbour.workload!r}")
         if self.coruns.count and len(self.neighbours) < max(self.coruns.sizes):
             raise ValueError(
@@ -106,6 +122,18 @@ class Plan(BaseModel):
                 f"the plan defines {len(self.neighbours)}"
             )
         return self
+
+    def knows(self, name: str) -> bool:
+        return name in self.commands or name in WORKLOADS
+
+    def workload(self, name: str) -> Workload:
+        """The workload called ``name``: the plan's own command, else the catalogue's."""
+        if name in self.commands:
+            return CommandWorkload(name, self.commands[name])
+        return WORKLOADS[name]()
+
+    def duration_for(self, schedule: str | None) -> int:
+        return self.duration_s if schedule is None else (self.dynamic_duration_s or self.duration_s)
 
     def digest(self) -> str:
         """A stable hash of the plan's content (not of its formatting)."""
@@ -136,6 +164,11 @@ class RoleConfig:
     schedule: str | None
     cpus: float
     memory_mib: int
+    duration_s: int
+
+    @property
+    def phase_s(self) -> int:
+        return max(1, self.duration_s // len(self.phase_levels))
 
     @property
     def scenario(self) -> Scenario:
@@ -165,35 +198,78 @@ class RunSpec:
     repeat: int
 
 
+def static_config(plan: Plan, workload: str, level: int, limits: Limits | None) -> RoleConfig:
+    chosen = limits or plan.limits
+    return RoleConfig(workload, (level,), None, chosen.cpus, chosen.memory_mib, plan.duration_s)
+
+
 def target_configs(plan: Plan) -> list[RoleConfig]:
     configs: list[RoleConfig] = []
     for target in plan.targets:
         limits = target.limits or plan.limits
         for level in target.levels:
-            configs.append(RoleConfig(target.workload, (level,), None, limits.cpus, limits.memory_mib))
+            configs.append(static_config(plan, target.workload, level, limits))
         for name in target.schedules:
             levels = tuple(schedule_levels(plan.schedules[name], plan.seed))
-            configs.append(RoleConfig(target.workload, levels, name, limits.cpus, limits.memory_mib))
+            configs.append(
+                RoleConfig(
+                    target.workload, levels, name, limits.cpus, limits.memory_mib, plan.duration_for(name)
+                )
+            )
     return configs
 
 
 def neighbour_configs(plan: Plan) -> dict[str, RoleConfig]:
     return {
-        name: RoleConfig(
-            spec.workload,
-            (spec.level,),
-            None,
-            (spec.limits or plan.limits).cpus,
-            (spec.limits or plan.limits).memory_mib,
-        )
+        name: static_config(plan, spec.workload, spec.level, spec.limits)
         for name, spec in plan.neighbours.items()
     }
+
+
+def aggressor_config(plan: Plan, aggressor: AggressorSpec, level: int) -> RoleConfig:
+    """An aggressor at one intensity: ``level`` workers with a core each unless its limits say otherwise, so
+    that intensity 2 is twice the pressure rather than two workers sharing one core."""
+    limits = aggressor.limits or Limits(cpus=float(level), memory_mib=plan.limits.memory_mib)
+    return static_config(plan, aggressor.workload, level, limits)
+
+
+def probe_runs(plan: Plan, targets: list[RoleConfig]) -> list[tuple[RunKind, RoleConfig, RoleConfig]]:
+    """(kind, target, neighbour) of every probe: each application's probe config against each aggressor
+    level (``probe``), then each victim beside each neighbour and each application (``pressure``)."""
+    if plan.probes is None:
+        return []
+    probes = plan.probes
+    first: dict[str, RoleConfig] = {}
+    for config in sorted(targets, key=lambda config: config.schedule is not None):
+        first.setdefault(config.workload, config)  # an application's first static config, else its first
+    runs: list[tuple[RunKind, RoleConfig, RoleConfig]] = []
+    if probes.sensitivity:
+        for config in first.values():
+            for aggressor in probes.aggressors.values():
+                for level in aggressor.levels:
+                    runs.append(("probe", config, aggressor_config(plan, aggressor, level)))
+    if probes.pressure:
+        pressing = list(dict.fromkeys([*neighbour_configs(plan).values(), *first.values()]))
+        for victim in probes.victims.values():
+            victim_config = static_config(plan, victim.workload, victim.level, victim.limits)
+            for config in pressing:
+                if config != victim_config:
+                    runs.append(("pressure", victim_config, config))
+    return runs
+
+
+def victim_configs(plan: Plan) -> list[RoleConfig]:
+    """Victims need solo references like targets (their P under a neighbour is the neighbour's pressure)."""
+    if plan.probes is None or not plan.probes.pressure:
+        return []
+    return [static_config(plan, v.workload, v.level, v.limits) for v in plan.probes.victims.values()]
 
 
 def expand_plan(plan: Plan) -> list[RunSpec]:
     """Every execution of the plan in run order, with ids ``r0001``, ``r0002``, ..."""
     rng = random.Random(plan.seed)
     targets = target_configs(plan)
+    referenced = list(dict.fromkeys([*targets, *victim_configs(plan)]))
     neighbours = neighbour_configs(plan)
     names = sorted(neighbours)
     # (position in [0, 1), kind, target, neighbours, repeat): positions interleave references with co-runs.
@@ -206,14 +282,24 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     rng.shuffle(coruns)
     for index, (target, chosen) in enumerate(coruns):
         slots.append(((index + 0.5) / max(len(coruns), 1), "corun", target, chosen, 0))
-    for config_index, target in enumerate(targets):
-        offset = (config_index + 0.5) / len(targets)
+    probes = probe_runs(plan, targets)
+    # Probes are spread like co-runs but with their own offset, so neither kind bunches at one end.
+    order = list(range(len(probes)))
+    random.Random(plan.seed + 1).shuffle(order)
+    for position, index in enumerate(order):
+        kind, target, neighbour = probes[index]
+        slots.append(((position + 0.25) / len(probes), kind, target, (neighbour,), 0))
+    for config_index, target in enumerate(referenced):
+        offset = (config_index + 0.5) / len(referenced)
         for repeat in range(plan.solo_repeats):
             slots.append(((repeat + offset) / plan.solo_repeats - 1e-9, "solo", target, (), repeat))
     if plan.neighbour_solo:
-        distinct = list(dict.fromkeys(neighbours[name] for name in names))
+        # A neighbour configuration that is also a target's has solo runs already: they are its profile.
+        distinct = [
+            config for config in dict.fromkeys(neighbours[name] for name in names) if config not in referenced
+        ]
         for index, config in enumerate(distinct):
-            slots.append(((index + 0.25) / len(distinct), "neighbour_solo", config, (), 0))
+            slots.append(((index + 0.25) / max(len(distinct), 1), "neighbour_solo", config, (), 0))
     slots.sort(key=lambda slot: slot[0])
     return [
         RunSpec(f"r{number:04d}", kind, target, chosen, repeat)
@@ -226,7 +312,10 @@ class PlanSummary:
     runs: int
     solo: int
     corun: int
+    dynamic_coruns: int
     neighbour_solo: int
+    probe: int
+    pressure: int
     target_configs: int
     applications: int
     dynamic_configs: int
@@ -237,13 +326,21 @@ def summarise(plan: Plan, overhead_s: float = 1.0) -> PlanSummary:
     """Counts and an estimated wall time (run durations + warm-ups + a per-run overhead)."""
     runs = expand_plan(plan)
     targets = target_configs(plan)
-    count = {kind: sum(1 for run in runs if run.kind == kind) for kind in ("solo", "corun", "neighbour_solo")}
-    estimated = sum(plan.duration_s + overhead_s + (plan.warmup_s if run.neighbours else 0) for run in runs)
+    count = {
+        kind: sum(1 for run in runs if run.kind == kind)
+        for kind in ("solo", "corun", "neighbour_solo", "probe", "pressure")
+    }
+    estimated = sum(
+        run.target.duration_s + overhead_s + (plan.warmup_s if run.neighbours else 0) for run in runs
+    )
     return PlanSummary(
         runs=len(runs),
         solo=count["solo"],
         corun=count["corun"],
+        dynamic_coruns=sum(1 for run in runs if run.kind == "corun" and run.target.schedule is not None),
         neighbour_solo=count["neighbour_solo"],
+        probe=count["probe"],
+        pressure=count["pressure"],
         target_configs=len(targets),
         applications=len({config.workload for config in targets}),
         dynamic_configs=sum(1 for config in targets if config.schedule is not None),
@@ -251,12 +348,11 @@ def summarise(plan: Plan, overhead_s: float = 1.0) -> PlanSummary:
     )
 
 
-def phase_check(config: RoleConfig, duration_s: int) -> None:
+def phase_check(plan: Plan, config: RoleConfig) -> None:
     """Each phase must be long enough for its tool (raises PlanError)."""
-    workload = WORKLOADS[config.workload]
-    seconds = duration_s // len(config.phase_levels)
-    if seconds < workload.min_phase_s:
+    workload = plan.workload(config.workload)
+    if config.phase_s < workload.min_phase_s or config.duration_s < len(config.phase_levels):
         raise PlanError(
-            f"{config.config_key}: {len(config.phase_levels)} phases in duration_s={duration_s} leave "
-            f"{seconds} s per phase; {config.workload} needs at least {workload.min_phase_s} s"
+            f"{config.config_key}: {len(config.phase_levels)} phases in {config.duration_s} s leave "
+            f"{config.phase_s} s per phase; {config.workload} needs at least {workload.min_phase_s} s"
         )

@@ -11,9 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from cotenant.datasets.lab.quiet import BackgroundLoad
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-RunKind = Literal["solo", "corun", "neighbour_solo"]
+# probe: a target beside one calibrated aggressor (its sensitivity); pressure: a fixed victim beside a
+# workload (that workload's pressure). Both are labelled like co-runs and kept apart from them.
+RunKind = Literal["solo", "corun", "neighbour_solo", "probe", "pressure"]
 Scenario = Literal["static", "dynamic"]
 
 
@@ -44,6 +47,8 @@ class RunRecord(BaseModel):
     performance: float
     performance_unit: str
     higher_is_better: bool
+    # The host's load just before the run (None in journals written before quiet labels).
+    background: BackgroundLoad | None = None
 
 
 class JournalError(ValueError):

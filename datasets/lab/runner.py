@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cotenant.datasets.lab.cgroups import Cgroup, CgroupHierarchy, kill_tree
-from cotenant.datasets.lab.plan import RoleConfig, RunSpec
+from cotenant.datasets.lab.plan import Plan, RoleConfig, RunSpec
+from cotenant.datasets.lab.quiet import BackgroundLoad
 from cotenant.datasets.lab.records import RunCgroups, RunRecord
-from cotenant.datasets.lab.workloads import WORKLOADS, ParseError, WorkContext, Workload
+from cotenant.datasets.lab.workloads import ParseError, WorkContext, Workload
 
 SERVICE_START_TIMEOUT_S = 10.0
 # A time-bounded tool may finish late when starved of CPU (start-up, final report); past this it is hung.
@@ -35,25 +36,23 @@ class RunFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class RunSettings:
-    duration_s: int
     warmup_s: float
 
 
-def phase_seconds(config: RoleConfig, duration_s: int) -> int:
-    return max(1, duration_s // len(config.phase_levels))
-
-
-def _start(command: list[str], cgroup: Cgroup, log: Path) -> subprocess.Popen[bytes]:
+def _start(command: list[str], cgroup: Cgroup, log: Path, workload: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            # Own process group, and joined to the cgroup before exec so that no instruction runs outside it.
-            start_new_session=True,
-            preexec_fn=lambda: cgroup.join(os.getpid()),
-        )
+        try:
+            return subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                # Own process group, joined to the cgroup before exec: no instruction runs outside it.
+                start_new_session=True,
+                preexec_fn=lambda: cgroup.join(os.getpid()),
+            )
+        except OSError as error:  # a missing binary, a directory, no permission
+            raise RunFailed(f"{workload}: cannot start {command[0]!r}: {error.strerror or error}") from error
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -64,11 +63,13 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 class Role:
     """One workload configuration in one cgroup for one run."""
 
-    def __init__(self, name: str, config: RoleConfig, cgroup: Cgroup, scratch: Path, log_dir: Path) -> None:
+    def __init__(
+        self, name: str, config: RoleConfig, workload: Workload, cgroup: Cgroup, scratch: Path, log_dir: Path
+    ) -> None:
         self.name = name
         self.config = config
         self.cgroup = cgroup
-        self.workload: Workload = WORKLOADS[config.workload]()
+        self.workload = workload
         self.log_dir = log_dir
         self.context = WorkContext(
             scratch=scratch,
@@ -83,7 +84,9 @@ class Role:
         command = self.workload.service_command(self.context)
         if command is None:
             return
-        self.processes.append(_start(command, self.cgroup, self.log_dir / f"{self.name}-service.log"))
+        self.processes.append(
+            _start(command, self.cgroup, self.log_dir / f"{self.name}-service.log", self.config.workload)
+        )
         deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
         while not self.workload.service_ready(self.context):
             if self.processes[-1].poll() is not None or time.monotonic() > deadline:
@@ -96,17 +99,24 @@ class Role:
         """A neighbour: one phase at its level lasting the whole co-run (killed when the target is done)."""
         log = self.log_dir / f"{self.name}.log"
         command = self.workload.phase_command(self.config.phase_levels[0], seconds, self.context)
-        self.processes.append(_start(command, self.cgroup, log))
+        self.processes.append(_start(command, self.cgroup, log, self.config.workload))
 
-    def run_phases(self, duration_s: int) -> list[float]:
+    def run_phases(self) -> list[float]:
         """The target: each phase in turn, returning each phase's parsed performance."""
-        seconds = phase_seconds(self.config, duration_s)
+        seconds = self.config.phase_s
         results = []
         for index, level in enumerate(self.config.phase_levels):
             log = self.log_dir / f"{self.name}-phase{index}.log"
-            process = _start(self.workload.phase_command(level, seconds, self.context), self.cgroup, log)
+            command = self.workload.phase_command(level, seconds, self.context)
+            process = _start(command, self.cgroup, log, self.config.workload)
             self.processes.append(process)
             self._wait_phase(process, seconds, log)
+            if not self.workload.stop_at_deadline and process.returncode != 0:
+                # A run that failed must not be measured as a fast one (error paths are quick).
+                raise RunFailed(
+                    f"{self.name} phase {index} ({self.config.workload}): {command[0]} exited with "
+                    f"{process.returncode}; log {log}"
+                )
             try:
                 results.append(self.workload.parse(log.read_text(errors="replace")))
             except ParseError as error:
@@ -141,7 +151,14 @@ class Role:
 
 
 def execute_run(
-    spec: RunSpec, settings: RunSettings, hierarchy: CgroupHierarchy, group: str, scratch: Path, logs: Path
+    spec: RunSpec,
+    plan: Plan,
+    settings: RunSettings,
+    hierarchy: CgroupHierarchy,
+    group: str,
+    scratch: Path,
+    logs: Path,
+    background: BackgroundLoad | None = None,
 ) -> RunRecord:
     """Runs ``spec`` and returns its record; raises RunFailed. Always removes the run's cgroups."""
     run_group = f"{group}/{spec.run_id}"
@@ -153,11 +170,19 @@ def execute_run(
             attempt += 1
         log_dir.rename(logs / f"{spec.run_id}.attempt{attempt}")
     log_dir.mkdir(parents=True)
-    target = Role("target", spec.target, Cgroup(hierarchy, f"{run_group}/target"), scratch, log_dir)
+    target = Role(
+        "target",
+        spec.target,
+        plan.workload(spec.target.workload),
+        Cgroup(hierarchy, f"{run_group}/target"),
+        scratch,
+        log_dir,
+    )
     neighbours = [
         Role(
             f"neighbour-{index}",
             config,
+            plan.workload(config.workload),
             Cgroup(hierarchy, f"{run_group}/neighbour-{index}"),
             scratch,
             log_dir,
@@ -168,12 +193,12 @@ def execute_run(
         for role in [*neighbours, target]:
             role.setup()
         if neighbours:
-            background_s = math.ceil(settings.warmup_s + settings.duration_s + PHASE_GRACE_S)
+            background_s = math.ceil(settings.warmup_s + spec.target.duration_s + PHASE_GRACE_S)
             for neighbour in neighbours:
                 neighbour.start_background(background_s)
             time.sleep(settings.warmup_s)
         started = datetime.now(UTC)
-        phases = target.run_phases(settings.duration_s)
+        phases = target.run_phases()
         ended = datetime.now(UTC)
         for neighbour in neighbours:
             for process in neighbour.processes:
@@ -207,4 +232,5 @@ def execute_run(
         performance=sum(phases) / len(phases),
         performance_unit=workload.unit,
         higher_is_better=workload.higher_is_better,
+        background=background,
     )

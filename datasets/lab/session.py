@@ -36,9 +36,9 @@ from cotenant.datasets.lab.cgroups import (
     prioritise,
 )
 from cotenant.datasets.lab.plan import Plan, RunSpec, expand_plan, load_plan, phase_check
+from cotenant.datasets.lab.quiet import wait_for_quiet
 from cotenant.datasets.lab.records import RunRecord, append_record, read_journal
 from cotenant.datasets.lab.runner import RunFailed, RunSettings, execute_run
-from cotenant.datasets.lab.workloads import WORKLOADS
 
 ProgressCallback = Callable[[int, int, RunSpec | None, str], None]
 
@@ -234,8 +234,8 @@ def run_lab(
     out = out.resolve()  # workloads chdir (redis --dir), so every path handed to them must be absolute
     plan = load_plan(plan_path)
     specs = expand_plan(plan)
-    for spec in specs:
-        phase_check(spec.target, plan.duration_s)
+    for config in {config for spec in specs for config in (spec.target, *spec.neighbours)}:
+        phase_check(plan, config)
     _prepare_directory(plan_path, plan, out)
     journal = out / "runs.jsonl"
     group = LAB_PREFIX + lab_id(plan, out)
@@ -259,20 +259,29 @@ def run_lab(
             for name in sorted(
                 {config.workload for spec in specs for config in (spec.target, *spec.neighbours)}
             ):
-                WORKLOADS[name]().prepare(scratch)
+                try:
+                    plan.workload(name).prepare(scratch)
+                except (OSError, subprocess.CalledProcessError) as error:
+                    raise LabError(f"{name}: preparing its inputs failed: {error}") from error
             if telemetry and collector_available():
                 collector = start_collector(hierarchy, group, out / "telemetry", out / "collector.log")
                 result.telemetry = True
             _write_session_note(out, plan, group, result.telemetry)
-            settings = RunSettings(duration_s=plan.duration_s, warmup_s=plan.warmup_s)
+            settings = RunSettings(warmup_s=plan.warmup_s)
+            cpus = os.cpu_count() or 1
             pending = [spec for spec in specs if spec.run_id not in done]
             if max_runs is not None:
                 pending = pending[:max_runs]
             for index, spec in enumerate(pending):
+                background = None
+                if plan.quiet is not None:
+                    background = wait_for_quiet(
+                        plan.quiet, cpus, on_wait=_waiting_report(on_progress, index, len(pending), spec)
+                    )
                 if on_progress:
                     on_progress(index, len(pending), spec, "running")
                 try:
-                    record = execute_run(spec, settings, hierarchy, group, scratch, logs)
+                    record = execute_run(spec, plan, settings, hierarchy, group, scratch, logs, background)
                 except RunFailed as error:
                     result.failed.append(f"{spec.run_id}: {error}")
                     _note_failure(out, spec, str(error))
@@ -289,6 +298,18 @@ def run_lab(
                 stop_collector(collector)
             kill_tree(hierarchy, group)
     return result
+
+
+def _waiting_report(
+    on_progress: ProgressCallback | None, index: int, total: int, spec: RunSpec
+) -> Callable[[float, float | None, float], None]:
+    def report(busy: float, pressure: float | None, waited: float) -> None:
+        if on_progress:
+            shown = "-" if pressure is None else f"{pressure:.2f}"
+            state = f"waiting {waited:.0f} s for a quiet host (busy {busy:.2f} cores, CPU pressure {shown})"
+            on_progress(index, total, spec, state)
+
+    return report
 
 
 def _write_session_note(out: Path, plan: Plan, group: str, telemetry: bool) -> None:

@@ -89,3 +89,50 @@ def test_clip_bounds_far_out_values_and_survives_the_artifact() -> None:
     np.testing.assert_array_equal(again.transform(held_out.copy()), out)
     legacy = {k: v for k, v in stats.to_dict().items() if k != "clip"}  # artifacts written before clipping
     assert FeatureStats.from_dict(legacy).clip is None
+
+
+def test_leave_programs_out_holds_programs_out_in_every_role() -> None:
+    """On the bundled lab data, whose neighbours include target programs: no test program appears in any
+    training or validation run, as target or neighbour; no validation program in any training run; every
+    target program is held out exactly once; folds are balanced; instruments are never held out."""
+    from cotenant.datasets.splits import instruments, leave_programs_out, program_of
+
+    table = load_source("bundled")
+    splits = leave_programs_out(table, k=4, seed=0)
+    roles = {
+        run_id: {application, *(program_of(key) for key in neighbours)}
+        for run_id, application, neighbours in table.runs.select(
+            "run_id", "application", "neighbours"
+        ).iter_rows()
+    }
+    targets = set(table.runs["application"]) - instruments()
+    held_out = [app for split in splits for app in split.test_apps]
+    assert sorted(held_out) == sorted(targets)  # each exactly once
+    assert max(len(s.test_apps) for s in splits) - min(len(s.test_apps) for s in splits) <= 1
+    shared_neighbours = 0
+    for split in splits:
+        test, validation = set(split.test_apps), set(split.validation_apps)
+        assert not test & validation and not instruments() & (test | validation)
+        for run in split.train_runs:
+            assert not roles[run] & (test | validation), (split.name, run, roles[run])
+        for run in split.validation_runs:
+            assert not roles[run] & test
+        assert {table_app for table_app in split.test(table).runs["application"]} == test
+        assert set(split.validation(table).runs["application"]) <= validation
+        assert not set(split.train_runs) & (set(split.test_runs) | set(split.validation_runs))
+        # Runs with a held-out neighbour but a training target exist and are in no role.
+        excluded = set(roles) - set(split.train_runs) - set(split.test_runs) - set(split.validation_runs)
+        shared_neighbours += len(excluded)
+        for run in excluded:
+            assert roles[run] & (test | validation)
+    assert shared_neighbours > 0  # the bundled data has target programs as neighbours: the rule is exercised
+
+
+def test_program_folds_need_enough_programs(table: RunTable) -> None:
+    from cotenant.datasets.splits import program_folds
+
+    folds = program_folds(table, k=5, seed=1)
+    assert sorted(app for fold in folds for app in fold) == sorted(set(table.runs["application"]))
+    assert folds != program_folds(table, k=5, seed=2)
+    with pytest.raises(ValueError, match="k=12 folds"):
+        program_folds(table, k=12)

@@ -8,6 +8,7 @@ functions of the program's captured output, tested on real captured outputs.
 from __future__ import annotations
 
 import re
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ class Workload(ABC):
     unit: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    # The application class (one of ``CATEGORIES``): folds and reports group applications by it.
+    category: ClassVar[str] = "synthetic"
     # The tool has no duration option: the runner interrupts it (SIGINT) at the phase deadline and parses the
     # running totals it printed so far.
     stop_at_deadline: ClassVar[bool] = False
@@ -63,6 +66,25 @@ class Workload(ABC):
 
 WORKLOADS: Registry[type[Workload]] = Registry("workload")
 
+# What each application class means; every catalogue workload names one.
+CATEGORIES: dict[str, str] = {
+    "cpu": "compute-bound kernels (integer, floating point, crypto)",
+    "memory": "memory bandwidth and latency bound",
+    "storage": "block I/O bound",
+    "key_value": "in-memory key-value caches and stores",
+    "web": "web serving",
+    "oltp": "transactional databases",
+    "embedded_db": "embedded databases",
+    "analytics": "analytical queries on tables",
+    "media": "media encoding",
+    "build": "building software",
+    "compression": "data compression",
+    "ml": "machine-learning inference and training",
+    "text": "text search and processing",
+    "synthetic": "stress-ng aggressors (calibrated pressure, not applications)",
+    "custom": "a user's own command (plans' `commands` section)",
+}
+
 
 def last_number(pattern: str, text: str, what: str) -> float:
     """The first group of the last match of ``pattern`` in ``text`` as a float."""
@@ -70,7 +92,11 @@ def last_number(pattern: str, text: str, what: str) -> float:
     if not matches:
         raise ParseError(f"no {what} in the output ({text[-200:]!r})")
     last = matches[-1]
-    return float(last[0] if isinstance(last, tuple) else last)
+    text_value = last[0] if isinstance(last, tuple) else last
+    try:
+        return float(text_value)
+    except ValueError as error:
+        raise ParseError(f"{what}: {text_value!r} is not a number") from error
 
 
 STRESS_NG_METRIC = (
@@ -83,6 +109,54 @@ def parse_stress_ng(output: str, stressor: str) -> float:
     return last_number(
         STRESS_NG_METRIC.format(stressor=re.escape(stressor)), output, f"{stressor} bogo ops/s"
     )
+
+
+REPEAT_SCRIPT = Path(__file__).with_name("repeat.py")
+REPEAT_RATE = r"repeat: units=\d+ seconds=[\d.]+ rate=([\d.]+) per_second"
+
+
+def repeat_command(seconds: int, parallel: int, unit: list[str], items: Path | None = None) -> list[str]:
+    """The command line that runs ``unit`` over and over for ``seconds`` with ``parallel`` workers
+    (``repeat.py``); ``{item}`` in ``unit`` cycles through the lines of ``items``."""
+    options = ["--items", str(items)] if items is not None else []
+    return [
+        sys.executable,
+        "-S",
+        str(REPEAT_SCRIPT),
+        "--seconds",
+        str(seconds),
+        "--parallel",
+        str(parallel),
+        *options,
+        "--",
+        *unit,
+    ]
+
+
+def parse_repeat(output: str) -> float:
+    """Units per second from ``repeat.py``'s result line."""
+    return last_number(REPEAT_RATE, output, "repeat rate")
+
+
+class RepeatWorkload(Workload):
+    """A program that does one unit of work and exits, repeated until the phase's deadline by ``level``
+    parallel workers; its metric is units per second."""
+
+    unit = "units_per_second"
+
+    @abstractmethod
+    def unit_command(self, level: int, ctx: WorkContext) -> list[str]:
+        """One unit of work (may contain ``{item}``, ``{i}``, ``{worker}``)."""
+
+    def items(self, ctx: WorkContext) -> Path | None:
+        """A file listing the items ``{item}`` cycles through (None: no items)."""
+        return None
+
+    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
+        return repeat_command(seconds, level, self.unit_command(level, ctx), self.items(ctx))
+
+    def parse(self, output: str) -> float:
+        return parse_repeat(output)
 
 
 class StressNgWorkload(Workload):

@@ -29,6 +29,7 @@ class FioRandRW(Workload):
     name = "fio_randrw"
     unit = "iops"
     description = "fio randrw 4k direct psync on a 256 MiB file, level = jobs"
+    category = "storage"
 
     def prepare(self, scratch: Path) -> None:
         # Laying the file out costs seconds; done once so that runs measure I/O, not file creation.

@@ -14,6 +14,7 @@ class OpensslSpeed(Workload):
     name = "openssl_speed"
     unit = "kilobytes_per_second"
     description = "openssl speed -evp aes-256-gcm 16 KiB blocks, level = processes (-multi)"
+    category = "cpu"
 
     def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
         return [

@@ -51,3 +51,10 @@ class IoPressure(StressNgWorkload):
 
     def extra_options(self, level: int, ctx: WorkContext) -> list[str]:
         return ["--hdd-bytes", "64M", "--hdd-opts", "direct", "--temp-path", str(ctx.role_dir)]
+
+
+@WORKLOADS.register("pressure_net")
+class NetworkPressure(StressNgWorkload):
+    name = "pressure_net"
+    stressor = "sock"
+    description = "loopback network: stress-ng --sock TCP send/receive over 127.0.0.1"

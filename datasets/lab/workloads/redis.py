@@ -19,6 +19,7 @@ class Redis(Workload):
     name = "redis"
     unit = "requests_per_second"
     description = "redis-server + redis-benchmark SET, level = clients"
+    category = "key_value"
     stop_at_deadline = True
 
     @staticmethod

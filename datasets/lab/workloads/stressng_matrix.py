@@ -10,3 +10,4 @@ class StressNgMatrix(StressNgWorkload):
     name = "stressng_matrix"
     stressor = "matrix"
     description = "stress-ng --matrix, level = workers"
+    category = "cpu"

@@ -14,6 +14,7 @@ class StressNgStream(StressNgWorkload):
     name = "stressng_stream"
     stressor = "stream"
     description = "stress-ng --stream (16 MiB L3 assumed), level = workers"
+    category = "memory"
 
     def extra_options(self, level: int, ctx: WorkContext) -> list[str]:
         return ["--stream-l3-size", "16M"]

@@ -14,6 +14,7 @@ class SysbenchCpu(Workload):
     name = "sysbench_cpu"
     unit = "events_per_second"
     description = "sysbench cpu (primes up to 10000), level = threads"
+    category = "cpu"
 
     def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
         return ["sysbench", "cpu", f"--threads={level}", f"--time={seconds}", "--cpu-max-prime=10000", "run"]

@@ -23,6 +23,7 @@ class SysbenchCpuRate(Workload):
     unit = "milliseconds"
     higher_is_better = False
     description = "sysbench cpu at --rate = level x 100 events/s on 2 threads; mean latency"
+    category = "cpu"
 
     def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
         return [

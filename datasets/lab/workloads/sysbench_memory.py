@@ -14,6 +14,7 @@ class SysbenchMemory(Workload):
     name = "sysbench_memory"
     unit = "mebibytes_per_second"
     description = "sysbench memory writes in 64 MiB blocks, level = threads"
+    category = "memory"
 
     def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
         # A total size no phase can reach, so that --time alone bounds the phase.

@@ -15,6 +15,7 @@ class ZstdBench(Workload):
     name = "zstd_bench"
     unit = "megabytes_per_second"
     description = "zstd -b on synthetic data, level = compression level"
+    category = "compression"
     min_phase_s = 2
 
     def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:

@@ -68,15 +68,25 @@ def test_fio_parser_skips_warnings_before_the_json() -> None:
     assert parse_fio_iops(text) == pytest.approx(7159.42029 + 7145.927036)
 
 
-def test_catalogue_has_eight_targets_and_the_pressure_kinds() -> None:
-    targets = {name for name in WORKLOADS if not name.startswith("pressure_")}
-    assert len(targets) >= 8
-    assert {"pressure_cpu", "pressure_cache", "pressure_membw", "pressure_vm", "pressure_io"} <= set(
-        WORKLOADS
-    )
+def test_catalogue_has_twenty_applications_in_seven_classes_and_the_pressure_kinds() -> None:
+    from cotenant.datasets.lab.workloads.base import CATEGORIES
+
+    applications = {name: w for name, w in WORKLOADS.items() if w.category != "synthetic"}
+    # sysbench_cpu_rate is sysbench_cpu at a fixed rate: the same program, not another application.
+    assert len(set(applications) - {"sysbench_cpu_rate"}) >= 20
+    assert len({workload.category for workload in applications.values()}) >= 7
+    assert {
+        "pressure_cpu",
+        "pressure_cache",
+        "pressure_membw",
+        "pressure_vm",
+        "pressure_io",
+        "pressure_net",
+    } <= {name for name, workload in WORKLOADS.items() if workload.category == "synthetic"}
     for name, workload in WORKLOADS.items():
         assert workload.name == name
         assert workload.unit
+        assert workload.category in CATEGORIES
 
 
 def test_commands_are_time_bounded(tmp_path: Path) -> None:
@@ -88,6 +98,17 @@ def test_commands_are_time_bounded(tmp_path: Path) -> None:
         workload = workload_class()
         command = " ".join(workload.phase_command(2, 6, context))
         bounded = workload.stop_at_deadline or any(
-            token in command for token in ("--time=6", "--runtime=6", "--timeout 6s", "-seconds 6", "-i3")
+            token in command
+            for token in (
+                "--time=6",
+                "--runtime=6",
+                "--timeout 6s",
+                "-seconds 6",
+                "-i3",
+                "--seconds 6",
+                "-T 6",
+                "-d6s",
+                "-t 6s",
+            )
         )
         assert bounded, f"{name}: {command}"

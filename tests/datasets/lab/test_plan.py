@@ -114,3 +114,41 @@ def test_plan_info_command_prints_counts_and_rejects_bad_plans(tmp_path: Path) -
     assert shown.exit_code == 0 and "corun" in shown.output and "estimated_s" in shown.output
     bad = runner.invoke(app, ["plan-info", str(write_plan(tmp_path, duration_s=-1))])
     assert bad.exit_code == 2 and "duration_s" in bad.output
+
+
+def test_probes_cover_each_application_and_each_neighbour(tmp_path: Path) -> None:
+    from cotenant.datasets.lab.probes import default_aggressors, default_victims
+
+    plan = load_plan(write_plan(tmp_path, probes={}, dynamic_duration_s=8))
+    runs = expand_plan(plan)
+    probes = [run for run in runs if run.kind == "probe"]
+    pressure = [run for run in runs if run.kind == "pressure"]
+    levels = sum(len(spec.levels) for spec in default_aggressors().values())
+    # One probe config per application (sysbench_cpu's first static level; redis has only its schedule).
+    assert {run.target.config_key for run in probes} == {
+        "sysbench_cpu/level=1/cpus=1/mem=1024",
+        "redis/ramp=1-4/cpus=1/mem=1024",
+    }
+    assert len(probes) == 2 * levels
+    assert all(
+        len(run.neighbours) == 1 and run.neighbours[0].workload.startswith("pressure_") for run in probes
+    )
+    # Victims measure the 3 neighbours and the 2 applications' probe configs; a victim never measures itself.
+    victims = {run.target.workload for run in pressure}
+    assert victims == {spec.workload for spec in default_victims().values()}
+    pressed = {run.neighbours[0].config_key for run in pressure}
+    assert "redis/ramp=1-4/cpus=1/mem=1024" in pressed and "sysbench_cpu/level=1/cpus=1/mem=1024" in pressed
+    # pressure_cpu, _cache and _io are victims and also neighbours a, b, c: never beside themselves.
+    assert len(pressure) == len(victims) * 5 - 3
+    # Victims get solo references like targets (their P is the neighbour's pressure).
+    solo = {run.target.config_key for run in runs if run.kind == "solo"}
+    assert {run.target.config_key for run in pressure} <= solo
+    # Durations: dynamic configs run dynamic_duration_s, split over their phases.
+    redis = next(run.target for run in probes if run.target.workload == "redis")
+    assert redis.duration_s == 8 and redis.phase_s == 4
+    assert summarise(plan).probe == len(probes) and summarise(plan).pressure == len(pressure)
+
+
+def test_a_plan_without_probes_has_none(tmp_path: Path) -> None:
+    runs = expand_plan(load_plan(write_plan(tmp_path)))
+    assert not [run for run in runs if run.kind in ("probe", "pressure")]

@@ -1,0 +1,366 @@
+"""Runs one of the lab's Python application programs in a loop for a number of seconds and prints its rate.
+
+Usage: ``python pyprograms.py PROGRAM --seconds S --threads N [--data DIR]`` (the workloads run the file as a
+script with ``python -P`` so that it starts in about a second; ``python -m
+cotenant.datasets.lab.workloads.pyprograms`` also works but first imports ``cotenant.datasets``, which
+imports Polars before ``POLARS_MAX_THREADS`` is set, so Polars then ignores ``--threads``).
+
+Programs (``--threads`` = the library's thread count, which is what a lab level means for all of them):
+
+* ``analytics``: TPC-H-like queries Q1 (filter + group-by aggregation + sort), Q3 (two joins + group-by +
+  top-10 sort) and Q6 (filter + sum) with Polars on the tables ``generate_tpch`` wrote under ``--data``;
+  one unit = one query, rate in queries per second.
+* ``torch_inference``: batch inference of a small transformer encoder (seeded random weights) on random
+  token embeddings in ``torch.inference_mode()``; units are samples, rate in samples per second.
+* ``torch_training``: training steps (forward, backward, an Adam update) of a small CNN on synthetic
+  32x32 images; units are samples, rate in samples per second.
+* ``numpy_blas``: float64 1024x1024 matrix multiplications through numpy's OpenBLAS; units are GFLOP
+  (2 n^3 per product), rate in GFLOP/s.
+
+Timing: start-up (imports, loading tables, building the model) and one warm-up iteration run before the
+clock starts; iterations then run while fewer than ``--seconds`` have passed and the rate is the work of
+the finished iterations over the time up to the last finish, so no iteration is counted partially. The
+result line (``RESULT_FORMAT``) also reports the start-up time up to the end of the first iteration.
+
+Standard library at the top only: each program imports the one library it needs after setting the thread
+count variables, which the libraries read once, at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RESULT_FORMAT = (
+    "pyprograms: program={program} threads={threads} iterations={iterations} units={units:.3f} unit={unit} "
+    "seconds={seconds:.3f} startup={startup:.3f} rate={rate:.6f} per_second"
+)
+PROGRAMS = ("analytics", "torch_inference", "torch_training", "numpy_blas")
+SCRIPT = Path(__file__).resolve()
+
+
+def result_pattern(program: str) -> str:
+    """A regular expression whose group is the rate on ``program``'s result line."""
+    return (
+        rf"pyprograms: program={program} threads=\d+ iterations=\d+ units=[\d.]+ unit=\w+ "
+        r"seconds=[\d.]+ startup=[\d.]+ rate=([\d.]+) per_second"
+    )
+
+
+def command(program: str, threads: int, seconds: int, data: Path | None = None) -> list[str]:
+    """The command line running ``program`` for ``seconds`` with ``threads`` threads.
+
+    ``-P``: a script's folder is not put on ``sys.path`` (see the end of this file); the file is run as a
+    script rather than with ``-m``, which would import ``cotenant.datasets`` and Polars first.
+    """
+    options = ["--data", str(data)] if data is not None else []
+    return [
+        sys.executable,
+        "-P",
+        str(SCRIPT),
+        program,
+        "--seconds",
+        str(seconds),
+        "--threads",
+        str(threads),
+        *options,
+    ]
+
+
+# Table sizes of the analytics program (TPC-H scale factor 0.25): ~1.5 M lineitem rows, ~125 MB loaded;
+# the process peaks near 300 MB RSS (Parquet decoding and query intermediates the allocator keeps).
+ORDERS = 375_000
+CUSTOMERS = 37_500
+TPCH_SEED = 20240601
+TPCH_TABLES = ("lineitem", "orders", "customer")
+
+BLAS_N = 1024
+
+# One iteration of a program: it does some work and returns how many units it did.
+Step = Callable[[], float]
+
+
+def set_thread_count(threads: int) -> None:
+    """Every library's thread count, set before the library is imported (they read it once, at import).
+
+    OPENBLAS_CORETYPE (the kernel family OpenBLAS uses) is left as the environment has it.
+    """
+    for variable in ("POLARS_MAX_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+
+
+def generate_tpch(directory: Path, orders: int = ORDERS, customers: int = CUSTOMERS) -> None:
+    """Writes TPC-H-like ``lineitem``, ``orders`` and ``customer`` Parquet files, the same on every call.
+
+    Only the columns Q1, Q3 and Q6 read, with TPC-H's value ranges (dates 1992-1998, discount 0-0.10,
+    quantity 1-50, 1-7 line items per order); deterministic from a fixed seed.
+    """
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(TPCH_SEED)
+    segments = np.array(["AUTOMOBILE", "BUILDING", "FURNITURE", "HOUSEHOLD", "MACHINERY"])
+    customer = pl.DataFrame(
+        {
+            "c_custkey": np.arange(1, customers + 1, dtype=np.int64),
+            "c_mktsegment": segments[rng.integers(0, len(segments), customers)],
+        }
+    )
+    first_day = np.datetime64("1992-01-01")
+    order_dates = first_day + rng.integers(0, 2406, orders).astype("timedelta64[D]")  # to 1998-08-02
+    orders_frame = pl.DataFrame(
+        {
+            "o_orderkey": np.arange(1, orders + 1, dtype=np.int64),
+            "o_custkey": rng.integers(1, customers + 1, orders, dtype=np.int64),
+            "o_orderdate": order_dates,
+            "o_shippriority": np.zeros(orders, dtype=np.int32),
+        }
+    )
+    lines_per_order = rng.integers(1, 8, orders)
+    rows = int(lines_per_order.sum())
+    orderkey = np.repeat(orders_frame["o_orderkey"].to_numpy(), lines_per_order)
+    shipdate = np.repeat(order_dates, lines_per_order) + rng.integers(1, 122, rows).astype("timedelta64[D]")
+    quantity = rng.integers(1, 51, rows).astype(np.float64)
+    price = np.round(quantity * rng.uniform(900.0, 2100.0, rows), 2)
+    # TPC-H: items shipped before 1995-06-17 are returned (R) or accepted (A), later ones not returned (N);
+    # line status is F (filled) before that date and O (open) after.
+    shipped_early = shipdate <= np.datetime64("1995-06-17")
+    returnflag = np.where(shipped_early, np.where(rng.random(rows) < 0.5, "R", "A"), "N")
+    lineitem = pl.DataFrame(
+        {
+            "l_orderkey": orderkey,
+            "l_quantity": quantity,
+            "l_extendedprice": price,
+            "l_discount": rng.integers(0, 11, rows) / 100.0,
+            "l_tax": rng.integers(0, 9, rows) / 100.0,
+            "l_returnflag": returnflag,
+            "l_linestatus": np.where(shipped_early, "F", "O"),
+            "l_shipdate": shipdate,
+        }
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("customer", customer), ("orders", orders_frame), ("lineitem", lineitem)):
+        frame.write_parquet(directory / f"{name}.parquet")
+
+
+def analytics(threads: int, data: Path | None) -> Step:
+    if data is None:
+        raise SystemExit("pyprograms: analytics needs --data (the directory generate_tpch wrote)")
+    import datetime
+
+    import polars as pl
+
+    # Tables are loaded once, so queries measure in-memory analytics, not Parquet decoding or the page cache.
+    lineitem = pl.read_parquet(data / "lineitem.parquet").lazy()
+    orders = pl.read_parquet(data / "orders.parquet").lazy()
+    customer = pl.read_parquet(data / "customer.parquet").lazy()
+    revenue = pl.col("l_extendedprice") * (1 - pl.col("l_discount"))
+
+    q1 = (
+        lineitem.filter(pl.col("l_shipdate") <= datetime.date(1998, 9, 2))
+        .group_by("l_returnflag", "l_linestatus")
+        .agg(
+            pl.col("l_quantity").sum().alias("sum_qty"),
+            pl.col("l_extendedprice").sum().alias("sum_base_price"),
+            revenue.sum().alias("sum_disc_price"),
+            (revenue * (1 + pl.col("l_tax"))).sum().alias("sum_charge"),
+            pl.col("l_quantity").mean().alias("avg_qty"),
+            pl.col("l_extendedprice").mean().alias("avg_price"),
+            pl.col("l_discount").mean().alias("avg_disc"),
+            pl.len().alias("count_order"),
+        )
+        .sort("l_returnflag", "l_linestatus")
+    )
+    day = datetime.date(1995, 3, 15)
+    q3 = (
+        customer.filter(pl.col("c_mktsegment") == "BUILDING")
+        .join(orders.filter(pl.col("o_orderdate") < day), left_on="c_custkey", right_on="o_custkey")
+        .join(lineitem.filter(pl.col("l_shipdate") > day), left_on="o_orderkey", right_on="l_orderkey")
+        .group_by("o_orderkey", "o_orderdate", "o_shippriority")
+        .agg(revenue.sum().alias("revenue"))
+        .sort(["revenue", "o_orderdate"], descending=[True, False])
+        .head(10)
+    )
+    q6 = lineitem.filter(
+        pl.col("l_shipdate").is_between(datetime.date(1994, 1, 1), datetime.date(1995, 1, 1), closed="left")
+        & pl.col("l_discount").is_between(0.05, 0.07)
+        & (pl.col("l_quantity") < 24)
+    ).select((pl.col("l_extendedprice") * pl.col("l_discount")).sum().alias("revenue"))
+    queries = (q1, q3, q6)
+
+    def step() -> float:
+        # One iteration runs each query once, so every rate weighs the three queries alike whenever the
+        # deadline falls.
+        for query in queries:
+            result = query.collect()
+            if result.height == 0:
+                raise RuntimeError("pyprograms: an analytics query returned no rows (bad --data?)")
+        return float(len(queries))
+
+    return step
+
+
+def torch_inference(threads: int, data: Path | None) -> Step:
+    import torch
+
+    torch.set_num_threads(threads)
+    # Inter-op threads only run independent graph branches (TorchScript); one keeps the level honest.
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(0)
+    batch, sequence, width = 8, 128, 256
+    # A BERT-mini-sized encoder (4 layers, width 256, 4 heads): ~3 M parameters, ~7 GFLOP per batch.
+    layer = torch.nn.TransformerEncoderLayer(
+        d_model=width, nhead=4, dim_feedforward=4 * width, dropout=0.0, batch_first=True
+    )
+    model = torch.nn.Sequential(
+        torch.nn.TransformerEncoder(layer, num_layers=4, enable_nested_tensor=False),
+        torch.nn.Linear(width, 2),
+    ).eval()
+    inputs = torch.randn(batch, sequence, width)
+
+    def step() -> float:
+        with torch.inference_mode():
+            model(inputs)
+        return float(batch)
+
+    return step
+
+
+def torch_training(threads: int, data: Path | None) -> Step:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(0)
+    # 32 images per step (~30 ms on one core): the backward pass's buffers stay ~100 MB over torch's ~230 MB.
+    batch = 32
+
+    def block(inputs: int, outputs: int) -> list[torch.nn.Module]:
+        return [
+            torch.nn.Conv2d(inputs, outputs, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(outputs),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        ]
+
+    # A small CIFAR-style CNN (~0.3 M parameters); synthetic images and labels, fixed for the whole run.
+    model = torch.nn.Sequential(
+        *block(3, 32),
+        *block(32, 64),
+        *block(64, 128),
+        torch.nn.Flatten(),
+        torch.nn.Linear(128 * 4 * 4, 10),
+    ).train()
+    loss_function = torch.nn.CrossEntropyLoss()
+    images = torch.randn(batch, 3, 32, 32)
+    labels = torch.randint(0, 10, (batch,))
+    # Adam written out rather than torch.optim.Adam: creating any torch.optim optimizer imports
+    # torch._dynamo and sympy (+70 MB RSS, +1-2 s start-up), which would push the program near the lab's
+    # 512 MiB cgroups. Same arithmetic as torch.optim.Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8).
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    first = [torch.zeros_like(parameter) for parameter in parameters]
+    second = [torch.zeros_like(parameter) for parameter in parameters]
+    rate, beta1, beta2, epsilon = 1e-3, 0.9, 0.999, 1e-8
+    steps = 0
+
+    def step() -> float:
+        nonlocal steps
+        for parameter in parameters:
+            parameter.grad = None
+        loss = loss_function(model(images), labels)
+        loss.backward()
+        steps += 1
+        correction1, correction2 = 1 - beta1**steps, 1 - beta2**steps
+        with torch.no_grad():
+            for parameter, mean, square in zip(parameters, first, second, strict=True):
+                gradient = parameter.grad
+                assert gradient is not None
+                mean.mul_(beta1).add_(gradient, alpha=1 - beta1)
+                square.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+                denominator = (square / correction2).sqrt_().add_(epsilon)
+                parameter.addcdiv_(mean, denominator, value=-rate / correction1)
+        return float(batch)
+
+    return step
+
+
+def numpy_blas(threads: int, data: Path | None) -> Step:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    left = rng.standard_normal((BLAS_N, BLAS_N))
+    right = rng.standard_normal((BLAS_N, BLAS_N))
+    product = np.empty((BLAS_N, BLAS_N))
+    gflop = 2.0 * BLAS_N**3 / 1e9
+
+    def step() -> float:
+        # Into a preallocated output: the loop measures DGEMM, not allocating and faulting in 8 MB per call.
+        np.matmul(left, right, out=product)
+        return gflop
+
+    return step
+
+
+UNITS = {
+    "analytics": "queries",
+    "torch_inference": "samples",
+    "torch_training": "samples",
+    "numpy_blas": "gflop",
+}
+BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
+    "analytics": analytics,
+    "torch_inference": torch_inference,
+    "torch_training": torch_training,
+    "numpy_blas": numpy_blas,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("program", choices=PROGRAMS)
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data", type=Path, help="the analytics tables (generate_tpch's directory)")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    set_thread_count(args.threads)
+    step = BUILDERS[args.program](args.threads, args.data)
+    step()  # warm-up: first calls allocate buffers and pick kernels, which steady-state iterations do not
+    startup = time.monotonic() - started
+    start = time.monotonic()
+    deadline = start + args.seconds
+    iterations, units, last = 0, 0.0, 0.0
+    while time.monotonic() < deadline:
+        units += step()
+        iterations += 1
+        last = time.monotonic() - start
+    print(
+        RESULT_FORMAT.format(
+            program=args.program,
+            threads=args.threads,
+            iterations=iterations,
+            units=units,
+            unit=UNITS[args.program],
+            seconds=last,
+            startup=startup,
+            rate=units / last if last > 0 else 0.0,
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as a script, Python puts this folder first on sys.path, where the workload modules' names (redis,
+    # base, ...) would shadow real packages that numpy, polars or torch import.
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [entry for entry in sys.path if entry and str(Path(entry).resolve()) != here]
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The Python application workloads (pyprograms.py): parsers on captured real outputs, and real short runs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from cotenant.datasets.lab.workloads.base import ParseError, WorkContext
+from cotenant.datasets.lab.workloads.numpy_blas import NumpyBlas, parse_numpy_blas
+from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics, parse_polars_analytics
+from cotenant.datasets.lab.workloads.torch_inference import TorchInference, parse_torch_inference
+from cotenant.datasets.lab.workloads.torch_training import TorchTraining, parse_torch_training
+
+CAPTURED = Path(__file__).parent / "captured"
+PARSERS = [parse_polars_analytics, parse_torch_inference, parse_torch_training, parse_numpy_blas]
+
+
+def captured(name: str) -> str:
+    return (CAPTURED / name).read_text(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("parser", "file", "expected"),
+    [
+        (parse_polars_analytics, "pyprograms_analytics_1.txt", 70.001278),
+        (parse_polars_analytics, "pyprograms_analytics_2.txt", 54.548941),
+        (parse_torch_inference, "pyprograms_torch_inference_1.txt", 61.803224),
+        (parse_torch_inference, "pyprograms_torch_inference_2.txt", 33.419901),
+        (parse_torch_training, "pyprograms_torch_training_1.txt", 759.272949),
+        (parse_torch_training, "pyprograms_torch_training_2.txt", 411.877258),
+        (parse_numpy_blas, "pyprograms_numpy_blas_1.txt", 41.266454),
+        (parse_numpy_blas, "pyprograms_numpy_blas_2.txt", 37.715719),
+    ],
+)
+def test_parser_reads_the_rate(parser, file: str, expected: float) -> None:
+    assert parser(captured(file)) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize(
+    "output",
+    [
+        "",
+        "Traceback (most recent call last):\n  ...\nMemoryError\n",
+        "pyprograms: program=analytics threads=1 iterations=0 units=0.000 unit=queries\n",  # cut short
+    ],
+)
+def test_parser_raises_without_a_rate(parser, output: str) -> None:
+    with pytest.raises(ParseError):
+        parser(output)
+
+
+def test_parser_reads_only_its_own_program() -> None:
+    # A log holding another program's result line (a shared log, a wrong workload) is not a rate.
+    with pytest.raises(ParseError):
+        parse_torch_training(captured("pyprograms_torch_inference_1.txt"))
+    with pytest.raises(ParseError):
+        parse_numpy_blas(captured("pyprograms_analytics_1.txt"))
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
+    root = tmp_path_factory.mktemp("pyprograms")
+    scratch = root / "scratch"
+    scratch.mkdir()
+    PolarsAnalytics().prepare(scratch)
+    return WorkContext(scratch=scratch, role_dir=root / "role", runtime_dir=root / "run")
+
+
+@pytest.mark.parametrize("workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas])
+def test_program_runs_and_its_rate_parses(workload, context: WorkContext) -> None:
+    instance = workload()
+    done = subprocess.run(
+        instance.phase_command(1, 2, context), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert instance.parse(done.stdout + done.stderr) > 0
+
+
+def test_prepare_reuses_the_tables(context: WorkContext) -> None:
+    tables = sorted(context.scratch.glob("*/*.parquet"))
+    stamps = [path.stat().st_mtime_ns for path in tables]
+    PolarsAnalytics().prepare(context.scratch)
+    assert len(tables) == 3
+    assert [path.stat().st_mtime_ns for path in sorted(context.scratch.glob("*/*.parquet"))] == stamps
