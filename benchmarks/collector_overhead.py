@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 GOALS = {"cpu": "<= 1% of one core", "per_value": "<= node_exporter", "rss": "< 5%", "jitter": "<= 50 ms"}
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_LINE = "collecting host"  # printed by `cotenant collect` once its sources are open
 LATENESS_COLUMN = "collector_tick_lateness_seconds"  # the collector's self-observation (selfstats.py)
@@ -109,10 +108,10 @@ class Workloads:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> None:
-        root = self.config.cgroup_root
-        v2 = root if (root / "cgroup.controllers").exists() else root / "unified"
-        candidates = [v2, *(root / c for c in V1_CONTROLLERS)]
-        self.hierarchies = [h for h in candidates if (h / "cgroup.procs").exists()]
+        from cotenant.datasets.lab.cgroups import detect_hierarchy
+
+        # The lab's hierarchies (the collector's detection, less cpuset, which needs cpus set to join).
+        self.hierarchies = detect_hierarchy(self.config.cgroup_root).directories("")
         for index in range(self.config.cgroups):
             directories = [h / self.name / f"w{index:02d}" for h in self.hierarchies]
             for directory in directories:

@@ -28,6 +28,7 @@ import httpx
 import numpy as np
 from cotenant.serving.cli import serve_command
 from cotenant.serving.config import ServiceSettings
+from cotenant.training.tracking import REGISTERED
 
 TOKEN = "benchmark"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -156,7 +157,7 @@ def seeded_champions(root: Path) -> str:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("benchmark", artifact_location=str(root / "artifacts"))
-    for name, predictor in (("cotenant-placement", placement), ("cotenant-monitoring", monitoring)):
+    for name, predictor in ((REGISTERED["placement"], placement), (REGISTERED["monitoring"], monitoring)):
         run = client.create_run(experiment)
         predictor.save(root / name)
         client.log_artifacts(run.info.run_id, str(root / name), artifact_path="predictor")

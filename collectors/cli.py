@@ -60,12 +60,16 @@ def collect(
     procfs_root: Annotated[Path, typer.Option(help="procfs root")] = Path("/proc"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Sample host, cgroup and process telemetry every INTERVAL seconds into OUT."""
+    """Sample host, cgroup and process telemetry every INTERVAL seconds into OUT, to the service (--push)
+    and/or for Prometheus."""
     if list_metrics:
         _print_catalogue()
         return
-    if out is None:
-        raise typer.BadParameter("--out is required unless --list-metrics is given", param_hint="--out")
+    if out is None and push is None and prometheus_port is None:
+        raise typer.BadParameter(
+            "give at least one of --out (Parquet), --push (the service) or --prometheus-port",
+            param_hint="--out",
+        )
     if push and not token:
         raise typer.BadParameter("--push needs --token", param_hint="--token")
     logging.basicConfig(
@@ -120,7 +124,16 @@ def collect(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     targets = len(config.cgroups) + len(config.cgroup_globs) + len(config.pids)
-    console.print(f"collecting host + {targets} target selector(s) every {interval:g} s into {out}")
+    where = ", ".join(
+        part
+        for part in (
+            f"into {out}" if out else "",
+            f"pushing to {push}" if push else "",
+            f"Prometheus on port {prometheus_port}" if prometheus_port is not None else "",
+        )
+        if part
+    )
+    console.print(f"collecting host + {targets} target selector(s) every {interval:g} s {where}")
     # Start-up objects (modules, specs, Polars) live as long as the process: keep them out of every
     # garbage collection the sampling loop's short-lived dicts trigger.
     gc.freeze()
@@ -132,4 +145,5 @@ def collect(
     finally:
         for close in closers:
             close()
-    console.print(f"done: {ticks} ticks, {collector.writer.files_written} segment files in {out}")
+    written = f", {collector.writer.files_written} segment files in {out}" if collector.writer else ""
+    console.print(f"done: {ticks} ticks{written}")

@@ -38,7 +38,7 @@ Sink = Callable[[int, dict[str, dict[str, Row]]], None]  # (epoch ms, {table: {t
 
 @dataclass(frozen=True)
 class CollectorConfig:
-    out: Path
+    out: Path | None = None  # None: no Parquet (a node agent that only pushes or serves Prometheus)
     cgroups: tuple[str, ...] = ()
     cgroup_globs: tuple[str, ...] = ()
     pids: tuple[int, ...] = ()
@@ -84,8 +84,13 @@ class Collector:
                 if config.sources is None or name in config.sources:
                     self._open(name, instantiate(registry[name], config.roots))
         self.observer = SelfObserver([s.name for s in self.sources] + list(self.unavailable), config.interval)
-        self.writer = SegmentWriter(config.out, self.table_columns(), config.segment_seconds)
-        self.writer.set_metadata("collector", UNAVAILABLE_KEY, json.dumps(self.unavailable_metrics()))
+        self.writer = (
+            SegmentWriter(config.out, self.table_columns(), config.segment_seconds)
+            if config.out is not None
+            else None
+        )
+        if self.writer is not None:
+            self.writer.set_metadata("collector", UNAVAILABLE_KEY, json.dumps(self.unavailable_metrics()))
         self.previous: dict[tuple[str, str], tuple[dict[str, float], float]] = {}
         self.carried: dict[tuple[str, str], tuple[Row, float]] = {}  # per-process rows and their read time
         self.process_read_at: dict[str, float] = {}  # wall-clock tick of each per-process source's last read
@@ -183,18 +188,21 @@ class Collector:
                     tables[table].setdefault(target, {}).update(derived)
                     if source.reads_processes:
                         self.carried[key] = (derived, scheduled)
-        for table, rows in tables.items():
-            for target, row in rows.items():
-                self.writer.add(table, epoch_ms, target, row)
+        writer = self.writer
+        if writer is not None:
+            for table, rows in tables.items():
+                for target, row in rows.items():
+                    writer.add(table, epoch_ms, target, row)
         unavailable = self.unavailable_metrics()
         report.unavailable = {name: len(metrics) for name, metrics in unavailable.items()}
-        self.writer.set_metadata("collector", UNAVAILABLE_KEY, json.dumps(unavailable))
         tables["collector"] = {"collector": self.observer.row(report, time.monotonic() - started)}
-        self.writer.add("collector", epoch_ms, "collector", tables["collector"]["collector"])
+        if writer is not None:
+            writer.set_metadata("collector", UNAVAILABLE_KEY, json.dumps(unavailable))
+            writer.add("collector", epoch_ms, "collector", tables["collector"]["collector"])
         for sink in self.sinks:
             sink(epoch_ms, tables)
-        if self.writer.due(time.time()):
-            self.writer.flush(time.time())
+        if writer is not None and writer.due(time.time()):
+            writer.flush(time.time())
 
     def _due(self, source: Source, scheduled: float, targets: dict[str, CgroupTarget]) -> bool:
         """Every source every tick, but per-process ones every ``process_interval`` (and at once for a new
@@ -264,9 +272,11 @@ class Collector:
 
     def close(self) -> None:
         try:
-            self.writer.flush(time.time())
+            if self.writer is not None:
+                self.writer.flush(time.time())
         finally:
-            self.writer.close()
+            if self.writer is not None:
+                self.writer.close()
             busy = self.lanes.busy()
             self.lanes.stop()
             for source in self.sources:

@@ -32,15 +32,30 @@ class CgroupLayout:
 
     v2_root: Path | None
     v1_roots: dict[str, Path]
+    base: Path | None = None  # where the hierarchies are mounted (/sys/fs/cgroup)
 
     @classmethod
     def detect(cls, roots: Roots) -> CgroupLayout:
         base = roots.cgroup
         if (base / "cgroup.controllers").is_file():
-            return cls(v2_root=base, v1_roots={})  # pure v2 (production hosts)
+            return cls(v2_root=base, v1_roots={}, base=base)  # pure v2 (production hosts)
         v2_root = base / "unified" if (base / "unified" / "cgroup.controllers").is_file() else None
         v1_roots = {c: base / c for c in V1_CONTROLLERS if (base / c / "cgroup.procs").is_file()}
-        return cls(v2_root=v2_root, v1_roots=v1_roots)
+        return cls(v2_root=v2_root, v1_roots=v1_roots, base=base)
+
+    def relative_name(self, name: str) -> str:
+        """``name`` relative to the hierarchy roots. Users copy absolute paths from the cgroup filesystem
+        (``/sys/fs/cgroup/kubepods.slice/...``, or ``/sys/fs/cgroup/memory/...`` on a hybrid host): a path
+        under a hierarchy root, or under the mount base, loses that prefix; any other name is already
+        relative (a leading '/' meaning the root)."""
+        prefixes = [*self.hierarchy_roots(), *([self.base] if self.base else [])]
+        for root in sorted(prefixes, key=lambda path: len(str(path)), reverse=True):  # most specific first
+            text = str(root).rstrip("/")
+            if name.rstrip("/") == text:
+                return ""
+            if name.startswith(text + "/"):
+                return name[len(text) + 1 :].rstrip("/")
+        return name
 
     def hierarchy_roots(self) -> list[Path]:
         return ([self.v2_root] if self.v2_root else []) + list(self.v1_roots.values())
@@ -174,6 +189,10 @@ class TargetSelector:
     pids: tuple[int, ...] = ()
     # glob members as built last tick: the same name in the same hierarchies is the same target object
     _known: dict[tuple[str, tuple[str, ...]], CgroupTarget] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cgroups = tuple(self.layout.relative_name(name) for name in self.cgroups)
+        self.globs = tuple(self.layout.relative_name(pattern) for pattern in self.globs)
 
     def validate(self) -> None:
         """Fail fast, naming the target, for explicit cgroups or PIDs that do not exist or cannot be read."""

@@ -21,7 +21,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-CHAMPIONS = {"cotenant-monitoring": "cloudformer", "cotenant-placement": "placement"}
+from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
+
+# The model a first champion of each task is trained with.
+CHAMPIONS = {REGISTERED["monitoring"]: "cloudformer", REGISTERED["placement"]: "placement"}
 
 
 def missing_champions(tracking_uri: str) -> list[str]:
@@ -32,7 +35,7 @@ def missing_champions(tracking_uri: str) -> list[str]:
     missing = []
     for name in CHAMPIONS:
         try:
-            client.get_model_version_by_alias(name, "champion")
+            client.get_model_version_by_alias(name, CHAMPION_ALIAS)
         except MlflowException:
             missing.append(name)
     return missing

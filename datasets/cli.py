@@ -42,7 +42,8 @@ def info_command(
 ) -> None:
     """Print applications, runs, label distribution and noise floor of a source."""
     from cotenant.datasets import load_source
-    from cotenant.datasets.pack import _noise_text, summary
+    from cotenant.datasets.lab.labels import noise_text
+    from cotenant.datasets.pack import summary
 
     try:
         table = load_source(source)
@@ -78,4 +79,4 @@ def info_command(
     for bucket, n in facts["label_histogram"]:
         labels.add_row(bucket, str(n), "#" * round(30 * n / peak))
     console.print(labels)
-    console.print(f"noise floor: {_noise_text(facts['noise_floor'])}", soft_wrap=True)
+    console.print(f"noise floor: {noise_text(facts['noise_floor'])}", soft_wrap=True)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cotenant.datasets.lab.labels import noise_text
 from cotenant.datasets.sources.lab import load_lab
 from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable
 
-SIZE_LIMIT_BYTES = 20 * 1024 * 1024
+SIZE_LIMIT_BYTES = 50 * 1024 * 1024
 LABEL_BINS = [i / 10 for i in range(11)]
 
 
@@ -76,17 +77,72 @@ def summary(table: RunTable) -> dict[str, Any]:
     }
 
 
-def _noise_text(noise: Any) -> str:
-    """The lab's noise floor (solo vs the median of the other solos of the same config)."""
-    if isinstance(noise, dict) and noise.get("n_solo_pairs"):
-        return (
-            f"|1 - P| solo vs solo: median {noise['median_abs_deviation']:.4f}, "
-            f"p90 {noise['p90_abs_deviation']:.4f}, mean solo P {noise['mean_solo_label']:.4f} "
-            f"over {noise['n_solo_pairs']} solo runs"
-        )
-    if isinstance(noise, float):
-        return f"{noise:.4f}"
-    return "not measured (fewer than two solo repeats per configuration)"
+def _noise_cells(noise: Any, application: str) -> str:
+    floor = noise.get("by_application", {}).get(application) if isinstance(noise, dict) else None
+    if not floor or not floor.get("n_solo_pairs"):
+        return "- | - | - |"
+    return (
+        f"{floor['n_solo_pairs']} | {100 * floor['median_abs_deviation']:.2f} | "
+        f"{100 * floor['p90_abs_deviation']:.2f} |"
+    )
+
+
+def _background_lines(table: RunTable) -> list[str]:
+    """The host's load before the runs (quiet labels): what the noise floor was measured against."""
+    records = table.extras.get("records")
+    if records is None or records["background_busy_cpus"].null_count() == records.height:
+        return []
+    busy = records["background_busy_cpus"].drop_nulls()
+    pressure = records["background_cpu_pressure"].drop_nulls()
+    waited = float(records["background_waited_s"].sum() or 0.0)
+    busy_runs = int((~records["background_quiet"].fill_null(True)).sum())
+    return [
+        "## Background load during generation",
+        f"Before each of {busy.len()} runs the lab measured the host and waited while it was busy.",
+        "",
+        f"- busy CPU before a run: median {busy.median():.3f} cores, p90 {busy.quantile(0.9):.3f}, "
+        f"max {busy.max():.3f}",
+        f"- CPU pressure (share of the window some task waited): median {pressure.median():.4f}, "
+        f"max {pressure.max():.4f}"
+        if pressure.len()
+        else "- CPU pressure: not available (no PSI)",
+        f"- waited for a quiet host: {waited / 60:.1f} min in all; runs that went ahead on a busy host: "
+        f"{busy_runs}",
+        "",
+    ]
+
+
+def _probe_lines(table: RunTable) -> list[str]:
+    lines: list[str] = []
+    for key, title, what in (
+        (
+            "sensitivity",
+            "Sensitivity probes",
+            "P of each application against each calibrated aggressor level",
+        ),
+        ("pressure", "Pressure", "P of each fixed victim beside each workload configuration"),
+    ):
+        frame = table.extras.get(key)
+        if frame is None or not frame.height:
+            continue
+        columns = frame.columns
+        lines += [
+            f"## {title} ({key}.parquet)",
+            f"{what}.",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+            *[
+                "| "
+                + " | ".join(
+                    "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row
+                )
+                + " |"
+                for row in frame.iter_rows()
+            ],
+            "",
+        ]
+    return lines
 
 
 def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) -> str:
@@ -114,7 +170,7 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         f"- neighbour counts (co-runs per number of neighbours): {facts['neighbour_counts']}",
         f"- telemetry: {facts['seconds']} run-seconds; solo profiles: {facts['profiles']}",
         f"- dropped: {table.meta.get('dropped', {})}",
-        f"- noise floor: {_noise_text(facts['noise_floor'])}",
+        f"- noise floor: {noise_text(facts['noise_floor'])}",
         f"- metrics: {len(table.metrics)} per cgroup (as self__ and neighbour_mean__), "
         f"{len(table.host_columns)} host; {len(unavailable)} dropped as null throughout "
         "(unavailable on the lab machine): " + (", ".join(unavailable) or "none"),
@@ -125,10 +181,17 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         *[f"| {b} | {n} |" for b, n in facts["label_histogram"]],
         "",
         "## Per application",
-        "| application | co-runs | mean P | min P |",
-        "|---|---|---|---|",
-        *[f"| {a} | {n} | {m:.3f} | {lo:.3f} |" for a, n, m, lo in facts["apps"].iter_rows()],
+        "Noise floor: each solo run against the median of the other solos of its configuration (pp).",
         "",
+        "| application | co-runs | mean P | min P | solo runs | noise median | noise p90 |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {a} | {n} | {m:.3f} | {lo:.3f} | " + _noise_cells(facts["noise_floor"], a)
+            for a, n, m, lo in facts["apps"].iter_rows()
+        ],
+        "",
+        *_background_lines(table),
+        *_probe_lines(table),
         "## Metrics (per cgroup: self__ and neighbour_mean__; host: host__)",
         "| metric | group |",
         "|---|---|",
@@ -163,6 +226,7 @@ def drop_unavailable_metrics(table: RunTable) -> tuple[RunTable, list[str]]:
         table.profiles.drop([m for m in dropped if m in table.profiles.columns]),
         {m: g for m, g in table.metric_groups.items() if m not in set(dropped)},
         table.meta | {"unavailable_metrics": sorted(dropped)},
+        table.extras,
     )
     return slim.validate(origin="packed"), dropped
 

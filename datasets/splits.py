@@ -70,12 +70,13 @@ def run_programs(table: RunTable) -> pl.DataFrame:
 
 
 def program_folds(table: RunTable, k: int = 5, seed: int = 0) -> list[list[str]]:
-    """Target programs dealt into ``k`` folds of (nearly) equal size after a seeded shuffle: grouped K-fold,
-    each program held out exactly once over the folds."""
+    """Target programs dealt into ``k`` folds (at most one per program) of (nearly) equal size after a seeded
+    shuffle: grouped K-fold, each program held out exactly once over the folds."""
     excluded = instruments()
     programs = sorted(p for p in table.runs["application"].unique().to_list() if p not in excluded)
-    if not 2 <= k <= len(programs):
-        raise ValueError(f"k={k} folds need 2 <= k <= {len(programs)} programs (the table's target programs)")
+    if len(programs) < 2 or k < 2:
+        raise ValueError(f"leave-programs-out needs k >= 2 folds and >= 2 programs; got k={k}, {programs}")
+    k = min(k, len(programs))  # more folds than programs: one program per fold
     order = np.random.default_rng(seed).permutation(len(programs))
     folds: list[list[str]] = [[] for _ in range(k)]
     for position, index in enumerate(order):
@@ -85,13 +86,15 @@ def program_folds(table: RunTable, k: int = 5, seed: int = 0) -> list[list[str]]
 
 def leave_programs_out(table: RunTable, k: int = 5, seed: int = 0) -> list[Split]:
     """One split per fold: test = runs whose target is a fold program; validation = runs whose target is a
-    program of the next fold and that involve no test program; training = runs that involve neither. Runs
-    whose neighbours include a held-out program but whose target does not are in no role for that fold."""
+    program of the next fold (with three folds or more) and that involve no test program; training = runs
+    that involve neither. Runs whose neighbours include a held-out program but whose target does not are in
+    no role for that fold."""
     folds = program_folds(table, k, seed)
     involved = run_programs(table)
     splits = []
     for index, test_apps in enumerate(folds):
-        validation_apps = folds[(index + 1) % k]
+        # With two folds the other one is all the training there is: no validation programs then.
+        validation_apps = folds[(index + 1) % len(folds)] if len(folds) >= 3 else []
         touches_test = pl.col("programs").list.set_intersection(pl.lit(test_apps)).list.len() > 0
         touches_validation = pl.col("programs").list.set_intersection(pl.lit(validation_apps)).list.len() > 0
         frame = involved.join(table.runs.select("run_id", "application"), on="run_id")

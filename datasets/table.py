@@ -41,6 +41,17 @@ RUN_COLUMNS: dict[str, type[pl.DataType] | pl.DataType] = {
     "neighbour_profiles": pl.List(pl.Utf8),
 }
 FILES = {"runs": "runs.parquet", "telemetry": "telemetry.parquet", "profiles": "profiles.parquet"}
+# Frames a source may add (the lab: every record, probes); saved and loaded when present.
+#   records: every execution of the lab (solo, co-run, probe, pressure, neighbour-solo) with its performance,
+#            label where it has one and the host's background load before it: the noise floor can be
+#            recomputed from it.
+#   sensitivity: per application, P against each calibrated aggressor level (``sens_<resource>_<level>``).
+#   pressure: per workload configuration, each fixed victim's P beside it (``press_<resource>``).
+EXTRA_FILES = {
+    "records": "records.parquet",
+    "sensitivity": "sensitivity.parquet",
+    "pressure": "pressure.parquet",
+}
 
 
 class RunTableError(ValueError):
@@ -71,6 +82,8 @@ class RunTable:
     metric_groups: dict[str, str]
     # Free-form provenance: source, noise_floor, plan, machine, ... (kept in meta.json).
     meta: dict[str, Any] = field(default_factory=dict)
+    # Optional frames named in EXTRA_FILES (absent for sources that have none).
+    extras: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     # ---- column views -------------------------------------------------------------------------------------
     @property
@@ -95,7 +108,7 @@ class RunTable:
         return [c for c in self.profiles.columns if c not in ("profile_id", "second")]
 
     def select_runs(self, run_ids: list[str] | pl.Series) -> RunTable:
-        """The sub-table of the given runs (profiles are shared, so they are kept whole)."""
+        """The sub-table of the given runs (profiles and extras are per workload, so they are kept whole)."""
         ids = pl.Series("run_id", list(run_ids), dtype=pl.Utf8)
         return RunTable(
             runs=self.runs.filter(pl.col("run_id").is_in(ids.implode())),
@@ -103,6 +116,7 @@ class RunTable:
             profiles=self.profiles,
             metric_groups=self.metric_groups,
             meta=dict(self.meta),
+            extras=dict(self.extras),
         )
 
     # ---- validation ----------------------------------------------------------------------------------------
@@ -144,6 +158,9 @@ class RunTable:
                 f"{runs_at}: column 'target_profile'/'neighbour_profiles' names unknown profile "
                 f"{sorted(referenced - known_profiles)[0]!r}"
             )
+        for key in self.extras:
+            if key not in EXTRA_FILES:
+                raise RunTableError(f"{origin}: unknown extra frame {key!r}; known: {', '.join(EXTRA_FILES)}")
         for metric, group in self.metric_groups.items():
             if group not in METRIC_GROUPS:
                 raise RunTableError(
@@ -160,14 +177,15 @@ class RunTable:
         """
         directory.mkdir(parents=True, exist_ok=True)
         sizes: dict[str, int] = {}
-        for key, frame in (("runs", self.runs), ("telemetry", self.telemetry), ("profiles", self.profiles)):
-            if float32 and key != "runs":
+        frames = [("runs", self.runs), ("telemetry", self.telemetry), ("profiles", self.profiles)]
+        for key, frame in [*frames, *self.extras.items()]:
+            if float32 and key in ("telemetry", "profiles"):
                 frame = frame.with_columns(pl.col(pl.Float64).cast(pl.Float32))
-            path = directory / FILES[key]
+            path = directory / {**FILES, **EXTRA_FILES}[key]
             tmp = path.with_suffix(".tmp")
             frame.write_parquet(tmp, compression="zstd", compression_level=compression_level)
             tmp.replace(path)
-            sizes[FILES[key]] = path.stat().st_size
+            sizes[path.name] = path.stat().st_size
         meta = {"metric_groups": self.metric_groups, "meta": self.meta}
         (directory / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
         sizes["meta.json"] = (directory / "meta.json").stat().st_size
@@ -183,8 +201,18 @@ class RunTable:
             for key, name in FILES.items()
         }
         meta = json.loads((directory / "meta.json").read_text())
+        extras = {
+            key: pl.read_parquet(directory / name)
+            for key, name in EXTRA_FILES.items()
+            if (directory / name).is_file()
+        }
         table = cls(
-            frames["runs"], frames["telemetry"], frames["profiles"], meta["metric_groups"], meta["meta"]
+            frames["runs"],
+            frames["telemetry"],
+            frames["profiles"],
+            meta["metric_groups"],
+            meta["meta"],
+            extras,
         )
         return table.validate(origin=str(directory))
 

@@ -44,6 +44,7 @@ import polars as pl
 from cotenant.datasets import load_source
 from cotenant.models.base import MEDIAN, QUANTILES
 from cotenant.models.predictor import HostEncoding, Predictor
+from cotenant.training.tracking import REGISTERED
 from pydantic import BaseModel, Field, model_validator
 
 from cotenant.demo import profile_series
@@ -127,7 +128,7 @@ print(f"{len(requests)} profiles; training runs had at most {trained_max_tenants
 # predicted P below with that error in mind: a violation is a *predicted* P under the SLO.
 
 # %%
-PLACEMENT_MODEL = "cotenant-placement"
+PLACEMENT_MODEL = REGISTERED["placement"]
 
 
 @dataclass

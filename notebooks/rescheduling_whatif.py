@@ -54,6 +54,7 @@ from cotenant.serving.config import ServiceSettings
 from cotenant.serving.models import ChampionSource
 from cotenant.training.config import TrainConfig
 from cotenant.training.run import train
+from cotenant.training.tracking import REGISTERED
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cotenant.demo import profile_series
@@ -73,7 +74,7 @@ exact_moves = 2  # exact search over plans of up to this many moves (0: skip)
 exact_max_states = 200_000  # skip the exact search when it would visit more fleet states than this
 seed = 0
 source = "bundled"  # cotenant.datasets source of telemetry and solo profiles
-tracking_uri = ""  # MLflow URI holding cotenant-monitoring / cotenant-placement @champion; empty: train here
+tracking_uri = ""  # MLflow URI holding both tasks' champions; empty: train here
 # trained when there is no champion: a single-threaded tree fits in seconds even on a busy machine, where
 # OpenMP models (hist-gradient-boosting) and cloudformer take minutes
 monitoring_model = "decision-tree"
@@ -132,8 +133,8 @@ table = load_source(source)
 # %%
 local_uri = f"sqlite:///{Path.cwd() / 'rescheduling-mlflow.db'}"
 recipes = {
-    "cotenant-monitoring": TrainConfig(model=monitoring_model, model_options=monitoring_options),
-    "cotenant-placement": TrainConfig(model="placement", epochs=placement_epochs),
+    REGISTERED["monitoring"]: TrainConfig(model=monitoring_model, model_options=monitoring_options),
+    REGISTERED["placement"]: TrainConfig(model="placement", epochs=placement_epochs),
 }
 predictors, model_sources = {}, {}
 for name, recipe in recipes.items():
@@ -160,7 +161,7 @@ for name, recipe in recipes.items():
         "version": version,
         "origin": "trained here" if trained_here else "champion",
     }
-monitor, placer = predictors["cotenant-monitoring"], predictors["cotenant-placement"]
+monitor, placer = predictors[REGISTERED["monitoring"]], predictors[REGISTERED["placement"]]
 print(json.dumps(model_sources, indent=1))
 
 # %% [markdown]

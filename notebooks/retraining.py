@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 from cotenant.datasets import SOURCES, RunTable, load_source
+from cotenant.datasets.lab.labels import noise_text
 from cotenant.datasets.lab.plan import load_plan, summarise
 from cotenant.datasets.lab.records import RunRecord
 from cotenant.datasets.lab.session import run_lab
@@ -43,10 +44,9 @@ from cotenant.datasets.pack import summary
 from cotenant.datasets.sources.base import looks_like
 from cotenant.models import MODELS
 from cotenant.training.config import TrainConfig
-from cotenant.training.evaluate import noise_text
 from cotenant.training.metrics import per_application
 from cotenant.training.run import make_split, train
-from cotenant.training.tracking import REGISTERED
+from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -61,7 +61,8 @@ lab_allow_concurrent = False  # for source lab: start even while another lab run
 model = "decision-tree"  # a name in cotenant.models.MODELS (cloudformer, lstm, linear, ...)
 model_options: dict[str, Any] = {}  # overrides of the model's typed config
 epochs = 5  # neural models only (cloudformer, lstm, system-only, temporal-only, placement)
-seed = 0  # weights and the leave-applications-out split
+seed = 0  # weights and data order
+fold = 0  # which leave-programs-out fold is held out
 tracking_uri = ""  # MLflow tracking and registry; empty for mlflow.db (sqlite) in the working dir
 output_json = "retraining.json"  # key values for tests and downstream reports
 figures_dir = ""  # where the PNG chart goes; empty for next to output_json
@@ -176,9 +177,9 @@ print("runs.jsonl record fields:", ", ".join(RunRecord.model_fields))
 # %% [markdown]
 # ## 2. The evaluation, and the champion it must beat
 #
-# Training holds out whole applications (`leave_applications_out` with `seed`): no held-out application
-# has a single run in training. The registered model is `cotenant-monitoring` or `cotenant-placement`,
-# after the model's task.
+# Training holds out whole programs (fold `fold` of `leave_programs_out`): a held-out program appears in no
+# training run, as target or as neighbour, and no statistic is fit on it. The registered model is the task's
+# (`REGISTERED`: monitoring or placement).
 
 # %%
 registered_model = REGISTERED[task]
@@ -191,7 +192,8 @@ config = TrainConfig(
     model_options=model_options,
     epochs=epochs,
     seed=seed,
-    split="apps",
+    split="programs",
+    fold=fold,
     tracking_uri=uri,
     progress=False,  # per-epoch losses go to MLflow; bars would flood the notebook's output
 )
@@ -214,7 +216,7 @@ def version_by_alias(alias: str) -> Any | None:
         return None
 
 
-previous_champion = version_by_alias("champion")
+previous_champion = version_by_alias(CHAMPION_ALIAS)
 if previous_champion is None:
     print("no champion yet: the new model becomes champion whatever its error")
 else:
@@ -240,7 +242,7 @@ tags = client.get_model_version(registered_model, new_version).tags
 rescored = tags.get("champion_mae_pp_same_evaluation")
 previous_mae = float(rescored) if rescored is not None else None
 alias = result.alias
-champion_after = version_by_alias("champion")
+champion_after = version_by_alias(CHAMPION_ALIAS)
 print(f"new {model}: v{new_version}, MAE {new_mae:.2f} pp on held-out {split.test_apps}")
 if previous_champion is not None and previous_mae is not None:
     print(f"champion v{previous_champion.version} on the same runs: MAE {previous_mae:.2f} pp")
@@ -253,7 +255,7 @@ print("new model, MAE pp per held-out application:", {a: round(e["mae"], 2) for 
 # %% [markdown]
 # ## 4. The registry afterwards
 #
-# Serving loads `models:/cotenant-monitoring@champion` (and `...placement@champion`) and swaps when the alias
+# Serving loads each task's registered model at its `champion` alias and swaps when the alias
 # moves; a `challenger` stays registered for comparison. `cotenant serve` with this tracking URI serves it.
 
 # %%

@@ -9,22 +9,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotenant.paths import default_tracking_uri
 
 ENV_PREFIX = "COTENANT_SERVE_"
-MONITORING_MODEL = "cotenant-monitoring"
-PLACEMENT_MODEL = "cotenant-placement"
-CHAMPION_ALIAS = "champion"
 
 
 class ServiceSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tracking_uri: str = Field(default_factory=default_tracking_uri)
-    monitoring_model: str = MONITORING_MODEL
-    placement_model: str = PLACEMENT_MODEL
+    monitoring_model: str = REGISTERED["monitoring"]
+    placement_model: str = REGISTERED["placement"]
     alias: str = CHAMPION_ALIAS
     # Ingest and profile registration need this bearer token; empty refuses every write (never open).
     token: str = ""

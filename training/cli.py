@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cotenant.training.config import TrainConfig
 
 DEFAULT_MODELS = (
     "linear,gamma-glm,decision-tree,random-forest,hist-gradient-boosting,lstm,"
@@ -24,7 +25,15 @@ def train(
     max_steps: Annotated[int, typer.Option(help="seconds kept per run")] = 128,
     lr: Annotated[float, typer.Option()] = 1e-3,
     seed: Annotated[int, typer.Option()] = 0,
-    split: Annotated[str, typer.Option(help="apps | time | none")] = "apps",
+    split: Annotated[
+        str, typer.Option(help="programs (leave-programs-out fold) | apps | time | none")
+    ] = TrainConfig.model_fields["split"].default,
+    fold: Annotated[
+        int, typer.Option(help="which leave-programs-out fold is held out")
+    ] = TrainConfig.model_fields["fold"].default,
+    folds: Annotated[int, typer.Option(help="number of leave-programs-out folds")] = TrainConfig.model_fields[
+        "folds"
+    ].default,
     devices: Annotated[int, typer.Option()] = 1,
     strategy: Annotated[str, typer.Option(help="auto | ddp | ...")] = "auto",
     accelerator: Annotated[str, typer.Option()] = "auto",
@@ -48,6 +57,8 @@ def train(
         max_steps=max_steps,
         seed=seed,
         split=split,
+        fold=fold,
+        folds=folds,
         devices=devices,
         strategy=strategy,
         accelerator=accelerator,
@@ -69,22 +80,23 @@ def train(
 def evaluate(
     data: Annotated[str, typer.Option(help="source name, name:PATH, or a directory")] = "bundled",
     models: Annotated[str, typer.Option(help="comma-separated model names")] = DEFAULT_MODELS,
-    seeds: Annotated[int, typer.Option(help="number of leave-applications-out splits")] = 6,
-    # 20, not train's 40: 6 seeds x every model must stay within an hour on 2 cores for ~400 runs.
+    folds: Annotated[int, typer.Option(help="leave-programs-out folds (each program held out once)")] = 5,
+    # 20, not train's 40: every fold x every model must stay within an hour on 2 cores.
     epochs: Annotated[int, typer.Option(help="epochs for neural models")] = 20,
     out: Annotated[Path, typer.Option(help="report folder")] = Path("reports/evaluation"),
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI, 'none' to skip logging")] = None,
     curve_models: Annotated[
         str, typer.Option(help="models for learning curves ('best-baseline' allowed; 'none' skips)")
     ] = "cloudformer,best-baseline",
-    curve_seeds: Annotated[int, typer.Option(help="seeds (the first N) for the learning curves")] = 3,
+    curve_folds: Annotated[int, typer.Option(help="folds (the first N) for the learning curves")] = 3,
     curve_apps: Annotated[str, typer.Option(help="training-application counts to try")] = "2,4",
     curve_fractions: Annotated[
         str, typer.Option(help="shares of each application's runs to try")
     ] = "0.25,0.5",
 ) -> None:
-    """Tables IV and V on any source: every model, leave-applications-out over seeds; MD + JSON + PNG."""
+    """Tables IV and V on any source: every model, leave-programs-out folds; MD + JSON + PNG."""
     from cotenant.datasets import load_source
+    from cotenant.datasets.splits import leave_programs_out
     from cotenant.training.config import TrainConfig
     from cotenant.training.evaluate import evaluate_models, log_report, write_report
     from rich.console import Console
@@ -95,7 +107,8 @@ def evaluate(
     table = load_source(data)
     base = TrainConfig(source=data, epochs=epochs, progress=False, tracking_uri="none")
     names = [n.strip() for n in models.split(",") if n.strip()]
-    report = evaluate_models(table, names, list(range(seeds)), base, log=console.print)
+    splits = leave_programs_out(table, folds)
+    report = evaluate_models(table, names, splits, base, log=console.print)
     if curve_models != "none":
         from cotenant.training.learning_curve import learning_curves
 
@@ -103,7 +116,7 @@ def evaluate(
             table,
             report,
             [m.strip() for m in curve_models.split(",") if m.strip()],
-            list(range(min(curve_seeds, seeds))),
+            splits[:curve_folds],
             [int(k) for k in curve_apps.split(",") if k.strip()],
             [float(f) for f in curve_fractions.split(",") if f.strip()],
             base,

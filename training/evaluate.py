@@ -1,7 +1,9 @@
-"""The paper's protocol (Tables IV and V) on any source: leave-applications-out over seeds, every model.
+"""Every model on any source under leave-programs-out folds (the paper's Tables IV and V, held out honestly).
 
-Writes ``evaluation.md``, ``evaluation.json`` and ``error_bands.png`` (MAE/MSE/RMSE mean +- std in pp,
-per-application breakdown, error-band histogram, the dataset's noise floor) and logs them to MLflow.
+Each program is held out once, in every role (``cotenant.datasets.splits.leave_programs_out``). Writes
+``evaluation.md``, ``evaluation.json`` and ``error_bands.png`` (MAE/MSE/RMSE mean +- std over folds in pp,
+per-application breakdown, error-band histogram, the constant reference, the dataset's noise floor) and logs
+them to MLflow.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cotenant.datasets.splits import leave_applications_out
+from cotenant.datasets.lab.labels import noise_text
+from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
@@ -27,7 +30,7 @@ from cotenant.training.run import data_digest
 
 
 def evaluate_models(
-    table: RunTable, models: list[str], seeds: list[int], base: TrainConfig, log: Any = print
+    table: RunTable, models: list[str], splits: list[Split], base: TrainConfig, log: Any = print
 ) -> dict[str, Any]:
     from cotenant.models import MODELS
 
@@ -38,68 +41,60 @@ def evaluate_models(
         "runs": table.runs.height,
         "applications": sorted(table.runs["application"].unique().to_list()),
         "noise_floor": table.meta.get("noise_floor"),
-        "seeds": seeds,
+        "folds": [{"name": split.name, "test_apps": split.test_apps} for split in splits],
         "epochs": base.epochs,
         "models": {},
     }
     for name in models:
-        per_seed: list[dict[str, Any]] = []
+        per_fold: list[dict[str, Any]] = []
         predicted_all, labels_all, apps_all = [], [], []
-        for seed in seeds:
-            split = leave_applications_out(table, seed)
-            cfg = base.model_copy(update={"model": name, "seed": seed})
+        for fold, split in enumerate(splits):
+            cfg = base.model_copy(update={"model": name})
             try:
                 outcome = fit_model(table, split, cfg, digest)
             except ValueError as error:  # e.g. placement on a source without solo profiles
-                log(f"{name} seed {seed}: skipped ({error})")
+                log(f"{name} {split.name}: skipped ({error})")
                 break
             scores = errors_pp(outcome.predicted, outcome.labels)
             scores["train_seconds"] = outcome.train_seconds
-            per_seed.append({"seed": seed, "test_apps": split.test_apps, **scores})
+            per_fold.append({"fold": fold, "test_apps": split.test_apps, **scores})
             predicted_all.append(outcome.predicted)
             labels_all.append(outcome.labels)
             apps_all.extend(outcome.applications)
-            log(f"{name} seed {seed}: MAE {scores['mae']:.2f} pp ({outcome.train_seconds:.1f} s)")
-        if not per_seed:
+            log(f"{name} {split.name}: MAE {scores['mae']:.2f} pp ({outcome.train_seconds:.1f} s)")
+        if not per_fold:
             continue
         predicted, labels = np.concatenate(predicted_all), np.concatenate(labels_all)
         summary = {
-            key: mean_std([s[key] for s in per_seed]) for key in ("mae", "mse", "rmse", "train_seconds")
+            key: mean_std([s[key] for s in per_fold]) for key in ("mae", "mse", "rmse", "train_seconds")
         }
         report["models"][name] = {
             "task": MODELS[name].task,
             "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
             "coverage": errors_pp(predicted, labels).get("coverage"),
-            "per_seed": per_seed,
+            "per_fold": per_fold,
             "per_application": per_application(predicted, labels, apps_all),
             "error_bands": error_bands(predicted, labels),
         }
-    report["constant_reference"] = constant_reference(table, seeds)
+    report["constant_reference"] = constant_reference(table, splits)
     report["targets"] = targets(report)
     return report
 
 
-def noise_text(noise: Any) -> str:
-    """The source's noise floor in pp: errors below it cannot be told from measurement noise."""
-    if isinstance(noise, dict) and "median_abs_deviation" in noise:
-        return (
-            f"solo-vs-solo |1 - P| median {100 * noise['median_abs_deviation']:.2f} pp, "
-            f"p90 {100 * noise['p90_abs_deviation']:.2f} pp over {noise.get('n_solo_pairs')} solo pairs"
-        )
-    if isinstance(noise, int | float):
-        return f"label noise sd about {100 * noise:.2f} pp (synthetic ground truth)"
-    return "not reported by this source"
-
-
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        f"# Evaluation on `{report['source']}` (leave-applications-out, seeds {report['seeds']})",
+        f"# Evaluation on `{report['source']}` (leave-programs-out, {len(report['folds'])} folds)",
         "",
         f"Runs: {report['runs']}, applications: {len(report['applications'])}, data digest "
         f"`{report['data_digest'][:16]}`, epochs (neural): {report['epochs']}. "
         f"Noise floor of the labels: {noise_text(report['noise_floor'])}.",
         "",
-        "Errors in percentage points of P (MSE in pp^2), mean +- std over seeds.",
+        "Each program is held out in exactly one fold, in every role (target and neighbour); no statistic is "
+        "fit on it. Held out per fold: "
+        + "; ".join(f"{fold['name']}: {', '.join(fold['test_apps'])}" for fold in report["folds"])
+        + ".",
+        "",
+        "Errors in percentage points of P (MSE in pp^2), mean +- std over folds.",
     ]
     for task in ("monitoring", "placement"):
         rows = {n: m for n, m in report["models"].items() if m["task"] == task}
@@ -122,14 +117,14 @@ def markdown(report: dict[str, Any]) -> str:
             )
         lines += [
             "",
-            "Error bands (share of test runs, pooled over seeds):",
+            "Error bands (share of test runs, pooled over folds):",
             "",
             "| model | " + " | ".join(BAND_NAMES) + " |",
             "|---|" + "---|" * len(BAND_NAMES),
         ]
         for name, m in rows.items():
             lines.append(f"| {name} | " + " | ".join(f"{m['error_bands'][b]:.2f}" for b in BAND_NAMES) + " |")
-        lines += ["", "Per application (MAE pp, pooled over the seeds where it was held out):", ""]
+        lines += ["", "Per application (MAE pp, in the fold where it was held out):", ""]
         apps = sorted({a for m in rows.values() for a in m["per_application"]})
         lines += ["| model | " + " | ".join(apps) + " |", "|---|" + "---|" * len(apps)]
         for name, m in rows.items():
@@ -155,7 +150,7 @@ def plot_bands(report: dict[str, Any], path: Path) -> None:
         ax.bar(np.arange(len(BAND_NAMES)) + i * width, shares, width, label=name)
     ax.set_xticks(np.arange(len(BAND_NAMES)) + 0.4 - width / 2, [f"{b} pp" for b in BAND_NAMES])
     ax.set_ylabel("share of test runs")
-    ax.set_title(f"Absolute error bands on {report['source']} (leave-applications-out)")
+    ax.set_title(f"Absolute error bands on {report['source']} (leave-programs-out)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -184,7 +179,7 @@ def log_report(paths: list[Path], report: dict[str, Any], tracking_uri: str, exp
             {
                 "source": report["source"],
                 "data_digest": report["data_digest"],
-                "seeds": ",".join(map(str, report["seeds"])),
+                "folds": len(report["folds"]),
                 "epochs": report["epochs"],
             }
         )

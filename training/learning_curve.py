@@ -1,7 +1,7 @@
 """What more data would buy: MAE against the number of training applications and the share of their runs.
 
-Held-out applications stay fixed per seed (the same leave-applications-out split as the evaluation), so the
-last point of each curve is the evaluation itself. If the error keeps falling as applications are added but
+Held-out programs stay fixed per fold (the same leave-programs-out folds as the evaluation), so the last
+point of each curve is the evaluation itself. If the error keeps falling as applications are added but
 not as runs are, the data needs more *kinds* of workload, not more repeats; if neither moves, the labels'
 noise floor is the limit. Also the report's targets: the paper's margins, computed from a report.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cotenant.datasets.splits import Split, leave_applications_out
+from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
@@ -53,25 +53,26 @@ def learning_curves(
     table: RunTable,
     report: dict[str, Any],
     models: list[str],
-    seeds: list[int],
+    splits: list[Split],
     app_counts: list[int],
     fractions: list[float],
     base: TrainConfig,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Per model: MAE mean +- std over ``seeds`` per training-application count and per run fraction."""
+    """Per model: MAE mean +- std over ``splits`` per training-application count and per run fraction."""
     digest = data_digest(table)
     names = [best_baseline(report) if m == BEST_BASELINE else m for m in models]
-    curves: dict[str, Any] = {"seeds": seeds, "models": {}}
+    curves: dict[str, Any] = {"folds": [split.name for split in splits], "models": {}}
     for name in [n for n in names if n and n in report["models"]]:
-        full = {s["seed"]: s["mae"] for s in report["models"][name]["per_seed"]}
+        full = {s["fold"]: s["mae"] for s in report["models"][name]["per_fold"]}
         points: dict[str, dict[float, list[float]]] = {"apps": {}, "runs": {}}
-        for seed in [s for s in seeds if s in full]:
-            split = leave_applications_out(table, seed)
+        for fold, split in enumerate(splits):
+            if fold not in full:
+                continue
             n_train = len(split.train_apps)
-            cfg = base.model_copy(update={"model": name, "seed": seed})
-            variants = [("apps", float(k), fewer_applications(table, split, k, seed)) for k in app_counts]
-            variants += [("runs", f, fewer_runs(table, split, f, seed)) for f in fractions]
+            cfg = base.model_copy(update={"model": name})
+            variants = [("apps", float(k), fewer_applications(table, split, k, fold)) for k in app_counts]
+            variants += [("runs", f, fewer_runs(table, split, f, fold)) for f in fractions]
             for kind, size, smaller in variants:
                 if kind == "apps" and not 1 <= size < n_train:
                     continue
@@ -79,9 +80,9 @@ def learning_curves(
                 mae = errors_pp(outcome.predicted, outcome.labels)["mae"]
                 points[kind].setdefault(size, []).append(mae)
                 runs = len(smaller.train_runs)
-                log(f"curve {name} seed {seed} {kind}={size:g}: MAE {mae:.2f} pp ({runs} training runs)")
-            points["apps"].setdefault(float(n_train), []).append(full[seed])
-            points["runs"].setdefault(1.0, []).append(full[seed])
+                log(f"curve {name} {split.name} {kind}={size:g}: MAE {mae:.2f} pp ({runs} training runs)")
+            points["apps"].setdefault(float(n_train), []).append(full[fold])
+            points["runs"].setdefault(1.0, []).append(full[fold])
         curves["models"][name] = {
             "applications": {f"{k:g}": mean_std(v) for k, v in sorted(points["apps"].items())},
             "run_fraction": {f"{k:g}": mean_std(v) for k, v in sorted(points["runs"].items())},
@@ -89,12 +90,11 @@ def learning_curves(
     return curves
 
 
-def constant_reference(table: RunTable, seeds: list[int]) -> dict[str, float]:
+def constant_reference(table: RunTable, splits: list[Split]) -> dict[str, float]:
     """MAE of always answering the training runs' mean P per split: what any model must beat."""
     runs = table.runs
     maes = []
-    for seed in seeds:
-        split = leave_applications_out(table, seed)
+    for split in splits:
         train = runs.filter(runs["run_id"].is_in(split.train_runs))["label"].to_numpy()
         test = runs.filter(runs["run_id"].is_in(split.test_runs))["label"].to_numpy()
         maes.append(float(np.mean(np.abs(test - train.mean())) * 100))
@@ -103,7 +103,7 @@ def constant_reference(table: RunTable, seeds: list[int]) -> dict[str, float]:
 
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:
-    """The paper's margins on this source: ratios of mean MAEs over the same seeds."""
+    """The paper's margins on this source: ratios of mean MAEs over the same folds."""
     models = report["models"]
 
     def mae(name: str | None) -> float | None:
@@ -172,7 +172,7 @@ def curves_markdown(report: dict[str, Any]) -> list[str]:
         return []
     lines = [
         "",
-        f"## Learning curves (held-out applications fixed; seeds {curves['seeds']})",
+        f"## Learning curves (held-out programs fixed per fold; {', '.join(curves['folds'])})",
         "",
         "MAE pp mean +- std. Training applications: how many of the split's training applications are kept"
         " (all their runs). Run fraction: every training application, with that share of its runs.",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from cotenant.datasets.splits import Split, by_time, leave_applications_out
+from cotenant.datasets.splits import Split, by_time, leave_applications_out, leave_programs_out
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import FitOutcome, fit_model
@@ -39,6 +39,11 @@ def data_digest(table: RunTable) -> str:
 
 
 def make_split(table: RunTable, cfg: TrainConfig) -> Split:
+    if cfg.split == "programs":
+        splits = leave_programs_out(table, cfg.folds)
+        if cfg.fold >= len(splits):
+            raise ValueError(f"fold {cfg.fold} does not exist: {len(splits)} folds (0-{len(splits) - 1})")
+        return splits[cfg.fold]
     if cfg.split == "apps":
         return leave_applications_out(table, cfg.seed)
     if cfg.split == "time":

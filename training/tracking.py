@@ -11,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The registered model of each task: the one definition of these names (serving, the main job, notebooks
+# and benchmarks import it).
 REGISTERED = {"monitoring": "cotenant-monitoring", "placement": "cotenant-placement"}
+CHAMPION_ALIAS = "champion"
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -106,12 +109,12 @@ def apply_alias_rules(
     client.set_model_version_tag(name, version, "evaluation", evaluation_key)
     client.set_model_version_tag(name, version, "mae_pp", f"{mae:.6f}")
     try:
-        champion = client.get_model_version_by_alias(name, "champion")
+        champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except Exception:  # no champion yet: the first model is it
         champion = None
     if champion is None:
-        client.set_registered_model_alias(name, "champion", version)
-        return "champion"
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        return CHAMPION_ALIAS
     if score_champion is not None:
         try:
             champion_mae = score_champion(champion)
@@ -123,8 +126,8 @@ def apply_alias_rules(
             reason = f"v{champion.version} cannot be loaded by this code: {type(error).__name__}: {error}"
             logging.getLogger(__name__).warning("%s champion %s; promoting v%s", name, reason, version)
             client.set_model_version_tag(name, version, "replaced_unloadable_champion", reason[:4000])
-            client.set_registered_model_alias(name, "champion", version)
-            return "champion"
+            client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+            return CHAMPION_ALIAS
     elif champion.tags.get("evaluation") == evaluation_key:
         champion_mae = float(champion.tags.get("mae_pp", "inf"))
     else:
@@ -133,8 +136,8 @@ def apply_alias_rules(
         return "challenger"
     client.set_model_version_tag(name, version, "champion_mae_pp_same_evaluation", f"{champion_mae:.6f}")
     if mae < champion_mae:
-        client.set_registered_model_alias(name, "champion", version)
-        return "champion"
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        return CHAMPION_ALIAS
     client.set_registered_model_alias(name, "challenger", version)
     return "challenger"
 

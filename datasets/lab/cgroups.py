@@ -17,8 +17,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cotenant.collectors.base import Roots
+from cotenant.collectors.targets import V1_CONTROLLERS, CgroupLayout
+
 DEFAULT_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
+# Every v1 controller the collector reads, but cpuset: a process can join a v1 cpuset only once the group's
+# cpus and mems are set, and lab roles share the host's CPUs.
+JOINED_V1_CONTROLLERS = tuple(name for name in V1_CONTROLLERS if name != "cpuset")
 CFS_PERIOD_US = 100_000
 LAB_PREFIX = "cotenant-lab-"
 
@@ -48,13 +53,12 @@ class CgroupHierarchy:
 
 
 def detect_hierarchy(root: Path = DEFAULT_ROOT) -> CgroupHierarchy:
-    if (root / "cgroup.controllers").exists():
-        return CgroupHierarchy(v1={}, unified=root)
-    v1 = {name: root / name for name in V1_CONTROLLERS if (root / name / "cgroup.procs").exists()}
-    unified = root / "unified" if (root / "unified" / "cgroup.procs").exists() else None
-    if "cpu" not in v1 or "memory" not in v1:
+    """This host's hierarchies, as the collector detects them (one rule for both)."""
+    layout = CgroupLayout.detect(Roots(cgroup=root))
+    v1 = {name: path for name, path in layout.v1_roots.items() if name in JOINED_V1_CONTROLLERS}
+    if layout.v2_root is None and ("cpu" not in v1 or "memory" not in v1):
         raise CgroupError(f"no cgroup v2 root and no v1 cpu+memory hierarchies under {root}")
-    return CgroupHierarchy(v1=v1, unified=unified)
+    return CgroupHierarchy(v1=v1, unified=layout.v2_root)
 
 
 class Cgroup:

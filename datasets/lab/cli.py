@@ -162,10 +162,11 @@ def plan_info(
 def labels(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
     """Label distribution and noise floor of a lab output directory."""
     import polars as pl
-    from cotenant.datasets.lab.labels import label_runs, noise_floor
+    from cotenant.datasets.lab.labels import label_runs, noise_floor, noise_floor_by_application
     from cotenant.datasets.lab.records import read_journal
 
-    table = label_runs(read_journal(out / "runs.jsonl"))
+    records = read_journal(out / "runs.jsonl")
+    table = label_runs(records)
     coruns = table.filter(pl.col("kind") == "corun")
     Console().print(
         coruns.group_by("application")
@@ -179,6 +180,26 @@ def labels(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> Non
     histogram = coruns["label"].hist(bins=[0.0, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0])
     Console().print(histogram)
     Console().print(noise_floor(table).describe())
+    per_application = Table(title="noise floor per application (solo vs the other solos, pp)")
+    for column in ("application", "solo runs", "median |1-P|", "p90 |1-P|"):
+        per_application.add_column(column, justify="left" if column == "application" else "right")
+    for application, floor in sorted(noise_floor_by_application(table).items()):
+        per_application.add_row(
+            application,
+            str(floor.n_solo_pairs),
+            f"{100 * floor.median_abs_deviation:.2f}",
+            f"{100 * floor.p90_abs_deviation:.2f}",
+        )
+    Console().print(per_application)
+    backgrounds = [record.background for record in records if record.background is not None]
+    if backgrounds:
+        busy = sorted(background.busy_cpus for background in backgrounds)
+        waited = sum(background.waited_s for background in backgrounds)
+        not_quiet = sum(not background.quiet for background in backgrounds)
+        Console().print(
+            f"background before {len(backgrounds)} runs: busy CPU median {busy[len(busy) // 2]:.3f} cores, "
+            f"max {busy[-1]:.3f}; waited {waited / 60:.1f} min in all; {not_quiet} runs on a busy host"
+        )
 
 
 @app.command("timing")

@@ -8,7 +8,8 @@ config, which is the noise floor: how far from 1 P moves with no neighbour at al
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import polars as pl
 from cotenant.datasets.lab.records import RunRecord
@@ -93,11 +94,21 @@ class NoiseFloor:
     mean_solo_label: float  # mean clipped P of solo rows (1.0 would be a noiseless machine)
 
     def describe(self) -> str:
+        return "noise floor: " + noise_text(asdict(self))
+
+
+def noise_text(noise: Any) -> str:
+    """A noise floor in percentage points, whatever the source reports: a lab's solo-vs-solo summary (a
+    ``NoiseFloor`` as a dict), a synthetic source's label noise (a float fraction), or nothing."""
+    if isinstance(noise, dict) and noise.get("n_solo_pairs"):
         return (
-            f"noise floor over {self.n_solo_pairs} solo references: "
-            f"median |1-P| {self.median_abs_deviation:.3f}, "
-            f"p90 |1-P| {self.p90_abs_deviation:.3f}, mean solo P {self.mean_solo_label:.3f}"
+            f"solo-vs-solo |1 - P| median {100 * noise['median_abs_deviation']:.2f} pp, "
+            f"p90 {100 * noise['p90_abs_deviation']:.2f} pp, mean solo P {noise['mean_solo_label']:.3f} "
+            f"over {noise['n_solo_pairs']} solo runs"
         )
+    if isinstance(noise, int | float) and not isinstance(noise, bool):
+        return f"label noise sd about {100 * noise:.2f} pp (synthetic ground truth)"
+    return "not measured (fewer than two solo repeats per configuration)"
 
 
 def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
@@ -112,3 +123,12 @@ def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
         p90_abs_deviation=float(deviation.quantile(0.9)),  # type: ignore[arg-type]
         mean_solo_label=float(solo["label"].mean()),  # type: ignore[arg-type]
     )
+
+
+def noise_floor_by_application(labels: pl.DataFrame) -> dict[str, NoiseFloor]:
+    """The noise floor of each application (a mean over applications hides the one that is always noisy)."""
+    solo = labels.filter(pl.col("kind") == "solo")
+    return {
+        str(application): noise_floor(frame)
+        for (application,), frame in solo.group_by("application", maintain_order=True)
+    }

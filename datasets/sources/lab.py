@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cotenant.datasets.lab.plan import load_plan
+from cotenant.datasets.lab.probing import probe_vectors
+from cotenant.datasets.lab.records import read_journal
 from cotenant.datasets.sources.base import SOURCES, metric_groups_for
-from cotenant.datasets.sources.lab_records import read_lab_runs
+from cotenant.datasets.sources.lab_records import labelled_records, read_lab_runs
 from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable, conform_runs
 
 KEYS = ("timestamp", "target", "table")
@@ -121,6 +124,7 @@ def build_profiles(root: Path, records: pl.DataFrame, metrics: list[str]) -> pl.
 def load_lab(path: Path | None = None, **options: Any) -> RunTable:
     if path is None:
         raise ValueError("lab: needs a lab output directory, e.g. lab:var/lab-2025-01-01")
+    journal = read_journal(path / "runs.jsonl")
     records, coruns, noise = read_lab_runs(path / "runs.jsonl")
     unlabelled = records.filter(pl.col("kind") == "corun").height - coruns.height
     telemetry, metrics, host_metrics = build_telemetry(path / "telemetry", coruns)
@@ -147,9 +151,15 @@ def load_lab(path: Path | None = None, **options: Any) -> RunTable:
         "dropped": {"no_solo_reference": unlabelled, "no_telemetry": no_rows},
         "host_metrics": host_metrics,
     }
+    extras = {"records": labelled_records(journal)}
     plan = path / "plan.yaml"
     if plan.is_file():
         meta["plan"] = plan.read_text()
+        sensitivity, pressure = probe_vectors(journal, load_plan(plan))
+        if sensitivity.height:
+            extras["sensitivity"] = sensitivity
+        if pressure.height:
+            extras["pressure"] = pressure
     groups = metric_groups_for(metrics + host_metrics)
-    table = RunTable(conform_runs(runs), telemetry, profiles, groups, meta)
+    table = RunTable(conform_runs(runs), telemetry, profiles, groups, meta, extras)
     return table.validate(origin=str(path))

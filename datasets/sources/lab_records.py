@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from cotenant.datasets.lab.labels import label_runs, noise_floor
+from cotenant.datasets.lab.labels import label_runs, noise_floor, noise_floor_by_application
 from cotenant.datasets.lab.records import RunRecord, read_journal
 
 RECORD_SCHEMA: dict[str, Any] = {
@@ -32,6 +32,11 @@ RECORD_SCHEMA: dict[str, Any] = {
     "performance": pl.Float64,
     "performance_unit": pl.Utf8,
     "higher_is_better": pl.Boolean,
+    # The host just before the run (null in journals written before quiet labels).
+    "background_busy_cpus": pl.Float64,
+    "background_cpu_pressure": pl.Float64,
+    "background_waited_s": pl.Float64,
+    "background_quiet": pl.Boolean,
 }
 
 
@@ -39,9 +44,14 @@ def records_frame(records: list[RunRecord]) -> pl.DataFrame:
     """One row per record; cgroup paths without leading/trailing slashes, as the collector names them."""
     rows = []
     for record in records:
-        row = record.model_dump(exclude={"cgroups"})
+        row = record.model_dump(exclude={"cgroups", "background"})
         row["target_cgroup"] = record.cgroups.target.strip("/")
         row["neighbour_cgroups"] = [n.strip("/") for n in record.cgroups.neighbours]
+        background = record.background
+        row["background_busy_cpus"] = background.busy_cpus if background else None
+        row["background_cpu_pressure"] = background.cpu_pressure if background else None
+        row["background_waited_s"] = background.waited_s if background else None
+        row["background_quiet"] = background.quiet if background else None
         row["started_at"] = record.started_at
         row["ended_at"] = record.ended_at
         rows.append(row)
@@ -56,8 +66,18 @@ def records_frame(records: list[RunRecord]) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) for c, t in RECORD_SCHEMA.items()])
 
 
+def labelled_records(records: list[RunRecord]) -> pl.DataFrame:
+    """Every record with its label where it has one (co-runs, probes, pressure and solo rows; neighbour
+    solos have none): what the bundled dataset ships so that anyone can recompute labels and noise floor."""
+    labels = label_runs(records).select("run_id", "solo_performance", "n_solo_references", "label")
+    frame = records_frame(records).drop("target_cgroup", "neighbour_cgroups")
+    return frame.join(labels, on="run_id", how="left").sort("run_id")
+
+
 def read_lab_runs(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """(all records, labelled co-runs with ``label`` and ``solo_performance``, noise floor) of runs.jsonl."""
+    """(all records, labelled co-runs with ``label`` and ``solo_performance``, noise floor) of runs.jsonl.
+
+    The noise floor dict is ``NoiseFloor``'s fields plus ``by_application`` (the same per application)."""
     records = read_journal(path)  # raises naming file and line; ignores a torn last line (crash mid-append)
     if not records:
         raise ValueError(f"{path}: no run records")
@@ -66,4 +86,7 @@ def read_lab_runs(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any
     coruns = labels.filter(pl.col("kind") == "corun").select("run_id", "solo_performance", "label")
     labelled = frame.join(coruns, on="run_id", how="inner")
     noise = asdict(noise_floor(labels))
+    noise["by_application"] = {
+        app: asdict(floor) for app, floor in noise_floor_by_application(labels).items()
+    }
     return frame, labelled, noise

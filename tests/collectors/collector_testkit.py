@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cotenant.collectors.base import Roots
+from cotenant.collectors.targets import CgroupLayout
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LAYOUTS = ("hybrid", "v2")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "blkio", "pids")
 COLLECT = [sys.executable, "-m", "cotenant.collectors"]
 
 
@@ -37,8 +37,7 @@ def real_cgroup(name: str | None = None) -> Iterator[str]:
     """A cgroup named ``cotenant-test-<uuid>`` in every hierarchy of this machine, always removed."""
     name = name or f"cotenant-test-{uuid.uuid4().hex[:8]}"
     made: list[Path] = []
-    v2_root = CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").is_file() else CGROUP_ROOT / "unified"
-    for root in [v2_root, *(CGROUP_ROOT / c for c in V1_CONTROLLERS)]:
+    for root in CgroupLayout.detect(Roots(cgroup=CGROUP_ROOT)).hierarchy_roots():
         if (root / "cgroup.procs").is_file():
             (root / name).mkdir()
             made.append(root / name)

@@ -76,3 +76,31 @@ def test_glob_matches_hidden_names_and_reports_each_directory_once(tmp_path: Pat
     assert layout.glob("lab/**/**") == ["lab", "lab/.hidden", "lab/.hidden/x", "lab/b"]
     assert layout.glob("l?b/[.]*/x") == ["lab/.hidden/x"]
     assert layout.glob("missing/*") == []
+
+
+@pytest.mark.parametrize(
+    ("layout_name", "given"),
+    [
+        ("v2", "{root}/lab/a"),
+        ("v2", "{root}/lab/a/"),
+        ("hybrid", "{root}/lab/a"),  # the mount base
+        ("hybrid", "{root}/unified/lab/a"),
+        ("hybrid", "{root}/memory/lab/a"),
+        ("hybrid", "lab/a"),
+        ("hybrid", "/lab/a"),  # a leading slash is the hierarchy root, as before
+    ],
+)
+def test_absolute_paths_as_users_copy_them_are_accepted(layout_name: str, given: str) -> None:
+    roots = fixture_roots(layout_name)
+    name = given.format(root=roots.cgroup)
+    selector = TargetSelector(CgroupLayout.detect(roots), roots, cgroups=(name,), globs=(f"{name}/*",))
+    selector.validate()
+    assert selector.cgroups[0].strip("/") == "lab/a"
+    assert "lab/a" in selector.current(set())
+
+
+def test_an_absolute_path_elsewhere_is_still_an_error_naming_it() -> None:
+    roots = fixture_roots("v2")
+    selector = TargetSelector(CgroupLayout.detect(roots), roots, cgroups=("/elsewhere/lab/a",))
+    with pytest.raises(TargetError, match="/elsewhere/lab/a"):
+        selector.validate()

@@ -72,3 +72,53 @@ def test_push_never_blocks_and_counts_drops_when_service_is_down() -> None:
     assert len(pusher.queue) == 3 and pusher.dropped == 7
     pusher.close(drain_seconds=0.2)
     assert pusher.failures >= 1 and pusher.sent == 0
+
+
+def test_the_command_pushes_without_writing_parquet(tmp_path: Path) -> None:
+    """`cotenant collect --push URL` alone (the README's node-agent line): no --out, nothing written."""
+    import subprocess
+    import sys
+
+    Ingest.bodies.clear()
+    server = HTTPServer(("127.0.0.1", 0), Ingest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    roots = fixture_roots("v2")
+    command = [
+        sys.executable,
+        "-c",
+        "import typer; from cotenant.collectors.cli import collect; typer.run(collect)",
+        "--cgroup",
+        f"{roots.cgroup}/lab/a",  # an absolute path, as copied from the cgroup filesystem
+        "--push",
+        f"http://127.0.0.1:{server.server_port}",
+        "--token",
+        "secret",
+        "--host-name",
+        "node-9",
+        "--duration",
+        "2",
+        "--cgroup-root",
+        str(roots.cgroup),
+        "--procfs-root",
+        str(roots.procfs),
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert "pushing to http://127.0.0.1" in done.stderr
+    assert not list(tmp_path.iterdir())  # no Parquet anywhere
+    samples = [s for body in Ingest.bodies if body["host"] == "node-9" for s in body["samples"]]
+    assert any(s["target"] == "lab/a" for s in samples)
+
+
+def test_the_command_needs_somewhere_to_send_samples() -> None:
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-c",
+        "import typer; from cotenant.collectors.cli import collect; typer.run(collect)",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--out (Parquet), --push" in done.stderr

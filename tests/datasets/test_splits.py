@@ -134,5 +134,14 @@ def test_program_folds_need_enough_programs(table: RunTable) -> None:
     folds = program_folds(table, k=5, seed=1)
     assert sorted(app for fold in folds for app in fold) == sorted(set(table.runs["application"]))
     assert folds != program_folds(table, k=5, seed=2)
-    with pytest.raises(ValueError, match="k=12 folds"):
-        program_folds(table, k=12)
+    assert len(program_folds(table, k=40)) == table.runs["application"].n_unique()  # one program per fold
+    with pytest.raises(ValueError, match="k >= 2 folds"):
+        program_folds(table, k=1)
+
+
+def test_two_folds_train_on_the_other_half_without_validation(table: RunTable) -> None:
+    from cotenant.datasets.splits import leave_programs_out
+
+    for split in leave_programs_out(table, k=2):
+        assert split.train_runs and not split.validation_runs and not split.validation_apps
+        assert set(split.train_apps) | set(split.test_apps) == set(table.runs["application"])

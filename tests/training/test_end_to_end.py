@@ -49,7 +49,7 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
             "synthetic",
             "--models",
             "linear,hist-gradient-boosting,system-only,placement",
-            "--seeds",
+            "--folds",
             "2",
             "--epochs",
             "1",
@@ -63,7 +63,11 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
     report = json.loads((out / "evaluation.json").read_text())
     assert set(report["models"]) == {"linear", "hist-gradient-boosting", "system-only", "placement"}
     assert report["models"]["placement"]["task"] == "placement"
-    assert len(report["models"]["linear"]["per_seed"]) == 2
+    folds = report["models"]["linear"]["per_fold"]
+    assert len(folds) == 2
+    # Every program is held out exactly once over the folds.
+    held_out = sorted(app for fold in folds for app in fold["test_apps"])
+    assert held_out == sorted(report["applications"])
     assert abs(sum(report["models"]["linear"]["error_bands"].values()) - 1) < 1e-9
     assert (out / "error_bands.png").stat().st_size > 1000
     assert "## placement" in (out / "evaluation.md").read_text()
