@@ -7,7 +7,7 @@ never a silently missing key.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -23,15 +23,31 @@ class Registry(dict[str, T]):
     def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
+        # What each entry declares about itself at registration (a policy's family, ...): facts that live
+        # with the entry, so that lists of names are never written out elsewhere.
+        self.metadata: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **metadata: Any) -> Callable[[T], T]:
         def decorate(item: T) -> T:
             if name in self:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self[name] = item
+            self.metadata[name] = dict(metadata)
             return item
 
         return decorate
+
+    def named(self, **wanted: Any) -> list[str]:
+        """Names whose metadata has every ``key=value`` given, in registration order."""
+        return [
+            name
+            for name in self
+            if all(self.metadata.get(name, {}).get(key) == value for key, value in wanted.items())
+        ]
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self.metadata.pop(name, None)
 
     def __missing__(self, name: str) -> T:
         known = ", ".join(sorted(self)) or "none"

@@ -238,6 +238,7 @@ def pack(
     table, _ = drop_unavailable_metrics(load_lab(lab_dir))
     table.meta["machine"] = machine()
     table.meta["packed_from"] = lab_dir.name  # the name only: no paths of the packing machine in the repo
+    table.meta["source"] = "bundled"
     table.meta.pop("path", None)
     float32 = False
     sizes = table.save(out)

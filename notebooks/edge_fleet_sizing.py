@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt
 from cotenant.models.accelerators import POLICIES, ClusterSpec, NodeSpec, load_apps, predict_latencies
 from cotenant.models.accelerators.base import LITTLE_LIMIT, admits
 from cotenant.models.accelerators.profiles import AppProfile, ibis_data_dir
-from cotenant.models.accelerators.report import KNAPSACK, stream
+from cotenant.models.accelerators.report import family, stream
 from cotenant.models.accelerators.simulator import SimulationConfig, simulate
 
 plt.switch_backend("Agg")  # charts go to PNG files; no display needed
@@ -139,7 +139,7 @@ for kind, rows in sizing.items():
 # ## Trend: nodes needed as the app count grows (zero simulated violations)
 
 # %%
-model_driven = [p for p in policies if p not in KNAPSACK]
+model_driven = [p for p in policies if p not in family("knapsack")]
 trend = {
     kind: {
         policy: [size_fleet(kind, policy, count)["zero_violation"] for count in app_counts]

@@ -34,7 +34,10 @@ def train(
     folds: Annotated[int, typer.Option(help="number of leave-programs-out folds")] = TrainConfig.model_fields[
         "folds"
     ].default,
-    devices: Annotated[int, typer.Option()] = 1,
+    devices: Annotated[int, typer.Option(help="devices (processes) per node")] = 1,
+    num_nodes: Annotated[int, typer.Option(help="machines taking part in DDP")] = TrainConfig.model_fields[
+        "num_nodes"
+    ].default,
     strategy: Annotated[str, typer.Option(help="auto | ddp | ...")] = "auto",
     accelerator: Annotated[str, typer.Option()] = "auto",
     tracking_uri: Annotated[
@@ -60,6 +63,7 @@ def train(
         fold=fold,
         folds=folds,
         devices=devices,
+        num_nodes=num_nodes,
         strategy=strategy,
         accelerator=accelerator,
         tracking_uri=tracking_uri,
@@ -68,6 +72,10 @@ def train(
         model_options=json.loads(model_options),
     )
     result = run_training(cfg)
+    from cotenant.training.run import is_global_zero
+
+    if not is_global_zero():
+        return  # the other DDP processes trained the same weights; rank 0 reports and registers
     m = result.metrics
     console.print(
         f"[bold]{model}[/] on {data}: test MAE {m['mae']:.2f} pp, RMSE {m['rmse']:.2f} pp, "

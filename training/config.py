@@ -38,7 +38,8 @@ class TrainConfig(BaseModel):
     split: Literal["programs", "apps", "time", "none"] = "programs"
     folds: int = Field(default=5, ge=2)
     fold: int = Field(default=0, ge=0)
-    devices: int = 1
+    devices: int = 1  # per node
+    num_nodes: int = Field(default=1, ge=1)  # DDP across machines (Lightning's MASTER_ADDR/NODE_RANK env)
     strategy: str = "auto"
     accelerator: str = "auto"
     threads: int | None = None

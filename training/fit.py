@@ -186,7 +186,15 @@ def _fit_neural(module: Any, train: Any, test: Any, collate: Any, cfg: TrainConf
 
     loader = RunsDataModule(train, test, collate, cfg.batch_size, cfg.seed)
     return fit_neural(
-        module, loader, cfg.epochs, cfg.optim, cfg.devices, cfg.strategy, cfg.accelerator, cfg.progress
+        module,
+        loader,
+        cfg.epochs,
+        cfg.optim,
+        cfg.devices,
+        cfg.strategy,
+        cfg.accelerator,
+        cfg.progress,
+        cfg.num_nodes,
     )
 
 

@@ -101,10 +101,11 @@ def fit_neural(
     strategy: str = "auto",
     accelerator: str = "auto",
     progress: bool = True,
+    num_nodes: int = 1,
 ) -> nn.Module:
     """Train in place and return the model in eval mode (weights identical on every DDP process)."""
     n_train = len(data.train_set)  # type: ignore[arg-type]
-    steps_per_epoch = math.ceil(n_train / (data.batch_size * max(1, devices)))
+    steps_per_epoch = math.ceil(n_train / (data.batch_size * max(1, devices) * num_nodes))
     module = RegressionModule(model, optim, steps_per_epoch * epochs)
     callbacks: list[Any] = []
     if progress:
@@ -114,6 +115,7 @@ def fit_neural(
     trainer = L.Trainer(
         max_epochs=epochs,
         devices=devices,
+        num_nodes=num_nodes,
         strategy=strategy,
         accelerator=accelerator,
         logger=False,

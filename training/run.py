@@ -26,6 +26,13 @@ class TrainResult:
     alias: str | None = None
 
 
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 of a (possibly distributed) training; True without one."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0)) == 0
+
+
 def data_digest(table: RunTable) -> str:
     """Content digest of a RunTable: labels, run ids, telemetry and profile contents (row hashes)."""
     hasher = hashlib.sha256()
@@ -100,7 +107,8 @@ def train(cfg: TrainConfig, table: RunTable | None = None) -> TrainResult:
     metrics = {**errors_pp(outcome.predicted, outcome.labels), "train_seconds": outcome.train_seconds}
     metrics["runs_per_second"] = outcome.n_train * max(1, cfg.epochs) / max(outcome.train_seconds, 1e-9)
     result = TrainResult(outcome, split, digest, metrics)
-    if cfg.tracking_uri == "none":
+    if cfg.tracking_uri == "none" or not is_global_zero():
+        # Under DDP every process runs this function with identical weights: one run, one registered version.
         return result
     _track(cfg, table, result)
     return result

@@ -51,7 +51,7 @@ def _run_with_progress(plan: Path, out: Path, **options: object) -> None:
             raise typer.Exit(code=130) from None
     console.print(
         f"{result.done} runs done, {result.skipped} already done before, {len(result.failed)} failed; "
-        f"telemetry {'on' if result.telemetry else 'OFF (disabled, or collector not available)'}"
+        f"telemetry {'on' if result.telemetry else 'off (--no-telemetry)'}"
     )
     for failure in result.failed:
         console.print(f"[red]failed[/red] {failure}")

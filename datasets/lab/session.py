@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -136,16 +135,6 @@ COLLECTOR_START_TIMEOUT_S = 180.0
 COLLECTOR_ENTRY = "import typer; from cotenant.collectors.cli import collect; typer.run(collect)"
 
 
-def collector_available() -> bool:
-    """Whether this checkout's ``cotenant collect`` can follow cgroups by glob (checked in-process: starting
-    the whole CLI just for ``--help`` takes minutes on a loaded host)."""
-    try:
-        from cotenant.collectors.cli import collect
-    except ImportError:
-        return False
-    return "cgroup_glob" in inspect.signature(collect).parameters
-
-
 def start_collector(hierarchy: CgroupHierarchy, group: str, out: Path, log: Path) -> subprocess.Popen[bytes]:
     """``cotenant collect`` over every role cgroup of the lab (``<group>/<run>/<role>``).
 
@@ -263,7 +252,7 @@ def run_lab(
                     plan.workload(name).prepare(scratch)
                 except (OSError, subprocess.CalledProcessError) as error:
                     raise LabError(f"{name}: preparing its inputs failed: {error}") from error
-            if telemetry and collector_available():
+            if telemetry:
                 collector = start_collector(hierarchy, group, out / "telemetry", out / "collector.log")
                 result.telemetry = True
             _write_session_note(out, plan, group, result.telemetry)

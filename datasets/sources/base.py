@@ -6,11 +6,11 @@ own module, imported explicitly from the package ``__init__``.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+from cotenant.collectors import catalogue
 from cotenant.datasets.table import RunTable
 
 from cotenant.registry import Registry
@@ -39,14 +39,9 @@ def guess_group(metric: str) -> str:
 def metric_groups_for(metrics: list[str]) -> dict[str, str]:
     """Groups from the collector catalogue where it knows the metric, else guessed from the name."""
     known: dict[str, str] = {}
-    try:
-        # Looked up at run time: the collector catalogue is optional (older collections, other sources).
-        catalogue = importlib.import_module("cotenant.collectors").catalogue
-        for spec in catalogue():
-            known[spec.derived_name] = str(spec.group)
-            known[spec.name] = str(spec.group)
-    except (ImportError, AttributeError):
-        pass  # the catalogue is optional: names still carry enough to group them
+    for spec in catalogue():
+        known[spec.derived_name] = str(spec.group)
+        known[spec.name] = str(spec.group)
     return {m: known.get(m, guess_group(m)) for m in metrics}
 
 

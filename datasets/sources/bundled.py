@@ -26,4 +26,7 @@ def load_bundled(path: Path | None = None, **options: Any) -> RunTable:
             f"{directory}: the bundled dataset is not packed yet; "
             "run `cotenant datasets pack LAB_DIR --out datasets/bundled`"
         )
-    return RunTable.load(directory)
+    table = RunTable.load(directory)
+    # Packed from a lab directory, it is read as the bundled source (reports and lineage name it so).
+    table.meta["source"] = "bundled"
+    return table

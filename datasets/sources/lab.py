@@ -155,6 +155,8 @@ def load_lab(path: Path | None = None, **options: Any) -> RunTable:
     plan = path / "plan.yaml"
     if plan.is_file():
         meta["plan"] = plan.read_text()
+    if any(record.kind in ("probe", "pressure") for record in journal):
+        # Probe runs are read through the plan that names their aggressors and victims.
         sensitivity, pressure = probe_vectors(journal, load_plan(plan))
         if sensitivity.height:
             extras["sensitivity"] = sensitivity

@@ -69,7 +69,7 @@ def records_frame(records: list[RunRecord]) -> pl.DataFrame:
 def labelled_records(records: list[RunRecord]) -> pl.DataFrame:
     """Every record with its label where it has one (co-runs, probes, pressure and solo rows; neighbour
     solos have none): what the bundled dataset ships so that anyone can recompute labels and noise floor."""
-    labels = label_runs(records).select("run_id", "solo_performance", "n_solo_references", "label")
+    labels = label_runs(records).select("run_id", "solo_performance", "n_solo_references", "ratio", "label")
     frame = records_frame(records).drop("target_cgroup", "neighbour_cgroups")
     return frame.join(labels, on="run_id", how="left").sort("run_id")
 

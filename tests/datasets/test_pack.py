@@ -20,18 +20,25 @@ def test_pack_writes_table_and_card(lab_dir: Path, tmp_path: Path) -> None:
         "telemetry.parquet",
         "profiles.parquet",
         "meta.json",
+        "records.parquet",  # every lab record: the noise floor can be recomputed from the shipped data
         "CARD.md",
     }
     packed = load_source(f"bundled:{out}")
     original = load_source(lab_dir)
+    assert packed.meta["source"] == "bundled"
     assert packed.runs.drop("source").equals(original.runs.drop("source"))
     assert packed.telemetry.equals(original.telemetry)
+    records = packed.extras["records"]
+    assert set(records["kind"]) >= {"solo", "corun"}
+    from cotenant.datasets.lab.labels import noise_floor
+
+    assert noise_floor(records).median_abs_deviation == pytest.approx(0.0192, abs=5e-5)
     card = (out / "CARD.md").read_text()
     for fact in (
         "labelled co-runs: 3",
         "cores",
         "kernel",
-        "noise floor: |1 - P| solo vs solo: median 0.0192",
+        "noise floor: solo-vs-solo |1 - P| median 1.92 pp",
         "| (0.4, 0.5] | 1 |",
         "| cpu_usage_seconds_per_second | cpu |",
         "name: tiny",
@@ -50,7 +57,7 @@ def test_pack_too_big_is_refused(lab_dir: Path, tmp_path: Path) -> None:
 def test_info_prints_apps_labels_and_noise(lab_dir: Path) -> None:
     result = CliRunner().invoke(app, ["info", str(lab_dir)])
     assert result.exit_code == 0, result.output
-    for text in ("alpha", "beta", "3 labelled runs", "(0.4, 0.5]", "noise floor", "median 0.0192"):
+    for text in ("alpha", "beta", "3 labelled runs", "(0.4, 0.5]", "noise floor", "median 1.92 pp"):
         assert text in result.output
     missing = CliRunner().invoke(app, ["info", "no-such-source"])
     assert missing.exit_code == 1 and "neither a source name" in missing.output

@@ -74,8 +74,13 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
+def test_ddp_on_two_cpu_processes_tracks_and_registers_once(tmp_path: Path) -> None:
+    """Two DDP processes train the same weights; only rank 0 logs to the (real sqlite) MLflow store and
+    registers: one run, one registered version, one report line."""
+    from mlflow import MlflowClient
+
     env = {**os.environ, "COTENANT_HOME": str(tmp_path)}
+    uri = f"sqlite:///{tmp_path / 'ddp.db'}"
     command = [
         sys.executable,
         "-m",
@@ -94,8 +99,12 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
         "--accelerator",
         "cpu",
         "--tracking-uri",
-        "none",
+        uri,
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "test MAE" in done.stdout
+    assert done.stdout.count("test MAE") == 1
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "cotenant"]
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    assert len(client.search_model_versions("name='cotenant-monitoring'")) == 1

@@ -13,7 +13,8 @@ from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec
 MAX_APPS = 16
 
 
-@POLICIES.register("exact")
+# Exhaustive: small instances only (MAX_APPS), so not one of the report's streaming policies.
+@POLICIES.register("exact", family="exact")
 def exact(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     if len(apps) > MAX_APPS:
         raise ValueError(f"exact search is for small instances: {len(apps)} apps > {MAX_APPS}")

@@ -29,12 +29,12 @@ def _free_after(placement: Placement, node: NodeSpec, app: AppProfile) -> float:
     return node.memory_mb - per_app_memory_mb(node, [*placement.hosted[node.name], app])
 
 
-@POLICIES.register("first_fit")
+@POLICIES.register("first_fit", family="knapsack")
 def first_fit(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     return place_each(cluster, apps, lambda placement, app: next(iter(_candidates(placement, app)), None))
 
 
-@POLICIES.register("best_fit")
+@POLICIES.register("best_fit", family="knapsack")
 def best_fit(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     def choose(placement: Placement, app: AppProfile) -> NodeSpec | None:
         nodes = _candidates(placement, app)
@@ -43,7 +43,7 @@ def best_fit(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     return place_each(cluster, apps, choose)
 
 
-@POLICIES.register("worst_fit")
+@POLICIES.register("worst_fit", family="knapsack")
 def worst_fit(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     def choose(placement: Placement, app: AppProfile) -> NodeSpec | None:
         nodes = _candidates(placement, app)

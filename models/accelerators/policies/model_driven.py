@@ -32,7 +32,7 @@ def first_feasible(placement: Placement, app: AppProfile, kind: str | None = Non
     return None
 
 
-@POLICIES.register("depth_first")
+@POLICIES.register("depth_first", family="model_driven")
 def depth_first(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     return place_each(cluster, apps, first_feasible)
 
@@ -50,12 +50,13 @@ def breadth_choice(placement: Placement, app: AppProfile) -> NodeSpec | None:
     return min(nodes, key=lambda node: utilisation(node, placement.hosted[node.name]), default=None)
 
 
-@POLICIES.register("breadth_first")
+@POLICIES.register("breadth_first", family="model_driven")
 def breadth_first(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     return place_each(cluster, apps, breadth_choice)
 
 
-@POLICIES.register("heterogeneous")
+# Chooses between device kinds: only meaningful on a cluster that has several.
+@POLICIES.register("heterogeneous", family="model_driven", mixed_clusters_only=True)
 def heterogeneous(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     def choose(placement: Placement, app: AppProfile) -> NodeSpec | None:
         candidates = [

@@ -100,3 +100,22 @@ def test_migration_runs_and_moves_late_apps() -> None:
     config = SimulationConfig(horizon_s=20, seed=2, migration=True)
     result = place(CLUSTER, APPS, "first_fit", config)
     assert result.migrations >= 1
+
+
+def test_a_newly_registered_policy_reaches_the_report_scenarios() -> None:
+    """CONTRIBUTING's promise: registering a policy is all it takes for `cotenant accelerators report`."""
+    from cotenant.models.accelerators import POLICIES
+    from cotenant.models.accelerators.policies.knapsack import first_fit
+    from cotenant.models.accelerators.report import family, scenarios
+
+    POLICIES.register("first_fit_again", family="knapsack")(first_fit)
+    try:
+        assert "first_fit_again" in family("knapsack")
+        for scenario in scenarios(n_apps=4):
+            assert "first_fit_again" in scenario.policies
+            # a policy for mixed clusters only is compared only where there are several device kinds
+            assert ("heterogeneous" in scenario.policies) == (scenario.name == "mixed")
+            assert "exact" not in scenario.policies
+    finally:
+        del POLICIES["first_fit_again"]
+    assert "first_fit_again" not in family("knapsack")
