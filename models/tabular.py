@@ -42,7 +42,7 @@ def fit_tabular(estimator: Any, features: np.ndarray, labels: np.ndarray, groups
     from sklearn.base import clone
 
     estimator = clone(estimator)
-    if hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_distributions"):
+    if hasattr(estimator, "param_grid") or hasattr(estimator, "param_distributions"):  # a search
         from sklearn.model_selection import GroupKFold
 
         estimator.set_params(cv=GroupKFold(grouped_folds(groups)))
