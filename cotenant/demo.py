@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 
 from cotenant.datasets import RunTable
+from cotenant.serving.hosts import HOST_TARGET
 
 # Demo hosts carry 0, 1, 2 or 3 incumbents in turn: empty, light and crowded hosts.
 DEMO_HOSTS = 6
@@ -60,8 +61,13 @@ def build_fleet(table: RunTable, seed: int = 0) -> DemoFleet:
 
 
 def ingest_payload(fleet: DemoFleet, host: str, now: datetime, seconds: int) -> dict[str, Any]:
-    """The last ``seconds`` of each incumbent's replayed profile, ending at ``now``."""
-    samples = []
+    """The last ``seconds`` of each incumbent's replayed profile, ending at ``now``, and the host's own
+    heartbeat (its host-table row, as a collector sends every second even when no workload runs there): an
+    empty host is known and empty, not unknown."""
+    samples: list[dict[str, Any]] = [
+        {"timestamp": (now - timedelta(seconds=back)).isoformat(), "target": HOST_TARGET, "metrics": {}}
+        for back in range(seconds)
+    ]
     for slot, profile_id in enumerate(fleet.hosts[host]):
         series = fleet.profiles[profile_id]  # finite values only (profile_series)
         for back in range(seconds):
@@ -86,9 +92,7 @@ class FleetFeeder:
 
     def push_once(self, seconds: int) -> None:
         now = datetime.now(UTC).replace(microsecond=0)
-        for host, incumbents in self._fleet.hosts.items():
-            if not incumbents:
-                continue
+        for host in self._fleet.hosts:
             response = self._client.post(
                 "/ingest",
                 json=ingest_payload(self._fleet, host, now, seconds),

@@ -262,6 +262,9 @@ class Predictor:
                 np.repeat(count, variants),
             ).reshape(rows, variants, -1)
         out = sort_quantiles(out[batch.order])
+        # A workload alone on a host runs as in its solo profile: P = 1 by the label's definition. The models
+        # learn from co-runs, so a host without incumbents would be an extrapolation; it is answered here.
+        out[batch.offsets[:-1][np.diff(batch.offsets) == 1]] = 1.0
         shares = occlusion_shares(out[..., MEDIAN]) if explain else np.zeros((out.shape[0], 0))
         return out[:, 0], shares, batch.offsets
 

@@ -21,6 +21,7 @@ from cotenant.serving.schemas import EstimateView, HostPlacement
 
 NEUTRAL_SCORE = 0.5
 UNKNOWN_HOST_REASON = "no telemetry received for this host"
+EMPTY_HOST_REASON = "no incumbents: alone, the newcomer runs as in its solo profile (P = 1) and harms nobody"
 
 
 def driving_resource(drivers: dict[str, float]) -> str | None:
@@ -110,7 +111,8 @@ def placement_result(snapshot: HostSnapshot, estimate: Any, min_performance: flo
     score = score if math.isfinite(score) else NEUTRAL_SCORE
     return HostPlacement(
         host=snapshot.host,
-        status="scored",
+        status="scored" if incumbents else "empty_host",
+        reason=None if incumbents else EMPTY_HOST_REASON,
         newcomer=newcomer,
         worst_incumbent=worst,
         worst_incumbent_target=snapshot.incumbents[worst_index] if worst_index is not None else None,

@@ -63,6 +63,8 @@ def test_fit_save_load_predicts_identically(name: str, tiny_table: RunTable, tmp
             host = predictor.encode_host([predictor.encode_profile(s) for s in series[1:]])
             scored = predictor.score_placement(new, [host, predictor.encode_host([])])
             assert len(scored[0].incumbents) == 2 and scored[1].incumbents == []
+            alone = scored[1].newcomer  # nobody beside it: P = 1, as in its solo profile
+            assert (alone.p, alone.lower, alone.upper) == (1.0, 1.0, 1.0)
         a = outcome.predictor.score_placement(outcome.predictor.encode_profile(series[0]), [host])
         b = loaded.score_placement(
             loaded.encode_profile(series[0]),

@@ -132,6 +132,33 @@ def test_extender_scores_match_the_explained_placement_answer(service: Any) -> N
             assert fast.worst_incumbent_p[position] == pytest.approx(expected.worst_incumbent.p, abs=1e-6)
 
 
+def test_an_empty_host_is_scored_first_and_an_unknown_one_stays_neutral(service: Any) -> None:
+    """A host whose collector sends only its heartbeat (the host row, no workload) is known and empty: the
+    newcomer runs there as alone (P = 1) and harms nobody, so it ranks above every occupied host; a host never
+    heard of keeps the neutral score with its reason, in both the explained and the extender path."""
+    feed(service, "node-a", 1, intensity=0.3)
+    feed(service, "node-b", 2, intensity=3.0)
+    heartbeat = ingest_payload("node-e", np.random.default_rng(4), targets=0)
+    payload = IngestRequest.model_validate(heartbeat)
+    service.hosts.ingest(payload.host, payload.samples, service.champions.champions.placement)
+    register(service, "web")
+    hosts = ["node-a", "node-x", "node-e", "node-b"]
+    request = ScorePlacementRequest.model_validate({"workload": {"profile_id": "web"}, "hosts": hosts})
+    placements = service.score_placement(request).placements
+    assert placements[0].host == "node-e" and placements[0].status == "empty_host"
+    assert placements[0].newcomer is not None and placements[0].newcomer.p == 1.0
+    assert placements[0].worst_incumbent is None and placements[0].score == 1.0 and placements[0].reason
+    occupied = [p for p in placements if p.status == "scored"]
+    assert {p.host for p in occupied} == {"node-a", "node-b"} and all(p.score < 1.0 for p in occupied)
+    (unknown,) = [p for p in placements if p.host == "node-x"]
+    assert unknown.status == "unknown_host" and unknown.score == scoring.NEUTRAL_SCORE
+    placement = service.champions.champions.placement
+    newcomer = service.profiles.encoding(service.profiles.get("web"), placement)
+    fast = scoring.score_candidates(newcomer, hosts, service.hosts, placement)
+    assert fast.score.tolist()[2] == 1.0 and fast.score[1] == scoring.NEUTRAL_SCORE
+    assert fast.score[2] > max(fast.score[0], fast.score[3])
+
+
 def test_filter_explains_the_nodes_it_fails(service: Any) -> None:
     feed(service, "node-a", 1)
     register(service, "web")
