@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -130,10 +130,17 @@ def up(
         "--tracking-uri",
         tracking_uri,
     ]
-    # Its own process group, so that stopping it reaches `bentoml serve` and every worker it started.
-    process = subprocess.Popen(
-        command, env={**os.environ, "COTENANT_SERVE_TOKEN": token}, start_new_session=True
-    )
+    # The service's own output (an access-log line per ingest, library notices) goes to a file: the console
+    # keeps a short summary. Its own process group, so that stopping it reaches every worker it started.
+    log_path = home / "serve.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, "COTENANT_SERVE_TOKEN": token},
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     feeder: FleetFeeder | None = None
     try:
         wait_ready(url, process, ready_timeout)
@@ -145,15 +152,16 @@ def up(
         feeder.start()
         examples_dir = home / "examples"
         examples_dir.mkdir(exist_ok=True)
-        console.print(f"\n[bold green]cotenant is serving on {url}[/] (OpenAPI: {url}/docs.json)\n")
+        console.print(f"\n[bold green]cotenant is serving on {url}[/] (OpenAPI: {url}/docs.json)")
+        console.print(f"service log: {log_path}\n")
         for name, (path, body) in example_requests(fleet).items():
             response = client.post(path, json=body)
             status = "ok" if response.status_code == 200 else f"FAILED ({response.status_code})"
             console.print(f"[bold]{name}[/]: {status}")
             console.print(curl(url, path, body, examples_dir, name), soft_wrap=True, highlight=False)
-            console.print(_excerpt(response.text), highlight=False)
             if response.status_code != 200:
                 raise RuntimeError(f"example {name!r} failed: {response.text[:500]}")
+            console.print(summarise_reply(path, response.json(), fleet), highlight=False)
         if once:
             return
         console.print("\nPress Ctrl-C to stop.")
@@ -182,5 +190,27 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and a supervisor's SIGTERM
 
 
-def _excerpt(text: str, limit: int = 400) -> str:
-    return text if len(text) <= limit else text[:limit] + " ..."
+def summarise_reply(path: str, reply: Any, fleet: Any) -> Any:
+    """What a newcomer to cotenant should see of an example's answer: ranked hosts, not raw JSON."""
+    from rich.table import Table
+
+    if path == "/score_placement":
+        table = Table(title="hosts ranked for the newcomer (best first)", title_justify="left")
+        for column in ("host", "incumbents", "status", "newcomer P", "worst incumbent P", "score"):
+            table.add_column(column, justify="left" if column in ("host", "status") else "right")
+        for placement in reply["placements"]:
+            newcomer, worst = placement.get("newcomer"), placement.get("worst_incumbent")
+            table.add_row(
+                placement["host"],
+                str(len(fleet.hosts.get(placement["host"], []))),
+                placement["status"],
+                f"{newcomer['p']:.2f}" if newcomer else "-",
+                f"{worst['p']:.2f}" if worst else "-",
+                f"{placement['score']:.2f}",
+            )
+        return table
+    if path == "/prioritize":
+        ranked = sorted(reply, key=lambda entry: -entry["Score"])
+        return "scheduler scores (0-10): " + ", ".join(f"{e['Host']} {e['Score']}" for e in ranked)
+    text = json.dumps(reply)
+    return text if len(text) <= 400 else text[:400] + " ..."

@@ -52,6 +52,17 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
     examples = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "examples").glob("*.json")}
     assert set(examples) == {"placement-scoring", "extender-prioritize", "accelerator-placement"}
     assert examples["extender-prioritize"]["Pod"]["metadata"]["labels"]["cotenant.io/profile"]
+    # The ranked demo: the fleet's two empty nodes first, then the occupied ones; the service's own output
+    # (an access-log line per ingest) goes to its log file, not to the console.
+    ranked = [
+        line
+        for line in first.stdout.splitlines()
+        if "demo-node-" in line and ("_host" in line or "scored" in line)
+    ]
+    assert len(ranked) == 6, first.stdout[-3000:]
+    assert all("empty_host" in line for line in ranked[:2]), ranked
+    assert not any("empty_host" in line for line in ranked[2:]), ranked
+    assert "/ingest" not in first.stdout and "/ingest" in (tmp_path / "serve.log").read_text()
 
     second = run_up(tmp_path, free_port())  # reuses the registry: no training the second time
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
