@@ -106,12 +106,13 @@ def collate_placement(items: list[Batch]) -> Batch:
 
 @dataclass
 class TaskData:
-    """Train and test datasets of one split, with the statistics fit on the training runs."""
+    """Train, test and validation datasets of one split, with the statistics fit on the training runs."""
 
     train: Dataset[Batch]
     test: Dataset[Batch]
     stats: FeatureStats
     split: Split
+    validation: Dataset[Batch] | None = None  # the split's validation programs (None: it has none)
 
 
 def build_monitoring(
@@ -129,6 +130,7 @@ def build_monitoring(
         MonitoringDataset(table, split.test_runs, stats, max_steps),
         stats,
         split,
+        MonitoringDataset(table, split.validation_runs, stats, max_steps) if split.validation_runs else None,
     )
 
 
@@ -137,6 +139,7 @@ def build_placement(table: RunTable, split: Split, clip: float | None = None) ->
     with_profile = set(table.runs.filter(pl.col("target_profile").is_not_null())["run_id"])
     train = [r for r in split.train_runs if r in with_profile]
     test = [r for r in split.test_runs if r in with_profile]
+    validation = [r for r in split.validation_runs if r in with_profile]
     if not train:
         raise ValueError("placement: no training run has a solo profile (target_profile is null everywhere)")
     # Statistics over the profiles the training runs use (newcomers and neighbours alike), never the test's.
@@ -146,5 +149,9 @@ def build_placement(table: RunTable, split: Split, clip: float | None = None) ->
     stats = FeatureStats.fit(summary.filter(pl.col("profile_id").is_in(list(used))), names, clip)
     k = int(table.runs["n_neighbours"].max() or 1)
     return TaskData(
-        PlacementDataset(table, train, stats, k), PlacementDataset(table, test, stats, k), stats, split
+        PlacementDataset(table, train, stats, k),
+        PlacementDataset(table, test, stats, k),
+        stats,
+        split,
+        PlacementDataset(table, validation, stats, k) if validation else None,
     )

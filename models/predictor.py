@@ -55,6 +55,11 @@ class PredictorMetadata(BaseModel):
     quantiles: list[float] = list(QUANTILES)
     # Tabular models: label - prediction quantiles from out-of-fold residuals, added to the point estimate.
     residual_quantiles: list[float] | None = None
+    # Split-conformal calibration on validation programs (conformalised quantile regression): the interval's
+    # ends move out (or in) by this much so that it covers its nominal share of held-out runs. None: the
+    # split had no validation programs, and the interval is the model's own.
+    interval_adjustment: float | None = None
+    calibration_runs: int = 0
     data_digest: str = ""
     data_source: str = ""
     trained_at: str = ""
@@ -168,14 +173,15 @@ class Predictor:
         if self.metadata.family == "tabular":
             from cotenant.models.placement import batch_placement_features
 
-            return self._tabular_quantiles(batch_placement_features(newcomer, neighbours, neighbour_mask))
+            features = batch_placement_features(newcomer, neighbours, neighbour_mask)
+            return self._calibrated(self._tabular_quantiles(features))
         import torch
 
         with torch.inference_mode():
             out = self.model(
                 torch.from_numpy(newcomer), torch.from_numpy(neighbours), torch.from_numpy(neighbour_mask)
             )
-        return sort_quantiles(out.numpy())
+        return self._calibrated(sort_quantiles(out.numpy()))
 
     def predict_degradation(self, target: Series, neighbours: list[Series], host: Series | None) -> Estimate:
         self._require("monitoring")
@@ -186,16 +192,30 @@ class Predictor:
     def _quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
         if self.metadata.family == "tabular":
             features = np.stack([summarise(run) for run in normalised]) if per_step else np.stack(normalised)
-            return self._tabular_quantiles(features)
+            return self._calibrated(self._tabular_quantiles(features))
         import torch
         from cotenant.models.batching import pad_steps
 
         with torch.inference_mode():
             x, mask = pad_steps(normalised)
-            return sort_quantiles(self.model(torch.from_numpy(x), torch.from_numpy(mask)).numpy())
+            out = self.model(torch.from_numpy(x), torch.from_numpy(mask)).numpy()
+        return self._calibrated(sort_quantiles(out))
+
+    def _calibrated(self, quantiles: np.ndarray) -> np.ndarray:
+        """The interval ends moved by the conformal adjustment (the median never moves), kept in (0, 1]."""
+        adjustment = self.metadata.interval_adjustment
+        if not adjustment:
+            return quantiles
+        out = quantiles.copy()
+        out[..., 0] -= adjustment
+        out[..., -1] += adjustment
+        out[..., 0] = np.minimum(out[..., 0], out[..., MEDIAN])
+        out[..., -1] = np.maximum(out[..., -1], out[..., MEDIAN])
+        return np.clip(out, P_FLOOR, 1.0)
 
     def _tabular_quantiles(self, features: np.ndarray) -> np.ndarray:
-        """A point regressor's prediction plus the out-of-fold residual quantiles -> ``[N, Q]``."""
+        """A point regressor's prediction plus the out-of-fold residual quantiles -> ``[N, Q]`` (before the
+        conformal calibration, which the public paths apply once)."""
         point = np.clip(self.model.predict(np.nan_to_num(features)), P_FLOOR, 1.0)
         low, high = self.metadata.residual_quantiles or [0.0, 0.0]
         return sort_quantiles(np.clip(np.stack([point + low, point, point + high], 1), P_FLOOR, 1.0))
@@ -261,7 +281,7 @@ class Predictor:
                 others.reshape(rows * variants, -1),
                 np.repeat(count, variants),
             ).reshape(rows, variants, -1)
-        out = sort_quantiles(out[batch.order])
+        out = self._calibrated(sort_quantiles(out[batch.order]))
         # A workload alone on a host runs as in its solo profile: P = 1 by the label's definition. The models
         # learn from co-runs, so a host without incumbents would be an extrapolation; it is answered here.
         out[batch.offsets[:-1][np.diff(batch.offsets) == 1]] = 1.0
