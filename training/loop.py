@@ -8,6 +8,7 @@ log-cosh on the median plus pinball on every quantile (``cotenant.models.base.qu
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -112,6 +113,9 @@ def fit_neural(
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=False))
+    # Lightning's start-up notices (devices found, a tip to install its cloud logger, "max_epochs reached")
+    # are information about Lightning, not about this training: our progress and metrics are reported here.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     trainer = L.Trainer(
         max_epochs=epochs,
         devices=devices,
