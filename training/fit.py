@@ -96,7 +96,7 @@ def _fit_monitoring(
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
     if spec.family == "neural":
-        model = _fit_neural(spec.build(model_cfg, shape), train, test, collate_monitoring, cfg)
+        model = _fit_neural(spec.build(model_cfg, shape), train, data.validation, collate_monitoring, cfg)
         n_inputs = len(features)
     else:
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
@@ -147,7 +147,7 @@ def _fit_placement(
     shape = DataShape(0, len(names), cfg.max_steps)
     residual_quantiles = None
     if spec.family == "neural":
-        model = _fit_neural(spec.build(model_cfg, shape), data.train, data.test, collate_placement, cfg)
+        model = _fit_neural(spec.build(model_cfg, shape), data.train, data.validation, collate_placement, cfg)
     else:
         from cotenant.models.placement import batch_placement_features
 
@@ -220,11 +220,12 @@ def calibrate(predictor: Predictor, quantiles: np.ndarray, labels: np.ndarray) -
     return Predictor(metadata, predictor.model)
 
 
-def _fit_neural(module: Any, train: Any, test: Any, collate: Any, cfg: TrainConfig) -> Any:
-    """The one Lightning loop on already-built datasets."""
+def _fit_neural(module: Any, train: Any, validation: Any, collate: Any, cfg: TrainConfig) -> Any:
+    """The one Lightning loop on already-built datasets; the validation programs (never the test ones) are
+    what it reports while training."""
     from cotenant.training.loop import RunsDataModule, fit_neural
 
-    loader = RunsDataModule(train, test, collate, cfg.batch_size, cfg.seed)
+    loader = RunsDataModule(train, validation, collate, cfg.batch_size, cfg.seed)
     return fit_neural(
         module,
         loader,
