@@ -265,6 +265,13 @@ def parse_flat_keyed(text: str) -> dict[str, float]:
 PRESSURE_RESOURCES = {"cpu": MetricGroup.CPU, "memory": MetricGroup.MEMORY, "io": MetricGroup.IO}
 
 
+def pressure_metric(prefix: str, resource: str, kind: str, field: str) -> str:
+    """The name of one PSI metric: ``field`` is ``avg10``/``avg60``/``avg300`` (a ratio) or ``total`` (the
+    stall time counter). The one place these names are spelt (specs and the parser both use it)."""
+    stem = f"{prefix}{resource}_pressure_{kind}"
+    return f"{stem}_stall_seconds_total" if field == "total" else f"{stem}_{field}_ratio"
+
+
 def pressure_specs(prefix: str, source: str) -> list[MetricSpec]:
     """The 8 PSI metrics per resource (some/full x avg10/60/300 + stall time), shared by host and cgroup."""
     specs: list[MetricSpec] = []
@@ -274,7 +281,7 @@ def pressure_specs(prefix: str, source: str) -> list[MetricSpec]:
             for window in ("10", "60", "300"):
                 specs.append(
                     gauge(
-                        f"{prefix}{resource}_pressure_{kind}_avg{window}_ratio",
+                        pressure_metric(prefix, resource, kind, f"avg{window}"),
                         "ratio",
                         source,
                         group,
@@ -283,7 +290,7 @@ def pressure_specs(prefix: str, source: str) -> list[MetricSpec]:
                 )
             specs.append(
                 counter(
-                    f"{prefix}{resource}_pressure_{kind}_stall_seconds_total",
+                    pressure_metric(prefix, resource, kind, "total"),
                     "seconds",
                     source,
                     group,

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from cotenant.collectors.base import PRESSURE_RESOURCES, UNLIMITED_THRESHOLD, parse_flat_keyed
+from cotenant.collectors.base import (
+    PRESSURE_RESOURCES,
+    UNLIMITED_THRESHOLD,
+    parse_flat_keyed,
+    pressure_metric,
+)
 
 Parser = Callable[[str], dict[str, float]]
 KeyMap = Mapping[str, tuple[str, float]]  # kernel key -> (metric name, factor to the metric's unit)
@@ -45,9 +50,10 @@ def pressure_names(prefix: str, resource: str) -> dict[str, dict[str, tuple[str,
     averages as ratios, stall time in seconds."""
     names: dict[str, dict[str, tuple[str, float]]] = {}
     for kind in ("some", "full"):
-        stem = f"{prefix}{resource}_pressure_{kind}"
-        fields = {f"avg{w}": (f"{stem}_avg{w}_ratio", 0.01) for w in (10, 60, 300)}
-        fields["total"] = (f"{stem}_stall_seconds_total", 1e-6)
+        fields = {
+            f"avg{w}": (pressure_metric(prefix, resource, kind, f"avg{w}"), 0.01) for w in (10, 60, 300)
+        }
+        fields["total"] = (pressure_metric(prefix, resource, kind, "total"), 1e-6)
         names[kind] = fields
     return names
 

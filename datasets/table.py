@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cotenant.collectors.base import MetricGroup
 
 SELF = "self__"
 NEIGHBOUR_MEAN = "neighbour_mean__"
 HOST = "host__"
-METRIC_GROUPS = ("cpu", "memory", "cache_membw", "io", "network", "other")
+# The resource vocabulary is the collector's (one owner), from telemetry to the service's driving resource.
+METRIC_GROUPS: tuple[str, ...] = tuple(group.value for group in MetricGroup)
 
 # Required columns of `runs` with the dtype family they must have. Extra columns are allowed (sources add
 # `kind`, `config_key`, ...); the listed ones are the contract the models rely on.

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from cotenant.datasets.table import METRIC_GROUPS
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
@@ -27,7 +28,7 @@ from cotenant.registry import Registry
 
 Task = Literal["monitoring", "placement"]
 Family = Literal["neural", "tabular"]
-GROUPS: tuple[str, ...] = ("cpu", "memory", "cache_membw", "io", "network", "other")
+GROUPS: tuple[str, ...] = METRIC_GROUPS
 # 0.1 / 0.5 / 0.9: the median is the point estimate, the outer two give an 80 % interval.
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
 MEDIAN = QUANTILES.index(0.5)
