@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cotenant.collectors.config import default
 
 
 def _print_catalogue() -> None:
@@ -43,14 +44,14 @@ def collect(
         list[str] | None, typer.Option("--cgroup-glob", help="glob of cgroups, re-evaluated every tick")
     ] = None,
     pid: Annotated[list[int] | None, typer.Option("--pid", help="process to sample (target pid:<n>)")] = None,
-    interval: Annotated[float, typer.Option(help="seconds between samples")] = 1.0,
+    interval: Annotated[float, typer.Option(help="seconds between samples")] = default("interval"),
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     segment_seconds: Annotated[
         float, typer.Option(help="seconds of samples per Parquet segment (kill -9 loses at most one)")
-    ] = 30.0,
+    ] = default("segment_seconds"),
     process_interval: Annotated[
         float, typer.Option(help="seconds between reads of per-process sources (tasks, task_sched)")
-    ] = 5.0,
+    ] = default("process_interval"),
     list_metrics: Annotated[bool, typer.Option("--list-metrics", help="print the metric catalogue")] = False,
     prometheus_port: Annotated[int | None, typer.Option(help="serve the latest sample on this port")] = None,
     push: Annotated[str | None, typer.Option("--push", help="service URL to push samples to")] = None,
@@ -77,7 +78,8 @@ def collect(
     )
 
     from cotenant.collectors.base import Roots
-    from cotenant.collectors.runner import Collector, CollectorConfig, Sink
+    from cotenant.collectors.config import CollectorConfig
+    from cotenant.collectors.runner import Collector, Sink
     from cotenant.collectors.targets import TargetError
     from cotenant.collectors.writer import OutputError
     from rich.console import Console

@@ -13,18 +13,16 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from cotenant.collectors import CGROUP_SOURCES, HOST_SOURCES, instantiate
 from cotenant.collectors.base import (
     CgroupSource,
     CgroupTarget,
     MetricSpec,
-    Roots,
     Source,
     SourceUnavailable,
 )
+from cotenant.collectors.config import CollectorConfig
 from cotenant.collectors.derive import DerivePlan, derive
 from cotenant.collectors.lanes import HOST_TARGET, Lanes, SourceResult
 from cotenant.collectors.selfstats import SelfObserver, TickReport
@@ -34,34 +32,6 @@ from cotenant.collectors.writer import UNAVAILABLE_KEY, Row, SegmentWriter
 log = logging.getLogger(__name__)
 __all__ = ["HOST_TARGET", "Collector", "CollectorConfig", "Sink"]
 Sink = Callable[[int, dict[str, dict[str, Row]]], None]  # (epoch ms, {table: {target: row}})
-
-
-@dataclass(frozen=True)
-class CollectorConfig:
-    out: Path | None = None  # None: no Parquet (a node agent that only pushes or serves Prometheus)
-    cgroups: tuple[str, ...] = ()
-    cgroup_globs: tuple[str, ...] = ()
-    pids: tuple[int, ...] = ()
-    interval: float = 1.0
-    duration: float | None = None
-    # Encoding a segment costs per column, not per row (~600 columns x 3 tables): at 10 s it was a third of
-    # the collector's CPU. kill -9 loses at most one segment; SIGTERM/SIGINT flush everything.
-    segment_seconds: float = 30.0
-    roots: Roots = field(default_factory=Roots)
-    sources: tuple[str, ...] | None = None  # None = every registered source
-    read_timeout_share: float = 0.8  # of the interval a source may take before its tick is given up
-    # Per-process sources (``Source.reads_processes``) are read this often; in between their last rates and
-    # gauges are carried (``collector_source_<name>_age_seconds`` says how old). Rates stay true: derive
-    # divides by the time between the two reads.
-    process_interval: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.interval <= 0:
-            raise ValueError(f"interval must be positive, got {self.interval}")
-        if self.process_interval <= 0:
-            raise ValueError(f"process_interval must be positive, got {self.process_interval}")
-        if self.segment_seconds <= 0:
-            raise ValueError(f"segment_seconds must be positive, got {self.segment_seconds}")
 
 
 class Collector:

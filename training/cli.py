@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from cotenant.training.config import TrainConfig
+from cotenant.training.config import OptimConfig, TrainConfig
+
+TRAIN = TrainConfig.model_fields  # every option's default is the config's
 
 DEFAULT_MODELS = (
     "linear,gamma-glm,decision-tree,random-forest,hist-gradient-boosting,lstm,"
@@ -16,34 +18,34 @@ DEFAULT_MODELS = (
 
 
 def train(
-    model: Annotated[
-        str, typer.Option(help="registered model name (see `cotenant.models.MODELS`)")
-    ] = "cloudformer",
-    data: Annotated[str, typer.Option(help="source name, name:PATH, or a directory")] = "bundled",
-    epochs: Annotated[int, typer.Option(help="epochs for neural models")] = 40,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    max_steps: Annotated[int, typer.Option(help="seconds kept per run")] = 128,
-    lr: Annotated[float, typer.Option()] = 1e-3,
-    seed: Annotated[int, typer.Option()] = 0,
+    model: Annotated[str, typer.Option(help="registered model name (see `cotenant.models.MODELS`)")] = TRAIN[
+        "model"
+    ].default,
+    data: Annotated[str, typer.Option(help="source name, name:PATH, or a directory")] = TRAIN[
+        "source"
+    ].default,
+    epochs: Annotated[int, typer.Option(help="epochs for neural models")] = TRAIN["epochs"].default,
+    batch_size: Annotated[int, typer.Option()] = TRAIN["batch_size"].default,
+    max_steps: Annotated[int, typer.Option(help="seconds kept per run")] = TRAIN["max_steps"].default,
+    lr: Annotated[float, typer.Option()] = OptimConfig.model_fields["lr"].default,
+    seed: Annotated[int, typer.Option(help="weights and data order")] = TRAIN["seed"].default,
     split: Annotated[
         str, typer.Option(help="programs (leave-programs-out fold) | apps | time | none")
-    ] = TrainConfig.model_fields["split"].default,
-    fold: Annotated[
-        int, typer.Option(help="which leave-programs-out fold is held out")
-    ] = TrainConfig.model_fields["fold"].default,
-    folds: Annotated[int, typer.Option(help="number of leave-programs-out folds")] = TrainConfig.model_fields[
-        "folds"
+    ] = TRAIN["split"].default,
+    fold: Annotated[int, typer.Option(help="which leave-programs-out fold is held out")] = TRAIN[
+        "fold"
     ].default,
-    devices: Annotated[int, typer.Option(help="devices (processes) per node")] = 1,
-    num_nodes: Annotated[int, typer.Option(help="machines taking part in DDP")] = TrainConfig.model_fields[
-        "num_nodes"
-    ].default,
-    strategy: Annotated[str, typer.Option(help="auto | ddp | ...")] = "auto",
-    accelerator: Annotated[str, typer.Option()] = "auto",
+    folds: Annotated[int, typer.Option(help="number of leave-programs-out folds")] = TRAIN["folds"].default,
+    devices: Annotated[int, typer.Option(help="devices (processes) per node")] = TRAIN["devices"].default,
+    num_nodes: Annotated[int, typer.Option(help="machines taking part in DDP")] = TRAIN["num_nodes"].default,
+    strategy: Annotated[str, typer.Option(help="auto | ddp | ...")] = TRAIN["strategy"].default,
+    accelerator: Annotated[str, typer.Option()] = TRAIN["accelerator"].default,
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow URI; default: the local sqlite store")
     ] = None,
-    register: Annotated[bool, typer.Option(help="register in the MLflow model registry")] = True,
+    register: Annotated[bool, typer.Option(help="register in the MLflow model registry")] = TRAIN[
+        "register_model"
+    ].default,
     model_options: Annotated[str, typer.Option(help="JSON overrides of the model config")] = "{}",
 ) -> None:
     """Train one model, log it to MLflow and register its predictor (champion only if it wins)."""

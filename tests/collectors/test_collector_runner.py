@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 from collector_testkit import fixture_roots
 from cotenant.collectors.base import Roots, SourceUnavailable
+from cotenant.collectors.config import CollectorConfig
 from cotenant.collectors.host_cpu import HostCpuSource
 from cotenant.collectors.host_psi import HostPsiSource
-from cotenant.collectors.runner import Collector, CollectorConfig
+from cotenant.collectors.runner import Collector
 from cotenant.datasets.telemetry import scan_telemetry, telemetry_unavailable
 
 FAST = 0.2  # seconds per tick: keeps these tests short; cadence itself is checked in the live tests

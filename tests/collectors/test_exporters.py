@@ -12,9 +12,10 @@ from typing import Any, ClassVar
 
 import httpx
 from collector_testkit import fixture_roots
+from cotenant.collectors.config import CollectorConfig
 from cotenant.collectors.prometheus import PrometheusSink
 from cotenant.collectors.push import Pusher
-from cotenant.collectors.runner import Collector, CollectorConfig
+from cotenant.collectors.runner import Collector
 
 SOURCES = ("host_memory", "cgroup_v2")
 
