@@ -1,7 +1,9 @@
 """Real tiny predictors (the models package's own classes) registered in a real sqlite MLflow store.
 
-The weights are seeded, not trained: serving's contract is the Predictor API and the registry aliases, and two
-seeds give two champions whose answers differ, which is what the swap tests need.
+The placement champion is trained (a few hundred steps on co-runs whose P falls as the newcomer's and its
+neighbours' intensities grow), so the service's answers can be checked against the truth they learnt: a
+constant model would rank a lightly and a heavily loaded host the same. The monitoring champion's weights are
+seeded. Two seeds give two champions whose answers differ, which is what the swap tests need.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def placement_predictor(seed: int) -> Predictor:
         for i, scale in enumerate(rng.uniform(0.2, 3, 64))
     )
     names, summary = profile_summaries(profiles, METRICS)
+    stats = FeatureStats.fit(summary, names)
+    model = PlacementModel(len(names), cfg)
+    train_placement(model, stats, summary, names, rng)
     metadata = PredictorMetadata(
         model_name="placement",
         task="placement",
@@ -62,11 +67,43 @@ def placement_predictor(seed: int) -> Predictor:
         host_metrics=[],
         metric_groups=GROUPS,
         feature_groups=[GROUPS[name.rpartition("__")[0]] for name in names],
-        normaliser=FeatureStats.fit(summary, names).to_dict(),
+        normaliser=stats.to_dict(),
         max_steps=120,
         n_inputs=len(names),
     )
-    return Predictor(metadata, PlacementModel(len(names), cfg).eval())
+    return Predictor(metadata, model.eval())
+
+
+def placement_truth(newcomer: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """P of a newcomer of mean CPU use ``newcomer`` beside neighbours whose CPU use sums to ``neighbours``."""
+    return 1.0 / (1.0 + 1.5 * newcomer * neighbours)
+
+
+def train_placement(
+    model: PlacementModel,
+    stats: FeatureStats,
+    summary: pl.DataFrame,
+    names: list[str],
+    rng: np.random.Generator,
+) -> None:
+    """Fit on sampled co-runs of the 64 profiled workloads (0-3 neighbours each), labelled by the truth."""
+    from cotenant.models.base import quantile_loss
+
+    inputs = torch.from_numpy(stats.transform(summary.sort("profile_id").select(names).to_numpy()))
+    order = summary.sort("profile_id")["profile_id"].to_list()
+    cpu = summary.sort("profile_id")[f"{METRICS[0]}__mean"].to_numpy() / SCALES[0]
+    assert order == sorted(order) and len(cpu) == len(order)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        newcomer = rng.integers(0, len(order), 128)
+        neighbours = rng.integers(0, len(order), (128, 3))
+        mask = rng.random((128, 3)) < 0.6
+        truth = placement_truth(cpu[newcomer], (cpu[neighbours] * mask).sum(1))
+        quantiles = model(inputs[newcomer], inputs[neighbours], torch.from_numpy(mask))
+        loss = quantile_loss(quantiles, torch.from_numpy(truth.astype(np.float32)))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
 
 
 def monitoring_predictor(seed: int) -> Predictor:

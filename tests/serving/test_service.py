@@ -16,7 +16,7 @@ from cotenant.serving.schemas import (
     IngestRequest,
     ScorePlacementRequest,
 )
-from serving_champions import solo_telemetry
+from serving_champions import placement_truth, solo_telemetry
 
 
 def feed(service: Any, host: str, seed: int, intensity: float = 1.0) -> None:
@@ -64,6 +64,12 @@ def test_placement_scores_every_candidate_sorted_with_reasons(service: Any) -> N
         assert placement.score == pytest.approx(min(placement.newcomer.p, placement.worst_incumbent.p))
     scores = [p.score for p in result.placements if p.status == "scored"]
     assert scores == sorted(scores, reverse=True)
+    # The trained champion's answers follow the truth it learnt (serving_champions.placement_truth): beside
+    # light pods (CPU 0.3 + 0.6) the newcomer keeps about 0.43, beside heavy ones (3 + 6) about 0.07. A
+    # constant model would answer both hosts alike.
+    assert by_host["node-a"].newcomer.p == pytest.approx(placement_truth(1.0, 0.9), abs=0.15)
+    assert by_host["node-b"].newcomer.p == pytest.approx(placement_truth(1.0, 9.0), abs=0.15)
+    assert by_host["node-a"].score > by_host["node-b"].score + 0.2
     # the same workload inline gives the same answer as by id
     inline = ScorePlacementRequest.model_validate(
         {"workload": {"telemetry": profile_payload("web")["telemetry"]}, "hosts": ["node-a"]}
