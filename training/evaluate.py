@@ -19,13 +19,13 @@ from cotenant.datasets.table import RunTable
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
 from cotenant.training.learning_curve import (
-    constant_reference,
     curves_markdown,
     plot_curves,
     targets,
     targets_markdown,
 )
 from cotenant.training.metrics import BAND_NAMES, error_bands, errors_pp, mean_std, per_application
+from cotenant.training.references import constant_reference, utilisation_reference
 from cotenant.training.run import data_digest
 
 
@@ -77,6 +77,7 @@ def evaluate_models(
             "error_bands": error_bands(predicted, labels),
         }
     report["constant_reference"] = constant_reference(table, splits)
+    report["utilisation_reference"] = utilisation_reference(table, splits)
     report["targets"] = targets(report)
     return report
 

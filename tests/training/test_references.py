@@ -1,0 +1,33 @@
+"""The references set beside every accuracy figure: the constant and the utilisation heuristic."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from cotenant.datasets import load_source
+
+
+def test_the_utilisation_reference_reads_solo_cpu_demand_against_the_cores() -> None:
+    """P = min(1, cores / summed solo CPU demand) on the bundled lab data, where it beats the constant."""
+    from cotenant.datasets.splits import leave_programs_out
+    from cotenant.training.references import (
+        CPU_DEMAND_METRIC,
+        constant_reference,
+        utilisation_predictions,
+        utilisation_reference,
+    )
+
+    table = load_source("bundled")
+    predicted = dict(utilisation_predictions(table, 2.0).iter_rows())
+    means = table.profiles.group_by("profile_id").agg(pl.col(CPU_DEMAND_METRIC).mean())
+    demand = dict(means.iter_rows())
+    run = table.runs.row(0, named=True)
+    total = demand[run["target_profile"]] + sum(demand[p] for p in run["neighbour_profiles"])
+    assert predicted[run["run_id"]] == pytest.approx(min(1.0, 2.0 / total))
+    splits = leave_programs_out(table, k=4)
+    heuristic, constant = utilisation_reference(table, splits), constant_reference(table, splits)
+    assert heuristic is not None and heuristic["cores"] == 2.0
+    assert heuristic["mean"] < constant["mean"]
+    # A source without the host's cores (synthetic) has no heuristic to offer, rather than a made-up one.
+    synthetic = load_source("synthetic", n_apps=4, n_runs=20, min_length=4, max_length=6)
+    assert utilisation_reference(synthetic, leave_programs_out(synthetic, k=2)) is None

@@ -1,0 +1,69 @@
+"""The references every accuracy figure is set beside, on the same folds (``../shared/brief``'s rules):
+
+- the **constant**: always answer the training runs' mean P;
+- a **utilisation heuristic**, what Kubernetes' load-aware scorers do: no learning, P from the summed CPU
+  demand of the tenants (each one's mean CPU use in its solo profile) against the host's cores,
+  ``P = min(1, cores / total demand)``. Memory bandwidth is not in the lab's telemetry without a PMU, so the
+  heuristic here is CPU only;
+- the labels' **noise floor** (reported by the source itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+from cotenant.datasets.splits import Split
+from cotenant.datasets.table import RunTable
+from cotenant.training.metrics import mean_std
+
+# The profile metric a load-aware scorer reads: cores of CPU time used per second.
+CPU_DEMAND_METRIC = "cgroup_cpu_usage_seconds_per_second"
+
+
+def constant_reference(table: RunTable, splits: list[Split]) -> dict[str, float]:
+    """MAE (pp) of always answering the training runs' mean P per split: what any model must beat."""
+    runs = table.runs
+    maes = []
+    for split in splits:
+        train = runs.filter(pl.col("run_id").is_in(split.train_runs))["label"].to_numpy()
+        test = runs.filter(pl.col("run_id").is_in(split.test_runs))["label"].to_numpy()
+        maes.append(float(np.mean(np.abs(test - train.mean())) * 100))
+    mean, std = mean_std(maes)
+    return {"mean": mean, "std": std}
+
+
+def utilisation_predictions(table: RunTable, cores: float) -> pl.DataFrame:
+    """``run_id`` and ``predicted`` P of every run with solo profiles for it and its neighbours."""
+    demand = table.profiles.group_by("profile_id").agg(pl.col(CPU_DEMAND_METRIC).mean().alias("demand"))
+    by_profile = dict(demand.iter_rows())
+    rows = []
+    for run_id, target, neighbours in table.runs.select(
+        "run_id", "target_profile", "neighbour_profiles"
+    ).iter_rows():
+        tenants = [target, *neighbours]
+        if target is None or any(by_profile.get(p) is None for p in tenants):
+            continue
+        total = sum(max(float(by_profile[p]), 0.0) for p in tenants)
+        rows.append((run_id, min(1.0, cores / total) if total > 0 else 1.0))
+    return pl.DataFrame(rows, schema={"run_id": pl.Utf8, "predicted": pl.Float64}, orient="row")
+
+
+def utilisation_reference(table: RunTable, splits: list[Split]) -> dict[str, Any] | None:
+    """MAE (pp) of the utilisation heuristic on each split's test runs; None without CPU-demand profiles or
+    without the host's core count."""
+    cores = (table.meta.get("machine") or {}).get("cores")
+    if CPU_DEMAND_METRIC not in table.profile_metrics or not cores:
+        return None
+    predicted = utilisation_predictions(table, float(cores))
+    labelled = table.runs.select("run_id", "label").join(predicted, on="run_id")
+    maes = []
+    for split in splits:
+        test = labelled.filter(pl.col("run_id").is_in(split.test_runs))
+        if test.height:
+            maes.append(float((test["predicted"] - test["label"]).abs().mean() or 0.0) * 100)
+    if not maes:
+        return None
+    mean, std = mean_std(maes)
+    return {"mean": mean, "std": std, "cores": float(cores), "metric": CPU_DEMAND_METRIC}
