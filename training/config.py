@@ -26,6 +26,9 @@ class TrainConfig(BaseModel):
     model_options: dict[str, Any] = Field(default_factory=dict)  # overrides of the model's typed config
     # Sized for the bundled data (~400 runs x ~10 s x ~400 features) to train in minutes on 2 CPU cores.
     epochs: int = 40
+    # Stop after this many epochs without a better MAE on the split's validation programs and keep the best
+    # epoch's weights (None: train every epoch; needs validation programs, else ignored).
+    early_stopping_patience: int | None = Field(default=None, ge=1)
     batch_size: int = 32
     max_steps: int = 128  # seconds per run kept (the first ones); positional table size
     include_host: bool = True

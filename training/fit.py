@@ -236,6 +236,7 @@ def _fit_neural(module: Any, train: Any, validation: Any, collate: Any, cfg: Tra
         cfg.accelerator,
         cfg.progress,
         cfg.num_nodes,
+        cfg.early_stopping_patience,
     )
 
 

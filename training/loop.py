@@ -103,8 +103,11 @@ def fit_neural(
     accelerator: str = "auto",
     progress: bool = True,
     num_nodes: int = 1,
+    early_stopping_patience: int | None = None,
 ) -> nn.Module:
-    """Train in place and return the model in eval mode (weights identical on every DDP process)."""
+    """Train in place and return the model in eval mode (weights identical on every DDP process). With
+    ``early_stopping_patience`` and validation data: stop once the validation MAE has not improved for that
+    many epochs and return the best epoch's weights."""
     n_train = len(data.train_set)  # type: ignore[arg-type]
     steps_per_epoch = math.ceil(n_train / (data.batch_size * max(1, devices) * num_nodes))
     module = RegressionModule(model, optim, steps_per_epoch * epochs)
@@ -113,6 +116,12 @@ def fit_neural(
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=False))
+    validating = len(data.validation_set or []) > 0  # type: ignore[arg-type]
+    best = BestWeights()
+    if early_stopping_patience is not None and validating:
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        callbacks += [EarlyStopping("val_mae_pp", patience=early_stopping_patience, mode="min"), best]
     # Lightning's start-up notices (devices found, a tip to install its cloud logger, "max_epochs reached")
     # are information about Lightning, not about this training: our progress and metrics are reported here.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
@@ -129,7 +138,28 @@ def fit_neural(
         callbacks=callbacks,
         deterministic=True,
         num_sanity_val_steps=0,
-        check_val_every_n_epoch=max(1, epochs // 5),
+        check_val_every_n_epoch=1 if best in callbacks else max(1, epochs // 5),
     )
     trainer.fit(module, datamodule=data)
+    best.restore(model)
     return model.eval()
+
+
+class BestWeights(L.Callback):
+    """Keeps a copy of the weights at the best validation MAE seen (restored after training)."""
+
+    def __init__(self) -> None:
+        self.best = math.inf
+        self.state: dict[str, torch.Tensor] | None = None
+        self.epoch: int | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get("val_mae_pp")
+        if value is not None and float(value) < self.best:
+            self.best, self.epoch = float(value), trainer.current_epoch
+            inner = module.model if isinstance(module, RegressionModule) else module
+            self.state = {key: tensor.detach().clone() for key, tensor in inner.state_dict().items()}
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)

@@ -1,0 +1,39 @@
+"""Early stopping on validation programs keeps the best epoch's weights."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from cotenant.datasets import load_source
+from cotenant.datasets.splits import leave_programs_out
+from cotenant.training.config import OptimConfig, TrainConfig
+from cotenant.training.fit import fit_model
+from cotenant.training.loop import BestWeights, RegressionModule
+from torch import nn
+
+
+def test_best_weights_are_the_lowest_validation_error_seen() -> None:
+    model = nn.Linear(2, 1)
+    module = RegressionModule(model, OptimConfig(), total_steps=1)
+    keeper = BestWeights()
+    seen = {}
+    for epoch, mae in enumerate([5.0, 3.0, 4.0]):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        seen[epoch] = model.weight.detach().clone()
+        trainer = SimpleNamespace(callback_metrics={"val_mae_pp": torch.tensor(mae)}, current_epoch=epoch)
+        keeper.on_validation_epoch_end(trainer, module)  # type: ignore[arg-type]
+    keeper.restore(model)
+    assert keeper.epoch == 1 and keeper.best == 3.0
+    assert torch.equal(model.weight, seen[1])
+
+
+def test_training_with_early_stopping_needs_and_uses_validation_programs() -> None:
+    table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
+    cfg = TrainConfig(model="lstm", epochs=20, batch_size=16, progress=False, early_stopping_patience=2)
+    with_validation = fit_model(table, leave_programs_out(table, k=3)[0], cfg)
+    without = fit_model(table, leave_programs_out(table, k=2)[0], cfg)  # two folds: no validation, ignored
+    for outcome in (with_validation, without):
+        assert outcome.predicted.shape == (len(outcome.labels), 3)
+        assert torch.isfinite(torch.from_numpy(outcome.predicted)).all()
