@@ -1,0 +1,28 @@
+"""The one training loop on a CUDA device: same artifact, same answers on the CPU after reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cotenant.datasets import load_source
+from cotenant.datasets.splits import leave_programs_out
+from cotenant.models.predictor import Predictor
+from cotenant.training.config import TrainConfig
+from cotenant.training.fit import fit_model
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("model", ["cloudformer", "placement"])
+def test_trained_on_the_gpu_predicts_the_same_on_the_cpu(model: str, tmp_path: Path) -> None:
+    table = load_source("synthetic", n_apps=6, n_runs=60, min_length=6, max_length=10, profile_length=8)
+    split = leave_programs_out(table, k=3)[0]
+    cfg = TrainConfig(model=model, epochs=2, batch_size=16, progress=False, accelerator="gpu", devices=1)
+    outcome = fit_model(table, split, cfg)
+    assert outcome.predicted.shape == (len(outcome.labels), 3)
+    outcome.predictor.save(tmp_path / "artifact")
+    reloaded = Predictor.load(tmp_path / "artifact")  # weights stored as numpy: loads on the CPU
+    assert reloaded.metadata == outcome.predictor.metadata
+    assert np.isfinite(outcome.predicted).all()
