@@ -28,6 +28,7 @@ from cotenant.datasets.lab.workloads import ParseError, WorkContext, Workload
 SERVICE_START_TIMEOUT_S = 10.0
 # A time-bounded tool may finish late when starved of CPU (start-up, final report); past this it is hung.
 PHASE_GRACE_S = 15.0
+NEIGHBOUR_SLACK = 3  # a neighbour's own time bound, in target durations
 
 
 class RunFailed(RuntimeError):
@@ -193,7 +194,12 @@ def execute_run(
         for role in [*neighbours, target]:
             role.setup()
         if neighbours:
-            background_s = math.ceil(settings.warmup_s + spec.target.duration_s + PHASE_GRACE_S)
+            # Neighbours are stopped when the target ends; their own bound is only a safety net, generous
+            # because a contended target's phases can overrun (start-up, a last unit of work, its report):
+            # a target outliving its neighbours would measure its tail alone.
+            background_s = math.ceil(
+                settings.warmup_s + NEIGHBOUR_SLACK * spec.target.duration_s + PHASE_GRACE_S
+            )
             for neighbour in neighbours:
                 neighbour.start_background(background_s)
             time.sleep(settings.warmup_s)
