@@ -79,14 +79,18 @@ def _directory_lock(out: Path) -> Iterator[None]:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGINT both stop the lab through the same clean-up. SIGINT is set explicitly: a lab
+    started in the background by a script inherits it ignored, and ``kill -INT`` would do nothing."""
+
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise LabInterrupted(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def check_leftovers(
