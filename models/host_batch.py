@@ -14,6 +14,21 @@ import numpy as np
 
 # Dividing the neighbour count keeps the count input on the embeddings' scale (the placement head's input).
 COUNT_SCALE = 4.0
+# The placement head's parameters as the torch module names them (models.placement.PlacementModel): the only
+# place the numpy forms below read them from.
+HIDDEN_WEIGHT, HIDDEN_BIAS = "hidden.weight", "hidden.bias"
+OUT_WEIGHT, OUT_BIAS = "out.out.weight", "out.out.bias"
+
+
+def head_output(head_weights: dict[str, np.ndarray], hidden: np.ndarray) -> np.ndarray:
+    """The head after its first layer: ReLU, output layer, sigmoid -> quantiles (unsorted)."""
+    logits = np.maximum(hidden, 0.0) @ head_weights[OUT_WEIGHT].T + head_weights[OUT_BIAS]
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def head_first_layer(head_weights: dict[str, np.ndarray], joined: np.ndarray) -> np.ndarray:
+    """The head's first layer on ``[own, sum of the others, count / COUNT_SCALE]`` rows."""
+    return joined @ head_weights[HIDDEN_WEIGHT].T + head_weights[HIDDEN_BIAS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +118,12 @@ def neural_head_rows(
     hidden = np.concatenate(
         [batch.host_part[:, :variants] + new @ w_own.T, batch.incumbent_part[:, :variants] + new @ w_others.T]
     )
-    logits = np.maximum(hidden, 0.0) @ head_weights["out.out.weight"].T + head_weights["out.out.bias"]
-    return 1.0 / (1.0 + np.exp(-logits))
+    return head_output(head_weights, hidden)
 
 
 def _first_layer(
     head_weights: dict[str, np.ndarray], embedding: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    weight, bias = head_weights["hidden.weight"], head_weights["hidden.bias"]
+    """The first layer split by input: own embedding, the others' sum, the count (it is linear in each)."""
+    weight, bias = head_weights[HIDDEN_WEIGHT], head_weights[HIDDEN_BIAS]
     return weight[:, :embedding], weight[:, embedding : 2 * embedding], weight[:, -1], bias

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from cotenant.models.base import DataShape, ModelConfig, ModelSpec, QuantileHead, register
-from cotenant.models.host_batch import COUNT_SCALE
+from cotenant.models.host_batch import COUNT_SCALE, head_first_layer, head_output
 from torch import nn
 
 
@@ -68,10 +68,7 @@ def numpy_head(
     weights: dict[str, np.ndarray], own: np.ndarray, others: np.ndarray, count: np.ndarray
 ) -> np.ndarray:
     """The head in plain numpy for scheduler-time scoring (no torch dispatch per call): -> [N, Q]."""
-    joined = placement_features(own, others, count)
-    hidden = np.maximum(joined @ weights["hidden.weight"].T + weights["hidden.bias"], 0.0)
-    logits = hidden @ weights["out.out.weight"].T + weights["out.out.bias"]
-    return 1.0 / (1.0 + np.exp(-logits))
+    return head_output(weights, head_first_layer(weights, placement_features(own, others, count)))
 
 
 def build(cfg: PlacementConfig, shape: DataShape) -> nn.Module:

@@ -174,14 +174,17 @@ class Predictor:
             from cotenant.models.placement import batch_placement_features
 
             features = batch_placement_features(newcomer, neighbours, neighbour_mask)
-            return self._calibrated(self._tabular_quantiles(features))
-        import torch
+            out = self._calibrated(self._tabular_quantiles(features))
+        else:
+            import torch
 
-        with torch.inference_mode():
-            out = self.model(
-                torch.from_numpy(newcomer), torch.from_numpy(neighbours), torch.from_numpy(neighbour_mask)
-            )
-        return self._calibrated(sort_quantiles(out.numpy()))
+            with torch.inference_mode():
+                quantiles = self.model(
+                    torch.from_numpy(newcomer), torch.from_numpy(neighbours), torch.from_numpy(neighbour_mask)
+                )
+            out = self._calibrated(sort_quantiles(quantiles.numpy()))
+        out[~neighbour_mask.any(axis=1)] = 1.0  # alone: as in its solo profile (see score_placement_arrays)
+        return out
 
     def predict_degradation(self, target: Series, neighbours: list[Series], host: Series | None) -> Estimate:
         self._require("monitoring")
