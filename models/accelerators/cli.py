@@ -18,13 +18,27 @@ REPORT_DIR = Path("reports/accelerators")
 @app.command("validate")
 def validate_command(
     out: Path = typer.Option(REPORT_DIR, help="where validation.md and validation.json go"),
-    variant: str = typer.Option("client_overhead", help="ibis | client_overhead | measured_moments"),
+    variant: str = typer.Option(
+        "client_overhead", help="ibis | client_overhead | measured_moments | switch_variance"
+    ),
+    trace: list[Path] = typer.Option(
+        [], exists=True, dir_okay=False, help="your own queueing trace(s) instead of the shipped ones"
+    ),
+    profiles: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="a profile catalogue YAML (default: Ibis's edgeTPU profiles)"
+    ),
 ) -> None:
-    """Models against the shipped Ibis traces: GPU PS, edgeTPU FCFS and the Poisson-load queueing traces."""
+    """Models against measured traces: by default the shipped Ibis traces (GPU PS, edgeTPU FCFS, Poisson-load
+    queueing); with --trace, your own queueing traces, with --profiles for the models they run."""
+    from cotenant.models.accelerators.profiles import load_catalogue
     from cotenant.models.accelerators.validation import validate, write_report
     from rich.console import Console
 
-    result = validate(variant=variant)
+    try:
+        result = validate(variant=variant, traces=trace or None, profiles=load_catalogue(profiles))
+    except ValueError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
     path = write_report(result, out)
     console = Console()
     console.print(path.read_text())

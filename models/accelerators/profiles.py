@@ -159,5 +159,38 @@ def load_cluster(path: Path) -> ClusterSpec:
         raise ValueError(f"{path}: not a cluster file: {error}") from error
 
 
+class ProfileCatalogue(BaseModel):
+    """Device profiles by model name and device kind: what a model's requests cost on a shared accelerator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, dict[DeviceKind, DeviceProfile]]
+    source: str = ""  # where it was read from (named in errors)
+
+    def profile(self, model: str, kind: DeviceKind, where: str = "") -> DeviceProfile:
+        """The profile, or an error naming the model, the device kind, the trace and the catalogue."""
+        found = self.models.get(model, {}).get(kind)
+        if found is None:
+            context = f"{where}: " if where else ""
+            raise ValueError(
+                f"{context}model {model!r} has no {kind} profile in {self.source or 'the catalogue'}; "
+                f"profiled: {', '.join(sorted(self.models)) or 'none'}"
+            )
+        return found
+
+
+def load_catalogue(path: Path | None = None) -> ProfileCatalogue:
+    """A profile catalogue YAML (default: Ibis's profiled edgeTPU models); errors name the file and field."""
+    path = path or ibis_data_dir() / "edgetpu_profiles.yaml"
+    data = _read_yaml(path)
+    try:
+        return ProfileCatalogue.model_validate({**(data or {}), "source": str(path)})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        )
+        raise ValueError(f"{path}: invalid profile catalogue: {problems}") from error
+
+
 def ibis_data_dir() -> Path:
     return Path(__file__).parent / "data" / "ibis"

@@ -31,16 +31,9 @@ from cotenant.models.accelerators.base import ModelLoad
 from cotenant.models.accelerators.devices.edgetpu_fcfs import predict_fcfs_switch, predict_fcfs_switch_ibis
 from cotenant.models.accelerators.devices.gpu_ps import closed_loop_ps_means
 from cotenant.models.accelerators.fitting import idle_arrivals
-from cotenant.models.accelerators.profiles import ibis_data_dir
+from cotenant.models.accelerators.profiles import ProfileCatalogue, ibis_data_dir, load_catalogue
 from pydantic import BaseModel
 
-# Ibis's profiled edgeTPU service time / switch overhead (ms) for the models in the queueing traces.
-TPU_PROFILES_MS: dict[str, tuple[float, float]] = {
-    "efficientnet-L": (42.18, 17.53),
-    "inception_v3": (62.95, 19.39),
-    "inception_v4": (125.13, 19.43),
-    "ssd_mobilenet_v2": (19.23, 24.63),
-}
 VARIANTS = ("ibis", "client_overhead", "measured_moments", "switch_variance")
 DEFAULT_VARIANT = "client_overhead"
 
@@ -80,12 +73,14 @@ def load_trace(path: Path) -> pl.DataFrame:
     return frame.with_columns(response_ms=(pl.col("end_time") - pl.col("start_time")) * 1000.0)
 
 
-def client_overheads(calibration: pl.DataFrame) -> dict[str, float]:
+def client_overheads(
+    calibration: pl.DataFrame, profiles: ProfileCatalogue, where: str = ""
+) -> dict[str, float]:
     """Isolated same-model response minus the profiled service time, per model (>= 0)."""
     isolated = idle_arrivals(calibration).filter(pl.col("previous_model") == pl.col("model"))
     means = isolated.group_by("model").agg(pl.col("response_ms").mean())
     return {
-        model: max(0.0, mean - TPU_PROFILES_MS[model][0])
+        model: max(0.0, mean - profiles.profile(model, "tpu", where).service_ms)
         for model, mean in means.iter_rows()
         if mean is not None
     }
@@ -103,14 +98,19 @@ def measured_second_moments(calibration: pl.DataFrame) -> dict[str, tuple[float,
     return moments
 
 
-def queueing_points(path: Path, variant: str = DEFAULT_VARIANT) -> list[Point]:
+def queueing_points(
+    path: Path, variant: str = DEFAULT_VARIANT, profiles: ProfileCatalogue | None = None
+) -> list[Point]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    profiles = profiles or load_catalogue()
     trace = load_trace(path)
+    for model in trace["model"].unique().sort().to_list():
+        profiles.profile(model, "tpu", str(path))  # every model profiled, or an error naming it, first
     lowest = float(trace["vary_rho"].min())  # type: ignore[arg-type]
     calibration = trace.filter(pl.col("vary_rho") == lowest)
     with_overhead = variant in ("client_overhead", "switch_variance")
-    overheads = client_overheads(calibration) if with_overhead else {}
+    overheads = client_overheads(calibration, profiles, str(path)) if with_overhead else {}
     # the hardware fits Ibis's E[S_i^2] = s'_i^2 better; `switch_variance` is the placement default
     # (`edgetpu_fcfs`), which adds the reload's own variance and so errs high on these traces
     device = predict_fcfs_switch if variant == "switch_variance" else predict_fcfs_switch_ibis
@@ -124,7 +124,8 @@ def queueing_points(path: Path, variant: str = DEFAULT_VARIANT) -> list[Point]:
         rates = dict(zip(per_model["model"], per_model["input_rate"], strict=True))
         loads = []
         for model, rate in rates.items():
-            service, overhead = TPU_PROFILES_MS[model]
+            profile = profiles.profile(model, "tpu", str(path))
+            service, overhead = profile.service_ms, profile.switch_overhead_ms or 0.0
             second_moment = None
             if model in moments:
                 mean_same, same_m2, switched_m2 = moments[model]
@@ -208,12 +209,21 @@ class ValidationResult(BaseModel):
     variants_overall: dict[str, Summary]
 
 
-def validate(data_dir: Path | None = None, variant: str = DEFAULT_VARIANT) -> ValidationResult:
+def validate(
+    data_dir: Path | None = None,
+    variant: str = DEFAULT_VARIANT,
+    traces: list[Path] | None = None,
+    profiles: ProfileCatalogue | None = None,
+) -> ValidationResult:
+    """The shipped checks, or, given ``traces``, the queueing validation of those traces alone (a user's own,
+    in Ibis's queueing format) with ``profiles`` (default: the shipped catalogue)."""
+    profiles = profiles or load_catalogue()
+    closed_loop = traces is None
     data_dir = data_dir or ibis_data_dir()
-    traces = sorted(data_dir.glob("queuing_tpu_*.csv"))
+    traces = traces if traces is not None else sorted(data_dir.glob("queuing_tpu_*.csv"))
     if not traces:
         raise FileNotFoundError(f"no queuing_tpu_*.csv under {data_dir}")
-    by_variant = {name: [p for t in traces for p in queueing_points(t, name)] for name in VARIANTS}
+    by_variant = {name: [p for t in traces for p in queueing_points(t, name, profiles)] for name in VARIANTS}
     points = by_variant[variant]
     per_trace = {
         trace: summarise([p.relative_error for p in points if p.trace == trace])
@@ -221,8 +231,8 @@ def validate(data_dir: Path | None = None, variant: str = DEFAULT_VARIANT) -> Va
     }
     return ValidationResult(
         variant=variant,
-        gpu_ps=gpu_ps_check(data_dir / "trt_ps_validation.csv"),
-        edgetpu_fcfs=edgetpu_fcfs_check(data_dir / "edgetpu_fcfs_validation.csv"),
+        gpu_ps=gpu_ps_check(data_dir / "trt_ps_validation.csv") if closed_loop else [],
+        edgetpu_fcfs=edgetpu_fcfs_check(data_dir / "edgetpu_fcfs_validation.csv") if closed_loop else [],
         points=points,
         per_trace=per_trace,
         overall=summarise([p.relative_error for p in points]),

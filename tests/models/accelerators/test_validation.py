@@ -39,3 +39,36 @@ def test_linear_fit_exact_line() -> None:
     intercept, slope = linear_fit(x, 2.0 + 3.0 * x)
     assert (intercept.value, slope.value) == pytest.approx((2.0, 3.0))
     assert slope.stderr == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_trace_of_any_profiled_model_validates_and_an_unprofiled_one_is_named(tmp_path) -> None:
+    """A trace of mobilenet_v2 (no hand-written profile before the catalogue) validates with the catalogue;
+    a model the catalogue does not hold is an error naming it, the trace and the catalogue, not a KeyError."""
+    from cotenant.models.accelerators.profiles import load_catalogue
+
+    shipped = pl.read_csv(ibis_data_dir() / "queuing_tpu_inception_v3Xssd_mobilenet_v2.csv")
+    renamed = shipped.with_columns(pl.col("model").replace("ssd_mobilenet_v2", "mobilenet_v2"))
+    trace = tmp_path / "queuing_tpu_mine.csv"
+    renamed.write_csv(trace)
+    result = validate(traces=[trace], profiles=load_catalogue())
+    assert {p.model for p in result.points} == {"inception_v3", "mobilenet_v2"}
+    assert result.gpu_ps == [] and result.edgetpu_fcfs == []  # the shipped closed-loop checks are not yours
+    unknown = renamed.with_columns(pl.col("model").replace("mobilenet_v2", "resnet_9000"))
+    unknown.write_csv(trace)
+    with pytest.raises(ValueError, match=r"queuing_tpu_mine\.csv: model 'resnet_9000' has no tpu profile"):
+        validate(traces=[trace])
+
+
+def test_the_command_takes_a_trace_and_a_catalogue(tmp_path) -> None:
+    from cotenant.models.accelerators.cli import app
+    from typer.testing import CliRunner
+
+    catalogue = tmp_path / "profiles.yaml"
+    catalogue.write_text(
+        "models:\n  inception_v3: {tpu: {service_ms: 62.95, switch_overhead_ms: 19.39, memory_mb: 150}}\n"
+    )
+    trace = ibis_data_dir() / "queuing_tpu_inception_v3Xssd_mobilenet_v2.csv"
+    result = CliRunner().invoke(
+        app, ["validate", "--trace", str(trace), "--profiles", str(catalogue), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2 and "ssd_mobilenet_v2" in result.output and "profiles.yaml" in result.output
