@@ -116,6 +116,12 @@ class HostStore:
                 state = self.hosts[host] = HostState(host=host)
             touched: set[str] = set()
             for sample in samples:
+                if sample.target != HOST_TARGET and not sample.has_values():
+                    # Every value was missing or a fault: nothing to learn from, and a mean-filled row would
+                    # shift the target's profile. The host is still heard from.
+                    if sample.target in state.targets:
+                        state.targets[sample.target].last_seen = now
+                    continue
                 window = state.targets.get(sample.target)
                 if window is None:
                     window = state.targets[sample.target] = TargetWindow(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from cotenant.models.accelerators import AppLatency, AppProfile, NodeSpec
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_SECONDS = 86_400
 MetricName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -23,10 +24,45 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A sample stamped further ahead of the service's clock than this is refused: it would become the host's
+# "last seen" and keep a dead host fresh for years.
+MAX_CLOCK_AHEAD_S = 300.0
+# Beyond this magnitude a metric value is a sensor or encoding fault (an exabyte per second), not telemetry.
+MAX_METRIC_MAGNITUDE = 1e18
+
+
 class IngestSample(StrictModel):
     timestamp: datetime
     target: Name
-    metrics: dict[MetricName, float | None] = Field(max_length=1_000)
+    metrics: dict[MetricName, float | None] = Field(
+        max_length=1_000,
+        description=f"non-finite values and magnitudes above {MAX_METRIC_MAGNITUDE:g} count as missing",
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime) -> datetime:
+        stamped = value if value.tzinfo else value.replace(tzinfo=UTC)
+        ahead = (stamped - datetime.now(UTC)).total_seconds()
+        if ahead > MAX_CLOCK_AHEAD_S:
+            raise ValueError(
+                f"{value.isoformat()} is {ahead:.0f} s ahead of the service's clock "
+                f"(at most {MAX_CLOCK_AHEAD_S:g} s allowed)"
+            )
+        return stamped
+
+    @field_validator("metrics")
+    @classmethod
+    def _faults_are_missing(cls, values: dict[str, float | None]) -> dict[str, float | None]:
+        return {
+            name: value
+            if value is not None and math.isfinite(value) and abs(value) <= MAX_METRIC_MAGNITUDE
+            else None
+            for name, value in values.items()
+        }
+
+    def has_values(self) -> bool:
+        return any(value is not None for value in self.metrics.values())
 
 
 class IngestRequest(StrictModel):

@@ -165,6 +165,40 @@ def test_an_empty_host_is_scored_first_and_an_unknown_one_stays_neutral(service:
     assert fast.score[2] > max(fast.score[0], fast.score[3])
 
 
+def test_bad_telemetry_never_poisons_host_state(service: Any) -> None:
+    """A sample from the year 3026 is refused naming the sample; NaN, infinite and absurd values count as
+    missing, and a sample with nothing else leaves the host's answers and its last-seen time as they were."""
+    from datetime import UTC, datetime, timedelta
+
+    from pydantic import ValidationError
+
+    feed(service, "node-a", 1, intensity=0.3)
+    register(service, "web")
+    request = ScorePlacementRequest.model_validate({"workload": {"profile_id": "web"}, "hosts": ["node-a"]})
+    before = service.score_placement(request).placements[0]
+    seen = service.hosts.hosts["node-a"].last_seen_wall
+    now = datetime.now(UTC)
+    future = {"timestamp": "3026-01-01T00:00:00+00:00", "target": "kubepods/pod0", "metrics": {"x": 1.0}}
+    with pytest.raises(ValidationError) as refused:
+        IngestRequest.model_validate({"host": "node-a", "samples": [future]})
+    assert refused.value.errors()[0]["loc"] == ("samples", 0, "timestamp")
+    assert "ahead of the service's clock" in str(refused.value)
+    faults = [
+        {"timestamp": (now - timedelta(seconds=1)).isoformat(), "target": "kubepods/pod0", "metrics": metrics}
+        for metrics in (
+            dict.fromkeys(solo_telemetry(np.random.default_rng(0), 1), float("nan")),
+            dict.fromkeys(solo_telemetry(np.random.default_rng(0), 1), 1e308),
+            dict.fromkeys(solo_telemetry(np.random.default_rng(0), 1), float("inf")),
+        )
+    ]
+    payload = IngestRequest.model_validate({"host": "node-a", "samples": faults})
+    assert all(value is None for sample in payload.samples for value in sample.metrics.values())
+    service.hosts.ingest(payload.host, payload.samples, service.champions.champions.placement)
+    after = service.score_placement(request).placements[0]
+    assert after.score == before.score and after.newcomer == before.newcomer
+    assert service.hosts.hosts["node-a"].last_seen_wall == seen
+
+
 def test_filter_explains_the_nodes_it_fails(service: Any) -> None:
     feed(service, "node-a", 1)
     register(service, "web")
