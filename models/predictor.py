@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cotenant.models.backends import BACKENDS
 from cotenant.models.base import (
     MEDIAN,
     P_FLOOR,
     QUANTILES,
-    DataShape,
     Family,
     Task,
     quiet_nan_warnings,
     sort_quantiles,
-    summarise,
 )
 from cotenant.models.explain import group_masks, occlusion_shares, occlusion_variants
 from cotenant.models.host_batch import HostBatch, HostEncoding, neural_head_rows, stack_hosts
@@ -32,8 +31,6 @@ from pydantic import BaseModel
 
 FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
-WEIGHTS_FILE = "weights.npz"
-ESTIMATOR_FILE = "model.skops"
 Series = dict[str, np.ndarray]
 
 
@@ -86,20 +83,14 @@ class Predictor:
     def __init__(self, metadata: PredictorMetadata, model: Any) -> None:
         self.metadata = metadata
         self.model = model  # nn.Module (eval mode) or fitted scikit-learn estimator
+        self.backend = BACKENDS[metadata.family](metadata, model)  # everything that differs by family
         self._masks = group_masks(metadata.feature_groups)  # {group: bool [n_inputs]}
-        self._head_weights: dict[str, np.ndarray] | None = None
         self._feature_stats: Any = None
 
     # ---- persistence -------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        if self.metadata.family == "neural":
-            state = {key: value.detach().cpu().numpy() for key, value in self.model.state_dict().items()}
-            np.savez(path / WEIGHTS_FILE, **state)
-        else:
-            from cotenant.models.tabular import save_estimator
-
-            save_estimator(self.model, path / ESTIMATOR_FILE)
+        self.backend.save(path)
         (path / METADATA_FILE).write_text(self.metadata.model_dump_json(indent=1) + "\n")
 
     @classmethod
@@ -110,21 +101,7 @@ class Predictor:
         metadata = PredictorMetadata.model_validate(json.loads(meta_path.read_text()))
         if metadata.format_version > FORMAT_VERSION:
             raise ValueError(f"{meta_path}: format_version {metadata.format_version} is newer than this code")
-        from cotenant.models import MODELS
-
-        spec = MODELS[metadata.model_name]
-        if metadata.family == "tabular":
-            from cotenant.models.tabular import load_estimator
-
-            return cls(metadata, load_estimator(Path(path) / ESTIMATOR_FILE))
-        import torch
-
-        cfg = spec.config_type.model_validate(metadata.config)
-        shape = DataShape(metadata.n_inputs, metadata.n_inputs, metadata.max_steps)
-        module = spec.build(cfg, shape)
-        with np.load(Path(path) / WEIGHTS_FILE) as weights:
-            module.load_state_dict({key: torch.from_numpy(weights[key]) for key in weights.files})
-        return cls(metadata, module.eval())
+        return cls(metadata, BACKENDS[metadata.family].load(metadata, Path(path)))
 
     # ---- monitoring --------------------------------------------------------------------------------------
     def monitoring_matrix(
@@ -170,19 +147,7 @@ class Predictor:
     ) -> np.ndarray:
         """Batch layout of the placement task (normalised summaries) -> quantiles ``[B, Q]``."""
         self._require("placement")
-        if self.metadata.family == "tabular":
-            from cotenant.models.placement import batch_placement_features
-
-            features = batch_placement_features(newcomer, neighbours, neighbour_mask)
-            out = self._calibrated(self._tabular_quantiles(features))
-        else:
-            import torch
-
-            with torch.inference_mode():
-                quantiles = self.model(
-                    torch.from_numpy(newcomer), torch.from_numpy(neighbours), torch.from_numpy(neighbour_mask)
-                )
-            out = self._calibrated(sort_quantiles(quantiles.numpy()))
+        out = self._calibrated(self.backend.placement_quantiles(newcomer, neighbours, neighbour_mask))
         out[~neighbour_mask.any(axis=1)] = 1.0  # alone: as in its solo profile (see score_placement_arrays)
         return out
 
@@ -193,16 +158,7 @@ class Predictor:
         return _estimate(quantiles[0], shares[0], list(self._masks), missing)
 
     def _quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
-        if self.metadata.family == "tabular":
-            features = np.stack([summarise(run) for run in normalised]) if per_step else np.stack(normalised)
-            return self._calibrated(self._tabular_quantiles(features))
-        import torch
-        from cotenant.models.batching import pad_steps
-
-        with torch.inference_mode():
-            x, mask = pad_steps(normalised)
-            out = self.model(torch.from_numpy(x), torch.from_numpy(mask)).numpy()
-        return self._calibrated(sort_quantiles(out))
+        return self._calibrated(self.backend.monitoring_quantiles(normalised, per_step))
 
     def _calibrated(self, quantiles: np.ndarray) -> np.ndarray:
         """The interval ends moved by the conformal adjustment (the median never moves), kept in (0, 1]."""
@@ -215,13 +171,6 @@ class Predictor:
         out[..., 0] = np.minimum(out[..., 0], out[..., MEDIAN])
         out[..., -1] = np.maximum(out[..., -1], out[..., MEDIAN])
         return np.clip(out, P_FLOOR, 1.0)
-
-    def _tabular_quantiles(self, features: np.ndarray) -> np.ndarray:
-        """A point regressor's prediction plus the out-of-fold residual quantiles -> ``[N, Q]`` (before the
-        conformal calibration, which the public paths apply once)."""
-        point = np.clip(self.model.predict(np.nan_to_num(features)), P_FLOOR, 1.0)
-        low, high = self.metadata.residual_quantiles or [0.0, 0.0]
-        return sort_quantiles(np.clip(np.stack([point + low, point, point + high], 1), P_FLOOR, 1.0))
 
     # ---- placement ---------------------------------------------------------------------------------------
     def profile_summary(self, profile: Series) -> np.ndarray:
@@ -241,26 +190,20 @@ class Predictor:
         return self.encode_summaries(self.profile_summary(profile)[None])[0]
 
     def encode_summaries(self, summaries: np.ndarray) -> np.ndarray:  # [N, F_p] normalised -> [N, V, E]
-        import torch
-
         variants = np.stack([occlusion_variants(row, self._masks, per_step=False) for row in summaries])
-        if self.metadata.family == "tabular":  # no learned encoder: the summary is the embedding (DeepSets)
-            return variants.astype(np.float32)
-        with torch.inference_mode():
-            flat = torch.from_numpy(variants.reshape(-1, variants.shape[-1]).astype(np.float32))
-            return self.model.encode(flat).numpy().reshape(*variants.shape[:2], -1)
+        return self.backend.encode(variants)
 
     def encode_host(self, incumbents: list[np.ndarray]) -> HostEncoding:
         self._require("placement")
-        width = (1 + len(self._masks), self._embedding_width())
+        width = (1 + len(self._masks), self.backend.embedding_width())
         stacked = np.stack(incumbents) if incumbents else np.zeros((0, *width), dtype=np.float32)
         return HostEncoding(embeddings=stacked, total=stacked.sum(0))
 
     def stack_hosts(self, hosts: Sequence[HostEncoding]) -> HostBatch:
         """Stack host encodings for repeated scoring (rebuild when a host or the model changes)."""
         self._require("placement")
-        width = (1 + len(self._masks), self._embedding_width())
-        return stack_hosts(hosts, width, self._weights() if self.metadata.family == "neural" else None)
+        width = (1 + len(self._masks), self.backend.embedding_width())
+        return stack_hosts(hosts, width, self.backend.head_weights())
 
     def score_placement_arrays(
         self, newcomer: np.ndarray, hosts: Sequence[HostEncoding] | HostBatch, explain: bool = True
@@ -271,7 +214,9 @@ class Predictor:
         variants = newcomer.shape[0] if explain else 1
         new = newcomer[:variants]
         if batch.host_part is not None and batch.incumbent_part is not None:
-            out = neural_head_rows(self._weights(), new, batch, variants)
+            weights = self.backend.head_weights()
+            assert weights is not None  # the batch was stacked with them (host_part is set)
+            out = neural_head_rows(weights, new, batch, variants)
         else:
             counts, owner = batch.counts, batch.owner
             totals, stacked = batch.totals[:, :variants], batch.incumbents[:, :variants]
@@ -291,25 +236,9 @@ class Predictor:
         shares = occlusion_shares(out[..., MEDIAN]) if explain else np.zeros((out.shape[0], 0))
         return out[:, 0], shares, batch.offsets
 
-    def _weights(self) -> dict[str, np.ndarray]:
-        if self._head_weights is None:
-            self._head_weights = {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
-        return self._head_weights
-
-    def _embedding_width(self) -> int:
-        return (
-            self.metadata.n_inputs
-            if self.metadata.family == "tabular"
-            else self.model.hidden.in_features // 2
-        )
-
     def _placement_head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
         """Quantiles ``[N, Q]`` (unsorted) for rows of (own embedding, sum of the others', their count)."""
-        from cotenant.models.placement import numpy_head, placement_features
-
-        if self.metadata.family == "tabular":
-            return self._tabular_quantiles(placement_features(own, others, count))
-        return numpy_head(self._weights(), own, others, count)
+        return self.backend.head(own, others, count)
 
     def score_placement(
         self, newcomer: np.ndarray, hosts: Sequence[HostEncoding] | HostBatch, explain: bool = True

@@ -1,0 +1,174 @@
+"""How a predictor runs its model, per family: the only place that knows a torch module from a scikit-learn
+estimator. ``Predictor`` holds one backend and never branches on the family itself.
+
+- ``neural``: a torch module (eval mode), weights stored as ``weights.npz``; the placement head has a learned
+  profile encoder and a numpy head whose first layer hosts can precompute (``host_batch``).
+- ``tabular``: a fitted scikit-learn estimator stored with skops (an allow-list of types, never pickle); its
+  interval is the point prediction plus out-of-fold residual quantiles, and for placement the profile summary
+  is its own embedding (DeepSets sums of summaries).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from cotenant.models.base import P_FLOOR, DataShape, Family, sort_quantiles, summarise
+
+if TYPE_CHECKING:
+    from cotenant.models.predictor import PredictorMetadata
+
+WEIGHTS_FILE = "weights.npz"
+ESTIMATOR_FILE = "model.skops"
+
+
+class Backend:
+    family: ClassVar[Family]
+
+    def __init__(self, metadata: PredictorMetadata, model: Any) -> None:
+        self.metadata = metadata
+        self.model = model
+
+    # persistence
+    def save(self, path: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, metadata: PredictorMetadata, path: Path) -> Any:
+        """The model stored in ``path``."""
+        raise NotImplementedError
+
+    # monitoring: normalised ``[T_i, F]`` runs -> sorted quantiles ``[N, Q]`` (before calibration)
+    def monitoring_quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    # placement
+    def placement_quantiles(
+        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        """The task's batch layout -> sorted quantiles ``[B, Q]`` (before calibration)."""
+        raise NotImplementedError
+
+    def encode(self, variants: np.ndarray) -> np.ndarray:
+        """Normalised summaries ``[N, V, F_p]`` -> embeddings ``[N, V, E]``."""
+        raise NotImplementedError
+
+    def embedding_width(self) -> int:
+        raise NotImplementedError
+
+    def head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """Quantiles ``[N, Q]`` (unsorted) for rows of (own embedding, sum of the others', their count)."""
+        raise NotImplementedError
+
+    def head_weights(self) -> dict[str, np.ndarray] | None:
+        """Weights for precomputing hosts' part of the head (None: nothing to precompute)."""
+        return None
+
+
+class NeuralBackend(Backend):
+    family = "neural"
+
+    def __init__(self, metadata: PredictorMetadata, model: Any) -> None:
+        super().__init__(metadata, model)
+        self._weights: dict[str, np.ndarray] | None = None
+
+    def save(self, path: Path) -> None:
+        state = {key: value.detach().cpu().numpy() for key, value in self.model.state_dict().items()}
+        np.savez(path / WEIGHTS_FILE, **state)
+
+    @classmethod
+    def load(cls, metadata: PredictorMetadata, path: Path) -> Any:
+        import torch
+        from cotenant.models import MODELS
+
+        spec = MODELS[metadata.model_name]
+        cfg = spec.config_type.model_validate(metadata.config)
+        module = spec.build(cfg, DataShape(metadata.n_inputs, metadata.n_inputs, metadata.max_steps))
+        with np.load(path / WEIGHTS_FILE) as weights:
+            module.load_state_dict({key: torch.from_numpy(weights[key]) for key in weights.files})
+        return module.eval()
+
+    def monitoring_quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
+        import torch
+        from cotenant.models.batching import pad_steps
+
+        with torch.inference_mode():
+            x, mask = pad_steps(normalised)
+            out = self.model(torch.from_numpy(x), torch.from_numpy(mask)).numpy()
+        return sort_quantiles(out)
+
+    def placement_quantiles(
+        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(newcomer), torch.from_numpy(neighbours), torch.from_numpy(mask))
+        return sort_quantiles(out.numpy())
+
+    def encode(self, variants: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            flat = torch.from_numpy(variants.reshape(-1, variants.shape[-1]).astype(np.float32))
+            return self.model.encode(flat).numpy().reshape(*variants.shape[:2], -1)
+
+    def embedding_width(self) -> int:
+        return int(self.model.hidden.in_features // 2)
+
+    def head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
+        from cotenant.models.placement import numpy_head
+
+        return numpy_head(self.head_weights(), own, others, count)
+
+    def head_weights(self) -> dict[str, np.ndarray]:
+        if self._weights is None:
+            self._weights = {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
+        return self._weights
+
+
+class TabularBackend(Backend):
+    family = "tabular"
+
+    def save(self, path: Path) -> None:
+        from cotenant.models.tabular import save_estimator
+
+        save_estimator(self.model, path / ESTIMATOR_FILE)
+
+    @classmethod
+    def load(cls, metadata: PredictorMetadata, path: Path) -> Any:
+        from cotenant.models.tabular import load_estimator
+
+        return load_estimator(path / ESTIMATOR_FILE)
+
+    def quantiles(self, features: np.ndarray) -> np.ndarray:
+        """A point regressor's prediction plus the out-of-fold residual quantiles -> sorted ``[N, Q]``."""
+        point = np.clip(self.model.predict(np.nan_to_num(features)), P_FLOOR, 1.0)
+        low, high = self.metadata.residual_quantiles or [0.0, 0.0]
+        return sort_quantiles(np.clip(np.stack([point + low, point, point + high], 1), P_FLOOR, 1.0))
+
+    def monitoring_quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
+        features = np.stack([summarise(run) for run in normalised]) if per_step else np.stack(normalised)
+        return self.quantiles(features)
+
+    def placement_quantiles(
+        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        from cotenant.models.placement import batch_placement_features
+
+        return self.quantiles(batch_placement_features(newcomer, neighbours, mask))
+
+    def encode(self, variants: np.ndarray) -> np.ndarray:
+        return variants.astype(np.float32)  # no learned encoder: the summary is the embedding (DeepSets)
+
+    def embedding_width(self) -> int:
+        return int(self.metadata.n_inputs)
+
+    def head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
+        from cotenant.models.placement import placement_features
+
+        return self.quantiles(placement_features(own, others, count))
+
+
+BACKENDS: dict[str, type[Backend]] = {backend.family: backend for backend in (NeuralBackend, TabularBackend)}
