@@ -159,6 +159,27 @@ class RepeatWorkload(Workload):
         return parse_repeat(output)
 
 
+class PyProgramWorkload(Workload):
+    """A program of ``pyprograms.py`` (Python libraries: Polars, torch, numpy) run until the phase's deadline;
+    level = the library's threads; the metric is its rate line."""
+
+    program: ClassVar[str]
+
+    def data(self, ctx: WorkContext) -> Path | None:
+        """Input prepared for the program (None: it makes its own)."""
+        return None
+
+    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
+        from cotenant.datasets.lab.workloads import pyprograms
+
+        return pyprograms.command(self.program, level, seconds, self.data(ctx))
+
+    def parse(self, output: str) -> float:
+        from cotenant.datasets.lab.workloads import pyprograms
+
+        return last_number(pyprograms.result_pattern(self.program), output, f"{self.program} rate")
+
+
 class StressNgWorkload(Workload):
     """A stress-ng stressor with ``level`` workers for ``seconds``; its metric is bogo ops/s (real time)."""
 

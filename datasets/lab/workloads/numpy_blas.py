@@ -9,23 +9,13 @@ environment sets it).
 
 from __future__ import annotations
 
-from cotenant.datasets.lab.workloads import pyprograms
-from cotenant.datasets.lab.workloads.base import WORKLOADS, WorkContext, Workload, last_number
-
-
-def parse_numpy_blas(output: str) -> float:
-    return last_number(pyprograms.result_pattern("numpy_blas"), output, "DGEMM GFLOP/s")
+from cotenant.datasets.lab.workloads.base import WORKLOADS, PyProgramWorkload
 
 
 @WORKLOADS.register("numpy_blas")
-class NumpyBlas(Workload):
+class NumpyBlas(PyProgramWorkload):
     name = "numpy_blas"
     unit = "gflops"
     description = "numpy float64 1024x1024 matmul (OpenBLAS DGEMM), level = OpenBLAS threads"
     category = "cpu"
-
-    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
-        return pyprograms.command("numpy_blas", level, seconds)
-
-    def parse(self, output: str) -> float:
-        return parse_numpy_blas(output)
+    program = "numpy_blas"

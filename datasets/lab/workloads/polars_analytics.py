@@ -12,22 +12,19 @@ import tempfile
 from pathlib import Path
 
 from cotenant.datasets.lab.workloads import pyprograms
-from cotenant.datasets.lab.workloads.base import WORKLOADS, WorkContext, Workload, last_number
+from cotenant.datasets.lab.workloads.base import WORKLOADS, PyProgramWorkload, WorkContext
 
 # The directory names the table sizes, so a change of sizes generates new tables instead of reusing old ones.
 TABLES_DIR = f"tpch-o{pyprograms.ORDERS}-c{pyprograms.CUSTOMERS}-s{pyprograms.TPCH_SEED}"
 
 
-def parse_polars_analytics(output: str) -> float:
-    return last_number(pyprograms.result_pattern("analytics"), output, "analytics queries/s")
-
-
 @WORKLOADS.register("polars_analytics")
-class PolarsAnalytics(Workload):
+class PolarsAnalytics(PyProgramWorkload):
     name = "polars_analytics"
     unit = "queries_per_second"
     description = "Polars TPC-H-like Q1/Q3/Q6 on 1.5 M in-memory lineitem rows, level = Polars threads"
     category = "analytics"
+    program = "analytics"
 
     def prepare(self, scratch: Path) -> None:
         target = scratch / TABLES_DIR
@@ -42,8 +39,5 @@ class PolarsAnalytics(Workload):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
-        return pyprograms.command("analytics", level, seconds, ctx.scratch / TABLES_DIR)
-
-    def parse(self, output: str) -> float:
-        return parse_polars_analytics(output)
+    def data(self, ctx: WorkContext) -> Path:
+        return ctx.scratch / TABLES_DIR

@@ -7,23 +7,13 @@ deadline (``pyprograms.py torch_inference``). Level = torch intra-op threads.
 
 from __future__ import annotations
 
-from cotenant.datasets.lab.workloads import pyprograms
-from cotenant.datasets.lab.workloads.base import WORKLOADS, WorkContext, Workload, last_number
-
-
-def parse_torch_inference(output: str) -> float:
-    return last_number(pyprograms.result_pattern("torch_inference"), output, "inference samples/s")
+from cotenant.datasets.lab.workloads.base import WORKLOADS, PyProgramWorkload
 
 
 @WORKLOADS.register("torch_inference")
-class TorchInference(Workload):
+class TorchInference(PyProgramWorkload):
     name = "torch_inference"
     unit = "samples_per_second"
     description = "PyTorch transformer-encoder inference, batches of 8x128 tokens, level = torch threads"
     category = "ml"
-
-    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
-        return pyprograms.command("torch_inference", level, seconds)
-
-    def parse(self, output: str) -> float:
-        return parse_torch_inference(output)
+    program = "torch_inference"

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 from cotenant.datasets.lab.workloads.base import ParseError, WorkContext
-from cotenant.datasets.lab.workloads.numpy_blas import NumpyBlas, parse_numpy_blas
-from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics, parse_polars_analytics
-from cotenant.datasets.lab.workloads.torch_inference import TorchInference, parse_torch_inference
-from cotenant.datasets.lab.workloads.torch_training import TorchTraining, parse_torch_training
+from cotenant.datasets.lab.workloads.numpy_blas import NumpyBlas
+from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics
+from cotenant.datasets.lab.workloads.torch_inference import TorchInference
+from cotenant.datasets.lab.workloads.torch_training import TorchTraining
+
+parse_polars_analytics = PolarsAnalytics().parse
+parse_torch_inference = TorchInference().parse
+parse_torch_training = TorchTraining().parse
+parse_numpy_blas = NumpyBlas().parse
 
 CAPTURED = Path(__file__).parent / "captured"
 PARSERS = [parse_polars_analytics, parse_torch_inference, parse_torch_training, parse_numpy_blas]
