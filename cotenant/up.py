@@ -190,25 +190,23 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and a supervisor's SIGTERM
 
 
-def summarise_reply(path: str, reply: Any, fleet: Any) -> Any:
-    """What a newcomer to cotenant should see of an example's answer: ranked hosts, not raw JSON."""
-    from rich.table import Table
+def _p_of(estimate: dict[str, Any] | None) -> str:
+    return "-" if estimate is None else f"{estimate['p']:.2f}"
 
+
+def summarise_reply(path: str, reply: Any, fleet: Any) -> str:
+    """What a newcomer to cotenant should see of an example's answer: ranked hosts, not raw JSON (plain lines:
+    they read the same in a terminal, a log or a narrow console)."""
     if path == "/score_placement":
-        table = Table(title="hosts ranked for the newcomer (best first)", title_justify="left")
-        for column in ("host", "incumbents", "status", "newcomer P", "worst incumbent P", "score"):
-            table.add_column(column, justify="left" if column in ("host", "status") else "right")
-        for placement in reply["placements"]:
-            newcomer, worst = placement.get("newcomer"), placement.get("worst_incumbent")
-            table.add_row(
-                placement["host"],
-                str(len(fleet.hosts.get(placement["host"], []))),
-                placement["status"],
-                f"{newcomer['p']:.2f}" if newcomer else "-",
-                f"{worst['p']:.2f}" if worst else "-",
-                f"{placement['score']:.2f}",
+        lines = ["hosts ranked for the newcomer (best first):"]
+        for rank, placement in enumerate(reply["placements"], start=1):
+            incumbents = len(fleet.hosts.get(placement["host"], []))
+            lines.append(
+                f"  {rank}. {placement['host']} ({incumbents} incumbents) {placement['status']}: "
+                f"newcomer P {_p_of(placement.get('newcomer'))}, "
+                f"worst incumbent P {_p_of(placement.get('worst_incumbent'))}, score {placement['score']:.2f}"
             )
-        return table
+        return "\n".join(lines)
     if path == "/prioritize":
         ranked = sorted(reply, key=lambda entry: -entry["Score"])
         return "scheduler scores (0-10): " + ", ".join(f"{e['Host']} {e['Score']}" for e in ranked)

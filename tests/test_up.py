@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,11 +55,7 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
     assert examples["extender-prioritize"]["Pod"]["metadata"]["labels"]["cotenant.io/profile"]
     # The ranked demo: the fleet's two empty nodes first, then the occupied ones; the service's own output
     # (an access-log line per ingest) goes to its log file, not to the console.
-    ranked = [
-        line
-        for line in first.stdout.splitlines()
-        if "demo-node-" in line and ("_host" in line or "scored" in line)
-    ]
+    ranked = [line for line in first.stdout.splitlines() if re.match(r"\s+\d+\. demo-node-\d+ ", line)]
     assert len(ranked) == 6, first.stdout[-3000:]
     assert all("empty_host" in line for line in ranked[:2]), ranked
     assert not any("empty_host" in line for line in ranked[2:]), ranked
