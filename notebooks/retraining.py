@@ -91,6 +91,8 @@ seed: 3
 duration_s: 3
 warmup_s: 1.0  # stress-ng allocates for its first second: neighbours start early so their pressure is felt
 solo_repeats: 2
+# Waits up to 30 s before each run for a quiet host, then goes ahead (the run records how busy it was).
+quiet: {max_wait_s: 30}
 limits: {cpus: 1.0, memory_mib: 512}
 targets:
   - {workload: sysbench_memory, levels: [1]}
