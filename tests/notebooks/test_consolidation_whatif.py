@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
+# Every test here reads a notebook executed by a real kernel (tens of seconds): the cost is the module's.
+pytestmark = pytest.mark.slow
+
 NOTEBOOK = "consolidation_whatif"
 MIN_P = 0.6
 SWEEP = [0.5, 0.6, 0.7, 0.9]

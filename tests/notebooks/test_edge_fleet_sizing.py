@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+# Every test here reads a notebook executed by a real kernel (tens of seconds): the cost is the module's.
+pytestmark = pytest.mark.slow
+
 # the simulator's default first run and cap: a shorter first run misjudges loaded nodes
 SMALL = {"n_apps": 12, "app_counts": [4, 8, 12], "max_nodes": 6, "seed": 7}
 

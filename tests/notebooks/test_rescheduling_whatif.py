@@ -11,6 +11,9 @@ import pytest
 from cotenant.datasets import load_source
 from papermill.exceptions import PapermillExecutionError
 
+# Every test here reads a notebook executed by a real kernel (tens of seconds): the cost is the module's.
+pytestmark = pytest.mark.slow
+
 # Small enough for the exact search over 2 moves to take well under a second; models trained here (no URI).
 SMALL = {"n_hosts": 4, "empty_hosts": 0, "move_budget": 4, "exact_moves": 2, "seed": 0}
 TOLERANCE = 1e-9  # values round-trip through JSON exactly; this only absorbs float summation order

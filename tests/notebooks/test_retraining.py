@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
+# Every test here reads a notebook executed by a real kernel (tens of seconds): the cost is the module's.
+pytestmark = pytest.mark.slow
+
 RunNotebook = Callable[..., dict[str, Any]]
 MONITORING = "cotenant-monitoring"
 # tabular models: seconds on 2 cores, and deterministic for a given split seed
