@@ -23,6 +23,7 @@ with bentoml.importing():
     from cotenant.models import accelerators
     from cotenant.serving import extender, scoring
     from cotenant.serving.config import ServiceSettings
+    from cotenant.serving.docs_page import DocsPageMiddleware
     from cotenant.serving.extender import ExtenderArgs, ExtenderFilterResult, HostPriorityList
     from cotenant.serving.hosts import HostStore
     from cotenant.serving.metrics import PlacementBatch, ServiceMetrics
@@ -282,3 +283,4 @@ SERVICE.add_asgi_middleware(
     RequestLimitsMiddleware,
     api_routes=frozenset(method.route for method in SERVICE.apis.values()),
 )
+SERVICE.add_asgi_middleware(DocsPageMiddleware)

@@ -65,6 +65,22 @@ def test_probes_and_openapi(client: TestClient) -> None:
         assert route in paths
 
 
+def test_the_docs_page_is_the_service_own_and_loads_nothing_from_elsewhere(client: TestClient) -> None:
+    """The root page renders /docs.json with Swagger UI files served by the service itself; every URL it names
+    is relative, and its content security policy forbids loading anything from another origin."""
+    import re
+
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "googletagmanager" not in page.text and "./docs.json" in page.text
+    assert "validatorUrl: null" in page.text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r'url: "([^"]+)"', page.text)
+    assert urls and all(url.startswith("./") for url in urls), urls
+    for url in urls:
+        assert client.get(url.removeprefix(".")).status_code == 200, url  # served by the service itself
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
 def test_writes_need_the_bearer_token(client: TestClient) -> None:
     payload = ingest_payload("node-a", np.random.default_rng(0))
     assert client.post("/ingest", json=payload).status_code == 401
