@@ -1,8 +1,11 @@
-"""ASGI middleware: refuse oversized bodies (413) and report request validation errors as 422.
+"""ASGI middleware: refuse oversized bodies (413), report request validation errors as 422, give every error
+one shape, and publish the contract (``contract.py``) in the OpenAPI document.
 
 BentoML 1.4 answers a pydantic ValidationError on an API's input with 400 (``_bentoml_impl.server.app``); the
 body already lists each error with its field path (``loc``), so only the status is rewritten, and only on the
 service's own API routes, where nothing else answers 400 (our handlers raise 401/404/413/503 explicitly).
+Error bodies are made ``{"error": ..., "detail"?: [...]}`` (BentoML wraps some in a list); ``/docs.json`` gets
+every status each operation can answer.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from cotenant.serving.contract import canonical_error, patch_openapi
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,6 +32,9 @@ class RequestLimitsMiddleware:
         self.api_routes = api_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/docs.json":
+            await self._patched_document(scope, receive, send)
+            return
         if scope["type"] != "http" or scope.get("path") not in self.api_routes:
             await self.app(scope, receive, send)
             return
@@ -52,16 +60,46 @@ class RequestLimitsMiddleware:
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
+        error_start: Message | None = None
+        error_body = bytearray()
+
         async def rewriting_send(message: Message) -> None:
+            nonlocal error_start
             if overflowed:
                 if message["type"] == "http.response.start":
                     await self._too_large(send)
                 return
-            if message["type"] == "http.response.start" and message["status"] == 400:
-                message = {**message, "status": 422}
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                error_start = {**message, "status": 422 if message["status"] == 400 else message["status"]}
+                return
+            if error_start is not None and message["type"] == "http.response.body":
+                error_body.extend(message.get("body", b""))
+                if not message.get("more_body"):
+                    await _send_json(send, error_start, canonical_error(bytes(error_body)))
+                return
             await send(message)
 
         await self.app(scope, limited_receive, rewriting_send)
+
+    async def _patched_document(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message | None = None
+        body = bytearray()
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if not message.get("more_body") and start is not None:
+                    if start["status"] != 200:
+                        await send(start)
+                        await send({"type": "http.response.body", "body": bytes(body)})
+                        return
+                    document = patch_openapi(json.loads(body), self.api_routes)
+                    await _send_json(send, start, json.dumps(document).encode())
+
+        await self.app(scope, receive, capture)
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps({"error": f"request body larger than {self.max_body_bytes} bytes"}).encode()
@@ -76,3 +114,15 @@ class RequestLimitsMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(send: Send, start: Message, body: bytes) -> None:
+    """``start``'s status with a JSON ``body`` (its length and type set anew; other headers kept)."""
+    headers = [
+        (name, value)
+        for name, value in start.get("headers", [])
+        if name.lower() not in (b"content-length", b"content-type")
+    ]
+    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+    await send({"type": "http.response.body", "body": body})

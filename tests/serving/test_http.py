@@ -81,6 +81,32 @@ def test_the_docs_page_is_the_service_own_and_loads_nothing_from_elsewhere(clien
     assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
+def test_every_status_an_operation_answers_is_documented_with_one_error_shape(client: TestClient) -> None:
+    from cotenant.serving.contract import ERROR_SCHEMA_NAME, ROUTE_ERRORS, errors_of
+
+    document = client.get("/docs.json").json()
+    assert ERROR_SCHEMA_NAME in document["components"]["schemas"]
+    reference = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}
+    for route in [*ROUTE_ERRORS, "/filter", "/prioritize", "/place_on_accelerators"]:
+        responses = document["paths"][route]["post"]["responses"]
+        assert "400" not in responses  # invalid input is answered 422
+        for code in errors_of(route):
+            assert responses[str(code)]["content"]["application/json"]["schema"] == reference, (route, code)
+    assert {"401"} <= set(document["paths"]["/ingest"]["post"]["responses"])
+    assert {"404", "503"} <= set(document["paths"]["/predict_host_degradation"]["post"]["responses"])
+
+
+def test_error_replies_have_the_documented_shape(client: TestClient) -> None:
+    unknown = client.post("/predict_host_degradation", json={"host": "zz", "target": "t"})
+    assert unknown.status_code == 404 and unknown.json() == {"error": "unknown host/target zz/t"}
+    refused = client.post("/ingest", json=ingest_payload("a", np.random.default_rng(0)))
+    assert refused.status_code == 401 and isinstance(refused.json()["error"], str)
+    invalid = client.post("/ingest", json={"host": "x"}, headers=AUTH)
+    body = invalid.json()
+    assert invalid.status_code == 422 and body["detail"][0]["loc"] == ["samples"]
+    assert int(invalid.headers["content-length"]) == len(invalid.content)
+
+
 def test_writes_need_the_bearer_token(client: TestClient) -> None:
     payload = ingest_payload("node-a", np.random.default_rng(0))
     assert client.post("/ingest", json=payload).status_code == 401
