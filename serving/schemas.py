@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -120,8 +121,26 @@ class DegradationResult(BaseModel):
     target: str | None = None
 
 
+def _exactly_one_of(*fields: str) -> Callable[[dict[str, Any]], None]:
+    """Publish a validator's "exactly one of" rule in the JSON schema, so generated clients know it (a field
+    given as null counts as absent, as the validator reads it)."""
+
+    def given(name: str) -> dict[str, Any]:
+        return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+    def extend(schema: dict[str, Any]) -> None:
+        schema["oneOf"] = [
+            {**given(name), "not": {"anyOf": [given(other) for other in fields if other != name]}}
+            for name in fields
+        ]
+
+    return extend
+
+
 class WorkloadRef(StrictModel):
     """A workload by registered profile id, or its solo telemetry inline (exactly one)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of("profile_id", "telemetry"))
 
     profile_id: Name | None = None
     telemetry: Telemetry | None = None

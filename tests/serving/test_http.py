@@ -226,3 +226,30 @@ def test_accelerator_prediction_and_placement(client: TestClient) -> None:
     assert set(placed.json()["assignment"]) == {app["name"] for app in apps}
     unknown = client.post("/place_on_accelerators", json={**request, "policy": "nope"})
     assert unknown.status_code == 422 and "policy" in unknown.text
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        {"profile_id": "x"},
+        {"telemetry": {"m": [1.0]}},
+        {},
+        {"profile_id": "x", "telemetry": {"m": [1.0]}},
+        {"profile_id": None, "telemetry": {"m": [1.0]}},
+        {"profile_id": "x", "telemetry": None},
+    ],
+)
+def test_the_published_schema_and_the_service_agree_on_exactly_one_of(workload: dict[str, Any]) -> None:
+    """A generated client accepts exactly the workloads the service accepts (the validator's rule is in the
+    schema as oneOf), so no schema-valid request is refused and no schema-invalid one accepted."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from cotenant.serving.schemas import WorkloadRef
+    from pydantic import ValidationError
+
+    try:
+        WorkloadRef.model_validate(workload)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    valid = jsonschema.Draft7Validator(WorkloadRef.model_json_schema()).is_valid(workload)
+    assert valid == accepted
