@@ -79,9 +79,9 @@ def collect(
 
     from cotenant.collectors.base import Roots
     from cotenant.collectors.config import CollectorConfig
+    from cotenant.collectors.rows import OutputError
     from cotenant.collectors.runner import Collector, Sink
     from cotenant.collectors.targets import TargetError
-    from cotenant.collectors.writer import OutputError
     from rich.console import Console
 
     console = Console(stderr=True, soft_wrap=True)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from cotenant.collectors.writer import Row
+from cotenant.collectors.rows import Row
 
 log = logging.getLogger(__name__)
 

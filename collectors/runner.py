@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from cotenant.collectors import CGROUP_SOURCES, HOST_SOURCES, instantiate
 from cotenant.collectors.base import (
@@ -25,9 +26,12 @@ from cotenant.collectors.base import (
 from cotenant.collectors.config import CollectorConfig
 from cotenant.collectors.derive import DerivePlan, derive
 from cotenant.collectors.lanes import HOST_TARGET, Lanes, SourceResult
+from cotenant.collectors.rows import UNAVAILABLE_KEY, Row
 from cotenant.collectors.selfstats import SelfObserver, TickReport
 from cotenant.collectors.targets import CgroupLayout, TargetSelector
-from cotenant.collectors.writer import UNAVAILABLE_KEY, Row, SegmentWriter
+
+if TYPE_CHECKING:
+    from cotenant.collectors.writer import SegmentWriter
 
 log = logging.getLogger(__name__)
 __all__ = ["HOST_TARGET", "Collector", "CollectorConfig", "Sink"]
@@ -54,11 +58,12 @@ class Collector:
                 if config.sources is None or name in config.sources:
                     self._open(name, instantiate(registry[name], config.roots))
         self.observer = SelfObserver([s.name for s in self.sources] + list(self.unavailable), config.interval)
-        self.writer = (
-            SegmentWriter(config.out, self.table_columns(), config.segment_seconds)
-            if config.out is not None
-            else None
-        )
+        self.writer: SegmentWriter | None = None
+        if config.out is not None:
+            # Imported only here: Parquet brings Polars and numpy, which an agent that pushes never needs.
+            from cotenant.collectors.writer import SegmentWriter
+
+            self.writer = SegmentWriter(config.out, self.table_columns(), config.segment_seconds)
         if self.writer is not None:
             self.writer.set_metadata("collector", UNAVAILABLE_KEY, json.dumps(self.unavailable_metrics()))
         self.previous: dict[tuple[str, str], tuple[dict[str, float], float]] = {}

@@ -21,17 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from cotenant.collectors.rows import UNAVAILABLE_KEY, OutputError, Row
+
+__all__ = ["TABLES", "UNAVAILABLE_KEY", "OutputError", "Row", "SegmentWriter", "partial_dir", "segment_frame"]
 
 TABLES = ("host", "cgroup", "collector")
 LOW_SPACE_BYTES = 1 << 20
 COLUMNS_KEY = "cotenant.columns"
 TABLE_KEY = "cotenant.table"
-UNAVAILABLE_KEY = "cotenant.unavailable"  # collector table: {source: {metric: reason}} (JSON)
-Row = dict[str, float | None]
-
-
-class OutputError(Exception):
-    """The output directory cannot be written (missing rights, not a directory, disk full)."""
 
 
 def partial_dir(out: Path) -> Path:

@@ -123,3 +123,24 @@ def test_the_command_needs_somewhere_to_send_samples() -> None:
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--out (Parquet), --push" in done.stderr
+
+
+def test_an_agent_without_parquet_never_loads_the_writer_libraries() -> None:
+    """Pushing or serving Prometheus needs no Parquet: Polars and numpy (about 50 MiB RSS) stay unloaded."""
+    import subprocess
+    import sys
+
+    roots = fixture_roots("v2")
+    program = (
+        "import sys, threading\nfrom pathlib import Path\n"
+        "from cotenant.collectors.base import Roots\n"
+        "from cotenant.collectors.config import CollectorConfig\n"
+        "from cotenant.collectors.runner import Collector\n"
+        f"roots = Roots(procfs=Path({str(roots.procfs)!r}), cgroup=Path({str(roots.cgroup)!r}))\n"
+        "config = CollectorConfig(cgroups=('lab/a',), interval=0.2, duration=0.6, roots=roots)\n"
+        "Collector(config, [lambda epoch, tables: None]).run(threading.Event())\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'polars', 'numpy', 'pyarrow'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
