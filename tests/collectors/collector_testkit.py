@@ -37,7 +37,7 @@ def real_cgroup(name: str | None = None) -> Iterator[str]:
     """A cgroup named ``cotenant-test-<uuid>`` in every hierarchy of this machine, always removed."""
     name = name or f"cotenant-test-{uuid.uuid4().hex[:8]}"
     made: list[Path] = []
-    for root in CgroupLayout.detect(Roots(cgroup=CGROUP_ROOT)).hierarchy_roots():
+    for root in hierarchy_roots():
         if (root / "cgroup.procs").is_file():
             (root / name).mkdir()
             made.append(root / name)
@@ -59,5 +59,11 @@ def real_cgroup(name: str | None = None) -> Iterator[str]:
                     subprocess.run(["sleep", "0.1"], check=False)
 
 
+def hierarchy_roots() -> list[Path]:
+    """Every cgroup hierarchy of this machine, as the collector finds them."""
+    return CgroupLayout.detect(Roots(cgroup=CGROUP_ROOT)).hierarchy_roots()
+
+
 def v2_root() -> Path:
-    return CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").is_file() else CGROUP_ROOT / "unified"
+    root = CgroupLayout.detect(Roots(cgroup=CGROUP_ROOT)).v2_root
+    return root if root is not None else CGROUP_ROOT / "unified"

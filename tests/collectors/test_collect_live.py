@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from collector_testkit import CGROUP_ROOT, COLLECT, V1_CONTROLLERS, live_available, real_cgroup, v2_root
+from collector_testkit import CGROUP_ROOT, COLLECT, hierarchy_roots, live_available, real_cgroup, v2_root
 from cotenant.datasets.telemetry import scan_telemetry
 
 pytestmark = [
@@ -29,7 +29,7 @@ def start_stress_in(name: str, seconds: int) -> subprocess.Popen[bytes]:
     """stress-ng started inside the cgroup (the shell moves itself first, so every worker is born there)."""
     moves = " ".join(
         f"echo $$ > {root / name / 'cgroup.procs'};"
-        for root in [v2_root(), *(CGROUP_ROOT / c for c in V1_CONTROLLERS)]
+        for root in hierarchy_roots()
         if (root / name / "cgroup.procs").is_file()
     )
     command = f"{moves} exec stress-ng --cpu 1 --cpu-load 50 --timeout {seconds} --quiet"
