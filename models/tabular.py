@@ -42,7 +42,12 @@ def fit_tabular(estimator: Any, features: np.ndarray, labels: np.ndarray, groups
     from sklearn.base import clone
 
     estimator = clone(estimator)
-    if hasattr(estimator, "param_grid") or hasattr(estimator, "param_distributions"):  # a search
+    searching = hasattr(estimator, "param_grid") or hasattr(estimator, "param_distributions")
+    if searching and len(np.unique(groups)) < 2:
+        # One training application: no held-out group to choose hyper-parameters on, so none are chosen
+        # (the estimator's defaults), rather than choosing them on the application itself.
+        estimator = clone(estimator.estimator).fit(features, labels)
+    elif searching:
         from sklearn.model_selection import GroupKFold
 
         estimator.set_params(cv=GroupKFold(grouped_folds(groups)))

@@ -19,7 +19,9 @@ from papermill.exceptions import PapermillExecutionError
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = "consolidation_whatif"
-MIN_P = 0.6
+# The SLO sits inside the range of P the notebook's 10-epoch model predicts for co-located pairs (0.44-0.62
+# since training holds out whole programs), so that degradation-aware placement has choices to make.
+MIN_P = 0.5
 SWEEP = [0.5, 0.6, 0.7, 0.9]
 SMALL = {
     "n_workloads": 24,
