@@ -30,9 +30,10 @@ def test_pure_v2_limits_and_controller_delegation(tmp_path: Path) -> None:
 
 
 def test_hybrid_host_writes_v1_limits_and_mirrors_the_path_in_unified(tmp_path: Path) -> None:
-    for controller in ("cpu", "cpuacct", "memory", "blkio", "pids", "unified"):
+    for controller in ("cpu", "cpuacct", "memory", "blkio", "pids"):
         (tmp_path / controller).mkdir()
         (tmp_path / controller / "cgroup.procs").write_text("")
+    kernel_dir(tmp_path / "unified", "")  # the cgroup2 mount of a hybrid host: no controllers of its own
     hierarchy = detect_hierarchy(tmp_path)
     assert not hierarchy.pure_v2 and hierarchy.unified == tmp_path / "unified"
     cgroup = Cgroup(hierarchy, "lab/r0001/neighbour-1")

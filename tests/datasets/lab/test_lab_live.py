@@ -80,12 +80,12 @@ def test_telemetry_covers_the_lab_cgroups(smoke: tuple[Path, int, int]) -> None:
     assert not any(target.endswith("/collector") for target in targets)  # the collector's own cgroup
 
 
-def test_membw_neighbour_lowers_the_memory_bound_target(smoke: tuple[Path, int, int]) -> None:
+def test_a_cpu_neighbour_lowers_the_cpu_bound_target(smoke: tuple[Path, int, int]) -> None:
     out, _, _ = smoke
     labels = label_runs(read_journal(out / "runs.jsonl"))
-    memory = labels.filter(pl.col("application") == "sysbench_memory")
-    corun = memory.filter(pl.col("kind") == "corun")["label"].item()
-    solo = memory.filter(pl.col("kind") == "solo")["label"]
+    cpu_bound = labels.filter(pl.col("application") == "sysbench_cpu")
+    corun = cpu_bound.filter(pl.col("kind") == "corun")["label"].item()
+    solo = cpu_bound.filter(pl.col("kind") == "solo")["label"]
     # Solo vs solo stays near 1 within the noise (on this shared host one solo in three can be far off, so the
     # median is compared); the co-run falls clearly below it.
     assert corun < 0.9
