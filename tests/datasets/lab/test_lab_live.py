@@ -41,7 +41,7 @@ SMOKE = Path(lab_package.__file__).parent / "plans" / "smoke.yaml"
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     """The smoke plan run in two sessions: 3 runs, then a resume that must do only the rest."""
     out = tmp_path_factory.mktemp("smoke") / "lab"
-    first = run_lab(SMOKE, out, allow_concurrent=True, max_runs=3)
+    first = run_lab(SMOKE, out, allow_concurrent=True, clean_stale=True, max_runs=3)
     second = run_lab(SMOKE, out, allow_concurrent=True)
     assert not first.failed and not second.failed, first.failed + second.failed
     return out, first.done, second.skipped
