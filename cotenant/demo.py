@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from cotenant.collectors.lanes import HOST_TARGET
 from cotenant.datasets import RunTable
-from cotenant.serving.hosts import HOST_TARGET
 
 # Demo hosts carry 0, 1, 2 or 3 incumbents in turn: empty, light and crowded hosts.
 DEMO_HOSTS = 6

@@ -18,10 +18,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from cotenant.collectors.lanes import HOST_TARGET  # the collector's host-table target (one owner)
 from cotenant.serving.models import LoadedModel, Series
 from cotenant.serving.schemas import IngestSample
-
-HOST_TARGET = "host"  # the collector's host-table target (docs/architecture.md section 1)
 
 
 def window_to_series(rows: Iterable[tuple[datetime, dict[str, float | None]]]) -> Series:

@@ -103,17 +103,7 @@ class RequestLimitsMiddleware:
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps({"error": f"request body larger than {self.max_body_bytes} bytes"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, {"type": "http.response.start", "status": 413}, body)
 
 
 async def _send_json(send: Send, start: Message, body: bytes) -> None:

@@ -1,4 +1,4 @@
-"""The references every accuracy figure is set beside, on the same folds (``../shared/brief``'s rules):
+"""The references every accuracy figure is set beside, on the same folds:
 
 - the **constant**: always answer the training runs' mean P;
 - a **utilisation heuristic**, what Kubernetes' load-aware scorers do: no learning, P from the summed CPU
