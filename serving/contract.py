@@ -1,9 +1,17 @@
-"""The API contract beyond what BentoML generates: one error shape for the whole service, and every status
-code each operation can answer, in the OpenAPI document generated clients are built from.
+"""The API contract beyond what BentoML generates: one error shape for the whole service, every status code
+each operation can answer, and schemas in OpenAPI 3.0's own dialect, in the document generated clients are
+built from.
 
 ``ROUTE_ERRORS`` is the one table of which operation answers which error (next to what every operation may
-answer: 413 for a body over the limit, 422 for invalid input, 500). ``RequestLimitsMiddleware`` uses
-``canonical_error`` on every error reply and ``patch_openapi`` on ``/docs.json``.
+answer: 413 for a body over the limit, 415 for a body that is not JSON, 422 for invalid input, 500).
+``RequestLimitsMiddleware`` uses ``canonical_error`` on every error reply and ``patch_openapi`` on
+``/docs.json``.
+
+BentoML publishes pydantic's JSON Schema (2020-12) under ``openapi: 3.0.2`` and inlines each operation's
+body with its optional fields' ``null`` dropped, so a client generated from it, or a contract tester, would
+call ``"NodeNames": null`` (what kube-scheduler sends) invalid. ``openapi30`` rewrites the 2020-12 forms into
+3.0's (JSON Schema draft 4 plus ``nullable``), and each operation refers to its component instead of the
+lossy inline copy. Validation stays pydantic's.
 """
 
 from __future__ import annotations
@@ -34,13 +42,14 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
-EVERY_OPERATION = (413, 422, 500)
+EVERY_OPERATION = (413, 415, 422, 500)
 ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "/ingest": (401,),
     "/register_profile": (401,),
     "/predict_degradation": (503,),
     "/predict_host_degradation": (404, 503),
     "/score_placement": (404, 503),
+    "/place_on_accelerators": (409,),
 }
 
 
@@ -61,21 +70,80 @@ def canonical_error(body: bytes) -> bytes:
     return json.dumps(parsed).encode()
 
 
+_BOUNDS = (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum"))
+_NULL = {"type": "null"}
+
+
+def openapi30(schema: Any) -> Any:
+    """``schema`` (and every subschema) in OpenAPI 3.0's dialect: ``anyOf``/``oneOf`` with ``null`` becomes
+    ``nullable``, numeric exclusive bounds become draft 4's booleans, and ``propertyNames``, which 3.0 lacks,
+    becomes the map's properties when it enumerates them and is dropped otherwise (free metric names)."""
+    if isinstance(schema, list):
+        return [openapi30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: openapi30(value) for key, value in schema.items() if key != "propertyNames"}
+    keys = schema.get("propertyNames", {}).get("enum")
+    if keys and isinstance(converted.get("additionalProperties"), dict):
+        # a map keyed by an enumeration (a device kind -> its profile): the keys it may have, as properties
+        value = converted.pop("additionalProperties")
+        converted["properties"] = dict.fromkeys(keys, value)
+        converted["additionalProperties"] = False
+    for exclusive, inclusive in _BOUNDS:
+        bound = converted.get(exclusive)
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            converted[inclusive], converted[exclusive] = bound, True
+    for combiner in ("anyOf", "oneOf"):
+        options = converted.get(combiner)
+        if not isinstance(options, list) or _NULL not in options:
+            continue
+        rest = [option for option in options if option != _NULL]
+        del converted[combiner]
+        if len(rest) == 1 and "$ref" not in rest[0]:
+            converted = {**rest[0], **converted}
+            if "enum" in converted:  # 3.0: null is valid against an enumeration only when listed in it
+                converted["enum"] = [*converted["enum"], None]
+        elif len(rest) == 1:
+            converted["allOf"] = rest  # siblings of a $ref are ignored in 3.0
+        else:
+            converted[combiner] = rest
+        converted["nullable"] = True
+    return converted
+
+
+def _component_ref(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """An operation's inline schema as a reference to the component BentoML generated it from (the inline copy
+    lost its optional fields' ``null``), or converted in place when it has none."""
+    title = schema.get("title")
+    if isinstance(title, str) and title in components:
+        return {"$ref": f"#/components/schemas/{title}"}
+    return openapi30(schema)
+
+
 def patch_openapi(document: dict[str, Any], routes: frozenset[str]) -> dict[str, Any]:
-    """The document with the error schema and, for every API operation, every status it can answer."""
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas[ERROR_SCHEMA_NAME] = ERROR_SCHEMA
+    """The document in OpenAPI 3.0's dialect, with the error schema and, for every API operation, its body
+    marked required where it has required fields and every status it can answer."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in list(components.items()):
+        components[name] = openapi30(schema)
+    components[ERROR_SCHEMA_NAME] = ERROR_SCHEMA
     reference = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}
     for route, operations in document.get("paths", {}).items():
         if route not in routes:
             continue
         for operation in operations.values():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                operation["requestBody"]["required"] = bool(content["schema"].get("required"))
+                content["schema"] = _component_ref(content["schema"], components)
             responses = operation.setdefault("responses", {})
-            for stale in ("400",):  # BentoML's default for invalid input; this service answers 422
-                responses.pop(stale, None)
-            for code in errors_of(route):
-                responses[str(code)] = {
-                    "description": HTTPStatus(code).phrase,
+            for code, response in list(responses.items()):
+                if code.startswith(("4", "5")):
+                    del responses[code]  # BentoML's defaults (400, 404 everywhere); ours are listed below
+                for content in response.get("content", {}).values():
+                    content["schema"] = _component_ref(content["schema"], components)
+            for status in errors_of(route):
+                responses[str(status)] = {
+                    "description": HTTPStatus(status).phrase,
                     "content": {"application/json": {"schema": reference}},
                 }
     return document

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import numpy as np
 from cotenant.serving.config import ServiceSettings
-from cotenant.serving.schemas import HostPlacement
+from cotenant.serving.schemas import HostPlacement, JsonRequest
 from cotenant.serving.scoring import CandidateScores
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -54,7 +54,7 @@ class NodeList(KubeModel):
     items: list[Node] | None = None
 
 
-class ExtenderArgs(KubeModel):
+class ExtenderArgs(JsonRequest, KubeModel):
     """What kube-scheduler POSTs to ``{urlPrefix}/{verb}``.
 
     ``Nodes`` (a full v1.NodeList) unless the extender is nodeCacheCapable, then ``NodeNames``.

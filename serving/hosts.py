@@ -14,13 +14,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from cotenant.collectors.lanes import HOST_TARGET  # the collector's host-table target (one owner)
 from cotenant.serving.models import LoadedModel, Series
-from cotenant.serving.schemas import IngestSample
+from cotenant.serving.schemas import MAX_CLOCK_AHEAD_S, IngestSample, SkipReason
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    targets: list[str]  # the targets whose windows changed, sorted
+    accepted: int
+    skipped: dict[SkipReason, int]
 
 
 def window_to_series(rows: Iterable[tuple[datetime, dict[str, float | None]]]) -> Series:
@@ -105,9 +112,16 @@ class HostStore:
         self._generation = 0  # bumped under the lock whenever a host's snapshot or the host set changes
         self._index: HostIndex | None = None
 
-    def ingest(self, host: str, samples: list[IngestSample], placement: LoadedModel | None) -> list[str]:
-        """Append samples to their windows, re-encode the touched host; returns the targets touched."""
+    def ingest(self, host: str, samples: list[IngestSample], placement: LoadedModel | None) -> IngestOutcome:
+        """Append samples to their windows, re-encode the touched host.
+
+        A sample stamped more than ``MAX_CLOCK_AHEAD_S`` ahead of the service's clock is skipped: it would
+        become the host's "last seen" and keep a dead host fresh for years. A workload sample with no usable
+        value is skipped too. Both are counted in the outcome; the request's other samples are stored.
+        """
         now = self.clock()
+        latest_allowed = datetime.now(UTC).timestamp() + MAX_CLOCK_AHEAD_S
+        skipped: dict[SkipReason, int] = {}
         with self._lock:
             state = self.hosts.get(host)
             if state is None:
@@ -115,7 +129,11 @@ class HostStore:
                 state = self.hosts[host] = HostState(host=host)
             touched: set[str] = set()
             for sample in samples:
+                if sample.timestamp.timestamp() > latest_allowed:
+                    skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + 1
+                    continue
                 if sample.target != HOST_TARGET and not sample.has_values():
+                    skipped["no_values"] = skipped.get("no_values", 0) + 1
                     # Every value was missing or a fault: nothing to learn from, and a mean-filled row would
                     # shift the target's profile. The host is still heard from.
                     if sample.target in state.targets:
@@ -135,7 +153,7 @@ class HostStore:
             for target in touched:
                 state.incumbent_encodings.pop(target, None)  # its window changed: encode again
             self._encode(state, placement)
-        return sorted(touched)
+        return IngestOutcome(sorted(touched), len(samples) - sum(skipped.values()), skipped)
 
     def index(self, placement: LoadedModel) -> HostIndex:
         """Every host's current snapshot for this champion; rebuilt only when a host changed since."""

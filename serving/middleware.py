@@ -1,5 +1,6 @@
-"""ASGI middleware: refuse oversized bodies (413), report request validation errors as 422, give every error
-one shape, and publish the contract (``contract.py``) in the OpenAPI document.
+"""ASGI middleware: refuse oversized bodies (413) and bodies that are not JSON (415), report request
+validation errors as 422, give every error one shape, and publish the contract (``contract.py``) in the
+OpenAPI document.
 
 BentoML 1.4 answers a pydantic ValidationError on an API's input with 400 (``_bentoml_impl.server.app``); the
 body already lists each error with its field path (``loc``), so only the status is rewritten, and only on the
@@ -39,6 +40,12 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
+        if media_type and not is_json(media_type):
+            # BentoML would parse a multipart body as a form, and fail with a 500 on a malformed one.
+            message = f"Content-Type {media_type!r} is not accepted; send the body as application/json"
+            await _send_error(send, 415, message)
+            return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large(send)
@@ -102,8 +109,20 @@ class RequestLimitsMiddleware:
         await self.app(scope, receive, capture)
 
     async def _too_large(self, send: Send) -> None:
-        body = json.dumps({"error": f"request body larger than {self.max_body_bytes} bytes"}).encode()
-        await _send_json(send, {"type": "http.response.start", "status": 413}, body)
+        await _send_error(send, 413, f"request body larger than {self.max_body_bytes} bytes")
+
+
+def is_json(media_type: str) -> bool:
+    """``application/json`` or a structured-syntax JSON type (``application/merge-patch+json``)."""
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    await _send_json(
+        send, {"type": "http.response.start", "status": status}, json.dumps({"error": message}).encode()
+    )
 
 
 async def _send_json(send: Send, start: Message, body: bytes) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, get_args
 
-from cotenant.models.accelerators import AppLatency, AppProfile, NodeSpec
+from cotenant.models.accelerators import AppLatency, AppProfile, NodeSpec, PlacementRequest
+from cotenant.models.accelerators.profiles import DeviceKind
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_SECONDS = 86_400
-MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+# Metric names are the collectors' column names. Any string is accepted, because OpenAPI 3.0 cannot constrain
+# a map's keys: a name the model does not know is ignored like any other metric it was not trained on.
+MetricName = str
 # metric name (collector column name) -> per-second values, oldest first
 Telemetry = Annotated[
     dict[MetricName, Annotated[list[float], Field(min_length=1, max_length=MAX_SECONDS)]],
@@ -21,12 +24,28 @@ Name = Annotated[str, Field(min_length=1, max_length=253)]
 Performance = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class StrictModel(BaseModel):
+class JsonRequest(BaseModel):
+    """A request body, validated as its schema reads: JSON types are not coerced (``false`` is not the number
+    0, ``1`` not ``true``, ``"3"`` not 3), in every nested model. BentoML parses each body with
+    ``model_validate_json`` on a subclass of the declared type, so strictness is applied there; pydantic's
+    ``strict`` setting in a model's config would not reach the models nested in it."""
+
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        **options: Any,
+    ) -> Self:
+        return super().model_validate_json(json_data, strict=True if strict is None else strict, **options)
+
+
+class StrictModel(JsonRequest):
     model_config = ConfigDict(extra="forbid")
 
 
-# A sample stamped further ahead of the service's clock than this is refused: it would become the host's
-# "last seen" and keep a dead host fresh for years.
+# A sample stamped further ahead of the service's clock than this is skipped (``HostStore.ingest``).
 MAX_CLOCK_AHEAD_S = 300.0
 # Beyond this magnitude a metric value is a sensor or encoding fault (an exabyte per second), not telemetry.
 MAX_METRIC_MAGNITUDE = 1e18
@@ -42,15 +61,8 @@ class IngestSample(StrictModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _not_in_the_future(cls, value: datetime) -> datetime:
-        stamped = value if value.tzinfo else value.replace(tzinfo=UTC)
-        ahead = (stamped - datetime.now(UTC)).total_seconds()
-        if ahead > MAX_CLOCK_AHEAD_S:
-            raise ValueError(
-                f"{value.isoformat()} is {ahead:.0f} s ahead of the service's clock "
-                f"(at most {MAX_CLOCK_AHEAD_S:g} s allowed)"
-            )
-        return stamped
+    def _utc_when_unzoned(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     @field_validator("metrics")
     @classmethod
@@ -73,10 +85,19 @@ class IngestRequest(StrictModel):
     samples: list[IngestSample] = Field(max_length=100_000)
 
 
+# Why a sample was not stored; the reply counts each, and every other sample of the request is kept.
+SkipReason = Literal["no_values", "ahead_of_clock"]
+
+
 class IngestResult(BaseModel):
     host: str
-    accepted: int
-    targets: list[str]
+    accepted: int = Field(description="samples stored")
+    targets: list[str] = Field(description="targets whose windows changed")
+    skipped: dict[SkipReason, int] = Field(
+        default_factory=dict,
+        description=f"samples not stored, by reason: no usable value, or stamped more than "
+        f"{MAX_CLOCK_AHEAD_S:g} s ahead of the service's clock",
+    )
 
 
 class RegisterProfileRequest(StrictModel):
@@ -126,7 +147,7 @@ def _exactly_one_of(*fields: str) -> Callable[[dict[str, Any]], None]:
     given as null counts as absent, as the validator reads it)."""
 
     def given(name: str) -> dict[str, Any]:
-        return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        return {"required": [name], "properties": {name: {"not": {"enum": [None]}}}}
 
     def extend(schema: dict[str, Any]) -> None:
         schema["oneOf"] = [
@@ -192,12 +213,32 @@ class HostList(BaseModel):
     stale_after_s: float
 
 
+def _apps_profiled_for_the_device(schema: dict[str, Any]) -> None:
+    """Publish "every app has a profile for the device's kind" in the JSON schema: one branch per kind."""
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "device": {"properties": {"kind": {"enum": [kind]}}},
+                "apps": {"items": {"properties": {"devices": {"required": [kind]}}}},
+            }
+        }
+        for kind in get_args(DeviceKind)
+    ]
+
+
 class AcceleratorLatencyRequest(StrictModel):
-    """Analytic latency of apps sharing one accelerator (``cotenant.models.accelerators``)."""
+    """Analytic latency of apps sharing one accelerator (``cotenant.models.accelerators``); every app has a
+    profile for the device's kind."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_apps_profiled_for_the_device)
 
     device: NodeSpec
     apps: list[AppProfile] = Field(min_length=1, max_length=1_000)
     network_ms: float = Field(default=10.0, ge=0)
+
+
+class AcceleratorPlacementRequest(JsonRequest, PlacementRequest):
+    """Placement of apps onto an accelerator cluster (``cotenant.models.accelerators.place``)."""
 
 
 class AcceleratorLatencies(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hmac
 import logging
+from collections import Counter
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ with bentoml.importing():
     from cotenant.serving.schemas import (
         AcceleratorLatencies,
         AcceleratorLatencyRequest,
+        AcceleratorPlacementRequest,
         DegradationRequest,
         DegradationResult,
         HostDegradationRequest,
@@ -55,6 +57,12 @@ class Unauthorized(BentoMLException):
 
 class PayloadTooLarge(BentoMLException):
     error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class Conflict(BentoMLException):
+    """The request contradicts itself in a way its schema cannot say (two apps with one name)."""
+
+    error_code = HTTPStatus.CONFLICT
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:
@@ -104,9 +112,11 @@ class InterferencePredictionService:
     def ingest(self, payload: IngestRequest, /, ctx: bentoml.Context) -> IngestResult:
         """Collector push (``cotenant collect --push``): samples into the host's window, host re-encoded."""
         self._authorise(ctx)
-        targets = self.hosts.ingest(payload.host, payload.samples, self.champions.champions.placement)
-        self.metrics.ingested(payload.host, len(payload.samples))
-        return IngestResult(host=payload.host, accepted=len(payload.samples), targets=targets)
+        outcome = self.hosts.ingest(payload.host, payload.samples, self.champions.champions.placement)
+        self.metrics.ingested(payload.host, outcome.accepted)
+        return IngestResult(
+            host=payload.host, accepted=outcome.accepted, targets=outcome.targets, skipped=outcome.skipped
+        )
 
     @bentoml.api
     def register_profile(self, payload: RegisterProfileRequest, /, ctx: bentoml.Context) -> ProfileSummary:
@@ -205,13 +215,14 @@ class InterferencePredictionService:
         return AcceleratorLatencies(latencies=latencies)
 
     @bentoml.api
-    def place_on_accelerators(
-        self, payload: accelerators.PlacementRequest, /
-    ) -> accelerators.PlacementResult:
+    def place_on_accelerators(self, payload: AcceleratorPlacementRequest, /) -> accelerators.PlacementResult:
         """Place apps on a cluster of accelerators with a policy; optionally simulate the placement."""
         if payload.policy not in accelerators.POLICIES:
             known = ", ".join(sorted(accelerators.POLICIES))
             raise UnprocessableEntity(f"policy: unknown {payload.policy!r}; known: {known}")
+        counts = Counter(app.name for app in payload.apps)
+        if repeated := sorted(name for name, count in counts.items() if count > 1):
+            raise Conflict(f"apps: names must be unique; repeated: {', '.join(map(repr, repeated[:10]))}")
         try:
             return accelerators.serve_request(payload)
         except (KeyError, ValueError) as error:

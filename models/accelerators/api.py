@@ -3,9 +3,9 @@ is."""
 
 from __future__ import annotations
 
-from cotenant.models.accelerators.base import AppLatency, predict_node
+from cotenant.models.accelerators.base import AppLatency, Unbounded, predict_node
 from cotenant.models.accelerators.policies import POLICIES
-from cotenant.models.accelerators.profiles import NETWORK_MS, AppProfile, ClusterSpec, NodeSpec
+from cotenant.models.accelerators.profiles import MAX_APPS, NETWORK_MS, AppProfile, ClusterSpec, NodeSpec
 from cotenant.models.accelerators.simulator import SimulatedApp, SimulationConfig, simulate
 from pydantic import BaseModel, Field
 
@@ -19,8 +19,8 @@ def predict_latencies(
 
 class PlacementRequest(BaseModel):
     cluster: ClusterSpec
-    apps: list[AppProfile]
-    policy: str = "depth_first"
+    apps: list[AppProfile] = Field(max_length=MAX_APPS, description="app names are unique")
+    policy: str = Field(default="depth_first", json_schema_extra={"enum": sorted(POLICIES)})
     simulate: bool = True
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
 
@@ -30,7 +30,7 @@ class PlacementResult(BaseModel):
     assignment: dict[str, str | None]  # app name -> node name, None = rejected
     predicted: list[AppLatency]
     simulated: list[SimulatedApp]
-    utilisation: dict[str, float]
+    utilisation: dict[str, Unbounded]
     rejected: list[str]
     violations: int  # apps whose simulated mean latency exceeds their SLO
     migrations: int = 0

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated, Protocol
 
 from cotenant.models.accelerators.profiles import FRONTEND_MS, AppProfile, ClusterSpec, NodeSpec
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 from cotenant.registry import Registry
 
@@ -88,15 +88,29 @@ def mm1_ms(service_ms: float, rate_per_ms: float) -> float:
     return service_ms / (1.0 - utilisation) if utilisation < 1.0 else float("inf")
 
 
+# A saturated queue (utilisation >= 1) has no steady state: its latency is infinite, and so is a mean's
+# confidence half-width from too few requests. JSON cannot write infinity; pydantic writes null, and the
+# published schema says so.
+Unbounded = Annotated[
+    float,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "null"}],
+            "description": "null when infinite (a saturated queue, or too few requests to bound it)",
+        }
+    ),
+]
+
+
 class AppLatency(BaseModel):
     """Predicted end-to-end latency of one app on its node (ms)."""
 
     app: str
     node: str
-    accelerator_ms: float
-    frontend_ms: float
+    accelerator_ms: Unbounded
+    frontend_ms: Unbounded
     network_ms: float
-    total_ms: float
+    total_ms: Unbounded
     slo_ms: float
     within_slo: bool
 

@@ -3,7 +3,9 @@ over its SLO moves to the first node that passes the admission test.
 
 Queues restart empty each period (an approximation), and the run length is `horizon_s` as given: moves change
 the placement mid-run, so there is no single steady state whose mean a longer run would make precise. Apps are
-still judged by the point rule, and flagged unsettled when their interval is wider than asked for.
+still judged by the point rule, and flagged unsettled when their interval is wider than asked for. The run is
+shortened to the simulator's request budget, and has at most `MAX_PERIODS` periods (longer
+ones past that).
 """
 
 from __future__ import annotations
@@ -13,26 +15,30 @@ from cotenant.models.accelerators.base import admits
 from cotenant.models.accelerators.policies.base import Placement
 from cotenant.models.accelerators.profiles import AppProfile
 from cotenant.models.accelerators.simulator import (
+    MAX_SIMULATED_REQUESTS,
     SimulationConfig,
     SimulationResult,
+    affordable_seconds,
     simulate_node,
     summarise,
 )
+
+MAX_PERIODS = 1_000
 
 
 def simulate_with_migration(placement: Placement, config: SimulationConfig) -> SimulationResult:
     nodes = {node.name: node for node in placement.cluster.nodes}
     hosted = {name: list(apps) for name, apps in placement.hosted.items()}
+    every_app = [app for apps in hosted.values() for app in apps]
+    horizon_s = min(config.horizon_s, affordable_seconds(every_app, MAX_SIMULATED_REQUESTS))
+    periods = min(MAX_PERIODS, max(1, round(horizon_s / config.migration_period_s)))
+    period_s = horizon_s / periods
     # each period restarts with empty queues; a fifth of it is enough to drop their flattering start
     window = config.model_copy(
-        update={
-            "horizon_s": config.migration_period_s,
-            "warmup_s": min(config.warmup_s, config.migration_period_s / 5),
-            "migration": False,
-        }
+        update={"horizon_s": period_s, "warmup_s": min(config.warmup_s, period_s / 5), "migration": False}
     )
     collected: dict[str, list[np.ndarray]] = {}
-    migrations, periods = 0, max(1, round(config.horizon_s / config.migration_period_s))
+    migrations = 0
     for period in range(periods):
         late: list[tuple[str, AppProfile]] = []
         for index, (name, apps) in enumerate(hosted.items()):
@@ -55,7 +61,7 @@ def simulate_with_migration(placement: Placement, config: SimulationConfig) -> S
                     hosted[target.name].append(app)
                     migrations += 1
                     break
-    simulated_s = periods * config.migration_period_s
+    simulated_s = periods * period_s
     results = [
         summarise(app, name, np.concatenate(collected[app.name]), config, simulated_s)
         for name, apps in hosted.items()

@@ -10,23 +10,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from cotenant.openapi import draft4_exclusive_bounds
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DeviceKind = Literal["gpu", "tpu"]
 
 # Ibis's CPU frontends (pre-processing) per node kind and its fixed network term.
 FRONTEND_MS: dict[str, float] = {"gpu": 24.0, "tpu": 20.0}
 NETWORK_MS = 10.0
+# Smallest rate and time a profile may give: one request in 11 days, one nanosecond. Below them the per-ms
+# arithmetic of the device models underflows to zero (a rate of 5e-324/s is 0 per ms).
+MIN_RATE_PER_S = 1e-6
+MAX_NODES = 1_000
+MAX_APPS = 10_000
+MIN_TIME_MS = 1e-6
 
 
 class DeviceProfile(BaseModel):
     """How one app's model behaves on one device kind, measured in isolation."""
 
-    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
-
-    service_ms: float = Field(gt=0, description="isolated service time s_i")
+    service_ms: float = Field(ge=MIN_TIME_MS, description="isolated service time s_i")
     memory_mb: float = Field(ge=0, description="engine + device memory + I/O buffers + frontend")
     switch_overhead_ms: float | None = Field(default=None, ge=0, description="edgeTPU reload cost o_i")
     onchip_mb: float | None = Field(default=None, ge=0, description="compiled on-chip parameter size")
@@ -41,19 +43,11 @@ class DeviceProfile(BaseModel):
 class AppProfile(BaseModel):
     """One inference app: a model served at a Poisson rate under a latency SLO."""
 
-    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
-
     name: str
     model: str = Field(description="model identity: apps with the same model share one loaded copy")
-    input_rate: float = Field(gt=0, description="lambda_i, requests/s")
-    slo_ms: float = Field(gt=0)
-    devices: dict[DeviceKind, DeviceProfile]
-
-    @model_validator(mode="after")
-    def _has_a_device(self) -> AppProfile:
-        if not self.devices:
-            raise ValueError(f"app {self.name!r} has no device profile")
-        return self
+    input_rate: float = Field(ge=MIN_RATE_PER_S, description="lambda_i, requests/s")
+    slo_ms: float = Field(ge=MIN_TIME_MS)
+    devices: dict[DeviceKind, DeviceProfile] = Field(min_length=1, description="at least one device kind")
 
     def on(self, kind: str) -> DeviceProfile:
         if kind not in self.devices:
@@ -61,24 +55,39 @@ class AppProfile(BaseModel):
         return self.devices[kind]
 
 
+def _known_device_models(schema: dict[str, Any]) -> None:
+    """Publish the device-model registry's keys as the field's enumeration (an unknown one is refused)."""
+    from cotenant.models.accelerators.base import DEVICE_MODELS  # its module imports this one
+
+    field = schema["properties"]["device_model"]
+    field["anyOf"] = [{"type": "string", "enum": sorted(DEVICE_MODELS)}, {"type": "null"}]
+
+
 class NodeSpec(BaseModel):
     """One accelerator node; a MIG instance is its own node with its own profile numbers."""
 
-    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
+    model_config = ConfigDict(json_schema_extra=_known_device_models)
 
     name: str
     kind: DeviceKind
     memory_mb: float = Field(gt=0)
     device_model: str | None = Field(default=None, description="registry key; None = the kind's default")
+
+    @field_validator("device_model")
+    @classmethod
+    def _registered(cls, name: str | None) -> str | None:
+        from cotenant.models.accelerators.base import DEVICE_MODELS  # its module imports this one
+
+        if name is not None and name not in DEVICE_MODELS:
+            raise ValueError(f"unknown device model {name!r}; known: {', '.join(sorted(DEVICE_MODELS))}")
+        return name
     frontend_ms: float | None = Field(default=None, gt=0, description="CPU pre-processing time per request")
 
 
 class ClusterSpec(BaseModel):
-    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
-
     name: str = "cluster"
     network_ms: float = Field(default=NETWORK_MS, ge=0)
-    nodes: list[NodeSpec]
+    nodes: list[NodeSpec] = Field(max_length=MAX_NODES)
 
 
 class AppStream(BaseModel):

@@ -21,23 +21,26 @@ Jetson's ResNet-50 whose long-run mean is 153-156 ms read 130 +- 10 ms against i
 
 Each app draws its arrivals, frontend times and device work from its own seeded streams, so a longer run
 extends the same sample path and an app joining a node leaves the incumbents' requests as they were.
+
+A simulation is also capped at `MAX_SIMULATED_REQUESTS` expected arrivals in all (each occupied node gets an
+equal share, as its apps' summed rate times its horizon): a served request could otherwise ask for 1e300
+requests per second and hold a worker forever. Apps cut short by it are flagged like those cut short by
+`max_horizon_s`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from cotenant.models.accelerators.base import DEFAULT_DEVICE_MODEL
+from cotenant.models.accelerators.base import DEFAULT_DEVICE_MODEL, Unbounded
 from cotenant.models.accelerators.policies.base import Placement
 from cotenant.models.accelerators.profiles import FRONTEND_MS, AppProfile, NodeSpec
 from cotenant.models.accelerators.queues import fcfs_departures, fcfs_with_switch, processor_sharing
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from scipy import stats
-
-from cotenant.openapi import draft4_exclusive_bounds
 
 __all__ = [
     "SimulatedApp",
@@ -54,14 +57,27 @@ __all__ = [
 ServiceDistribution = Literal["deterministic", "exponential"]
 BATCHES = 20  # batch means: batches of whole seconds of traffic are close to independent at these loads
 ARRIVAL_BLOCK = 1024  # interarrival draws per block: fixed blocks keep a longer run's prefix identical
+MAX_SIMULATED_REQUESTS = 4_000_000  # expected arrivals in one simulation, all nodes together
+MAX_HORIZON_S = 86_400.0
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (3.5 is still refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class SimulationConfig(BaseModel):
-    model_config = ConfigDict(json_schema_extra=draft4_exclusive_bounds)
-
-    horizon_s: float = Field(default=300.0, gt=0, description="first run of each node, simulated seconds")
+    horizon_s: float = Field(
+        default=300.0, gt=0, le=MAX_HORIZON_S, description="first run of each node, simulated seconds"
+    )
     max_horizon_s: float = Field(
-        default=7200.0, gt=0, description="cap on a node's run; a larger horizon_s runs once"
+        default=7200.0,
+        gt=0,
+        le=MAX_HORIZON_S,
+        description="cap on a node's run; a larger horizon_s runs once",
     )
     precision: float = Field(
         default=0.01, gt=0, description="target half-width of each app's mean, as a fraction of its SLO"
@@ -69,11 +85,11 @@ class SimulationConfig(BaseModel):
     stop_when_decided: bool = True
     confidence: float = Field(default=0.95, gt=0, lt=1)
     warmup_s: float = Field(default=5.0, ge=0, description="requests arriving earlier are not counted")
-    seed: int = 0
+    seed: WholeNumber = 0
     service: ServiceDistribution = "deterministic"
     migration: bool = False
     migration_period_s: float = Field(default=10.0, gt=0)
-    migration_window: int = Field(default=20, gt=0)
+    migration_window: WholeNumber = Field(default=20, gt=0)
 
 
 class SimulatedApp(BaseModel):
@@ -81,9 +97,9 @@ class SimulatedApp(BaseModel):
     node: str
     requests: int
     simulated_s: float
-    mean_ms: float
-    mean_halfwidth_ms: float  # half-width of the batch-means confidence interval of mean_ms
-    p95_ms: float
+    mean_ms: Unbounded
+    mean_halfwidth_ms: Unbounded  # half-width of the batch-means confidence interval of mean_ms
+    p95_ms: Unbounded
     slo_ms: float
     over_slo_fraction: float
     violated: bool  # the point estimate of the mean latency is over the SLO
@@ -208,27 +224,38 @@ _CACHE: OrderedDict[str, list[SimulatedApp]] = OrderedDict()
 _CACHE_SIZE = 4096
 
 
+def affordable_seconds(apps: Sequence[AppProfile], max_requests: float) -> float:
+    """The horizon in which ``apps`` send ``max_requests`` requests, expected."""
+    return max_requests / max(sum(app.input_rate for app in apps), 1e-12)
+
+
 def simulate_node_precisely(
-    node: NodeSpec, apps: Sequence[AppProfile], network_ms: float, config: SimulationConfig, seed: int
+    node: NodeSpec,
+    apps: Sequence[AppProfile],
+    network_ms: float,
+    config: SimulationConfig,
+    seed: int,
+    max_requests: float = MAX_SIMULATED_REQUESTS,
 ) -> list[SimulatedApp]:
     """One node, run longer until every app is settled or the cap is reached (see the module docstring).
 
     Seeded and deterministic, so results are memoised: a policy judged on growing prefixes of a stream
     re-simulates only the node that changed."""
     parts = [node.model_dump_json(), *(app.model_dump_json() for app in apps), config.model_dump_json()]
-    key = "|".join([*parts, str(network_ms), str(seed)])
+    key = "|".join([*parts, str(network_ms), str(seed), str(max_requests)])
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return [app.model_copy() for app in _CACHE[key]]
-    horizon = config.horizon_s
+    cap_s = min(max(config.max_horizon_s, config.horizon_s), affordable_seconds(apps, max_requests))
+    horizon = min(config.horizon_s, cap_s)
     while True:
         run = config.model_copy(update={"horizon_s": horizon})
         latencies = simulate_node(node, apps, network_ms, run, seed)
         summaries = [summarise(app, node.name, latencies[app.name], run, horizon) for app in apps]
         pending = [app for app in summaries if not app.settled]
-        if not pending or horizon >= config.max_horizon_s:
+        if not pending or horizon >= cap_s:
             break
-        horizon = _longer_horizon(horizon, pending, config)
+        horizon = min(_longer_horizon(horizon, pending, config), cap_s)
     _CACHE[key] = summaries
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -243,8 +270,10 @@ def simulate(placement: Placement, config: SimulationConfig | None = None) -> Si
         return simulate_with_migration(placement, config)
     nodes = {node.name: node for node in placement.cluster.nodes}
     results: list[SimulatedApp] = []
+    share = MAX_SIMULATED_REQUESTS / max(1, sum(bool(apps) for apps in placement.hosted.values()))
     for index, (name, apps) in enumerate(placement.hosted.items()):
         if apps:
             network = placement.cluster.network_ms
-            results += simulate_node_precisely(nodes[name], apps, network, config, config.seed + index)
+            seed = config.seed + index
+            results += simulate_node_precisely(nodes[name], apps, network, config, seed, share)
     return SimulationResult(apps=results)

@@ -53,7 +53,7 @@ def test_window_to_series_orders_by_time_and_fills_gaps_with_the_window_mean() -
 
 def test_ingest_bounds_the_window_and_encodes_the_host_ahead_of_queries(placement: LoadedModel) -> None:
     store = HostStore(window_samples=5, stale_after_s=30, max_hosts=10)
-    touched = store.ingest("node-1", samples("pod-a", 8) + samples("pod-b", 3), placement)
+    touched = store.ingest("node-1", samples("pod-a", 8) + samples("pod-b", 3), placement).targets
     assert touched == ["pod-a", "pod-b"]
     state = store.hosts["node-1"]
     assert len(state.targets["pod-a"].rows) == 5  # bounded: the oldest 3 seconds dropped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +50,7 @@ def test_probes_and_openapi(client: TestClient) -> None:
     document = client.get("/docs.json").json()
     paths = document["paths"]
     reply = paths["/prioritize"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    reply = document["components"]["schemas"][reply["$ref"].rsplit("/", 1)[1]]
     assert reply["type"] == "array"  # the extender protocol's [{"Host", "Score"}], documented as such
     item = document["components"]["schemas"]["HostPriority"]
     assert set(item["properties"]) == {"Host", "Score"} and item["properties"]["Score"]["maximum"] == 10
@@ -94,6 +96,52 @@ def test_every_status_an_operation_answers_is_documented_with_one_error_shape(cl
             assert responses[str(code)]["content"]["application/json"]["schema"] == reference, (route, code)
     assert {"401"} <= set(document["paths"]["/ingest"]["post"]["responses"])
     assert {"404", "503"} <= set(document["paths"]["/predict_host_degradation"]["post"]["responses"])
+
+
+def test_the_document_speaks_openapi_3_0_and_keeps_what_the_code_accepts(client: TestClient) -> None:
+    """kube-scheduler sends ``"NodeNames": null``: the document must allow it (3.0's ``nullable``; BentoML's
+    inline copy had dropped it), must not use 2020-12 forms a 3.0 client ignores, and marks bodies
+    required."""
+    document = client.get("/docs.json").json()
+    text = json.dumps(document)
+    assert '{"type": "null"}' not in text and "propertyNames" not in text
+    schemas = document["components"]["schemas"]
+    operation = document["paths"]["/filter"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ExtenderArgsIODescriptor"
+    }
+    assert schemas["ExtenderArgsIODescriptor"]["properties"]["NodeNames"]["nullable"] is True
+    assert schemas["DeviceProfile"]["properties"]["service_ms"]["minimum"] > 0
+    assert "415" in operation["responses"] and "404" not in operation["responses"]
+
+
+def test_bodies_are_json_with_json_types(client: TestClient) -> None:
+    """A multipart body is 415 naming the type to send (it was a 500); JSON values are not coerced: ``false``
+    is not the number 0, ``"0.5"`` not 0.5, while 3.0 is the integer 3 (JSON has one number type)."""
+    refused = client.post("/list_hosts", content=b"{}", headers={"Content-Type": "multipart/form-data"})
+    assert refused.status_code == 415 and "application/json" in refused.json()["error"]
+    app = {"name": "a", "model": "m", "input_rate": 5.0, "slo_ms": 100.0, "devices": {"gpu": {}}}
+    app["devices"]["gpu"] = {"service_ms": 5.0, "memory_mb": 100.0, "dram_util": False}
+    device = {"name": "g", "kind": "gpu", "memory_mb": 1000.0}
+    request = {"device": device, "apps": [app]}
+    response = client.post("/predict_accelerator_latency", json=request)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["apps", 0, "devices", "gpu", "dram_util"]
+    app["devices"]["gpu"]["dram_util"] = 0.1
+    app["slo_ms"] = "100"
+    assert client.post("/predict_accelerator_latency", json=request).status_code == 422
+    app["slo_ms"] = 100
+    assert client.post("/predict_accelerator_latency", json=request).status_code == 200
+    cluster = {"nodes": [device]}
+    placed = {"cluster": cluster, "apps": [app], "simulation": {"seed": 3.0, "horizon_s": 10}}
+    assert client.post("/place_on_accelerators", json=placed).status_code == 200
+    placed["simulation"]["seed"] = 3.5
+    assert client.post("/place_on_accelerators", json=placed).json()["detail"][0]["loc"] == [
+        "simulation",
+        "seed",
+    ]
 
 
 def test_error_replies_have_the_documented_shape(client: TestClient) -> None:

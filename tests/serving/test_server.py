@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -152,3 +153,24 @@ def test_sustained_load_with_a_champion_swap_fails_no_request(server: Server) ->
         thread.join(timeout=30)
     assert outcomes["ok"] > 0 and set(outcomes) == {"ok"}, outcomes
     assert versions == {"1", "2"}, versions  # the swap happened under load
+
+
+def test_the_api_keeps_its_published_contract_under_every_schemathesis_check(server: Server) -> None:
+    """``st run /docs.json --checks all`` against the real server, as an integrator would run it: every
+    status and body matches the document, every request the document allows is accepted and every one it
+    forbids refused, and nothing answers 5xx. Host state and a profile are present, so the stateful paths
+    answer too. Bounded examples and a fixed seed keep it reproducible."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.post(
+            "/ingest", json=ingest_payload("node-a", np.random.default_rng(3)), headers=AUTH
+        ).is_success
+        assert client.post("/register_profile", json=profile_payload("web"), headers=AUTH).is_success
+    st = Path(sys.executable).with_name("st")
+    command = [
+        str(st), "run", f"{server.url}/docs.json", "--checks", "all",
+        "--header", f"Authorization: Bearer {TOKEN}", "--seed", "1", "--max-examples", "40",
+        "--workers", "1", "--no-color", "--request-timeout", "25",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout

@@ -166,11 +166,10 @@ def test_an_empty_host_is_scored_first_and_an_unknown_one_stays_neutral(service:
 
 
 def test_bad_telemetry_never_poisons_host_state(service: Any) -> None:
-    """A sample from the year 3026 is refused naming the sample; NaN, infinite and absurd values count as
-    missing, and a sample with nothing else leaves the host's answers and its last-seen time as they were."""
+    """A sample from the year 3026 is skipped and counted, and the request's good sample is kept; NaN,
+    infinite and absurd values count as missing, and a sample with nothing else leaves the host's answers and
+    its last-seen time as they were."""
     from datetime import UTC, datetime, timedelta
-
-    from pydantic import ValidationError
 
     feed(service, "node-a", 1, intensity=0.3)
     register(service, "web")
@@ -179,10 +178,14 @@ def test_bad_telemetry_never_poisons_host_state(service: Any) -> None:
     seen = service.hosts.hosts["node-a"].last_seen_wall
     now = datetime.now(UTC)
     future = {"timestamp": "3026-01-01T00:00:00+00:00", "target": "kubepods/pod0", "metrics": {"x": 1.0}}
-    with pytest.raises(ValidationError) as refused:
-        IngestRequest.model_validate({"host": "node-a", "samples": [future]})
-    assert refused.value.errors()[0]["loc"] == ("samples", 0, "timestamp")
-    assert "ahead of the service's clock" in str(refused.value)
+    good = {"timestamp": now.isoformat(), "target": "kubepods/new", "metrics": {"x": 1.0}}
+    payload = IngestRequest.model_validate({"host": "node-a", "samples": [future, good]})
+    outcome = service.hosts.ingest(payload.host, payload.samples, service.champions.champions.placement)
+    assert outcome.accepted == 1 and outcome.skipped == {"ahead_of_clock": 1}
+    assert outcome.targets == ["kubepods/new"]
+    assert service.hosts.hosts["node-a"].last_seen_wall == datetime.fromisoformat(good["timestamp"])
+    seen = service.hosts.hosts["node-a"].last_seen_wall
+    del service.hosts.hosts["node-a"].targets["kubepods/new"]
     faults = [
         {"timestamp": (now - timedelta(seconds=1)).isoformat(), "target": "kubepods/pod0", "metrics": metrics}
         for metrics in (
@@ -193,7 +196,8 @@ def test_bad_telemetry_never_poisons_host_state(service: Any) -> None:
     ]
     payload = IngestRequest.model_validate({"host": "node-a", "samples": faults})
     assert all(value is None for sample in payload.samples for value in sample.metrics.values())
-    service.hosts.ingest(payload.host, payload.samples, service.champions.champions.placement)
+    outcome = service.hosts.ingest(payload.host, payload.samples, service.champions.champions.placement)
+    assert outcome.accepted == 0 and outcome.skipped == {"no_values": 3}
     after = service.score_placement(request).placements[0]
     assert after.score == before.score and after.newcomer == before.newcomer
     assert service.hosts.hosts["node-a"].last_seen_wall == seen
