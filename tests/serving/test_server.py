@@ -174,3 +174,50 @@ def test_the_api_keeps_its_published_contract_under_every_schemathesis_check(ser
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/install-system-packages.sh
+# Headless as root, and quiet: without the background-networking flags Chromium calls out at every start.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_the_docs_page_renders_in_a_real_browser_and_loads_nothing_from_elsewhere(server: Server) -> None:
+    """Opened in headless Chromium with every request outside the service blocked (and recorded), the root
+    page renders the API's operations from /docs.json and asks for no other origin: an operator opening it
+    inside a cluster makes the browser fetch nothing from the internet."""
+    from playwright.sync_api import Route, sync_playwright
+
+    elsewhere: list[str] = []
+    failed: list[str] = []
+
+    def only_the_service(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_the_service)
+            page.on("requestfailed", lambda request: failed.append(request.url))
+            page.goto(f"{server.url}/", wait_until="networkidle")
+            page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+            operations = page.locator(".opblock-summary-path").all_inner_texts()
+            title = page.locator(".info .title").inner_text()
+        finally:
+            browser.close()
+    assert {"/score_placement", "/ingest", "/prioritize"} <= set(operations), operations
+    assert "cotenant" in title.lower(), title
+    assert elsewhere == [] and failed == [], (elsewhere, failed)
