@@ -32,6 +32,7 @@ class ModelLoad:
     service_ms: float
     switch_overhead_ms: float = 0.0
     second_moment_ms2: float | None = None
+    switch_second_moment_ms2: float | None = None  # with second_moment_ms2: measured apart, see edgetpu_fcfs
     client_overhead_ms: float = 0.0
     l2_util: float = 0.0
     dram_util: float = 0.0
@@ -67,6 +68,7 @@ def group_loads(apps: Sequence[AppProfile], kind: str) -> list[ModelLoad]:
             service_ms=profile.service_ms,
             switch_overhead_ms=profile.switch_overhead_ms or 0.0,
             second_moment_ms2=profile.second_moment_ms2,
+            switch_second_moment_ms2=profile.switch_second_moment_ms2,
             client_overhead_ms=profile.client_overhead_ms,
             l2_util=profile.l2_util,
             dram_util=profile.dram_util,

@@ -33,6 +33,12 @@ class DeviceProfile(BaseModel):
     switch_overhead_ms: float | None = Field(default=None, ge=0, description="edgeTPU reload cost o_i")
     onchip_mb: float | None = Field(default=None, ge=0, description="compiled on-chip parameter size")
     second_moment_ms2: float | None = Field(default=None, gt=0, description="E[S^2]; None = deterministic")
+    switch_second_moment_ms2: float | None = Field(
+        default=None,
+        gt=0,
+        description="E[S^2] of a request after another model's; given, second_moment_ms2 is after the same "
+        "model's and the device mixes the two by how often it switches",
+    )
     client_overhead_ms: float = Field(
         default=0.0, ge=0, description="per-request time outside the device queue"
     )
@@ -81,6 +87,7 @@ class NodeSpec(BaseModel):
         if name is not None and name not in DEVICE_MODELS:
             raise ValueError(f"unknown device model {name!r}; known: {', '.join(sorted(DEVICE_MODELS))}")
         return name
+
     frontend_ms: float | None = Field(default=None, gt=0, description="CPU pre-processing time per request")
 
 

@@ -30,7 +30,7 @@ import polars as pl
 from cotenant.models.accelerators.base import ModelLoad
 from cotenant.models.accelerators.devices.edgetpu_fcfs import predict_fcfs_switch, predict_fcfs_switch_ibis
 from cotenant.models.accelerators.devices.gpu_ps import closed_loop_ps_means
-from cotenant.models.accelerators.fitting import idle_arrivals
+from cotenant.models.accelerators.fitting import Trace, idle_arrivals, training_levels
 from cotenant.models.accelerators.profiles import ProfileCatalogue, ibis_data_dir, load_catalogue
 from pydantic import BaseModel
 
@@ -312,3 +312,115 @@ def write_report(result: ValidationResult, out_dir: Path) -> Path:
 
 def dump_json(result: ValidationResult) -> str:
     return json.dumps(result.model_dump(), indent=2)
+
+
+# ---- a fitted catalogue on its traces' held-out load levels (`cotenant accelerators fit`) ------------------
+
+# How a fitted catalogue's FCFS wait is computed, chosen on the training levels: the second moments measured
+# in the trace, or Ibis's s'^2, or the switch's full variance (the placement default's form).
+FIT_VARIANTS: dict[str, tuple[str, bool]] = {  # name -> (device model, keep the measured moments)
+    "measured_moments": ("edgetpu_fcfs", True),
+    "ibis_form": ("edgetpu_fcfs_ibis", False),
+    "switch_variance": ("edgetpu_fcfs", False),
+}
+
+
+def without_moments(catalogue: ProfileCatalogue) -> ProfileCatalogue:
+    unset = {"second_moment_ms2": None, "switch_second_moment_ms2": None}
+    models = {
+        model: {
+            kind: profile.model_copy(update=unset) if kind == "tpu" else profile
+            for kind, profile in kinds.items()
+        }
+        for model, kinds in catalogue.models.items()
+    }
+    return catalogue.model_copy(update={"models": models})
+
+
+def catalogue_points(trace: Trace, catalogue: ProfileCatalogue, variant: str) -> list[Point]:
+    """Predicted vs measured mean response per model and load level of a queueing trace, with the profiles of
+    ``catalogue`` as they are (no term re-estimated here); levels outside the training ones are held out."""
+    from cotenant.models.accelerators.base import DEVICE_MODELS
+
+    device_model, keep_moments = FIT_VARIANTS[variant]
+    catalogue = catalogue if keep_moments else without_moments(catalogue)
+
+    training = training_levels(trace)
+    frame = trace.frame.with_columns(response_ms=(pl.col("end_time") - pl.col("start_time")) * 1000.0)
+    points = []
+    for level in sorted(frame["level"].unique().to_list()):
+        rows = frame.filter(pl.col("level") == level)
+        seconds = max(float(rows["start_time"].max() - rows["start_time"].min()), 1e-9)
+        per_model = rows.group_by("model", maintain_order=True).agg(
+            pl.col("input_rate").first() if "input_rate" in rows.columns else (pl.len() / seconds),
+            pl.col("response_ms").mean(),
+        )
+        loads = []
+        for model, rate, _ in per_model.iter_rows():
+            profile = catalogue.profile(model, trace.kind, str(trace.path))
+            loads.append(
+                ModelLoad(
+                    model=model,
+                    rate_per_ms=float(rate) / 1000.0,
+                    service_ms=profile.service_ms,
+                    switch_overhead_ms=profile.switch_overhead_ms or 0.0,
+                    second_moment_ms2=profile.second_moment_ms2,
+                    switch_second_moment_ms2=profile.switch_second_moment_ms2,
+                    client_overhead_ms=profile.client_overhead_ms,
+                )
+            )
+        predicted = DEVICE_MODELS[device_model](loads).response_ms
+        for model, _, measured in per_model.iter_rows():
+            points.append(
+                Point(
+                    trace=trace.path.stem,
+                    load_level=float(level),
+                    model=model,
+                    measured_ms=float(measured),
+                    predicted_ms=predicted[model],
+                    relative_error=(predicted[model] - measured) / measured,
+                    held_out=level not in training,
+                )
+            )
+    return points
+
+
+class FitValidation(BaseModel):
+    variant: str  # chosen on the training levels only (FIT_VARIANTS)
+    training: dict[str, Summary]  # per candidate variant, on the training levels
+    held_out: Summary  # the chosen one, on the held-out levels
+    ibis_held_out: Summary | None  # Ibis's formula and profiles on the same points; None: a model it lacks
+    points: list[Point]
+
+
+def validate_fit(traces: list[Trace], catalogue: ProfileCatalogue) -> FitValidation | None:
+    """Choose the device model on the training levels, report it on the held-out ones beside Ibis's formula
+    with Ibis's profiles on the same points (None when no trace has a held-out level)."""
+    queueing = [trace for trace in traces if trace.form == "queueing"]
+    if not queueing:
+        return None
+    by_candidate = {
+        name: [p for trace in queueing for p in catalogue_points(trace, catalogue, name)]
+        for name in FIT_VARIANTS
+    }
+    training = {
+        name: summarise([p.relative_error for p in pts if not p.held_out])
+        for name, pts in by_candidate.items()
+    }
+    chosen = min(training, key=lambda name: training[name].mean)
+    points = by_candidate[chosen]
+    held_out = [p.relative_error for p in points if p.held_out]
+    if not held_out:
+        return None
+    try:
+        ibis = [p for trace in queueing for p in queueing_points(trace.path, "ibis", load_catalogue())]
+        ibis_held_out: Summary | None = summarise([p.relative_error for p in ibis if p.held_out])
+    except ValueError:  # a model Ibis never profiled: there is no reference to compare with
+        ibis_held_out = None
+    return FitValidation(
+        variant=chosen,
+        training=training,
+        held_out=summarise(held_out),
+        ibis_held_out=ibis_held_out,
+        points=points,
+    )

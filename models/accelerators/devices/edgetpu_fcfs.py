@@ -8,9 +8,11 @@ W = Lambda E[S^2] / (2 (1 - rho)), R_i = s'_i + W (+ the app's client overhead, 
 
 E[S_i^2] = s_i^2 + p_i (2 s_i o_i + o_i^2) with p_i = 1 - lambda_i/Lambda by default (`edgetpu_fcfs`: the
 reload is paid in full or not at all), s'_i^2 in Ibis's form (`edgetpu_fcfs_ibis`), or a measured second
-moment when the profile carries one. The default is exact for the switching queue the simulator runs;
-Ibis's form fits the hardware traces better (`cotenant accelerators validate`) but under-predicts that queue,
-which let depth-first admit an app the simulator showed over its SLO, so admission uses the default.
+moment when the profile carries one (measured after the same and after another model, a fitted profile's
+two are mixed as (1 - p_i) E[S_i^2 | same] + p_i E[S_i^2 | switch]). The default is exact for the
+switching queue the simulator runs; Ibis's form fits the hardware traces better (`cotenant accelerators
+validate`) but under-predicts that queue, which let depth-first admit an app the simulator showed over its
+SLO, so admission uses the default.
 `client_overhead_ms` is per-request time spent outside the device queue (host pre/post-processing that
 overlaps the next request's device time); it adds to the response but not to rho.
 `cotenant accelerators validate` shows why it is needed.
@@ -50,10 +52,15 @@ def service_second_moments(loads: Sequence[ModelLoad], switch_variance: bool = T
     total_rate = sum(load.rate_per_ms for load in loads)
     moments = []
     for load, service in zip(loads, effective_service_ms(loads), strict=True):
+        switch_share = 1.0 - load.rate_per_ms / total_rate
+        if load.second_moment_ms2 is not None and load.switch_second_moment_ms2 is not None:
+            # measured apart (a fitted trace): mixed by how often this model follows another
+            same, switched = load.second_moment_ms2, load.switch_second_moment_ms2
+            moments.append((1.0 - switch_share) * same + switch_share * switched)
+            continue
         if load.second_moment_ms2 is not None:
             moments.append(load.second_moment_ms2)  # measured: already includes the switches
             continue
-        switch_share = 1.0 - load.rate_per_ms / total_rate
         overhead = load.switch_overhead_ms
         if switch_variance:
             solo = load.service_ms
