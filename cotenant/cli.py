@@ -13,6 +13,7 @@ from cotenant.datasets.cli import app as datasets_app
 from cotenant.datasets.lab.cli import app as lab_app
 from cotenant.models.accelerators.cli import app as accelerators_app
 from cotenant.serving.cli import serve
+from cotenant.training.accelerators import fit_command as fit_accelerators
 from cotenant.training.cli import evaluate, train
 from cotenant.up import up
 
@@ -29,6 +30,8 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(datasets_app, name="datasets")
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+# fitting tracks in MLflow (training), so its command joins the accelerator commands here
+accelerators_app.command("fit")(fit_accelerators)
 app.add_typer(accelerators_app, name="accelerators")
 app.command("serve")(serve)
 

@@ -13,7 +13,11 @@ from typing import Any
 
 # The registered model of each task: the one definition of these names (serving, the main job, notebooks
 # and benchmarks import it).
-REGISTERED = {"monitoring": "cotenant-monitoring", "placement": "cotenant-placement"}
+REGISTERED = {
+    "monitoring": "cotenant-monitoring",
+    "placement": "cotenant-placement",
+    "accelerators": "cotenant-accelerators",  # a device-profile catalogue (training/accelerators.py)
+}
 CHAMPION_ALIAS = "champion"
 
 

@@ -181,7 +181,12 @@ class ProfileCatalogue(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, dict[DeviceKind, DeviceProfile]]
+    # how a fitted catalogue's FCFS wait is computed (``validation.FIT_VARIANTS``), chosen when it was fitted
+    fit_variant: str | None = None
     source: str = ""  # where it was read from (named in errors)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(exclude={"source"}, exclude_none=True), sort_keys=True)
 
     def profile(self, model: str, kind: DeviceKind, where: str = "") -> DeviceProfile:
         """The profile, or an error naming the model, the device kind, the trace and the catalogue."""

@@ -30,7 +30,7 @@ import polars as pl
 from cotenant.models.accelerators.base import ModelLoad
 from cotenant.models.accelerators.devices.edgetpu_fcfs import predict_fcfs_switch, predict_fcfs_switch_ibis
 from cotenant.models.accelerators.devices.gpu_ps import closed_loop_ps_means
-from cotenant.models.accelerators.fitting import Trace, idle_arrivals, training_levels
+from cotenant.models.accelerators.fitting import Trace, TraceError, idle_arrivals, read_trace, training_levels
 from cotenant.models.accelerators.profiles import ProfileCatalogue, ibis_data_dir, load_catalogue
 from pydantic import BaseModel
 
@@ -66,11 +66,18 @@ def summarise(errors: list[float]) -> Summary:
 
 
 def load_trace(path: Path) -> pl.DataFrame:
-    frame = pl.read_csv(path)
-    missing = {"model", "input_rate", "vary_rho", "start_time", "end_time"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    return frame.with_columns(response_ms=(pl.col("end_time") - pl.col("start_time")) * 1000.0)
+    """A queueing trace (Ibis's format or the documented one, ``fitting.read_trace``) with each request's
+    load level as ``vary_rho`` and its model's rate there as ``input_rate`` (measured when not given)."""
+    trace = read_trace(path)
+    if trace.form != "queueing":
+        raise TraceError(f"{path}: a closed-loop profile, not a queueing trace")
+    frame = trace.frame
+    if "input_rate" not in frame.columns:
+        span = (pl.col("start_time").max() - pl.col("start_time").min()).over("level")
+        frame = frame.with_columns(input_rate=pl.len().over("level", "model") / span)
+    return frame.with_columns(
+        vary_rho=pl.col("level"), response_ms=(pl.col("end_time") - pl.col("start_time")) * 1000.0
+    )
 
 
 def client_overheads(
