@@ -165,4 +165,15 @@ def example_requests(fleet: DemoFleet) -> dict[str, tuple[str, dict[str, Any]]]:
             {"Pod": pod, "NodeNames": nodes},
         ),
         "accelerator placement": ("/place_on_accelerators", accelerator_example()),
+        # apps named by model: their profiles come from the registered catalogue fitted from traces
+        "accelerator latency by model": (
+            "/predict_accelerator_latency",
+            {
+                "device": {"name": "coral-1", "kind": "tpu", "memory_mb": 8000.0},
+                "apps": [
+                    {"name": "doorbell", "model": "ssd_mobilenet_v2", "input_rate": 10.0, "slo_ms": 80.0},
+                    {"name": "gallery", "model": "inception_v3", "input_rate": 2.0, "slo_ms": 300.0},
+                ],
+            },
+        ),
     }

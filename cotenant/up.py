@@ -87,6 +87,29 @@ def curl(url: str, path: str, body: dict[str, object], examples_dir: Path, name:
     return f"curl -s -X POST {url}{path} -H 'Content-Type: application/json' -d @{file}"
 
 
+def register_shipped_accelerator_profiles(tracking_uri: str, console: Console) -> None:
+    """The accelerator catalogue fitted from the shipped traces, registered when the store has none, so that
+    accelerator requests may name their models (seconds: no training loop)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from cotenant.models.accelerators.profiles import ibis_data_dir
+    from cotenant.training.accelerators import fit, report_lines, track
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        client.get_model_version_by_alias(REGISTERED["accelerators"], CHAMPION_ALIAS)
+        return
+    except MlflowException:
+        pass
+    result = fit(ibis_data_dir())
+    version, alias = track(result, "\n".join(report_lines(result)), tracking_uri)
+    console.print(
+        f"[bold]fitted[/] accelerator profiles of {len(result.catalogue.models)} models from the shipped "
+        f"traces: {REGISTERED['accelerators']} version {version} ({alias})"
+    )
+
+
 def up(
     port: Annotated[int, typer.Option(help="Port for the service on localhost.")] = 3000,
     epochs: Annotated[
@@ -117,6 +140,7 @@ def up(
         train_champions(missing, tracking_uri, epochs, console)
     else:
         console.print("champions found in the registry: reusing them")
+    register_shipped_accelerator_profiles(tracking_uri, console)
 
     token = service_token(home)
     url = f"http://127.0.0.1:{port}"
@@ -210,5 +234,13 @@ def summarise_reply(path: str, reply: Any, fleet: Any) -> str:
     if path == "/prioritize":
         ranked = sorted(reply, key=lambda entry: -entry["Score"])
         return "scheduler scores (0-10): " + ", ".join(f"{e['Host']} {e['Score']}" for e in ranked)
+    if path == "/predict_accelerator_latency":
+        return "predicted latency: " + ", ".join(
+            f"{app['app']} {app['total_ms']:.1f} ms (SLO {app['slo_ms']:.0f}, "
+            f"{'met' if app['within_slo'] else 'missed'})"
+            if app["total_ms"] is not None
+            else f"{app['app']} unbounded (the device is saturated)"
+            for app in reply["latencies"]
+        )
     text = json.dumps(reply)
     return text if len(text) <= 400 else text[:400] + " ..."

@@ -23,6 +23,7 @@ class ServiceSettings(BaseModel):
     tracking_uri: str = Field(default_factory=default_tracking_uri)
     monitoring_model: str = REGISTERED["monitoring"]
     placement_model: str = REGISTERED["placement"]
+    accelerators_model: str = REGISTERED["accelerators"]  # a device-profile catalogue; optional
     alias: str = CHAMPION_ALIAS
     # Ingest and profile registration need this bearer token; empty refuses every write (never open).
     token: str = ""

@@ -49,7 +49,8 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "/predict_degradation": (503,),
     "/predict_host_degradation": (404, 503),
     "/score_placement": (404, 503),
-    "/place_on_accelerators": (409,),
+    "/place_on_accelerators": (404, 409, 503),
+    "/predict_accelerator_latency": (404, 503),
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from cotenant.models.accelerators.profiles import ProfileCatalogue, catalogue_in
 from cotenant.serving.config import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,20 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class LoadedCatalogue:
+    """The accelerator champion: device profiles by model name (``cotenant accelerators fit``)."""
+
+    name: str
+    version: str
+    catalogue: ProfileCatalogue
+
+
+@dataclass(frozen=True)
 class Champions:
     monitoring: LoadedModel | None = None
     placement: LoadedModel | None = None
+    # Optional: without it, accelerator requests must carry their apps' device profiles.
+    accelerators: LoadedCatalogue | None = None
 
     @property
     def ready(self) -> bool:
@@ -71,8 +83,12 @@ class Champions:
 
     def versions(self) -> dict[str, str | None]:
         return {
-            "monitoring": self.monitoring.version if self.monitoring else None,
-            "placement": self.placement.version if self.placement else None,
+            task: loaded.version if loaded else None
+            for task, loaded in (
+                ("monitoring", self.monitoring),
+                ("placement", self.placement),
+                ("accelerators", self.accelerators),
+            )
         }
 
 
@@ -109,7 +125,7 @@ class ChampionSource:
             log.debug("no %s@%s yet: %s", name, self.settings.alias, error)
             return None
 
-    def load(self, name: str, version: str) -> LoadedModel:
+    def download(self, name: str, version: str) -> Path:
         import mlflow.artifacts
 
         # Kept (not a context manager): a predictor may read its files lazily (numpy's npz is lazy).
@@ -119,8 +135,15 @@ class ChampionSource:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=source, dst_path=target, tracking_uri=self.settings.tracking_uri
         )
-        predictor = load_predictor(find_predictor_dir(Path(local)))
+        return Path(local)
+
+    def load(self, name: str, version: str) -> LoadedModel:
+        predictor = load_predictor(find_predictor_dir(self.download(name, version)))
         return LoadedModel(name=name, version=version, predictor=predictor)
+
+    def load_catalogue(self, name: str, version: str) -> LoadedCatalogue:
+        catalogue = catalogue_in(self.download(name, version))
+        return LoadedCatalogue(name=name, version=version, catalogue=catalogue)
 
 
 class ChampionStore:
@@ -140,16 +163,19 @@ class ChampionStore:
         with self._refresh_lock:
             current = self.champions
             updated = current
-            for field, name in (
-                ("monitoring", self.source.settings.monitoring_model),
-                ("placement", self.source.settings.placement_model),
-            ):
+            settings = self.source.settings
+            loaders: tuple[tuple[str, str, Callable[[str, str], Any]], ...] = (
+                ("monitoring", settings.monitoring_model, self.source.load),
+                ("placement", settings.placement_model, self.source.load),
+                ("accelerators", settings.accelerators_model, self.source.load_catalogue),
+            )
+            for field, name, load in loaders:
                 version = self.source.champion_version(name)
-                loaded: LoadedModel | None = getattr(current, field)
+                loaded: LoadedModel | LoadedCatalogue | None = getattr(current, field)
                 if version is None or (loaded is not None and loaded.version == version):
                     continue
                 try:
-                    updated = replace(updated, **{field: self.source.load(name, version)})
+                    updated = replace(updated, **{field: load(name, version)})
                     log.info("loaded %s version %s", name, version)
                 except Exception as error:  # keep serving the old champion; report through /readyz
                     self.last_error = f"{name} v{version}: {error}"

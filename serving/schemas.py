@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self, get_args
 
 from cotenant.models.accelerators import AppLatency, AppProfile, NodeSpec, PlacementRequest
-from cotenant.models.accelerators.profiles import DeviceKind
+from cotenant.models.accelerators.profiles import MAX_APPS, DeviceKind, DeviceProfile
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_SECONDS = 86_400
@@ -226,6 +226,17 @@ def _apps_profiled_for_the_device(schema: dict[str, Any]) -> None:
     ]
 
 
+class AppRequest(AppProfile):
+    """An app with its device profiles, or naming a model of the registered catalogue
+    (``cotenant-accelerators``, made by ``cotenant accelerators fit``) and leaving them out."""
+
+    devices: dict[DeviceKind, DeviceProfile] | None = Field(
+        default=None,
+        min_length=1,
+        description="omitted or null: the profiles of `model` in the registered accelerator catalogue",
+    )
+
+
 class AcceleratorLatencyRequest(StrictModel):
     """Analytic latency of apps sharing one accelerator (``cotenant.models.accelerators``); every app has a
     profile for the device's kind."""
@@ -233,12 +244,14 @@ class AcceleratorLatencyRequest(StrictModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_apps_profiled_for_the_device)
 
     device: NodeSpec
-    apps: list[AppProfile] = Field(min_length=1, max_length=1_000)
+    apps: list[AppRequest] = Field(min_length=1, max_length=1_000)
     network_ms: float = Field(default=10.0, ge=0)
 
 
 class AcceleratorPlacementRequest(JsonRequest, PlacementRequest):
     """Placement of apps onto an accelerator cluster (``cotenant.models.accelerators.place``)."""
+
+    apps: list[AppRequest] = Field(max_length=MAX_APPS, description="app names are unique")
 
 
 class AcceleratorLatencies(BaseModel):

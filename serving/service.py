@@ -22,7 +22,9 @@ from starlette.responses import Response
 
 with bentoml.importing():
     from cotenant.models import accelerators
+    from cotenant.models.accelerators.profiles import AppProfile, DeviceKind
     from cotenant.serving import extender, scoring
+    from cotenant.serving.catalogue import NoCatalogue, UnknownModel, resolve_apps
     from cotenant.serving.config import ServiceSettings
     from cotenant.serving.docs_page import DocsPageMiddleware
     from cotenant.serving.extender import ExtenderArgs, ExtenderFilterResult, HostPriorityList
@@ -35,6 +37,7 @@ with bentoml.importing():
         AcceleratorLatencies,
         AcceleratorLatencyRequest,
         AcceleratorPlacementRequest,
+        AppRequest,
         DegradationRequest,
         DegradationResult,
         HostDegradationRequest,
@@ -208,9 +211,10 @@ class InterferencePredictionService:
     @bentoml.api
     def predict_accelerator_latency(self, payload: AcceleratorLatencyRequest, /) -> AcceleratorLatencies:
         """Predicted end-to-end latency of every app sharing one accelerator (analytic device models)."""
+        apps = self._profiled(payload.apps, payload.device.kind)
         try:
-            latencies = accelerators.predict_latencies(payload.device, payload.apps, payload.network_ms)
-        except (KeyError, ValueError) as error:  # e.g. an unknown device model: the caller's input
+            latencies = accelerators.predict_latencies(payload.device, apps, payload.network_ms)
+        except (KeyError, ValueError) as error:  # e.g. an app with no profile for the device: the input
             raise UnprocessableEntity(f"device/apps: {error}") from error
         return AcceleratorLatencies(latencies=latencies)
 
@@ -223,10 +227,22 @@ class InterferencePredictionService:
         counts = Counter(app.name for app in payload.apps)
         if repeated := sorted(name for name, count in counts.items() if count > 1):
             raise Conflict(f"apps: names must be unique; repeated: {', '.join(map(repr, repeated[:10]))}")
+        request = accelerators.PlacementRequest.model_validate(
+            {**payload.model_dump(exclude={"apps"}), "apps": self._profiled(payload.apps)}
+        )
         try:
-            return accelerators.serve_request(payload)
+            return accelerators.serve_request(request)
         except (KeyError, ValueError) as error:
             raise UnprocessableEntity(f"apps/cluster: {error}") from error
+
+    def _profiled(self, apps: list[AppRequest], kind: DeviceKind | None = None) -> list[AppProfile]:
+        """Apps named by model get their profiles from the accelerator champion (404: a model it lacks)."""
+        try:
+            return resolve_apps(apps, self.champions.champions.accelerators, kind)
+        except NoCatalogue as error:
+            raise ServiceUnavailable(str(error)) from error
+        except UnknownModel as error:
+            raise NotFound(str(error)) from error
 
     # ---- Kubernetes scheduler extender ---------------------------------------------------------------------
     # kube-scheduler calls these with every feasible node on each pod's scheduling cycle: they score through

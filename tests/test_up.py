@@ -48,10 +48,17 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
     first = run_up(tmp_path, free_port())
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "training cloudformer" in first.stdout and "training placement" in first.stdout
-    for name in ("placement scoring", "extender prioritize", "accelerator placement"):
+    assert "fitted accelerator profiles" in first.stdout
+    names = (
+        "placement scoring",
+        "extender prioritize",
+        "accelerator placement",
+        "accelerator latency by model",
+    )
+    for name in names:
         assert f"{name}: ok" in first.stdout
     examples = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "examples").glob("*.json")}
-    assert set(examples) == {"placement-scoring", "extender-prioritize", "accelerator-placement"}
+    assert set(examples) == {name.replace(" ", "-") for name in names}
     assert examples["extender-prioritize"]["Pod"]["metadata"]["labels"]["cotenant.io/profile"]
     # The ranked demo: the fleet's two empty nodes first, then the occupied ones; the service's own output
     # (an access-log line per ingest) goes to its log file, not to the console.

@@ -17,7 +17,12 @@ from typing import Any
 
 import typer
 from cotenant.models.accelerators.fitting import Trace, catalogue_of, fit_traces, read_trace
-from cotenant.models.accelerators.profiles import ProfileCatalogue, load_catalogue
+from cotenant.models.accelerators.profiles import (
+    CATALOGUE_FILE,
+    ProfileCatalogue,
+    catalogue_in,
+    load_catalogue,
+)
 from cotenant.models.accelerators.validation import (
     FIT_VARIANTS,
     FitValidation,
@@ -29,7 +34,6 @@ from cotenant.models.accelerators.validation import (
 from cotenant.training.tracking import REGISTERED, apply_alias_rules, use_experiment
 
 MODEL_NAME = REGISTERED["accelerators"]
-CATALOGUE_FILE = "catalogue.yaml"
 
 
 @dataclass
@@ -134,10 +138,7 @@ def load_registered_catalogue(client: Any, version: str, tracking_uri: str) -> P
             artifact_uri=f"models:/{MODEL_NAME}/{version}", dst_path=target, tracking_uri=tracking_uri
         )
     )
-    found = sorted(local.rglob(CATALOGUE_FILE), key=lambda path: len(path.parts))
-    if not found:
-        raise FileNotFoundError(f"models:/{MODEL_NAME}/{version} holds no {CATALOGUE_FILE}")
-    return load_catalogue(found[0])
+    return catalogue_in(local)
 
 
 def track(result: AcceleratorFit, report: str, tracking_uri: str) -> tuple[str, str]:

@@ -200,6 +200,17 @@ class ProfileCatalogue(BaseModel):
         return found
 
 
+CATALOGUE_FILE = "catalogue.yaml"  # a registered catalogue's file (``cotenant accelerators fit``)
+
+
+def catalogue_in(root: Path) -> ProfileCatalogue:
+    """The catalogue of a downloaded registered model (the shallowest ``catalogue.yaml`` under ``root``)."""
+    found = sorted(root.rglob(CATALOGUE_FILE), key=lambda path: len(path.parts))
+    if not found:
+        raise FileNotFoundError(f"no {CATALOGUE_FILE} under {root}")
+    return load_catalogue(found[0])
+
+
 def load_catalogue(path: Path | None = None) -> ProfileCatalogue:
     """A profile catalogue YAML (default: Ibis's profiled edgeTPU models); errors name the file and field."""
     path = path or ibis_data_dir() / "edgetpu_profiles.yaml"

@@ -15,8 +15,10 @@ import pytest
 from serving_champions import (
     HOST_METRICS,
     METRICS,
+    fitted_catalogue,
     monitoring_predictor,
     placement_predictor,
+    register_catalogue,
     register_champion,
     solo_telemetry,
 )
@@ -36,6 +38,7 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     register_champion(uri, root / "artifacts", "cotenant-monitoring", monitoring_predictor(1))
     register_champion(uri, root / "artifacts", "cotenant-placement", placement_predictor(1))
+    register_catalogue(uri, root / "artifacts", fitted_catalogue())
     return root
 
 

@@ -16,6 +16,7 @@ import polars as pl
 import torch
 from cotenant.datasets.splits import FeatureStats
 from cotenant.datasets.tensors import profile_summaries
+from cotenant.models.accelerators.profiles import ProfileCatalogue
 from cotenant.models.lstm import LstmConfig, LstmRegressor
 from cotenant.models.placement import PlacementConfig, PlacementModel
 from cotenant.models.predictor import Predictor, PredictorMetadata
@@ -157,4 +158,44 @@ def register_champion(
         name, source=f"{run.info.artifact_uri}/predictor", run_id=run.info.run_id
     )
     client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def fitted_catalogue() -> ProfileCatalogue:
+    """The catalogue ``cotenant accelerators fit`` makes from the shipped traces (no hand-written numbers)."""
+    from cotenant.models.accelerators.fitting import catalogue_of, fit_traces, read_trace
+    from cotenant.models.accelerators.profiles import ibis_data_dir, load_catalogue
+
+    paths = [*sorted(ibis_data_dir().glob("queuing_tpu_*.csv")), ibis_data_dir() / "trt_ps_validation.csv"]
+    return catalogue_of(fit_traces([read_trace(path) for path in paths]), load_catalogue(), "shipped traces")
+
+
+def register_catalogue(tracking_uri: str, artifact_root: Path, catalogue: ProfileCatalogue) -> str:
+    """Register ``catalogue`` as a new version of the accelerator model and make it champion."""
+    import mlflow
+    from cotenant.models.accelerators.profiles import CATALOGUE_FILE
+    from cotenant.training.tracking import REGISTERED
+    from mlflow import MlflowClient
+
+    name = REGISTERED["accelerators"]
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("serving-tests")
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment("serving-tests", artifact_location=str(artifact_root))
+    )
+    run = client.create_run(experiment_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / CATALOGUE_FILE).write_text(catalogue.to_yaml())
+        client.log_artifacts(run.info.run_id, tmp, artifact_path="catalogue")
+    client.set_terminated(run.info.run_id)
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name)
+    version = client.create_model_version(
+        name, source=f"{run.info.artifact_uri}/catalogue", run_id=run.info.run_id
+    )
+    client.set_registered_model_alias(name, "champion", version.version)
     return str(version.version)

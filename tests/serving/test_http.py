@@ -301,3 +301,33 @@ def test_the_published_schema_and_the_service_agree_on_exactly_one_of(workload: 
         accepted = False
     valid = jsonschema.Draft7Validator(WorkloadRef.model_json_schema()).is_valid(workload)
     assert valid == accepted
+
+
+def test_accelerator_apps_named_by_model_get_the_registered_catalogue(client: TestClient) -> None:
+    """An app may name its model instead of sending profiles: the answer is the fitted champion catalogue's
+    (the same numbers as sending its profiles inline); a model it lacks is a 404 naming it."""
+    from serving_champions import fitted_catalogue
+
+    device = {"name": "coral", "kind": "tpu", "memory_mb": 8000.0}
+    named = {"name": "cam", "model": "ssd_mobilenet_v2", "input_rate": 10.0, "slo_ms": 100.0}
+    by_name = client.post("/predict_accelerator_latency", json={"device": device, "apps": [named]})
+    assert by_name.status_code == 200, by_name.text
+    profile = fitted_catalogue().profile("ssd_mobilenet_v2", "tpu").model_dump(exclude_none=True)
+    inline = {**named, "devices": {"tpu": profile}}
+    by_profile = client.post("/predict_accelerator_latency", json={"device": device, "apps": [inline]})
+    assert by_name.json() == by_profile.json()
+    assert by_name.json()["latencies"][0]["accelerator_ms"] > profile["service_ms"]
+    unknown = client.post(
+        "/predict_accelerator_latency", json={"device": device, "apps": [{**named, "model": "yolo_v9"}]}
+    )
+    assert (
+        unknown.status_code == 404 and "'yolo_v9' is not in cotenant-accelerators" in unknown.json()["error"]
+    )
+    gpu = {"name": "jetson", "kind": "gpu", "memory_mb": 8000.0}
+    wrong_kind = client.post("/predict_accelerator_latency", json={"device": gpu, "apps": [named]})
+    assert wrong_kind.status_code == 404 and "no gpu profile" in wrong_kind.json()["error"]
+    cluster = {"nodes": [device, {**device, "name": "coral-2"}]}
+    apps = [named, {**named, "name": "door", "model": "inception_v3", "input_rate": 2.0, "slo_ms": 400.0}]
+    placed = client.post("/place_on_accelerators", json={"cluster": cluster, "apps": apps, "simulate": False})
+    assert placed.status_code == 200, placed.text
+    assert set(placed.json()["assignment"]) == {"cam", "door"} and placed.json()["rejected"] == []

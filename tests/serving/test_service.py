@@ -40,7 +40,11 @@ def register(service: Any, profile_id: str) -> None:
 
 def test_champions_load_at_start(service: Any) -> None:
     assert service.__is_ready__()
-    assert service.champions.champions.versions() == {"monitoring": "1", "placement": "1"}
+    assert service.champions.champions.versions() == {
+        "monitoring": "1",
+        "placement": "1",
+        "accelerators": "1",
+    }
 
 
 def test_placement_scores_every_candidate_sorted_with_reasons(service: Any) -> None:
