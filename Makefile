@@ -31,7 +31,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 typecheck:
-	$(BIN)/mypy cotenant collectors datasets models training serving
+	$(BIN)/mypy cotenant collectors datasets models training serving planning
 
 pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)

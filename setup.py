@@ -16,6 +16,7 @@ PACKAGE_DIRS = {
     "cotenant.models": "models",
     "cotenant.training": "training",
     "cotenant.serving": "serving",
+    "cotenant.planning": "planning",
 }
 
 
