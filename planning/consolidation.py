@@ -14,11 +14,13 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+import polars as pl
 from cotenant.models.base import MEDIAN, QUANTILES
 from cotenant.planning.scoring import PlacementScorer
+from pydantic import BaseModel, Field, model_validator
 
 Policy = Literal["requests_only", "degradation_aware"]
 POLICIES: tuple[Policy, ...] = ("requests_only", "degradation_aware")
@@ -186,3 +188,72 @@ def greedy_surprises(aware: Sequence[SweepPoint], packing: Sequence[SweepPoint])
             a.min_p for a, p in zip(aware, packing, strict=True) if a.placed > p.placed
         ],
     }
+
+
+def requests_from_profiles(profiles: pl.DataFrame, cpu_metric: str, memory_metric: str) -> dict[str, Request]:
+    """Each profile's requests: its mean CPU use (cores) and mean memory (bytes, as GiB) when alone. A metric
+    missing from the profiles, or a profile without values of it, is an error naming it."""
+    for parameter, metric in (("cpu_request_metric", cpu_metric), ("memory_request_metric", memory_metric)):
+        if metric not in profiles.columns:
+            raise ValueError(f"{parameter}: {metric!r} is not a metric of the profiles")
+    means = profiles.group_by("profile_id").agg(
+        pl.col(cpu_metric).mean().alias("cpu_cores"),
+        (pl.col(memory_metric).mean() / 2**30).alias("memory_gib"),
+    )
+    unmeasured = means.filter(pl.col("cpu_cores").is_null() | pl.col("memory_gib").is_null())["profile_id"]
+    if len(unmeasured):
+        raise ValueError(f"profile {unmeasured[0]!r} has no values of the request metrics")
+    return {row["profile_id"]: Request(**row) for row in means.iter_rows(named=True)}
+
+
+class Scenario(BaseModel):
+    """A consolidation study's parameters, checked before any work: a bad one fails naming it."""
+
+    n_workloads: int = Field(ge=1)
+    n_hosts: int = Field(ge=1)
+    host_cpu_cores: float = Field(gt=0)
+    host_memory_gib: float = Field(gt=0)
+    min_p: float = Field(gt=0, le=1)
+    slo_sweep: list[Annotated[float, Field(gt=0, le=1)]] = Field(min_length=1)
+    max_hosts: int = Field(ge=1)
+    seed: int
+
+    @model_validator(mode="after")
+    def _search_covers_the_fleet(self) -> Scenario:
+        if self.max_hosts < self.n_hosts:
+            raise ValueError(f"max_hosts ({self.max_hosts}) must be >= n_hosts ({self.n_hosts})")
+        return self
+
+    @property
+    def capacity(self) -> Capacity:
+        return Capacity(self.host_cpu_cores, self.host_memory_gib)
+
+
+@dataclass
+class Study:
+    at_slo: dict[Policy, Outcome]  # each policy on the planned fleet at min_p
+    sensitivity: dict[Policy, list[SweepPoint]]  # each policy per SLO of the sweep (ascending)
+    surprises: dict[str, list]  # greedy_surprises
+
+
+def study(
+    stream: Sequence[Request], scenario: Scenario, scorer: PlacementScorer, trained_max_tenants: int
+) -> Study:
+    """Both policies at the SLO on the planned fleet, and over the SLO sweep."""
+    capacity, slos = scenario.capacity, sorted(set(scenario.slo_sweep))
+    at_slo = {
+        policy: outcome(
+            place_stream(stream, scenario.n_hosts, capacity, policy, scenario.min_p, scorer),
+            scenario.min_p,
+            trained_max_tenants,
+        )
+        for policy in POLICIES
+    }
+    sensitivity = {
+        policy: sweep(
+            stream, scenario.n_hosts, capacity, policy, slos, scorer, scenario.max_hosts, trained_max_tenants
+        )
+        for policy in POLICIES
+    }
+    surprises = greedy_surprises(sensitivity["degradation_aware"], sensitivity["requests_only"])
+    return Study(at_slo, sensitivity, surprises)
