@@ -40,6 +40,7 @@ from cotenant.planning import (
     requests_from_profiles,
     study,
 )
+from cotenant.planning.charts import consolidation_charts
 
 from cotenant.demo import profile_series
 
@@ -97,33 +98,9 @@ print("greedy surprises:", result.surprises)
 # %%
 charts = Path(figures_dir) if figures_dir else Path(output_json).parent
 charts.mkdir(parents=True, exist_ok=True)
-slos = [point.min_p for point in result.sensitivity["requests_only"]]
-spread_figure, spread = plt.subplots(figsize=(6, 3.6))
-slo_figure, (placed_axis, needed_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
-for policy in POLICIES:
-    p = result.at_slo[policy].predicted_p
-    spread.hist(p, bins=20, range=(0, 1), histtype="step", linewidth=2, label=policy)
-    points = result.sensitivity[policy]
-    placed_axis.plot(slos, [point.placed for point in points], marker="o", label=f"{policy}: placed")
-    needed_axis.plot(slos, [point.hosts_needed or np.nan for point in points], marker="o", label=policy)
-under = [point.violations for point in result.sensitivity["requests_only"]]
-placed_axis.plot(slos, under, marker="x", linestyle=":", label="requests_only: tenants under the SLO")
-spread.axvline(min_p, color="black", linestyle="--", label=f"SLO: min P {min_p}")
-spread.set(
-    xlabel="predicted P of each tenant", ylabel="tenants", title=f"{n_workloads} workloads, {n_hosts} hosts"
-)
-placed_axis.set(xlabel="SLO: minimum predicted P", ylabel=f"workloads on {n_hosts} hosts")
-needed_axis.set(xlabel="SLO: minimum predicted P", ylabel="hosts needed for the whole stream")
-figures = []
-for figure, axes, name in (
-    (spread_figure, [spread], "predicted_p"),
-    (slo_figure, [placed_axis, needed_axis], "slo"),
-):
-    for axis in axes:
-        axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(charts / f"consolidation_{name}.png", dpi=90)
-    figures.append(str(charts / f"consolidation_{name}.png"))
+figures = consolidation_charts(result, min_p, f"{n_workloads} workloads offered to {n_hosts} hosts")
+for name, figure in figures.items():
+    figure.savefig(charts / f"{name}.png", dpi=90)
 plt.show()  # inline in Jupyter; saved under `charts` as well
 
 # %% [markdown]
@@ -142,7 +119,7 @@ key_values = {
     "at_slo": {policy: asdict(outcome) for policy, outcome in result.at_slo.items()},
     "sensitivity": {policy: [asdict(p) for p in points] for policy, points in result.sensitivity.items()},
     "greedy_surprises": result.surprises,
-    "figures": figures,
+    "figures": [str(charts / f"{name}.png") for name in figures],
 }
 Path(output_json).parent.mkdir(parents=True, exist_ok=True)
 Path(output_json).write_text(json.dumps(key_values, indent=2))

@@ -19,7 +19,8 @@ from cotenant.planning.consolidation import (
     study,
     sweep,
 )
-from cotenant.planning.models import ModelReport, placement_model
+from cotenant.planning.models import ModelReport, champions_or_trained, placement_model
+from cotenant.planning.monitoring import MonitoringView
 from cotenant.planning.rescheduling import (
     Fleet,
     Move,
@@ -29,7 +30,9 @@ from cotenant.planning.rescheduling import (
     Value,
     exact_plans,
     exact_state_bound,
+    fleet_from_co_runs,
     greedy_plan,
+    lab_request,
     moved,
 )
 from cotenant.planning.scoring import ALONE, PlacementScorer, PredictorScorer
@@ -41,6 +44,7 @@ __all__ = [
     "Fleet",
     "HostPlan",
     "ModelReport",
+    "MonitoringView",
     "Move",
     "Outcome",
     "PlacementScorer",
@@ -53,11 +57,14 @@ __all__ = [
     "Study",
     "SweepPoint",
     "Value",
+    "champions_or_trained",
     "exact_plans",
     "exact_state_bound",
+    "fleet_from_co_runs",
     "greedy_plan",
     "greedy_surprises",
     "hosts_lower_bound",
+    "lab_request",
     "moved",
     "outcome",
     "place_stream",

@@ -80,3 +80,44 @@ def placement_model(table: RunTable, source: str, tracking_uri: str, epochs: int
         training_mean = table.runs.filter(~held_out)["label"].mean()
         report.constant_guess_mae_pp = float((labels - training_mean).abs().mean()) * 100
     return predictor, report
+
+
+def champions_or_trained(
+    table: RunTable, recipes: dict[str, Any], tracking_uri: str, local_uri: str
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """Per registered name, the champion of ``tracking_uri``; else the champion of ``local_uri`` (a store in
+    the study's working directory, never the project's), trained there from its recipe (a ``TrainConfig``)
+    when it has none. Returns the predictors and, per name, the model, version and origin (``champion`` or
+    ``trained here``)."""
+    from cotenant.training.run import train
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    def champion(uri: str, name: str) -> str | None:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            return str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+        except MlflowException:
+            return None
+
+    predictors, sources = {}, {}
+    for name, recipe in recipes.items():
+        uri = tracking_uri or local_uri
+        version = champion(uri, name)
+        if version is None and tracking_uri:
+            print(f"{tracking_uri} has no {name}@{CHAMPION_ALIAS}: using one trained here")
+        if version is None:
+            uri = local_uri
+            if (version := champion(uri, name)) is None:  # none from an earlier run here either
+                train(recipe.model_copy(update={"tracking_uri": uri, "progress": False}), table)
+                version = champion(uri, name)
+        if version is None:
+            raise RuntimeError(f"no {name}@{CHAMPION_ALIAS} in {uri} after training")
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            predictors[name] = load_registered_predictor(client, name, version, uri)
+        except Exception as error:  # e.g. a registry whose artifact store is gone: say which URI and model
+            raise RuntimeError(f"{uri}: cannot load {name} v{version}: {error}") from error
+        origin = "trained here" if uri == local_uri else "champion"
+        sources[name] = {"model": predictors[name].metadata.model_name, "version": version, "origin": origin}
+    return predictors, sources
