@@ -76,3 +76,36 @@ def rescheduling_charts(result: ReschedulingStudy, planner: Planner, start: Stat
     for figure in (moves_figure, hosts_figure):
         figure.tight_layout()
     return {"rescheduling_p_vs_moves": moves_figure, "rescheduling_hosts_before_after": hosts_figure}
+
+
+def edge_charts(
+    sizing: dict[str, dict[str, Any]],
+    trend: dict[str, dict[str, list[int | None]]],
+    app_counts: list[int],
+    n_apps: int,
+) -> dict[str, Any]:
+    """Per device kind: nodes by each policy's own rule and with zero simulated violations; and the nodes
+    needed as the app count grows."""
+    import matplotlib.pyplot as plt
+
+    kinds = list(sizing)
+    nodes_figure, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.6), squeeze=False)
+    for axis, kind in zip(axes[0], kinds, strict=True):
+        policies = list(sizing[kind])
+        positions = np.arange(len(policies))
+        by_rule = [sizing[kind][p]["by_rule"] or 0 for p in policies]
+        needed = [sizing[kind][p]["zero_violation"] or 0 for p in policies]
+        axis.bar(positions - 0.2, by_rule, width=0.4, label="by the policy's own rule")
+        axis.bar(positions + 0.2, needed, width=0.4, label="zero simulated violations")
+        axis.set_xticks(list(positions), policies, rotation=40)
+        axis.set(ylabel="nodes (0 = not within max_nodes)", title=f"{kind}: {n_apps} apps")
+        axis.legend(fontsize=7)
+    trend_figure, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.4), squeeze=False)
+    for axis, kind in zip(axes[0], kinds, strict=True):
+        for policy, nodes in trend[kind].items():
+            axis.plot(app_counts, [n if n is not None else np.nan for n in nodes], marker="o", label=policy)
+        axis.set(xlabel="apps", ylabel="nodes, zero violations", title=kind)
+        axis.legend(fontsize=7)
+    for figure in (nodes_figure, trend_figure):
+        figure.tight_layout()
+    return {"edge_fleet_sizing_nodes": nodes_figure, "edge_fleet_sizing_trend": trend_figure}

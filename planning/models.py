@@ -25,10 +25,8 @@ class ModelReport:
 def registered_champion(tracking_uri: str, task: str = "placement") -> tuple[Any, ModelReport] | str:
     """The task's champion in ``tracking_uri`` with its run's held-out figures; else why not (a missing
     sqlite file is not created)."""
-    if not tracking_uri:
-        return "no tracking_uri given"
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
-        return f"no MLflow store at {tracking_uri}"
+    if reason := registered_store_missing(tracking_uri):
+        return reason
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -121,3 +119,32 @@ def champions_or_trained(
         origin = "trained here" if uri == local_uri else "champion"
         sources[name] = {"model": predictors[name].metadata.model_name, "version": version, "origin": origin}
     return predictors, sources
+
+
+def accelerator_catalogue(tracking_uri: str) -> tuple[Any, str]:
+    """The registered accelerator catalogue (``cotenant accelerators fit``) of ``tracking_uri`` and where it
+    came from; None with the reason when there is none (the workload files' own profiles are used then)."""
+    reason = registered_store_missing(tracking_uri)
+    if reason:
+        return None, f"{reason}: the workload files' own profiles"
+    from cotenant.training.accelerators import load_registered_catalogue
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name = REGISTERED["accelerators"]
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        version = str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+    except MlflowException:
+        return None, f"{tracking_uri} has no {name}@{CHAMPION_ALIAS}: the workload files' own profiles"
+    catalogue = load_registered_catalogue(client, version, tracking_uri)
+    return catalogue, f"models:/{name}@{CHAMPION_ALIAS} (version {version}) from {tracking_uri}"
+
+
+def registered_store_missing(tracking_uri: str) -> str | None:
+    """Why ``tracking_uri`` cannot hold a champion without being created, or None."""
+    if not tracking_uri:
+        return "no tracking_uri given"
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        return f"no MLflow store at {tracking_uri}"
+    return None

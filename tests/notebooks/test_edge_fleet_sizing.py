@@ -39,6 +39,11 @@ def test_tpu_knapsack_overloads_and_model_driven_needs_no_more_nodes(values: dic
     assert min(tpu[p]["zero_violation"] for p in values["model_driven"]) <= best_knapsack
 
 
+def test_without_a_catalogue_the_workload_files_profiles_are_used(values: dict[str, Any]) -> None:
+    assert values["profiles_from"].startswith("no tracking_uri given")
+    assert values["apps_with_catalogue_profiles"] == {"tpu": [], "gpu": []}
+
+
 def test_refused_apps_and_monotone_trend(values: dict[str, Any]) -> None:
     # ResNet-50 at 10 req/s fails lambda*T < 0.8 even alone on a Jetson (T about 83 ms)
     assert values["refused_alone"] == {"tpu": [], "gpu": ["resnet50"]}
