@@ -131,10 +131,15 @@ def monitoring_predictor(seed: int) -> Predictor:
     return Predictor(metadata, LstmRegressor(len(features), cfg).eval())
 
 
-def register_champion(
-    tracking_uri: str, artifact_root: Path, name: str, predictor: Predictor, alias: str = "champion"
+def register_folder(
+    tracking_uri: str,
+    artifact_root: Path,
+    name: str,
+    folder: Path,
+    artifact_path: str,
+    alias: str = "champion",
 ) -> str:
-    """Log the artifact directory in a run, register it as a new version of ``name``, move ``alias`` to it."""
+    """Log ``folder`` in a run, register it as a new version of ``name``, move ``alias`` to it."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -146,19 +151,26 @@ def register_champion(
         else client.create_experiment("serving-tests", artifact_location=str(artifact_root))
     )
     run = client.create_run(experiment_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        predictor.save(Path(tmp) / "predictor")
-        client.log_artifacts(run.info.run_id, str(Path(tmp) / "predictor"), artifact_path="predictor")
+    client.log_artifacts(run.info.run_id, str(folder), artifact_path=artifact_path)
     client.set_terminated(run.info.run_id)
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name)
     version = client.create_model_version(
-        name, source=f"{run.info.artifact_uri}/predictor", run_id=run.info.run_id
+        name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run.info.run_id
     )
     client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+def register_champion(
+    tracking_uri: str, artifact_root: Path, name: str, predictor: Predictor, alias: str = "champion"
+) -> str:
+    """Register ``predictor``'s artifact as a new version of ``name`` and move ``alias`` to it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        predictor.save(Path(tmp) / "predictor")
+        return register_folder(tracking_uri, artifact_root, name, Path(tmp) / "predictor", "predictor", alias)
 
 
 def fitted_catalogue() -> ProfileCatalogue:
@@ -172,30 +184,11 @@ def fitted_catalogue() -> ProfileCatalogue:
 
 def register_catalogue(tracking_uri: str, artifact_root: Path, catalogue: ProfileCatalogue) -> str:
     """Register ``catalogue`` as a new version of the accelerator model and make it champion."""
-    import mlflow
     from cotenant.models.accelerators.profiles import CATALOGUE_FILE
     from cotenant.training.tracking import REGISTERED
-    from mlflow import MlflowClient
 
-    name = REGISTERED["accelerators"]
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    experiment = client.get_experiment_by_name("serving-tests")
-    experiment_id = (
-        experiment.experiment_id
-        if experiment
-        else client.create_experiment("serving-tests", artifact_location=str(artifact_root))
-    )
-    run = client.create_run(experiment_id)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / CATALOGUE_FILE).write_text(catalogue.to_yaml())
-        client.log_artifacts(run.info.run_id, tmp, artifact_path="catalogue")
-    client.set_terminated(run.info.run_id)
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name)
-    version = client.create_model_version(
-        name, source=f"{run.info.artifact_uri}/catalogue", run_id=run.info.run_id
-    )
-    client.set_registered_model_alias(name, "champion", version.version)
-    return str(version.version)
+        return register_folder(
+            tracking_uri, artifact_root, REGISTERED["accelerators"], Path(tmp), "catalogue"
+        )

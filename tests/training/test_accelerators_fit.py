@@ -18,6 +18,10 @@ from cotenant.cli import app
 pytestmark = pytest.mark.slow  # MLflow creates and migrates a store (seconds)
 
 
+def fit_command(traces: Path, out: Path, uri: str) -> list[str]:
+    return ["accelerators", "fit", "--traces", str(traces), "--out", str(out), "--tracking-uri", uri]
+
+
 @pytest.fixture
 def traces(tmp_path: Path) -> Path:
     folder = tmp_path / "traces"
@@ -32,16 +36,7 @@ def test_fit_registers_a_champion_catalogue_and_a_refit_does_not_displace_it(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command = [
-        "accelerators",
-        "fit",
-        "--traces",
-        str(traces),
-        "--out",
-        str(tmp_path / "out"),
-        "--tracking-uri",
-        uri,
-    ]
+    command = fit_command(traces, tmp_path / "out", uri)
     first = CliRunner().invoke(app, command)
     assert first.exit_code == 0, first.output
     assert "version 1 (champion)" in first.output
@@ -63,16 +58,7 @@ def test_fit_registers_a_champion_catalogue_and_a_refit_does_not_displace_it(
 def test_a_bad_trace_is_a_clear_error_and_registers_nothing(traces: Path, tmp_path: Path) -> None:
     (traces / "broken.csv").write_text("model,start_time\nx,1.0\n")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command = [
-        "accelerators",
-        "fit",
-        "--traces",
-        str(traces),
-        "--out",
-        str(tmp_path / "out"),
-        "--tracking-uri",
-        uri,
-    ]
+    command = fit_command(traces, tmp_path / "out", uri)
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 2
     assert "broken.csv" in result.output and "end_time" in result.output
