@@ -274,7 +274,7 @@ def run(config: BenchConfig) -> None:
             command = [
                 sys.executable,
                 "-m",
-                "cotenant.cli",
+                "cotenant",  # as the `cotenant` command starts it: the agent path (cotenant/entry.py)
                 "collect",
                 "--cgroup-glob",
                 glob,
