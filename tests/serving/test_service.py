@@ -244,3 +244,28 @@ def test_not_ready_without_champions(service_env: dict[str, str], monkeypatch: p
     finally:
         instance.champions.stop()
         instance.metrics.stop()
+
+
+def test_a_new_accelerator_catalogue_champion_is_swapped_in(
+    service: Any, store_uri: str, champion_store: Any
+) -> None:
+    """Moving the catalogue's champion alias changes the by-name answers on the next refresh, as for the
+    learnt models; requests carrying their own profiles are unaffected."""
+    from cotenant.serving.schemas import AcceleratorLatencyRequest
+    from serving_champions import fitted_catalogue, register_catalogue
+
+    request = AcceleratorLatencyRequest.model_validate(
+        {
+            "device": {"name": "coral", "kind": "tpu", "memory_mb": 8000.0},
+            "apps": [{"name": "cam", "model": "ssd_mobilenet_v2", "input_rate": 10.0, "slo_ms": 100.0}],
+        }
+    )
+    before = service.predict_accelerator_latency(request).latencies[0].total_ms
+    catalogue = fitted_catalogue()
+    slower = catalogue.models["ssd_mobilenet_v2"]["tpu"].model_copy(update={"service_ms": 40.0})
+    catalogue.models["ssd_mobilenet_v2"]["tpu"] = slower
+    version = register_catalogue(store_uri, champion_store / "artifacts", catalogue)
+    assert service.champions.refresh()
+    assert service.champions.champions.accelerators.version == version == "2"
+    after = service.predict_accelerator_latency(request).latencies[0].total_ms
+    assert after > before + 20.0  # 40 ms of service instead of about 18, and a longer wait
