@@ -93,10 +93,11 @@ def test_schedules_are_deterministic_and_shaped() -> None:
     assert all(1 <= level <= 50 for level in schedule_levels(random_spec, 9))
 
 
-@pytest.mark.parametrize("name", ["bundled.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", sorted(path.name for path in PLANS.glob("*.yaml")))
 def test_shipped_plans_are_valid(name: str) -> None:
     summary = summarise(load_plan(PLANS / name))
-    assert summary.runs == summary.solo + summary.corun + summary.neighbour_solo
+    kinds = summary.solo + summary.corun + summary.neighbour_solo + summary.probe + summary.pressure
+    assert summary.runs == kinds
 
 
 def test_bundled_plan_meets_the_dataset_requirements() -> None:
