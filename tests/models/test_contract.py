@@ -28,7 +28,9 @@ def test_fit_save_load_predicts_identically(name: str, tiny_table: RunTable, tmp
     outcome = fit_model(tiny_table, leave_applications_out(tiny_table, 0), cfg)
     assert outcome.predicted.shape == (len(outcome.labels), 3)
     assert np.all((outcome.predicted > 0) & (outcome.predicted <= 1))
-    assert np.all(np.diff(outcome.predicted, axis=1) >= 0), "lower <= median <= upper"
+    # ordered by construction (sort_quantiles); what can fail is an interval that says nothing
+    widths = outcome.predicted[:, 2] - outcome.predicted[:, 0]
+    assert np.all(widths >= 0) and (widths > 1e-6).any(), "intervals collapsed to the median"
     outcome.predictor.save(tmp_path / "artifact")
     assert not list((tmp_path / "artifact").glob("*.pkl"))
     loaded = Predictor.load(tmp_path / "artifact")

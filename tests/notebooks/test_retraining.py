@@ -52,7 +52,7 @@ def test_first_model_on_an_empty_registry_becomes_champion(first: dict[str, Any]
     assert first["test_applications"] and not set(first["test_applications"]) - set(first["applications"])
     assert first["alias"] == "champion" and first["new_version"] == "1"
     assert first["previous_champion_version"] is None and first["mae_previous_champion"] is None
-    assert 0 < first["mae_new"] < 100 and math.isfinite(first["mae_new"])
+    assert math.isfinite(first["mae_new"])  # and it is the registry's own figure, below
     champion = registry(tracking_uri).get_model_version_by_alias(MONITORING, "champion")
     assert str(champion.version) == "1"
     assert float(champion.tags["mae_pp"]) == pytest.approx(first["mae_new"], abs=1e-5)
