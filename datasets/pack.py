@@ -24,6 +24,16 @@ SIZE_LIMIT_BYTES = 50 * 1024 * 1024
 LABEL_BINS = [i / 10 for i in range(11)]
 
 
+def families_text(metrics: list[str]) -> str:
+    """Metric names grouped by their first two name parts (``perf_cache_misses...`` -> ``perf_cache``), with
+    counts: a card lists what is missing without a hundred names."""
+    families: dict[str, int] = {}
+    for metric in metrics:
+        family = "_".join(metric.split("_")[:2])
+        families[family] = families.get(family, 0) + 1
+    return ", ".join(f"{family}_* ({count})" for family, count in sorted(families.items()))
+
+
 def machine() -> dict[str, Any]:
     """The machine packing the data (the lab runs on the same host: packing follows the lab run)."""
     cpu_model = platform.processor() or "unknown"
@@ -173,7 +183,7 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         f"- noise floor: {noise_text(facts['noise_floor'])}",
         f"- metrics: {len(table.metrics)} per cgroup (as self__ and neighbour_mean__), "
         f"{len(table.host_columns)} host; {len(unavailable)} dropped as null throughout "
-        "(unavailable on the lab machine): " + (", ".join(unavailable) or "none"),
+        "(unavailable on the lab machine), by family: " + (families_text(unavailable) or "none"),
         "",
         "## Label P histogram",
         "| P | co-runs |",
