@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from cotenant.models.accelerators.cli import REPORT_DIR
 from cotenant.models.accelerators.fitting import Trace, catalogue_of, fit_traces, read_trace
 from cotenant.models.accelerators.profiles import (
     CATALOGUE_FILE,
@@ -192,7 +193,7 @@ def fit_command(
     profiles: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="catalogue giving the memory of models whose traces lack it"
     ),
-    out: Path = typer.Option(Path("reports/accelerators"), help="where fit.md and catalogue.yaml go"),
+    out: Path = typer.Option(REPORT_DIR, help="where fit.md and catalogue.yaml go"),
     tracking_uri: str | None = typer.Option(None, help="MLflow store (default: the local one)"),
     register: bool = typer.Option(True, help="log the fit in MLflow and register its catalogue"),
 ) -> None:
