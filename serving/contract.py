@@ -121,9 +121,32 @@ def _component_ref(schema: dict[str, Any], components: dict[str, Any]) -> dict[s
     return openapi30(schema)
 
 
+SERVICE_DESCRIPTION = (
+    "Predicts how much co-located workloads slow each other down: placement scoring for schedulers "
+    "(`/score_placement`, and the Kubernetes extender's `/filter` and `/prioritize`), monitoring of running "
+    "tenants, telemetry ingest from `cotenant collect --push`, and analytic models of shared accelerators. "
+    'P is performance relative to running alone (1 = no slowdown). Every error reply is `{"error": ..., '
+    '"detail"?: [...]}`; writes need a bearer token.'
+)
+
+
+def service_info() -> dict[str, Any]:
+    """The document's ``info``: this service's own (BentoML's default carries its README, with badges that
+    make a browser fetch third-party images, and its team as the contact)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("cotenant")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        release = "0+unknown"
+    return {"title": "cotenant", "version": release, "description": SERVICE_DESCRIPTION}
+
+
 def patch_openapi(document: dict[str, Any], routes: frozenset[str]) -> dict[str, Any]:
-    """The document in OpenAPI 3.0's dialect, with the error schema and, for every API operation, its body
-    marked required where it has required fields and every status it can answer."""
+    """The document in OpenAPI 3.0's dialect, with this service's own ``info``, the error schema and, for
+    every API operation, its body marked required where it has required fields and every status it can
+    answer."""
+    document["info"] = service_info()
     components = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in list(components.items()):
         components[name] = openapi30(schema)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cotenant.serving.contract import openapi30
+from cotenant.serving.contract import openapi30, patch_openapi
 
 
 def test_optional_fields_become_nullable_and_keep_their_constraints() -> None:
@@ -42,3 +42,12 @@ def test_bounds_and_map_keys_in_draft_4_form() -> None:
     assert openapi30(free) == {"type": "object", "additionalProperties": {"type": "number"}}
     nested = {"properties": {"a": {"items": [{"anyOf": [{"type": "number"}, {"type": "null"}]}]}}}
     assert openapi30(nested)["properties"]["a"]["items"][0] == {"type": "number", "nullable": True}
+
+
+def test_the_document_describes_this_service_and_links_nothing_elsewhere() -> None:
+    bentoml_default = {
+        "info": {"title": "x", "version": "None", "description": "![b](https://img.shields.io/x)"}
+    }
+    info = patch_openapi(bentoml_default, frozenset())["info"]
+    assert info["title"] == "cotenant" and info["version"] != "None"
+    assert "http" not in info["description"] and "contact" not in info

@@ -216,8 +216,11 @@ def test_the_docs_page_renders_in_a_real_browser_and_loads_nothing_from_elsewher
             page.wait_for_selector(".opblock-summary-path", timeout=30_000)
             operations = page.locator(".opblock-summary-path").all_inner_texts()
             title = page.locator(".info .title").inner_text()
+            # what the page would load if nothing blocked it: every image and link target
+            sources = page.eval_on_selector_all("img, script, link", "els => els.map(e => e.src || e.href)")
         finally:
             browser.close()
     assert {"/score_placement", "/ingest", "/prioritize"} <= set(operations), operations
     assert "cotenant" in title.lower(), title
     assert elsewhere == [] and failed == [], (elsewhere, failed)
+    assert all(s.startswith((server.url, "data:")) for s in sources if s), sources
