@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from cotenant.serving.config import ServiceSettings
 
 SERVICE_IMPORT = "cotenant.serving.service:InterferencePredictionService"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -32,6 +34,11 @@ def serve_command(
     return [bentoml, "serve", SERVICE_IMPORT, "--host", host, "--port", str(port)], env
 
 
+def setting(name: str) -> Any:
+    """A service setting's default, for the command line's options (``ServiceSettings`` owns them)."""
+    return ServiceSettings.model_fields[name].default
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     port: int = typer.Option(3000, help="Port to listen on."),
@@ -48,22 +55,30 @@ def serve(
         envvar="COTENANT_SERVE_TOKEN",
         help="Bearer token for /ingest and /register_profile (empty: refused).",
     ),
-    watch_interval: float = typer.Option(10.0, min=0, help="Seconds between champion alias polls (0: off)."),
-    stale_after: float = typer.Option(
-        30.0, min=0.1, help="Seconds without telemetry after which a host is stale."
+    watch_interval: float = typer.Option(
+        setting("watch_interval_s"), min=0, help="Seconds between champion alias polls (0: off)."
     ),
-    window: int = typer.Option(120, min=2, help="Per-second samples kept per host and target."),
+    stale_after: float = typer.Option(
+        setting("stale_after_s"), min=0.1, help="Seconds without telemetry after which a host is stale."
+    ),
+    window: int = typer.Option(
+        setting("window_samples"), min=2, help="Per-second samples kept per host and target."
+    ),
     profile_key: str = typer.Option(
-        "cotenant.io/profile", help="Pod label/annotation naming the workload profile."
+        setting("profile_key"), help="Pod label/annotation naming the workload profile."
     ),
     max_candidates: int = typer.Option(
-        5000, min=1, help="Most candidate hosts per placement or extender call."
+        setting("max_candidates"), min=1, help="Most candidate hosts per placement or extender call."
     ),
-    max_body_bytes: int = typer.Option(16 * 1024 * 1024, min=1024, help="Largest request body (413 beyond)."),
+    max_body_bytes: int = typer.Option(
+        setting("max_body_bytes"), min=1024, help="Largest request body (413 beyond)."
+    ),
+    shadow_alias: str = typer.Option(
+        setting("shadow_alias"),
+        help="Placement version scored beside the champion on live requests, never served (empty: off).",
+    ),
 ) -> None:
     """Serve degradation and placement predictions, the Kubernetes scheduler extender and telemetry ingest."""
-    from cotenant.serving.config import ServiceSettings
-
     values: dict[str, object] = {
         "token": token,
         "watch_interval_s": watch_interval,
@@ -72,6 +87,7 @@ def serve(
         "profile_key": profile_key,
         "max_candidates": max_candidates,
         "max_body_bytes": max_body_bytes,
+        "shadow_alias": shadow_alias,
     }
     if tracking_uri:
         values["tracking_uri"] = tracking_uri

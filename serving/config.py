@@ -25,6 +25,10 @@ class ServiceSettings(BaseModel):
     placement_model: str = REGISTERED["placement"]
     accelerators_model: str = REGISTERED["accelerators"]  # a device-profile catalogue; optional
     alias: str = CHAMPION_ALIAS
+    # The placement version under this alias scores live requests in the background, never served, and its
+    # agreement with the champion goes to MLflow (serving/shadow.py); empty disables shadow mode.
+    shadow_alias: str = "challenger"
+    shadow_log_interval_s: float = Field(default=60.0, gt=0)
     # Ingest and profile registration need this bearer token; empty refuses every write (never open).
     token: str = ""
     # Seconds between polls of the champion aliases; 0 disables the watcher.

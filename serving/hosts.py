@@ -93,6 +93,9 @@ class HostState:
     last_seen: float = 0.0
     last_seen_wall: datetime | None = None
     snapshot: HostSnapshot | None = None
+    # Bumped whenever the host's incumbents or their windows may have changed (each re-encode): a cache of
+    # encodings by another model (shadow mode) is current while this is unchanged.
+    data_version: int = 0
 
 
 class HostStore:
@@ -222,7 +225,17 @@ class HostStore:
                 state.incumbent_encodings.pop(name, None)
         return sorted(name for name in state.targets if name != HOST_TARGET)
 
+    def incumbent_series(self, host: str) -> tuple[int, list[Series]] | None:
+        """The host's data version and its live incumbents' series (in snapshot order); None if unknown."""
+        state = self.hosts.get(host)
+        if state is None or state.snapshot is None:
+            return None
+        with self._lock:
+            names = [name for name in state.snapshot.incumbents if name in state.targets]
+            return state.data_version, [state.targets[name].series() for name in names]
+
     def _encode(self, state: HostState, placement: LoadedModel | None) -> None:
+        state.data_version += 1
         incumbents = tuple(self._live_targets(state))
         encoding: Any = None
         if placement is not None:

@@ -76,6 +76,8 @@ class Champions:
     placement: LoadedModel | None = None
     # Optional: without it, accelerator requests must carry their apps' device profiles.
     accelerators: LoadedCatalogue | None = None
+    # Optional: the placement challenger, scored beside the champion in shadow mode and never served.
+    placement_shadow: LoadedModel | None = None
 
     @property
     def ready(self) -> bool:
@@ -118,11 +120,12 @@ class ChampionSource:
         self.settings = settings
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
-    def champion_version(self, name: str) -> str | None:
+    def champion_version(self, name: str, alias: str | None = None) -> str | None:
+        alias = alias or self.settings.alias
         try:
-            return str(self.client.get_model_version_by_alias(name, self.settings.alias).version)
+            return str(self.client.get_model_version_by_alias(name, alias).version)
         except Exception as error:  # no such model or alias yet: not ready, not a crash
-            log.debug("no %s@%s yet: %s", name, self.settings.alias, error)
+            log.debug("no %s@%s yet: %s", name, alias, error)
             return None
 
     def download(self, name: str, version: str) -> Path:
@@ -164,14 +167,20 @@ class ChampionStore:
             current = self.champions
             updated = current
             settings = self.source.settings
-            loaders: tuple[tuple[str, str, Callable[[str, str], Any]], ...] = (
-                ("monitoring", settings.monitoring_model, self.source.load),
-                ("placement", settings.placement_model, self.source.load),
-                ("accelerators", settings.accelerators_model, self.source.load_catalogue),
+            loaders: tuple[tuple[str, str, str, Callable[[str, str], Any]], ...] = (
+                ("monitoring", settings.monitoring_model, settings.alias, self.source.load),
+                ("placement", settings.placement_model, settings.alias, self.source.load),
+                ("accelerators", settings.accelerators_model, settings.alias, self.source.load_catalogue),
+                ("placement_shadow", settings.placement_model, settings.shadow_alias, self.source.load),
             )
-            for field, name, load in loaders:
-                version = self.source.champion_version(name)
+            for field, name, alias, load in loaders:
+                if not alias:
+                    continue
+                version = self.source.champion_version(name, alias)
                 loaded: LoadedModel | LoadedCatalogue | None = getattr(current, field)
+                if version is None and field == "placement_shadow" and loaded is not None:
+                    updated = replace(updated, placement_shadow=None)  # the alias is gone: stop shadowing
+                    continue
                 if version is None or (loaded is not None and loaded.version == version):
                     continue
                 try:

@@ -50,6 +50,7 @@ with bentoml.importing():
         ScorePlacementRequest,
         ScorePlacementResult,
     )
+    from cotenant.serving.shadow import ShadowRequest, ShadowScorer
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ class InterferencePredictionService:
         )
         self.profiles = ProfileStore()
         self.metrics = ServiceMetrics()
+        self.shadow = (
+            ShadowScorer(self.hosts, self.settings.tracking_uri, self.settings.shadow_log_interval_s)
+            if self.settings.shadow_alias
+            else None
+        )
         self.champions = ChampionStore(ChampionSource(self.settings), on_swap=self._on_swap)
         self.champions.refresh()
         self.champions.start_watching(self.settings.watch_interval_s)
@@ -180,12 +186,16 @@ class InterferencePredictionService:
             if profile is None:
                 raise NotFound(f"unknown profile {workload.profile_id!r}")
             newcomer = self.profiles.encoding(profile, model)
-            name = workload.profile_id
+            name, series = workload.profile_id, profile.series
         else:
-            newcomer = model.predictor.encode_profile(telemetry_to_series(workload.telemetry or {}))
+            series = telemetry_to_series(workload.telemetry or {})
+            newcomer = model.predictor.encode_profile(series)
             name = "inline"
         placements = scoring.score_hosts(newcomer, payload.hosts, self.hosts, model, payload.min_performance)
         self.metrics.placements(name, placements)
+        challenger = self.champions.champions.placement_shadow
+        if challenger is not None and self.shadow is not None:  # scored in the background, never served
+            self.shadow.submit(ShadowRequest(series, placements, model.version, challenger))
         return ScorePlacementResult(placements=placements, model_version=model.version)
 
     @bentoml.api

@@ -269,3 +269,47 @@ def test_a_new_accelerator_catalogue_champion_is_swapped_in(
     assert service.champions.champions.accelerators.version == version == "2"
     after = service.predict_accelerator_latency(request).latencies[0].total_ms
     assert after > before + 20.0  # 40 ms of service instead of about 18, and a longer wait
+
+
+def test_a_challenger_is_shadowed_on_live_requests_logged_and_never_served(
+    service: Any, store_uri: str, champion_store: Any
+) -> None:
+    """With a placement version under the challenger alias, every explained placement request is scored by it
+    in the background and compared with the champion's reply; the figures reach MLflow. The reply is the
+    champion's alone: the same as without a challenger."""
+    from mlflow import MlflowClient
+    from serving_champions import placement_predictor, register_champion
+
+    feed(service, "node-a", 1, intensity=0.3)
+    feed(service, "node-b", 2, intensity=3.0)
+    register(service, "web")
+    request = ScorePlacementRequest.model_validate(
+        {"workload": {"profile_id": "web"}, "hosts": ["node-a", "node-b", "node-x"]}
+    )
+    served_before = service.score_placement(request)
+    register_champion(
+        store_uri,
+        champion_store / "artifacts",
+        "cotenant-placement",
+        placement_predictor(2),
+        alias="challenger",
+    )
+    assert service.champions.refresh()
+    shadow = service.champions.champions.placement_shadow
+    assert shadow is not None and shadow.version == "2"
+    assert service.champions.champions.placement.version == "1"  # the champion is still the one served
+    for _ in range(3):
+        assert service.score_placement(request) == served_before
+    service.shadow.flush()
+    figures = service.shadow.figures()
+    assert figures.requests == 3 and figures.hosts == 6 and figures.dropped == 0  # node-x is unknown: skipped
+    # two differently seeded models: their answers differ, and the figures say by how much
+    assert figures.newcomer_p_difference > 0
+    client = MlflowClient(tracking_uri=store_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("cotenant-shadow").experiment_id])
+    assert run.data.tags["champion_version"] == "1" and run.data.tags["challenger_version"] == "2"
+    assert run.data.metrics["shadow_requests"] == 3
+    assert run.data.metrics["shadow_mean_abs_newcomer_p_difference"] == pytest.approx(
+        figures.newcomer_p_difference / 6
+    )
+    assert 0 <= run.data.metrics["shadow_same_best_host_share"] <= 1

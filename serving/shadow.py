@@ -1,0 +1,201 @@
+"""Shadow mode: the placement challenger scores live requests beside the champion, and is never served.
+
+Each explained placement request (``/score_placement``) is handed, after its reply is built, to one background
+thread through a bounded queue (a full queue drops the request and counts it: shadowing never slows the
+served path). The thread encodes the newcomer and every known, fresh candidate host's incumbents with the
+challenger (its own cache, keyed by each host's data version, so the champion's snapshots are untouched),
+scores the placement, and compares with what was served: the newcomer's P, the host's score, and whether both
+models rank the same host first. Running figures go to an MLflow run (experiment ``cotenant-shadow``, one run
+per champion/challenger pair) every ``log_interval_s`` and on ``flush``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from cotenant.models.base import MEDIAN
+from cotenant.serving.hosts import HostStore
+from cotenant.serving.models import LoadedModel, Series
+from cotenant.serving.schemas import HostPlacement
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "cotenant-shadow"
+
+
+@dataclass(frozen=True)
+class ShadowRequest:
+    newcomer: Series
+    served: list[HostPlacement]  # the champion's reply, best first
+    champion_version: str
+    challenger: LoadedModel
+
+
+@dataclass
+class ShadowFigures:
+    """Running comparison of one champion/challenger pair on live requests."""
+
+    requests: int = 0
+    dropped: int = 0  # requests not shadowed: the queue was full
+    hosts: int = 0  # scored hosts compared
+    newcomer_p_difference: float = 0.0  # summed |challenger - champion|
+    score_difference: float = 0.0
+    same_best_host: int = 0  # requests where both rank the same host first
+
+    def metrics(self) -> dict[str, float]:
+        hosts, requests = max(self.hosts, 1), max(self.requests, 1)
+        return {
+            "shadow_requests": float(self.requests),
+            "shadow_dropped": float(self.dropped),
+            "shadow_hosts": float(self.hosts),
+            "shadow_mean_abs_newcomer_p_difference": self.newcomer_p_difference / hosts,
+            "shadow_mean_abs_score_difference": self.score_difference / hosts,
+            "shadow_same_best_host_share": self.same_best_host / requests,
+        }
+
+
+@dataclass
+class _Pair:
+    champion_version: str
+    challenger_version: str
+    figures: ShadowFigures = field(default_factory=ShadowFigures)
+    run_id: str | None = None
+    logged_step: int = -1
+
+
+class ShadowScorer:
+    def __init__(
+        self, hosts: HostStore, tracking_uri: str, log_interval_s: float = 60.0, queue_size: int = 64
+    ) -> None:
+        self.hosts = hosts
+        self.tracking_uri = tracking_uri
+        self.log_interval_s = log_interval_s
+        self._queue: queue.Queue[ShadowRequest | None] = queue.Queue(maxsize=queue_size)
+        self._encodings: dict[tuple[str, str], tuple[int, Any]] = {}  # (model key, host) -> (version, enc)
+        self._pair: _Pair | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+        self._thread = threading.Thread(target=self._work, name="shadow-scorer", daemon=True)
+        self._thread.start()
+        self._last_log = time.monotonic()
+
+    def submit(self, request: ShadowRequest) -> None:
+        with self._lock:
+            pair = self._pair_for(request.champion_version, request.challenger.version)
+            try:
+                self._queue.put_nowait(request)
+                self._pending += 1
+            except queue.Full:
+                pair.figures.dropped += 1
+
+    def figures(self) -> ShadowFigures | None:
+        with self._lock:
+            return None if self._pair is None else ShadowFigures(**vars(self._pair.figures))
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every submitted request is scored, then log the figures."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0, timeout=timeout_s)
+        self._log()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        self._log()
+
+    def _pair_for(self, champion: str, challenger: str) -> _Pair:
+        if self._pair is None or (self._pair.champion_version, self._pair.challenger_version) != (
+            champion,
+            challenger,
+        ):
+            self._pair = _Pair(champion, challenger)  # a new pair: new figures, a new run
+        return self._pair
+
+    def _work(self) -> None:
+        while (request := self._queue.get()) is not None:
+            try:
+                self._compare(request)
+            except Exception:  # a failing shadow must never reach the served path
+                log.exception("shadow scoring failed")
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+            if time.monotonic() - self._last_log >= self.log_interval_s:
+                self._log()
+
+    def _host_encoding(self, challenger: LoadedModel, host: str) -> Any | None:
+        found = self.hosts.incumbent_series(host)
+        if found is None:
+            return None
+        version, incumbents = found
+        key = (challenger.key, host)
+        cached = self._encodings.get(key)
+        if cached is None or cached[0] != version:
+            vectors = [challenger.predictor.encode_profile(series) for series in incumbents]
+            cached = self._encodings[key] = (version, challenger.predictor.encode_host(vectors))
+        return cached[1]
+
+    def _compare(self, request: ShadowRequest) -> None:
+        challenger = request.challenger
+        scored = [
+            p for p in request.served if p.status in ("scored", "empty_host") and p.newcomer is not None
+        ]
+        encodings = [self._host_encoding(challenger, p.host) for p in scored]
+        pairs = [(p, e) for p, e in zip(scored, encodings, strict=True) if e is not None]
+        if not pairs:
+            return
+        newcomer = challenger.predictor.encode_profile(request.newcomer)
+        quantiles, _, offsets = challenger.predictor.score_placement_arrays(
+            newcomer, [e for _, e in pairs], explain=False
+        )
+        medians = quantiles[:, MEDIAN].astype(np.float64)
+        newcomer_p = medians[offsets[:-1]]
+        scores = np.array([medians[a:b].min() for a, b in itertools.pairwise(offsets)])
+        served_p = np.array([p.newcomer.p for p, _ in pairs if p.newcomer is not None])
+        served_score = np.array([p.score for p, _ in pairs])
+        with self._lock:
+            figures = self._pair_for(request.champion_version, challenger.version).figures
+            figures.requests += 1
+            figures.hosts += len(pairs)
+            figures.newcomer_p_difference += float(np.abs(newcomer_p - served_p).sum())
+            figures.score_difference += float(np.abs(scores - served_score).sum())
+            figures.same_best_host += int(np.argmax(scores) == int(np.argmax(served_score)))
+
+    def _log(self) -> None:
+        with self._lock:
+            pair = self._pair
+            if pair is None or pair.figures.requests == pair.logged_step:
+                return
+            metrics, step = pair.figures.metrics(), pair.figures.requests
+        self._last_log = time.monotonic()
+        try:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            if pair.run_id is None:
+                experiment = client.get_experiment_by_name(EXPERIMENT)
+                experiment_id = (
+                    experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+                )
+                run = client.create_run(
+                    experiment_id,
+                    run_name=f"champion-v{pair.champion_version}-vs-challenger-v{pair.challenger_version}",
+                    tags={
+                        "champion_version": pair.champion_version,
+                        "challenger_version": pair.challenger_version,
+                    },
+                )
+                pair.run_id = run.info.run_id
+            for name, value in metrics.items():
+                client.log_metric(pair.run_id, name, value, step=step)
+            pair.logged_step = step
+        except Exception:  # the tracking store being away must not stop shadowing
+            log.exception("could not log the shadow figures to %s", self.tracking_uri)
