@@ -195,7 +195,7 @@ class InterferencePredictionService:
         self.metrics.placements(name, placements)
         challenger = self.champions.champions.placement_shadow
         if challenger is not None and self.shadow is not None:  # scored in the background, never served
-            self.shadow.submit(ShadowRequest(series, placements, model.version, challenger))
+            self.shadow.submit(ShadowRequest.of_placements(series, placements, model.version, challenger))
         return ScorePlacementResult(placements=placements, model_version=model.version)
 
     @bentoml.api
@@ -307,6 +307,10 @@ class InterferencePredictionService:
         self.metrics.placement_batch(
             PlacementBatch(profile.profile_id, names, scores.newcomer_p, scores.worst_incumbent_p)
         )
+        challenger = self.champions.champions.placement_shadow
+        if challenger is not None and self.shadow is not None:  # scored in the background, never served
+            request = ShadowRequest.of_candidates(profile.series, scores, placement.version, challenger)
+            self.shadow.submit(request)
         return pod, names, scores
 
     def _check_candidates(self, count: int) -> None:

@@ -1,12 +1,13 @@
 """Shadow mode: the placement challenger scores live requests beside the champion, and is never served.
 
-Each explained placement request (``/score_placement``) is handed, after its reply is built, to one background
-thread through a bounded queue (a full queue drops the request and counts it: shadowing never slows the
-served path). The thread encodes the newcomer and every known, fresh candidate host's incumbents with the
-challenger (its own cache, keyed by each host's data version, so the champion's snapshots are untouched),
-scores the placement, and compares with what was served: the newcomer's P, the host's score, and whether both
-models rank the same host first. Running figures go to an MLflow run (experiment ``cotenant-shadow``, one run
-per champion/challenger pair) every ``log_interval_s`` and on ``flush``.
+Each placement request (``/score_placement``, and the extender's ``/filter`` and ``/prioritize``) is handed,
+after its reply is built, to one background thread through a bounded queue (a full queue drops the request
+and counts it: shadowing never slows the served path). The thread encodes the newcomer and every scored
+candidate host's incumbents with the challenger (its own cache, keyed by each host's data version, so the
+champion's snapshots are untouched), scores the placement, and compares with what was served: the
+newcomer's P, the host's score, and whether both models rank the same host first. Running figures go to an
+MLflow run (experiment ``cotenant-shadow``, one run per champion/challenger pair) every ``log_interval_s``
+and on ``flush``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cotenant.models.base import MEDIAN
 from cotenant.serving.hosts import HostStore
 from cotenant.serving.models import LoadedModel, Series
 from cotenant.serving.schemas import HostPlacement
+from cotenant.serving.scoring import CandidateScores
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "cotenant-shadow"
@@ -31,10 +33,35 @@ EXPERIMENT = "cotenant-shadow"
 
 @dataclass(frozen=True)
 class ShadowRequest:
+    """What the champion answered for the hosts it scored (known, fresh, an empty host included)."""
+
     newcomer: Series
-    served: list[HostPlacement]  # the champion's reply, best first
+    hosts: list[str]
+    newcomer_p: np.ndarray  # [H] the champion's median P of the newcomer on each host
+    score: np.ndarray  # [H] the champion's score of each host
     champion_version: str
     challenger: LoadedModel
+
+    @classmethod
+    def of_placements(
+        cls, newcomer: Series, served: list[HostPlacement], champion_version: str, challenger: LoadedModel
+    ) -> ShadowRequest:
+        """From an explained reply (``/score_placement``)."""
+        answered = [p for p in served if p.status in ("scored", "empty_host") and p.newcomer is not None]
+        hosts = [p.host for p in answered]
+        newcomer_p = np.array([p.newcomer.p for p in answered if p.newcomer is not None])
+        score = np.array([p.score for p in answered])
+        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger)
+
+    @classmethod
+    def of_candidates(
+        cls, newcomer: Series, scores: CandidateScores, champion_version: str, challenger: LoadedModel
+    ) -> ShadowRequest:
+        """From the extender's vectorised scores (``/filter``, ``/prioritize``)."""
+        positions = np.flatnonzero(scores.scored)
+        hosts = [scores.hosts[i] for i in positions.tolist()]
+        newcomer_p = scores.newcomer_p[positions]
+        return cls(newcomer, hosts, newcomer_p, scores.score[positions], champion_version, challenger)
 
 
 @dataclass
@@ -77,7 +104,9 @@ class ShadowScorer:
         self.tracking_uri = tracking_uri
         self.log_interval_s = log_interval_s
         self._queue: queue.Queue[ShadowRequest | None] = queue.Queue(maxsize=queue_size)
-        self._encodings: dict[tuple[str, str], tuple[int, Any]] = {}  # (model key, host) -> (version, enc)
+        # worker thread only: (model key, host) -> (the host's data version, its encoding by the challenger)
+        self._encodings: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._encoded_by: str | None = None
         self._pair: _Pair | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -132,6 +161,9 @@ class ShadowScorer:
                 self._log()
 
     def _host_encoding(self, challenger: LoadedModel, host: str) -> Any | None:
+        if self._encoded_by != challenger.key:  # a new challenger: the old one's encodings are of no use
+            self._encodings.clear()
+            self._encoded_by = challenger.key
         found = self.hosts.incumbent_series(host)
         if found is None:
             return None
@@ -145,22 +177,19 @@ class ShadowScorer:
 
     def _compare(self, request: ShadowRequest) -> None:
         challenger = request.challenger
-        scored = [
-            p for p in request.served if p.status in ("scored", "empty_host") and p.newcomer is not None
-        ]
-        encodings = [self._host_encoding(challenger, p.host) for p in scored]
-        pairs = [(p, e) for p, e in zip(scored, encodings, strict=True) if e is not None]
-        if not pairs:
+        encodings = [self._host_encoding(challenger, host) for host in request.hosts]
+        kept = [i for i, encoding in enumerate(encodings) if encoding is not None]
+        if not kept:
             return
         newcomer = challenger.predictor.encode_profile(request.newcomer)
         quantiles, _, offsets = challenger.predictor.score_placement_arrays(
-            newcomer, [e for _, e in pairs], explain=False
+            newcomer, [encodings[i] for i in kept], explain=False
         )
         medians = quantiles[:, MEDIAN].astype(np.float64)
         newcomer_p = medians[offsets[:-1]]
-        scores = np.array([medians[a:b].min() for a, b in itertools.pairwise(offsets)])
-        served_p = np.array([p.newcomer.p for p, _ in pairs if p.newcomer is not None])
-        served_score = np.array([p.score for p, _ in pairs])
+        scores = np.clip([medians[a:b].min() for a, b in itertools.pairwise(offsets)], 0.0, 1.0)
+        served_p, served_score = request.newcomer_p[kept], request.score[kept]
+        pairs = kept
         with self._lock:
             figures = self._pair_for(request.champion_version, challenger.version).figures
             figures.requests += 1

@@ -303,13 +303,17 @@ def test_a_challenger_is_shadowed_on_live_requests_logged_and_never_served(
     service.shadow.flush()
     figures = service.shadow.figures()
     assert figures.requests == 3 and figures.hosts == 6 and figures.dropped == 0  # node-x is unknown: skipped
+    pod = fixture_json("pod.json")
+    pod["metadata"]["labels"]["cotenant.io/profile"] = "web"
+    args = ExtenderArgs.model_validate({"Pod": pod, "NodeNames": ["node-a", "node-b"]})
+    prioritized(service, args)  # the extender's calls are shadowed too
+    service.shadow.flush()
+    assert service.shadow.figures().requests == 4
     # two differently seeded models: their answers differ, and the figures say by how much
     assert figures.newcomer_p_difference > 0
     client = MlflowClient(tracking_uri=store_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("cotenant-shadow").experiment_id])
     assert run.data.tags["champion_version"] == "1" and run.data.tags["challenger_version"] == "2"
-    assert run.data.metrics["shadow_requests"] == 3
-    assert run.data.metrics["shadow_mean_abs_newcomer_p_difference"] == pytest.approx(
-        figures.newcomer_p_difference / 6
-    )
+    assert run.data.metrics["shadow_requests"] == 4
+    assert run.data.metrics["shadow_hosts"] == 8
     assert 0 <= run.data.metrics["shadow_same_best_host_share"] <= 1
