@@ -6,8 +6,11 @@ script), and after start-up measures, per process, CPU seconds per second from /
 stime), CPU per metric value, and RSS growth. The collector's tick lateness p99 comes from its ``collector``
 table.
 Prints a table with medians over windows (the machine may be shared: medians resist bursts); never asserts.
+With ``--push`` the collector runs as a node's agent does: it pushes each tick to an ingest endpoint (a sink
+in this script that counts the values it receives) instead of writing Parquet, which is the lab's path.
+Tick lateness is then not reported (the collector keeps its own table local).
 
-    python benchmarks/collector_overhead.py [--duration 600] [--cgroups 20] [--window 10]
+    python benchmarks/collector_overhead.py [--duration 600] [--cgroups 20] [--window 10] [--push]
 
 Every process and cgroup it creates is removed on exit, Ctrl-C and SIGTERM included.
 """
@@ -53,6 +56,7 @@ class BenchConfig:
     run_collector: bool = True
     process_interval_s: float = 5.0  # ``cotenant collect --process-interval``: per-process sources
     segment_s: float = SEGMENT_S
+    push: bool = False  # push to an ingest sink (a node's agent) instead of writing Parquet (the lab)
 
 
 def wait_until_collecting(collector: subprocess.Popen[bytes], log: Path, timeout_s: float = 180.0) -> None:
@@ -163,6 +167,55 @@ def remove_cgroup(directory: Path) -> None:
     print(f"warning: could not remove cgroup {directory}", file=sys.stderr)
 
 
+class IngestSink:
+    """``POST /ingest`` on loopback, as the service takes it: counts the metric values and targets of every
+    tick it receives (by the sample timestamp) and answers 200."""
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.per_tick: dict[str, list[int]] = {}  # ISO timestamp -> [values, targets]
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                for sample in body.get("samples", []):
+                    counts = sink.per_tick.setdefault(sample["timestamp"], [0, 0])
+                    counts[0] += len(sample["metrics"])
+                    counts[1] += 1
+                reply = json.dumps({"accepted": len(body.get("samples", []))}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: object) -> None:  # no access log on stderr
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def figures(self, window: tuple[float, float]) -> dict[str, float]:
+        """The same figures as ``collection_figures`` reads from Parquet, from what was pushed."""
+        ticks = {datetime.fromisoformat(at).timestamp(): counts for at, counts in self.per_tick.items()}
+        figures: dict[str, float] = {}
+        if ticks:
+            figures["values_per_sample"] = statistics.median(values for values, _ in ticks.values())
+            figures["targets_per_sample"] = statistics.median(targets for _, targets in ticks.values())
+        inside = [values for at, (values, _) in ticks.items() if window[0] <= at < window[1]]
+        figures["values_in_window"] = float(sum(inside))
+        figures["samples_in_window"] = float(len(inside))
+        return figures
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Scraper(threading.Thread):
     """Scrapes node_exporter at 1 Hz, aligned to wall-clock seconds, as Prometheus would."""
 
@@ -257,6 +310,7 @@ def run(config: BenchConfig) -> None:
     workloads = Workloads(config)
     processes: list[subprocess.Popen[bytes]] = []
     scraper: Scraper | None = None
+    sink: IngestSink | None = None
     out = Path(tempfile.mkdtemp(prefix="cotenant-overhead-"))
     try:
         workloads.start()
@@ -282,11 +336,12 @@ def run(config: BenchConfig) -> None:
                 str(config.interval_s),
                 "--process-interval",
                 str(config.process_interval_s),
-                "--segment-seconds",
-                str(config.segment_s),
-                "--out",
-                str(out / "collection"),
             ]
+            if config.push:
+                sink = IngestSink()
+                command += ["--push", sink.url, "--token", "bench", "--host-name", "bench"]
+            else:
+                command += ["--segment-seconds", str(config.segment_s), "--out", str(out / "collection")]
             log = (out / "collector.log").open("wb")
             collector = subprocess.Popen(
                 command, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
@@ -309,9 +364,12 @@ def run(config: BenchConfig) -> None:
                 sep="\n",
                 file=sys.stderr,
             )
-        figures, jitter_column = (
-            collection_figures(out / "collection", window) if config.run_collector else ({}, "")
-        )
+        if sink is not None:
+            figures, jitter_column = sink.figures(window), "not pushed (the collector keeps its table local)"
+        elif config.run_collector:
+            figures, jitter_column = collection_figures(out / "collection", window)
+        else:
+            figures, jitter_column = {}, ""
         in_window = [samples for at, samples in scraper.scrapes if window[0] <= at < window[1]]
         figures["node_exporter_values_in_window"] = float(sum(in_window))
         figures["node_exporter_samples_in_window"] = float(len(in_window))
@@ -326,6 +384,8 @@ def run(config: BenchConfig) -> None:
         if scraper is not None:
             scraper.stopping.set()
         stop_processes(processes)
+        if sink is not None:
+            sink.close()
         workloads.stop()
         shutil.rmtree(out, ignore_errors=True)
 
@@ -442,6 +502,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--segment-seconds", type=float, default=SEGMENT_S, help="collector: segment length")
     parser.add_argument("--window", type=float, default=10.0, help="CPU/RSS measurement window, seconds")
     parser.add_argument("--no-collector", action="store_true", help="measure node_exporter only")
+    parser.add_argument(
+        "--push", action="store_true", help="collector pushes to an ingest sink (a node's agent)"
+    )
     args = parser.parse_args(argv)
     return BenchConfig(
         duration_s=args.duration,
@@ -452,6 +515,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         run_collector=not args.no_collector,
         process_interval_s=args.process_interval,
         segment_s=args.segment_seconds,
+        push=args.push,
     )
 
 

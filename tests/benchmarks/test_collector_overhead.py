@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -54,13 +55,41 @@ def bench_cgroups() -> set[str]:
     return found
 
 
+def test_the_ingest_sink_counts_what_a_collector_pushes() -> None:
+    """The push mode's figures: values and targets per tick, and those inside the measured window."""
+    import httpx
+
+    bench = load_benchmark()
+    sink = bench.IngestSink()
+    try:
+        ticks = ["2026-01-01T00:00:00+00:00", "2026-01-01T00:00:01+00:00", "2026-01-01T00:00:02+00:00"]
+        for tick in ticks:
+            samples = [
+                {"timestamp": tick, "target": "host", "metrics": {"a": 1.0, "b": 2.0, "c": 3.0}},
+                {"timestamp": tick, "target": "pod", "metrics": {"a": 1.0}},
+            ]
+            reply = httpx.post(f"{sink.url}/ingest", json={"host": "n", "samples": samples}, timeout=5)
+            assert reply.status_code == 200 and reply.json() == {"accepted": 2}
+        start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+        figures = sink.figures((start + 1, start + 3))
+    finally:
+        sink.close()
+    assert figures == {
+        "values_per_sample": 4,
+        "targets_per_sample": 2,
+        "values_in_window": 8.0,
+        "samples_in_window": 2.0,
+    }
+
+
 @pytest.mark.live
 @pytest.mark.slow
-def test_short_run_prints_both_columns_and_cleans_up() -> None:
+@pytest.mark.parametrize("mode", [[], ["--push"]], ids=["parquet", "push"])
+def test_short_run_prints_both_columns_and_cleans_up(mode: list[str]) -> None:
     if shutil.which("prometheus-node-exporter") is None or shutil.which("stress-ng") is None:
         pytest.skip("needs prometheus-node-exporter and stress-ng")
     before = bench_cgroups()
-    arguments = ["--cgroups", "2", "--duration", "6", "--warmup", "6", "--window", "3"]
+    arguments = ["--cgroups", "2", "--duration", "6", "--warmup", "6", "--window", "3", *mode]
     run = subprocess.Popen(
         [sys.executable, str(SCRIPT), *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
