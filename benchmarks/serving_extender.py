@@ -5,7 +5,10 @@ both see the same noise. The service's champions come from ``--tracking-uri`` (e
 or, by default, from a temporary store holding the real model classes at their default sizes with seeded
 weights (latency does not depend on the weights' values).
 
-    python benchmarks/serving_extender.py --nodes 500 --requests 1000 --load-seconds 60
+    python benchmarks/serving_extender.py --nodes 500 --requests 1000 --load-seconds 60 [--challenger]
+
+With ``--challenger`` the temporary store also holds a placement challenger, so the service runs in shadow
+mode (the challenger scores every request in the background): the figures then include its cost.
 """
 
 from __future__ import annotations
@@ -99,8 +102,9 @@ def tree_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def seeded_champions(root: Path) -> str:
-    """A store with both champions: the real model classes, default sizes, seeded weights."""
+def seeded_champions(root: Path, challenger: bool = False) -> str:
+    """A store with both champions: the real model classes, default sizes, seeded weights (and, with
+    ``challenger``, a second placement version under the challenger alias)."""
     import mlflow
     import polars as pl
     import torch
@@ -157,13 +161,27 @@ def seeded_champions(root: Path) -> str:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("benchmark", artifact_location=str(root / "artifacts"))
-    for name, predictor in ((REGISTERED["placement"], placement), (REGISTERED["monitoring"], monitoring)):
+    versions = [
+        (REGISTERED["placement"], placement, "champion"),
+        (REGISTERED["monitoring"], monitoring, "champion"),
+    ]
+    if challenger:
+        torch.manual_seed(1)
+        versions.append(
+            (
+                REGISTERED["placement"],
+                Predictor(placement.metadata, PlacementModel(len(names), placement_cfg).eval()),
+                "challenger",
+            )
+        )
+    for index, (name, predictor, alias) in enumerate(versions):
         run = client.create_run(experiment)
-        predictor.save(root / name)
-        client.log_artifacts(run.info.run_id, str(root / name), artifact_path="predictor")
-        client.create_registered_model(name)
+        predictor.save(root / f"{name}-{index}")
+        client.log_artifacts(run.info.run_id, str(root / f"{name}-{index}"), artifact_path="predictor")
+        if not client.search_registered_models(f"name = '{name}'"):
+            client.create_registered_model(name)
         version = client.create_model_version(name, f"{run.info.artifact_uri}/predictor", run.info.run_id)
-        client.set_registered_model_alias(name, "champion", version.version)
+        client.set_registered_model_alias(name, alias, version.version)
     del mlflow
     return uri
 
@@ -258,6 +276,20 @@ def sustained(url: str, body: dict[str, Any], seconds: float, clients: int, pid:
     }
 
 
+def shadow_state(uri: str) -> str:
+    """Whether the service shadows a challenger: the store has a placement version under that alias."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = MlflowClient(tracking_uri=uri).get_model_version_by_alias(
+            REGISTERED["placement"], "challenger"
+        )
+    except MlflowException:
+        return "off (no placement challenger)"
+    return f"on (challenger version {found.version} scores every request in the background)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -267,9 +299,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="timed requests per endpoint")
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument("--load-clients", type=int, default=4)
+    parser.add_argument(
+        "--challenger", action="store_true", help="seed a placement challenger: shadow mode on"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    uri = args.tracking_uri or seeded_champions(work)
+    uri = args.tracking_uri or seeded_champions(work, args.challenger)
     # Stale hosts are answered without scoring: seeding 500 hosts on a loaded machine can take longer than the
     # default 30 s, so the benchmark keeps every host fresh to time the cached-state path it is about.
     settings = ServiceSettings(
@@ -308,6 +343,7 @@ def main() -> None:
         timings = latency({"cotenant": url, "noop": noop_url}, body, args.requests)
         (p50, p99), (n50, n99) = percentiles(timings["cotenant"]), percentiles(timings["noop"])
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared, noisy)")
+        print(f"shadow mode: {shadow_state(uri)}")
         print(
             f"prioritize, {args.nodes} nodes ({scored} fresh), {args.requests} requests each, "
             "sequential, alternating"
