@@ -7,7 +7,6 @@ consistent pair of predictors even while the watcher swaps a new version in: no 
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 from cotenant.models.accelerators.profiles import ProfileCatalogue, catalogue_in
 from cotenant.serving.config import ServiceSettings
+from cotenant.training.tracking import download_registered
 
 log = logging.getLogger(__name__)
 Series = dict[str, np.ndarray]
@@ -129,16 +129,8 @@ class ChampionSource:
             return None
 
     def download(self, name: str, version: str) -> Path:
-        import mlflow.artifacts
-
-        # Kept (not a context manager): a predictor may read its files lazily (numpy's npz is lazy).
-        target = tempfile.mkdtemp(prefix=f"champion-{name}-v{version}-")
-        # Resolved through our client: a bare models:/ URI would use the process-wide registry URI instead.
-        source = self.client.get_model_version_download_uri(name, version)
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=target, tracking_uri=self.settings.tracking_uri
-        )
-        return Path(local)
+        # The folder is kept (not a temporary context): a predictor may read its files lazily (npz is lazy).
+        return download_registered(self.client, name, version, self.settings.tracking_uri)
 
     def load(self, name: str, version: str) -> LoadedModel:
         predictor = load_predictor(find_predictor_dir(self.download(name, version)))

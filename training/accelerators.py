@@ -32,7 +32,7 @@ from cotenant.models.accelerators.validation import (
     validate_fit,
     without_moments,
 )
-from cotenant.training.tracking import REGISTERED, apply_alias_rules, use_experiment
+from cotenant.training.tracking import REGISTERED, apply_alias_rules, download_registered, use_experiment
 
 MODEL_NAME = REGISTERED["accelerators"]
 
@@ -131,15 +131,7 @@ def report_lines(result: AcceleratorFit) -> list[str]:
 
 
 def load_registered_catalogue(client: Any, version: str, tracking_uri: str) -> ProfileCatalogue:
-    import mlflow.artifacts
-
-    target = tempfile.mkdtemp(prefix=f"cotenant-accelerators-v{version}-")
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{MODEL_NAME}/{version}", dst_path=target, tracking_uri=tracking_uri
-        )
-    )
-    return catalogue_in(local)
+    return catalogue_in(download_registered(client, MODEL_NAME, version, tracking_uri))
 
 
 def track(result: AcceleratorFit, report: str, tracking_uri: str) -> tuple[str, str]:

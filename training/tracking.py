@@ -146,16 +146,22 @@ def apply_alias_rules(
     return "challenger"
 
 
-def load_registered_predictor(client: Any, name: str, version: str, tracking_uri: str) -> Any:
+def download_registered(client: Any, name: str, version: str, tracking_uri: str) -> Path:
+    """A registered version's files, downloaded to a new folder. The source is resolved through ``client``: a
+    bare ``models:/`` URI would go to the process-wide registry, which training may have pointed elsewhere."""
     import mlflow.artifacts
-    from cotenant.models.predictor import Predictor
 
     target = tempfile.mkdtemp(prefix=f"cotenant-{name}-v{version}-")
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=target, tracking_uri=tracking_uri
-        )
+    source = client.get_model_version_download_uri(name, version)
+    return Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=target, tracking_uri=tracking_uri)
     )
+
+
+def load_registered_predictor(client: Any, name: str, version: str, tracking_uri: str) -> Any:
+    from cotenant.models.predictor import Predictor
+
+    local = download_registered(client, name, version, tracking_uri)
     found = sorted(local.rglob("predictor.json"), key=lambda p: len(p.parts))
     if not found:
         raise FileNotFoundError(f"models:/{name}/{version} holds no predictor.json")
