@@ -1,5 +1,5 @@
-"""Shared pieces of the device models: per-model loads, the device-model registry, end-to-end latency,
-admission.
+"""Shared pieces of the device models: grouping apps into per-model loads, end-to-end latency, admission
+(the loads and the device-model registry are ``device_models.py``).
 
 A device hosts model groups: apps whose model is already loaded there join that group (their rates add up,
 no new
@@ -9,47 +9,22 @@ copy in memory and no new switch partner), so device models see one `ModelLoad` 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated
 
+from cotenant.models.accelerators.device_models import (
+    DEFAULT_DEVICE_MODEL,
+    DEVICE_MODELS,
+    DeviceModel,
+    DevicePrediction,
+    ModelLoad,
+)
 from cotenant.models.accelerators.profiles import FRONTEND_MS, AppProfile, ClusterSpec, NodeSpec
 from pydantic import BaseModel, WithJsonSchema
-
-from cotenant.registry import Registry
 
 # Ibis's admission limits (fractions) for a node with the candidate included.
 MEMORY_LIMIT = 0.8
 UTILISATION_LIMIT = 0.8
 LITTLE_LIMIT = 0.8  # lambda_i * T_i: keeps each app's own pipeline from saturating
-
-
-@dataclass(frozen=True)
-class ModelLoad:
-    """One distinct model on a device: summed arrival rate (1/ms) and its device profile numbers."""
-
-    model: str
-    rate_per_ms: float
-    service_ms: float
-    switch_overhead_ms: float = 0.0
-    second_moment_ms2: float | None = None
-    switch_second_moment_ms2: float | None = None  # with second_moment_ms2: measured apart, see edgetpu_fcfs
-    client_overhead_ms: float = 0.0
-    l2_util: float = 0.0
-    dram_util: float = 0.0
-
-
-@dataclass(frozen=True)
-class DevicePrediction:
-    utilisation: float  # rho including switch overheads; >= 1 means unbounded queues
-    response_ms: dict[str, float]  # per model; inf when the device is saturated
-
-
-class DeviceModel(Protocol):
-    def __call__(self, loads: Sequence[ModelLoad]) -> DevicePrediction: ...
-
-
-DEVICE_MODELS: Registry[DeviceModel] = Registry("device model")
-DEFAULT_DEVICE_MODEL = {"gpu": "gpu_ps_exact", "tpu": "edgetpu_fcfs"}
 
 
 def group_loads(apps: Sequence[AppProfile], kind: str) -> list[ModelLoad]:

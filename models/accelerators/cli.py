@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,6 +13,13 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Shared-accelerator models: validate, place, report.")
 
 REPORT_DIR = Path("reports/accelerators")
+
+
+def simulation(name: str) -> Any:
+    """A simulation setting's default, for the command line (``SimulationConfig`` owns them)."""
+    from cotenant.models.accelerators.simulator import SimulationConfig
+
+    return SimulationConfig.model_fields[name].default
 
 
 @app.command("validate")
@@ -52,11 +59,15 @@ def place_command(
     cluster: Path = typer.Option(..., exists=True, help="cluster YAML"),
     apps: Path = typer.Option(..., exists=True, help="app YAML (ours or an Ibis workload file)"),
     policy: str = typer.Option("depth_first", help="placement policy"),
-    horizon_s: float = typer.Option(300.0, help="first simulated run per node, seconds"),
-    max_horizon_s: float = typer.Option(7200.0, help="longest run while a mean is not yet precise"),
-    precision: float = typer.Option(0.01, help="target 95% half-width of each mean, fraction of its SLO"),
-    seed: int = typer.Option(0),
-    migration: bool = typer.Option(False, help="reactive migration of apps over SLO"),
+    horizon_s: float = typer.Option(simulation("horizon_s"), help="first simulated run per node, seconds"),
+    max_horizon_s: float = typer.Option(
+        simulation("max_horizon_s"), help="longest run while a mean is not yet precise"
+    ),
+    precision: float = typer.Option(
+        simulation("precision"), help="target 95% half-width of each mean, fraction of its SLO"
+    ),
+    seed: int = typer.Option(simulation("seed")),
+    migration: bool = typer.Option(simulation("migration"), help="reactive migration of apps over SLO"),
 ) -> None:
     """Place apps on a cluster, then print predicted and simulated latencies and violations."""
     from cotenant.models.accelerators.api import place

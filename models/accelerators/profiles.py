@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from cotenant.models.accelerators.device_models import DEVICE_MODELS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DeviceKind = Literal["gpu", "tpu"]
@@ -63,8 +64,6 @@ class AppProfile(BaseModel):
 
 def _known_device_models(schema: dict[str, Any]) -> None:
     """Publish the device-model registry's keys as the field's enumeration (an unknown one is refused)."""
-    from cotenant.models.accelerators.base import DEVICE_MODELS  # its module imports this one
-
     field = schema["properties"]["device_model"]
     field["anyOf"] = [{"type": "string", "enum": sorted(DEVICE_MODELS)}, {"type": "null"}]
 
@@ -82,8 +81,6 @@ class NodeSpec(BaseModel):
     @field_validator("device_model")
     @classmethod
     def _registered(cls, name: str | None) -> str | None:
-        from cotenant.models.accelerators.base import DEVICE_MODELS  # its module imports this one
-
         if name is not None and name not in DEVICE_MODELS:
             raise ValueError(f"unknown device model {name!r}; known: {', '.join(sorted(DEVICE_MODELS))}")
         return name

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from cotenant.models.accelerators.base import ModelLoad
+from cotenant.models.accelerators.device_models import DEVICE_MODELS, ModelLoad
 from cotenant.models.accelerators.devices.edgetpu_fcfs import predict_fcfs_switch, predict_fcfs_switch_ibis
 from cotenant.models.accelerators.devices.gpu_ps import closed_loop_ps_means
 from cotenant.models.accelerators.fitting import Trace, TraceError, idle_arrivals, read_trace, training_levels
@@ -347,8 +347,6 @@ def without_moments(catalogue: ProfileCatalogue) -> ProfileCatalogue:
 def catalogue_points(trace: Trace, catalogue: ProfileCatalogue, variant: str) -> list[Point]:
     """Predicted vs measured mean response per model and load level of a queueing trace, with the profiles of
     ``catalogue`` as they are (no term re-estimated here); levels outside the training ones are held out."""
-    from cotenant.models.accelerators.base import DEVICE_MODELS
-
     device_model, keep_moments = FIT_VARIANTS[variant]
     catalogue = catalogue if keep_moments else without_moments(catalogue)
 
