@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from cotenant.datasets.lab.limits import Limits
+from cotenant.datasets.lab.plan import Plan
 from cotenant.datasets.lab.quiet import QuietSpec
 from rich.console import Console
 from rich.progress import (
@@ -82,10 +84,16 @@ def probe(
     workload: str = typer.Argument(..., help="a catalogue workload, or a command defined in --commands"),
     out: Path = typer.Option(..., "--out", help="output directory (resumed if it exists)"),
     level: int = typer.Option(1, min=1, help="the workload's level (threads, clients, workers)"),
-    cpus: float = typer.Option(1.0, help="CPU limit of the workload's cgroup, in cores"),
-    memory_mib: int = typer.Option(1024, help="memory limit of the workload's cgroup"),
-    duration_s: int = typer.Option(12, min=2, help="length of each execution"),
-    solo_repeats: int = typer.Option(3, min=2, help="solo references (the noise floor needs >= 2)"),
+    cpus: float = typer.Option(
+        Limits.model_fields["cpus"].default, help="CPU limit of the workload's cgroup, in cores"
+    ),
+    memory_mib: int = typer.Option(
+        Limits.model_fields["memory_mib"].default, help="memory limit of the workload's cgroup"
+    ),
+    duration_s: int = typer.Option(12, min=2, help="length of each execution (the v2 plan's)"),
+    solo_repeats: int = typer.Option(
+        Plan.model_fields["solo_repeats"].default, min=2, help="solo references (the noise floor needs >= 2)"
+    ),
     pressure: bool = typer.Option(True, help="also measure its pressure on the fixed victims"),
     commands: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="a plan whose `commands` section defines WORKLOAD"
@@ -103,7 +111,6 @@ def probe(
     and its pressure on fixed victims, in a few minutes; writes OUT/probes.json and prints the vectors."""
     import json
 
-    from cotenant.datasets.lab.limits import Limits
     from cotenant.datasets.lab.plan import PlanError, load_plan
     from cotenant.datasets.lab.probing import probe_plan, probe_vectors, write_plan
     from cotenant.datasets.lab.records import read_journal
