@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 from cotenant.datasets.table import RunTable
-from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED, load_registered_predictor
+from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED, load_registered_predictor, version_by_alias
 
 
 @dataclass
@@ -28,13 +28,11 @@ def registered_champion(tracking_uri: str, task: str = "placement") -> tuple[Any
     if reason := registered_store_missing(tracking_uri):
         return reason
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     name = REGISTERED[task]
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
+    version = version_by_alias(client, name)
+    if version is None:
         return f"{tracking_uri} has no {name}@{CHAMPION_ALIAS}"
     try:
         predictor = load_registered_predictor(client, name, str(version.version), tracking_uri)
@@ -89,14 +87,10 @@ def champions_or_trained(
     ``trained here``)."""
     from cotenant.training.run import train
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     def champion(uri: str, name: str) -> str | None:
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        try:
-            return str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
-        except MlflowException:
-            return None
+        found = version_by_alias(MlflowClient(tracking_uri=uri, registry_uri=uri), name)
+        return None if found is None else str(found.version)
 
     predictors, sources = {}, {}
     for name, recipe in recipes.items():
@@ -129,14 +123,13 @@ def accelerator_catalogue(tracking_uri: str) -> tuple[Any, str]:
         return None, f"{reason}: the workload files' own profiles"
     from cotenant.training.accelerators import load_registered_catalogue
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     name = REGISTERED["accelerators"]
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        version = str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
-    except MlflowException:
+    found = version_by_alias(client, name)
+    if found is None:
         return None, f"{tracking_uri} has no {name}@{CHAMPION_ALIAS}: the workload files' own profiles"
+    version = str(found.version)
     catalogue = load_registered_catalogue(client, version, tracking_uri)
     return catalogue, f"models:/{name}@{CHAMPION_ALIAS} (version {version}) from {tracking_uri}"
 

@@ -14,6 +14,7 @@ from cotenant.datasets.lab.plan import load_plan, summarise
 from cotenant.datasets.lab.session import run_lab
 from cotenant.datasets.sources.base import looks_like
 from cotenant.training.metrics import errors_pp
+from cotenant.training.tracking import version_by_alias
 
 # Two applications, 3 s executions: the whole path in about a minute (datasets/lab/plans/retraining.yaml).
 TINY_PLAN = Path(str(files("cotenant.datasets.lab.plans") / "retraining.yaml"))
@@ -56,15 +57,6 @@ def load_data(
         return load_source(source, **options), name, path or None
     # a directory: load_source recognises a lab dir, a CloudPerfTrace tree or a saved RunTable
     return load_source(Path(source), **options), looks_like(Path(source)) or "table", source
-
-
-def version_by_alias(client: Any, name: str, alias: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:  # the registered model or the alias does not exist yet
-        return None
 
 
 def model_of(client: Any, version: Any) -> str:

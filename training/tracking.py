@@ -146,6 +146,16 @@ def apply_alias_rules(
     return "challenger"
 
 
+def version_by_alias(client: Any, name: str, alias: str = CHAMPION_ALIAS) -> Any | None:
+    """The registered version under ``alias``, or None while the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:  # the registered model or the alias does not exist yet
+        return None
+
+
 def download_registered(client: Any, name: str, version: str, tracking_uri: str) -> Path:
     """A registered version's files, downloaded to a new folder. The source is resolved through ``client``: a
     bare ``models:/`` URI would go to the process-wide registry, which training may have pointed elsewhere."""
