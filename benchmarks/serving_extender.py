@@ -14,10 +14,7 @@ mode (the challenger scores every request in the background): the figures then i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,60 +28,22 @@ import httpx
 import numpy as np
 from cotenant.serving.cli import serve_command
 from cotenant.serving.config import ServiceSettings
+from cotenant.serving.local_servers import free_port, start_server, stop_server, wait_ready
 from cotenant.training.tracking import REGISTERED
 
 TOKEN = "benchmark"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start(command: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop(process)
-    sys.exit(f"server not ready in 600 s: {log.read_text()[-2000:]}")
-
-
-def descendants(pid: int) -> list[int]:
-    found, pending = [], [pid]
-    while pending:
-        try:
-            files = list(Path(f"/proc/{pending.pop()}/task").glob("*/children"))
-            children = [int(child) for file in files for child in file.read_text().split()]
-        except OSError:
-            continue
-        found.extend(children)
-        pending.extend(children)
-    return found
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT lets BentoML's arbiter stop its workers (own sessions); SIGKILL what is left after 60 s."""
-    workers = descendants(process.pid)
-    process.send_signal(signal.SIGINT)
+    with log.open("wb") as out:
+        process = start_server(command, env, out)
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    for pid in workers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        wait_ready(url, process, 600, log)
+    except RuntimeError as error:
+        stop_server(process)
+        sys.exit(str(error))
+    return process
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -361,8 +320,8 @@ def main() -> None:
                 f"max {result['rss_mib_max']:.0f} MiB"
             )
     finally:
-        stop(server)
-        stop(noop)
+        stop_server(server)
+        stop_server(noop)
 
 
 if __name__ == "__main__":

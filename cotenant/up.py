@@ -7,12 +7,10 @@ again reuses the registry; Ctrl-C stops the service and the feeder cleanly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cotenant.serving.local_servers import start_server, stop_server, wait_ready
 from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 
 # The model a first champion of each task is trained with.
@@ -63,22 +62,6 @@ def service_token(home: Path) -> str:
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
     return path.read_text().strip()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the service exited with code {process.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the service at {url} was not ready after {timeout_s:.0f} s")
 
 
 def curl(url: str, path: str, body: dict[str, object], examples_dir: Path, name: str) -> str:
@@ -158,16 +141,10 @@ def up(
     # keeps a short summary. Its own process group, so that stopping it reaches every worker it started.
     log_path = home / "serve.log"
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            env={**os.environ, "COTENANT_SERVE_TOKEN": token},
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_server(command, {**os.environ, "COTENANT_SERVE_TOKEN": token}, log)
     feeder: FleetFeeder | None = None
     try:
-        wait_ready(url, process, ready_timeout)
+        wait_ready(url, process, ready_timeout, log_path)
         client = httpx.Client(base_url=url, timeout=30)
         fleet = build_fleet(table)
         register_profiles(client, token, fleet)
@@ -196,18 +173,7 @@ def up(
     finally:
         if feeder is not None:
             feeder.stop()
-        stop_service(process)
-
-
-def stop_service(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    """SIGTERM to the service's whole process group, SIGKILL to what is left after ``timeout_s``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=timeout_s)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # workers that outlived their parent
-    process.wait()
+        stop_server(process)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

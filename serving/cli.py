@@ -45,7 +45,12 @@ def serve(
     workers: int = typer.Option(
         1,
         min=1,
-        help="Worker processes. Host state and profiles are per worker: keep 1 unless ingest fans out.",
+        help="Worker processes. Without --state-url host state and profiles are per worker: keep 1.",
+    ),
+    state_url: str = typer.Option(
+        setting("state_url"),
+        envvar="COTENANT_SERVE_STATE_URL",
+        help="Redis URL shared by replicas for host state and profiles (empty: kept in this process).",
     ),
     tracking_uri: str | None = typer.Option(
         None, help="MLflow tracking/registry URI holding the champions (default: the local sqlite store)."
@@ -88,6 +93,7 @@ def serve(
         "max_candidates": max_candidates,
         "max_body_bytes": max_body_bytes,
         "shadow_alias": shadow_alias,
+        "state_url": state_url,
     }
     if tracking_uri:
         values["tracking_uri"] = tracking_uri

@@ -37,6 +37,13 @@ class ServiceSettings(BaseModel):
     window_samples: int = Field(default=120, ge=2, le=86_400)
     # A host with no sample for this long is stale (neutral scores); a silent target leaves its host.
     stale_after_s: float = Field(default=30.0, gt=0)
+    # Host state and profiles shared by replicas through this Redis (``redis://host:6379/0``); empty keeps
+    # them in this process (one replica, the embedded default). See serving/shared_state.py.
+    state_url: str = ""
+    # How much of the shared log a (re)starting replica replays: at least the window plus the staleness bound.
+    state_retention_s: float = Field(default=300.0, gt=0)
+    # Key prefix in that Redis, so that several deployments can share one server.
+    state_prefix: str = Field(default="cotenant", min_length=1)
     max_candidates: int = Field(default=5_000, ge=1)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_hosts: int = Field(default=20_000, ge=1)

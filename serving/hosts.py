@@ -47,6 +47,29 @@ def window_to_series(rows: Iterable[tuple[datetime, dict[str, float | None]]]) -
     return series
 
 
+def screen_samples(
+    samples: Sequence[IngestSample], received_at: datetime
+) -> tuple[list[IngestSample], dict[SkipReason, int]]:
+    """The samples a store may keep, and the count of the others by reason.
+
+    A sample stamped more than ``MAX_CLOCK_AHEAD_S`` after ``received_at`` is dropped: it would become the
+    host's "last seen" and keep a dead host fresh for years. A workload sample with no usable value is kept
+    (it tells that the target is still there) but counted as ``no_values``: ``HostStore.apply`` stores no row
+    for it. The request's other samples are kept.
+    """
+    latest_allowed = received_at.timestamp() + MAX_CLOCK_AHEAD_S
+    kept: list[IngestSample] = []
+    skipped: dict[SkipReason, int] = {}
+    for sample in samples:
+        if sample.timestamp.timestamp() > latest_allowed:
+            skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + 1
+            continue
+        if sample.target != HOST_TARGET and not sample.has_values():
+            skipped["no_values"] = skipped.get("no_values", 0) + 1
+        kept.append(sample)
+    return kept, skipped
+
+
 @dataclass
 class TargetWindow:
     rows: deque[tuple[datetime, dict[str, float | None]]]
@@ -114,17 +137,35 @@ class HostStore:
         self._lock = threading.Lock()
         self._generation = 0  # bumped under the lock whenever a host's snapshot or the host set changes
         self._index: HostIndex | None = None
+        # Why the hosts cannot be trusted right now (the shared state store is unreachable), else None: every
+        # host is then answered neutrally with this reason (``scoring``).
+        self.outage: str | None = None
 
-    def ingest(self, host: str, samples: list[IngestSample], placement: LoadedModel | None) -> IngestOutcome:
-        """Append samples to their windows, re-encode the touched host.
+    def ingest(
+        self,
+        host: str,
+        samples: Sequence[IngestSample],
+        placement: LoadedModel | None,
+        received_at: datetime | None = None,
+    ) -> IngestOutcome:
+        """Screen the samples (``screen_samples``), append the kept ones to their windows, re-encode."""
+        kept, skipped = screen_samples(samples, received_at or datetime.now(UTC))
+        touched = self.apply(host, kept, placement)
+        return IngestOutcome(touched, len(kept) - skipped.get("no_values", 0), skipped)
 
-        A sample stamped more than ``MAX_CLOCK_AHEAD_S`` ahead of the service's clock is skipped: it would
-        become the host's "last seen" and keep a dead host fresh for years. A workload sample with no usable
-        value is skipped too. Both are counted in the outcome; the request's other samples are stored.
+    def apply(
+        self,
+        host: str,
+        samples: Sequence[IngestSample],
+        placement: LoadedModel | None,
+        heard_at: float | None = None,
+    ) -> list[str]:
+        """Append screened samples to their windows and re-encode the host; the targets whose windows changed.
+
+        ``heard_at`` is when the push arrived on this store's clock (now by default): replicas sharing state
+        replay a push with the time it was published, so each of them ages the host alike.
         """
-        now = self.clock()
-        latest_allowed = datetime.now(UTC).timestamp() + MAX_CLOCK_AHEAD_S
-        skipped: dict[SkipReason, int] = {}
+        now = self.clock() if heard_at is None else heard_at
         with self._lock:
             state = self.hosts.get(host)
             if state is None:
@@ -132,11 +173,7 @@ class HostStore:
                 state = self.hosts[host] = HostState(host=host)
             touched: set[str] = set()
             for sample in samples:
-                if sample.timestamp.timestamp() > latest_allowed:
-                    skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + 1
-                    continue
                 if sample.target != HOST_TARGET and not sample.has_values():
-                    skipped["no_values"] = skipped.get("no_values", 0) + 1
                     # Every value was missing or a fault: nothing to learn from, and a mean-filled row would
                     # shift the target's profile. The host is still heard from.
                     if sample.target in state.targets:
@@ -152,11 +189,18 @@ class HostStore:
                 touched.add(sample.target)
                 if state.last_seen_wall is None or sample.timestamp > state.last_seen_wall:
                     state.last_seen_wall = sample.timestamp
-            state.last_seen = now
+            state.last_seen = max(state.last_seen, now)
             for target in touched:
                 state.incumbent_encodings.pop(target, None)  # its window changed: encode again
             self._encode(state, placement)
-        return IngestOutcome(sorted(touched), len(samples) - sum(skipped.values()), skipped)
+        return sorted(touched)
+
+    def reset(self) -> None:
+        """Forget every host (the shared state they came from was lost; pushes bring them back)."""
+        with self._lock:
+            self.hosts.clear()
+            self._generation += 1
+            self._index = None
 
     def index(self, placement: LoadedModel) -> HostIndex:
         """Every host's current snapshot for this champion; rebuilt only when a host changed since."""

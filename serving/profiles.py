@@ -43,6 +43,10 @@ class ProfileStore:
             self.profiles[profile_id] = profile
         return profile
 
+    def clear(self) -> None:
+        with self._lock:
+            self.profiles.clear()
+
     def get(self, profile_id: str) -> Profile | None:
         return self.profiles.get(profile_id)
 

@@ -179,7 +179,7 @@ class ScorePlacementRequest(StrictModel):
     min_performance: Performance = 0.0
 
 
-PlacementStatus = Literal["scored", "unknown_host", "stale_host", "empty_host"]
+PlacementStatus = Literal["scored", "unknown_host", "stale_host", "empty_host", "state_unavailable"]
 
 
 class HostPlacement(BaseModel):

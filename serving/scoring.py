@@ -21,6 +21,7 @@ from cotenant.serving.schemas import EstimateView, HostPlacement
 
 NEUTRAL_SCORE = 0.5
 UNKNOWN_HOST_REASON = "no telemetry received for this host"
+STATE_UNAVAILABLE_STATUS = "state_unavailable"
 EMPTY_HOST_REASON = "no incumbents: alone, the newcomer runs as in its solo profile (P = 1) and harms nobody"
 
 
@@ -57,6 +58,8 @@ def look_up_hosts(hosts: Sequence[str], store: HostStore, placement: LoadedModel
     positions: list[int] = []
     snapshots: list[HostSnapshot] = []
     unscored: dict[int, tuple[str, str]] = {}
+    if store.outage is not None:
+        return HostLookup(positions, snapshots, dict.fromkeys(range(len(hosts)), outage_answer(store.outage)))
     for position, host in enumerate(hosts):
         snapshot = store.snapshot(host, placement)
         if snapshot is None:
@@ -69,6 +72,10 @@ def look_up_hosts(hosts: Sequence[str], store: HostStore, placement: LoadedModel
             positions.append(position)
             snapshots.append(snapshot)
     return HostLookup(positions, snapshots, unscored)
+
+
+def outage_answer(outage: str) -> tuple[str, str]:
+    return STATE_UNAVAILABLE_STATUS, f"host state unavailable: {outage}"
 
 
 def score_hosts(
@@ -158,13 +165,17 @@ def score_candidates(
     """Medians only, vectorised: the same P and score as ``score_hosts`` without intervals or drivers."""
     index = store.index(placement)
     rows = index.lookup(hosts)
+    if store.outage is not None:
+        rows = np.full(len(hosts), -1, dtype=np.int64)  # nothing is scored: host state cannot be trusted
     known = rows >= 0
     last_seen = index.last_seen[rows] if index.snapshots else np.zeros(len(hosts))  # row -1: ignored below
     age = store.clock() - last_seen
     scored = known & (age <= store.stale_after_s)
     unscored: dict[int, tuple[str, str]] = {}
     for position in np.flatnonzero(~scored).tolist():  # only the few unknown or stale nodes
-        if not known[position]:
+        if store.outage is not None:
+            unscored[position] = outage_answer(store.outage)
+        elif not known[position]:
             unscored[position] = ("unknown_host", UNKNOWN_HOST_REASON)
         else:
             reason = f"last telemetry {age[position]:.0f}s ago (> {store.stale_after_s:g}s)"

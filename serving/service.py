@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hmac
 import logging
+import time
 from collections import Counter
 from http import HTTPStatus
 from typing import Any, cast
@@ -51,6 +52,7 @@ with bentoml.importing():
         ScorePlacementResult,
     )
     from cotenant.serving.shadow import ShadowRequest, ShadowScorer
+    from cotenant.serving.shared_state import HostStateWriter, LocalState, RedisState, StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,13 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 class InterferencePredictionService:
     def __init__(self) -> None:
         self.settings = ServiceSettings.from_env()
+        shared = bool(self.settings.state_url)
         self.hosts = HostStore(
-            self.settings.window_samples, self.settings.stale_after_s, self.settings.max_hosts
+            self.settings.window_samples,
+            self.settings.stale_after_s,
+            self.settings.max_hosts,
+            # Replicas age hosts by the shared log's timestamps, so they need the wall clock.
+            clock=time.time if shared else time.monotonic,
         )
         self.profiles = ProfileStore()
         self.metrics = ServiceMetrics()
@@ -93,6 +100,18 @@ class InterferencePredictionService:
         self.champions = ChampionStore(ChampionSource(self.settings), on_swap=self._on_swap)
         self.champions.refresh()
         self.champions.start_watching(self.settings.watch_interval_s)
+        self.state: HostStateWriter = (
+            RedisState(
+                self.settings.state_url,
+                self.hosts,
+                self.profiles,
+                lambda: self.champions.champions.placement,
+                self.settings.state_retention_s,
+                self.settings.state_prefix,
+            )
+            if shared
+            else LocalState(self.hosts, self.profiles, lambda: self.champions.champions.placement)
+        )
         # What is loaded by now (torch, MLflow, the champions: about a million objects) lives as long as the
         # worker. Frozen, it is skipped by the collector's full passes, which otherwise scan all of it in the
         # middle of some request: those pauses were the extender's p99 tail.
@@ -121,7 +140,10 @@ class InterferencePredictionService:
     def ingest(self, payload: IngestRequest, /, ctx: bentoml.Context) -> IngestResult:
         """Collector push (``cotenant collect --push``): samples into the host's window, host re-encoded."""
         self._authorise(ctx)
-        outcome = self.hosts.ingest(payload.host, payload.samples, self.champions.champions.placement)
+        try:
+            outcome = self.state.ingest(payload.host, payload.samples)
+        except StateUnavailable as error:
+            raise ServiceUnavailable(str(error)) from error
         self.metrics.ingested(payload.host, outcome.accepted)
         return IngestResult(
             host=payload.host, accepted=outcome.accepted, targets=outcome.targets, skipped=outcome.skipped
@@ -132,11 +154,11 @@ class InterferencePredictionService:
         """A workload's solo telemetry under an id, encoded now for placement queries."""
         self._authorise(ctx)
         try:
-            profile = self.profiles.register(
-                payload.profile_id, payload.telemetry, self.champions.champions.placement
-            )
+            profile = self.state.register_profile(payload.profile_id, payload.telemetry)
         except OverflowError as error:
             raise PayloadTooLarge(str(error)) from error
+        except StateUnavailable as error:
+            raise ServiceUnavailable(str(error)) from error
         return ProfileSummary(
             profile_id=profile.profile_id, metrics=sorted(profile.series), seconds=profile.seconds
         )
@@ -161,6 +183,8 @@ class InterferencePredictionService:
     def predict_host_degradation(self, payload: HostDegradationRequest, /) -> DegradationResult:
         """Monitoring for a target on a host whose telemetry the service receives."""
         model = self._model("monitoring")
+        if self.hosts.outage is not None:
+            raise ServiceUnavailable(f"host state unavailable: {self.hosts.outage}")
         found = self.hosts.series(payload.host, payload.target)
         if found is None:
             raise NotFound(f"unknown host/target {payload.host}/{payload.target}")

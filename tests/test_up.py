@@ -14,14 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cotenant.serving.local_servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def up_command(port: int, *extra: str) -> list[str]:

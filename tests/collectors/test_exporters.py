@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -16,14 +15,9 @@ from cotenant.collectors.config import CollectorConfig
 from cotenant.collectors.prometheus import PrometheusSink
 from cotenant.collectors.push import Pusher
 from cotenant.collectors.runner import Collector
+from cotenant.serving.local_servers import free_port
 
 SOURCES = ("host_memory", "cgroup_v2")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Ingest(BaseHTTPRequestHandler):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,17 +19,12 @@ import pytest
 from conftest import TOKEN, fixture_json, ingest_payload, profile_payload
 from cotenant.serving.cli import serve_command
 from cotenant.serving.config import ServiceSettings
+from cotenant.serving.local_servers import free_port, start_server, stop_server, wait_ready
 from serving_champions import placement_predictor, register_champion
 
 pytestmark = pytest.mark.slow
 LOAD_SECONDS = float(os.environ.get("COTENANT_SERVING_LOAD_S", "60"))
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
@@ -47,30 +40,15 @@ def server(champion_store: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     settings = ServiceSettings(tracking_uri=uri, token=TOKEN, watch_interval_s=1.0, max_candidates=1000)
     port = free_port()
     command, env = serve_command("127.0.0.1", port, 1, settings.to_env(), [])
-    log = (store / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = store / "server.log"
+    with log_path.open("wb") as log:
+        process = start_server(command, env, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            assert process.poll() is None, (store / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server not ready in 120 s"
-            time.sleep(0.5)
+        wait_ready(url, process, 120, log_path)
         yield Server(url, process, store, uri)
     finally:
-        # SIGINT lets BentoML's arbiter stop its workers (which run in sessions of their own).
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+        stop_server(process)
 
 
 def test_every_endpoint_answers(server: Server) -> None:

@@ -1,0 +1,262 @@
+"""Where writes go: host telemetry and workload profiles, kept in this process or shared by replicas in Redis.
+
+``LocalState`` (the embedded default, one replica) applies a push to this process's stores at once.
+
+``RedisState`` lets any number of replicas answer for any node. Every write is appended to one Redis stream
+(an event log: ``<prefix>:events``) and each replica applies the log, in the log's order, to its own
+``HostStore`` and ``ProfileStore`` from a background thread. Queries therefore read local memory only (the
+extender's latency does not pay a Redis round trip) and every replica holds the same windows, because every
+replica applied the same pushes in the same order with the same receive times (the entry's id is its time).
+A push returns once this replica has applied it, so a collector reads its own write on the replica it pushed
+to; another replica follows within one blocking read (milliseconds).
+
+What survives what:
+- a replica restart: on start a replica replays the log's retained tail (``state_retention_s``; older entries
+  are trimmed at each write) and loads every profile (a hash, never trimmed);
+- a Redis restart or outage: while Redis is unreachable, pushes answer 503 and every host is answered
+  neutrally with the reason (``HostStore.outage``); nothing crashes. When Redis is back, a replica that finds
+  a new epoch (Redis lost its data) forgets what it held and replays what is there: hosts return as their
+  collectors push again. With Redis persistence on, the same epoch continues where it stopped.
+- concurrent pushes to several replicas: the log orders them; every replica applies that one order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cotenant.collectors.lanes import HOST_TARGET
+from cotenant.serving.hosts import HostStore, IngestOutcome, screen_samples
+from cotenant.serving.models import LoadedModel
+from cotenant.serving.profiles import Profile, ProfileStore
+from cotenant.serving.schemas import IngestSample
+
+log = logging.getLogger(__name__)
+
+PlacementSource = Callable[[], LoadedModel | None]
+# How long a push may wait for this replica's log reader to apply it before the reply goes out anyway.
+APPLY_WAIT_S = 5.0
+# The log reader's blocking read; also how soon it notices a stop.
+READ_BLOCK_MS = 1_000
+READ_BATCH = 1_000
+RECONNECT_DELAY_S = 0.5
+
+
+class StateUnavailable(RuntimeError):
+    """The shared state cannot take writes now (the service answers 503 with this message)."""
+
+
+class HostStateWriter(Protocol):
+    def ingest(self, host: str, samples: Sequence[IngestSample]) -> IngestOutcome: ...
+
+    def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile: ...
+
+    def close(self) -> None: ...
+
+
+class LocalState:
+    """One replica: writes go straight into this process's stores."""
+
+    def __init__(self, hosts: HostStore, profiles: ProfileStore, placement: PlacementSource) -> None:
+        self.hosts, self.profiles, self.placement = hosts, profiles, placement
+
+    def ingest(self, host: str, samples: Sequence[IngestSample]) -> IngestOutcome:
+        return self.hosts.ingest(host, samples, self.placement())
+
+    def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile:
+        return self.profiles.register(profile_id, telemetry, self.placement())
+
+    def close(self) -> None:
+        pass
+
+
+def encode_samples(samples: Sequence[IngestSample]) -> bytes:
+    """Screened samples as compact JSON (validated already: the log reader trusts them)."""
+    return json.dumps(
+        [[s.timestamp.timestamp(), s.target, s.metrics] for s in samples], separators=(",", ":")
+    ).encode()
+
+
+def decode_samples(data: bytes) -> list[IngestSample]:
+    return [
+        IngestSample.model_construct(timestamp=datetime.fromtimestamp(ts, UTC), target=name, metrics=values)
+        for ts, name, values in json.loads(data)
+    ]
+
+
+def changed_targets(kept: Sequence[IngestSample]) -> list[str]:
+    """The targets whose windows a push of screened samples changes (as ``HostStore.apply`` reports them)."""
+    return sorted({s.target for s in kept if s.target == HOST_TARGET or s.has_values()})
+
+
+def entry_seconds(entry_id: bytes) -> float:
+    """A stream entry's id is ``<unix ms>-<sequence>``: the time Redis appended it."""
+    return int(entry_id.split(b"-", 1)[0]) / 1000.0
+
+
+def id_key(entry_id: bytes) -> tuple[int, int]:
+    ms, sequence = entry_id.split(b"-", 1)
+    return int(ms), int(sequence)
+
+
+class RedisState:
+    """Replicas sharing host state and profiles through one Redis (module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        hosts: HostStore,
+        profiles: ProfileStore,
+        placement: PlacementSource,
+        retention_s: float,
+        prefix: str = "cotenant",
+        client: Any = None,
+    ) -> None:
+        import redis  # only replicas that share state need the client library loaded
+
+        self._redis_errors = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+        self.url = url
+        self.hosts, self.profiles, self.placement = hosts, profiles, placement
+        self.retention_s = retention_s
+        self.events = f"{prefix}:events"
+        self.profiles_key = f"{prefix}:profiles"
+        self.epoch_key = f"{prefix}:epoch"
+        # Any: redis-py types each reply as a union of decoded and raw shapes; this client reads raw bytes.
+        self.client: Any = client or redis.Redis.from_url(
+            # RESP2: replies as lists, the shape ``_follow`` reads
+            url,
+            protocol=2,
+            socket_connect_timeout=1.0,
+            socket_timeout=READ_BLOCK_MS / 1000.0 + 4.0,
+        )
+        self._epoch: bytes | None = None
+        self._last_id = b"0-0"
+        self._applied = threading.Condition()
+        self._stop = threading.Event()
+        self.hosts.outage = "not connected to the shared state store yet"
+        self._reader = threading.Thread(target=self._follow, name="cotenant-state-log", daemon=True)
+        self._reader.start()
+
+    # ---- writes --------------------------------------------------------------------------------------------
+    def ingest(self, host: str, samples: Sequence[IngestSample]) -> IngestOutcome:
+        kept, skipped = screen_samples(samples, datetime.now(UTC))
+        entry = self._publish({"kind": "ingest", "host": host, "samples": encode_samples(kept)})
+        self._wait_applied(entry)
+        return IngestOutcome(changed_targets(kept), len(kept) - skipped.get("no_values", 0), skipped)
+
+    def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile:
+        held, most = self.profiles.profiles, self.profiles.max_profiles
+        if profile_id not in held and len(held) >= most:
+            raise OverflowError(f"the profile store is full ({most} profiles)")
+        payload = json.dumps(telemetry, separators=(",", ":"))
+        try:
+            self.client.hset(self.profiles_key, profile_id, payload)
+        except self._redis_errors as error:
+            raise StateUnavailable(f"shared state store unreachable: {error}") from error
+        entry = self._publish({"kind": "profile", "profile_id": profile_id})
+        self._wait_applied(entry)
+        profile = self.profiles.get(profile_id)
+        if profile is None:  # applied by the reader normally; under a stuck reader, register it here too
+            profile = self.profiles.register(profile_id, telemetry, self.placement())
+        return profile
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(timeout=READ_BLOCK_MS / 1000.0 + 5.0)
+        self.client.close()
+
+    def _publish(self, fields: dict[str, Any]) -> bytes:
+        if self.hosts.outage is not None:
+            raise StateUnavailable(self.hosts.outage)
+        oldest_ms = int((time.time() - self.retention_s) * 1000)
+        try:
+            entry: bytes = self.client.xadd(self.events, fields, minid=oldest_ms, approximate=True)
+        except self._redis_errors as error:
+            raise StateUnavailable(f"shared state store unreachable: {error}") from error
+        return entry
+
+    def _wait_applied(self, entry: bytes) -> None:
+        target = id_key(entry)
+        with self._applied:
+            done = self._applied.wait_for(lambda: id_key(self._last_id) >= target, timeout=APPLY_WAIT_S)
+        if not done:
+            log.warning("the shared log's reader has not applied %s after %ss", entry.decode(), APPLY_WAIT_S)
+
+    # ---- the log reader ------------------------------------------------------------------------------------
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.hosts.outage is not None:
+                    self._catch_up()
+                    self.hosts.outage = None
+                    log.info("shared state: following %s from %s", self.events, self._last_id.decode())
+                replies = self.client.xread(
+                    {self.events: self._last_id}, count=READ_BATCH, block=READ_BLOCK_MS
+                )
+                for _, entries in replies or []:
+                    self._apply_all(entries)
+                # When idle, check that Redis still holds this epoch's data (a restart breaks the connection
+                # and is caught below; a flush is seen only here).
+                if not replies and self.client.get(self.epoch_key) != self._epoch:
+                    self.hosts.outage = "the shared state store lost its data; reloading"
+            except self._redis_errors as error:
+                if self.hosts.outage is None:
+                    log.warning("shared state store unreachable: %s", error)
+                self.hosts.outage = f"shared state store unreachable: {error}"
+                self._stop.wait(RECONNECT_DELAY_S)
+            except Exception:  # a bad entry must not stop the reader: it is logged and skipped
+                log.exception("shared state: could not apply an entry after %s", self._last_id.decode())
+                self._stop.wait(RECONNECT_DELAY_S)
+
+    def _catch_up(self) -> None:
+        """(Re)connect: a new epoch forgets what this replica held; then replay the log's retained tail."""
+        self.client.set(self.epoch_key, secrets.token_hex(8), nx=True)
+        epoch = self.client.get(self.epoch_key)
+        if epoch != self._epoch:
+            if self._epoch is not None:
+                log.warning("shared state store has a new epoch: forgetting hosts and profiles, reloading")
+            self.hosts.reset()
+            self.profiles.clear()
+            self._epoch, self._last_id = epoch, b"0-0"
+            placement = self.placement()
+            for profile_id, telemetry in self.client.hgetall(self.profiles_key).items():
+                self.profiles.register(profile_id.decode(), json.loads(telemetry), placement)
+        oldest_ms = int((time.time() - self.retention_s) * 1000)
+        start = self._last_id if self._last_id != b"0-0" else b"%d" % oldest_ms
+        while True:
+            entries = self.client.xrange(self.events, min=start, count=READ_BATCH)
+            entries = [(entry_id, fields) for entry_id, fields in entries if entry_id != self._last_id]
+            if not entries:
+                return
+            self._apply_all(entries)
+            start = self._last_id
+
+    def _apply_all(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        placement = self.placement()
+        for entry_id, fields in entries:
+            try:
+                self._apply(entry_id, fields, placement)
+            except Exception:  # one malformed entry costs that entry only
+                log.exception("shared state: skipped entry %s", entry_id.decode())
+            with self._applied:
+                self._last_id = entry_id
+                self._applied.notify_all()
+
+    def _apply(self, entry_id: bytes, fields: dict[bytes, bytes], placement: LoadedModel | None) -> None:
+        kind = fields.get(b"kind")
+        if kind == b"ingest":
+            host = fields[b"host"].decode()
+            self.hosts.apply(host, decode_samples(fields[b"samples"]), placement, entry_seconds(entry_id))
+        elif kind == b"profile":
+            profile_id = fields[b"profile_id"].decode()
+            telemetry = self.client.hget(self.profiles_key, profile_id)
+            if telemetry is not None:
+                self.profiles.register(profile_id, json.loads(telemetry), placement)
+        else:
+            log.warning("shared state: entry %s of unknown kind %r skipped", entry_id.decode(), kind)
