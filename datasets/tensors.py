@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from cotenant.collectors.summaries import summarise, summary_names
 from cotenant.datasets.splits import FeatureStats
 from cotenant.datasets.table import RunTable
 
 CHUNK_ROWS = 16_384
-SUMMARIES = ("mean", "std", "p90")
 
 
 def monitoring_features(table: RunTable, include_host: bool = True) -> list[str]:
@@ -114,19 +114,19 @@ def stacked(
 
 
 def profile_summaries(profiles: pl.DataFrame, metrics: list[str]) -> tuple[list[str], pl.DataFrame]:
-    """Per-metric summaries of each solo profile over time (the placement inputs, F_p = 3 x metrics)."""
-    names = [f"{m}__{s}" for m in metrics for s in SUMMARIES]
-    clean = profiles.with_columns(pl.col(m).fill_nan(None) for m in metrics)
-    summary = clean.group_by("profile_id", maintain_order=True).agg(
-        expr
-        for m in metrics
-        for expr in (
-            pl.col(m).mean().alias(f"{m}__mean"),
-            pl.col(m).std(ddof=0).alias(f"{m}__std"),
-            pl.col(m).quantile(0.9).alias(f"{m}__p90"),
-        )
+    """Per-metric summaries of each solo profile over time (the placement inputs, F_p = 3 x metrics), by the
+    one summary function that the service and the agent's compact pushes use too (``summarise``)."""
+    names = summary_names(metrics)
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for (profile_id,), frame in profiles.group_by("profile_id", maintain_order=True):
+        ids.append(str(profile_id))
+        rows.append(summarise(frame.select(pl.col(metrics).cast(pl.Float64)).to_numpy()))
+    matrix = np.stack(rows) if rows else np.zeros((0, len(names)))
+    summary = pl.DataFrame(matrix, schema=names, orient="row").with_columns(
+        pl.Series("profile_id", ids, dtype=pl.Utf8)
     )
-    return names, summary.sort("profile_id")
+    return names, summary.select("profile_id", *names).sort("profile_id")
 
 
 def placement_arrays(

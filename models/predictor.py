@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cotenant.collectors.summaries import FeatureSchema, schema_id, summarise
 from cotenant.models.backends import BACKENDS
 from cotenant.models.base import (
     MEDIAN,
@@ -175,14 +176,26 @@ class Predictor:
     # ---- placement ---------------------------------------------------------------------------------------
     def profile_summary(self, profile: Series) -> np.ndarray:
         """A solo profile's series -> normalised per-metric summary ``[F_p]`` (missing metrics -> mean)."""
-        import polars as pl
-        from cotenant.datasets.tensors import profile_summaries
+        return self.normalise_summary(self.raw_summary(profile))
 
+    def raw_summary(self, profile: Series) -> np.ndarray:
+        """The per-metric summaries ``[F_p]`` of a window (``summarise``, as training computed them)."""
         steps = max((len(v) for v in profile.values()), default=1) or 1
-        columns = {m: _last(profile.get(m), steps) for m in self.metadata.metrics}
-        frame = pl.DataFrame({"profile_id": ["request"] * steps, **columns})
-        names, summary = profile_summaries(frame, self.metadata.metrics)
-        return self._stats().transform(summary.select(names).to_numpy().astype(np.float32))[0]
+        return summarise(np.column_stack([_last(profile.get(m), steps) for m in self.metadata.metrics]))
+
+    def normalise_summary(self, summary: np.ndarray) -> np.ndarray:
+        return self._stats().transform(np.asarray(summary, dtype=np.float32)[None])[0]
+
+    def feature_schema(self, window_seconds: int) -> FeatureSchema:
+        """What an agent sends instead of raw samples for this placement model (``collectors.summaries``)."""
+        self._require("placement")
+        metrics = list(self.metadata.metrics)
+        return FeatureSchema(schema_id(metrics, window_seconds), metrics, window_seconds)
+
+    def encode_summary(self, summary: np.ndarray) -> np.ndarray:
+        """A workload's embedding from its raw summary vector (a compact push) rather than its series."""
+        self._require("placement")
+        return self.encode_summaries(self.normalise_summary(summary)[None])[0]
 
     def encode_profile(self, profile: Series) -> np.ndarray:
         """A workload's embedding ``[V, E]``: row 0 as is, row 1+g with group g occluded."""

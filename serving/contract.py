@@ -44,10 +44,13 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 EVERY_OPERATION = (413, 415, 422, 500)
 ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
-    "/ingest": (401,),
-    "/register_profile": (401,),
+    # 409: summaries in a feature schema other than the champion's; 503: shared host state unreachable
+    "/ingest": (401, 409, 503),
+    "/register_profile": (401, 503),
+    "/feature_schema": (409, 503),
     "/predict_degradation": (503,),
-    "/predict_host_degradation": (404, 503),
+    # 409: the host pushes compact summaries, monitoring needs series
+    "/predict_host_degradation": (404, 409, 503),
     "/score_placement": (404, 503),
     "/place_on_accelerators": (404, 409, 503),
     "/predict_accelerator_latency": (404, 503),

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from cotenant.collectors.lanes import HOST_TARGET  # the collector's host-table target (one owner)
+from cotenant.collectors.summaries import FeatureSchema
 from cotenant.serving.models import LoadedModel, Series
 from cotenant.serving.schemas import MAX_CLOCK_AHEAD_S, IngestSample, SkipReason
 
@@ -28,6 +29,7 @@ class IngestOutcome:
     targets: list[str]  # the targets whose windows changed, sorted
     accepted: int
     skipped: dict[SkipReason, int]
+    summaries: int = 0
 
 
 def window_to_series(rows: Iterable[tuple[datetime, dict[str, float | None]]]) -> Series:
@@ -70,10 +72,37 @@ def screen_samples(
     return kept, skipped
 
 
+@dataclass(frozen=True)
+class CompactSummary:
+    """A target's window as a compact push sent it: the raw summary vector of one feature schema."""
+
+    target: str
+    timestamp: datetime
+    seconds: int
+    schema_id: str
+    values: np.ndarray  # [F] raw (unnormalised) summaries, NaN where a metric was missing
+
+
+class CompactOnly(LookupError):
+    """Monitoring needs per-second series, and this host's targets arrive as compact summaries."""
+
+
+def screen_summaries(
+    summaries: Sequence[CompactSummary], received_at: datetime
+) -> tuple[list[CompactSummary], int]:
+    """The summaries a store may keep, and how many are stamped too far ahead (as ``screen_samples``)."""
+    latest_allowed = received_at.timestamp() + MAX_CLOCK_AHEAD_S
+    kept = [summary for summary in summaries if summary.timestamp.timestamp() <= latest_allowed]
+    return kept, len(summaries) - len(kept)
+
+
 @dataclass
 class TargetWindow:
     rows: deque[tuple[datetime, dict[str, float | None]]]
     last_seen: float  # monotonic seconds
+    # The target's latest compact summary when it arrives that way; its rows are then empty. Whichever form
+    # came last is the target's data.
+    summary: CompactSummary | None = None
 
     def series(self) -> Series:
         return window_to_series(list(self.rows))
@@ -89,6 +118,9 @@ class HostSnapshot:
     incumbents: tuple[str, ...]
     last_seen: float
     last_seen_wall: datetime
+    # Why the host cannot be scored by this champion although it is heard from (an incumbent's summary is in
+    # another feature schema until its collector's next push), else None.
+    pending: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +132,7 @@ class HostIndex:
     rows: dict[str, int]  # host -> row
     snapshots: list[HostSnapshot]
     last_seen: np.ndarray  # [H] monotonic seconds
+    pending: np.ndarray  # [H] bool: heard from but not scorable now (``HostSnapshot.pending``)
     batch: Any  # every snapshot's encoding stacked once (``Predictor.stack_hosts``); a query selects its rows
 
     def lookup(self, hosts: Sequence[str]) -> np.ndarray:
@@ -140,6 +173,7 @@ class HostStore:
         # Why the hosts cannot be trusted right now (the shared state store is unreachable), else None: every
         # host is then answered neutrally with this reason (``scoring``).
         self.outage: str | None = None
+        self._schemas: dict[str, FeatureSchema] = {}
 
     def ingest(
         self,
@@ -147,11 +181,16 @@ class HostStore:
         samples: Sequence[IngestSample],
         placement: LoadedModel | None,
         received_at: datetime | None = None,
+        summaries: Sequence[CompactSummary] = (),
     ) -> IngestOutcome:
         """Screen the samples (``screen_samples``), append the kept ones to their windows, re-encode."""
-        kept, skipped = screen_samples(samples, received_at or datetime.now(UTC))
-        touched = self.apply(host, kept, placement)
-        return IngestOutcome(touched, len(kept) - skipped.get("no_values", 0), skipped)
+        received = received_at or datetime.now(UTC)
+        kept, skipped = screen_samples(samples, received)
+        kept_summaries, ahead = screen_summaries(summaries, received)
+        if ahead:
+            skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + ahead
+        touched = self.apply(host, kept, placement, summaries=kept_summaries)
+        return IngestOutcome(touched, len(kept) - skipped.get("no_values", 0), skipped, len(kept_summaries))
 
     def apply(
         self,
@@ -159,6 +198,7 @@ class HostStore:
         samples: Sequence[IngestSample],
         placement: LoadedModel | None,
         heard_at: float | None = None,
+        summaries: Sequence[CompactSummary] = (),
     ) -> list[str]:
         """Append screened samples to their windows and re-encode the host; the targets whose windows changed.
 
@@ -185,10 +225,23 @@ class HostStore:
                         rows=deque(maxlen=self.window_samples), last_seen=now
                     )
                 window.rows.append((sample.timestamp, dict(sample.metrics)))
+                window.summary = None
                 window.last_seen = now
                 touched.add(sample.target)
                 if state.last_seen_wall is None or sample.timestamp > state.last_seen_wall:
                     state.last_seen_wall = sample.timestamp
+            for summary in summaries:
+                window = state.targets.get(summary.target)
+                if window is None:
+                    window = state.targets[summary.target] = TargetWindow(
+                        rows=deque(maxlen=self.window_samples), last_seen=now
+                    )
+                window.rows.clear()
+                window.summary = summary
+                window.last_seen = now
+                touched.add(summary.target)
+                if state.last_seen_wall is None or summary.timestamp > state.last_seen_wall:
+                    state.last_seen_wall = summary.timestamp
             state.last_seen = max(state.last_seen, now)
             for target in touched:
                 state.incumbent_encodings.pop(target, None)  # its window changed: encode again
@@ -221,6 +274,7 @@ class HostStore:
                 rows={snapshot.host: row for row, snapshot in enumerate(snapshots)},
                 snapshots=snapshots,
                 last_seen=np.array([snapshot.last_seen for snapshot in snapshots], dtype=np.float64),
+                pending=np.array([snapshot.pending is not None for snapshot in snapshots], dtype=bool),
                 batch=placement.predictor.stack_hosts([snapshot.encoding for snapshot in snapshots]),
             )
             self._index = index
@@ -254,6 +308,11 @@ class HostStore:
             if target not in state.targets or target == HOST_TARGET:
                 return None
             live = self._live_targets(state)
+            if any(state.targets[name].summary is not None for name in live):
+                raise CompactOnly(
+                    f"{host}: its collector pushes compact summaries; monitoring needs per-second telemetry "
+                    "of every target on the host (cotenant collect --push without --compact)"
+                )
             own = state.targets[target].series()
             neighbours = [state.targets[name].series() for name in live if name != target]
             host_window = state.targets.get(HOST_TARGET)
@@ -282,13 +341,27 @@ class HostStore:
         state.data_version += 1
         incumbents = tuple(self._live_targets(state))
         encoding: Any = None
+        pending: str | None = None
         if placement is not None:
+            schema = self.feature_schema(placement)
             vectors = []
             for name in incumbents:
+                window = state.targets[name]
+                if window.summary is not None and window.summary.schema_id != schema.schema_id:
+                    pending = (
+                        f"{name}'s summary is in feature schema {window.summary.schema_id}, the champion "
+                        f"needs {schema.schema_id}: waiting for its collector's next push"
+                    )
+                    continue
                 cached = state.incumbent_encodings.get(name)
                 if cached is None or cached[0] != placement.key:
-                    cached = (placement.key, placement.predictor.encode_profile(state.targets[name].series()))
-                    state.incumbent_encodings[name] = cached
+                    predictor = placement.predictor
+                    vector = (
+                        predictor.encode_summary(window.summary.values)
+                        if window.summary is not None
+                        else predictor.encode_profile(window.series())
+                    )
+                    cached = state.incumbent_encodings[name] = (placement.key, vector)
                 vectors.append(cached[1])
             encoding = placement.predictor.encode_host(vectors)
         self._generation += 1
@@ -299,7 +372,15 @@ class HostStore:
             incumbents=incumbents,
             last_seen=state.last_seen,
             last_seen_wall=state.last_seen_wall or datetime.now().astimezone(),
+            pending=pending,
         )
+
+    def feature_schema(self, placement: LoadedModel) -> FeatureSchema:
+        """The champion's compact-push schema over this store's window (computed once per champion)."""
+        cached = self._schemas.get(placement.key)
+        if cached is None:
+            cached = self._schemas[placement.key] = placement.predictor.feature_schema(self.window_samples)
+        return cached
 
     def _evict_if_full(self) -> None:
         if len(self.hosts) >= self.max_hosts:

@@ -78,11 +78,58 @@ class IngestSample(StrictModel):
         return any(value is not None for value in self.metrics.values())
 
 
+# A compact target summary's packed values (``collectors.summaries.pack``: 2 bytes a value, base64): at most
+# this many characters, so that a target costs at most about 2 KB of a push.
+MAX_PACKED_CHARS = 1_900
+BASE64 = r"^[A-Za-z0-9+/]*={0,2}$"
+
+
+class TargetSummary(StrictModel):
+    """One target's telemetry window as the placement champion needs it (``--compact`` pushes)."""
+
+    target: Name
+    timestamp: datetime = Field(description="the last second the summary covers")
+    seconds: int = Field(ge=1, le=MAX_SECONDS, description="seconds of telemetry the summary covers")
+    values: str = Field(
+        max_length=MAX_PACKED_CHARS,
+        pattern=BASE64,
+        description="the schema's per-metric summaries, packed (see /feature_schema)",
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc_when_unzoned(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 class IngestRequest(StrictModel):
-    """What ``cotenant collect --push`` sends: one host's samples, any targets, any seconds."""
+    """What ``cotenant collect --push`` sends: one host's samples, any targets, any seconds; with
+    ``--compact``, its workload targets as summaries in the champion's feature schema instead."""
 
     host: Name
     samples: list[IngestSample] = Field(max_length=100_000)
+    schema_id: str | None = Field(
+        default=None, max_length=64, description="the feature schema the summaries are in (/feature_schema)"
+    )
+    summaries: list[TargetSummary] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _summaries_name_their_schema(self) -> Self:
+        if self.summaries and not self.schema_id:
+            raise ValueError("schema_id: required with summaries")
+        return self
+
+
+class FeatureSchemaView(BaseModel):
+    """What a compact push must carry per target for the placement champion now served."""
+
+    schema_id: str
+    model_version: str
+    metrics: list[str]
+    statistics: list[str] = Field(description="per metric, in this order")
+    window_seconds: int = Field(description="the summaries cover the target's last this many seconds")
+    packing: str
+    values_per_target: int
 
 
 # Why a sample was not stored; the reply counts each, and every other sample of the request is kept.
@@ -92,6 +139,7 @@ SkipReason = Literal["no_values", "ahead_of_clock"]
 class IngestResult(BaseModel):
     host: str
     accepted: int = Field(description="samples stored")
+    summaries: int = Field(default=0, description="target summaries stored (compact pushes)")
     targets: list[str] = Field(description="targets whose windows changed")
     skipped: dict[SkipReason, int] = Field(
         default_factory=dict,

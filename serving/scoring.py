@@ -64,6 +64,8 @@ def look_up_hosts(hosts: Sequence[str], store: HostStore, placement: LoadedModel
         snapshot = store.snapshot(host, placement)
         if snapshot is None:
             unscored[position] = ("unknown_host", UNKNOWN_HOST_REASON)
+        elif snapshot.pending is not None:
+            unscored[position] = ("stale_host", snapshot.pending)
         elif store.is_stale(snapshot.last_seen):
             age = store.age_s(snapshot.last_seen)
             reason = f"last telemetry {age:.0f}s ago (> {store.stale_after_s:g}s)"
@@ -170,13 +172,16 @@ def score_candidates(
     known = rows >= 0
     last_seen = index.last_seen[rows] if index.snapshots else np.zeros(len(hosts))  # row -1: ignored below
     age = store.clock() - last_seen
-    scored = known & (age <= store.stale_after_s)
+    pending = index.pending[rows] & known if index.snapshots else np.zeros(len(hosts), dtype=bool)
+    scored = known & (age <= store.stale_after_s) & ~pending
     unscored: dict[int, tuple[str, str]] = {}
     for position in np.flatnonzero(~scored).tolist():  # only the few unknown or stale nodes
         if store.outage is not None:
             unscored[position] = outage_answer(store.outage)
         elif not known[position]:
             unscored[position] = ("unknown_host", UNKNOWN_HOST_REASON)
+        elif pending[position]:
+            unscored[position] = ("stale_host", str(index.snapshots[rows[position]].pending))
         else:
             reason = f"last telemetry {age[position]:.0f}s ago (> {store.stale_after_s:g}s)"
             unscored[position] = ("stale_host", reason)

@@ -22,6 +22,7 @@ from bentoml.exceptions import BentoMLException, NotFound, ServiceUnavailable, U
 from starlette.responses import Response
 
 with bentoml.importing():
+    from cotenant.collectors.summaries import PACKING, SUMMARIES, packed_chars, unpack
     from cotenant.models import accelerators
     from cotenant.models.accelerators.profiles import AppProfile, DeviceKind
     from cotenant.serving import extender, scoring
@@ -29,18 +30,20 @@ with bentoml.importing():
     from cotenant.serving.config import ServiceSettings
     from cotenant.serving.docs_page import DocsPageMiddleware
     from cotenant.serving.extender import ExtenderArgs, ExtenderFilterResult, HostPriorityList
-    from cotenant.serving.hosts import HostStore
+    from cotenant.serving.hosts import CompactOnly, CompactSummary, HostStore
     from cotenant.serving.metrics import PlacementBatch, ServiceMetrics
     from cotenant.serving.middleware import RequestLimitsMiddleware
     from cotenant.serving.models import Champions, ChampionSource, ChampionStore, LoadedModel
     from cotenant.serving.profiles import ProfileStore, telemetry_to_series
     from cotenant.serving.schemas import (
+        MAX_PACKED_CHARS,
         AcceleratorLatencies,
         AcceleratorLatencyRequest,
         AcceleratorPlacementRequest,
         AppRequest,
         DegradationRequest,
         DegradationResult,
+        FeatureSchemaView,
         HostDegradationRequest,
         HostList,
         HostView,
@@ -140,13 +143,62 @@ class InterferencePredictionService:
     def ingest(self, payload: IngestRequest, /, ctx: bentoml.Context) -> IngestResult:
         """Collector push (``cotenant collect --push``): samples into the host's window, host re-encoded."""
         self._authorise(ctx)
+        summaries = self._compact_summaries(payload)
         try:
-            outcome = self.state.ingest(payload.host, payload.samples)
+            outcome = self.state.ingest(payload.host, payload.samples, summaries)
         except StateUnavailable as error:
             raise ServiceUnavailable(str(error)) from error
-        self.metrics.ingested(payload.host, outcome.accepted)
+        self.metrics.ingested(payload.host, outcome.accepted + outcome.summaries)
         return IngestResult(
-            host=payload.host, accepted=outcome.accepted, targets=outcome.targets, skipped=outcome.skipped
+            host=payload.host,
+            accepted=outcome.accepted,
+            summaries=outcome.summaries,
+            targets=outcome.targets,
+            skipped=outcome.skipped,
+        )
+
+    def _compact_summaries(self, payload: IngestRequest) -> list[CompactSummary]:
+        """A compact push's summaries, checked against the champion's feature schema (409 when another)."""
+        if not payload.summaries:
+            return []
+        placement = self._model("placement")
+        schema = self.hosts.feature_schema(placement)
+        if payload.schema_id != schema.schema_id:
+            raise Conflict(
+                f"schema_id: {payload.schema_id!r} is not the feature schema of placement champion "
+                f"version {placement.version} ({schema.schema_id!r}): fetch /feature_schema or push raw "
+                "samples"
+            )
+        decoded = []
+        for position, summary in enumerate(payload.summaries):
+            try:
+                values = unpack(summary.values, schema.size)
+            except ValueError as error:
+                raise UnprocessableEntity(f"summaries[{position}].values: {error}") from error
+            decoded.append(
+                CompactSummary(summary.target, summary.timestamp, summary.seconds, schema.schema_id, values)
+            )
+        return decoded
+
+    @bentoml.api
+    def feature_schema(self) -> FeatureSchemaView:
+        """What a compact push (``cotenant collect --push URL --compact``) sends per target for the placement
+        champion now served; 409 when that champion needs more than a compact push carries."""
+        placement = self._model("placement")
+        schema = self.hosts.feature_schema(placement)
+        if packed_chars(schema.size) > MAX_PACKED_CHARS:
+            raise Conflict(
+                f"placement champion version {placement.version} needs {schema.size} values per target, "
+                f"more than a compact push carries ({MAX_PACKED_CHARS} packed characters): push raw samples"
+            )
+        return FeatureSchemaView(
+            schema_id=schema.schema_id,
+            model_version=placement.version,
+            metrics=schema.metrics,
+            statistics=list(SUMMARIES),
+            window_seconds=schema.window_seconds,
+            packing=PACKING,
+            values_per_target=schema.size,
         )
 
     @bentoml.api
@@ -185,7 +237,10 @@ class InterferencePredictionService:
         model = self._model("monitoring")
         if self.hosts.outage is not None:
             raise ServiceUnavailable(f"host state unavailable: {self.hosts.outage}")
-        found = self.hosts.series(payload.host, payload.target)
+        try:
+            found = self.hosts.series(payload.host, payload.target)
+        except CompactOnly as error:
+            raise Conflict(str(error)) from error
         if found is None:
             raise NotFound(f"unknown host/target {payload.host}/{payload.target}")
         own, neighbours, host_series = found

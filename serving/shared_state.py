@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cotenant.collectors.lanes import HOST_TARGET
-from cotenant.serving.hosts import HostStore, IngestOutcome, screen_samples
+from cotenant.collectors.summaries import pack, unpack
+from cotenant.serving.hosts import CompactSummary, HostStore, IngestOutcome, screen_samples, screen_summaries
 from cotenant.serving.models import LoadedModel
 from cotenant.serving.profiles import Profile, ProfileStore
 from cotenant.serving.schemas import IngestSample
@@ -53,7 +54,9 @@ class StateUnavailable(RuntimeError):
 
 
 class HostStateWriter(Protocol):
-    def ingest(self, host: str, samples: Sequence[IngestSample]) -> IngestOutcome: ...
+    def ingest(
+        self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
+    ) -> IngestOutcome: ...
 
     def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile: ...
 
@@ -66,8 +69,10 @@ class LocalState:
     def __init__(self, hosts: HostStore, profiles: ProfileStore, placement: PlacementSource) -> None:
         self.hosts, self.profiles, self.placement = hosts, profiles, placement
 
-    def ingest(self, host: str, samples: Sequence[IngestSample]) -> IngestOutcome:
-        return self.hosts.ingest(host, samples, self.placement())
+    def ingest(
+        self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
+    ) -> IngestOutcome:
+        return self.hosts.ingest(host, samples, self.placement(), summaries=summaries)
 
     def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile:
         return self.profiles.register(profile_id, telemetry, self.placement())
@@ -87,6 +92,20 @@ def decode_samples(data: bytes) -> list[IngestSample]:
     return [
         IngestSample.model_construct(timestamp=datetime.fromtimestamp(ts, UTC), target=name, metrics=values)
         for ts, name, values in json.loads(data)
+    ]
+
+
+def encode_summaries(summaries: Sequence[CompactSummary]) -> bytes:
+    return json.dumps(
+        [[s.target, s.timestamp.timestamp(), s.seconds, s.schema_id, pack(s.values)] for s in summaries],
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_summaries(data: bytes) -> list[CompactSummary]:
+    return [
+        CompactSummary(target, datetime.fromtimestamp(ts, UTC), seconds, schema, unpack(packed))
+        for target, ts, seconds, schema, packed in json.loads(data)
     ]
 
 
@@ -144,11 +163,21 @@ class RedisState:
         self._reader.start()
 
     # ---- writes --------------------------------------------------------------------------------------------
-    def ingest(self, host: str, samples: Sequence[IngestSample]) -> IngestOutcome:
-        kept, skipped = screen_samples(samples, datetime.now(UTC))
-        entry = self._publish({"kind": "ingest", "host": host, "samples": encode_samples(kept)})
+    def ingest(
+        self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
+    ) -> IngestOutcome:
+        received = datetime.now(UTC)
+        kept, skipped = screen_samples(samples, received)
+        kept_summaries, ahead = screen_summaries(summaries, received)
+        if ahead:
+            skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + ahead
+        fields = {"kind": "ingest", "host": host, "samples": encode_samples(kept)}
+        if kept_summaries:
+            fields["summaries"] = encode_summaries(kept_summaries)
+        entry = self._publish(fields)
         self._wait_applied(entry)
-        return IngestOutcome(changed_targets(kept), len(kept) - skipped.get("no_values", 0), skipped)
+        targets = sorted({*changed_targets(kept), *(summary.target for summary in kept_summaries)})
+        return IngestOutcome(targets, len(kept) - skipped.get("no_values", 0), skipped, len(kept_summaries))
 
     def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile:
         held, most = self.profiles.profiles, self.profiles.max_profiles
@@ -252,7 +281,9 @@ class RedisState:
         kind = fields.get(b"kind")
         if kind == b"ingest":
             host = fields[b"host"].decode()
-            self.hosts.apply(host, decode_samples(fields[b"samples"]), placement, entry_seconds(entry_id))
+            summaries = decode_summaries(fields[b"summaries"]) if b"summaries" in fields else []
+            samples = decode_samples(fields[b"samples"])
+            self.hosts.apply(host, samples, placement, entry_seconds(entry_id), summaries)
         elif kind == b"profile":
             profile_id = fields[b"profile_id"].decode()
             telemetry = self.client.hget(self.profiles_key, profile_id)

@@ -56,6 +56,7 @@ def test_probes_and_openapi(client: TestClient) -> None:
     assert set(item["properties"]) == {"Host", "Score"} and item["properties"]["Score"]["maximum"] == 10
     for route in (
         "/ingest",
+        "/feature_schema",
         "/register_profile",
         "/predict_degradation",
         "/predict_host_degradation",

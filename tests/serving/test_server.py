@@ -87,6 +87,66 @@ def test_every_endpoint_answers(server: Server) -> None:
         assert 'host="node-a"' in metrics
 
 
+def test_a_compact_collector_pushes_summaries_and_falls_back_to_raw_when_refused(server: Server) -> None:
+    """The agent's ``--compact`` pusher against the real service: it fetches the champion's feature schema,
+    pushes summaries; when the service refuses a schema (the champion changed) the same seconds go out raw
+    and the pusher takes the new schema."""
+    from cotenant.collectors.push import CompactWindows, Pusher
+    from cotenant.collectors.summaries import FeatureSchema
+    from serving_champions import HOST_METRICS, solo_telemetry
+
+    rng = np.random.default_rng(5)
+    start_ms = int(time.time() * 1000) - 60_000
+
+    def tick(pusher: Pusher, second: int) -> None:
+        cgroups = {
+            f"kubepods/pod{t}": {m: v[0] for m, v in solo_telemetry(rng, 1, 1.0 + t).items()}
+            for t in range(2)
+        }
+        pusher(start_ms + second * 1000, {"host": {"host": {HOST_METRICS[0]: 0.5}}, "cgroup": cgroups})
+
+    def settled(pusher: Pusher) -> None:
+        deadline = time.monotonic() + 30
+        while pusher.queue:
+            assert time.monotonic() < deadline and pusher.failures == 0, "pushes did not go out"
+            time.sleep(0.05)
+
+    pusher = Pusher(server.url, TOKEN, "node-compact", compact=True, push_interval_s=5.0, max_backoff=0.2)
+    try:
+        deadline = time.monotonic() + 30
+        while pusher.windows is None:
+            tick(pusher, 0)  # before a schema arrives the seconds go out raw
+            assert time.monotonic() < deadline, "no feature schema fetched"
+            time.sleep(0.1)
+        schema = pusher.windows.schema
+        schema_view = httpx.post(f"{server.url}/feature_schema", timeout=10).json()
+        assert schema.schema_id == schema_view["schema_id"]
+        for second in range(1, 21):
+            tick(pusher, second)
+        settled(pusher)
+        assert pusher.sent >= 4 and pusher.fallbacks == 0
+        hosts = httpx.post(f"{server.url}/list_hosts", timeout=10).json()["hosts"]
+        (view,) = [h for h in hosts if h["host"] == "node-compact"]
+        assert set(view["targets"]) == {"kubepods/pod0", "kubepods/pod1"}
+
+        # The champion changes under the agent: its schema is refused, the seconds go out raw.
+        pusher.windows = CompactWindows(
+            FeatureSchema("0000000000000000", schema.metrics, schema.window_seconds)
+        )
+        sent = pusher.sent
+        for second in range(21, 32):
+            tick(pusher, second)
+        settled(pusher)
+        assert pusher.fallbacks >= 1 and pusher.sent > sent and pusher.failures == 0
+        deadline = time.monotonic() + 30
+        while pusher.windows is None or pusher.windows.schema.schema_id != schema.schema_id:
+            tick(pusher, 32)
+            assert time.monotonic() < deadline, "the pusher did not take the service's schema again"
+            time.sleep(0.1)
+    finally:
+        pusher.close()
+
+
 def test_sustained_load_with_a_champion_swap_fails_no_request(server: Server) -> None:
     hosts = [f"load-{i}" for i in range(50)]
     with httpx.Client(base_url=server.url, timeout=10) as client:

@@ -161,6 +161,29 @@ def test_redis_restart_answers_neutrally_with_the_reason_until_state_returns(
     assert {p["host"]: p["status"] for p in placements(replica)}["node-a"] == "scored"
 
 
+def test_compact_pushes_reach_every_replica_alike(make_replica: Callable[[], Any]) -> None:
+    from test_compact import compact_payload
+    from test_compact import ingest as ingest_compact
+
+    first, second = make_replica(), make_replica()
+    body = compact_payload(first, ingest_payload("node-a", np.random.default_rng(1), seconds=30))
+    assert ingest_compact(first, body).summaries == 2
+    second.state.register_profile("web", profile_payload("web")["telemetry"])
+    wait_until(lambda: "node-a" in second.hosts.hosts and first.profiles.get("web") is not None)
+    summaries = [
+        {target: window.summary for target, window in replica.hosts.hosts["node-a"].targets.items()}
+        for replica in (first, second)
+    ]
+    assert summaries[0].keys() == summaries[1].keys() == {"host", "kubepods/pod0", "kubepods/pod1"}
+    for target, summary in summaries[0].items():
+        other = summaries[1][target]
+        if summary is None:
+            assert other is None  # the host's own rows stay rows
+        else:
+            np.testing.assert_array_equal(summary.values, other.values)
+    assert placements(first)[0]["status"] == "scored" and placements(first) == placements(second)
+
+
 def test_a_malformed_log_entry_costs_that_entry_only(make_replica: Callable[[], Any]) -> None:
     first, second = make_replica(), make_replica()
     client, events = first.state.client, first.state.events
