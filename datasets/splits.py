@@ -171,6 +171,9 @@ class FeatureStats:
     # wildly there (trees do not). On `bundled`, leave-applications-out, cloudformer's MAE fell from 19.0
     # to 13.7 pp with clip 3.
     clip: float | None = None
+    # Features passed through untouched, missing values included (``keeping``): inputs already on a fixed
+    # scale whose absence the model must see (the placement model's probe deficits).
+    kept: tuple[str, ...] = ()
 
     @classmethod
     def fit(cls, frame: pl.DataFrame, columns: list[str], clip: float | None = None) -> FeatureStats:
@@ -200,6 +203,8 @@ class FeatureStats:
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """``values [..., F]`` -> normalised float32, missing (NaN) as 0; works in place on float32 input."""
+        kept = np.isin(self.names, self.kept) if self.kept else None
+        original = values[..., kept].astype(np.float32) if kept is not None else None
         out = values if values.dtype == np.float32 else values.astype(np.float32)
         out -= self.mean.astype(np.float32)
         out *= (1.0 / self.std).astype(np.float32)
@@ -208,12 +213,27 @@ class FeatureStats:
             out[~np.isfinite(out)] = 0.0
         if self.clip is not None:
             np.clip(out, -self.clip, self.clip, out=out)
+        if self.kept:
+            out[..., kept] = original
         return out
 
+    def keeping(self, names: list[str]) -> FeatureStats:
+        """The same statistics, with these features passed through untouched (missing values included)."""
+        keep = np.isin(self.names, names)
+        mean, std = np.where(keep, 0.0, self.mean), np.where(keep, 1.0, self.std)
+        return FeatureStats(self.names, mean, std, self.clip, tuple(names))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"names": self.names, "mean": self.mean.tolist(), "std": self.std.tolist(), "clip": self.clip}
+        return {
+            "names": self.names,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "clip": self.clip,
+            "kept": list(self.kept),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
         mean, std = np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64)
-        return cls(list(data["names"]), mean, std, data.get("clip"))  # artifacts before clipping: none
+        # Artifacts from before clipping (or kept features) have none.
+        return cls(list(data["names"]), mean, std, data.get("clip"), tuple(data.get("kept", ())))

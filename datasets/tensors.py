@@ -129,11 +129,60 @@ def profile_summaries(profiles: pl.DataFrame, metrics: list[str]) -> tuple[list[
     return names, summary.select("profile_id", *names).sort("profile_id")
 
 
+# Placement inputs from the lab's probes, appended to a workload's profile summary: each measured probe P as
+# a deficit (1 - P: 0 is harmless) under ``probe:<column>``, NaN where not measured, and ``probe:measured``
+# (1 when any probe of the workload was measured, else 0). Not normalised (``FeatureStats.keeping``).
+PROBE_PREFIX = "probe:"
+PROBE_MEASURED = PROBE_PREFIX + "measured"
+
+
+def probe_columns(table: RunTable) -> list[str]:
+    """The table's probe columns (``sens_<resource>_<level>``, ``press_<victim>``), in a fixed order."""
+    sensitivity, pressure = table.extras.get("sensitivity"), table.extras.get("pressure")
+    columns = [c for c in (sensitivity.columns if sensitivity is not None else []) if c != "application"]
+    columns += [c for c in (pressure.columns if pressure is not None else []) if c != "config_key"]
+    return sorted(columns)
+
+
+def probe_deficits(table: RunTable, profile_ids: Sequence[str]) -> tuple[list[str], pl.DataFrame]:
+    """Per profile (a workload configuration) its probe deficits: sensitivity of its program
+    (``program_of``), pressure of the configuration itself; the names, and a frame keyed by profile_id."""
+    from cotenant.datasets.splits import program_of
+
+    columns = probe_columns(table)
+    names = [PROBE_PREFIX + c for c in columns] + [PROBE_MEASURED]
+    frame = pl.DataFrame(
+        {"profile_id": list(profile_ids), "application": [program_of(p) for p in profile_ids]},
+        schema={"profile_id": pl.Utf8, "application": pl.Utf8},
+    )
+    sensitivity, pressure = table.extras.get("sensitivity"), table.extras.get("pressure")
+    if sensitivity is not None:
+        frame = frame.join(sensitivity, on="application", how="left")
+    if pressure is not None:
+        frame = frame.join(pressure.rename({"config_key": "profile_id"}), on="profile_id", how="left")
+    measured = pl.any_horizontal([pl.col(c).is_not_null() for c in columns]) if columns else pl.lit(False)
+    return names, frame.select(
+        "profile_id",
+        *[(1.0 - pl.col(c).cast(pl.Float64)).alias(PROBE_PREFIX + c) for c in columns],
+        measured.cast(pl.Float64).alias(PROBE_MEASURED),
+    )
+
+
+def placement_inputs(table: RunTable, probes: bool) -> tuple[list[str], pl.DataFrame]:
+    """Per profile the placement model's input row: the profile summary, and with ``probes`` its probe
+    deficits after it (``probe_deficits``); the names, and a frame keyed by profile_id."""
+    names, summary = profile_summaries(table.profiles, table.profile_metrics)
+    if not probes:
+        return names, summary
+    probe_names, deficits = probe_deficits(table, summary["profile_id"].to_list())
+    return names + probe_names, summary.join(deficits, on="profile_id", how="left")
+
+
 def placement_arrays(
     table: RunTable, run_ids: Sequence[str], stats: FeatureStats, max_neighbours: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``newcomer [B, F_p]``, ``neighbours [B, K, F_p]``, ``neighbour_mask [B, K]`` for runs with profiles."""
-    names, summary = profile_summaries(table.profiles, table.profile_metrics)
+    names, summary = placement_inputs(table, probes=PROBE_MEASURED in stats.names)
     matrix = stats.transform(summary.select(names).to_numpy().astype(np.float32))  # [P, F_p]
     row_of = {pid: i for i, pid in enumerate(summary["profile_id"])}
     runs = table.runs.select("run_id", "target_profile", "neighbour_profiles")

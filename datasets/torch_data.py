@@ -17,7 +17,13 @@ import polars as pl
 import torch
 from cotenant.datasets.splits import FeatureStats, Split
 from cotenant.datasets.table import RunTable
-from cotenant.datasets.tensors import monitoring_features, placement_arrays, profile_summaries, stacked
+from cotenant.datasets.tensors import (
+    PROBE_PREFIX,
+    monitoring_features,
+    placement_arrays,
+    placement_inputs,
+    stacked,
+)
 from torch.utils.data import Dataset
 
 Batch = dict[str, torch.Tensor]
@@ -134,8 +140,11 @@ def build_monitoring(
     )
 
 
-def build_placement(table: RunTable, split: Split, clip: float | None = None) -> TaskData:
-    """Runs without a target profile are left out (CloudPerfTrace has none at all)."""
+def build_placement(
+    table: RunTable, split: Split, clip: float | None = None, probes: bool = False
+) -> TaskData:
+    """Runs without a target profile are left out (CloudPerfTrace has none at all). With ``probes`` each
+    workload's row carries its probe deficits after its profile summary (``placement_inputs``)."""
     with_profile = set(table.runs.filter(pl.col("target_profile").is_not_null())["run_id"])
     train = [r for r in split.train_runs if r in with_profile]
     test = [r for r in split.test_runs if r in with_profile]
@@ -145,8 +154,9 @@ def build_placement(table: RunTable, split: Split, clip: float | None = None) ->
     # Statistics over the profiles the training runs use (newcomers and neighbours alike), never the test's.
     train_runs = table.runs.filter(pl.col("run_id").is_in(pl.Series(train).implode()))
     used = set(train_runs["target_profile"]) | set(train_runs["neighbour_profiles"].explode().drop_nulls())
-    names, summary = profile_summaries(table.profiles, table.profile_metrics)
+    names, summary = placement_inputs(table, probes)
     stats = FeatureStats.fit(summary.filter(pl.col("profile_id").is_in(list(used))), names, clip)
+    stats = stats.keeping([name for name in names if name.startswith(PROBE_PREFIX)])
     k = int(table.runs["n_neighbours"].max() or 1)
     return TaskData(
         PlacementDataset(table, train, stats, k),

@@ -171,4 +171,32 @@ class TabularBackend(Backend):
         return self.quantiles(placement_features(own, others, count))
 
 
-BACKENDS: dict[str, type[Backend]] = {backend.family: backend for backend in (NeuralBackend, TabularBackend)}
+class ProbesBackend(TabularBackend):
+    """``models/placement_probes.py``: the model embeds each workload (probes, or its describer's estimate)
+    and its head reads the DeepSets sums, as the other placement models' do."""
+
+    family = "probes"
+
+    def monitoring_quantiles(self, normalised: list[np.ndarray], per_step: bool) -> np.ndarray:
+        raise TypeError("placement-probes serves the placement task only")
+
+    def placement_quantiles(
+        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        own = self.model.embed(newcomer)
+        others = (self.model.embed(neighbours) * mask[..., None]).sum(axis=1)
+        return self.head(own, others, mask.sum(axis=1))
+
+    def encode(self, variants: np.ndarray) -> np.ndarray:
+        return self.model.embed(variants)
+
+    def embedding_width(self) -> int:
+        return int(self.model.embedding_width)
+
+    def head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
+        return self.quantiles(self.model.features(own, others, count))
+
+
+BACKENDS: dict[str, type[Backend]] = {
+    backend.family: backend for backend in (NeuralBackend, TabularBackend, ProbesBackend)
+}

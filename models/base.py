@@ -27,7 +27,9 @@ from torch import nn
 from cotenant.registry import Registry
 
 Task = Literal["monitoring", "placement"]
-Family = Literal["neural", "tabular"]
+# neural: a torch module (Lightning); tabular: a scikit-learn estimator on summaries; probes: a scikit-learn
+# describer and head on sensitivity/pressure probes (models/placement_probes.py).
+Family = Literal["neural", "tabular", "probes"]
 GROUPS: tuple[str, ...] = METRIC_GROUPS
 # 0.1 / 0.5 / 0.9: the median is the point estimate, the outer two give an 80 % interval.
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)

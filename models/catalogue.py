@@ -9,6 +9,7 @@ from cotenant.models import (  # noqa: F401  (imported for their @register side 
     lstm,
     placement,
     placement_forest,
+    placement_probes,
     random_forest,
 )
 from cotenant.models.base import MODELS, ModelSpec, models_for

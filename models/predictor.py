@@ -33,6 +33,8 @@ from pydantic import BaseModel
 FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
 Series = dict[str, np.ndarray]
+# A workload's probe results: P by probe name (``sens_cpu_2``, ``press_io``), as ``cotenant lab probe`` gives.
+Probes = dict[str, float]
 
 
 class PredictorMetadata(BaseModel):
@@ -174,17 +176,43 @@ class Predictor:
         return np.clip(out, P_FLOOR, 1.0)
 
     # ---- placement ---------------------------------------------------------------------------------------
-    def profile_summary(self, profile: Series) -> np.ndarray:
-        """A solo profile's series -> normalised per-metric summary ``[F_p]`` (missing metrics -> mean)."""
-        return self.normalise_summary(self.raw_summary(profile))
+    def profile_summary(self, profile: Series, probes: Probes | None = None) -> np.ndarray:
+        """A solo profile's series -> the normalised input row ``[F_p]`` (missing metrics -> mean); for a
+        model with probe inputs the workload's probe results follow (``placement_row``)."""
+        return self.placement_row(self.raw_summary(profile), probes)
 
     def raw_summary(self, profile: Series) -> np.ndarray:
-        """The per-metric summaries ``[F_p]`` of a window (``summarise``, as training computed them)."""
+        """The per-metric summaries of a window (``summarise``, as training computed them)."""
         steps = max((len(v) for v in profile.values()), default=1) or 1
         return summarise(np.column_stack([_last(profile.get(m), steps) for m in self.metadata.metrics]))
 
-    def normalise_summary(self, summary: np.ndarray) -> np.ndarray:
-        return self._stats().transform(np.asarray(summary, dtype=np.float32)[None])[0]
+    def placement_row(self, summary: np.ndarray, probes: Probes | None = None) -> np.ndarray:
+        """A raw summary (and the workload's probe results: P by probe name, ``sens_cpu_2``) -> the normalised
+        input row. Probe inputs are deficits (1 - P), NaN where not measured, then the measured flag, exactly
+        as ``datasets.tensors.probe_deficits`` builds them for training."""
+        row = np.asarray(summary, dtype=np.float64)
+        probe_names = self.metadata.features[len(row) :]
+        if probe_names:
+            from cotenant.models.placement_probes import PROBE_MEASURED, PROBE_PREFIX
+
+            given = probes or {}
+            deficits = [
+                1.0 - float(given[key]) if (key := name.removeprefix(PROBE_PREFIX)) in given else np.nan
+                for name in probe_names
+                if name != PROBE_MEASURED
+            ]
+            measured = float(any(np.isfinite(deficits)))
+            row = np.concatenate([row, deficits, [measured]])
+        return self._stats().transform(row.astype(np.float32)[None])[0]
+
+    def probe_names(self) -> list[str]:
+        """The probe results this model reads (``sens_cpu_2``, ``press_io``); none for telemetry-only ones."""
+        from cotenant.models.placement_probes import PROBE_MEASURED, PROBE_PREFIX
+
+        names = self.metadata.features
+        return [
+            n.removeprefix(PROBE_PREFIX) for n in names if n.startswith(PROBE_PREFIX) and n != PROBE_MEASURED
+        ]
 
     def feature_schema(self, window_seconds: int) -> FeatureSchema:
         """What an agent sends instead of raw samples for this placement model (``collectors.summaries``)."""
@@ -195,12 +223,12 @@ class Predictor:
     def encode_summary(self, summary: np.ndarray) -> np.ndarray:
         """A workload's embedding from its raw summary vector (a compact push) rather than its series."""
         self._require("placement")
-        return self.encode_summaries(self.normalise_summary(summary)[None])[0]
+        return self.encode_summaries(self.placement_row(summary)[None])[0]
 
-    def encode_profile(self, profile: Series) -> np.ndarray:
+    def encode_profile(self, profile: Series, probes: Probes | None = None) -> np.ndarray:
         """A workload's embedding ``[V, E]``: row 0 as is, row 1+g with group g occluded."""
         self._require("placement")
-        return self.encode_summaries(self.profile_summary(profile)[None])[0]
+        return self.encode_summaries(self.profile_summary(profile, probes)[None])[0]
 
     def encode_summaries(self, summaries: np.ndarray) -> np.ndarray:  # [N, F_p] normalised -> [N, V, E]
         variants = np.stack([occlusion_variants(row, self._masks, per_step=False) for row in summaries])

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 # skops refuses any type not listed here: loading a predictor can never run arbitrary code.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "cotenant.models.gamma_glm.")
+TRUSTED_PREFIXES = (
+    "sklearn.",
+    "numpy.",
+    "builtins.",
+    "cotenant.models.gamma_glm.",
+    "cotenant.models.placement_probes.",
+)
 
 
 def save_estimator(estimator: Any, path: Path) -> None:

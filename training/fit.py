@@ -141,13 +141,22 @@ def _fit_placement(
 ) -> FitOutcome:
     from cotenant.datasets.torch_data import build_placement, collate_placement
 
-    data = build_placement(table, split, clip=cfg.input_clip)
-    names = list(data.stats.names)  # "<metric>__<stat>"
+    data = build_placement(table, split, clip=cfg.input_clip, probes=spec.family == "probes")
+    names = list(data.stats.names)  # "<metric>__<stat>", then "probe:<column>" for the probes family
     model_cfg = model_config(spec, cfg)
     shape = DataShape(0, len(names), cfg.max_steps)
     residual_quantiles = None
+    groups = placement_groups(names, table.metric_groups)
     if spec.family == "neural":
         model = _fit_neural(spec.build(model_cfg, shape), data.train, data.validation, collate_placement, cfg)
+    elif spec.family == "probes":
+        train = data.train
+        apps = np.asarray(_applications(table, train.run_ids))
+        model = spec.build(model_cfg, shape).fit(
+            train.newcomer, train.neighbours, train.mask, train.y, apps, names, groups
+        )
+        residuals = model.out_of_fold_residuals()
+        residual_quantiles = [float(np.quantile(residuals, q)) for q in (QUANTILES[0], QUANTILES[-1])]
     else:
         from cotenant.models.placement import batch_placement_features
 
@@ -155,7 +164,6 @@ def _fit_placement(
         x = batch_placement_features(train.newcomer, train.neighbours, train.mask)
         apps = np.asarray(_applications(table, train.run_ids))
         model, residual_quantiles = _fit_tabular(spec.build(model_cfg, shape), x, train.y, apps)
-    groups = feature_groups([name.rsplit("__", 1)[0] for name in names], table.metric_groups)
     metadata = _metadata(
         spec,
         model_cfg,
@@ -189,6 +197,14 @@ def _fit_placement(
         0.0,
         len(data.train),
     )
+
+
+def placement_groups(names: list[str], metric_groups: dict[str, str]) -> list[str]:
+    """Each placement input's explanation group: its metric's, or for a probe its resource's."""
+    from cotenant.models.placement_probes import PROBE_PREFIX, probe_group
+
+    groups = feature_groups([name.rsplit("__", 1)[0] for name in names], metric_groups)
+    return [probe_group(n) if n.startswith(PROBE_PREFIX) else g for n, g in zip(names, groups, strict=True)]
 
 
 # The interval's nominal coverage: QUANTILES' outer pair (0.1, 0.9) brackets 80% of outcomes.

@@ -9,6 +9,11 @@ label is a known function of what the telemetry shows, so a model can learn it a
     P        = 1 / (1 + demand * pressure) * exp(noise)                 clipped to (0, 1]
 
 ``ground_truth_label(telemetry)`` recomputes P without noise, which tests use.
+
+Probes follow the same law, as the lab measures them: an aggressor on resource r at level l presses only
+metric r (``PROBE_RESOURCES``: cpu, cache, membw are metrics 1..3; io none), so an application's sensitivity
+is ``1 / (1 + demand * w_r * l)``; a workload's pressure on the victim of resource r (demand 1) is
+``1 / (1 + base_r * w_r)``. Both carry the label's noise.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable, confor
 
 _GROUP_CYCLE = ("cpu", "memory", "cache_membw", "io", "network")
 PRESSURE_WEIGHTS = np.array([0.35, 0.5, 0.25])
+# Probe resource -> the metric (1..3, weighted by PRESSURE_WEIGHTS) its aggressor presses; None: no effect.
+PROBE_RESOURCES = {"cpu": 1, "cache": 2, "membw": 3, "io": None}
+PROBE_LEVELS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -139,7 +147,28 @@ def generate(config: SyntheticConfig) -> RunTable:
     )
     groups = metric_groups_for(metrics + host_metrics)
     meta = {"source": "synthetic", "config": config.__dict__, "noise_floor": float(config.label_noise)}
-    return RunTable(conform_runs(runs), telemetry, profiles, groups, meta).validate(origin="synthetic")
+    extras = probe_frames(apps, base, rng, config.label_noise)
+    table = RunTable(conform_runs(runs), telemetry, profiles, groups, meta, extras)
+    return table.validate(origin="synthetic")
+
+
+def probe_frames(
+    apps: list[str], base: np.ndarray, rng: np.random.Generator, noise: float
+) -> dict[str, pl.DataFrame]:
+    """The sensitivity and pressure frames the lab would measure for these applications (module docstring)."""
+
+    def noisy(p: np.ndarray) -> list[float]:
+        return np.clip(p * np.exp(rng.normal(0.0, noise, size=p.shape)), 1e-3, 1.0).tolist()
+
+    sensitivity: dict[str, Any] = {"application": apps}
+    pressure: dict[str, Any] = {"config_key": apps}
+    for resource, metric in PROBE_RESOURCES.items():
+        weight = PRESSURE_WEIGHTS[metric - 1] if metric is not None else 0.0
+        for level in PROBE_LEVELS:
+            sensitivity[f"sens_{resource}_{level}"] = noisy(1.0 / (1.0 + base[:, 0] * weight * level))
+        presses = base[:, metric] * weight if metric is not None else np.zeros(len(apps))
+        pressure[f"press_{resource}"] = noisy(1.0 / (1.0 + presses))
+    return {"sensitivity": pl.DataFrame(sensitivity), "pressure": pl.DataFrame(pressure)}
 
 
 @SOURCES.register("synthetic")

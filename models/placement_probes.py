@@ -1,0 +1,257 @@
+"""Placement from measured sensitivity and pressure (Bubble-Up, Paragon), with telemetry as the fallback.
+
+A workload's input row is its normalised profile summary followed by its probe deficits (``probe:sens_*``,
+``probe:press_*``: 1 - P against each calibrated aggressor, of each fixed victim beside it; NaN where not
+measured) and ``probe:measured`` (``datasets.tensors.placement_inputs``). Its **embedding** is
+``[deficits, demand]``: the measured deficits, or, for a workload never probed (an incumbent known only by its
+telemetry, a newcomer registered without probes), the deficits a *describer* estimates from its profile
+summary; and its CPU demand (the summary's CPU-usage mean). A host is the sum of its incumbents' embeddings
+(DeepSets, as every placement model here), so ``head(own, others, count)`` sees, for the workload whose P it
+predicts: its own sensitivity and demand, the others' summed pressure and demand, their count, and per
+resource the product of its sensitivity and their pressure (the factorised law of Paragon's classification).
+
+The head's family is chosen on the training programs by grouped cross-validation (each training program held
+out in turn, never a test program): gradient-boosted trees, a factorised law ``P = exp(-w . interactions)``
+with ``w >= 0``, or ridge; every candidate's validation MAE is kept in the model (``candidates_mae``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from cotenant.models.base import P_FLOOR, DataShape, ModelConfig, ModelSpec, register
+
+PROBE_PREFIX = "probe:"  # as datasets.tensors names them (kept here so that loading needs no Polars)
+PROBE_MEASURED = PROBE_PREFIX + "measured"
+# Probe resource -> the metric group its occlusion belongs to (explanations).
+RESOURCE_GROUPS = {
+    "cpu": "cpu",
+    "cache": "cache_membw",
+    "membw": "cache_membw",
+    "memory": "memory",
+    "io": "io",
+    "network": "network",
+}
+# The profile metric whose mean is a workload's CPU demand (as the utilisation reference reads it).
+CPU_DEMAND_METRICS = ("cgroup_cpu_usage_seconds_per_second", "cpu_usage_seconds_per_second")
+Head = Literal["boosting", "factorised", "ridge"]
+
+
+class ProbePlacementConfig(ModelConfig):
+    head: Literal["auto", "boosting", "factorised", "ridge"] = "auto"
+    describer_trees: int = 200
+    seed: int = 0
+
+
+def probe_resource(column: str) -> str:
+    """``probe:sens_membw_2`` / ``probe:press_io`` -> ``membw`` / ``io``."""
+    name = column.removeprefix(PROBE_PREFIX)
+    kind, _, rest = name.partition("_")
+    return rest.rsplit("_", 1)[0] if kind == "sens" else rest
+
+
+def probe_group(column: str) -> str:
+    return "other" if column == PROBE_MEASURED else RESOURCE_GROUPS.get(probe_resource(column), "other")
+
+
+def _demand_column(names: list[str], feature_groups: list[str]) -> int | None:
+    for metric in CPU_DEMAND_METRICS:
+        if f"{metric}__mean" in names:
+            return names.index(f"{metric}__mean")
+    cpu_means = [i for i, (n, g) in enumerate(zip(names, feature_groups, strict=True)) if g == "cpu"]
+    cpu_means = [
+        i for i in cpu_means if names[i].endswith("__mean") and not names[i].startswith(PROBE_PREFIX)
+    ]
+    return cpu_means[0] if cpu_means else None
+
+
+class ProbePlacementModel:
+    """Describer + head (module docstring). Plain attributes and scikit-learn estimators, saved with skops."""
+
+    def __init__(self, head: str = "auto", describer_trees: int = 200, seed: int = 0) -> None:
+        self.head = head
+        self.describer_trees = describer_trees
+        self.seed = seed
+
+    # ---- layout ------------------------------------------------------------------------------------------
+    def _layout(self, names: list[str], feature_groups: list[str]) -> None:
+        self.names = list(names)
+        self.summary_columns = [i for i, n in enumerate(names) if not n.startswith(PROBE_PREFIX)]
+        self.deficit_columns = [
+            i for i, n in enumerate(names) if n.startswith(PROBE_PREFIX) and n != PROBE_MEASURED
+        ]
+        if PROBE_MEASURED not in names or not self.deficit_columns:
+            raise ValueError(
+                "placement-probes: the table has no sensitivity/pressure probes (lab probe runs)"
+            )
+        self.measured_column = names.index(PROBE_MEASURED)
+        self.demand_column = _demand_column(names, feature_groups)
+        deficits = [names[i] for i in self.deficit_columns]
+        # Pairs (own sensitivity at its strongest level, others' pressure) per resource measured both ways.
+        pressure = {
+            probe_resource(n): j for j, n in enumerate(deficits) if n.startswith(PROBE_PREFIX + "press_")
+        }
+        strongest: dict[str, tuple[int, int]] = {}
+        for j, n in enumerate(deficits):
+            if n.startswith(PROBE_PREFIX + "sens_"):
+                level = int(n.rsplit("_", 1)[1])
+                resource = probe_resource(n)
+                if resource not in strongest or level > strongest[resource][0]:
+                    strongest[resource] = (level, j)
+        self.pairs = [(strongest[r][1], pressure[r]) for r in sorted(strongest) if r in pressure]
+        self.pressure_deficits = sorted(pressure.values())
+
+    @property
+    def embedding_width(self) -> int:
+        return len(self.deficit_columns) + 1
+
+    # ---- embedding ----------------------------------------------------------------------------------------
+    def embed(self, rows: np.ndarray) -> np.ndarray:
+        """``rows [..., F]`` (normalised summary, probe deficits, measured flag) -> ``[..., D + 1]``."""
+        flat = rows.reshape(-1, rows.shape[-1]).astype(np.float64)
+        deficits = flat[:, self.deficit_columns].copy()
+        measured = np.nan_to_num(flat[:, self.measured_column]) >= 0.5
+        missing = ~measured[:, None] | np.isnan(deficits)
+        if missing.any():
+            needs = missing.any(axis=1)
+            estimated = self.describer_.predict(np.nan_to_num(flat[needs][:, self.summary_columns]))
+            deficits[needs] = np.where(missing[needs], estimated, deficits[needs])
+        demand = flat[:, [self.demand_column]] if self.demand_column is not None else np.zeros((len(flat), 1))
+        out = np.concatenate([deficits, np.nan_to_num(demand)], axis=1)
+        return out.reshape(*rows.shape[:-1], self.embedding_width).astype(np.float32)
+
+    def features(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """The one feature function of the head, for training and serving alike: ``own [N, E]``, the sum of
+        the others' embeddings ``[N, E]``, their ``count [N]`` -> ``[N, H]``."""
+        own, others = own.astype(np.float64), others.astype(np.float64)
+        d = len(self.deficit_columns)
+        own_sens = own[:, [s for s, _ in self.pairs]]
+        others_press = others[:, [p for _, p in self.pairs]]
+        return np.concatenate(
+            [
+                own[:, :d],
+                own[:, d:],  # own demand
+                others[:, self.pressure_deficits],
+                others[:, d:],  # others' summed demand
+                np.asarray(count, dtype=np.float64).reshape(-1, 1),
+                own_sens * others_press,
+                own[:, d:] * others[:, d:],
+            ],
+            axis=1,
+        )
+
+    def _interactions(self, features: np.ndarray) -> np.ndarray:
+        """The factorised law's inputs: the per-resource products and the demand product (last columns)."""
+        return features[:, -(len(self.pairs) + 1) :]
+
+    # ---- fitting -----------------------------------------------------------------------------------------
+    def fit(
+        self,
+        newcomer: np.ndarray,
+        neighbours: np.ndarray,
+        mask: np.ndarray,
+        labels: np.ndarray,
+        groups: np.ndarray,
+        names: list[str],
+        feature_groups: list[str],
+    ) -> ProbePlacementModel:
+        from sklearn.model_selection import GroupKFold
+
+        self._layout(names, feature_groups)
+        self.describer_ = self._fit_describer(newcomer, neighbours, mask)
+        x = self._head_inputs(newcomer, neighbours, mask)
+        folds = max(2, min(5, len(np.unique(groups))))
+        candidates: list[Head] = ["boosting", "factorised", "ridge"] if self.head == "auto" else [self.head]  # type: ignore[list-item]
+        self.candidates_mae: dict[str, float] = {}
+        self.out_of_fold_residuals_: dict[str, np.ndarray] = {}
+        if len(np.unique(groups)) >= 2:
+            for candidate in candidates:
+                predicted = np.zeros(len(labels))
+                for train, held in GroupKFold(folds).split(x, labels, groups):
+                    predicted[held] = self._predict_head(
+                        self._fit_head(candidate, x[train], labels[train]), candidate, x[held]
+                    )
+                residuals = labels - predicted
+                self.candidates_mae[candidate] = float(np.mean(np.abs(residuals)))
+                self.out_of_fold_residuals_[candidate] = residuals
+        self.head_family_ = (
+            min(self.candidates_mae, key=self.candidates_mae.__getitem__)
+            if self.candidates_mae
+            else candidates[0]
+        )
+        self.head_ = self._fit_head(self.head_family_, x, labels)
+        return self
+
+    def out_of_fold_residuals(self) -> np.ndarray:
+        return self.out_of_fold_residuals_.get(self.head_family_, np.zeros(1))
+
+    def _fit_describer(self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray) -> Any:
+        """Summary -> deficits, on the distinct measured workloads of the training runs."""
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        rows = np.concatenate([newcomer, neighbours[mask]]).astype(np.float64)
+        rows = np.unique(rows, axis=0)
+        measured = rows[np.nan_to_num(rows[:, self.measured_column]) >= 0.5]
+        if not len(measured):
+            raise ValueError("placement-probes: no training workload has measured probes")
+        targets = measured[:, self.deficit_columns]
+        fill = np.nanmedian(targets, axis=0)
+        targets = np.where(np.isnan(targets), np.nan_to_num(fill), targets)
+        describer = ExtraTreesRegressor(
+            n_estimators=self.describer_trees, min_samples_leaf=1, random_state=self.seed, n_jobs=1
+        )
+        return describer.fit(np.nan_to_num(measured[:, self.summary_columns]), targets)
+
+    def _head_inputs(self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        own = self.embed(newcomer)
+        others = (self.embed(neighbours) * mask[..., None]).sum(axis=1)
+        return self.features(own, others, mask.sum(axis=1))
+
+    def _fit_head(self, family: str, x: np.ndarray, labels: np.ndarray) -> Any:
+        if family == "boosting":
+            from sklearn.ensemble import HistGradientBoostingRegressor
+
+            return HistGradientBoostingRegressor(
+                max_iter=300,
+                learning_rate=0.05,
+                max_leaf_nodes=15,
+                min_samples_leaf=10,
+                l2_regularization=1.0,
+                random_state=self.seed,
+            ).fit(x, labels)
+        if family == "factorised":
+            from sklearn.linear_model import LinearRegression
+
+            slowdown = -np.log(np.clip(labels, P_FLOOR, 1.0))
+            return LinearRegression(positive=True).fit(self._interactions(x), slowdown)
+        from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))).fit(x, labels)
+
+    def _predict_head(self, head: Any, family: str, x: np.ndarray) -> np.ndarray:
+        if family == "factorised":
+            return np.clip(np.exp(-head.predict(self._interactions(x))), P_FLOOR, 1.0)
+        return np.clip(head.predict(x), P_FLOOR, 1.0)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Median P from head features (``features``): what the tabular backend's ``quantiles`` calls."""
+        return self._predict_head(self.head_, self.head_family_, features)
+
+
+def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel:
+    return ProbePlacementModel(config.head, config.describer_trees, config.seed)
+
+
+register(
+    ModelSpec(
+        "placement-probes",
+        "placement",
+        "probes",
+        ProbePlacementConfig,
+        build,
+        "placement from measured sensitivity x pressure probes (telemetry-estimated where unprobed)",
+    )
+)

@@ -1,0 +1,101 @@
+"""placement-probes: one input row for training and serving, probes when measured, the describer otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from cotenant.datasets import RunTable, load_source
+from cotenant.datasets.splits import leave_programs_out
+from cotenant.datasets.tensors import placement_inputs
+from cotenant.training.config import TrainConfig
+from cotenant.training.fit import fit_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def table() -> RunTable:
+    return load_source(
+        "synthetic", n_apps=16, n_runs=240, min_length=8, max_length=12, profile_length=12, seed=5
+    )
+
+
+@pytest.fixture(scope="module")
+def outcome(table: RunTable) -> Any:
+    split = leave_programs_out(table, k=4)[0]
+    return fit_model(table, split, TrainConfig(model="placement-probes", progress=False)), split
+
+
+def probes_of(table: RunTable, application: str) -> dict[str, float]:
+    """What ``cotenant lab probe`` reports for an application: P by probe name."""
+    sensitivity = table.extras["sensitivity"].filter(pl.col("application") == application).drop("application")
+    pressure = table.extras["pressure"].filter(pl.col("config_key") == application).drop("config_key")
+    return {**sensitivity.row(0, named=True), **pressure.row(0, named=True)}
+
+
+def series_of(table: RunTable, profile_id: str) -> dict[str, np.ndarray]:
+    frame = table.profiles.filter(pl.col("profile_id") == profile_id).sort("second")
+    return {m: frame[m].to_numpy() for m in table.profile_metrics}
+
+
+def test_serving_builds_the_row_training_built_for_the_same_workload(table: RunTable, outcome: Any) -> None:
+    """The same workload through both paths: the run table's row (training) and a profile registered with
+    its telemetry and probe results (serving) are the same numbers."""
+    fitted, split = outcome
+    predictor = fitted.predictor
+    stats = predictor._stats()
+    names, frame = placement_inputs(table, probes=True)
+    assert names == predictor.metadata.features
+    for application in sorted(split.test_apps)[:2] + sorted(split.train_apps)[:2]:
+        trained = stats.transform(frame.filter(pl.col("profile_id") == application).select(names).to_numpy())[
+            0
+        ]
+        served = predictor.profile_summary(series_of(table, application), probes_of(table, application))
+        np.testing.assert_allclose(served, trained, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_measured_probes_are_used_as_given_and_the_describer_fills_the_rest(
+    table: RunTable, outcome: Any
+) -> None:
+    predictor = outcome[0].predictor
+    application = sorted(outcome[1].test_apps)[0]
+    series, probes = series_of(table, application), probes_of(table, application)
+    names = predictor.probe_names()
+    measured = predictor.encode_profile(series, probes)[0][: len(names)]
+    np.testing.assert_allclose(measured, [1.0 - probes[n] for n in names], rtol=1e-5)
+    estimated = predictor.encode_profile(series)[0][: len(names)]
+    assert not np.allclose(estimated, measured)  # the describer's guess, not the measurement
+    partial = predictor.encode_profile(series, {"sens_cpu_2": 0.25})[0][: len(names)]
+    assert partial[names.index("sens_cpu_2")] == pytest.approx(0.75)
+    others = [i for i, n in enumerate(names) if n != "sens_cpu_2"]
+    np.testing.assert_allclose(partial[others], estimated[others], rtol=1e-5)
+
+
+def test_the_head_family_is_chosen_on_training_programs_and_recorded(outcome: Any) -> None:
+    model = outcome[0].predictor.model
+    assert set(model.candidates_mae) == {"boosting", "factorised", "ridge"}
+    assert model.head_family_ == min(model.candidates_mae, key=model.candidates_mae.__getitem__)
+
+
+def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
+    table: RunTable, outcome: Any
+) -> None:
+    """A held-out run predicted from arrays (training's path) and scored as a newcomer on a host holding its
+    neighbours (the service's encode/host/score path) gives the same median P."""
+    fitted, _ = outcome
+    predictor = fitted.predictor
+    runs = table.runs.filter(pl.col("run_id").is_in(fitted.test_runs) & (pl.col("n_neighbours") > 0)).head(5)
+    for run in runs.iter_rows(named=True):
+        newcomer = predictor.encode_profile(
+            series_of(table, run["target_profile"]), probes_of(table, run["application"])
+        )
+        incumbents = [
+            predictor.encode_profile(series_of(table, n), probes_of(table, n))
+            for n in run["neighbour_profiles"]
+        ]
+        served = predictor.score_placement(newcomer, [predictor.encode_host(incumbents)])[0].newcomer.p
+        trained = fitted.predicted[fitted.test_runs.index(run["run_id"])][1]
+        assert served == pytest.approx(trained, abs=1e-5)
