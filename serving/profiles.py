@@ -17,7 +17,13 @@ def telemetry_to_series(telemetry: dict[str, list[float]]) -> Series:
 class Profile:
     profile_id: str
     series: Series
+    probes: dict[str, float] = field(default_factory=dict)  # P by probe name, as registered
     encodings: dict[str, np.ndarray] = field(default_factory=dict)  # model key -> encoding
+
+    def inputs(self, placement: LoadedModel | None) -> tuple[list[str], list[str]]:
+        """The registered probes this champion reads, and those it does not."""
+        read = set(placement.predictor.probe_names()) if placement is not None else set()
+        return sorted(read & set(self.probes)), sorted(set(self.probes) - read)
 
     @property
     def seconds(self) -> int:
@@ -31,12 +37,20 @@ class ProfileStore:
         self._lock = threading.Lock()
 
     def register(
-        self, profile_id: str, telemetry: dict[str, list[float]], placement: LoadedModel | None
+        self,
+        profile_id: str,
+        telemetry: dict[str, list[float]],
+        placement: LoadedModel | None,
+        probes: dict[str, float] | None = None,
     ) -> Profile:
         """Store (or replace) a profile and encode it now, so that queries only look it up."""
-        profile = Profile(profile_id=profile_id, series=telemetry_to_series(telemetry))
+        profile = Profile(
+            profile_id=profile_id, series=telemetry_to_series(telemetry), probes=dict(probes or {})
+        )
         if placement is not None:
-            profile.encodings[placement.key] = placement.predictor.encode_profile(profile.series)
+            profile.encodings[placement.key] = placement.predictor.encode_profile(
+                profile.series, profile.probes
+            )
         with self._lock:
             if profile_id not in self.profiles and len(self.profiles) >= self.max_profiles:
                 raise OverflowError(f"the profile store is full ({self.max_profiles} profiles)")
@@ -53,5 +67,6 @@ class ProfileStore:
     def encoding(self, profile: Profile, placement: LoadedModel) -> np.ndarray:
         cached = profile.encodings.get(placement.key)
         if cached is None:  # registered under an earlier champion
-            cached = profile.encodings[placement.key] = placement.predictor.encode_profile(profile.series)
+            encoded = placement.predictor.encode_profile(profile.series, profile.probes)
+            cached = profile.encodings[placement.key] = encoded
         return cached

@@ -148,15 +148,33 @@ class IngestResult(BaseModel):
     )
 
 
+# A workload's probe results (``cotenant lab probe``'s probes.json, its sensitivity and pressure rows merged):
+# P by probe name (``sens_membw_2``, ``press_io``). Names the placement champion does not read are reported.
+ProbeResults = Annotated[dict[Annotated[str, Field(max_length=64)], Performance], Field(max_length=256)]
+# What a placement answer describes the newcomer by: its measured probes, or estimates from its telemetry.
+WorkloadInputs = Literal["probes", "telemetry"]
+
+
 class RegisterProfileRequest(StrictModel):
     profile_id: Name
     telemetry: Telemetry
+    probes: ProbeResults | None = Field(
+        default=None,
+        description="the workload's sensitivity and pressure probe results (P by probe name), when measured",
+    )
 
 
 class ProfileSummary(BaseModel):
     profile_id: str
     metrics: list[str]
     seconds: int
+    inputs: WorkloadInputs = Field(
+        default="telemetry",
+        description="probes: the placement champion reads this workload's measured probes; telemetry: it "
+        "estimates them from the profile (intervals are then wider)",
+    )
+    probes_used: list[str] = Field(default_factory=list)
+    probes_ignored: list[str] = Field(default_factory=list, description="given, but not read by the champion")
 
 
 class EstimateView(BaseModel):
@@ -246,6 +264,7 @@ class HostPlacement(BaseModel):
 class ScorePlacementResult(BaseModel):
     placements: list[HostPlacement]
     model_version: str
+    newcomer_inputs: WorkloadInputs = "telemetry"
 
 
 class HostView(BaseModel):

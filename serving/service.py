@@ -53,6 +53,7 @@ with bentoml.importing():
         RegisterProfileRequest,
         ScorePlacementRequest,
         ScorePlacementResult,
+        WorkloadInputs,
     )
     from cotenant.serving.shadow import ShadowRequest, ShadowScorer
     from cotenant.serving.shared_state import HostStateWriter, LocalState, RedisState, StateUnavailable
@@ -206,13 +207,19 @@ class InterferencePredictionService:
         """A workload's solo telemetry under an id, encoded now for placement queries."""
         self._authorise(ctx)
         try:
-            profile = self.state.register_profile(payload.profile_id, payload.telemetry)
+            profile = self.state.register_profile(payload.profile_id, payload.telemetry, payload.probes)
         except OverflowError as error:
             raise PayloadTooLarge(str(error)) from error
         except StateUnavailable as error:
             raise ServiceUnavailable(str(error)) from error
+        used, ignored = profile.inputs(self.champions.champions.placement)
         return ProfileSummary(
-            profile_id=profile.profile_id, metrics=sorted(profile.series), seconds=profile.seconds
+            profile_id=profile.profile_id,
+            metrics=sorted(profile.series),
+            seconds=profile.seconds,
+            inputs="probes" if used else "telemetry",
+            probes_used=used,
+            probes_ignored=ignored,
         )
 
     # ---- reads ---------------------------------------------------------------------------------------------
@@ -265,17 +272,21 @@ class InterferencePredictionService:
             if profile is None:
                 raise NotFound(f"unknown profile {workload.profile_id!r}")
             newcomer = self.profiles.encoding(profile, model)
-            name, series = workload.profile_id, profile.series
+            name, series, probes = workload.profile_id, profile.series, profile.probes
+            inputs: WorkloadInputs = "probes" if profile.inputs(model)[0] else "telemetry"
         else:
             series = telemetry_to_series(workload.telemetry or {})
             newcomer = model.predictor.encode_profile(series)
-            name = "inline"
+            name, inputs, probes = "inline", "telemetry", {}
         placements = scoring.score_hosts(newcomer, payload.hosts, self.hosts, model, payload.min_performance)
         self.metrics.placements(name, placements)
         challenger = self.champions.champions.placement_shadow
         if challenger is not None and self.shadow is not None:  # scored in the background, never served
-            self.shadow.submit(ShadowRequest.of_placements(series, placements, model.version, challenger))
-        return ScorePlacementResult(placements=placements, model_version=model.version)
+            request = ShadowRequest.of_placements(series, placements, model.version, challenger, probes)
+            self.shadow.submit(request)
+        return ScorePlacementResult(
+            placements=placements, model_version=model.version, newcomer_inputs=inputs
+        )
 
     @bentoml.api
     def list_hosts(self) -> HostList:
@@ -388,7 +399,9 @@ class InterferencePredictionService:
         )
         challenger = self.champions.champions.placement_shadow
         if challenger is not None and self.shadow is not None:  # scored in the background, never served
-            request = ShadowRequest.of_candidates(profile.series, scores, placement.version, challenger)
+            request = ShadowRequest.of_candidates(
+                profile.series, scores, placement.version, challenger, profile.probes
+            )
             self.shadow.submit(request)
         return pod, names, scores
 

@@ -41,27 +41,39 @@ class ShadowRequest:
     score: np.ndarray  # [H] the champion's score of each host
     champion_version: str
     challenger: LoadedModel
+    newcomer_probes: dict[str, float] | None = None  # its registered probe results, if any
 
     @classmethod
     def of_placements(
-        cls, newcomer: Series, served: list[HostPlacement], champion_version: str, challenger: LoadedModel
+        cls,
+        newcomer: Series,
+        served: list[HostPlacement],
+        champion_version: str,
+        challenger: LoadedModel,
+        probes: dict[str, float] | None = None,
     ) -> ShadowRequest:
         """From an explained reply (``/score_placement``)."""
         answered = [p for p in served if p.status in ("scored", "empty_host") and p.newcomer is not None]
         hosts = [p.host for p in answered]
         newcomer_p = np.array([p.newcomer.p for p in answered if p.newcomer is not None])
         score = np.array([p.score for p in answered])
-        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger)
+        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes)
 
     @classmethod
     def of_candidates(
-        cls, newcomer: Series, scores: CandidateScores, champion_version: str, challenger: LoadedModel
+        cls,
+        newcomer: Series,
+        scores: CandidateScores,
+        champion_version: str,
+        challenger: LoadedModel,
+        probes: dict[str, float] | None = None,
     ) -> ShadowRequest:
         """From the extender's vectorised scores (``/filter``, ``/prioritize``)."""
         positions = np.flatnonzero(scores.scored)
         hosts = [scores.hosts[i] for i in positions.tolist()]
         newcomer_p = scores.newcomer_p[positions]
-        return cls(newcomer, hosts, newcomer_p, scores.score[positions], champion_version, challenger)
+        score = scores.score[positions]
+        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes)
 
 
 @dataclass
@@ -181,7 +193,7 @@ class ShadowScorer:
         kept = [i for i, encoding in enumerate(encodings) if encoding is not None]
         if not kept:
             return
-        newcomer = challenger.predictor.encode_profile(request.newcomer)
+        newcomer = challenger.predictor.encode_profile(request.newcomer, request.newcomer_probes)
         quantiles, _, offsets = challenger.predictor.score_placement_arrays(
             newcomer, [encodings[i] for i in kept], explain=False
         )

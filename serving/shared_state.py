@@ -58,7 +58,9 @@ class HostStateWriter(Protocol):
         self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
     ) -> IngestOutcome: ...
 
-    def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile: ...
+    def register_profile(
+        self, profile_id: str, telemetry: dict[str, list[float]], probes: dict[str, float] | None = None
+    ) -> Profile: ...
 
     def close(self) -> None: ...
 
@@ -74,8 +76,10 @@ class LocalState:
     ) -> IngestOutcome:
         return self.hosts.ingest(host, samples, self.placement(), summaries=summaries)
 
-    def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile:
-        return self.profiles.register(profile_id, telemetry, self.placement())
+    def register_profile(
+        self, profile_id: str, telemetry: dict[str, list[float]], probes: dict[str, float] | None = None
+    ) -> Profile:
+        return self.profiles.register(profile_id, telemetry, self.placement(), probes)
 
     def close(self) -> None:
         pass
@@ -179,11 +183,13 @@ class RedisState:
         targets = sorted({*changed_targets(kept), *(summary.target for summary in kept_summaries)})
         return IngestOutcome(targets, len(kept) - skipped.get("no_values", 0), skipped, len(kept_summaries))
 
-    def register_profile(self, profile_id: str, telemetry: dict[str, list[float]]) -> Profile:
+    def register_profile(
+        self, profile_id: str, telemetry: dict[str, list[float]], probes: dict[str, float] | None = None
+    ) -> Profile:
         held, most = self.profiles.profiles, self.profiles.max_profiles
         if profile_id not in held and len(held) >= most:
             raise OverflowError(f"the profile store is full ({most} profiles)")
-        payload = json.dumps(telemetry, separators=(",", ":"))
+        payload = json.dumps({"telemetry": telemetry, "probes": probes or {}}, separators=(",", ":"))
         try:
             self.client.hset(self.profiles_key, profile_id, payload)
         except self._redis_errors as error:
@@ -192,7 +198,7 @@ class RedisState:
         self._wait_applied(entry)
         profile = self.profiles.get(profile_id)
         if profile is None:  # applied by the reader normally; under a stuck reader, register it here too
-            profile = self.profiles.register(profile_id, telemetry, self.placement())
+            profile = self.profiles.register(profile_id, telemetry, self.placement(), probes)
         return profile
 
     def close(self) -> None:
@@ -254,8 +260,8 @@ class RedisState:
             self.profiles.clear()
             self._epoch, self._last_id = epoch, b"0-0"
             placement = self.placement()
-            for profile_id, telemetry in self.client.hgetall(self.profiles_key).items():
-                self.profiles.register(profile_id.decode(), json.loads(telemetry), placement)
+            for profile_id, stored in self.client.hgetall(self.profiles_key).items():
+                self._register_stored(profile_id.decode(), stored, placement)
         oldest_ms = int((time.time() - self.retention_s) * 1000)
         start = self._last_id if self._last_id != b"0-0" else b"%d" % oldest_ms
         while True:
@@ -277,6 +283,10 @@ class RedisState:
                 self._last_id = entry_id
                 self._applied.notify_all()
 
+    def _register_stored(self, profile_id: str, stored: bytes, placement: LoadedModel | None) -> None:
+        profile = json.loads(stored)
+        self.profiles.register(profile_id, profile["telemetry"], placement, profile.get("probes"))
+
     def _apply(self, entry_id: bytes, fields: dict[bytes, bytes], placement: LoadedModel | None) -> None:
         kind = fields.get(b"kind")
         if kind == b"ingest":
@@ -286,8 +296,8 @@ class RedisState:
             self.hosts.apply(host, samples, placement, entry_seconds(entry_id), summaries)
         elif kind == b"profile":
             profile_id = fields[b"profile_id"].decode()
-            telemetry = self.client.hget(self.profiles_key, profile_id)
-            if telemetry is not None:
-                self.profiles.register(profile_id, json.loads(telemetry), placement)
+            stored = self.client.hget(self.profiles_key, profile_id)
+            if stored is not None:
+                self._register_stored(profile_id, stored, placement)
         else:
             log.warning("shared state: entry %s of unknown kind %r skipped", entry_id.decode(), kind)
