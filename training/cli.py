@@ -13,7 +13,7 @@ TRAIN = TrainConfig.model_fields  # every option's default is the config's
 
 DEFAULT_MODELS = (
     "linear,gamma-glm,decision-tree,random-forest,hist-gradient-boosting,lstm,"
-    "temporal-only,system-only,cloudformer,placement,placement-forest"
+    "temporal-only,system-only,cloudformer,placement,placement-forest,placement-probes"
 )
 
 
@@ -85,6 +85,8 @@ def train(
     )
     if result.registered:
         console.print(f"registered {result.registered[0]} v{result.registered[1]} as [bold]{result.alias}[/]")
+        if result.gate is not None:
+            console.print(f"{result.registered[0]} v{result.registered[1]} {result.gate.reason}")
 
 
 def evaluate(

@@ -49,4 +49,7 @@ class TrainConfig(BaseModel):
     tracking_uri: str | None = None  # default: cotenant.paths.default_tracking_uri()
     experiment: str = "cotenant"
     register_model: bool = True
+    # The promotion gate (training/gate.py): a champion's held-out MAE must be at most (1 - margin) x the
+    # constant's and the utilisation heuristic's on the same runs.
+    gate_margin: float = Field(default=0.10, ge=0.0, lt=1.0)
     progress: bool = True

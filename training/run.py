@@ -10,8 +10,10 @@ import numpy as np
 import polars as pl
 from cotenant.datasets.splits import Split, by_time, leave_applications_out, leave_programs_out
 from cotenant.datasets.table import RunTable
+from cotenant.models.base import MEDIAN
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import FitOutcome, fit_model
+from cotenant.training.gate import GateResult, promotion_gate
 from cotenant.training.metrics import error_bands, errors_pp
 
 
@@ -24,6 +26,7 @@ class TrainResult:
     run_id: str | None = None
     registered: tuple[str, str] | None = None  # (name, version)
     alias: str | None = None
+    gate: GateResult | None = None
 
 
 def is_global_zero() -> bool:
@@ -163,5 +166,18 @@ def _track(cfg: TrainConfig, table: RunTable, result: TrainResult) -> None:
             return score_on_runs(predictor, table, test_runs)
 
         key = f"{result.digest[:16]}:{result.split.name}"
-        result.alias = apply_alias_rules(client, name, version, key, result.metrics["mae"], score_champion)
+        outcome = result.outcome
+        result.gate = promotion_gate(
+            table,
+            result.split,
+            test_runs,
+            outcome.predicted[:, MEDIAN],
+            outcome.labels,
+            task,
+            cfg.gate_margin,
+        )
+        mlflow.log_metrics({f"gate_{k}_mae": v for k, v in result.gate.references_pp.items()})
+        result.alias = apply_alias_rules(
+            client, name, version, key, result.metrics["mae"], score_champion, result.gate.tags()
+        )
         mlflow.set_tag("registered", f"{name}/{version}@{result.alias}")

@@ -105,13 +105,18 @@ def apply_alias_rules(
     evaluation_key: str,
     mae: float,
     score_champion: Callable[[Any], float] | None,
+    gate: dict[str, str] | None = None,
 ) -> str:
-    """Set ``champion`` or ``challenger`` on ``version``; returns the alias given.
-    ``score_champion`` loads the
+    """Set ``champion`` or ``challenger`` on ``version``; returns the alias given, or ``REJECTED`` (no alias)
+    when ``gate`` (``GateResult.tags``) says it failed the promotion gate. ``score_champion`` loads the
     current champion's predictor and scores it on the same evaluation (None: compare stored MAEs of the same
     evaluation key only)."""
     client.set_model_version_tag(name, version, "evaluation", evaluation_key)
     client.set_model_version_tag(name, version, "mae_pp", f"{mae:.6f}")
+    for key, value in (gate or {}).items():
+        client.set_model_version_tag(name, version, key, value)
+    if gate is not None and gate.get("gate") != "passed":
+        return REJECTED
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except Exception:  # no champion yet: the first model is it
@@ -144,6 +149,10 @@ def apply_alias_rules(
         return CHAMPION_ALIAS
     client.set_registered_model_alias(name, "challenger", version)
     return "challenger"
+
+
+# What ``apply_alias_rules`` returns for a version that failed the promotion gate: it gets no alias.
+REJECTED = "rejected"
 
 
 def version_by_alias(client: Any, name: str, alias: str = CHAMPION_ALIAS) -> Any | None:

@@ -1,0 +1,73 @@
+"""The promotion gate: a model may become champion only if it beats the references on the runs it was tested
+on (held-out programs), by a stated margin.
+
+The references, measured on exactly those runs (``references.py``):
+- the constant: always answer the training runs' mean P;
+- the utilisation heuristic (placement task, where the table has CPU-demand profiles and the host's cores):
+  P from the tenants' summed CPU demand, what load-aware schedulers do.
+
+A model passes when its MAE is at most ``(1 - margin)`` times each reference's. One that does not is
+registered (its figures stay in MLflow, tagged with the reason) but never made champion; with no champion the
+service says so and scores neutrally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from cotenant.datasets.splits import Split
+from cotenant.datasets.table import RunTable
+from cotenant.training.references import CPU_DEMAND_METRIC, utilisation_predictions
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    model_mae_pp: float
+    margin: float  # TrainConfig.gate_margin
+    references_pp: dict[str, float] = field(default_factory=dict)  # reference -> MAE on the same runs
+
+    @property
+    def reason(self) -> str:
+        shown = ", ".join(f"{name} {mae:.2f} pp" for name, mae in self.references_pp.items())
+        verdict = "passes" if self.passed else "fails"
+        return (
+            f"{verdict} the promotion gate: MAE {self.model_mae_pp:.2f} pp on held-out programs vs {shown} "
+            f"(must be <= {1 - self.margin:.2f} x each)"
+        )
+
+    def tags(self) -> dict[str, str]:
+        return {"gate": "passed" if self.passed else "failed", "gate_reason": self.reason[:4000]}
+
+
+def promotion_gate(
+    table: RunTable,
+    split: Split,
+    test_runs: list[str],
+    predicted_median: np.ndarray,
+    labels: np.ndarray,
+    task: str,
+    margin: float,
+) -> GateResult:
+    """The gate on the runs a model was tested on (``test_runs``, in the order of its predictions)."""
+    model_mae = float(np.mean(np.abs(predicted_median - labels)) * 100)
+    train_labels = table.runs.filter(pl.col("run_id").is_in(split.train_runs))["label"].to_numpy()
+    references = {"constant": float(np.mean(np.abs(labels - train_labels.mean())) * 100)}
+    cores = (table.meta.get("machine") or {}).get("cores")
+    if task == "placement" and cores and CPU_DEMAND_METRIC in table.profile_metrics:
+        heuristic = dict(utilisation_predictions(table, float(cores)).iter_rows())
+        covered = np.array([run in heuristic for run in test_runs], dtype=bool)
+        if covered.any():
+            predicted = np.array([heuristic[run] for run, ok in zip(test_runs, covered, strict=True) if ok])
+            references["utilisation"] = float(np.mean(np.abs(predicted - labels[covered])) * 100)
+            # Compared on the same runs: the model's MAE where the heuristic has an answer too.
+            model_on_covered = float(np.mean(np.abs(predicted_median[covered] - labels[covered])) * 100)
+            passed_heuristic = model_on_covered <= (1 - margin) * references["utilisation"]
+        else:
+            passed_heuristic = True
+    else:
+        passed_heuristic = True
+    passed = model_mae <= (1 - margin) * references["constant"] and passed_heuristic
+    return GateResult(bool(passed and np.isfinite(model_mae)), model_mae, margin, references)
