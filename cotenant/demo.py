@@ -7,7 +7,7 @@ here replayed from the solo profiles the lab recorded, stamped with the current 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import numpy as np
 
 from cotenant.collectors.lanes import HOST_TARGET
 from cotenant.datasets import RunTable
+from cotenant.datasets.tensors import probe_results
 
 # Demo hosts carry 0, 1, 2 or 3 incumbents in turn: empty, light and crowded hosts.
 DEMO_HOSTS = 6
@@ -27,6 +28,7 @@ PROFILE_LABEL = "cotenant.io/profile"
 class DemoFleet:
     profiles: dict[str, dict[str, list[float]]]  # profile id -> metric -> per-second values
     hosts: dict[str, list[str]]  # host name -> profile ids of its incumbents
+    probes: dict[str, dict[str, float]] = field(default_factory=dict)  # profile id -> its measured probes
 
     @property
     def newcomer(self) -> str:
@@ -57,7 +59,8 @@ def build_fleet(table: RunTable, seed: int = 0) -> DemoFleet:
     for index in range(DEMO_HOSTS):
         count = index % 4  # 0, 1, 2, 3 incumbents
         hosts[f"demo-node-{index + 1}"] = [str(p) for p in rng.choice(ids, size=count, replace=False)]
-    return DemoFleet(profiles, hosts)
+    probes = {profile_id: found for profile_id in ids if (found := probe_results(table, profile_id))}
+    return DemoFleet(profiles, hosts, probes)
 
 
 def ingest_payload(fleet: DemoFleet, host: str, now: datetime, seconds: int) -> dict[str, Any]:
@@ -117,11 +120,10 @@ class FleetFeeder:
 
 def register_profiles(client: httpx.Client, token: str, fleet: DemoFleet) -> None:
     for profile_id, telemetry in fleet.profiles.items():
-        response = client.post(
-            "/register_profile",
-            json={"profile_id": profile_id, "telemetry": telemetry},
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        body: dict[str, Any] = {"profile_id": profile_id, "telemetry": telemetry}
+        if profile_id in fleet.probes:  # onboarded by `cotenant lab probe`: its measured probes go along
+            body["probes"] = fleet.probes[profile_id]
+        response = client.post("/register_profile", json=body, headers={"Authorization": f"Bearer {token}"})
         response.raise_for_status()
 
 

@@ -168,6 +168,24 @@ def probe_deficits(table: RunTable, profile_ids: Sequence[str]) -> tuple[list[st
     )
 
 
+def probe_results(table: RunTable, profile_id: str) -> dict[str, float]:
+    """A workload configuration's measured probes as the service takes them: P by probe name (its program's
+    sensitivity, its own pressure); empty when it was never probed."""
+    from cotenant.datasets.splits import program_of
+
+    found: dict[str, float] = {}
+    for frame, key, value in (
+        (table.extras.get("sensitivity"), "application", program_of(profile_id)),
+        (table.extras.get("pressure"), "config_key", profile_id),
+    ):
+        if frame is None:
+            continue
+        rows = frame.filter(pl.col(key) == value).drop(key)
+        if rows.height:
+            found |= {name: float(v) for name, v in rows.row(0, named=True).items() if v is not None}
+    return found
+
+
 def placement_inputs(table: RunTable, probes: bool) -> tuple[list[str], pl.DataFrame]:
     """Per profile the placement model's input row: the profile summary, and with ``probes`` its probe
     deficits after it (``probe_deficits``); the names, and a frame keyed by profile_id."""

@@ -194,7 +194,16 @@ class ProbesBackend(TabularBackend):
         return int(self.model.embedding_width)
 
     def head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
-        return self.quantiles(self.model.features(own, others, count))
+        """Quantiles per row; a row whose own workload was described by telemetry alone gets the wider
+        interval calibrated for that (``interval_widening_unprobed``)."""
+        quantiles = self.quantiles(self.model.features(own, others, count))
+        widening = self.metadata.interval_widening_unprobed
+        if widening > 0:
+            unprobed = ~self.model.measured(own)
+            quantiles[unprobed, 0] -= widening
+            quantiles[unprobed, -1] += widening
+            np.clip(quantiles, P_FLOOR, 1.0, out=quantiles)
+        return quantiles
 
 
 BACKENDS: dict[str, type[Backend]] = {

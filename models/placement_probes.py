@@ -104,11 +104,13 @@ class ProbePlacementModel:
 
     @property
     def embedding_width(self) -> int:
-        return len(self.deficit_columns) + 1
+        return len(self.deficit_columns) + 2  # deficits, demand, measured flag
 
     # ---- embedding ----------------------------------------------------------------------------------------
     def embed(self, rows: np.ndarray) -> np.ndarray:
-        """``rows [..., F]`` (normalised summary, probe deficits, measured flag) -> ``[..., D + 1]``."""
+        """``rows [..., F]`` (normalised summary, probe deficits, measured flag) -> ``[..., D + 2]``: the
+        deficits (measured, else estimated), the demand, and whether the workload's probes were measured (its
+        own interval is wider when not; the head never reads the flag)."""
         flat = rows.reshape(-1, rows.shape[-1]).astype(np.float64)
         deficits = flat[:, self.deficit_columns].copy()
         measured = np.nan_to_num(flat[:, self.measured_column]) >= 0.5
@@ -118,7 +120,7 @@ class ProbePlacementModel:
             estimated = self.describer_.predict(np.nan_to_num(flat[needs][:, self.summary_columns]))
             deficits[needs] = np.where(missing[needs], estimated, deficits[needs])
         demand = flat[:, [self.demand_column]] if self.demand_column is not None else np.zeros((len(flat), 1))
-        out = np.concatenate([deficits, np.nan_to_num(demand)], axis=1)
+        out = np.concatenate([deficits, np.nan_to_num(demand), measured[:, None]], axis=1)
         return out.reshape(*rows.shape[:-1], self.embedding_width).astype(np.float32)
 
     def features(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -128,18 +130,31 @@ class ProbePlacementModel:
         d = len(self.deficit_columns)
         own_sens = own[:, [s for s, _ in self.pairs]]
         others_press = others[:, [p for _, p in self.pairs]]
+        own_demand, others_demand = own[:, d : d + 1], others[:, d : d + 1]
         return np.concatenate(
             [
                 own[:, :d],
-                own[:, d:],  # own demand
+                own_demand,
                 others[:, self.pressure_deficits],
-                others[:, d:],  # others' summed demand
+                others_demand,
                 np.asarray(count, dtype=np.float64).reshape(-1, 1),
                 own_sens * others_press,
-                own[:, d:] * others[:, d:],
+                own_demand * others_demand,
             ],
             axis=1,
         )
+
+    @staticmethod
+    def measured(embedding: np.ndarray) -> np.ndarray:
+        """Whether each embedded workload's probes were measured (``[N]`` bool)."""
+        return np.asarray(embedding[:, -1] >= 0.5)
+
+    def withhold_probes(self, rows: np.ndarray) -> np.ndarray:
+        """The rows as if their workloads had never been probed (how the unprobed interval is calibrated)."""
+        out = rows.copy()
+        out[..., self.deficit_columns] = np.nan
+        out[..., self.measured_column] = 0.0
+        return out
 
     def _interactions(self, features: np.ndarray) -> np.ndarray:
         """The factorised law's inputs: the per-resource products and the demand product (last columns)."""

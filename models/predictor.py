@@ -60,6 +60,9 @@ class PredictorMetadata(BaseModel):
     # split had no validation programs, and the interval is the model's own.
     interval_adjustment: float | None = None
     calibration_runs: int = 0
+    # Models with probe inputs: how much wider the interval of a workload described by telemetry alone (its
+    # probes estimated) must be, calibrated on the validation programs with their probes withheld.
+    interval_widening_unprobed: float = 0.0
     data_digest: str = ""
     data_source: str = ""
     trained_at: str = ""

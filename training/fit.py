@@ -183,6 +183,12 @@ def _fit_placement(
     if validation is not None:
         quantiles = predictor.predict_placement(validation.newcomer, validation.neighbours, validation.mask)
         predictor = calibrate(predictor, quantiles, validation.y)
+        if spec.family == "probes" and len(validation.y):
+            unprobed = model.withhold_probes(validation.newcomer)
+            quantiles = predictor.predict_placement(unprobed, validation.neighbours, validation.mask)
+            widening = max(0.0, conformal_adjustment(quantiles, validation.y))
+            update = {"interval_widening_unprobed": widening}
+            predictor = Predictor(predictor.metadata.model_copy(update=update), predictor.model)
     test = data.test
     if len(test):
         predicted = predictor.predict_placement(test.newcomer, test.neighbours, test.mask)

@@ -83,13 +83,15 @@ def score_on_runs(predictor: Any, table: RunTable, run_ids: list[str]) -> float:
             matrices.append(matrix)
         predicted, _ = predictor.predict_steps(matrices)
         return errors_pp(predicted, runs["label"].to_numpy())["mae"]
+    from cotenant.datasets.tensors import probe_results
     from cotenant.models.batching import pad_neighbours
 
     runs = runs.filter(pl.col("target_profile").is_not_null())
     summaries: dict[str, np.ndarray] = {}
     for (profile_id,), frame in table.profiles.sort("profile_id", "second").group_by("profile_id"):
         series = {m: frame[m].to_numpy() for m in table.profile_metrics}
-        summaries[str(profile_id)] = predictor.profile_summary(series)
+        probes = probe_results(table, str(profile_id))  # read only by models with probe inputs
+        summaries[str(profile_id)] = predictor.profile_summary(series, probes)
     newcomer = np.stack([summaries[p] for p in runs["target_profile"]])
     neighbours, mask = pad_neighbours(
         [

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from cotenant.datasets import RunTable, load_source
 from cotenant.datasets.splits import leave_programs_out
-from cotenant.datasets.tensors import placement_inputs
+from cotenant.datasets.tensors import placement_inputs, probe_results
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
 
@@ -31,9 +31,9 @@ def outcome(table: RunTable) -> Any:
 
 def probes_of(table: RunTable, application: str) -> dict[str, float]:
     """What ``cotenant lab probe`` reports for an application: P by probe name."""
-    sensitivity = table.extras["sensitivity"].filter(pl.col("application") == application).drop("application")
-    pressure = table.extras["pressure"].filter(pl.col("config_key") == application).drop("config_key")
-    return {**sensitivity.row(0, named=True), **pressure.row(0, named=True)}
+    found = probe_results(table, application)
+    assert len(found) == len(table.extras["sensitivity"].columns) + len(table.extras["pressure"].columns) - 2
+    return found
 
 
 def series_of(table: RunTable, profile_id: str) -> dict[str, np.ndarray]:
@@ -99,3 +99,23 @@ def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
         served = predictor.score_placement(newcomer, [predictor.encode_host(incumbents)])[0].newcomer.p
         trained = fitted.predicted[fitted.test_runs.index(run["run_id"])][1]
         assert served == pytest.approx(trained, abs=1e-5)
+
+
+def test_a_workload_described_by_telemetry_alone_gets_the_wider_calibrated_interval(
+    table: RunTable, outcome: Any
+) -> None:
+    from cotenant.models.predictor import Predictor
+
+    fitted, split = outcome
+    assert fitted.predictor.metadata.interval_widening_unprobed >= 0.0
+    widened = fitted.predictor.metadata.model_copy(update={"interval_widening_unprobed": 0.1})
+    predictor = Predictor(widened, fitted.predictor.model)
+    application = sorted(split.test_apps)[0]
+    series = series_of(table, application)
+    host = predictor.encode_host([predictor.encode_profile(series_of(table, sorted(split.train_apps)[0]))])
+    probed = predictor.score_placement(
+        predictor.encode_profile(series, probes_of(table, application)), [host]
+    )
+    unprobed = predictor.score_placement(predictor.encode_profile(series), [host])
+    width = {name: e[0].newcomer.upper - e[0].newcomer.lower for name, e in (("p", probed), ("u", unprobed))}
+    assert width["u"] > width["p"] + 0.1  # 2 x 0.1 wider, less what the [0, 1] bounds clip
