@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from cotenant.collectors.summaries import summarise, summary_names
 from cotenant.datasets.splits import FeatureStats
-from cotenant.datasets.table import RunTable
+from cotenant.datasets.table import SELF, RunTable
 
 CHUNK_ROWS = 16_384
 
@@ -134,6 +134,9 @@ def profile_summaries(profiles: pl.DataFrame, metrics: list[str]) -> tuple[list[
 # (1 when any probe of the workload was measured, else 0). Not normalised (``FeatureStats.keeping``).
 PROBE_PREFIX = "probe:"
 PROBE_MEASURED = PROBE_PREFIX + "measured"
+# 1 when the row summarises a live, co-located window (an incumbent's telemetry), 0 for a solo profile: a
+# model estimating unmeasured probes from telemetry needs to know which kind it reads.
+PROBE_LIVE = PROBE_PREFIX + "live"
 
 
 def probe_columns(table: RunTable) -> list[str]:
@@ -150,7 +153,7 @@ def probe_deficits(table: RunTable, profile_ids: Sequence[str]) -> tuple[list[st
     from cotenant.datasets.splits import program_of
 
     columns = probe_columns(table)
-    names = [PROBE_PREFIX + c for c in columns] + [PROBE_MEASURED]
+    names = [PROBE_PREFIX + c for c in columns] + [PROBE_MEASURED, PROBE_LIVE]
     frame = pl.DataFrame(
         {"profile_id": list(profile_ids), "application": [program_of(p) for p in profile_ids]},
         schema={"profile_id": pl.Utf8, "application": pl.Utf8},
@@ -165,7 +168,35 @@ def probe_deficits(table: RunTable, profile_ids: Sequence[str]) -> tuple[list[st
         "profile_id",
         *[(1.0 - pl.col(c).cast(pl.Float64)).alias(PROBE_PREFIX + c) for c in columns],
         measured.cast(pl.Float64).alias(PROBE_MEASURED),
+        pl.lit(0.0).alias(PROBE_LIVE),  # profiles are solo
     )
+
+
+def live_rows(table: RunTable, run_ids: Sequence[str], names: list[str]) -> np.ndarray:
+    """Each run's target as a service sees an incumbent: its telemetry during the co-run (contended), in
+    the layout of ``placement_inputs`` (raw: summaries, then the target's probe deficits, measured flag, and
+    ``probe:live`` = 1); what a model estimating probes from live telemetry is trained on."""
+    summary_names = [n for n in names if not n.startswith(PROBE_PREFIX)]
+    metrics = list(dict.fromkeys(n.rsplit("__", 1)[0] for n in summary_names))
+    present = [m for m in metrics if SELF + m in table.telemetry.columns]
+    telemetry = table.telemetry.filter(pl.col("run_id").is_in(list(run_ids)))
+    windows = {
+        str(run_id): frame.select([SELF + m for m in present]).cast(pl.Float64).to_numpy()
+        for (run_id,), frame in telemetry.sort("run_id", "second").group_by("run_id", maintain_order=True)
+    }
+    targets = dict(table.runs.select("run_id", "target_profile").iter_rows())
+    probe_names, deficits = probe_deficits(table, sorted({str(targets[r]) for r in run_ids}))
+    by_profile = {row[0]: row[1:] for row in deficits.select("profile_id", *probe_names).iter_rows()}
+    out = np.full((len(run_ids), len(names)), np.nan)
+    columns = [metrics.index(m) for m in present]
+    for i, run_id in enumerate(run_ids):
+        window = np.full((len(windows.get(run_id, [])) or 1, len(metrics)), np.nan)
+        if run_id in windows:
+            window[:, columns] = windows[run_id]
+        out[i, : len(summary_names)] = summarise(window)
+        out[i, len(summary_names) :] = by_profile[str(targets[run_id])]
+    out[:, names.index(PROBE_LIVE)] = 1.0
+    return out
 
 
 def probe_results(table: RunTable, profile_id: str) -> dict[str, float]:

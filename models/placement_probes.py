@@ -24,6 +24,8 @@ from cotenant.models.base import P_FLOOR, DataShape, ModelConfig, ModelSpec, reg
 
 PROBE_PREFIX = "probe:"  # as datasets.tensors names them (kept here so that loading needs no Polars)
 PROBE_MEASURED = PROBE_PREFIX + "measured"
+PROBE_LIVE = PROBE_PREFIX + "live"
+PROBE_FLAGS = (PROBE_MEASURED, PROBE_LIVE)
 # Probe resource -> the metric group its occlusion belongs to (explanations).
 RESOURCE_GROUPS = {
     "cpu": "cpu",
@@ -52,7 +54,7 @@ def probe_resource(column: str) -> str:
 
 
 def probe_group(column: str) -> str:
-    return "other" if column == PROBE_MEASURED else RESOURCE_GROUPS.get(probe_resource(column), "other")
+    return "other" if column in PROBE_FLAGS else RESOURCE_GROUPS.get(probe_resource(column), "other")
 
 
 def _demand_column(names: list[str], feature_groups: list[str]) -> int | None:
@@ -79,13 +81,14 @@ class ProbePlacementModel:
         self.names = list(names)
         self.summary_columns = [i for i, n in enumerate(names) if not n.startswith(PROBE_PREFIX)]
         self.deficit_columns = [
-            i for i, n in enumerate(names) if n.startswith(PROBE_PREFIX) and n != PROBE_MEASURED
+            i for i, n in enumerate(names) if n.startswith(PROBE_PREFIX) and n not in PROBE_FLAGS
         ]
-        if PROBE_MEASURED not in names or not self.deficit_columns:
+        if any(flag not in names for flag in PROBE_FLAGS) or not self.deficit_columns:
             raise ValueError(
                 "placement-probes: the table has no sensitivity/pressure probes (lab probe runs)"
             )
         self.measured_column = names.index(PROBE_MEASURED)
+        self.live_column = names.index(PROBE_LIVE)
         self.demand_column = _demand_column(names, feature_groups)
         deficits = [names[i] for i in self.deficit_columns]
         # Pairs (own sensitivity at its strongest level, others' pressure) per resource measured both ways.
@@ -114,11 +117,15 @@ class ProbePlacementModel:
         flat = rows.reshape(-1, rows.shape[-1]).astype(np.float64)
         deficits = flat[:, self.deficit_columns].copy()
         measured = np.nan_to_num(flat[:, self.measured_column]) >= 0.5
+        live = np.nan_to_num(flat[:, self.live_column]) >= 0.5
         missing = ~measured[:, None] | np.isnan(deficits)
-        if missing.any():
-            needs = missing.any(axis=1)
-            estimated = self.describer_.predict(np.nan_to_num(flat[needs][:, self.summary_columns]))
-            deficits[needs] = np.where(missing[needs], estimated, deficits[needs])
+        # Unmeasured probes are estimated from the telemetry the row summarises, by the describer trained on
+        # that kind of telemetry: a live, contended window (an incumbent) or a solo profile.
+        for describer, kind in ((self.live_describer_, live), (self.describer_, ~live)):
+            needs = missing.any(axis=1) & kind
+            if needs.any():
+                estimated = describer.predict(np.nan_to_num(flat[needs][:, self.summary_columns]))
+                deficits[needs] = np.where(missing[needs], estimated, deficits[needs])
         demand = flat[:, [self.demand_column]] if self.demand_column is not None else np.zeros((len(flat), 1))
         out = np.concatenate([deficits, np.nan_to_num(demand), measured[:, None]], axis=1)
         return out.reshape(*rows.shape[:-1], self.embedding_width).astype(np.float32)
@@ -156,6 +163,12 @@ class ProbePlacementModel:
         out[..., self.measured_column] = 0.0
         return out
 
+    def as_live(self, rows: np.ndarray) -> np.ndarray:
+        """The rows marked as live windows (``probe:live``)."""
+        out = rows.copy()
+        out[..., self.live_column] = 1.0
+        return out
+
     def _interactions(self, features: np.ndarray) -> np.ndarray:
         """The factorised law's inputs: the per-resource products and the demand product (last columns)."""
         return features[:, -(len(self.pairs) + 1) :]
@@ -170,11 +183,19 @@ class ProbePlacementModel:
         groups: np.ndarray,
         names: list[str],
         feature_groups: list[str],
+        live: np.ndarray | None = None,
     ) -> ProbePlacementModel:
+        """``live [R, F]``: training runs' targets as live windows (``datasets.tensors.live_rows``,
+        normalised), for the describer of incumbents known only by their telemetry; without them the solo
+        profiles' describer serves both."""
         from sklearn.model_selection import GroupKFold
 
         self._layout(names, feature_groups)
-        self.describer_ = self._fit_describer(newcomer, neighbours, mask)
+        workloads = np.unique(np.concatenate([newcomer, neighbours[mask]]).astype(np.float64), axis=0)
+        self.describer_ = self._fit_describer(workloads)
+        self.live_describer_ = (
+            self._fit_describer(live) if live is not None and len(live) else self.describer_
+        )
         x = self._head_inputs(newcomer, neighbours, mask)
         folds = max(2, min(5, len(np.unique(groups))))
         candidates: list[Head] = ["boosting", "factorised", "ridge"] if self.head == "auto" else [self.head]  # type: ignore[list-item]
@@ -201,12 +222,11 @@ class ProbePlacementModel:
     def out_of_fold_residuals(self) -> np.ndarray:
         return self.out_of_fold_residuals_.get(self.head_family_, np.zeros(1))
 
-    def _fit_describer(self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray) -> Any:
-        """Summary -> deficits, on the distinct measured workloads of the training runs."""
+    def _fit_describer(self, rows: np.ndarray) -> Any:
+        """Telemetry summary -> deficits, on the rows whose workloads were measured."""
         from sklearn.ensemble import ExtraTreesRegressor
 
-        rows = np.concatenate([newcomer, neighbours[mask]]).astype(np.float64)
-        rows = np.unique(rows, axis=0)
+        rows = rows.astype(np.float64)
         measured = rows[np.nan_to_num(rows[:, self.measured_column]) >= 0.5]
         if not len(measured):
             raise ValueError("placement-probes: no training workload has measured probes")

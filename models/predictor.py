@@ -179,42 +179,48 @@ class Predictor:
         return np.clip(out, P_FLOOR, 1.0)
 
     # ---- placement ---------------------------------------------------------------------------------------
-    def profile_summary(self, profile: Series, probes: Probes | None = None) -> np.ndarray:
-        """A solo profile's series -> the normalised input row ``[F_p]`` (missing metrics -> mean); for a
-        model with probe inputs the workload's probe results follow (``placement_row``)."""
-        return self.placement_row(self.raw_summary(profile), probes)
+    def profile_summary(
+        self, profile: Series, probes: Probes | None = None, live: bool = False
+    ) -> np.ndarray:
+        """A solo profile's (or, ``live``, an incumbent's window's) series -> the normalised input row
+        ``[F_p]`` (missing metrics -> mean); for a model with probe inputs the workload's probe results follow
+        (``placement_row``)."""
+        return self.placement_row(self.raw_summary(profile), probes, live)
 
     def raw_summary(self, profile: Series) -> np.ndarray:
         """The per-metric summaries of a window (``summarise``, as training computed them)."""
         steps = max((len(v) for v in profile.values()), default=1) or 1
         return summarise(np.column_stack([_last(profile.get(m), steps) for m in self.metadata.metrics]))
 
-    def placement_row(self, summary: np.ndarray, probes: Probes | None = None) -> np.ndarray:
+    def placement_row(
+        self, summary: np.ndarray, probes: Probes | None = None, live: bool = False
+    ) -> np.ndarray:
         """A raw summary (and the workload's probe results: P by probe name, ``sens_cpu_2``) -> the normalised
-        input row. Probe inputs are deficits (1 - P), NaN where not measured, then the measured flag, exactly
-        as ``datasets.tensors.probe_deficits`` builds them for training."""
+        input row. Probe inputs are deficits (1 - P), NaN where not measured, then whether any was measured
+        and whether the summary is of a live window, as ``datasets.tensors`` builds them for training."""
         row = np.asarray(summary, dtype=np.float64)
         probe_names = self.metadata.features[len(row) :]
         if probe_names:
-            from cotenant.models.placement_probes import PROBE_MEASURED, PROBE_PREFIX
+            from cotenant.models.placement_probes import PROBE_FLAGS, PROBE_LIVE, PROBE_MEASURED, PROBE_PREFIX
 
             given = probes or {}
-            deficits = [
-                1.0 - float(given[key]) if (key := name.removeprefix(PROBE_PREFIX)) in given else np.nan
+            deficits = {
+                name: 1.0 - float(given[key]) if (key := name.removeprefix(PROBE_PREFIX)) in given else np.nan
                 for name in probe_names
-                if name != PROBE_MEASURED
-            ]
-            measured = float(any(np.isfinite(deficits)))
-            row = np.concatenate([row, deficits, [measured]])
+                if name not in PROBE_FLAGS
+            }
+            measured = float(any(np.isfinite(list(deficits.values()))))
+            flags = {PROBE_MEASURED: measured, PROBE_LIVE: float(live)}
+            row = np.concatenate([row, [deficits.get(name, flags.get(name, np.nan)) for name in probe_names]])
         return self._stats().transform(row.astype(np.float32)[None])[0]
 
     def probe_names(self) -> list[str]:
         """The probe results this model reads (``sens_cpu_2``, ``press_io``); none for telemetry-only ones."""
-        from cotenant.models.placement_probes import PROBE_MEASURED, PROBE_PREFIX
+        from cotenant.models.placement_probes import PROBE_FLAGS, PROBE_PREFIX
 
         names = self.metadata.features
         return [
-            n.removeprefix(PROBE_PREFIX) for n in names if n.startswith(PROBE_PREFIX) and n != PROBE_MEASURED
+            n.removeprefix(PROBE_PREFIX) for n in names if n.startswith(PROBE_PREFIX) and n not in PROBE_FLAGS
         ]
 
     def feature_schema(self, window_seconds: int) -> FeatureSchema:
@@ -223,15 +229,17 @@ class Predictor:
         metrics = list(self.metadata.metrics)
         return FeatureSchema(schema_id(metrics, window_seconds), metrics, window_seconds)
 
-    def encode_summary(self, summary: np.ndarray) -> np.ndarray:
-        """A workload's embedding from its raw summary vector (a compact push) rather than its series."""
+    def encode_summary(self, summary: np.ndarray, live: bool = True) -> np.ndarray:
+        """A workload's embedding from its raw summary vector (a compact push: a live window) rather than its
+        series."""
         self._require("placement")
-        return self.encode_summaries(self.placement_row(summary)[None])[0]
+        return self.encode_summaries(self.placement_row(summary, live=live)[None])[0]
 
-    def encode_profile(self, profile: Series, probes: Probes | None = None) -> np.ndarray:
-        """A workload's embedding ``[V, E]``: row 0 as is, row 1+g with group g occluded."""
+    def encode_profile(self, profile: Series, probes: Probes | None = None, live: bool = False) -> np.ndarray:
+        """A workload's embedding ``[V, E]``: row 0 as is, row 1+g with group g occluded. ``live``: the series
+        is an incumbent's window on its host, not a solo profile."""
         self._require("placement")
-        return self.encode_summaries(self.profile_summary(profile, probes)[None])[0]
+        return self.encode_summaries(self.profile_summary(profile, probes, live)[None])[0]
 
     def encode_summaries(self, summaries: np.ndarray) -> np.ndarray:  # [N, F_p] normalised -> [N, V, E]
         variants = np.stack([occlusion_variants(row, self._masks, per_step=False) for row in summaries])

@@ -359,7 +359,7 @@ class HostStore:
                     vector = (
                         predictor.encode_summary(window.summary.values)
                         if window.summary is not None
-                        else predictor.encode_profile(window.series())
+                        else predictor.encode_profile(window.series(), live=True)
                     )
                     cached = state.incumbent_encodings[name] = (placement.key, vector)
                 vectors.append(cached[1])

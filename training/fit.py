@@ -152,8 +152,11 @@ def _fit_placement(
     elif spec.family == "probes":
         train = data.train
         apps = np.asarray(_applications(table, train.run_ids))
+        from cotenant.datasets.tensors import live_rows
+
+        live = data.stats.transform(live_rows(table, train.run_ids, names))
         model = spec.build(model_cfg, shape).fit(
-            train.newcomer, train.neighbours, train.mask, train.y, apps, names, groups
+            train.newcomer, train.neighbours, train.mask, train.y, apps, names, groups, live
         )
         residuals = model.out_of_fold_residuals()
         residual_quantiles = [float(np.quantile(residuals, q)) for q in (QUANTILES[0], QUANTILES[-1])]

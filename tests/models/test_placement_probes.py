@@ -119,3 +119,26 @@ def test_a_workload_described_by_telemetry_alone_gets_the_wider_calibrated_inter
     unprobed = predictor.score_placement(predictor.encode_profile(series), [host])
     width = {name: e[0].newcomer.upper - e[0].newcomer.lower for name, e in (("p", probed), ("u", unprobed))}
     assert width["u"] > width["p"] + 0.1  # 2 x 0.1 wider, less what the [0, 1] bounds clip
+
+
+def test_an_incumbent_seen_live_is_described_as_training_described_co_run_targets(
+    table: RunTable, outcome: Any
+) -> None:
+    """Incumbents are known by their live, contended windows: the service encodes such a window through
+    the describer trained on co-run targets' windows, and gets the numbers training computed for that run."""
+    from cotenant.datasets.table import SELF
+    from cotenant.datasets.tensors import live_rows
+
+    fitted, _ = outcome
+    predictor = fitted.predictor
+    model = predictor.model
+    assert model.live_describer_ is not model.describer_
+    run_id = fitted.test_runs[0]
+    frame = table.telemetry.filter(pl.col("run_id") == run_id).sort("second")
+    window = {m: frame[SELF + m].to_numpy() for m in table.metrics}
+    served = predictor.encode_profile(window, live=True)[0]
+    row = predictor._stats().transform(live_rows(table, [run_id], predictor.metadata.features))
+    trained = model.embed(model.withhold_probes(row))[0]  # an incumbent arrives without its probes
+    np.testing.assert_allclose(served, trained, rtol=1e-5, atol=1e-6)
+    solo = predictor.encode_profile(window)[0]  # the same numbers read as a solo profile: the other describer
+    assert not np.allclose(solo[: len(predictor.probe_names())], served[: len(predictor.probe_names())])
