@@ -8,9 +8,12 @@ table.
 Prints a table with medians over windows (the machine may be shared: medians resist bursts); never asserts.
 With ``--push`` the collector runs as a node's agent does: it pushes each tick to an ingest endpoint (a sink
 in this script that counts the values it receives) instead of writing Parquet, which is the lab's path.
-Tick lateness is then not reported (the collector keeps its own table local).
+Tick lateness is then not reported (the collector keeps its own table local). With ``--compact`` too, the
+agent pushes per cgroup the summaries of a feature schema (every per-cgroup metric it sent raw, over 120 s),
+as to a champion that reads them all; the sink reports the bytes per target per push, raw and compact. The
+agent asks for the schema once a minute while it has none, so compact runs warm up past that minute.
 
-    python benchmarks/collector_overhead.py [--duration 600] [--cgroups 20] [--window 10] [--push]
+    python benchmarks/collector_overhead.py [--duration 600] [--cgroups 20] [--window 10] [--push [--compact]]
 
 Every process and cgroup it creates is removed on exit, Ctrl-C and SIGTERM included.
 """
@@ -57,6 +60,7 @@ class BenchConfig:
     process_interval_s: float = 5.0  # ``cotenant collect --process-interval``: per-process sources
     segment_s: float = SEGMENT_S
     push: bool = False  # push to an ingest sink (a node's agent) instead of writing Parquet (the lab)
+    compact: bool = False  # with push: compact summaries in the sink's feature schema
 
 
 def wait_until_collecting(collector: subprocess.Popen[bytes], log: Path, timeout_s: float = 180.0) -> None:
@@ -175,18 +179,38 @@ class IngestSink:
         import json
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+        from cotenant.collectors.summaries import PACKING, SUMMARIES, schema_id
+
         self.per_tick: dict[str, list[int]] = {}  # ISO timestamp -> [values, targets]
+        self.cgroup_metrics: set[str] = set()
+        self.raw_bytes_per_target: list[float] = []  # per push: body bytes / targets in it
+        self.compact_bytes_per_target: list[float] = []  # per compact push: each summary's JSON bytes
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-                for sample in body.get("samples", []):
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.path == "/feature_schema":
+                    self.reply(*sink.schema())
+                    return
+                body = json.loads(raw)
+                samples = body.get("samples", [])
+                for sample in samples:
                     counts = sink.per_tick.setdefault(sample["timestamp"], [0, 0])
                     counts[0] += len(sample["metrics"])
                     counts[1] += 1
-                reply = json.dumps({"accepted": len(body.get("samples", []))}).encode()
-                self.send_response(200)
+                    if sample["target"] != "host":
+                        sink.cgroup_metrics.update(sample["metrics"])
+                summaries = body.get("summaries", [])
+                if summaries:
+                    sink.compact_bytes_per_target.extend(len(json.dumps(s)) for s in summaries)
+                elif samples:
+                    sink.raw_bytes_per_target.append(len(raw) / len({s["target"] for s in samples}))
+                self.reply(200, {"accepted": len(samples), "summaries": len(summaries)})
+
+            def reply(self, status: int, answer: dict[str, object]) -> None:
+                reply = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(reply)))
                 self.end_headers()
@@ -199,6 +223,24 @@ class IngestSink:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+        self.schema_parts = (PACKING, list(SUMMARIES), schema_id)
+
+    def schema(self) -> tuple[int, dict[str, object]]:
+        """A feature schema of every per-cgroup metric seen (503 until a raw push has shown them)."""
+        packing, statistics_, schema_id = self.schema_parts
+        if not self.cgroup_metrics:
+            return 503, {"error": "no raw push seen yet"}
+        metrics = sorted(self.cgroup_metrics)
+        return 200, {
+            "schema_id": schema_id(metrics, 120),
+            "model_version": "bench",
+            "metrics": metrics,
+            "statistics": statistics_,
+            "window_seconds": 120,
+            "packing": packing,
+            "values_per_target": len(metrics) * len(statistics_),
+        }
+
     def figures(self, window: tuple[float, float]) -> dict[str, float]:
         """The same figures as ``collection_figures`` reads from Parquet, from what was pushed."""
         ticks = {datetime.fromisoformat(at).timestamp(): counts for at, counts in self.per_tick.items()}
@@ -209,6 +251,10 @@ class IngestSink:
         inside = [values for at, (values, _) in ticks.items() if window[0] <= at < window[1]]
         figures["values_in_window"] = float(sum(inside))
         figures["samples_in_window"] = float(len(inside))
+        if self.raw_bytes_per_target:
+            figures["raw_bytes_per_target_push"] = statistics.median(self.raw_bytes_per_target)
+        if self.compact_bytes_per_target:
+            figures["compact_bytes_per_target_push"] = statistics.median(self.compact_bytes_per_target)
         return figures
 
     def close(self) -> None:
@@ -340,6 +386,7 @@ def run(config: BenchConfig) -> None:
             if config.push:
                 sink = IngestSink()
                 command += ["--push", sink.url, "--token", "bench", "--host-name", "bench"]
+                command += ["--compact"] if config.compact else []
             else:
                 command += ["--segment-seconds", str(config.segment_s), "--out", str(out / "collection")]
             log = (out / "collector.log").open("wb")
@@ -375,6 +422,9 @@ def run(config: BenchConfig) -> None:
         figures["node_exporter_samples_in_window"] = float(len(in_window))
         scraped = [samples for _at, samples in scraper.scrapes]
         print_report(config, usage, scraped, figures, (load_before, load_after), window)
+        for key in ("raw_bytes_per_target_push", "compact_bytes_per_target_push"):
+            if key in figures:
+                print(f"{key.replace('_', ' ')}: {figures[key]:.0f} B (median)")
         print(
             f"lateness column read: {jitter_column or 'n/a'}; node_exporter scrapes: "
             f"{len(scraper.scrapes)} ok, {len(scraper.failures)} failed "
@@ -505,18 +555,30 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument(
         "--push", action="store_true", help="collector pushes to an ingest sink (a node's agent)"
     )
+    parser.add_argument(
+        "--compact", action="store_true", help="with --push: compact summaries (--compact) instead of rows"
+    )
     args = parser.parse_args(argv)
     return BenchConfig(
         duration_s=args.duration,
         cgroups=args.cgroups,
         load_percent=args.load_percent,
-        warmup_s=args.segment_seconds + 15.0 if args.warmup is None else args.warmup,
+        warmup_s=default_warmup(args) if args.warmup is None else args.warmup,
         window_s=min(args.window, args.duration),
         run_collector=not args.no_collector,
         process_interval_s=args.process_interval,
         segment_s=args.segment_seconds,
         push=args.push,
+        compact=args.compact,
     )
+
+
+def default_warmup(args: argparse.Namespace) -> float:
+    """Past the first Parquet segment; with --compact also past the agent's first schema retry (it pushes raw
+    until the sink has seen its metrics and it asks again)."""
+    from cotenant.collectors.push import SCHEMA_RETRY_S
+
+    return args.segment_seconds + 15.0 + (SCHEMA_RETRY_S if args.compact else 0.0)
 
 
 def main(argv: list[str] | None = None) -> None:

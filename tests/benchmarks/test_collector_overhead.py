@@ -6,6 +6,7 @@ Figures are never asserted (the benchmark prints them); only that they are produ
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -68,12 +69,28 @@ def test_the_ingest_sink_counts_what_a_collector_pushes() -> None:
                 {"timestamp": tick, "target": "host", "metrics": {"a": 1.0, "b": 2.0, "c": 3.0}},
                 {"timestamp": tick, "target": "pod", "metrics": {"a": 1.0}},
             ]
-            reply = httpx.post(f"{sink.url}/ingest", json={"host": "n", "samples": samples}, timeout=5)
-            assert reply.status_code == 200 and reply.json() == {"accepted": 2}
+            body = {"host": "n", "samples": samples}
+            reply = httpx.post(f"{sink.url}/ingest", json=body, timeout=5)
+            assert reply.status_code == 200 and reply.json() == {"accepted": 2, "summaries": 0}
         start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
         figures = sink.figures((start + 1, start + 3))
+        # What the agent's --compact mode asks: a schema of every per-cgroup metric it has pushed raw.
+        schema = httpx.post(f"{sink.url}/feature_schema", timeout=5).json()
+        assert schema["metrics"] == ["a"] and schema["values_per_target"] == 3
+        compact = {
+            "host": "n",
+            "samples": [],
+            "schema_id": schema["schema_id"],
+            "summaries": [{"target": "pod"}],
+        }
+        assert httpx.post(f"{sink.url}/ingest", json=compact, timeout=5).json()["summaries"] == 1
+        assert sink.figures((start, start))["compact_bytes_per_target_push"] == len(
+            json.dumps({"target": "pod"})
+        )
     finally:
         sink.close()
+    raw_bytes = figures.pop("raw_bytes_per_target_push")
+    assert 50 < raw_bytes < 200  # one push of two targets, about a hundred bytes of JSON each
     assert figures == {
         "values_per_sample": 4,
         "targets_per_sample": 2,
