@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from cotenant.collectors.summaries import FeatureSchema, pack, summarise
 from cotenant.serving.cli import serve_command
 from cotenant.serving.config import ServiceSettings
 from cotenant.serving.local_servers import RedisServer, free_port, stop_server
-from serving_extender import AUTH, TOKEN, seeded_champions, start, tree_rss_mib
+from serving_extender import AUTH, TOKEN, seeded_champions, start, start_noop, tree_rss_mib
 
 HOST_METRICS = ["host_cpu_busy_ratio", "host_memory_available_bytes", "host_psi_cpu_some_avg10"]
 
@@ -459,22 +458,7 @@ def main() -> None:
     made = Path("var/mlflow.db")
     uri = args.tracking_uri or (f"sqlite:///{made.resolve()}" if made.exists() else seeded_champions(work))
     noop_port = free_port()
-    noop = start(
-        [
-            str(Path(sys.executable).parent / "bentoml"),
-            "serve",
-            "serving_noop:NoopService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(noop_port),
-            "--working-dir",
-            str(Path(__file__).parent),
-        ],
-        dict(os.environ),
-        f"http://127.0.0.1:{noop_port}",
-        work / "noop.log",
-    )
+    noop = start_noop(noop_port, work / "noop.log")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; champions from {uri}")
     form = "raw" if args.raw else "compact"
     print(f"{form} pushes, {args.pods} pods per node, every {args.push_interval:g} s")

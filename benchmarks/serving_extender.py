@@ -46,6 +46,14 @@ def start(command: list[str], env: dict[str, str], url: str, log: Path) -> subpr
     return process
 
 
+def start_noop(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The framework's floor: a BentoML endpoint that parses the body and does nothing (serving_noop.py)."""
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    command = [bentoml, "serve", "serving_noop:NoopService", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--working-dir", str(Path(__file__).parent)]
+    return start(command, dict(os.environ), f"http://127.0.0.1:{port}", log)
+
+
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of a process and its descendants (the server's workers)."""
     total, pending = 0, [pid]
@@ -276,19 +284,8 @@ def main() -> None:
     port, noop_port = free_port(), free_port()
     command, env = serve_command("127.0.0.1", port, 1, settings.to_env(), [])
     url, noop_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{noop_port}"
-    noop_cmd = [
-        command[0],
-        "serve",
-        "serving_noop:NoopService",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(noop_port),
-        "--working-dir",
-        str(Path(__file__).parent),
-    ]
     server = start(command, env, url, work / "service.log")
-    noop = start(noop_cmd, dict(os.environ), noop_url, work / "noop.log")
+    noop = start_noop(noop_port, work / "noop.log")
     try:
         names = seed_hosts(url, args.nodes)
         pod = {

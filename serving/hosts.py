@@ -87,13 +87,17 @@ class CompactOnly(LookupError):
     """Monitoring needs per-second series, and this host's targets arrive as compact summaries."""
 
 
-def screen_summaries(
-    summaries: Sequence[CompactSummary], received_at: datetime
-) -> tuple[list[CompactSummary], int]:
-    """The summaries a store may keep, and how many are stamped too far ahead (as ``screen_samples``)."""
+def screen_push(
+    samples: Sequence[IngestSample], summaries: Sequence[CompactSummary], received_at: datetime
+) -> tuple[list[IngestSample], list[CompactSummary], dict[SkipReason, int]]:
+    """A push's samples (``screen_samples``) and summaries a store may keep, the others counted by reason:
+    a summary stamped too far ahead is skipped like a sample."""
+    kept, skipped = screen_samples(samples, received_at)
     latest_allowed = received_at.timestamp() + MAX_CLOCK_AHEAD_S
-    kept = [summary for summary in summaries if summary.timestamp.timestamp() <= latest_allowed]
-    return kept, len(summaries) - len(kept)
+    kept_summaries = [summary for summary in summaries if summary.timestamp.timestamp() <= latest_allowed]
+    if ahead := len(summaries) - len(kept_summaries):
+        skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + ahead
+    return kept, kept_summaries, skipped
 
 
 @dataclass
@@ -184,11 +188,7 @@ class HostStore:
         summaries: Sequence[CompactSummary] = (),
     ) -> IngestOutcome:
         """Screen the samples (``screen_samples``), append the kept ones to their windows, re-encode."""
-        received = received_at or datetime.now(UTC)
-        kept, skipped = screen_samples(samples, received)
-        kept_summaries, ahead = screen_summaries(summaries, received)
-        if ahead:
-            skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + ahead
+        kept, kept_summaries, skipped = screen_push(samples, summaries, received_at or datetime.now(UTC))
         touched = self.apply(host, kept, placement, summaries=kept_summaries)
         return IngestOutcome(touched, len(kept) - skipped.get("no_values", 0), skipped, len(kept_summaries))
 

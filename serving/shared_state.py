@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from cotenant.collectors.lanes import HOST_TARGET
 from cotenant.collectors.summaries import pack, unpack
-from cotenant.serving.hosts import CompactSummary, HostStore, IngestOutcome, screen_samples, screen_summaries
+from cotenant.serving.hosts import CompactSummary, HostStore, IngestOutcome, screen_push
 from cotenant.serving.models import LoadedModel
 from cotenant.serving.profiles import Profile, ProfileStore
 from cotenant.serving.schemas import IngestSample
@@ -170,11 +170,7 @@ class RedisState:
     def ingest(
         self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
     ) -> IngestOutcome:
-        received = datetime.now(UTC)
-        kept, skipped = screen_samples(samples, received)
-        kept_summaries, ahead = screen_summaries(summaries, received)
-        if ahead:
-            skipped["ahead_of_clock"] = skipped.get("ahead_of_clock", 0) + ahead
+        kept, kept_summaries, skipped = screen_push(samples, summaries, datetime.now(UTC))
         fields = {"kind": "ingest", "host": host, "samples": encode_samples(kept)}
         if kept_summaries:
             fields["summaries"] = encode_summaries(kept_summaries)
