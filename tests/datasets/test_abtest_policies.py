@@ -1,0 +1,88 @@
+"""The A/B test's plan checks, the four placement policies and the report's arithmetic (nothing runs)."""
+
+from __future__ import annotations
+
+import pytest
+from cotenant.datasets.lab.abtest import AbTestPlan, TenantSpec, outcome, place_stream
+from pydantic import ValidationError
+
+
+def tenant(name: str, workload: str, cpus: float) -> dict[str, object]:
+    return {"name": name, "workload": workload, "level": 1, "requests": {"cpus": cpus, "memory_mib": 256}}
+
+
+def plan(**overrides: object) -> AbTestPlan:
+    tenants = [
+        tenant("a", "sysbench_cpu_rate", 0.5),
+        tenant("b", "xz_compress", 0.25),
+        tenant("c", "stressng_stream", 0.5),
+        tenant("d", "xz_compress", 0.75),
+    ]
+    body: dict[str, object] = {"name": "t", "hosts": {"count": 2, "cpus": 1, "memory_mib": 1024}}
+    return AbTestPlan.model_validate({**body, "tenants": tenants, **overrides})
+
+
+def test_bin_packing_fills_the_fullest_node_and_spreading_the_emptiest() -> None:
+    packed = place_stream(plan(), "most_allocated")
+    assert packed.hosts == {"host-1": ["a", "b"], "host-2": ["c"]} and packed.refused == ["d"]
+    spread = place_stream(plan(), "least_allocated")
+    assert spread.hosts == {"host-1": ["a"], "host-2": ["b", "c"]} and spread.refused == ["d"]
+
+
+def test_capacity_is_respected_by_every_policy_and_random_is_seeded() -> None:
+    for policy in ("most_allocated", "least_allocated", "random"):
+        placement = place_stream(plan(), policy)  # type: ignore[arg-type]
+        for names in placement.hosts.values():
+            cpus = sum({"a": 0.5, "b": 0.25, "c": 0.5, "d": 0.75}[n] for n in names)
+            assert cpus <= 1.0
+    assert place_stream(plan(), "random").hosts == place_stream(plan(), "random").hosts
+
+
+def test_cotenant_takes_the_extender_best_score_and_refuses_when_it_filters_every_node() -> None:
+    asked: list[tuple[str, list[str]]] = []
+
+    def extender(tenant: TenantSpec, hosts: list[str]) -> dict[str, float]:
+        asked.append((tenant.name, hosts))
+        if tenant.name == "c":
+            return {}  # every node would push someone under the SLO
+        return {host: (1.0 if host == "host-2" else 0.5) for host in hosts}
+
+    placement = place_stream(plan(), "cotenant", extender)
+    assert placement.hosts["host-2"][:2] == ["a", "b"] and "c" in placement.refused
+    assert asked[0] == ("a", ["host-1", "host-2"])  # only the nodes the requests fit are asked about
+    # c fits only host-1 by requests, and the extender filters that out too: refused
+    assert placement.decisions[2] == {"tenant": "c", "fitting": ["host-1"], "chosen": None, "scores": {}}
+
+
+def test_bad_plans_are_refused_before_anything_starts() -> None:
+    with pytest.raises(
+        ValidationError, match=r"tenants\[0\] \(a\): requests 2 CPUs / 256 MiB fit on no host"
+    ):
+        plan(
+            tenants=[
+                {
+                    "name": "a",
+                    "workload": "xz_compress",
+                    "level": 1,
+                    "requests": {"cpus": 2, "memory_mib": 256},
+                }
+            ]
+        )
+    with pytest.raises(ValidationError, match="unknown workload 'nope'"):
+        plan(
+            tenants=[
+                {"name": "a", "workload": "nope", "level": 1, "requests": {"cpus": 1, "memory_mib": 256}}
+            ]
+        )
+    with pytest.raises(ValueError, match="2 hosts x 1 CPUs need 2 CPUs; this machine has 1"):
+        plan().check_machine(cpu_count=1)
+
+
+def test_refused_tenants_count_as_slo_misses_and_predictions_are_scored() -> None:
+    placement = place_stream(plan(), "most_allocated")  # d refused
+    measured = {"a": [0.9, 0.7, 0.8], "b": [0.6, 0.6], "c": [1.0]}
+    result = outcome(placement, measured, 0.8, predicted={"a": 0.7, "b": 0.7, "c": 0.9})
+    assert result.placed == 3 and result.refused == 1
+    assert result.slo_misses == 2  # b (0.6) and the refused d
+    assert result.worst_p == pytest.approx(0.6) and result.mean_p == pytest.approx((0.8 + 0.6 + 1.0) / 3)
+    assert result.prediction_mae_pp == pytest.approx((10 + 10 + 10) / 3)
