@@ -32,7 +32,7 @@ def candidate_scores(hosts: list[str], raw: list[float | None]) -> CandidateScor
     rows = np.where(scored, np.arange(len(hosts)), -1)
     newcomer = np.where(scored, values, np.nan)
     no_model = cast("LoadedModel", None)  # only explain() reads the model and the index; never called here
-    no_index = HostIndex("m/1", 0, {}, [], np.zeros(0), None)
+    no_index = HostIndex("m/1", 0, {}, [], np.zeros(0), np.zeros(0, dtype=bool), None)
     clipped = np.clip(values, 0, 1)
     return CandidateScores(
         hosts, np.zeros(1), no_model, no_index, rows, unscored, scored, values, clipped, newcomer, newcomer
