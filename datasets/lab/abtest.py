@@ -40,12 +40,17 @@ class Requests(BaseModel):
 
 
 class TenantSpec(BaseModel):
+    """A pod of the stream: scheduled by its ``requests``; it may use up to its ``limits`` (Burstable, as most
+    pods are: the CPU it bursts into is where co-located tenants interfere). No limits: the host's CPUs, and
+    its memory request."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$")
     workload: str
     level: int = Field(ge=1)
     requests: Requests
+    limits: Requests | None = None
 
 
 class HostSpec(BaseModel):

@@ -209,6 +209,56 @@ def labels(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> Non
         )
 
 
+@app.command("abtest")
+def abtest(
+    plan: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="an A/B test plan (plans/abtest.yaml)"
+    ),
+    out: Path = typer.Option(..., "--out", help="directory for the journal, logs and the report"),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow registry with the placement champion (default: the local sqlite store)"
+    ),
+    probes_from: str = typer.Option(
+        "bundled", help="dataset whose probe results are registered with each tenant's profile ('' for none)"
+    ),
+) -> None:
+    """Closed loop: place a stream of real tenants on cpuset hosts by cotenant's extender, bin packing,
+    spreading and random; run each placement for real; report measured P (and cotenant's predictions)."""
+    import yaml
+    from cotenant.datasets.lab.abtest import AbTestPlan
+    from cotenant.datasets.lab.abtest_run import AbTestError, role_config, run_abtest, write_report
+    from cotenant.datasets.lab.session import LabInterrupted
+    from pydantic import ValidationError
+
+    from cotenant.paths import default_tracking_uri
+
+    try:
+        parsed = AbTestPlan.model_validate(yaml.safe_load(plan.read_text()))
+    except ValidationError as error:
+        console.print(f"[red]error:[/red] {plan}: {error}")
+        raise typer.Exit(code=2) from error
+    probes: dict[str, dict[str, float]] = {}
+    if probes_from:
+        from cotenant.datasets import load_source
+        from cotenant.datasets.tensors import probe_results
+
+        table = load_source(probes_from)
+        for tenant in parsed.tenants:
+            if found := probe_results(table, role_config(parsed, tenant).config_key):
+                probes[tenant.name] = found
+    try:
+        report = run_abtest(parsed, out, tracking_uri or default_tracking_uri(), probes, console.print)
+    except (AbTestError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    except (KeyboardInterrupt, LabInterrupted):
+        console.print(
+            "interrupted: every process stopped, every cgroup removed; measured runs in the journal"
+        )
+        raise typer.Exit(code=130) from None
+    console.print(f"report: {write_report(report, out)}")
+
+
 @app.command("timing")
 def timing(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
     """Measured windows, per-run overhead and wall time per run of a lab directory (to size plans)."""

@@ -32,7 +32,7 @@ LABEL_COLUMNS = {
 MIN_LABEL = 1e-3
 
 
-def _ratio(actual: float, ideal: float, higher_is_better: bool) -> float:
+def performance_ratio(actual: float, ideal: float, higher_is_better: bool) -> float:
     if actual <= 0 or ideal <= 0:
         return MIN_LABEL
     return actual / ideal if higher_is_better else ideal / actual
@@ -65,7 +65,7 @@ def label_runs(records: Iterable[RunRecord]) -> pl.DataFrame:
         if not references:
             continue
         ideal = _median(references)
-        ratio = _ratio(record.performance, ideal, record.higher_is_better)
+        ratio = performance_ratio(record.performance, ideal, record.higher_is_better)
         rows.append(
             {
                 "run_id": record.run_id,

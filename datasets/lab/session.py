@@ -78,7 +78,7 @@ def _directory_lock(out: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM and SIGINT both stop the lab through the same clean-up. SIGINT is set explicitly: a lab
     started in the background by a script inherits it ignored, and ``kill -INT`` would do nothing."""
 
@@ -139,13 +139,21 @@ COLLECTOR_START_TIMEOUT_S = 180.0
 COLLECTOR_ENTRY = "import typer; from cotenant.collectors.cli import collect; typer.run(collect)"
 
 
-def start_collector(hierarchy: CgroupHierarchy, group: str, out: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``cotenant collect`` over every role cgroup of the lab (``<group>/<run>/<role>``).
+def start_collector(
+    hierarchy: CgroupHierarchy,
+    group: str,
+    out: Path,
+    log: Path,
+    arguments: list[str] | None = None,
+    name: str = "collector",
+) -> subprocess.Popen[bytes]:
+    """``cotenant collect`` over every role cgroup of the lab (``<group>/<run>/<role>``) into ``out``, or with
+    other ``arguments`` (the A/B test's per-host agents push to the service).
 
-    It runs in ``<group>/collector``: inside the prioritised lab group it keeps its 1 s cadence on a busy
-    host, and at depth one it is not matched by its own glob.
+    It runs in ``<group>/<name>``: inside the prioritised lab group it keeps its 1 s cadence on a busy
+    host, and at depth one it is not matched by a ``<group>/*/*`` glob.
     """
-    home = hierarchy.directories(f"{group}/collector")
+    home = hierarchy.directories(f"{group}/{name}")
     for directory in home:
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -153,15 +161,9 @@ def start_collector(hierarchy: CgroupHierarchy, group: str, out: Path, log: Path
         for directory in home:
             (directory / "cgroup.procs").write_text(str(os.getpid()))
 
-    command = [
-        sys.executable,
-        "-c",
-        COLLECTOR_ENTRY,
-        "--cgroup-glob",
-        f"{group}/*/*",
-        "--out",
-        str(out),
-    ]
+    if arguments is None:
+        arguments = ["--cgroup-glob", f"{group}/*/*", "--out", str(out)]
+    command = [sys.executable, "-c", COLLECTOR_ENTRY, *arguments]
     with log.open("ab") as output:
         process = subprocess.Popen(
             command,
@@ -233,7 +235,7 @@ def run_lab(
     journal = out / "runs.jsonl"
     group = LAB_PREFIX + lab_id(plan, out)
     hierarchy = detect_hierarchy()
-    with _directory_lock(out), _sigterm_as_interrupt():
+    with _directory_lock(out), sigterm_as_interrupt():
         records = read_journal(journal)
         by_id = {spec.run_id: spec for spec in specs}
         _check_journal(records, by_id, journal)
