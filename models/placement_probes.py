@@ -44,6 +44,9 @@ class ProbePlacementConfig(ModelConfig):
     head: Literal["auto", "boosting", "factorised", "ridge"] = "auto"
     describer_trees: int = 200
     seed: int = 0
+    # Incumbents reach the service without their probes (estimated from telemetry): the head also learns from
+    # every training run with its neighbours' probes withheld, so that it is trained on what it is served.
+    estimated_neighbours: bool = True
 
 
 def probe_resource(column: str) -> str:
@@ -71,10 +74,13 @@ def _demand_column(names: list[str], feature_groups: list[str]) -> int | None:
 class ProbePlacementModel:
     """Describer + head (module docstring). Plain attributes and scikit-learn estimators, saved with skops."""
 
-    def __init__(self, head: str = "auto", describer_trees: int = 200, seed: int = 0) -> None:
+    def __init__(
+        self, head: str = "auto", describer_trees: int = 200, seed: int = 0, estimated_neighbours: bool = True
+    ) -> None:
         self.head = head
         self.describer_trees = describer_trees
         self.seed = seed
+        self.estimated_neighbours = estimated_neighbours
 
     # ---- layout ------------------------------------------------------------------------------------------
     def _layout(self, names: list[str], feature_groups: list[str]) -> None:
@@ -163,12 +169,6 @@ class ProbePlacementModel:
         out[..., self.measured_column] = 0.0
         return out
 
-    def as_live(self, rows: np.ndarray) -> np.ndarray:
-        """The rows marked as live windows (``probe:live``)."""
-        out = rows.copy()
-        out[..., self.live_column] = 1.0
-        return out
-
     def _interactions(self, features: np.ndarray) -> np.ndarray:
         """The factorised law's inputs: the per-resource products and the demand product (last columns)."""
         return features[:, -(len(self.pairs) + 1) :]
@@ -197,6 +197,10 @@ class ProbePlacementModel:
             self._fit_describer(live) if live is not None and len(live) else self.describer_
         )
         x = self._head_inputs(newcomer, neighbours, mask)
+        if self.estimated_neighbours:
+            withheld = self._head_inputs(newcomer, self.withhold_probes(neighbours), mask)
+            x = np.concatenate([x, withheld])
+            labels, groups = np.concatenate([labels, labels]), np.concatenate([groups, groups])
         folds = max(2, min(5, len(np.unique(groups))))
         candidates: list[Head] = ["boosting", "factorised", "ridge"] if self.head == "auto" else [self.head]  # type: ignore[list-item]
         self.candidates_mae: dict[str, float] = {}
@@ -277,7 +281,7 @@ class ProbePlacementModel:
 
 
 def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel:
-    return ProbePlacementModel(config.head, config.describer_trees, config.seed)
+    return ProbePlacementModel(config.head, config.describer_trees, config.seed, config.estimated_neighbours)
 
 
 register(

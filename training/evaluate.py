@@ -48,6 +48,8 @@ def evaluate_models(
     for name in models:
         per_fold: list[dict[str, Any]] = []
         predicted_all, labels_all, apps_all = [], [], []
+        # A model's answers under other inputs on the same runs (placement-probes without probes).
+        variants: dict[str, dict[str, list[Any]]] = {}
         for fold, split in enumerate(splits):
             cfg = base.model_copy(update={"model": name})
             try:
@@ -61,6 +63,17 @@ def evaluate_models(
             predicted_all.append(outcome.predicted)
             labels_all.append(outcome.labels)
             apps_all.extend(outcome.applications)
+            for variant, predicted_variant in outcome.extra.get("variants", {}).items():
+                found = variants.setdefault(variant, {"per_fold": [], "predicted": [], "labels": []})
+                found["per_fold"].append(
+                    {
+                        "fold": fold,
+                        "test_apps": split.test_apps,
+                        **errors_pp(predicted_variant, outcome.labels),
+                    }
+                )
+                found["predicted"].append(predicted_variant)
+                found["labels"].append(outcome.labels)
             log(f"{name} {split.name}: MAE {scores['mae']:.2f} pp ({outcome.train_seconds:.1f} s)")
         if not per_fold:
             continue
@@ -76,6 +89,22 @@ def evaluate_models(
             "per_application": per_application(predicted, labels, apps_all),
             "error_bands": error_bands(predicted, labels),
         }
+        for variant, found in variants.items():
+            pooled, pooled_labels = np.concatenate(found["predicted"]), np.concatenate(found["labels"])
+            folds = found["per_fold"]
+            report["models"][variant] = {
+                "task": MODELS[name].task,
+                "variant_of": name,  # the same model answering from fewer inputs: never a candidate itself
+                "summary": {
+                    key: dict(zip(("mean", "std"), mean_std([f[key] for f in folds]), strict=True))
+                    for key in ("mae", "mse", "rmse")
+                }
+                | {"train_seconds": report["models"][name]["summary"]["train_seconds"]},
+                "coverage": errors_pp(pooled, pooled_labels).get("coverage"),
+                "per_fold": folds,
+                "per_application": per_application(pooled, pooled_labels, apps_all),
+                "error_bands": error_bands(pooled, pooled_labels),
+            }
     report["constant_reference"] = constant_reference(table, splits)
     report["utilisation_reference"] = utilisation_reference(table, splits)
     report["targets"] = targets(report)

@@ -193,8 +193,21 @@ def _fit_placement(
             update = {"interval_widening_unprobed": widening}
             predictor = Predictor(predictor.metadata.model_copy(update=update), predictor.model)
     test = data.test
+    extra: dict[str, Any] = {}
     if len(test):
         predicted = predictor.predict_placement(test.newcomer, test.neighbours, test.mask)
+        if spec.family == "probes":
+            # As the service answers when probes are missing: the newcomer registered without them, and
+            # also every incumbent known only by its telemetry (the evaluation reports both beside).
+            unprobed = model.withhold_probes(test.newcomer)
+            extra["variants"] = {
+                f"{spec.name}:newcomer-without-probes": predictor.predict_placement(
+                    unprobed, test.neighbours, test.mask
+                ),
+                f"{spec.name}:without-probes": predictor.predict_placement(
+                    unprobed, model.withhold_probes(test.neighbours), test.mask
+                ),
+            }
     else:
         predicted = np.zeros((0, len(QUANTILES)))
     return FitOutcome(
@@ -205,6 +218,7 @@ def _fit_placement(
         list(test.run_ids),
         0.0,
         len(data.train),
+        extra,
     )
 
 

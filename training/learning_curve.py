@@ -99,7 +99,11 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
 
     baseline = best_baseline(report)
     cloudformer, base_mae, placement = mae("cloudformer"), mae(baseline), mae("placement")
-    placement_models = {n: m["summary"]["mae"]["mean"] for n, m in models.items() if m["task"] == "placement"}
+    placement_models = {
+        n: m["summary"]["mae"]["mean"]
+        for n, m in models.items()
+        if m["task"] == "placement" and not m.get("variant_of")
+    }
     best_placement = min(placement_models, key=lambda n: placement_models[n]) if placement_models else None
     best_placement_mae = placement_models.get(best_placement or "")
     return {

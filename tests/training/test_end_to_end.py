@@ -48,7 +48,7 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
             "--data",
             "synthetic",
             "--models",
-            "linear,hist-gradient-boosting,system-only,placement",
+            "linear,hist-gradient-boosting,system-only,placement,placement-probes",
             "--folds",
             "2",
             "--epochs",
@@ -61,8 +61,19 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "evaluation.json").read_text())
-    assert set(report["models"]) == {"linear", "hist-gradient-boosting", "system-only", "placement"}
+    variants = {"placement-probes:newcomer-without-probes", "placement-probes:without-probes"}
+    assert set(report["models"]) == {
+        "linear",
+        "hist-gradient-boosting",
+        "system-only",
+        "placement",
+        "placement-probes",
+        *variants,
+    }
     assert report["models"]["placement"]["task"] == "placement"
+    # The probes model is also scored as the service answers without probes, and never chosen as that.
+    assert all(report["models"][v]["variant_of"] == "placement-probes" for v in variants)
+    assert report["targets"]["best_placement_model"] in {"placement", "placement-probes"}
     folds = report["models"]["linear"]["per_fold"]
     assert len(folds) == 2
     # Every program is held out exactly once over the folds.
