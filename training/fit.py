@@ -197,10 +197,16 @@ def _fit_placement(
     if len(test):
         predicted = predictor.predict_placement(test.newcomer, test.neighbours, test.mask)
         if spec.family == "probes":
-            # As the service answers when probes are missing: the newcomer registered without them, and
-            # also every incumbent known only by its telemetry (the evaluation reports both beside).
+            # As the service answers: incumbents are known by their telemetry only (their probes estimated),
+            # the newcomer by its registered probes: what the promotion gate judges ("served"). And with the
+            # newcomer registered without probes too (the evaluation reports these beside).
             unprobed = model.withhold_probes(test.newcomer)
+            served = predictor.predict_placement(
+                test.newcomer, model.withhold_probes(test.neighbours), test.mask
+            )
+            extra["served"] = served
             extra["variants"] = {
+                f"{spec.name}:incumbents-without-probes": served,
                 f"{spec.name}:newcomer-without-probes": predictor.predict_placement(
                     unprobed, test.neighbours, test.mask
                 ),

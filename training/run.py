@@ -169,11 +169,13 @@ def _track(cfg: TrainConfig, table: RunTable, result: TrainResult) -> None:
 
         key = f"{result.digest[:16]}:{result.split.name}"
         outcome = result.outcome
+        # What the service would answer, where the model says it differs from its test predictions.
+        served = outcome.extra.get("served", outcome.predicted)
         result.gate = promotion_gate(
             table,
             result.split,
             test_runs,
-            outcome.predicted[:, MEDIAN],
+            served[:, MEDIAN],
             outcome.labels,
             task,
             cfg.gate_margin,

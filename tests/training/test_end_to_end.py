@@ -61,7 +61,11 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "evaluation.json").read_text())
-    variants = {"placement-probes:newcomer-without-probes", "placement-probes:without-probes"}
+    variants = {
+        "placement-probes:incumbents-without-probes",
+        "placement-probes:newcomer-without-probes",
+        "placement-probes:without-probes",
+    }
     assert set(report["models"]) == {
         "linear",
         "hist-gradient-boosting",
