@@ -325,6 +325,19 @@ def solo_references(
     return records
 
 
+def solo_medians(plan: AbTestPlan, solos: list[dict[str, Any]], out: Path) -> dict[str, float]:
+    """Each tenant's solo reference; a tenant with none cannot be scored, so the experiment stops here."""
+    medians = {}
+    for tenant in plan.tenants:
+        values = [s["performance"] for s in solos if s["tenant"] == tenant.name and s["performance"]]
+        if not values:
+            raise AbTestError(
+                f"tenant {tenant.name} ({tenant.workload}): no solo run succeeded; see {out}/logs"
+            )
+        medians[tenant.name] = float(np.median(values))
+    return medians
+
+
 def tenant_profiles(out: Path, solos: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
     """Each tenant's solo profile (its first solo's telemetry), as the service takes it."""
     from datetime import UTC, datetime
@@ -479,12 +492,7 @@ def run_abtest(
             for name in sorted({t.workload for t in plan.tenants}):
                 workload_of(plan, next(t for t in plan.tenants if t.workload == name)).prepare(scratch)
             solos = solo_references(cluster, scratch, out, journal, progress)
-            solo = {
-                t.name: float(
-                    np.median([s["performance"] for s in solos if s["tenant"] == t.name and s["performance"]])
-                )
-                for t in plan.tenants
-            }
+            solo = solo_medians(plan, solos, out)
             profiles = tenant_profiles(out, solos)
             placements: dict[str, Placement] = {}
             for policy in plan.policies:
