@@ -467,6 +467,20 @@ def predicted_p(
     return found
 
 
+def require_champions(tracking_uri: str) -> None:
+    """The cotenant policy asks the service, which needs a placement champion: say so before anything runs."""
+    from cotenant.training.tracking import REGISTERED, version_by_alias
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for task in ("placement", "monitoring"):
+        if version_by_alias(client, REGISTERED[task]) is None:
+            raise AbTestError(
+                f"no {REGISTERED[task]} champion in {tracking_uri}: the cotenant policy needs one "
+                "(make run, or cotenant train), or leave cotenant out of the plan's policies"
+            )
+
+
 def run_abtest(
     plan: AbTestPlan,
     out: Path,
@@ -480,8 +494,10 @@ def run_abtest(
     from cotenant.datasets.lab.session import sigterm_as_interrupt
 
     out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
     cluster = make_cluster(plan, out)
+    if "cotenant" in plan.policies:
+        require_champions(tracking_uri)
+    out.mkdir(parents=True, exist_ok=True)
     journal = out / "runs.jsonl"
     scratch = out / "scratch"
     scratch.mkdir(exist_ok=True)
