@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cotenant.datasets.lab.abtest import AbTestPlan, TenantSpec, outcome, place_stream
 from pydantic import ValidationError
@@ -86,3 +88,20 @@ def test_refused_tenants_count_as_slo_misses_and_predictions_are_scored() -> Non
     assert result.slo_misses == 2  # b (0.6) and the refused d
     assert result.worst_p == pytest.approx(0.6) and result.mean_p == pytest.approx((0.8 + 0.6 + 1.0) / 3)
     assert result.prediction_mae_pp == pytest.approx((10 + 10 + 10) / 3)
+
+
+def test_the_command_refuses_a_plan_the_machine_cannot_hold_before_anything_starts(tmp_path: Path) -> None:
+    import yaml
+    from cotenant.datasets.lab.cli import app
+    from typer.testing import CliRunner
+
+    body = plan().model_dump()
+    body["hosts"]["count"] = 64
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(body))
+    result = CliRunner().invoke(
+        app, ["abtest", str(path), "--out", str(tmp_path / "out"), "--probes-from", ""]
+    )
+    assert result.exit_code == 2, result.output
+    assert "64 hosts x 1 CPUs need 64 CPUs; this machine has" in result.output
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
