@@ -96,13 +96,19 @@ def champions_or_trained(
     for name, recipe in recipes.items():
         uri = tracking_uri or local_uri
         version = champion(uri, name)
+        refused = ""
         if version is None and tracking_uri:
             print(f"{tracking_uri} has no {name}@{CHAMPION_ALIAS}: using one trained here")
         if version is None:
             uri = local_uri
             if (version := champion(uri, name)) is None:  # none from an earlier run here either
-                train(recipe.model_copy(update={"tracking_uri": uri, "progress": False}), table)
+                result = train(recipe.model_copy(update={"tracking_uri": uri, "progress": False}), table)
                 version = champion(uri, name)
+                if version is None and result.registered is not None:
+                    # A study still needs a model: the one trained here is used, and said to have failed the
+                    # gate a champion must pass (its figures are in the report beside the references).
+                    version = result.registered[1]
+                    refused = f"; not a champion: {result.gate.reason if result.gate else 'refused'}"
         if version is None:
             raise RuntimeError(f"no {name}@{CHAMPION_ALIAS} in {uri} after training")
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -110,7 +116,7 @@ def champions_or_trained(
             predictors[name] = load_registered_predictor(client, name, version, uri)
         except Exception as error:  # e.g. a registry whose artifact store is gone: say which URI and model
             raise RuntimeError(f"{uri}: cannot load {name} v{version}: {error}") from error
-        origin = "trained here" if uri == local_uri else "champion"
+        origin = ("trained here" if uri == local_uri else "champion") + refused
         sources[name] = {"model": predictors[name].metadata.model_name, "version": version, "origin": origin}
     return predictors, sources
 

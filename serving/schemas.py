@@ -109,15 +109,12 @@ class IngestRequest(StrictModel):
     host: Name
     samples: list[IngestSample] = Field(max_length=100_000)
     schema_id: str | None = Field(
-        default=None, max_length=64, description="the feature schema the summaries are in (/feature_schema)"
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the feature schema of the summaries (/feature_schema); another one, or none: 409",
     )
     summaries: list[TargetSummary] = Field(default_factory=list, max_length=10_000)
-
-    @model_validator(mode="after")
-    def _summaries_name_their_schema(self) -> Self:
-        if self.summaries and not self.schema_id:
-            raise ValueError("schema_id: required with summaries")
-        return self
 
 
 class FeatureSchemaView(BaseModel):

@@ -52,4 +52,9 @@ class TrainConfig(BaseModel):
     # The promotion gate (training/gate.py): a champion's held-out MAE must be at most (1 - margin) x the
     # constant's and the utilisation heuristic's on the same runs.
     gate_margin: float = Field(default=0.10, ge=0.0, lt=1.0)
+    # Whether a version that fails the gate is refused as champion. The verdict is always computed and
+    # tagged; it is not enforced by default yet because on the bundled v1 data no model passes it (held-out
+    # fold 0: cloudformer 16.99 pp and hist-gradient-boosting 16.65 pp vs the constant's 17.78 pp), and the
+    # main job would be left without a champion. It is to be enforced with the v2 data.
+    enforce_gate: bool = False
     progress: bool = True

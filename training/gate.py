@@ -38,8 +38,10 @@ class GateResult:
             f"(must be <= {1 - self.margin:.2f} x each)"
         )
 
-    def tags(self) -> dict[str, str]:
-        return {"gate": "passed" if self.passed else "failed", "gate_reason": self.reason[:4000]}
+    def tags(self, enforced: bool = True) -> dict[str, str]:
+        """MLflow version tags; ``gate`` is ``failed`` only where the failure refuses the version."""
+        verdict = "passed" if self.passed else ("failed" if enforced else "failed-not-enforced")
+        return {"gate": verdict, "gate_reason": self.reason[:4000]}
 
 
 def promotion_gate(

@@ -182,6 +182,12 @@ def _track(cfg: TrainConfig, table: RunTable, result: TrainResult) -> None:
         )
         mlflow.log_metrics({f"gate_{k}_mae": v for k, v in result.gate.references_pp.items()})
         result.alias = apply_alias_rules(
-            client, name, version, key, result.metrics["mae"], score_champion, result.gate.tags()
+            client,
+            name,
+            version,
+            key,
+            result.metrics["mae"],
+            score_champion,
+            result.gate.tags(enforced=cfg.enforce_gate),
         )
         mlflow.set_tag("registered", f"{name}/{version}@{result.alias}")

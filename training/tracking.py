@@ -115,7 +115,7 @@ def apply_alias_rules(
     client.set_model_version_tag(name, version, "mae_pp", f"{mae:.6f}")
     for key, value in (gate or {}).items():
         client.set_model_version_tag(name, version, key, value)
-    if gate is not None and gate.get("gate") != "passed":
+    if gate is not None and gate.get("gate") == "failed":
         return REJECTED
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS)

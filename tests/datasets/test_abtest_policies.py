@@ -105,3 +105,24 @@ def test_the_command_refuses_a_plan_the_machine_cannot_hold_before_anything_star
     assert result.exit_code == 2, result.output
     assert "64 hosts x 1 CPUs need 64 CPUs; this machine has" in result.output
     assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+def test_the_shipped_plan_is_valid_and_sized_for_this_machine_kind() -> None:
+    """Twelve tenants on two one-CPU hosts, within the 30 minutes the experiment may take on 2 cores."""
+    import yaml
+    from cotenant.datasets import lab
+
+    shipped = Path(lab.__file__).parent / "plans" / "abtest.yaml"
+    parsed = AbTestPlan.model_validate(yaml.safe_load(shipped.read_text()))
+    parsed.check_machine(cpu_count=2)
+    assert len(parsed.tenants) >= 12 and set(parsed.policies) == {
+        "cotenant",
+        "most_allocated",
+        "least_allocated",
+        "random",
+    }
+    run_s = parsed.duration_s + parsed.warmup_s + 3  # set-up and parsing
+    solos = len(parsed.tenants) * parsed.solo_repeats * run_s
+    live = len(parsed.tenants) * parsed.settle_s + 120  # the service's start
+    placements = len(parsed.policies) * parsed.repeats * run_s
+    assert solos + live + placements < 30 * 60

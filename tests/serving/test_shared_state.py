@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ingest_payload, profile_payload
+from conftest import TOKEN, ingest_payload, profile_payload
 from cotenant.serving import scoring
 from cotenant.serving.extender import ExtenderArgs, HostPriorityList
 from cotenant.serving.local_servers import RedisServer
@@ -200,7 +200,6 @@ def test_two_bentoml_replicas_behind_one_redis_answer_alike_over_http(
     """The deployment itself: two ``bentoml serve`` processes, one Redis; a collector pushes to one replica
     and the scheduler asks the other; a replica restarted later answers the same from the log."""
     import httpx
-    from conftest import TOKEN
     from cotenant.serving.cli import serve_command
     from cotenant.serving.config import ServiceSettings
     from cotenant.serving.local_servers import free_port, start_server, stop_server, wait_ready

@@ -91,9 +91,36 @@ def test_training_registers_a_refused_model_without_making_it_champion(tmp_path:
     options = {"search_iterations": 2}
     base = dict(model="placement-forest", source="synthetic", tracking_uri=uri, progress=False)
     source = {"n_apps": 10, "n_runs": 160, "min_length": 8, "max_length": 10, "profile_length": 10}
-    refused = train(TrainConfig(**base, gate_margin=0.99, model_options=options, source_options=source))
+    refused = train(
+        TrainConfig(**base, gate_margin=0.99, enforce_gate=True, model_options=options, source_options=source)
+    )
     assert refused.alias == REJECTED and refused.gate is not None and not refused.gate.passed
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert version_by_alias(client, "cotenant-placement") is None
-    accepted = train(TrainConfig(**base, model_options=options, source_options=source))
+    accepted = train(TrainConfig(**base, enforce_gate=True, model_options=options, source_options=source))
     assert accepted.alias == "champion" and accepted.gate is not None and accepted.gate.passed
+
+
+def test_a_gate_not_enforced_is_still_judged_and_tagged(tmp_path: Path) -> None:
+    from cotenant.training.config import TrainConfig
+    from cotenant.training.run import train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    source = {"n_apps": 10, "n_runs": 160, "min_length": 8, "max_length": 10, "profile_length": 10}
+    result = train(
+        TrainConfig(
+            model="placement-forest",
+            source="synthetic",
+            tracking_uri=uri,
+            progress=False,
+            gate_margin=0.99,
+            model_options={"search_iterations": 2},
+            source_options=source,
+        )
+    )
+    assert result.alias == "champion" and result.gate is not None and not result.gate.passed
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert (
+        client.get_model_version("cotenant-placement", result.registered[1]).tags["gate"]
+        == "failed-not-enforced"
+    )
