@@ -22,9 +22,9 @@ from rich.console import Console
 from cotenant.serving.local_servers import start_server, stop_server, wait_ready
 from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 
-# The models a first champion of each task is trained with, in order: the first that passes the promotion gate
-# (training/gate.py) is champion. placement-probes needs the lab's probes in the data; without them it is
-# skipped.
+# The models a first champion of each task is trained with, in order: the first that is made champion (with
+# the promotion gate enforced, the first that passes it; training/gate.py). placement-probes needs the lab's
+# probes in the data; without them it is skipped.
 CHAMPIONS = {
     REGISTERED["monitoring"]: ["cloudformer", "hist-gradient-boosting"],
     REGISTERED["placement"]: ["placement-probes", "placement", "placement-forest"],
