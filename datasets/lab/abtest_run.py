@@ -143,6 +143,13 @@ def workload_of(plan: AbTestPlan, tenant: TenantSpec) -> Workload:
     return WORKLOADS[tenant.workload]()
 
 
+def tenant_role(cluster: Cluster, host: str, tenant: TenantSpec, scratch: Path, logs: Path) -> Role:
+    """A tenant as the lab runs a workload: its configuration in its cgroup under its host."""
+    plan = cluster.plan
+    cgroup = cluster.tenant_cgroup(host, tenant.name)
+    return Role(tenant.name, role_config(plan, tenant), workload_of(plan, tenant), cgroup, scratch, logs)
+
+
 def measure_together(
     cluster: Cluster, placement: dict[str, list[TenantSpec]], scratch: Path, logs: Path
 ) -> dict[str, float]:
@@ -150,17 +157,7 @@ def measure_together(
     plan = cluster.plan
     logs.mkdir(parents=True, exist_ok=True)
     roles = [
-        (
-            tenant,
-            Role(
-                tenant.name,
-                role_config(plan, tenant),
-                workload_of(plan, tenant),
-                cluster.tenant_cgroup(host, tenant.name),
-                scratch,
-                logs,
-            ),
-        )
+        (tenant, tenant_role(cluster, host, tenant, scratch, logs))
         for host, tenants in placement.items()
         for tenant in tenants
     ]
@@ -234,14 +231,7 @@ def running_in_background(
     roles: list[Role] = []
 
     def start(tenant: TenantSpec, host: str) -> None:
-        role = Role(
-            tenant.name,
-            role_config(plan, tenant),
-            workload_of(plan, tenant),
-            cluster.tenant_cgroup(host, tenant.name),
-            scratch,
-            logs,
-        )
+        role = tenant_role(cluster, host, tenant, scratch, logs)
         role.setup()
         role.start_background(int(plan.settle_s * (len(plan.tenants) + 2) + plan.duration_s))
         roles.append(role)
