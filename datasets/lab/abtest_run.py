@@ -332,7 +332,6 @@ def tenant_profiles(out: Path, solos: list[dict[str, Any]]) -> dict[str, dict[st
     """Each tenant's solo profile (its first solo's telemetry), as the service takes it."""
     from datetime import UTC, datetime
 
-    import numpy as np
     import polars as pl
     from cotenant.datasets.sources.lab import build_profiles, scan_table
 
@@ -430,7 +429,6 @@ def predicted_p(
     probes: dict[str, dict[str, float]],
 ) -> dict[str, tuple[float, float, float]]:
     """The placement champion's P (median, lower, upper) for every placed tenant on its final host."""
-    import numpy as np
     from cotenant.training.tracking import REGISTERED, load_registered_predictor, version_by_alias
     from mlflow import MlflowClient
 
