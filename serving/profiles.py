@@ -52,10 +52,14 @@ class ProfileStore:
                 profile.series, profile.probes
             )
         with self._lock:
-            if profile_id not in self.profiles and len(self.profiles) >= self.max_profiles:
-                raise OverflowError(f"the profile store is full ({self.max_profiles} profiles)")
+            self.check_room(profile_id)
             self.profiles[profile_id] = profile
         return profile
+
+    def check_room(self, profile_id: str) -> None:
+        """OverflowError when a new profile would exceed ``max_profiles`` (replacing one always fits)."""
+        if profile_id not in self.profiles and len(self.profiles) >= self.max_profiles:
+            raise OverflowError(f"the profile store is full ({self.max_profiles} profiles)")
 
     def clear(self) -> None:
         with self._lock:

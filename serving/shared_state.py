@@ -182,9 +182,7 @@ class RedisState:
     def register_profile(
         self, profile_id: str, telemetry: dict[str, list[float]], probes: dict[str, float] | None = None
     ) -> Profile:
-        held, most = self.profiles.profiles, self.profiles.max_profiles
-        if profile_id not in held and len(held) >= most:
-            raise OverflowError(f"the profile store is full ({most} profiles)")
+        self.profiles.check_room(profile_id)  # before anything reaches the shared log
         payload = json.dumps({"telemetry": telemetry, "probes": probes or {}}, separators=(",", ":"))
         try:
             self.client.hset(self.profiles_key, profile_id, payload)
