@@ -42,13 +42,22 @@ class RegressionModule(L.LightningModule):
         self.model = model
         self.optim = optim
         self.total_steps = max(1, total_steps)
-        self.inputs = [name for name in inspect.signature(model.forward).parameters if name != "self"]
+        # An ensemble names its members' inputs (its own forward takes them all).
+        self.inputs = getattr(model, "input_names", None) or [
+            name for name in inspect.signature(model.forward).parameters if name != "self"
+        ]
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.model(**{name: batch[name] for name in self.inputs})
+        return self.model(**self._inputs(batch))
+
+    def _inputs(self, batch: Batch) -> Batch:
+        return {name: batch[name] for name in self.inputs}
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        loss = quantile_loss(self(batch), batch["y"])
+        # An ensemble's members are each scored on their own answer (models/ensemble.py says why).
+        members = getattr(self.model, "member_outputs", None)
+        outputs = members(**self._inputs(batch)) if members is not None else [self(batch)]
+        loss = torch.stack([quantile_loss(output, batch["y"]) for output in outputs]).mean()
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
         return loss
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from cotenant.models.base import DataShape, ModelSpec, register
 from cotenant.models.cloudformer.config import CloudFormerConfig
 from cotenant.models.cloudformer.module import CloudFormer
+from cotenant.models.ensemble import maybe_ensemble
 from torch import nn
 
 __all__ = ["CloudFormer", "CloudFormerConfig"]
@@ -16,7 +17,10 @@ __all__ = ["CloudFormer", "CloudFormerConfig"]
 
 def _builder(temporal: bool, system: bool):
     def build(cfg: CloudFormerConfig, shape: DataShape) -> nn.Module:
-        return CloudFormer(shape.n_features, shape.max_steps, temporal=temporal, system=system, cfg=cfg)
+        return maybe_ensemble(
+            lambda: CloudFormer(shape.n_features, shape.max_steps, temporal=temporal, system=system, cfg=cfg),
+            cfg.members,
+        )
 
     return build
 

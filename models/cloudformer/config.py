@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cotenant.models.base import ModelConfig
+from pydantic import Field
 
 
 class CloudFormerConfig(ModelConfig):
@@ -23,3 +24,6 @@ class CloudFormerConfig(ModelConfig):
     metric_identity: bool = True
     head_width: int = 64
     head_dropout: float = 0.4
+    # Copies trained side by side with their own initial weights, answering their mean (models/ensemble.py):
+    # a candidate for issue-13 validation, each member costing one more model's training and inference time.
+    members: int = Field(default=1, ge=1, le=16)
