@@ -91,7 +91,12 @@ def train(
 
 def evaluate(
     data: Annotated[str, typer.Option(help="source name, name:PATH, or a directory")] = "bundled",
-    models: Annotated[str, typer.Option(help="comma-separated model names")] = DEFAULT_MODELS,
+    models: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated model names, each optionally with options: cloudformer[members=3]"
+        ),
+    ] = DEFAULT_MODELS,
     folds: Annotated[int, typer.Option(help="leave-programs-out folds (each program held out once)")] = 5,
     # 20, not train's 40: every fold x every model must stay within an hour on 2 cores.
     epochs: Annotated[int, typer.Option(help="epochs for neural models")] = 20,
@@ -109,7 +114,7 @@ def evaluate(
     """Tables IV and V on any source: every model, leave-programs-out folds; MD + JSON + PNG."""
     from cotenant.datasets import load_source
     from cotenant.datasets.splits import leave_programs_out
-    from cotenant.training.config import TrainConfig
+    from cotenant.training.config import TrainConfig, parse_model_choices
     from cotenant.training.evaluate import evaluate_models, log_report, write_report
     from rich.console import Console
 
@@ -118,7 +123,10 @@ def evaluate(
     console = Console()
     table = load_source(data)
     base = TrainConfig(source=data, epochs=epochs, progress=False, tracking_uri="none")
-    names = [n.strip() for n in models.split(",") if n.strip()]
+    try:
+        names = [choice.label for choice in parse_model_choices(models)]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--models") from error
     splits = leave_programs_out(table, folds)
     report = evaluate_models(table, names, splits, base, log=console.print)
     if curve_models != "none":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -58,3 +60,69 @@ class TrainConfig(BaseModel):
     # main job would be left without a champion. It is to be enforced with the v2 data.
     enforce_gate: bool = False
     progress: bool = True
+
+
+# ``name`` or ``name[key=value,...]``, entries separated by commas outside the brackets.
+_CHOICE = re.compile(r"\s*([\w.-]+)\s*(?:\[([^\]]*)\])?\s*(?:,|$)")
+
+
+class ModelChoice(BaseModel):
+    """One model an evaluation trains: a registered model with overrides of its typed config, written
+    ``cloudformer`` or ``cloudformer[members=3,system_patch=4]`` (values read as YAML scalars). The written
+    form is its label in reports, so variants of one model sit side by side."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        if not self.options:
+            return self.model
+        return f"{self.model}[{','.join(f'{key}={value}' for key, value in self.options.items())}]"
+
+    @classmethod
+    def parse(cls, text: str) -> ModelChoice:
+        choices = parse_model_choices(text)
+        if len(choices) != 1:
+            raise ValueError(f"{text!r}: expected one model, got {len(choices)}")
+        return choices[0]
+
+    def config(self, base: TrainConfig) -> TrainConfig:
+        """``base`` training this choice (its options over the base's model options)."""
+        return base.model_copy(
+            update={"model": self.model, "model_options": {**base.model_options, **self.options}}
+        )
+
+
+def parse_model_choices(text: str) -> list[ModelChoice]:
+    """``"linear,cloudformer[members=3,blocks=2]"`` -> the choices, checked against the model registry and
+    each model's typed config (a ValueError names the entry and what is wrong)."""
+    from cotenant.models import MODELS
+
+    choices, position = [], 0
+    text = text.strip()
+    while position < len(text):
+        found = _CHOICE.match(text, position)
+        if found is None or found.end() == position:
+            raise ValueError(
+                f"cannot read a model at {text[position:]!r} (expected name or name[key=value,...])"
+            )
+        position = found.end()
+        name, written = found.group(1), found.group(2)
+        if name not in MODELS:
+            raise ValueError(f"{name!r} is not a registered model (known: {', '.join(sorted(MODELS))})")
+        options: dict[str, Any] = {}
+        for item in (written or "").split(","):
+            if not item.strip():
+                continue
+            key, equals, value = item.partition("=")
+            if not equals:
+                raise ValueError(f"{name}[{written}]: {item.strip()!r} is not key=value")
+            options[key.strip()] = yaml.safe_load(value.strip())
+        try:
+            MODELS[name].config_type.model_validate(options)
+        except ValueError as error:
+            raise ValueError(f"{name}[{written}]: {error}") from error
+        choices.append(ModelChoice(model=name, options=options))
+    return choices

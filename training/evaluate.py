@@ -9,6 +9,7 @@ them to MLflow.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from cotenant.datasets.lab.labels import noise_text
 from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
-from cotenant.training.config import TrainConfig
+from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model
 from cotenant.training.learning_curve import (
     curves_markdown,
@@ -27,6 +28,9 @@ from cotenant.training.learning_curve import (
 from cotenant.training.metrics import BAND_NAMES, error_bands, errors_pp, mean_std, per_application
 from cotenant.training.references import constant_reference, utilisation_reference
 from cotenant.training.run import data_digest
+
+# Characters MLflow refuses in metric names.
+MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")
 
 
 def evaluate_models(
@@ -46,12 +50,14 @@ def evaluate_models(
         "models": {},
     }
     for name in models:
+        choice = ModelChoice.parse(name)
+        name = choice.label
         per_fold: list[dict[str, Any]] = []
         predicted_all, labels_all, apps_all = [], [], []
         # A model's answers under other inputs on the same runs (placement-probes without probes).
         variants: dict[str, dict[str, list[Any]]] = {}
         for fold, split in enumerate(splits):
-            cfg = base.model_copy(update={"model": name})
+            cfg = choice.config(base)
             try:
                 outcome = fit_model(table, split, cfg, digest)
             except ValueError as error:  # e.g. placement on a source without solo profiles
@@ -59,7 +65,8 @@ def evaluate_models(
                 break
             scores = errors_pp(outcome.predicted, outcome.labels)
             scores["train_seconds"] = outcome.train_seconds
-            per_fold.append({"fold": fold, "test_apps": split.test_apps, **scores})
+            fold_scores = {"fold": fold, "test_apps": split.test_apps, **scores}
+            per_fold.append(fold_scores | {"validation_mae": outcome.validation_mae})
             predicted_all.append(outcome.predicted)
             labels_all.append(outcome.labels)
             apps_all.extend(outcome.applications)
@@ -81,9 +88,14 @@ def evaluate_models(
         summary = {
             key: mean_std([s[key] for s in per_fold]) for key in ("mae", "mse", "rmse", "train_seconds")
         }
+        validation = [f["validation_mae"] for f in per_fold if f["validation_mae"] is not None]
         report["models"][name] = {
-            "task": MODELS[name].task,
+            "task": MODELS[choice.model].task,
+            "model": choice.model,
+            "options": choice.options,
             "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
+            # Over the folds' validation programs (inside training): what choosing between variants looks at.
+            "validation_mae": mean_std(validation)[0] if len(validation) == len(per_fold) else None,
             "coverage": errors_pp(predicted, labels).get("coverage"),
             "per_fold": per_fold,
             "per_application": per_application(predicted, labels, apps_all),
@@ -93,7 +105,7 @@ def evaluate_models(
             pooled, pooled_labels = np.concatenate(found["predicted"]), np.concatenate(found["labels"])
             folds = found["per_fold"]
             report["models"][variant] = {
-                "task": MODELS[name].task,
+                "task": MODELS[choice.model].task,
                 "variant_of": name,  # the same model answering from fewer inputs: never a candidate itself
                 "summary": {
                     key: dict(zip(("mean", "std"), mean_std([f[key] for f in folds]), strict=True))
@@ -124,7 +136,9 @@ def markdown(report: dict[str, Any]) -> str:
         + "; ".join(f"{fold['name']}: {', '.join(fold['test_apps'])}" for fold in report["folds"])
         + ".",
         "",
-        "Errors in percentage points of P (MSE in pp^2), mean +- std over folds.",
+        "Errors in percentage points of P (MSE in pp^2), mean +- std over folds. Validation MAE: on the "
+        "validation programs inside each fold's training programs, the only figure a choice between variants "
+        "(`model[option=value]`) looks at.",
     ]
     for task in ("monitoring", "placement"):
         rows = {n: m for n, m in report["models"].items() if m["task"] == task}
@@ -134,16 +148,17 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"## {task}",
             "",
-            "| model | MAE | MSE | RMSE | 80% interval coverage | train s |",
-            "|---|---|---|---|---|---|",
+            "| model | MAE | MSE | RMSE | 80% interval coverage | validation MAE | train s |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, m in sorted(rows.items(), key=lambda item: item[1]["summary"]["mae"]["mean"]):
             s = m["summary"]
-            cov = m["coverage"]
+            cov, val = m["coverage"], m.get("validation_mae")
             lines.append(
                 f"| {name} | {s['mae']['mean']:.2f} +- {s['mae']['std']:.2f} | {s['mse']['mean']:.1f} | "
                 f"{s['rmse']['mean']:.2f} +- {s['rmse']['std']:.2f} | "
-                f"{'-' if cov is None else f'{cov:.2f}'} | {s['train_seconds']['mean']:.1f} |"
+                f"{'-' if cov is None else f'{cov:.2f}'} | {'-' if val is None else f'{val:.2f}'} | "
+                f"{s['train_seconds']['mean']:.1f} |"
             )
         lines += [
             "",
@@ -214,11 +229,12 @@ def log_report(paths: list[Path], report: dict[str, Any], tracking_uri: str, exp
             }
         )
         for name, m in report["models"].items():
+            key = MLFLOW_UNSAFE.sub("_", name)  # model[members=3] -> model_members_3_
             mlflow.log_metrics(
                 {
-                    f"{name}.mae_mean": m["summary"]["mae"]["mean"],
-                    f"{name}.mae_std": m["summary"]["mae"]["std"],
-                    f"{name}.rmse_mean": m["summary"]["rmse"]["mean"],
+                    f"{key}.mae_mean": m["summary"]["mae"]["mean"],
+                    f"{key}.mae_std": m["summary"]["mae"]["std"],
+                    f"{key}.rmse_mean": m["summary"]["rmse"]["mean"],
                 }
             )
         for path in paths:

@@ -19,6 +19,7 @@ from cotenant.datasets.table import RunTable
 from cotenant.models.base import QUANTILES, DataShape, ModelSpec, feature_groups, set_torch_threads, summarise
 from cotenant.models.predictor import Predictor, PredictorMetadata
 from cotenant.training.config import TrainConfig
+from cotenant.training.metrics import errors_pp
 
 
 @dataclass
@@ -31,6 +32,9 @@ class FitOutcome:
     train_seconds: float
     n_train: int
     extra: dict[str, Any] = field(default_factory=dict)
+    # MAE (pp) on the split's validation programs: what any choice between variants may look at (None: the
+    # split has no validation programs).
+    validation_mae: float | None = None
 
 
 def model_config(spec: ModelSpec, cfg: TrainConfig) -> Any:
@@ -118,12 +122,15 @@ def _fit_monitoring(
     )
     predictor = Predictor(metadata, model)
     validation = data.validation
+    validation_error = None
     if validation is not None:
         runs = [
             validation.values[a:b]
             for a, b in zip(validation.offsets[:-1], validation.offsets[1:], strict=True)
         ]
-        predictor = calibrate(predictor, predictor.predict_normalised(runs), validation.y)
+        quantiles = predictor.predict_normalised(runs)
+        predictor = calibrate(predictor, quantiles, validation.y)
+        validation_error = validation_mae(quantiles, validation.y)
     predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
     return FitOutcome(
         predictor,
@@ -133,6 +140,7 @@ def _fit_monitoring(
         list(test.run_ids),
         0.0,
         len(train_runs),
+        validation_mae=validation_error,
     )
 
 
@@ -183,9 +191,11 @@ def _fit_placement(
     )
     predictor = Predictor(metadata, model)
     validation = data.validation
+    validation_error = None
     if validation is not None:
         quantiles = predictor.predict_placement(validation.newcomer, validation.neighbours, validation.mask)
         predictor = calibrate(predictor, quantiles, validation.y)
+        validation_error = validation_mae(quantiles, validation.y)
         if spec.family == "probes" and len(validation.y):
             unprobed = model.withhold_probes(validation.newcomer)
             quantiles = predictor.predict_placement(unprobed, validation.neighbours, validation.mask)
@@ -225,7 +235,12 @@ def _fit_placement(
         0.0,
         len(data.train),
         extra,
+        validation_error,
     )
+
+
+def validation_mae(quantiles: np.ndarray, labels: np.ndarray) -> float | None:
+    return errors_pp(quantiles, labels)["mae"] if len(labels) else None
 
 
 def placement_groups(names: list[str], metric_groups: dict[str, str]) -> list[str]:

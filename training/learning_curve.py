@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
-from cotenant.training.config import TrainConfig
+from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model
 from cotenant.training.metrics import errors_pp, mean_std
 from cotenant.training.run import data_digest
@@ -21,8 +21,28 @@ from cotenant.training.run import data_digest
 BEST_BASELINE = "best-baseline"  # resolved to the monitoring baseline with the lowest MAE in the report
 BASELINES = ("linear", "gamma-glm", "decision-tree", "random-forest", "hist-gradient-boosting", "lstm")
 PAPER_MARGIN = 0.72  # CloudFormer MAE / best baseline MAE in the paper (Table IV: 27.6% below the forest)
+REQUIRED_MARGIN = (
+    0.85  # what the monitoring champion must reach against the best baseline (the paper's stays the goal)
+)
+NOISE_MULTIPLE = 1.5  # its MAE at most this many times the labels' noise-floor median
+COVERAGE_RANGE = (0.75, 0.85)  # where an 80 % interval's held-out coverage must fall
 PLACEMENT_MARGIN = 1.2  # placement MAE within this factor of the monitoring model's
 TARGET_MAE_PP = 5.0
+
+
+def chosen_variant(report: dict[str, Any], model: str) -> str | None:
+    """Of the report's entries training ``model`` (with any options), the one with the lowest MAE on the
+    folds' validation programs: the only data a choice between variants may look at. Without validation
+    figures, the plain model."""
+    entries = {
+        name: m
+        for name, m in report["models"].items()
+        if m.get("model", name) == model and not m.get("variant_of")
+    }
+    scored = {n: m["validation_mae"] for n, m in entries.items() if m.get("validation_mae") is not None}
+    if scored:
+        return min(scored, key=lambda n: scored[n])
+    return model if model in entries else None
 
 
 def best_baseline(report: dict[str, Any]) -> str | None:
@@ -70,7 +90,7 @@ def learning_curves(
             if fold not in full:
                 continue
             n_train = len(split.train_apps)
-            cfg = base.model_copy(update={"model": name})
+            cfg = ModelChoice.parse(name).config(base)
             variants = [("apps", float(k), fewer_applications(table, split, k, fold)) for k in app_counts]
             variants += [("runs", f, fewer_runs(table, split, f, fold)) for f in fractions]
             for kind, size, smaller in variants:
@@ -98,7 +118,13 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
         return models[name]["summary"]["mae"]["mean"] if name in models else None
 
     baseline = best_baseline(report)
-    cloudformer, base_mae, placement = mae("cloudformer"), mae(baseline), mae("placement")
+    variant = chosen_variant(report, "cloudformer")
+    cloudformer, base_mae, placement = mae(variant), mae(baseline), mae("placement")
+    noise = report.get("noise_floor")
+    noise_median = (
+        100 * noise["median_abs_deviation"] if isinstance(noise, dict) and noise.get("n_solo_pairs") else None
+    )
+    coverage = models[variant]["coverage"] if variant else None
     placement_models = {
         n: m["summary"]["mae"]["mean"]
         for n, m in models.items()
@@ -108,10 +134,15 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     best_placement_mae = placement_models.get(best_placement or "")
     return {
         "best_baseline": baseline,
+        "cloudformer_variant": variant,
         "cloudformer_mae": cloudformer,
+        "cloudformer_coverage": coverage,
+        "noise_floor_median_pp": noise_median,
+        "cloudformer_over_noise_floor": cloudformer / noise_median if cloudformer and noise_median else None,
         "best_baseline_mae": base_mae,
         "cloudformer_over_best_baseline": cloudformer / base_mae if cloudformer and base_mae else None,
         "paper_margin": PAPER_MARGIN,
+        "required_margin": REQUIRED_MARGIN,
         "cloudformer_below_target": cloudformer < TARGET_MAE_PP if cloudformer else None,
         "target_mae_pp": TARGET_MAE_PP,
         "placement_mae": placement,
@@ -136,14 +167,28 @@ def targets_markdown(report: dict[str, Any]) -> list[str]:
         return []
     below = "met" if t["cloudformer_below_target"] else "not met"
     baseline_mae = t["best_baseline_mae"] or float("nan")
-    margin = _ratio(t["cloudformer_over_best_baseline"], PAPER_MARGIN)
+    margin = _ratio(t["cloudformer_over_best_baseline"], REQUIRED_MARGIN)
     placement = _ratio(t["placement_over_cloudformer"], PLACEMENT_MARGIN)
+    variant = t["cloudformer_variant"]
+    coverage = t["cloudformer_coverage"]
+    low, high = COVERAGE_RANGE
     lines = [
         "",
         "## Targets",
         "",
-        f"- cloudformer MAE / best baseline MAE ({t['best_baseline']}, {baseline_mae:.2f} pp): {margin}.",
-        f"- cloudformer MAE {t['cloudformer_mae']:.2f} pp against {TARGET_MAE_PP:g} pp: {below}.",
+        f"- CloudFormer as chosen on the validation programs: {variant}.",
+        f"- its MAE / best baseline MAE ({t['best_baseline']}, {baseline_mae:.2f} pp): {margin}; the paper's "
+        f"{PAPER_MARGIN:g} stays the goal.",
+        f"- its MAE / the noise floor's median: {_ratio(t['cloudformer_over_noise_floor'], NOISE_MULTIPLE)}.",
+        "- its 80% interval coverage: "
+        + (
+            "-"
+            if coverage is None
+            else f"{coverage:.2f} (target {low:g}-{high:g}: "
+            f"{'met' if low <= coverage <= high else 'not met'})"
+        )
+        + ".",
+        f"- its MAE {t['cloudformer_mae']:.2f} pp against {TARGET_MAE_PP:g} pp: {below}.",
         f"- placement MAE / cloudformer's monitoring MAE: {placement}.",
     ]
     if t["best_placement_model"] not in (None, "placement"):

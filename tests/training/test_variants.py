@@ -1,0 +1,103 @@
+"""Variants of one model side by side in an evaluation, chosen on validation programs only."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from cotenant.datasets import load_source
+from cotenant.datasets.splits import leave_programs_out
+from cotenant.training.config import ModelChoice, TrainConfig, parse_model_choices
+from cotenant.training.evaluate import evaluate_models, markdown
+from cotenant.training.learning_curve import chosen_variant, targets
+
+
+def test_choices_read_names_and_typed_options() -> None:
+    choices = parse_model_choices(" linear, cloudformer[members=3, dropout=0.2,metric_identity=false] ,lstm")
+    assert [c.model for c in choices] == ["linear", "cloudformer", "lstm"]
+    assert choices[1].options == {"members": 3, "dropout": 0.2, "metric_identity": False}
+    assert choices[1].label == "cloudformer[members=3,dropout=0.2,metric_identity=False]"
+    assert ModelChoice.parse(choices[1].label).options == choices[1].options
+    base = TrainConfig(model_options={"blocks": 2, "members": 1})
+    assert choices[1].config(base).model == "cloudformer"
+    assert choices[1].config(base).model_options == {
+        "blocks": 2,
+        "members": 3,
+        "dropout": 0.2,
+        "metric_identity": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("linear,cloudformr", "'cloudformr' is not a registered model"),
+        ("cloudformer[members=0]", "cloudformer[members=0]"),
+        ("cloudformer[width]", "'width' is not key=value"),
+        ("cloudformer[no_such_option=1]", "no_such_option"),
+        ("linear lstm", "cannot read a model at"),
+    ],
+)
+def test_a_bad_choice_is_refused_naming_it(text: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        parse_model_choices(text)
+
+
+def _entry(model: str, test_mae: float, validation_mae: float | None) -> dict[str, object]:
+    return {
+        "task": "monitoring",
+        "model": model,
+        "options": {},
+        "summary": {"mae": {"mean": test_mae, "std": 0.0}},
+        "validation_mae": validation_mae,
+        "coverage": 0.8,
+    }
+
+
+def test_the_variant_is_chosen_by_validation_error_never_by_test_error() -> None:
+    report = {
+        "models": {
+            "cloudformer": _entry("cloudformer", test_mae=9.0, validation_mae=6.0),
+            "cloudformer[members=3]": _entry("cloudformer", test_mae=12.0, validation_mae=5.0),
+            "cloudformer[blocks=2]": _entry("cloudformer", test_mae=4.0, validation_mae=7.0),
+            "hist-gradient-boosting": _entry("hist-gradient-boosting", test_mae=10.0, validation_mae=1.0),
+        },
+        "noise_floor": {"n_solo_pairs": 10, "median_abs_deviation": 0.04},
+    }
+    assert chosen_variant(report, "cloudformer") == "cloudformer[members=3]"
+    found = targets(report)
+    assert found["cloudformer_variant"] == "cloudformer[members=3]"
+    assert found["cloudformer_mae"] == 12.0  # its test error, however bad: the choice was made beforehand
+    assert math.isclose(found["cloudformer_over_best_baseline"], 1.2)
+    assert math.isclose(found["cloudformer_over_noise_floor"], 3.0)
+    report["models"]["cloudformer[members=3]"]["validation_mae"] = None
+    report["models"]["cloudformer[blocks=2]"]["validation_mae"] = None
+    report["models"]["cloudformer"]["validation_mae"] = None
+    assert chosen_variant(report, "cloudformer") == "cloudformer"  # nothing to choose on: the plain model
+
+
+def test_evaluation_reports_variants_with_their_validation_error() -> None:
+    table = load_source("synthetic", n_apps=6, n_runs=48, min_length=5, max_length=8, profile_length=6)
+    splits = leave_programs_out(table, 3)
+    assert all(split.validation_runs for split in splits)
+    base = TrainConfig(
+        epochs=1,
+        batch_size=16,
+        progress=False,
+        model_options={"blocks": 1, "width": 16, "feed_forward": 32},
+    )
+    labels = ["cloudformer", "cloudformer[members=2]"]
+    report = evaluate_models(table, labels, splits, base, log=lambda *_: None)
+    assert set(labels) <= set(report["models"])
+    for label in labels:
+        entry = report["models"][label]
+        assert entry["model"] == "cloudformer"
+        assert len(entry["per_fold"]) == 3
+        assert all(fold["validation_mae"] > 0 for fold in entry["per_fold"])
+        assert entry["validation_mae"] == pytest.approx(
+            sum(fold["validation_mae"] for fold in entry["per_fold"]) / 3
+        )
+    assert report["models"]["cloudformer[members=2]"]["options"] == {"members": 2}
+    best = min(labels, key=lambda label: report["models"][label]["validation_mae"])
+    assert report["targets"]["cloudformer_variant"] == best
+    assert "| cloudformer[members=2] |" in markdown(report)
