@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -31,6 +32,11 @@ class MemberEnsemble(nn.Module):
     def member_outputs(self, **inputs: torch.Tensor) -> list[torch.Tensor]:
         """Each member's quantiles ``[B, Q]``: what training scores, one loss per member."""
         return [member(**inputs) for member in self.members]
+
+    def reconstruction_loss(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """The members' self-supervised pretraining losses (each its own), averaged."""
+        losses = [cast(Any, member).reconstruction_loss(**inputs) for member in self.members]
+        return torch.stack(losses).mean()
 
     def forward(self, *args: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         inputs.update(zip(self.input_names, args, strict=False))

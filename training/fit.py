@@ -100,7 +100,9 @@ def _fit_monitoring(
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
     if spec.family == "neural":
-        model = _fit_neural(spec.build(model_cfg, shape), train, data.validation, collate_monitoring, cfg)
+        pretrain = getattr(model_cfg, "pretrain_epochs", 0)
+        module = spec.build(model_cfg, shape)
+        model = _fit_neural(module, train, data.validation, collate_monitoring, cfg, pretrain)
         n_inputs = len(features)
     else:
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
@@ -280,12 +282,27 @@ def calibrate(predictor: Predictor, quantiles: np.ndarray, labels: np.ndarray) -
     return Predictor(metadata, predictor.model)
 
 
-def _fit_neural(module: Any, train: Any, validation: Any, collate: Any, cfg: TrainConfig) -> Any:
+def _fit_neural(
+    module: Any, train: Any, validation: Any, collate: Any, cfg: TrainConfig, pretrain_epochs: int = 0
+) -> Any:
     """The one Lightning loop on already-built datasets; the validation programs (never the test ones) are
-    what it reports while training."""
-    from cotenant.training.loop import RunsDataModule, fit_neural
+    what it reports while training. ``pretrain_epochs`` of the model's self-supervised objective on the
+    training runs' inputs come first."""
+    from cotenant.training.loop import RunsDataModule, fit_neural, pretrain_neural
 
     loader = RunsDataModule(train, validation, collate, cfg.batch_size, cfg.seed)
+    if pretrain_epochs:
+        pretrain_neural(
+            module,
+            loader,
+            pretrain_epochs,
+            cfg.optim,
+            cfg.devices,
+            cfg.strategy,
+            cfg.accelerator,
+            cfg.progress,
+            cfg.num_nodes,
+        )
     return fit_neural(
         module,
         loader,

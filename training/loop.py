@@ -11,7 +11,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -36,7 +36,9 @@ def warmup_cosine(total_steps: int, cfg: OptimConfig) -> Callable[[int], float]:
     return factor
 
 
-class RegressionModule(L.LightningModule):
+class _Optimised(L.LightningModule):
+    """Adam with the warm-up + cosine schedule over ``total_steps``, on a wrapped model."""
+
     def __init__(self, model: nn.Module, optim: OptimConfig, total_steps: int) -> None:
         super().__init__()
         self.model = model
@@ -47,11 +49,29 @@ class RegressionModule(L.LightningModule):
             name for name in inspect.signature(model.forward).parameters if name != "self"
         ]
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.model(**self._inputs(batch))
-
     def _inputs(self, batch: Batch) -> Batch:
         return {name: batch[name] for name in self.inputs}
+
+    def configure_optimizers(self) -> Any:
+        optimiser = torch.optim.Adam(
+            self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_cosine(self.total_steps, self.optim))
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class PretrainModule(_Optimised):
+    """Self-supervised: the model's own ``reconstruction_loss`` on a batch's inputs, labels unused."""
+
+    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
+        loss: torch.Tensor = cast(Any, self.model).reconstruction_loss(**self._inputs(batch))
+        self.log("pretrain_loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
+        return loss
+
+
+class RegressionModule(_Optimised):
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.model(**self._inputs(batch))
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         # An ensemble's members are each scored on their own answer (models/ensemble.py says why).
@@ -65,13 +85,6 @@ class RegressionModule(L.LightningModule):
         quantiles = self(batch)
         mae = (quantiles[:, MEDIAN] - batch["y"]).abs().mean() * 100
         self.log("val_mae_pp", mae, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
-
-    def configure_optimizers(self) -> Any:
-        optimiser = torch.optim.Adam(
-            self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay
-        )
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_cosine(self.total_steps, self.optim))
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 class RunsDataModule(L.LightningDataModule):
@@ -117,24 +130,71 @@ def fit_neural(
     """Train in place and return the model in eval mode (weights identical on every DDP process). With
     ``early_stopping_patience`` and validation data: stop once the validation MAE has not improved for that
     many epochs and return the best epoch's weights."""
-    n_train = len(data.train_set)  # type: ignore[arg-type]
-    steps_per_epoch = math.ceil(n_train / (data.batch_size * max(1, devices) * num_nodes))
-    module = RegressionModule(model, optim, steps_per_epoch * epochs)
+    module = RegressionModule(model, optim, _steps_per_epoch(data, devices, num_nodes) * epochs)
     callbacks: list[Any] = []
-    if progress:
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        callbacks.append(RichProgressBar(leave=False))
     validating = len(data.validation_set or []) > 0  # type: ignore[arg-type]
     best = BestWeights()
     if early_stopping_patience is not None and validating:
         from lightning.pytorch.callbacks import EarlyStopping
 
         callbacks += [EarlyStopping("val_mae_pp", patience=early_stopping_patience, mode="min"), best]
+    trainer = _trainer(
+        epochs,
+        devices,
+        num_nodes,
+        strategy,
+        accelerator,
+        progress,
+        callbacks,
+        check_val_every_n_epoch=1 if best in callbacks else max(1, epochs // 5),
+    )
+    trainer.fit(module, datamodule=data)
+    best.restore(model)
+    return model.eval()
+
+
+def pretrain_neural(
+    model: nn.Module,
+    data: RunsDataModule,
+    epochs: int,
+    optim: OptimConfig,
+    devices: int = 1,
+    strategy: str = "auto",
+    accelerator: str = "auto",
+    progress: bool = True,
+    num_nodes: int = 1,
+) -> nn.Module:
+    """Self-supervised epochs on the training runs' inputs (``model.reconstruction_loss``), before
+    ``fit_neural``: the same loop, trainer and optimiser, with no labels and no validation."""
+    module = PretrainModule(model, optim, _steps_per_epoch(data, devices, num_nodes) * epochs)
+    trainer = _trainer(epochs, devices, num_nodes, strategy, accelerator, progress, [], limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=data.train_dataloader())
+    return model
+
+
+def _steps_per_epoch(data: RunsDataModule, devices: int, num_nodes: int) -> int:
+    n_train = len(data.train_set)  # type: ignore[arg-type]
+    return math.ceil(n_train / (data.batch_size * max(1, devices) * num_nodes))
+
+
+def _trainer(
+    epochs: int,
+    devices: int,
+    num_nodes: int,
+    strategy: str,
+    accelerator: str,
+    progress: bool,
+    callbacks: list[Any],
+    **options: Any,
+) -> L.Trainer:
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks = [RichProgressBar(leave=False), *callbacks]
     # Lightning's start-up notices (devices found, a tip to install its cloud logger, "max_epochs reached")
     # are information about Lightning, not about this training: our progress and metrics are reported here.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    trainer = L.Trainer(
+    return L.Trainer(
         max_epochs=epochs,
         devices=devices,
         num_nodes=num_nodes,
@@ -147,11 +207,8 @@ def fit_neural(
         callbacks=callbacks,
         deterministic=True,
         num_sanity_val_steps=0,
-        check_val_every_n_epoch=1 if best in callbacks else max(1, epochs // 5),
+        **options,
     )
-    trainer.fit(module, datamodule=data)
-    best.restore(model)
-    return model.eval()
 
 
 class BestWeights(L.Callback):

@@ -27,3 +27,8 @@ class CloudFormerConfig(ModelConfig):
     # Copies trained side by side with their own initial weights, answering their mean (models/ensemble.py):
     # a candidate for issue-13 validation, each member costing one more model's training and inference time.
     members: int = Field(default=1, ge=1, le=16)
+    # Self-supervised pretraining before the supervised epochs (masked reconstruction over time steps and
+    # metrics of the training runs' telemetry, labels unused; CloudFormer.reconstruction_loss): epochs of it
+    # (0: none) and the share of steps and of metrics hidden.
+    pretrain_epochs: int = Field(default=0, ge=0)
+    pretrain_mask: float = Field(default=0.25, gt=0.0, lt=1.0)

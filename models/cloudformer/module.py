@@ -55,11 +55,14 @@ class TemporalBranch(nn.Module):
         self.encoder = encoder(width, heads, ff, blocks, dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, D]
+        return self.outputs(x, mask)[:, 0]  # CLS output [B, D]
+
+    def outputs(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B, 1+T, D], CLS first
         tokens = self.embed(x)  # [B, T, D]
         tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1)  # [B, 1+T, D]
         tokens = tokens + self.positions[: tokens.shape[1]]
         real = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)  # CLS is always real
-        return self.encoder(tokens, src_key_padding_mask=~real)[:, 0]  # CLS output [B, D]
+        return self.encoder(tokens, src_key_padding_mask=~real)
 
 
 class SystemBranch(nn.Module):
@@ -87,15 +90,22 @@ class SystemBranch(nn.Module):
         self.encoder = encoder(width, heads, ff, blocks, dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, D]
-        weights = mask.to(x.dtype)[..., None]  # [B, T, 1]
-        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # [B, F] mean over real steps only
+        return self.outputs(pooled_metrics(x, mask))[:, 0]
+
+    def outputs(self, pooled: torch.Tensor) -> torch.Tensor:  # [B, F] -> [B, 1 + F / patch, D], CLS first
         # Zero-pad to whole patches: after normalisation zero is the training mean, i.e. "no information".
         pooled = nn.functional.pad(pooled, (0, self.n_tokens * self.patch - pooled.shape[1]))
         tokens = self.embed(pooled[:, None, :]).transpose(1, 2)  # [B, F / patch, D]
         if self.identity is not None:
             tokens = tokens + self.identity
-        tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1)  # [B, 1+F, D]
-        return self.encoder(tokens)[:, 0]
+        tokens = torch.cat([self.cls.expand(pooled.shape[0], -1, -1), tokens], dim=1)  # [B, 1+F, D]
+        return self.encoder(tokens)
+
+
+def pooled_metrics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, F]
+    """Each metric's mean over the real steps only."""
+    weights = mask.to(x.dtype)[..., None]  # [B, T, 1]
+    return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 class CloudFormer(nn.Module):
@@ -136,6 +146,17 @@ class CloudFormer(nn.Module):
             nn.Dropout(cfg.head_dropout),
             QuantileHead(cfg.head_width),
         )
+        # Decoders of the self-supervised pretraining (masked reconstruction); absent when it is off, so a
+        # model without it keeps its state dict.
+        self.pretrain_mask = cfg.pretrain_mask
+        self.step_decoder = (
+            nn.Linear(cfg.width, n_features) if cfg.pretrain_epochs and self.temporal is not None else None
+        )
+        self.metric_decoder = (
+            nn.Linear(cfg.system_width, cfg.system_patch)
+            if cfg.pretrain_epochs and self.system is not None
+            else None
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, Q]
         parts = []
@@ -144,3 +165,25 @@ class CloudFormer(nn.Module):
         if self.system is not None:
             parts.append(self.system(x, mask))
         return self.head(torch.cat(parts, dim=-1))
+
+    def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Masked reconstruction, labels unused: whole time steps and whole metrics of each run are hidden
+        (set to 0, the training mean after normalisation) with probability ``pretrain_mask`` each; the
+        temporal branch rebuilds the hidden values of every real step from its step tokens, the system
+        branch each hidden metric's mean from its metric tokens. Mean squared error over the hidden values."""
+        batch, steps, features = x.shape
+        hidden_steps = (torch.rand(batch, steps, device=x.device) < self.pretrain_mask) & mask  # [B, T]
+        hidden_metrics = torch.rand(batch, features, device=x.device) < self.pretrain_mask  # [B, F]
+        hidden = (hidden_steps[..., None] | hidden_metrics[:, None, :]) & mask[..., None]  # [B, T, F]
+        corrupted = x.masked_fill(hidden, 0.0)
+        losses = []
+        if self.temporal is not None and self.step_decoder is not None and hidden.any():
+            rebuilt = self.step_decoder(self.temporal.outputs(corrupted, mask)[:, 1:])  # [B, T, F]
+            losses.append(((rebuilt - x) ** 2)[hidden].mean())
+        if self.system is not None and self.metric_decoder is not None and hidden_metrics.any():
+            tokens = self.system.outputs(pooled_metrics(corrupted, mask))[:, 1:]  # [B, F / patch, D]
+            rebuilt_means = self.metric_decoder(tokens).flatten(1)[:, :features]  # [B, F]
+            losses.append(((rebuilt_means - pooled_metrics(x, mask)) ** 2)[hidden_metrics].mean())
+        if not losses:  # nothing hidden in this batch (tiny batches): no signal this step
+            return torch.zeros((), device=x.device, requires_grad=True)
+        return torch.stack(losses).mean()
