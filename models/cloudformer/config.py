@@ -21,6 +21,10 @@ class CloudFormerConfig(ModelConfig):
     # has ~800 inputs; one token each made attention over ~800 tokens 90% of training time (10.3 of 11.2 s
     # per batch of 32 on 2 loaded cores); patches of 8 give ~100 tokens for ~50x less system-branch time.
     system_patch: int = 8
+    # Temporal means per metric token: 1 is the paper's (each metric's mean over the run); S splits the run's
+    # steps into S equal stretches and gives each token its metrics' S means, so the system branch sees how a
+    # metric moves over the run (issue 13's per-metric temporal patches, within one token per metric patch).
+    system_segments: int = Field(default=1, ge=1, le=16)
     metric_identity: bool = True
     head_width: int = 64
     head_dropout: float = 0.4

@@ -78,11 +78,14 @@ class SystemBranch(nn.Module):
         dropout: float,
         identity: bool,
         patch: int = 1,
+        segments: int = 1,
     ) -> None:
         super().__init__()
         self.patch = patch
+        self.segments = segments
         self.n_tokens = math.ceil(n_features / patch)
-        self.embed = nn.Conv1d(1, width, kernel_size=patch, stride=patch)  # `patch` metrics -> one token
+        # `patch` metrics x their `segments` temporal means -> one token (segments are input channels).
+        self.embed = nn.Conv1d(segments, width, kernel_size=patch, stride=patch)
         self.identity = nn.Parameter(torch.zeros(self.n_tokens, width)) if identity else None
         if self.identity is not None:
             nn.init.normal_(self.identity, std=0.02)
@@ -90,22 +93,34 @@ class SystemBranch(nn.Module):
         self.encoder = encoder(width, heads, ff, blocks, dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, D]
-        return self.outputs(pooled_metrics(x, mask))[:, 0]
+        return self.outputs(segment_means(x, mask, self.segments))[:, 0]
 
-    def outputs(self, pooled: torch.Tensor) -> torch.Tensor:  # [B, F] -> [B, 1 + F / patch, D], CLS first
+    def outputs(self, means: torch.Tensor) -> torch.Tensor:  # [B, S, F] -> [B, 1 + F / patch, D], CLS first
         # Zero-pad to whole patches: after normalisation zero is the training mean, i.e. "no information".
-        pooled = nn.functional.pad(pooled, (0, self.n_tokens * self.patch - pooled.shape[1]))
-        tokens = self.embed(pooled[:, None, :]).transpose(1, 2)  # [B, F / patch, D]
+        means = nn.functional.pad(means, (0, self.n_tokens * self.patch - means.shape[-1]))
+        tokens = self.embed(means).transpose(1, 2)  # [B, F / patch, D]
         if self.identity is not None:
             tokens = tokens + self.identity
-        tokens = torch.cat([self.cls.expand(pooled.shape[0], -1, -1), tokens], dim=1)  # [B, 1+F, D]
+        tokens = torch.cat([self.cls.expand(means.shape[0], -1, -1), tokens], dim=1)  # [B, 1+F, D]
         return self.encoder(tokens)
+
+
+def segment_means(x: torch.Tensor, mask: torch.Tensor, segments: int) -> torch.Tensor:
+    """Each metric's mean over each of ``segments`` equal stretches of a run's real steps -> ``[B, S, F]``
+    (one segment: the mean over the whole run). A run shorter than ``segments`` steps leaves some empty (0,
+    the training mean)."""
+    steps = mask.shape[1]
+    length = mask.sum(1, keepdim=True).clamp(min=1)  # [B, 1]
+    position = torch.arange(steps, device=x.device)[None, :]  # [1, T]
+    segment = torch.div(position * segments, length, rounding_mode="floor")  # [B, T] in 0..S-1 on real steps
+    weights = (segment[..., None] == torch.arange(segments, device=x.device)) & mask[..., None]  # [B, T, S]
+    weights = weights.to(x.dtype)
+    return torch.einsum("bts,btf->bsf", weights, x) / weights.sum(1)[..., None].clamp(min=1.0)
 
 
 def pooled_metrics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, F]
     """Each metric's mean over the real steps only."""
-    weights = mask.to(x.dtype)[..., None]  # [B, T, 1]
-    return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    return segment_means(x, mask, 1)[:, 0]
 
 
 class CloudFormer(nn.Module):
@@ -134,6 +149,7 @@ class CloudFormer(nn.Module):
                 cfg.dropout,
                 cfg.metric_identity,
                 cfg.system_patch,
+                cfg.system_segments,
             )
             if system
             else None
@@ -181,7 +197,7 @@ class CloudFormer(nn.Module):
             rebuilt = self.step_decoder(self.temporal.outputs(corrupted, mask)[:, 1:])  # [B, T, F]
             losses.append(((rebuilt - x) ** 2)[hidden].mean())
         if self.system is not None and self.metric_decoder is not None and hidden_metrics.any():
-            tokens = self.system.outputs(pooled_metrics(corrupted, mask))[:, 1:]  # [B, F / patch, D]
+            tokens = self.system.outputs(segment_means(corrupted, mask, self.system.segments))[:, 1:]
             rebuilt_means = self.metric_decoder(tokens).flatten(1)[:, :features]  # [B, F]
             losses.append(((rebuilt_means - pooled_metrics(x, mask)) ** 2)[hidden_metrics].mean())
         if not losses:  # nothing hidden in this batch (tiny batches): no signal this step

@@ -8,14 +8,16 @@ from cotenant.models import MODELS
 from cotenant.models.base import DataShape
 
 SEQUENCE_MODELS = [n for n, s in MODELS.items() if s.task == "monitoring" and s.family == "neural"]
+# Options that change how a model reads a run's steps (CloudFormer's temporal segments of the system branch).
+VARIANTS = [(name, {}) for name in SEQUENCE_MODELS] + [("cloudformer", {"system_segments": 3})]
 
 
-@pytest.mark.parametrize("name", SEQUENCE_MODELS)
-def test_padding_does_not_change_outputs(name: str) -> None:
+@pytest.mark.parametrize(("name", "options"), VARIANTS)
+def test_padding_does_not_change_outputs(name: str, options: dict[str, int]) -> None:
     torch.manual_seed(0)
     spec = MODELS[name]
     model = spec.build(
-        spec.config_type(), DataShape(n_features=10, n_profile_features=0, max_steps=32)
+        spec.config_type.model_validate(options), DataShape(n_features=10, n_profile_features=0, max_steps=32)
     ).eval()
     short = torch.randn(1, 7, 10)
     alone = model(short, torch.ones(1, 7, dtype=torch.bool))
