@@ -217,6 +217,12 @@ class FeatureStats:
             out[..., kept] = original
         return out
 
+    def subset(self, names: list[str]) -> FeatureStats:
+        """The statistics of these features only, in this order."""
+        index = [self.names.index(name) for name in names]
+        kept = tuple(name for name in self.kept if name in names)
+        return FeatureStats(list(names), self.mean[index], self.std[index], self.clip, kept)
+
     def keeping(self, names: list[str]) -> FeatureStats:
         """The same statistics, with these features passed through untouched (missing values included)."""
         keep = np.isin(self.names, names)

@@ -9,6 +9,7 @@ Monitoring batch: ``x [B, T, F] float32``, ``mask [B, T] bool`` (True = real ste
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -127,10 +128,15 @@ def build_monitoring(
     include_host: bool = True,
     max_steps: int | None = None,
     clip: float | None = None,
+    max_features: int | None = None,
 ) -> TaskData:
+    """With ``max_features``, only the features that rank best with P over the training runs are kept
+    (``ranked_features``); the statistics and the choice see the training runs only."""
     features = monitoring_features(table, include_host)
     train_rows = table.telemetry.filter(pl.col("run_id").is_in(pl.Series(split.train_runs).implode()))
     stats = FeatureStats.fit(train_rows, features, clip)
+    if max_features is not None and max_features < len(features):
+        stats = stats.subset(ranked_features(train_rows, table.runs, features, max_features))
     return TaskData(
         MonitoringDataset(table, split.train_runs, stats, max_steps),
         MonitoringDataset(table, split.test_runs, stats, max_steps),
@@ -138,6 +144,23 @@ def build_monitoring(
         split,
         MonitoringDataset(table, split.validation_runs, stats, max_steps) if split.validation_runs else None,
     )
+
+
+def ranked_features(telemetry: pl.DataFrame, runs: pl.DataFrame, features: list[str], keep: int) -> list[str]:
+    """The ``keep`` features whose per-run mean has the largest |Spearman correlation| with the runs'
+    labels (constant or missing ones rank last), in their original order: columns stay grouped by source,
+    which the system branch's metric patches rely on."""
+    means = telemetry.group_by("run_id").agg(pl.col(features).cast(pl.Float64).fill_nan(None).mean())
+    labelled = means.join(runs.select("run_id", "label"), on="run_id", how="inner")
+    correlations = labelled.select(
+        pl.corr(pl.col(name), pl.col("label"), method="spearman").abs().alias(name) for name in features
+    ).row(0)
+    strength = {
+        name: 0.0 if value is None or math.isnan(value) else value
+        for name, value in zip(features, correlations, strict=True)
+    }
+    chosen = set(sorted(features, key=lambda name: -strength[name])[:keep])
+    return [name for name in features if name in chosen]
 
 
 def build_placement(

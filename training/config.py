@@ -34,6 +34,9 @@ class TrainConfig(BaseModel):
     batch_size: int = 32
     max_steps: int = 128  # seconds per run kept (the first ones); positional table size
     include_host: bool = True
+    # Monitoring inputs kept: the features whose per-run mean ranks best with P over the training runs
+    # (cotenant.datasets.torch_data.ranked_features); None keeps them all.
+    max_features: int | None = Field(default=None, ge=1)
     # Standardised inputs clipped to +-input_clip (cotenant.datasets FeatureStats); None keeps them as is.
     input_clip: float | None = 3.0
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig())
@@ -62,14 +65,19 @@ class TrainConfig(BaseModel):
     progress: bool = True
 
 
+# Training options a model choice may set beside its model's own (how the model reads its data).
+TRAINING_OPTIONS = frozenset(
+    {"max_features", "include_host", "max_steps", "input_clip", "epochs", "early_stopping_patience"}
+)
 # ``name`` or ``name[key=value,...]``, entries separated by commas outside the brackets.
 _CHOICE = re.compile(r"\s*([\w.-]+)\s*(?:\[([^\]]*)\])?\s*(?:,|$)")
 
 
 class ModelChoice(BaseModel):
-    """One model an evaluation trains: a registered model with overrides of its typed config, written
-    ``cloudformer`` or ``cloudformer[members=3,system_patch=4]`` (values read as YAML scalars). The written
-    form is its label in reports, so variants of one model sit side by side."""
+    """One model an evaluation trains: a registered model with overrides of its typed config or of the
+    training options in ``TRAINING_OPTIONS``, written ``cloudformer`` or
+    ``cloudformer[members=3,max_features=200]`` (values read as YAML scalars). The written form is its label
+    in reports, so variants of one model sit side by side."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     model: str
@@ -89,10 +97,11 @@ class ModelChoice(BaseModel):
         return choices[0]
 
     def config(self, base: TrainConfig) -> TrainConfig:
-        """``base`` training this choice (its options over the base's model options)."""
-        return base.model_copy(
-            update={"model": self.model, "model_options": {**base.model_options, **self.options}}
-        )
+        """``base`` training this choice (its options over the base's)."""
+        training = {k: v for k, v in self.options.items() if k in TRAINING_OPTIONS}
+        model = {k: v for k, v in self.options.items() if k not in TRAINING_OPTIONS}
+        update = {"model": self.model, "model_options": {**base.model_options, **model}}
+        return TrainConfig.model_validate(base.model_dump() | training | update)
 
 
 def parse_model_choices(text: str) -> list[ModelChoice]:
@@ -121,7 +130,10 @@ def parse_model_choices(text: str) -> list[ModelChoice]:
                 raise ValueError(f"{name}[{written}]: {item.strip()!r} is not key=value")
             options[key.strip()] = yaml.safe_load(value.strip())
         try:
-            MODELS[name].config_type.model_validate(options)
+            MODELS[name].config_type.model_validate(
+                {k: v for k, v in options.items() if k not in TRAINING_OPTIONS}
+            )
+            TrainConfig.model_validate({k: v for k, v in options.items() if k in TRAINING_OPTIONS})
         except ValueError as error:
             raise ValueError(f"{name}[{written}]: {error}") from error
         choices.append(ModelChoice(model=name, options=options))

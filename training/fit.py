@@ -89,7 +89,12 @@ def _fit_monitoring(
     from cotenant.datasets.torch_data import build_monitoring, collate_monitoring
 
     data = build_monitoring(
-        table, split, include_host=cfg.include_host, max_steps=cfg.max_steps, clip=cfg.input_clip
+        table,
+        split,
+        include_host=cfg.include_host,
+        max_steps=cfg.max_steps,
+        clip=cfg.input_clip,
+        max_features=cfg.max_features,
     )
     features = list(data.stats.names)
     shape = DataShape(len(features), 0, cfg.max_steps)

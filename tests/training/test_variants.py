@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
+import polars as pl
 import pytest
 from cotenant.datasets import load_source
 from cotenant.datasets.splits import leave_programs_out
+from cotenant.datasets.tensors import monitoring_features
+from cotenant.datasets.torch_data import ranked_features
 from cotenant.training.config import ModelChoice, TrainConfig, parse_model_choices
 from cotenant.training.evaluate import evaluate_models, markdown
+from cotenant.training.fit import fit_model
 from cotenant.training.learning_curve import chosen_variant, targets
 
 
@@ -43,7 +49,7 @@ def test_a_bad_choice_is_refused_naming_it(text: str, named: str) -> None:
         parse_model_choices(text)
 
 
-def _entry(model: str, test_mae: float, validation_mae: float | None) -> dict[str, object]:
+def _entry(model: str, test_mae: float, validation_mae: float | None) -> dict[str, Any]:
     return {
         "task": "monitoring",
         "model": model,
@@ -101,3 +107,41 @@ def test_evaluation_reports_variants_with_their_validation_error() -> None:
     best = min(labels, key=lambda label: report["models"][label]["validation_mae"])
     assert report["targets"]["cloudformer_variant"] == best
     assert "| cloudformer[members=2] |" in markdown(report)
+
+
+def test_a_choice_may_set_training_options_beside_its_models() -> None:
+    choice = ModelChoice.parse("cloudformer[members=2,max_features=40,include_host=false]")
+    cfg = choice.config(TrainConfig(epochs=3))
+    assert (cfg.max_features, cfg.include_host, cfg.epochs) == (40, False, 3)
+    assert cfg.model_options == {"members": 2}
+    with pytest.raises(ValueError, match="max_features"):
+        parse_model_choices("linear[max_features=0]")
+
+
+def test_features_are_ranked_by_how_they_move_with_p_on_training_runs_only() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(0.3, 1.0, 40)
+    runs = pl.DataFrame({"run_id": [f"r{i}" for i in range(40)], "label": labels})
+    steps = 5
+    telemetry = pl.DataFrame(
+        {
+            "run_id": np.repeat(runs["run_id"].to_numpy(), steps),
+            "noise": rng.normal(size=40 * steps),
+            "constant": np.ones(40 * steps),
+            "tracks_p": np.repeat(-3 * labels, steps) + rng.normal(scale=0.01, size=40 * steps),
+            "missing": np.full(40 * steps, np.nan),
+        }
+    )
+    features = ["noise", "constant", "tracks_p", "missing"]
+    assert ranked_features(telemetry, runs, features, 1) == ["tracks_p"]
+    assert ranked_features(telemetry, runs, features, 2) == ["noise", "tracks_p"]  # original order kept
+
+
+def test_a_model_trained_on_fewer_features_serves_exactly_those() -> None:
+    table = load_source("synthetic", n_apps=6, n_runs=48, min_length=5, max_length=8, profile_length=6)
+    split = leave_programs_out(table, 3)[0]
+    outcome = fit_model(table, split, TrainConfig(model="linear", max_features=7, progress=False))
+    features = outcome.predictor.metadata.features
+    assert len(features) == 7
+    assert features == [f for f in monitoring_features(table) if f in set(features)]
+    assert np.isfinite(outcome.predicted).all()
