@@ -61,7 +61,7 @@ def _entry(model: str, test_mae: float, validation_mae: float | None) -> dict[st
 
 
 def test_the_variant_is_chosen_by_validation_error_never_by_test_error() -> None:
-    report = {
+    report: dict[str, Any] = {
         "models": {
             "cloudformer": _entry("cloudformer", test_mae=9.0, validation_mae=6.0),
             "cloudformer[members=3]": _entry("cloudformer", test_mae=12.0, validation_mae=5.0),
