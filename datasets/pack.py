@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 from cotenant.datasets.lab.labels import noise_text
 from cotenant.datasets.sources.lab import load_lab
+from cotenant.datasets.sources.lab_records import overrun_text
 from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable
 
 SIZE_LIMIT_BYTES = 50 * 1024 * 1024
@@ -118,6 +119,7 @@ def _background_lines(table: RunTable) -> list[str]:
         else "- CPU pressure: not available (no PSI)",
         f"- waited for a quiet host: {waited / 60:.1f} min in all; runs that went ahead on a busy host: "
         f"{busy_runs}",
+        f"- measurement windows: {overrun_text(records)}",
         "",
     ]
 

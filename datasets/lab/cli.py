@@ -207,6 +207,9 @@ def labels(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> Non
             f"background before {len(backgrounds)} runs: busy CPU median {busy[len(busy) // 2]:.3f} cores, "
             f"max {busy[-1]:.3f}; waited {waited / 60:.1f} min in all; {not_quiet} runs on a busy host"
         )
+    from cotenant.datasets.sources.lab_records import overrun_text, records_frame
+
+    Console().print(f"measurement windows: {overrun_text(records_frame(records))}")
 
 
 @app.command("abtest")

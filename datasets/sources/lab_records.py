@@ -66,6 +66,43 @@ def records_frame(records: list[RunRecord]) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) for c, t in RECORD_SCHEMA.items()])
 
 
+# A run whose measurement window lasted this many times its configuration's median one was held up: on the
+# 2-core lab machine the kernel's own workers can starve under full co-location (a "workqueue lockup"), which
+# stops every program for tens of seconds; a unit of work finishing late adds seconds, not this much.
+OVERRUN_FACTOR = 1.5
+
+
+def window_overruns(records: pl.DataFrame, factor: float = OVERRUN_FACTOR) -> pl.DataFrame:
+    """Runs (``run_id, kind, application, window_s, ratio``) whose window (start to end of the target's
+    phases) exceeded ``factor`` x the median window of the runs with the same target configuration and
+    number of neighbours. Their labels are kept; the card and ``cotenant lab labels`` count them."""
+    windowed = records.with_columns(
+        ((pl.col("ended_at") - pl.col("started_at")).dt.total_milliseconds() / 1000).alias("window_s"),
+        pl.col("neighbours").list.len().alias("n_neighbours"),
+    )
+    typical = pl.col("window_s").median().over("config_key", "n_neighbours")
+    return (
+        windowed.with_columns((pl.col("window_s") / typical).alias("ratio"))
+        .filter(pl.col("ratio") > factor)
+        .select("run_id", "kind", "application", "window_s", "ratio")
+        .sort("run_id")
+    )
+
+
+def overrun_text(records: pl.DataFrame) -> str:
+    overran = window_overruns(records)
+    if not overran.height:
+        return f"no run's window exceeded {OVERRUN_FACTOR:g} x its configuration's median"
+    kinds = ", ".join(
+        f"{kind} {count}" for kind, count in overran["kind"].value_counts(sort=True).iter_rows()
+    )
+    worst = float(overran["ratio"].max())  # type: ignore[arg-type]
+    return (
+        f"{overran.height} of {records.height} runs lasted over {OVERRUN_FACTOR:g} x their configuration's "
+        f"median window ({kinds}; worst {worst:.1f} x): host stalls, labels kept"
+    )
+
+
 def labelled_records(records: list[RunRecord]) -> pl.DataFrame:
     """Every record with its label where it has one (co-runs, probes, pressure and solo rows; neighbour
     solos have none): what the bundled dataset ships so that anyone can recompute labels and noise floor."""

@@ -115,3 +115,31 @@ def test_timing_separates_windows_from_overhead_and_skips_session_breaks() -> No
     assert timing.median_gap_solo_s == pytest.approx(0.2)
     assert timing.median_gap_corun_s == pytest.approx(1.0)
     assert timing.wall_per_run_s == pytest.approx((26.2 - 8) / 2)
+
+
+def test_runs_held_up_far_past_their_configurations_window_are_counted() -> None:
+    from datetime import timedelta
+
+    from cotenant.datasets.sources.lab_records import overrun_text, records_frame, window_overruns
+
+    def timed(run_id: str, seconds: float, neighbours: int, key: str = "app/level=1") -> RunRecord:
+        made = record(run_id, "corun" if neighbours else "solo", 1.0, key=key, neighbours=neighbours)
+        return made.model_copy(update={"ended_at": NOW + timedelta(seconds=seconds)})
+
+    runs = [
+        timed("s1", 12.0, 0),
+        timed("s2", 12.5, 0),
+        timed("s3", 30.0, 0),  # a solo held up for 18 s
+        timed("c1", 13.0, 2),
+        timed("c2", 14.0, 2),
+        timed("c3", 19.0, 2),  # a slow last unit: 1.4 x, not a stall
+        timed("d1", 33.0, 1, key="dyn/ramp"),  # another configuration: its own typical window
+        timed("d2", 34.0, 1, key="dyn/ramp"),
+        timed("d3", 90.0, 1, key="dyn/ramp"),
+    ]
+    overran = window_overruns(records_frame(runs))
+    assert overran["run_id"].to_list() == ["d3", "s3"]
+    assert overran.filter(overran["run_id"] == "s3")["ratio"].item() == pytest.approx(30.0 / 12.5)
+    text = overrun_text(records_frame(runs))
+    assert text.startswith("2 of 9 runs") and "corun 1" in text and "solo 1" in text
+    assert overrun_text(records_frame(runs[:2])).startswith("no run")
