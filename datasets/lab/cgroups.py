@@ -170,11 +170,29 @@ def kill_tree(hierarchy: CgroupHierarchy, relative: str, timeout_s: float = 5.0)
         remove_directories(directory, timeout_s)
 
 
+def release_memory(directory: Path) -> None:
+    """Reclaims what an emptied cgroup still has charged (the page cache of files its programs wrote or first
+    read), so that removing it frees it. Otherwise the kernel keeps it as a "dying" memory cgroup for as long
+    as one of those pages lives: a campaign leaves thousands (2,100 after 880 runs of the v2 plan), and
+    memory management walks them all. v1: ``memory.force_empty``; v2: ``memory.reclaim`` of what is there.
+    Best effort: a page in use elsewhere stays, and so does its cgroup, as before."""
+    force_empty = directory / "memory.force_empty"
+    reclaim = directory / "memory.reclaim"
+    with contextlib.suppress(OSError, ValueError):
+        if force_empty.exists():
+            force_empty.write_text("0")
+        elif reclaim.exists():
+            charged = int((directory / "memory.current").read_text())
+            if charged:
+                reclaim.write_text(str(charged))
+
+
 def remove_directories(directory: Path, timeout_s: float) -> None:
     if not directory.is_dir():
         return
     children = sorted((path for path in directory.rglob("*") if path.is_dir()), key=lambda p: -len(p.parts))
     for path in [*children, directory]:
+        release_memory(path)
         deadline = time.monotonic() + timeout_s
         while True:
             try:

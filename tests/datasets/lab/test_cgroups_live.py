@@ -49,3 +49,29 @@ def test_cgroup_limits_join_and_kill() -> None:
     process.wait(timeout=5)
     assert not any(pid_alive(pid) for pid in pids - {process.pid})
     assert not any(directory.exists() for directory in hierarchy.directories(group))
+
+
+def test_a_removed_cgroup_gives_back_the_page_cache_it_was_charged() -> None:
+    from cotenant.datasets.lab.cgroups import release_memory
+
+    hierarchy = detect_hierarchy()
+    group = f"cotenant-labtest-{os.getpid()}-cache"
+    cgroup = Cgroup(hierarchy, f"{group}/r0001/target")
+    cgroup.create(cpus=1.0, memory_mib=256)
+    memory = (hierarchy.unified if hierarchy.pure_v2 else hierarchy.v1["memory"]) / cgroup.relative
+    usage = memory / ("memory.current" if hierarchy.pure_v2 else "memory.usage_in_bytes")
+    target = f"/tmp/cotenant-labtest-{os.getpid()}.bin"
+    try:
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={target}", "bs=1M", "count=16", "conv=fsync", "status=none"],
+            preexec_fn=lambda: cgroup.join(os.getpid()),
+            check=True,
+        )
+        before = int(usage.read_text())
+        assert before >= 12 * 2**20  # the file's pages stay charged to the cgroup after dd exits
+        release_memory(memory)
+        assert int(usage.read_text()) < before - 12 * 2**20
+    finally:
+        kill_tree(hierarchy, group)
+        os.unlink(target)
+    assert not any(directory.exists() for directory in hierarchy.directories(group))
