@@ -110,11 +110,17 @@ def report_lines(result: AcceleratorFit) -> list[str]:
         "",
         "Fitted on each queueing trace's lowest load level; the other levels are held out.",
         "",
-        "| variant | training-level mean abs error |",
-        "|---|---|",
-        *(f"| {name} | {100 * summary.mean:.2f}% |" for name, summary in check.training.items()),
+        "| variant | training-level mean abs error | standard error | points |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {100 * summary.mean:.2f}% | {100 * summary.stderr:.2f}% | {summary.n} |"
+            for name, summary in check.training.items()
+        ),
         "",
-        f"Chosen on the training levels: `{check.variant}`. On the held-out levels: mean "
+        "Chosen on the training levels by the one-standard-error rule (the first variant, in the table's "
+        "order of what it assumes beyond Ibis's formula, within one standard error of the lowest training "
+        "error): "
+        f"`{check.variant}`. On the held-out levels: mean "
         f"{100 * check.held_out.mean:.2f}%, max {100 * check.held_out.max:.2f}% "
         f"over {check.held_out.n} points; "
         f"Ibis's formula with Ibis's profiles on the same points: {ibis}.",

@@ -53,6 +53,7 @@ class Summary(BaseModel):
     median: float
     max: float
     n: int
+    stderr: float = 0.0  # of the mean (0 with one point)
 
 
 def summarise(errors: list[float]) -> Summary:
@@ -62,6 +63,7 @@ def summarise(errors: list[float]) -> Summary:
         median=float(np.median(absolute)),
         max=float(absolute.max()),
         n=len(errors),
+        stderr=float(absolute.std(ddof=1) / np.sqrt(len(absolute))) if len(absolute) > 1 else 0.0,
     )
 
 
@@ -323,13 +325,26 @@ def dump_json(result: ValidationResult) -> str:
 
 # ---- a fitted catalogue on its traces' held-out load levels (`cotenant accelerators fit`) ------------------
 
-# How a fitted catalogue's FCFS wait is computed, chosen on the training levels: the second moments measured
-# in the trace, or Ibis's s'^2, or the switch's full variance (the placement default's form).
+# How a fitted catalogue's FCFS wait is computed, chosen on the training levels: Ibis's s'^2, or the
+# switch's full variance (the placement default's form), or the second moments measured in the trace. In
+# order of what they assume beyond the published formula: the choice takes the first whose training error is
+# within one standard error of the best (``choose_variant``).
 FIT_VARIANTS: dict[str, tuple[str, bool]] = {  # name -> (device model, keep the measured moments)
-    "measured_moments": ("edgetpu_fcfs", True),
     "ibis_form": ("edgetpu_fcfs_ibis", False),
     "switch_variance": ("edgetpu_fcfs", False),
+    "measured_moments": ("edgetpu_fcfs", True),
 }
+
+
+def choose_variant(training: dict[str, Summary]) -> str:
+    """The one-standard-error rule (Breiman et al. 1984; Hastie et al., ESL 7.10): of the variants whose
+    training error is within one standard error of the lowest, the first in ``FIT_VARIANTS`` order. The
+    training points are few (a trace's lowest load level: one per model), so a lower mean by less than its
+    own uncertainty is no reason to leave the published formula."""
+    best = min(training.values(), key=lambda summary: summary.mean)
+    return next(
+        name for name in FIT_VARIANTS if name in training and training[name].mean <= best.mean + best.stderr
+    )
 
 
 def without_moments(catalogue: ProfileCatalogue) -> ProfileCatalogue:
@@ -391,7 +406,7 @@ def catalogue_points(trace: Trace, catalogue: ProfileCatalogue, variant: str) ->
 
 
 class FitValidation(BaseModel):
-    variant: str  # chosen on the training levels only (FIT_VARIANTS)
+    variant: str  # chosen on the training levels only (choose_variant)
     training: dict[str, Summary]  # per candidate variant, on the training levels
     held_out: Summary  # the chosen one, on the held-out levels
     ibis_held_out: Summary | None  # Ibis's formula and profiles on the same points; None: a model it lacks
@@ -412,7 +427,7 @@ def validate_fit(traces: list[Trace], catalogue: ProfileCatalogue) -> FitValidat
         name: summarise([p.relative_error for p in pts if not p.held_out])
         for name, pts in by_candidate.items()
     }
-    chosen = min(training, key=lambda name: training[name].mean)
+    chosen = choose_variant(training)
     points = by_candidate[chosen]
     held_out = [p.relative_error for p in points if p.held_out]
     if not held_out:
