@@ -174,13 +174,34 @@ def training_levels(trace: Trace) -> list[float]:
     return levels[:1]
 
 
-def _term(path: Path, model: str, term: str, values: np.ndarray) -> FittedTerm:
-    if len(values) < MIN_REQUESTS:
-        raise TraceError(
-            f"{path}: model {model!r}: {len(values)} requests to estimate {term} (at least {MIN_REQUESTS}); "
-            "measure longer or at a higher load level"
-        )
-    return FittedTerm(value=float(values.mean()), n=len(values))
+def _term(values: np.ndarray) -> FittedTerm:
+    """A term's mean over the requests that measure it (NaN from none: ``check_counts`` refuses that)."""
+    return FittedTerm(value=float(values.mean()) if len(values) else float("nan"), n=len(values))
+
+
+def _beyond_service(total: FittedTerm, service: FittedTerm) -> FittedTerm:
+    """What a mean time adds to the service time of the same trace (>= 0); counts for nothing when the
+    trace measured no service time to subtract (its model's service comes from another trace)."""
+    if not service.n:
+        return FittedTerm(value=float("nan"), n=0)
+    return FittedTerm(value=max(0.0, total.value - service.value), n=total.n)
+
+
+def check_counts(fits: list[ModelFit]) -> None:
+    """Every term of every model must rest on at least ``MIN_REQUESTS`` requests, counted over all the traces
+    that measure the model (a model in several traces pools them); else an error naming the traces."""
+    pooled: dict[tuple[str, str, str], list[ModelFit]] = {}
+    for fit in fits:
+        for term in fit.terms:
+            pooled.setdefault((fit.model, fit.kind, term), []).append(fit)
+    for (model, _, term), found in pooled.items():
+        count = sum(fit.terms[term].n for fit in found)
+        if count < MIN_REQUESTS:
+            files = ", ".join(fit.trace for fit in found)
+            raise TraceError(
+                f"{files}: model {model!r}: {count} requests to estimate {term} (at least {MIN_REQUESTS}); "
+                "measure longer or at a higher load level"
+            )
 
 
 def fit_queueing(trace: Trace, levels: list[float]) -> list[ModelFit]:
@@ -207,20 +228,13 @@ def fit_queueing(trace: Trace, levels: list[float]) -> list[ModelFit]:
         queued, switched = own["queued"].to_numpy(), own["switched"].to_numpy()
         intervals, responses = own["interval_ms"].to_numpy(), own["response_ms"].to_numpy()
         same = intervals[queued & ~switched]
-        service = _term(trace.path, model, "service_ms", same)
-        terms = {
-            "service_ms": service,
-            "second_moment_ms2": FittedTerm(value=float(np.mean(same**2)), n=service.n),
-        }
+        service = _term(same)
+        terms = {"service_ms": service, "second_moment_ms2": _term(same**2)}
         if several_models:
             after = intervals[queued & switched]
-            after_switch = _term(trace.path, model, "switch_overhead_ms", after)
-            terms["switch_overhead_ms"] = FittedTerm(
-                value=max(0.0, after_switch.value - service.value), n=after_switch.n
-            )
-            terms["switch_second_moment_ms2"] = FittedTerm(value=float(np.mean(after**2)), n=after_switch.n)
-        isolated = _term(trace.path, model, "client_overhead_ms", responses[~queued & ~switched])
-        terms["client_overhead_ms"] = FittedTerm(value=max(0.0, isolated.value - service.value), n=isolated.n)
+            terms["switch_overhead_ms"] = _beyond_service(_term(after), service)
+            terms["switch_second_moment_ms2"] = _term(after**2)
+        terms["client_overhead_ms"] = _beyond_service(_term(responses[~queued & ~switched]), service)
         if "memory_mb" in own.columns:
             memory = own["memory_mb"].cast(pl.Float64).to_numpy()
             terms["memory_mb"] = FittedTerm(value=float(memory.mean()), n=len(memory))
@@ -234,7 +248,7 @@ def fit_closed_loop(trace: Trace) -> list[ModelFit]:
     fits = []
     for model in sorted(trace.frame["model"].unique().to_list()):
         responses = alone.filter(pl.col("model") == model)["response_time"].to_numpy()
-        service = _term(trace.path, model, "service_ms", responses)
+        service = _term(responses)
         moment = FittedTerm(value=float(np.mean(responses**2)), n=service.n)
         terms = {"service_ms": service, "second_moment_ms2": moment}
         fits.append(ModelFit(model=model, kind=trace.kind, trace=trace.path.name, levels=[], terms=terms))
@@ -242,7 +256,8 @@ def fit_closed_loop(trace: Trace) -> list[ModelFit]:
 
 
 def fit_traces(traces: list[Trace]) -> list[ModelFit]:
-    """Every model of every trace, queueing traces on their training levels."""
+    """Every model of every trace, queueing traces on their training levels; a TraceError when a term rests
+    on too few requests (``check_counts``)."""
     fits: list[ModelFit] = []
     for trace in traces:
         fits += (
@@ -250,6 +265,7 @@ def fit_traces(traces: list[Trace]) -> list[ModelFit]:
             if trace.form == "queueing"
             else fit_closed_loop(trace)
         )
+    check_counts(fits)
     return fits
 
 
@@ -261,7 +277,8 @@ def catalogue_of(fits: list[ModelFit], base: ProfileCatalogue | None, source: st
     for fit in fits:
         terms = grouped.setdefault((fit.model, fit.kind), {})
         for name, term in fit.terms.items():
-            terms.setdefault(name, []).append(term)
+            if term.n:  # a trace that measured none of a term adds nothing to its mean
+                terms.setdefault(name, []).append(term)
     models: dict[str, dict[DeviceKind, DeviceProfile]] = {}
     for (model, kind), terms in sorted(grouped.items()):
         values = {

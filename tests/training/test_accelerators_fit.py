@@ -46,6 +46,9 @@ def test_fit_registers_a_champion_catalogue_and_a_refit_does_not_displace_it(
     assert run.data.params["fit_variant"] in ("measured_moments", "ibis_form", "switch_variance")
     assert 0 < run.data.metrics["held_out_mean_error"] < 0.1
     assert 0 < run.data.metrics["ibis_held_out_mean_error"] < 0.1  # the reference, in the same run
+    # Fitted on each trace's lowest load level only, the chosen variant beats Ibis's formula with Ibis's own
+    # profiles on the held-out levels of all three shipped traces (2.7% vs 3.4% when written).
+    assert run.data.metrics["held_out_mean_error"] < run.data.metrics["ibis_held_out_mean_error"]
     catalogue = load_registered_catalogue(client, champion.version, uri)
     assert {"ssd_mobilenet_v2", "inception_v3", "Resnet50"} <= set(catalogue.models)
     assert catalogue.profile("Resnet50", "gpu").service_ms == pytest.approx(30.1, abs=0.5)

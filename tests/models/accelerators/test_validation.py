@@ -7,19 +7,42 @@ from cotenant.models.accelerators.fitting import fit_service_and_switch, linear_
 from cotenant.models.accelerators.profiles import ibis_data_dir
 from cotenant.models.accelerators.validation import validate
 
+# The two traces the validation goal was set on; Ibis's third (inception_v4 x mobilenet_v2), shipped since, is
+# where the hand-written profiles miss (below) and the fitted catalogue is checked out of sample.
+GOAL_TRACES = (
+    "queuing_tpu_efficientnet-LXinception_v3Xinception_v4.csv",
+    "queuing_tpu_inception_v3Xssd_mobilenet_v2.csv",
+)
+
 
 @pytest.fixture(scope="module")
 def result():
     return validate()
 
 
-def test_queueing_goal(result) -> None:
+@pytest.fixture(scope="module")
+def goal_result():
+    return validate(traces=[ibis_data_dir() / name for name in GOAL_TRACES])
+
+
+def test_queueing_goal(goal_result) -> None:
+    result = goal_result
     assert result.overall.n == 25
     assert result.overall.mean <= 0.03
     assert result.overall.max <= 0.10
     assert result.held_out.mean <= 0.03
     # Ibis's own form misses the short SSD requests at low load by more than 10%: the reason for the overhead
     assert result.variants_overall["ibis"].max > 0.10
+
+
+def test_all_shipped_traces_are_validated_and_the_third_shows_where_ibis_profiles_miss(result) -> None:
+    assert result.overall.n == 35
+    third = [p for p in result.points if p.trace == "inception_v4Xmobilenet_v2" and p.model == "mobilenet_v2"]
+    assert len(third) == 5
+    # Ibis's profiled switch overhead for mobilenet_v2 (10.4 ms) is under what this trace shows (~14 ms):
+    # every level is under-predicted. The profiles fitted from the trace itself do not miss it
+    # (tests/training/test_accelerators_fit.py).
+    assert all(p.relative_error < -0.05 for p in third)
 
 
 def test_closed_loop_checks(result) -> None:
