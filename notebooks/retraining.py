@@ -18,7 +18,8 @@
 # a small lab plan (real programs in cgroups, labelled with P), the bundled dataset, a lab directory of your
 # own or CloudPerfTrace, all as one `RunTable`; (2) **train** one registered model with MLflow tracking (what
 # `cotenant train` does); (3) **evaluate against the champion**: the registry's `champion` is re-scored on the
-# new model's held-out programs, and the alias rule moves `champion` only when the new model is better
+# new model's validation programs (inside its training programs: promotion is a choice, and choices never look
+# at the test programs), and the alias rule moves `champion` only when the new model is better there
 # (otherwise it becomes `challenger`); (4) the **registry** afterwards, a chart and the key values.
 
 # %%
@@ -99,10 +100,14 @@ print(f"{model} ({task}): train on {split.train_apps}, held out {split.test_apps
 client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 run = retrain(config, table, client, REGISTERED[task])
 outcome = run.result.outcome
+gate = run.result.gate
 print(
-    f"new {model}: v{run.new_version}, MAE {run.result.metrics['mae']:.2f} pp on held-out {split.test_apps}"
+    f"new {model}: v{run.new_version}, MAE {run.result.metrics['mae']:.2f} pp on held-out {split.test_apps}; "
+    f"{gate.model_mae_pp:.2f} pp on the {gate.judged_on} programs {split.validation_apps}"
 )
-print(f"champion before: v{run.previous_champion}, on the same runs: {run.mae_previous_champion} pp")
+before_text = f"v{run.previous_champion}, on those {gate.judged_on} runs: {run.mae_previous_champion} pp"
+print(f"champion before: {before_text}")
+print(gate.reason)
 print(f"alias rule: v{run.new_version} is {run.alias}; champion is v{run.champion_version}")
 by_application = per_application(outcome.predicted, outcome.labels, outcome.applications)
 print("MAE pp per held-out application:", {a: round(e["mae"], 2) for a, e in by_application.items()})
@@ -119,7 +124,8 @@ charts.mkdir(parents=True, exist_ok=True)
 before = (
     None if run.mae_previous_champion is None else (f"v{run.previous_champion}", run.mae_previous_champion)
 )
-figure = comparison_chart(outcome, model, f"v{run.new_version} ({run.alias})", before, split.name)
+new = (f"v{run.new_version} ({run.alias})", gate.model_mae_pp)
+figure = comparison_chart(outcome, model, new, before, split.name, gate.judged_on)
 figure.savefig(charts / "retraining_vs_champion.png", dpi=90)
 plt.show()  # inline in Jupyter; saved under `charts` as well
 
@@ -140,6 +146,9 @@ values = {
     "registered_model": run.registered_model,
     "new_version": run.new_version,
     "mae_new": run.result.metrics["mae"],
+    "mae_new_promotion": gate.model_mae_pp,
+    "promotion_judged_on": gate.judged_on,
+    "validation_applications": split.validation_apps,
     "previous_champion_version": run.previous_champion,
     "mae_previous_champion": run.mae_previous_champion,
     "alias": run.alias,

@@ -35,6 +35,11 @@ class FitOutcome:
     # MAE (pp) on the split's validation programs: what any choice between variants may look at (None: the
     # split has no validation programs).
     validation_mae: float | None = None
+    # The validation programs' runs, the predictor's answers on them ([N, Q], as the service would answer:
+    # for the probes family, incumbents without probes) and their labels: what promotion judges.
+    validation_runs: list[str] = field(default_factory=list)
+    validation_predicted: np.ndarray | None = None
+    validation_labels: np.ndarray | None = None
 
 
 def model_config(spec: ModelSpec, cfg: TrainConfig) -> Any:
@@ -129,7 +134,7 @@ def _fit_monitoring(
     )
     predictor = Predictor(metadata, model)
     validation = data.validation
-    validation_error = None
+    validation_error, validation_answers = None, None
     if validation is not None:
         runs = [
             validation.values[a:b]
@@ -138,6 +143,7 @@ def _fit_monitoring(
         quantiles = predictor.predict_normalised(runs)
         predictor = calibrate(predictor, quantiles, validation.y)
         validation_error = validation_mae(quantiles, validation.y)
+        validation_answers = predictor.predict_normalised(runs)
     predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
     return FitOutcome(
         predictor,
@@ -148,6 +154,9 @@ def _fit_monitoring(
         0.0,
         len(train_runs),
         validation_mae=validation_error,
+        validation_runs=list(validation.run_ids) if validation is not None else [],
+        validation_predicted=validation_answers if validation is not None else None,
+        validation_labels=validation.y if validation is not None else None,
     )
 
 
@@ -198,7 +207,7 @@ def _fit_placement(
     )
     predictor = Predictor(metadata, model)
     validation = data.validation
-    validation_error = None
+    validation_error, validation_answers = None, None
     if validation is not None:
         quantiles = predictor.predict_placement(validation.newcomer, validation.neighbours, validation.mask)
         predictor = calibrate(predictor, quantiles, validation.y)
@@ -209,14 +218,22 @@ def _fit_placement(
             widening = max(0.0, conformal_adjustment(quantiles, validation.y))
             update = {"interval_widening_unprobed": widening}
             predictor = Predictor(predictor.metadata.model_copy(update=update), predictor.model)
+            # As the service answers (incumbents by their telemetry only): what promotion judges.
+            validation_answers = predictor.predict_placement(
+                validation.newcomer, model.withhold_probes(validation.neighbours), validation.mask
+            )
+        else:
+            validation_answers = predictor.predict_placement(
+                validation.newcomer, validation.neighbours, validation.mask
+            )
     test = data.test
     extra: dict[str, Any] = {}
     if len(test):
         predicted = predictor.predict_placement(test.newcomer, test.neighbours, test.mask)
         if spec.family == "probes":
             # As the service answers: incumbents are known by their telemetry only (their probes estimated),
-            # the newcomer by its registered probes: what the promotion gate judges ("served"). And with the
-            # newcomer registered without probes too (the evaluation reports these beside).
+            # the newcomer by its registered probes ("served", as the gate judges it on validation programs).
+            # And with the newcomer registered without probes too (the evaluation reports these beside).
             unprobed = model.withhold_probes(test.newcomer)
             served = predictor.predict_placement(
                 test.newcomer, model.withhold_probes(test.neighbours), test.mask
@@ -243,6 +260,9 @@ def _fit_placement(
         len(data.train),
         extra,
         validation_error,
+        list(validation.run_ids) if validation is not None else [],
+        validation_answers,
+        validation.y if validation is not None else None,
     )
 
 

@@ -1,5 +1,7 @@
-"""The promotion gate: a model may become champion only if it beats the references on the runs it was tested
-on (held-out programs), by a stated margin.
+"""The promotion gate: a model may become champion only if it beats the references by a stated margin on the
+validation programs of its split (programs it never trained on, inside its training programs): promotion is a
+choice, and choices never look at the test programs, which are read once, to report. A split without
+validation programs is judged on its test programs, and the verdict says so.
 
 The references, measured on exactly those runs (``references.py``):
 - the constant: always answer the training runs' mean P;
@@ -28,14 +30,15 @@ class GateResult:
     model_mae_pp: float
     margin: float  # TrainConfig.gate_margin
     references_pp: dict[str, float] = field(default_factory=dict)  # reference -> MAE on the same runs
+    judged_on: str = "validation"  # the programs judged: "validation", or "test" when the split has none
 
     @property
     def reason(self) -> str:
         shown = ", ".join(f"{name} {mae:.2f} pp" for name, mae in self.references_pp.items())
         verdict = "passes" if self.passed else "fails"
         return (
-            f"{verdict} the promotion gate: MAE {self.model_mae_pp:.2f} pp on held-out programs vs {shown} "
-            f"(must be <= {1 - self.margin:.2f} x each)"
+            f"{verdict} the promotion gate: MAE {self.model_mae_pp:.2f} pp on {self.judged_on} programs vs "
+            f"{shown} (must be <= {1 - self.margin:.2f} x each)"
         )
 
     def tags(self, enforced: bool = True) -> dict[str, str]:
@@ -52,8 +55,10 @@ def promotion_gate(
     labels: np.ndarray,
     task: str,
     margin: float,
+    judged_on: str = "validation",
 ) -> GateResult:
-    """The gate on the runs a model was tested on (``test_runs``, in the order of its predictions)."""
+    """The gate on the runs ``test_runs`` (in the order of the predictions): a split's validation runs, or
+    its test runs where it has none (``judged_on`` says which)."""
     model_mae = float(np.mean(np.abs(predicted_median - labels)) * 100)
     train_labels = table.runs.filter(pl.col("run_id").is_in(split.train_runs))["label"].to_numpy()
     references = {"constant": float(np.mean(np.abs(labels - train_labels.mean())) * 100)}
@@ -72,4 +77,4 @@ def promotion_gate(
     else:
         passed_heuristic = True
     passed = model_mae <= (1 - margin) * references["constant"] and passed_heuristic
-    return GateResult(bool(passed and np.isfinite(model_mae)), model_mae, margin, references)
+    return GateResult(bool(passed and np.isfinite(model_mae)), model_mae, margin, references, judged_on)

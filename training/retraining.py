@@ -13,7 +13,6 @@ from cotenant.datasets import SOURCES, RunTable, load_source
 from cotenant.datasets.lab.plan import load_plan, summarise
 from cotenant.datasets.lab.session import run_lab
 from cotenant.datasets.sources.base import looks_like
-from cotenant.training.metrics import errors_pp
 from cotenant.training.tracking import version_by_alias
 
 # Two applications, 3 s executions: the whole path in about a minute (datasets/lab/plans/retraining.yaml).
@@ -80,19 +79,25 @@ def registry_rows(client: Any, name: str) -> list[dict[str, Any]]:
 
 
 def comparison_chart(
-    outcome: Any, model: str, new: str, champion_before: tuple[str, float] | None, evaluation: str
+    outcome: Any,
+    model: str,
+    new: tuple[str, float],
+    champion_before: tuple[str, float] | None,
+    evaluation: str,
+    judged_on: str,
 ) -> Any:
-    """The new model's MAE beside the champion's on the same evaluation, and its predictions against the
-    measured P of the held-out runs, per application."""
+    """The new model's MAE beside the champion's where promotion compared them (``judged_on`` programs of
+    the same split), and the new model's predictions against the measured P of the held-out test runs, per
+    application."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     figure, (bars, scatter) = plt.subplots(1, 2, figsize=(10, 3.8))
-    compared = {f"new {new}": errors_pp(outcome.predicted, outcome.labels)["mae"]}
+    compared = {f"new {new[0]}": new[1]}
     if champion_before is not None:
         compared[f"champion {champion_before[0]}\n(before)"] = champion_before[1]
     bars.bar(list(compared), list(compared.values()), color=["tab:blue", "tab:gray"][: len(compared)])
-    bars.set(ylabel="MAE on held-out applications (pp)", title=f"same evaluation: {evaluation}")
+    bars.set(ylabel=f"MAE on {judged_on} programs (pp)", title=f"promotion's comparison: {evaluation}")
     point = outcome.predicted[:, outcome.predicted.shape[1] // 2]
     applications = np.asarray(outcome.applications)
     for application in sorted(set(outcome.applications)):
@@ -113,14 +118,14 @@ class Retrained:
     registered_model: str
     new_version: str
     previous_champion: str | None  # the champion's version before this run
-    mae_previous_champion: float | None  # that champion re-scored on this run's evaluation
+    mae_previous_champion: float | None  # that champion re-scored where this run's promotion looked
     alias: str  # champion | challenger
     champion_version: str | None  # after this run
 
 
 def retrain(config: Any, table: RunTable, client: Any, registered_model: str) -> Retrained:
-    """Train and register ``config``'s model; the alias rule re-scores the champion on the same held-out
-    programs and moves ``champion`` only when the new model is better."""
+    """Train and register ``config``'s model; the alias rule re-scores the champion on the same validation
+    programs and moves ``champion`` only when the new model is better there."""
     from cotenant.training.run import train
     from cotenant.training.tracking import CHAMPION_ALIAS
 

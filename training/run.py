@@ -161,33 +161,35 @@ def _track(cfg: TrainConfig, table: RunTable, result: TrainResult) -> None:
         name, version = log_predictor(result.outcome.predictor, task)
         result.registered = (name, version)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        test_runs = result.outcome.test_runs
+        outcome = result.outcome
+        # Promotion is a choice: it looks at the split's validation programs (as the service would answer
+        # there), never at its test programs, unless the split has no validation programs at all.
+        if outcome.validation_runs and outcome.validation_predicted is not None:
+            judged_on, judged_runs = "validation", outcome.validation_runs
+            answers, labels = outcome.validation_predicted, outcome.validation_labels
+        else:
+            judged_on, judged_runs = "test", outcome.test_runs
+            answers, labels = outcome.extra.get("served", outcome.predicted), outcome.labels
 
         def score_champion(champion: Any) -> float:
             predictor = load_registered_predictor(client, name, str(champion.version), uri)
-            return score_on_runs(predictor, table, test_runs)
+            return score_on_runs(predictor, table, judged_runs)
 
         key = f"{result.digest[:16]}:{result.split.name}"
-        outcome = result.outcome
-        # What the service would answer, where the model says it differs from its test predictions.
-        served = outcome.extra.get("served", outcome.predicted)
         result.gate = promotion_gate(
-            table,
-            result.split,
-            test_runs,
-            served[:, MEDIAN],
-            outcome.labels,
-            task,
-            cfg.gate_margin,
+            table, result.split, judged_runs, answers[:, MEDIAN], labels, task, cfg.gate_margin, judged_on
         )
         mlflow.log_metrics({f"gate_{k}_mae": v for k, v in result.gate.references_pp.items()})
+        mlflow.log_metric("gate_model_mae", result.gate.model_mae_pp)
+        mlflow.set_tag("gate_judged_on", judged_on)
         result.alias = apply_alias_rules(
             client,
             name,
             version,
             key,
-            result.metrics["mae"],
+            result.gate.model_mae_pp,
             score_champion,
             result.gate.tags(enforced=cfg.enforce_gate),
+            held_out_mae=result.metrics["mae"],
         )
         mlflow.set_tag("registered", f"{name}/{version}@{result.alias}")

@@ -106,13 +106,17 @@ def apply_alias_rules(
     mae: float,
     score_champion: Callable[[Any], float] | None,
     gate: dict[str, str] | None = None,
+    held_out_mae: float | None = None,
 ) -> str:
     """Set ``champion`` or ``challenger`` on ``version``; returns the alias given, or ``REJECTED`` (no alias)
-    when ``gate`` (``GateResult.tags``) says it failed the promotion gate. ``score_champion`` loads the
-    current champion's predictor and scores it on the same evaluation (None: compare stored MAEs of the same
-    evaluation key only)."""
+    when ``gate`` (``GateResult.tags``) says it failed the promotion gate. ``mae`` is what promotion compares
+    (on validation programs, tag ``promotion_mae_pp``); ``held_out_mae`` the test programs' figure for the
+    card (tag ``mae_pp``; ``mae`` when not given). ``score_champion`` loads the current champion's predictor
+    and scores it on the same runs as ``mae`` (None: compare stored figures of the same evaluation key)."""
     client.set_model_version_tag(name, version, "evaluation", evaluation_key)
-    client.set_model_version_tag(name, version, "mae_pp", f"{mae:.6f}")
+    client.set_model_version_tag(name, version, "promotion_mae_pp", f"{mae:.6f}")
+    card_mae = mae if held_out_mae is None else held_out_mae
+    client.set_model_version_tag(name, version, "mae_pp", f"{card_mae:.6f}")
     for key, value in (gate or {}).items():
         client.set_model_version_tag(name, version, key, value)
     if gate is not None and gate.get("gate") == "failed":
@@ -138,7 +142,7 @@ def apply_alias_rules(
             client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
             return CHAMPION_ALIAS
     elif champion.tags.get("evaluation") == evaluation_key:
-        champion_mae = float(champion.tags.get("mae_pp", "inf"))
+        champion_mae = float(champion.tags.get("promotion_mae_pp", champion.tags.get("mae_pp", "inf")))
     else:
         champion_mae = float("inf")  # never measured here: cannot claim it is better
         client.set_registered_model_alias(name, "challenger", version)

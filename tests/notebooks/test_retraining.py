@@ -75,10 +75,14 @@ def test_weaker_model_becomes_challenger_and_the_champion_stays(
     first: dict[str, Any], second: dict[str, Any], tracking_uri: str
 ) -> None:
     assert second["previous_champion_version"] == "1"
-    # the alias rule re-scored the registered champion artifact on the same split: its own MAE again
-    assert second["mae_previous_champion"] == pytest.approx(first["mae_new"], abs=1e-4)
+    # the alias rule re-scored the registered champion artifact on the same split's validation programs (what
+    # promotion looks at, never the test programs): its own figure there again
+    assert first["promotion_judged_on"] == second["promotion_judged_on"] == "validation"
+    assert second["validation_applications"] == first["validation_applications"]
+    assert not set(first["validation_applications"]) & set(first["test_applications"])
+    assert second["mae_previous_champion"] == pytest.approx(first["mae_new_promotion"], abs=1e-4)
     assert second["test_applications"] == first["test_applications"]
-    assert second["mae_new"] > second["mae_previous_champion"]
+    assert second["mae_new_promotion"] > second["mae_previous_champion"]
     assert second["alias"] == "challenger" and second["champion_version"] == "1"
     client = registry(tracking_uri)
     assert str(client.get_model_version_by_alias(MONITORING, "champion").version) == "1"

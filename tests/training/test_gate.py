@@ -124,3 +124,31 @@ def test_a_gate_not_enforced_is_still_judged_and_tagged(tmp_path: Path) -> None:
         client.get_model_version("cotenant-placement", result.registered[1]).tags["gate"]
         == "failed-not-enforced"
     )
+
+
+def test_training_judges_promotion_on_validation_programs_never_the_test_ones(tmp_path: Path) -> None:
+    from cotenant.training.config import TrainConfig
+    from cotenant.training.run import train
+
+    table = load_source("synthetic", n_apps=10, n_runs=120, min_length=5, max_length=8, profile_length=6)
+    cfg = TrainConfig(
+        model="linear",
+        source="synthetic",
+        folds=5,
+        progress=False,
+        tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+    )
+    result = train(cfg, table)
+    outcome, gate = result.outcome, result.gate
+    assert gate is not None and gate.judged_on == "validation" and "validation programs" in gate.reason
+    assert outcome.validation_runs and not set(outcome.validation_runs) & set(outcome.test_runs)
+    assert gate.model_mae_pp == pytest.approx(outcome.validation_mae)
+    train_mean = table.runs.filter(pl.col("run_id").is_in(result.split.train_runs))["label"].mean()
+    assert outcome.validation_labels is not None
+    constant = float(np.mean(np.abs(outcome.validation_labels - train_mean)) * 100)
+    assert gate.references_pp["constant"] == pytest.approx(constant)
+    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
+    assert result.registered is not None
+    tags = client.get_model_version(*result.registered).tags
+    assert float(tags["promotion_mae_pp"]) == pytest.approx(gate.model_mae_pp, abs=1e-5)
+    assert float(tags["mae_pp"]) == pytest.approx(result.metrics["mae"], abs=1e-5)  # the card: test programs

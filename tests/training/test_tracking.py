@@ -92,3 +92,18 @@ def test_other_errors_while_rescoring_the_champion_are_not_swallowed(client: Mlf
 
     with pytest.raises(RuntimeError):
         apply_alias_rules(client, name, _version(client, name), "k", 4.0, broken)
+
+
+def test_promotion_compares_validation_figures_and_the_card_keeps_the_held_out_one(
+    client: MlflowClient,
+) -> None:
+    """What promotion compares (validation programs) and what the card states (test programs) differ: a
+    version better on the test programs but worse on validation does not take the title."""
+    name = "cotenant-monitoring"
+    first = _version(client, name)
+    assert apply_alias_rules(client, name, first, "k", 6.0, None, held_out_mae=9.0) == "champion"
+    tags = client.get_model_version(name, first).tags
+    assert (tags["promotion_mae_pp"], tags["mae_pp"]) == ("6.000000", "9.000000")
+    second = _version(client, name)
+    assert apply_alias_rules(client, name, second, "k", 7.0, None, held_out_mae=5.0) == "challenger"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == first
