@@ -20,7 +20,7 @@ from conftest import TOKEN, fixture_json, ingest_payload, profile_payload
 from cotenant.serving.cli import serve_command
 from cotenant.serving.config import ServiceSettings
 from cotenant.serving.local_servers import free_port, start_server, stop_server, wait_ready
-from serving_champions import placement_predictor, register_champion
+from serving_champions import fitted_catalogue, placement_predictor, register_champion
 
 pytestmark = pytest.mark.slow
 LOAD_SECONDS = float(os.environ.get("COTENANT_SERVING_LOAD_S", "60"))
@@ -77,6 +77,17 @@ def test_every_endpoint_answers(server: Server) -> None:
             "node-c",
         ]
         assert client.post("/filter", json=extender).json()["Error"] == ""
+        # Accelerator apps named by model: answered from the registered catalogue (fitted from traces).
+        device = {"name": "coral", "kind": "tpu", "memory_mb": 8000.0}
+        app = {"name": "cam", "model": "ssd_mobilenet_v2", "input_rate": 10.0, "slo_ms": 100.0}
+        latency = client.post("/predict_accelerator_latency", json={"device": device, "apps": [app]})
+        assert latency.status_code == 200, latency.text
+        fitted = fitted_catalogue().profile("ssd_mobilenet_v2", "tpu")
+        assert latency.json()["latencies"][0]["accelerator_ms"] > fitted.service_ms
+        unknown = client.post(
+            "/predict_accelerator_latency", json={"device": device, "apps": [{**app, "model": "yolo_v9"}]}
+        )
+        assert unknown.status_code == 404 and "yolo_v9" in unknown.json()["error"]
         huge = b'{"host": "h", "samples": [' + b" " * (17 * 1024 * 1024) + b"]}"
         assert client.post("/ingest", content=huge, headers=AUTH).status_code == 413
         assert client.post("/score_placement", json={"hosts": []}).status_code == 422
