@@ -8,6 +8,7 @@ they are rewritten with Float32 storage (loaded back as Float64), which the card
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import platform
 import shlex
@@ -98,6 +99,15 @@ def _noise_cells(noise: Any, application: str) -> str:
     )
 
 
+def _session_lines(sessions: dict[str, Any] | None) -> list[str]:
+    if not sessions:
+        return []
+    return [
+        f"- lab sessions (starts and resumes of the campaign): {sessions['count']}, first "
+        f"{sessions['first']}, last {sessions['last']}"
+    ]
+
+
 def _background_lines(table: RunTable) -> list[str]:
     """The host's load before the runs (quiet labels): what the noise floor was measured against."""
     records = table.extras.get("records")
@@ -171,6 +181,7 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         f"- command: `{command}`",
         f"- packed: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; runs from {first} to {last}",
         "- machine: " + ", ".join(f"{k} {v}" for k, v in table.meta.get("machine", machine()).items()),
+        *_session_lines(table.meta.get("lab_sessions")),
         f"- storage: zstd Parquet{' (metrics stored as Float32, loaded as Float64)' if float32 else ''}, "
         f"{sum(sizes.values()) / 2**20:.2f} MiB: "
         + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()),
@@ -203,6 +214,7 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         ],
         "",
         *_background_lines(table),
+        *(["## Lab notes", "", table.meta["lab_notes"], ""] if table.meta.get("lab_notes") else []),
         *_probe_lines(table),
         "## Metrics (per cgroup: self__ and neighbour_mean__; host: host__)",
         "| metric | group |",
@@ -243,6 +255,27 @@ def drop_unavailable_metrics(table: RunTable) -> tuple[RunTable, list[str]]:
     return slim.validate(origin="packed"), dropped
 
 
+LAB_NOTES = "NOTES.md"  # a lab directory's own account of what happened to it, copied into the card
+
+
+def lab_provenance(lab_dir: Path) -> dict[str, Any]:
+    """What the card says of how the lab directory came to be: its sessions (``sessions.jsonl``: one line per
+    start or resume) and the notes its operator kept beside the journal (``NOTES.md``: a change of code
+    mid-campaign, runs removed from the journal and redone, ...)."""
+    found: dict[str, Any] = {}
+    sessions = lab_dir / "sessions.jsonl"
+    if sessions.is_file():
+        starts = [
+            json.loads(line)["started_at"] for line in sessions.read_text().splitlines() if line.strip()
+        ]
+        if starts:
+            found["lab_sessions"] = {"count": len(starts), "first": min(starts), "last": max(starts)}
+    notes = lab_dir / LAB_NOTES
+    if notes.is_file():
+        found["lab_notes"] = notes.read_text().strip()
+    return found
+
+
 def pack(
     lab_dir: Path, out: Path, command: str | None = None, size_limit: int = SIZE_LIMIT_BYTES
 ) -> tuple[RunTable, dict[str, int]]:
@@ -250,6 +283,7 @@ def pack(
     table, _ = drop_unavailable_metrics(load_lab(lab_dir))
     table.meta["machine"] = machine()
     table.meta["packed_from"] = lab_dir.name  # the name only: no paths of the packing machine in the repo
+    table.meta.update(lab_provenance(lab_dir))
     table.meta["source"] = "bundled"
     table.meta.pop("path", None)
     float32 = False

@@ -70,3 +70,21 @@ def test_bundled_loads_without_download() -> None:
     assert table.runs.height >= 300
     assert (BUNDLED_DIR / "CARD.md").is_file()
     assert sum(p.stat().st_size for p in BUNDLED_DIR.iterdir()) <= 20 * 1024 * 1024
+
+
+def test_the_card_carries_the_labs_sessions_and_its_operators_notes(lab_dir: Path, tmp_path: Path) -> None:
+    (lab_dir / "sessions.jsonl").write_text(
+        '{"plan": "tiny", "started_at": "2026-11-29T17:00:00+00:00"}\n'
+        '{"plan": "tiny", "started_at": "2026-11-30T01:27:35+00:00"}\n'
+    )
+    (lab_dir / "NOTES.md").write_text("After 98 runs, 12 runs were removed from the journal and redone.\n")
+    out = tmp_path / "bundled"
+    result = CliRunner().invoke(app, ["pack", str(lab_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    card = (out / "CARD.md").read_text()
+    assert "lab sessions (starts and resumes of the campaign): 2, first 2026-11-29T17:00:00+00:00" in card
+    assert "## Lab notes\n\nAfter 98 runs, 12 runs were removed from the journal and redone." in card
+    (lab_dir / "NOTES.md").unlink()
+    (lab_dir / "sessions.jsonl").unlink()
+    again = CliRunner().invoke(app, ["pack", str(lab_dir), "--out", str(tmp_path / "plain")])
+    assert again.exit_code == 0 and "## Lab notes" not in (tmp_path / "plain" / "CARD.md").read_text()
