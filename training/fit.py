@@ -313,33 +313,13 @@ def _fit_neural(
     """The one Lightning loop on already-built datasets; the validation programs (never the test ones) are
     what it reports while training. ``pretrain_epochs`` of the model's self-supervised objective on the
     training runs' inputs come first."""
-    from cotenant.training.loop import RunsDataModule, fit_neural, pretrain_neural
+    from cotenant.training.loop import Devices, RunsDataModule, fit_neural, pretrain_neural
 
     loader = RunsDataModule(train, validation, collate, cfg.batch_size, cfg.seed)
+    where = Devices(cfg.devices, cfg.strategy, cfg.accelerator, cfg.num_nodes, cfg.progress)
     if pretrain_epochs:
-        pretrain_neural(
-            module,
-            loader,
-            pretrain_epochs,
-            cfg.optim,
-            cfg.devices,
-            cfg.strategy,
-            cfg.accelerator,
-            cfg.progress,
-            cfg.num_nodes,
-        )
-    return fit_neural(
-        module,
-        loader,
-        cfg.epochs,
-        cfg.optim,
-        cfg.devices,
-        cfg.strategy,
-        cfg.accelerator,
-        cfg.progress,
-        cfg.num_nodes,
-        cfg.early_stopping_patience,
-    )
+        pretrain_neural(module, loader, pretrain_epochs, cfg.optim, where)
+    return fit_neural(module, loader, cfg.epochs, cfg.optim, where, cfg.early_stopping_patience)
 
 
 def _fit_tabular(

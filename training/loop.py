@@ -11,6 +11,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import lightning as L
@@ -115,22 +116,30 @@ class RunsDataModule(L.LightningDataModule):
         return DataLoader(self.validation_set, self.batch_size, shuffle=False, collate_fn=self.collate)
 
 
+@dataclass(frozen=True)
+class Devices:
+    """Where and how the loop runs (Lightning's devices, strategy, accelerator, nodes) and whether it draws
+    a progress bar."""
+
+    devices: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    num_nodes: int = 1
+    progress: bool = True
+
+
 def fit_neural(
     model: nn.Module,
     data: RunsDataModule,
     epochs: int,
     optim: OptimConfig,
-    devices: int = 1,
-    strategy: str = "auto",
-    accelerator: str = "auto",
-    progress: bool = True,
-    num_nodes: int = 1,
+    where: Devices = Devices(),
     early_stopping_patience: int | None = None,
 ) -> nn.Module:
     """Train in place and return the model in eval mode (weights identical on every DDP process). With
     ``early_stopping_patience`` and validation data: stop once the validation MAE has not improved for that
     many epochs and return the best epoch's weights."""
-    module = RegressionModule(model, optim, _steps_per_epoch(data, devices, num_nodes) * epochs)
+    module = RegressionModule(model, optim, _steps_per_epoch(data, where) * epochs)
     callbacks: list[Any] = []
     validating = len(data.validation_set or []) > 0  # type: ignore[arg-type]
     best = BestWeights()
@@ -138,56 +147,31 @@ def fit_neural(
         from lightning.pytorch.callbacks import EarlyStopping
 
         callbacks += [EarlyStopping("val_mae_pp", patience=early_stopping_patience, mode="min"), best]
-    trainer = _trainer(
-        epochs,
-        devices,
-        num_nodes,
-        strategy,
-        accelerator,
-        progress,
-        callbacks,
-        check_val_every_n_epoch=1 if best in callbacks else max(1, epochs // 5),
-    )
+    check_every = 1 if best in callbacks else max(1, epochs // 5)
+    trainer = _trainer(epochs, where, callbacks, check_val_every_n_epoch=check_every)
     trainer.fit(module, datamodule=data)
     best.restore(model)
     return model.eval()
 
 
 def pretrain_neural(
-    model: nn.Module,
-    data: RunsDataModule,
-    epochs: int,
-    optim: OptimConfig,
-    devices: int = 1,
-    strategy: str = "auto",
-    accelerator: str = "auto",
-    progress: bool = True,
-    num_nodes: int = 1,
+    model: nn.Module, data: RunsDataModule, epochs: int, optim: OptimConfig, where: Devices = Devices()
 ) -> nn.Module:
     """Self-supervised epochs on the training runs' inputs (``model.reconstruction_loss``), before
     ``fit_neural``: the same loop, trainer and optimiser, with no labels and no validation."""
-    module = PretrainModule(model, optim, _steps_per_epoch(data, devices, num_nodes) * epochs)
-    trainer = _trainer(epochs, devices, num_nodes, strategy, accelerator, progress, [], limit_val_batches=0)
+    module = PretrainModule(model, optim, _steps_per_epoch(data, where) * epochs)
+    trainer = _trainer(epochs, where, [], limit_val_batches=0)
     trainer.fit(module, train_dataloaders=data.train_dataloader())
     return model
 
 
-def _steps_per_epoch(data: RunsDataModule, devices: int, num_nodes: int) -> int:
+def _steps_per_epoch(data: RunsDataModule, where: Devices) -> int:
     n_train = len(data.train_set)  # type: ignore[arg-type]
-    return math.ceil(n_train / (data.batch_size * max(1, devices) * num_nodes))
+    return math.ceil(n_train / (data.batch_size * max(1, where.devices) * where.num_nodes))
 
 
-def _trainer(
-    epochs: int,
-    devices: int,
-    num_nodes: int,
-    strategy: str,
-    accelerator: str,
-    progress: bool,
-    callbacks: list[Any],
-    **options: Any,
-) -> L.Trainer:
-    if progress:
+def _trainer(epochs: int, where: Devices, callbacks: list[Any], **options: Any) -> L.Trainer:
+    if where.progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks = [RichProgressBar(leave=False), *callbacks]
@@ -196,13 +180,13 @@ def _trainer(
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     return L.Trainer(
         max_epochs=epochs,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        accelerator=accelerator,
+        devices=where.devices,
+        num_nodes=where.num_nodes,
+        strategy=where.strategy,
+        accelerator=where.accelerator,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=where.progress,
         enable_model_summary=False,
         callbacks=callbacks,
         deterministic=True,

@@ -15,7 +15,7 @@ from cotenant.models.base import DataShape
 from cotenant.models.predictor import Predictor
 from cotenant.training.config import OptimConfig, TrainConfig
 from cotenant.training.fit import fit_model
-from cotenant.training.loop import RunsDataModule, pretrain_neural
+from cotenant.training.loop import Devices, RunsDataModule, pretrain_neural
 
 SMALL = {"blocks": 1, "width": 16, "feed_forward": 32, "system_patch": 4}
 
@@ -50,7 +50,8 @@ def test_pretraining_learns_to_rebuild_hidden_values_and_never_reads_labels() ->
             train.y = np.random.default_rng(1).permutation(train.y)
         loader = RunsDataModule(train, None, collate_monitoring, 16, seed=0)
         L.seed_everything(0, verbose=False)
-        pretrain_neural(model.train(), loader, 15, OptimConfig(lr=3e-3), accelerator="cpu", progress=False)
+        where = Devices(accelerator="cpu", progress=False)
+        pretrain_neural(model.train(), loader, 15, OptimConfig(lr=3e-3), where)
         after = _loss(model, batch)
         assert after < 0.8 * before, (before, after)
         weights.append({key: value.clone() for key, value in model.state_dict().items()})
