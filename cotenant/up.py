@@ -22,9 +22,10 @@ from rich.console import Console
 from cotenant.serving.local_servers import start_server, stop_server, wait_ready
 from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 
-# The models a first champion of each task is trained with, in order: the first that is made champion (with
-# the promotion gate enforced, the first that passes it; training/gate.py). placement-probes needs the lab's
-# probes in the data; without them it is skipped.
+# The candidates for a first champion of each task. Every one is trained on the same split; the alias rule
+# makes champion the one with the lowest MAE on the split's validation programs among those the promotion gate
+# lets through (training/gate.py, training/tracking.py). placement-probes needs the lab's probes in the data;
+# without them it is skipped.
 CHAMPIONS = {
     REGISTERED["monitoring"]: ["cloudformer", "hist-gradient-boosting"],
     REGISTERED["placement"]: ["placement-probes", "placement", "placement-forest"],
@@ -46,10 +47,15 @@ def missing_champions(tracking_uri: str) -> list[str]:
 
 
 def train_champions(names: list[str], tracking_uri: str, epochs: int, console: Console) -> None:
-    """Train each task's candidates in order until one is champion; say so when none passes the gate."""
+    """Train each task's candidates; the best on validation programs that passes the gate is champion. Say
+    which, or that none passed."""
+    from mlflow import MlflowClient
+
     from cotenant.training.config import TrainConfig
     from cotenant.training.run import train
+    from cotenant.training.tracking import version_by_alias
 
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     for name in names:
         for model in CHAMPIONS[name]:
             console.print(f"[bold]training[/] {model} on the bundled dataset for {name} (no champion yet)")
@@ -66,12 +72,16 @@ def train_champions(names: list[str], tracking_uri: str, epochs: int, console: C
             console.print(f"  {model}: MAE {mae:.2f} pp on held-out programs, {seconds:.0f} s")
             if result.gate is not None:
                 console.print(f"  {model} {result.gate.reason}")
-            if result.alias == CHAMPION_ALIAS:
-                break
-        else:
+        champion = version_by_alias(client, name)
+        if champion is None:
             console.print(
                 f"[yellow]no {name} candidate passed the promotion gate:[/] the service answers that task "
                 "neutrally, saying why"
+            )
+        else:
+            trained_as = client.get_run(champion.run_id).data.params.get("model", "?")
+            console.print(
+                f"  {name} champion: {trained_as} (v{champion.version}), best on validation programs"
             )
 
 
