@@ -113,24 +113,27 @@ class Cgroup:
         return found
 
 
-V1_MAX_SHARES = 262_144
-V2_MAX_WEIGHT = 10_000
+# The lab's weight: 16 nice-0 processes' worth. In the root cgroup every process is a scheduling entity of
+# its own while a child cgroup is one entity for all its tasks, so the lab needs more than the default to keep
+# its share on a busy host; but not the maximum (262,144 shares, which an earlier campaign used): the kernel's
+# own per-CPU workers are nice-0 processes in the root cgroup, and against the maximum they get under 1% of a
+# CPU when the lab fills both cores: that campaign's kernel log shows them stalled for up to 57 s ("workqueue
+# lockup"), with every program frozen meanwhile and deferred frees piling up until a redis cgroup hit its
+# memory limit (the likely cause: nothing else starves them). At 16x they keep about 10%.
+LAB_WEIGHT_FACTOR = 16
+V1_SHARES = LAB_WEIGHT_FACTOR * 1024  # cpu.shares of a nice-0 process: 1024
+V2_WEIGHT = LAB_WEIGHT_FACTOR * 100  # cpu.weight of a nice-0 process: 100
 
 
 def prioritise(hierarchy: CgroupHierarchy, relative: str) -> None:
-    """Gives a top-level group the highest CPU weight.
-
-    In the root cgroup every process is a scheduling entity of its own while a child cgroup is one entity for
-    all its tasks, so on a busy host (a shared machine, CI) the whole lab would otherwise get one process's
-    share and measure the host's load rather than its neighbours'.
-    """
+    """Gives a top-level group a high CPU weight (``LAB_WEIGHT_FACTOR``) over the host's other processes."""
     if hierarchy.pure_v2:
         assert hierarchy.unified is not None
         control = hierarchy.unified / "cgroup.subtree_control"
         control.write_text("+cpu")
-        (hierarchy.unified / relative / "cpu.weight").write_text(str(V2_MAX_WEIGHT))
+        (hierarchy.unified / relative / "cpu.weight").write_text(str(V2_WEIGHT))
     else:
-        (hierarchy.v1["cpu"] / relative / "cpu.shares").write_text(str(V1_MAX_SHARES))
+        (hierarchy.v1["cpu"] / relative / "cpu.shares").write_text(str(V1_SHARES))
 
 
 def read_pids(directory: Path) -> set[int]:

@@ -83,7 +83,8 @@ class Plan(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     prioritise_lab: bool = Field(
         default=True,
-        description="highest CPU weight for the lab's cgroup, so other processes on the host perturb it less",
+        description="a high CPU weight for the lab's cgroup (16 processes' worth), so other processes on the "
+        "host perturb it less",
     )
     quiet: QuietSpec | None = Field(
         default_factory=QuietSpec,

@@ -26,7 +26,7 @@ def test_pure_v2_limits_and_controller_delegation(tmp_path: Path) -> None:
     for relative in ("", "lab", "lab/r0001"):
         assert (tmp_path / relative / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
     prioritise(hierarchy, "lab")
-    assert (tmp_path / "lab/cpu.weight").read_text() == "10000"
+    assert (tmp_path / "lab/cpu.weight").read_text() == "1600"  # 16 nice-0 processes, not the maximum
 
 
 def test_hybrid_host_writes_v1_limits_and_mirrors_the_path_in_unified(tmp_path: Path) -> None:
@@ -43,4 +43,4 @@ def test_hybrid_host_writes_v1_limits_and_mirrors_the_path_in_unified(tmp_path: 
     for controller in ("cpuacct", "blkio", "pids", "unified"):
         assert (tmp_path / controller / "lab/r0001/neighbour-1").is_dir()
     prioritise(hierarchy, "lab")
-    assert (tmp_path / "cpu/lab/cpu.shares").read_text() == "262144"
+    assert (tmp_path / "cpu/lab/cpu.shares").read_text() == "16384"  # 16 nice-0 processes, not the maximum
