@@ -136,6 +136,32 @@ def report_lines(result: AcceleratorFit) -> list[str]:
     return lines
 
 
+def plot_fit(check: FitValidation, path: Path) -> None:
+    """Predicted against measured mean response per model and load level, held-out points marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 4.5))
+    for held_out, marker, label in ((False, "o", "fitted level"), (True, "^", "held-out level")):
+        points = [p for p in check.points if p.held_out == held_out]
+        axes.scatter(
+            [p.measured_ms for p in points], [p.predicted_ms for p in points], marker=marker, label=label
+        )
+    top = max(max(p.measured_ms, p.predicted_ms) for p in check.points) * 1.05
+    axes.plot([0, top], [0, top], color="black", linewidth=0.8)
+    axes.set(
+        xlabel="measured mean response (ms)",
+        ylabel="predicted (ms)",
+        title=f"variant {check.variant}: held-out mean error {100 * check.held_out.mean:.2f}%",
+    )
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def load_registered_catalogue(client: Any, version: str, tracking_uri: str) -> ProfileCatalogue:
     return catalogue_in(download_registered(client, MODEL_NAME, version, tracking_uri))
 
@@ -169,6 +195,8 @@ def track(result: AcceleratorFit, report: str, tracking_uri: str) -> tuple[str, 
         folder.mkdir()
         (folder / CATALOGUE_FILE).write_text(result.catalogue.to_yaml())
         (folder / "fit.md").write_text(report)
+        if check is not None:
+            plot_fit(check, folder / "fit.png")
         mlflow.log_artifacts(str(folder), artifact_path="catalogue")
         source = f"{run.info.artifact_uri}/catalogue"
     try:
@@ -212,6 +240,8 @@ def fit_command(
     out.mkdir(parents=True, exist_ok=True)
     (out / "fit.md").write_text(report)
     (out / CATALOGUE_FILE).write_text(result.catalogue.to_yaml())
+    if result.validation is not None:
+        plot_fit(result.validation, out / "fit.png")
     console = Console()
     console.print(report)
     if register:

@@ -53,6 +53,9 @@ def test_fit_registers_a_champion_catalogue_and_a_refit_does_not_displace_it(
     assert {"ssd_mobilenet_v2", "inception_v3", "Resnet50"} <= set(catalogue.models)
     assert catalogue.profile("Resnet50", "gpu").service_ms == pytest.approx(30.1, abs=0.5)
     assert (tmp_path / "out" / "catalogue.yaml").read_text() == catalogue.to_yaml()
+    assert (tmp_path / "out" / "fit.png").stat().st_size > 5000  # predicted vs measured, held out marked
+    logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "catalogue")}
+    assert {"catalogue/fit.md", "catalogue/fit.png", "catalogue/catalogue.yaml"} <= logged
     again = CliRunner().invoke(app, command)
     assert again.exit_code == 0 and "version 2 (challenger)" in again.output, again.output
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
