@@ -154,7 +154,7 @@ def plot_fit(check: FitValidation, path: Path) -> None:
     axes.set(
         xlabel="measured mean response (ms)",
         ylabel="predicted (ms)",
-        title=f"variant {check.variant}: held-out mean error {100 * check.held_out.mean:.2f}%",
+        title=f"{check.variant}: held-out mean error {100 * check.held_out.mean:.2f}%",
     )
     axes.legend()
     figure.tight_layout()
