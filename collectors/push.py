@@ -72,7 +72,9 @@ class CompactWindows:
         window.append(vector)
 
     def summaries(self, targets: set[str], timestamp: str) -> list[dict[str, Any]]:
-        """The targets' summaries; targets not among them have left the host and are forgotten."""
+        """The targets' summaries; targets not among them have left the host and are forgotten. A target with
+        no second here yet (its seconds went to the windows of a schema replaced mid-interval, when the
+        service's champion changed) has no summary this interval: the raw fallback still carries it."""
         from cotenant.collectors.summaries import pack, summarise
 
         for gone in set(self.rows) - targets:
@@ -85,6 +87,7 @@ class CompactWindows:
                 "values": pack(summarise(self.np.stack(self.rows[target]))),
             }
             for target in sorted(targets)
+            if target in self.rows
         ]
 
 

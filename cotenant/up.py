@@ -81,7 +81,8 @@ def train_champions(names: list[str], tracking_uri: str, epochs: int, console: C
         else:
             trained_as = client.get_run(champion.run_id).data.params.get("model", "?")
             console.print(
-                f"  {name} champion: {trained_as} (v{champion.version}), best on validation programs"
+                f"  {name} champion: {trained_as} (v{champion.version}), best on validation programs",
+                soft_wrap=True,  # one line whatever the terminal's width: scripts and tests read it
             )
 
 

@@ -88,3 +88,17 @@ def test_schema_id_changes_with_metrics_order_and_window() -> None:
     base = schema_id(["a", "b"], 120)
     assert base == schema_id(["a", "b"], 120)
     assert len({base, schema_id(["b", "a"], 120), schema_id(["a", "b"], 60), schema_id(["a"], 120)}) == 4
+
+
+def test_a_target_whose_seconds_went_to_a_replaced_schema_is_skipped_not_an_error() -> None:
+    """When the service's champion changes mid-interval, the pusher's windows are replaced: a target named
+    in the interval but without a second in the new windows gets no summary (its raw seconds ride along)."""
+    from cotenant.collectors.push import CompactWindows
+    from cotenant.collectors.summaries import FeatureSchema
+
+    metrics = ["cpu_usage_seconds_per_second", "memory_current_bytes"]
+    windows = CompactWindows(FeatureSchema(schema_id(metrics, 10), metrics, 10))
+    windows.add("kubepods/pod1", {"cpu_usage_seconds_per_second": 0.5})
+    found = windows.summaries({"kubepods/pod0", "kubepods/pod1"}, "2026-11-30T00:00:00+00:00")
+    assert [summary["target"] for summary in found] == ["kubepods/pod1"]
+    assert found[0]["seconds"] == 1
