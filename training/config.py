@@ -98,10 +98,15 @@ class ModelChoice(BaseModel):
 
     def config(self, base: TrainConfig) -> TrainConfig:
         """``base`` training this choice (its options over the base's)."""
-        training = {k: v for k, v in self.options.items() if k in TRAINING_OPTIONS}
-        model = {k: v for k, v in self.options.items() if k not in TRAINING_OPTIONS}
+        training, model = split_options(self.options)
         update = {"model": self.model, "model_options": {**base.model_options, **model}}
         return TrainConfig.model_validate(base.model_dump() | training | update)
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A choice's options as (training options, the model config's)."""
+    training = {key: value for key, value in options.items() if key in TRAINING_OPTIONS}
+    return training, {key: value for key, value in options.items() if key not in TRAINING_OPTIONS}
 
 
 def parse_model_choices(text: str) -> list[ModelChoice]:
@@ -129,11 +134,10 @@ def parse_model_choices(text: str) -> list[ModelChoice]:
             if not equals:
                 raise ValueError(f"{name}[{written}]: {item.strip()!r} is not key=value")
             options[key.strip()] = yaml.safe_load(value.strip())
+        training, model = split_options(options)
         try:
-            MODELS[name].config_type.model_validate(
-                {k: v for k, v in options.items() if k not in TRAINING_OPTIONS}
-            )
-            TrainConfig.model_validate({k: v for k, v in options.items() if k in TRAINING_OPTIONS})
+            MODELS[name].config_type.model_validate(model)
+            TrainConfig.model_validate(training)
         except ValueError as error:
             raise ValueError(f"{name}[{written}]: {error}") from error
         choices.append(ModelChoice(model=name, options=options))

@@ -36,7 +36,8 @@ class FitOutcome:
     # split has no validation programs).
     validation_mae: float | None = None
     # The validation programs' runs, the predictor's answers on them ([N, Q], as the service would answer:
-    # for the probes family, incumbents without probes) and their labels: what promotion judges.
+    # for the probes family, incumbents without probes; interval ends before calibration, which moves only
+    # them) and their labels: promotion judges the medians.
     validation_runs: list[str] = field(default_factory=list)
     validation_predicted: np.ndarray | None = None
     validation_labels: np.ndarray | None = None
@@ -140,10 +141,9 @@ def _fit_monitoring(
             validation.values[a:b]
             for a, b in zip(validation.offsets[:-1], validation.offsets[1:], strict=True)
         ]
-        quantiles = predictor.predict_normalised(runs)
-        predictor = calibrate(predictor, quantiles, validation.y)
-        validation_error = validation_mae(quantiles, validation.y)
         validation_answers = predictor.predict_normalised(runs)
+        predictor = calibrate(predictor, validation_answers, validation.y)
+        validation_error = validation_mae(validation_answers, validation.y)
     predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
     return FitOutcome(
         predictor,
@@ -212,6 +212,7 @@ def _fit_placement(
         quantiles = predictor.predict_placement(validation.newcomer, validation.neighbours, validation.mask)
         predictor = calibrate(predictor, quantiles, validation.y)
         validation_error = validation_mae(quantiles, validation.y)
+        validation_answers = quantiles
         if spec.family == "probes" and len(validation.y):
             unprobed = model.withhold_probes(validation.newcomer)
             quantiles = predictor.predict_placement(unprobed, validation.neighbours, validation.mask)
@@ -222,10 +223,7 @@ def _fit_placement(
             validation_answers = predictor.predict_placement(
                 validation.newcomer, model.withhold_probes(validation.neighbours), validation.mask
             )
-        else:
-            validation_answers = predictor.predict_placement(
-                validation.newcomer, validation.neighbours, validation.mask
-            )
+
     test = data.test
     extra: dict[str, Any] = {}
     if len(test):

@@ -248,9 +248,7 @@ def fit_closed_loop(trace: Trace) -> list[ModelFit]:
     fits = []
     for model in sorted(trace.frame["model"].unique().to_list()):
         responses = alone.filter(pl.col("model") == model)["response_time"].to_numpy()
-        service = _term(responses)
-        moment = FittedTerm(value=float(np.mean(responses**2)), n=service.n)
-        terms = {"service_ms": service, "second_moment_ms2": moment}
+        terms = {"service_ms": _term(responses), "second_moment_ms2": _term(responses**2)}
         fits.append(ModelFit(model=model, kind=trace.kind, trace=trace.path.name, levels=[], terms=terms))
     return fits
 
