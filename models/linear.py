@@ -24,7 +24,9 @@ def build(cfg: LinearConfig, shape: DataShape) -> Any:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    pipeline = make_pipeline(StandardScaler(), Ridge())
+    # SVD rather than the default Cholesky solve: with more summary features than runs the small penalties of
+    # the grid make the normal equations ill-conditioned (a LinAlgWarning per fit); SVD solves them stably.
+    pipeline = make_pipeline(StandardScaler(), Ridge(solver="svd"))
     return GridSearchCV(pipeline, {"ridge__alpha": cfg.alphas}, scoring="neg_mean_absolute_error")
 
 

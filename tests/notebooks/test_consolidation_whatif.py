@@ -1,13 +1,15 @@
 """The consolidation what-if notebook, executed on a small scenario with a placement model trained in it.
 
-24 workloads offered to 4 hosts of 4 cores (requests-only packing fits 12 of them and needs 8 hosts for
-all), with an SLO sweep from lenient to strict. The tracking URI names an MLflow store that does not exist:
+24 workloads offered to 4 hosts of 4 cores (more than they hold: requests-only packing fills them and refuses
+the rest), with an SLO sweep from lenient to strict. The tracking URI names an MLflow store that does not exist:
 the notebook must train its own model (a few epochs) and must not create the store. Requests-only figures
 depend on the requests alone; degradation-aware ones on the model too (deterministic: fixed seeds, CPU).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,9 +58,17 @@ def test_degradation_aware_keeps_every_tenant_at_the_slo(values: dict[str, Any])
         assert point["violations_on_hosts_needed"] in (0, None), point
 
 
+def most_that_fit(values: dict[str, Any]) -> int:
+    """The most workloads of the stream whose CPU requests fit the fleet's cores, smallest first."""
+    cores = sorted(values["requests"][p]["cpu_cores"] for p in values["stream"])
+    capacity = SMALL["n_hosts"] * values["scenario"]["host_cpu_cores"]
+    return sum(1 for total in itertools.accumulate(cores) if total <= capacity + 1e-9)
+
+
 def test_requests_only_places_at_least_as_many_but_breaks_the_slo(values: dict[str, Any]) -> None:
     packing, aware = values["at_slo"]["requests_only"], values["at_slo"]["degradation_aware"]
-    assert (packing["placed"], packing["hosts_used"]) == (12, 4)  # CPU requests fill the 4 hosts
+    assert packing["hosts_used"] == SMALL["n_hosts"]  # CPU requests fill the 4 hosts
+    assert SMALL["n_hosts"] < packing["placed"] <= most_that_fit(values) < SMALL["n_workloads"]
     assert packing["placed"] >= aware["placed"]
     # packing by requests alone co-locates CPU-bound workloads that the model predicts to suffer
     assert packing["violations"] > 0
@@ -70,19 +80,32 @@ def test_greedy_surprises_are_the_cases_found(values: dict[str, Any]) -> None:
     aware, packing = values["sensitivity"]["degradation_aware"], values["sensitivity"]["requests_only"]
     more_than_packing = [a["min_p"] for a, p in zip(aware, packing, strict=True) if a["placed"] > p["placed"]]
     assert values["greedy_surprises"]["aware_placed_more_than_requests_only"] == more_than_packing
-    assert values["greedy_surprises"]["stricter_slo_placed_more"] == []
+    # greedy online placement may place more under a stricter SLO (refusing one large workload leaves room
+    # for two): every such pair of neighbouring SLOs is reported, and nothing else
+    stricter_placed_more = [
+        [lenient["min_p"], strict["min_p"]]
+        for lenient, strict in itertools.pairwise(aware)
+        if strict["placed"] > lenient["placed"]
+    ]
+    assert values["greedy_surprises"]["stricter_slo_placed_more"] == stricter_placed_more
+    scenario, requests = values["scenario"], [values["requests"][p] for p in values["stream"]]
+    by_cpu = math.ceil(sum(r["cpu_cores"] for r in requests) / scenario["host_cpu_cores"] - 1e-9)
+    by_memory = math.ceil(sum(r["memory_gib"] for r in requests) / scenario["host_memory_gib"] - 1e-9)
+    assert values["hosts_lower_bound"] == max(1, by_cpu, by_memory)
     for requests_only, degradation_aware in zip(packing, aware, strict=True):
         # requests-only reaches the lower bound of the requests; nothing can need fewer hosts
-        assert requests_only["hosts_needed"] == values["hosts_lower_bound"] == 8
+        assert requests_only["hosts_needed"] == values["hosts_lower_bound"]
         assert degradation_aware["hosts_needed"] >= requests_only["hosts_needed"]
 
 
-def test_stricter_slo_never_lets_degradation_aware_place_more(values: dict[str, Any]) -> None:
+def test_the_strictest_slo_lets_degradation_aware_place_least(values: dict[str, Any]) -> None:
     aware = values["sensitivity"]["degradation_aware"]
     assert [p["min_p"] for p in aware] == SWEEP
     placed = [p["placed"] for p in aware]
-    assert placed == sorted(placed, reverse=True)
     assert placed[0] > placed[-1]  # the sweep is wide enough for the SLO to matter
+    # the strictest SLO places no more than any laxer one (greedy exceptions between neighbours are
+    # reported as surprises, checked above)
+    assert placed[-1] == min(placed)
     needed = [p["hosts_needed"] for p in aware]
     assert None not in needed  # max_hosts = n_workloads: one host per workload always does
     assert needed == sorted(needed)
