@@ -1,9 +1,10 @@
 """The consolidation what-if notebook, executed on a small scenario with a placement model trained in it.
 
-24 workloads offered to 4 hosts of 4 cores (more than they hold: requests-only packing fills them and refuses
-the rest), with an SLO sweep from lenient to strict. The tracking URI names an MLflow store that does not exist:
-the notebook must train its own model (a few epochs) and must not create the store. Requests-only figures
-depend on the requests alone; degradation-aware ones on the model too (deterministic: fixed seeds, CPU).
+24 workloads offered to 4 hosts of 4 cores (more than they hold: requests-only packing fills them and
+refuses the rest), with an SLO sweep from lenient to strict. The tracking URI names an MLflow store that does
+not exist: the notebook must train its own model (a few epochs) and must not create the store. Requests-only
+figures depend on the requests alone; degradation-aware ones on the model too (deterministic: fixed seeds,
+CPU).
 """
 
 from __future__ import annotations
