@@ -180,7 +180,16 @@ def _fit_placement(
 
         live = data.stats.transform(live_rows(table, train.run_ids, names))
         model = spec.build(model_cfg, shape).fit(
-            train.newcomer, train.neighbours, train.mask, train.y, apps, names, groups, live
+            train.newcomer,
+            train.neighbours,
+            train.mask,
+            train.y,
+            apps,
+            names,
+            groups,
+            live,
+            feature_scale=(data.stats.mean, data.stats.std),
+            host_cores=(table.meta.get("machine") or {}).get("cores"),
         )
         residuals = model.out_of_fold_residuals()
         residual_quantiles = [float(np.quantile(residuals, q)) for q in (QUANTILES[0], QUANTILES[-1])]
