@@ -47,6 +47,12 @@ def train(
         "register_model"
     ].default,
     model_options: Annotated[str, typer.Option(help="JSON overrides of the model config")] = "{}",
+    enforce_gate: Annotated[
+        bool,
+        typer.Option(
+            help="refuse champion to a version that fails the promotion gate (off: judged and tagged only)"
+        ),
+    ] = TRAIN["enforce_gate"].default,
 ) -> None:
     """Train one model, log it to MLflow and register its predictor (champion only if it wins)."""
     from cotenant.training.config import OptimConfig, TrainConfig
@@ -72,6 +78,7 @@ def train(
         register_model=register,
         optim=OptimConfig(lr=lr),
         model_options=json.loads(model_options),
+        enforce_gate=enforce_gate,
     )
     result = run_training(cfg)
     from cotenant.training.run import is_global_zero

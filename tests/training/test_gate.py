@@ -114,6 +114,7 @@ def test_a_gate_not_enforced_is_still_judged_and_tagged(tmp_path: Path) -> None:
             tracking_uri=uri,
             progress=False,
             gate_margin=0.99,
+            enforce_gate=False,
             model_options={"search_iterations": 2},
             source_options=source,
         )
