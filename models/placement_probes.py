@@ -15,13 +15,14 @@ The share reads demand in cores (the normaliser's mean and scale of the demand c
 the training host's core count: a model answers for hosts of the kind it was trained on.
 
 The head's family is chosen on the training programs by grouped cross-validation (each training program held
-out in turn, never a test program): gradient-boosted trees, a factorised law ``P = exp(-w . interactions)``
+out in turn, never a test program): gradient-boosted trees or a factorised law ``P = exp(-w . interactions)``
 with ``w >= 0``; every candidate's validation MAE is kept in the model (``candidates_mae``). The cheapest
 family whose MAE is within ``head_tolerance`` of the best is taken: the extender scores thousands of rows per
-call, and 300 boosted trees cost ~9 ms for 500 hosts where the factorised law costs ~0.5 ms. A ridge head
-(``head="ridge"``) is no longer a candidate of ``auto``: it is unbounded where programs differ from the
-training ones, and on bundled v2 the grouped CV took it in one leave-programs-out fold, which then scored
-40 pp MAE on its held-out programs (boosting: 15 pp).
+call, and boosted trees cost more per row than the factorised law (300 trees: ~9 ms for 500 hosts against
+~0.5 ms; the default 50, see ``boosting_iterations``). A ridge head (``head="ridge"``) is no longer a
+candidate of ``auto``: it is unbounded where programs differ from the training ones, and on bundled v2 the
+grouped CV took it in one leave-programs-out fold, which then scored 40 pp MAE on its held-out programs
+(boosting: 15 pp).
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class ProbePlacementConfig(ModelConfig):
     estimated_neighbours: bool = True
     # Relative CV-MAE margin within which a cheaper head family is preferred (module docstring).
     head_tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
+    # The boosted head's size: its scoring cost grows with the trees (the extender scores every candidate
+    # host's newcomer and incumbents per call: 2,000 rows for 500 hosts of 3 tenants cost 7.4 ms with 300
+    # trees). On bundled v2's leave-programs-out validation programs 50 trees at rate 0.3 score 13.51 pp
+    # against 13.43 pp for 300 at 0.05 (100 at 0.15: 13.47), within ``head_tolerance``: the cheaper one.
+    boosting_iterations: int = Field(default=50, ge=1)
+    boosting_learning_rate: float = Field(default=0.3, gt=0.0, le=1.0)
 
 
 def probe_resource(column: str) -> str:
@@ -95,12 +102,16 @@ class ProbePlacementModel:
         seed: int = 0,
         estimated_neighbours: bool = True,
         head_tolerance: float = 0.05,
+        boosting_iterations: int = 50,
+        boosting_learning_rate: float = 0.3,
     ) -> None:
         self.head = head
         self.describer_trees = describer_trees
         self.seed = seed
         self.estimated_neighbours = estimated_neighbours
         self.head_tolerance = head_tolerance
+        self.boosting_iterations = boosting_iterations
+        self.boosting_learning_rate = boosting_learning_rate
 
     # ---- layout ------------------------------------------------------------------------------------------
     def _layout(self, names: list[str], feature_groups: list[str]) -> None:
@@ -305,8 +316,8 @@ class ProbePlacementModel:
             from sklearn.ensemble import HistGradientBoostingRegressor
 
             return HistGradientBoostingRegressor(
-                max_iter=300,
-                learning_rate=0.05,
+                max_iter=getattr(self, "boosting_iterations", 300),
+                learning_rate=getattr(self, "boosting_learning_rate", 0.05),
                 max_leaf_nodes=15,
                 min_samples_leaf=10,
                 l2_regularization=1.0,
@@ -335,7 +346,13 @@ class ProbePlacementModel:
 
 def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel:
     return ProbePlacementModel(
-        config.head, config.describer_trees, config.seed, config.estimated_neighbours, config.head_tolerance
+        config.head,
+        config.describer_trees,
+        config.seed,
+        config.estimated_neighbours,
+        config.head_tolerance,
+        config.boosting_iterations,
+        config.boosting_learning_rate,
     )
 
 
