@@ -62,7 +62,13 @@ def train_champions(names: list[str], tracking_uri: str, epochs: int, console: C
             started = time.monotonic()
             try:
                 result = train(
-                    TrainConfig(model=model, source="bundled", tracking_uri=tracking_uri, epochs=epochs)
+                    TrainConfig(
+                        model=model,
+                        source="bundled",
+                        tracking_uri=tracking_uri,
+                        epochs=epochs,
+                        enforce_gate=True,
+                    )
                 )
             except ValueError as error:  # e.g. placement-probes on data without probes
                 console.print(f"  {model}: skipped ({error})")

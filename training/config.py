@@ -58,10 +58,12 @@ class TrainConfig(BaseModel):
     # constant's and the utilisation heuristic's on the same runs.
     gate_margin: float = Field(default=0.10, ge=0.0, lt=1.0)
     # Whether a version that fails the gate is refused as champion (the verdict is computed and tagged
-    # either way). Enforced since the bundled v2 data, where the first champions pass it on fold 0's
-    # validation programs (placement-probes 7.87 pp vs the heuristic's 11.55 pp and the constant's 19.42 pp;
-    # hist-gradient-boosting 5.48 pp vs the constant's 19.42 pp).
-    enforce_gate: bool = True
+    # either way). The main job's first champions are trained with it on (cotenant.up): on bundled v2 they
+    # pass on fold 0's validation programs (placement-probes 8.71 pp vs the heuristic's 11.55 pp and the
+    # constant's 19.42 pp; hist-gradient-boosting 5.48 pp vs the constant's). Off by default elsewhere, for
+    # now: the notebooks' quick models (a few epochs) and small retrains on one's own telemetry would be
+    # refused outright; `cotenant train --enforce-gate` turns it on.
+    enforce_gate: bool = False
     progress: bool = True
 
 
