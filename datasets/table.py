@@ -106,6 +106,12 @@ class RunTable:
         return [c.removeprefix(SELF) for c in self.self_columns]
 
     @property
+    def host_cores(self) -> float | None:
+        """The measuring machine's CPU cores (``meta["machine"]``), None where the source does not say."""
+        cores = (self.meta.get("machine") or {}).get("cores")
+        return float(cores) if cores else None
+
+    @property
     def profile_metrics(self) -> list[str]:
         return [c for c in self.profiles.columns if c not in ("profile_id", "second")]
 

@@ -201,8 +201,8 @@ class ProbePlacementModel:
         mean, std = scale
         # the others' embedding is a sum of `count` standardised demands: back to cores, never negative
         total = np.maximum(own_demand * std + mean, 0.0) + np.maximum(others_demand * std + count * mean, 0.0)
-        share = np.where(total > 0, np.minimum(1.0, cores / np.maximum(total, 1e-9)), 1.0)
-        return [-np.log(np.clip(share, P_FLOOR, 1.0))]
+        share = np.minimum(1.0, cores / np.maximum(total, 1e-9))  # nobody demanding anything: 1
+        return [-np.log(np.maximum(share, P_FLOOR))]
 
     @staticmethod
     def measured(embedding: np.ndarray) -> np.ndarray:
@@ -244,13 +244,11 @@ class ProbePlacementModel:
 
         self._layout(names, feature_groups)
         column = self.demand_column
-        usable = feature_scale is not None and bool(host_cores) and column is not None
-        self.demand_scale_ = (
-            (float(feature_scale[0][column]), float(feature_scale[1][column]))
-            if usable and feature_scale is not None and column is not None
-            else None
-        )
-        self.host_cores_ = float(host_cores) if usable and host_cores else None
+        self.demand_scale_: tuple[float, float] | None = None
+        self.host_cores_: float | None = None
+        if feature_scale is not None and host_cores and column is not None:
+            self.demand_scale_ = (float(feature_scale[0][column]), float(feature_scale[1][column]))
+            self.host_cores_ = float(host_cores)
         workloads = np.unique(np.concatenate([newcomer, neighbours[mask]]).astype(np.float64), axis=0)
         self.describer_ = self._fit_describer(workloads)
         self.live_describer_ = (
@@ -316,8 +314,8 @@ class ProbePlacementModel:
             from sklearn.ensemble import HistGradientBoostingRegressor
 
             return HistGradientBoostingRegressor(
-                max_iter=getattr(self, "boosting_iterations", 300),
-                learning_rate=getattr(self, "boosting_learning_rate", 0.05),
+                max_iter=self.boosting_iterations,
+                learning_rate=self.boosting_learning_rate,
                 max_leaf_nodes=15,
                 min_samples_leaf=10,
                 l2_regularization=1.0,

@@ -189,7 +189,7 @@ def _fit_placement(
             groups,
             live,
             feature_scale=(data.stats.mean, data.stats.std),
-            host_cores=(table.meta.get("machine") or {}).get("cores"),
+            host_cores=table.host_cores,
         )
         residuals = model.out_of_fold_residuals()
         residual_quantiles = [float(np.quantile(residuals, q)) for q in (QUANTILES[0], QUANTILES[-1])]

@@ -62,9 +62,9 @@ def promotion_gate(
     model_mae = float(np.mean(np.abs(predicted_median - labels)) * 100)
     train_labels = table.runs.filter(pl.col("run_id").is_in(split.train_runs))["label"].to_numpy()
     references = {"constant": float(np.mean(np.abs(labels - train_labels.mean())) * 100)}
-    cores = (table.meta.get("machine") or {}).get("cores")
+    cores = table.host_cores
     if task == "placement" and cores and CPU_DEMAND_METRIC in table.profile_metrics:
-        heuristic = dict(utilisation_predictions(table, float(cores)).iter_rows())
+        heuristic = dict(utilisation_predictions(table, cores).iter_rows())
         covered = np.array([run in heuristic for run in test_runs], dtype=bool)
         if covered.any():
             predicted = np.array([heuristic[run] for run, ok in zip(test_runs, covered, strict=True) if ok])

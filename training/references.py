@@ -53,10 +53,10 @@ def utilisation_predictions(table: RunTable, cores: float) -> pl.DataFrame:
 def utilisation_reference(table: RunTable, splits: list[Split]) -> dict[str, Any] | None:
     """MAE (pp) of the utilisation heuristic on each split's test runs; None without CPU-demand profiles or
     without the host's core count."""
-    cores = (table.meta.get("machine") or {}).get("cores")
+    cores = table.host_cores
     if CPU_DEMAND_METRIC not in table.profile_metrics or not cores:
         return None
-    predicted = utilisation_predictions(table, float(cores))
+    predicted = utilisation_predictions(table, cores)
     labelled = table.runs.select("run_id", "label").join(predicted, on="run_id")
     maes = []
     for split in splits:
