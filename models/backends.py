@@ -65,6 +65,11 @@ class Backend:
         """Weights for precomputing hosts' part of the head (None: nothing to precompute)."""
         return None
 
+    def set_host_cores(self, cores: float) -> bool:
+        """Answer for hosts of ``cores`` CPUs instead of the training host's; False: the model does not read
+        the host's size."""
+        return False
+
 
 class NeuralBackend(Backend):
     family = "neural"
@@ -189,6 +194,9 @@ class ProbesBackend(TabularBackend):
 
     def encode(self, variants: np.ndarray) -> np.ndarray:
         return self.model.embed(variants)
+
+    def set_host_cores(self, cores: float) -> bool:
+        return bool(self.model.serve_on_hosts_of(cores))
 
     def embedding_width(self) -> int:
         return int(self.model.embedding_width)

@@ -14,6 +14,15 @@ factorised law with that weight at 1 and every other at 0 *is* the heuristic, so
 The share reads demand in cores (the normaliser's mean and scale of the demand column, kept at fit time) and
 the training host's core count: a model answers for hosts of the kind it was trained on.
 
+The proportional share treats every tenant alike; the kernel does not. Sibling cgroups of equal weight share
+the cores max-min fairly (CFS group scheduling): a tenant demanding less than the fair level gets all it asks,
+the others split the rest. So a two-thread build beside a one-thread job on two cores gets one core (P 0.5)
+while the job keeps its core (P 1), where the proportional share says 0.67 for both. The head also reads this
+**fair share**, ``-log(allocation / demand)``. The water level needs every tenant's demand, not only the sum:
+each embedding carries its demand capped at a grid of levels (``FAIR_LEVELS`` x cores), whose DeepSets sum
+over a host is the others' allocation at each level, and the level where own + others reach the cores is
+interpolated between grid points (exact where demands fall on the grid).
+
 The head's family is chosen on the training programs by grouped cross-validation (each training program held
 out in turn, never a test program): gradient-boosted trees or a factorised law ``P = exp(-w . interactions)``
 with ``w >= 0``; every candidate's validation MAE is kept in the model (``candidates_mae``). The cheapest
@@ -48,6 +57,9 @@ RESOURCE_GROUPS = {
 }
 # The profile metric whose mean is a workload's CPU demand (as the utilisation reference reads it).
 CPU_DEMAND_METRICS = ("cgroup_cpu_usage_seconds_per_second", "cpu_usage_seconds_per_second")
+# Water levels, as fractions of the host's cores, at which each workload's capped demand is embedded (the fair
+# share's grid: finer at low levels, where many small tenants meet).
+FAIR_LEVELS = (1 / 16, 1 / 8, 1 / 4, 3 / 8, 1 / 2, 5 / 8, 3 / 4, 7 / 8, 1.0)
 Head = Literal["boosting", "factorised", "ridge"]
 HEADS_BY_COST: tuple[Head, ...] = ("factorised", "ridge", "boosting")  # cheapest to score first
 AUTO_HEADS: tuple[Head, ...] = ("boosting", "factorised")  # bounded where programs are new (docstring)
@@ -144,7 +156,18 @@ class ProbePlacementModel:
 
     @property
     def embedding_width(self) -> int:
-        return len(self.deficit_columns) + 2  # deficits, demand, measured flag
+        return len(self.deficit_columns) + 2 + len(self._fair_levels())  # deficits, demand, capped, flag
+
+    def _fair_levels(self) -> np.ndarray:
+        """The water levels in cores, or none for a model fit without the demand's scale (older artifacts
+        keep their embedding layout)."""
+        levels = getattr(self, "fair_levels_", None)
+        return np.zeros(0) if levels is None else np.asarray(levels, dtype=np.float64)
+
+    def _demand_cores(self, standardised: np.ndarray) -> np.ndarray:
+        """Standardised demand column -> cores, never negative (needs ``demand_scale_``)."""
+        mean, std = self.demand_scale_  # type: ignore[misc]
+        return np.maximum(np.nan_to_num(standardised) * std + mean, 0.0)
 
     # ---- embedding ----------------------------------------------------------------------------------------
     def embed(self, rows: np.ndarray) -> np.ndarray:
@@ -164,7 +187,9 @@ class ProbePlacementModel:
                 estimated = describer.predict(np.nan_to_num(flat[needs][:, self.summary_columns]))
                 deficits[needs] = np.where(missing[needs], estimated, deficits[needs])
         demand = flat[:, [self.demand_column]] if self.demand_column is not None else np.zeros((len(flat), 1))
-        out = np.concatenate([deficits, np.nan_to_num(demand), measured[:, None]], axis=1)
+        levels = self._fair_levels()
+        capped = np.minimum(self._demand_cores(demand), levels) if len(levels) else np.zeros((len(flat), 0))
+        out = np.concatenate([deficits, np.nan_to_num(demand), capped, measured[:, None]], axis=1)
         return out.reshape(*rows.shape[:-1], self.embedding_width).astype(np.float32)
 
     def features(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -175,6 +200,11 @@ class ProbePlacementModel:
         own_sens = own[:, [s for s, _ in self.pairs]]
         others_press = others[:, [p for _, p in self.pairs]]
         own_demand, others_demand = own[:, d : d + 1], others[:, d : d + 1]
+        levels = self._fair_levels()
+        own_capped, others_capped = (
+            own[:, d + 1 : d + 1 + len(levels)],
+            others[:, d + 1 : d + 1 + len(levels)],
+        )
         count = np.asarray(count, dtype=np.float64).reshape(-1, 1)
         return np.concatenate(
             [
@@ -186,9 +216,19 @@ class ProbePlacementModel:
                 own_sens * others_press,
                 own_demand * others_demand,
                 *self._utilisation_term(own_demand, others_demand, count),
+                *self._fair_term(own_capped, others_capped, levels),
             ],
             axis=1,
         )
+
+    def _fair_term(
+        self, own_capped: np.ndarray, others_capped: np.ndarray, levels: np.ndarray
+    ) -> list[np.ndarray]:
+        """``[-log(fair allocation / demand)]`` (``[N, 1]``, module docstring), or nothing without levels."""
+        if not len(levels):
+            return []
+        share = fair_share(own_capped, others_capped, levels, float(self.host_cores_ or 0.0))
+        return [-np.log(np.maximum(share, P_FLOOR))[:, None]]
 
     def _utilisation_term(
         self, own_demand: np.ndarray, others_demand: np.ndarray, count: np.ndarray
@@ -204,6 +244,17 @@ class ProbePlacementModel:
         share = np.minimum(1.0, cores / np.maximum(total, 1e-9))  # nobody demanding anything: 1
         return [-np.log(np.maximum(share, P_FLOOR))]
 
+    def serve_on_hosts_of(self, cores: float) -> bool:
+        """Read every candidate host as ``cores`` CPUs (the shares' denominator and the water levels' scale)
+        instead of the training host's; before any workload is embedded. False for a model without the
+        share terms (nothing reads the host's size)."""
+        if getattr(self, "host_cores_", None) is None:
+            return False
+        self.host_cores_ = float(cores)
+        if getattr(self, "fair_levels_", None) is not None:
+            self.fair_levels_ = [level * self.host_cores_ for level in FAIR_LEVELS]
+        return True
+
     @staticmethod
     def measured(embedding: np.ndarray) -> np.ndarray:
         """Whether each embedded workload's probes were measured (``[N]`` bool)."""
@@ -217,10 +268,11 @@ class ProbePlacementModel:
         return out
 
     def _interactions(self, features: np.ndarray) -> np.ndarray:
-        """The factorised law's inputs: the per-resource products, the demand product and the utilisation
-        term where there is one (the last columns)."""
+        """The factorised law's inputs: the per-resource products, the demand product, and the utilisation
+        and fair-share terms where there are (the last columns)."""
         utilisation = int(getattr(self, "host_cores_", None) is not None)
-        return features[:, -(len(self.pairs) + 1 + utilisation) :]
+        fair = int(len(self._fair_levels()) > 0)
+        return features[:, -(len(self.pairs) + 1 + utilisation + fair) :]
 
     # ---- fitting -----------------------------------------------------------------------------------------
     def fit(
@@ -246,9 +298,11 @@ class ProbePlacementModel:
         column = self.demand_column
         self.demand_scale_: tuple[float, float] | None = None
         self.host_cores_: float | None = None
+        self.fair_levels_: list[float] | None = None
         if feature_scale is not None and host_cores and column is not None:
             self.demand_scale_ = (float(feature_scale[0][column]), float(feature_scale[1][column]))
             self.host_cores_ = float(host_cores)
+            self.fair_levels_ = [level * self.host_cores_ for level in FAIR_LEVELS]
         workloads = np.unique(np.concatenate([newcomer, neighbours[mask]]).astype(np.float64), axis=0)
         self.describer_ = self._fit_describer(workloads)
         self.live_describer_ = (
@@ -340,6 +394,30 @@ class ProbePlacementModel:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Median P from head features (``features``): what the tabular backend's ``quantiles`` calls."""
         return self._predict_head(self.head_, self.head_family_, features)
+
+
+def fair_share(
+    own_capped: np.ndarray, others_capped: np.ndarray, levels: np.ndarray, cores: float
+) -> np.ndarray:
+    """Max-min fair allocation / demand of each row's own workload (``[N]``, 1 when the cores suffice).
+
+    ``own_capped [N, L]``: its demand capped at each water level ``levels [L]`` (ascending, the last = the
+    cores); ``others_capped [N, L]``: the others' capped demands summed. Allocated CPU at level ``x`` is
+    own + others capped there; the water level is where that reaches ``cores``, interpolated linearly between
+    grid points (from 0 at level 0)."""
+    own_capped, others_capped = own_capped.astype(np.float64), others_capped.astype(np.float64)
+    rows = len(own_capped)
+    grid = np.concatenate([[0.0], levels])
+    allocated = np.concatenate([np.zeros((rows, 1)), own_capped + others_capped], axis=1)  # [N, L + 1]
+    demand = own_capped[:, -1]
+    crowded = allocated[:, -1] > cores  # nobody waits when the summed demand fits
+    upper = np.argmax(allocated >= cores, axis=1).clip(1, len(grid) - 1)  # first grid point at the cores
+    lower = upper - 1
+    below, above = allocated[np.arange(rows), lower], allocated[np.arange(rows), upper]
+    fraction = np.clip((cores - below) / np.maximum(above - below, 1e-12), 0.0, 1.0)
+    level = grid[lower] + fraction * (grid[upper] - grid[lower])
+    share = np.minimum(demand, level) / np.maximum(demand, 1e-12)
+    return np.where(crowded & (demand > 0), np.clip(share, 0.0, 1.0), 1.0)
 
 
 def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel:

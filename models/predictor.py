@@ -245,6 +245,11 @@ class Predictor:
         variants = np.stack([occlusion_variants(row, self._masks, per_step=False) for row in summaries])
         return self.backend.encode(variants)
 
+    def set_host_cores(self, cores: float) -> bool:
+        """Score hosts of ``cores`` CPUs (every candidate alike) rather than the training host's size, for the
+        models that read it (placement-probes' shares); call before encoding anything. False: not read."""
+        return self.backend.set_host_cores(cores)
+
     def encode_host(self, incumbents: list[np.ndarray]) -> HostEncoding:
         self._require("placement")
         width = (1 + len(self._masks), self.backend.embedding_width())

@@ -82,6 +82,11 @@ def serve(
         setting("shadow_alias"),
         help="Placement version scored beside the champion on live requests, never served (empty: off).",
     ),
+    host_cores: float = typer.Option(
+        setting("host_cores"),
+        min=0,
+        help="CPUs of every candidate host, for placement models that read it (0: the training host's).",
+    ),
 ) -> None:
     """Serve degradation and placement predictions, the Kubernetes scheduler extender and telemetry ingest."""
     values: dict[str, object] = {
@@ -94,6 +99,7 @@ def serve(
         "max_body_bytes": max_body_bytes,
         "shadow_alias": shadow_alias,
         "state_url": state_url,
+        "host_cores": host_cores,
     }
     if tracking_uri:
         values["tracking_uri"] = tracking_uri

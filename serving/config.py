@@ -51,6 +51,9 @@ class ServiceSettings(BaseModel):
     profile_key: str = "cotenant.io/profile"
     min_performance_key: str = "cotenant.io/min-performance"
     default_min_performance: float = Field(default=0.0, ge=0, le=1)
+    # CPUs of every candidate host, for placement models that read the host's size (placement-probes' CPU
+    # shares); 0 keeps the size of the host the model was trained on. Per-host sizes are not read yet.
+    host_cores: float = Field(default=0.0, ge=0, le=4096)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:

@@ -190,7 +190,7 @@ def score_candidates(
     worst_p = np.full(len(hosts), np.nan)
     if len(positions):
         quantiles, _, offsets = placement.predictor.score_placement_arrays(
-            newcomer, index.batch.select(rows[positions]), explain=False
+            newcomer, index.batch.select(rows[positions], variants=1), explain=False
         )
         medians = quantiles[:, MEDIAN].astype(np.float64)  # [R]: per host its newcomer row, then incumbents
         starts = offsets[:-1]

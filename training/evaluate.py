@@ -119,6 +119,7 @@ def evaluate_models(
             }
     report["constant_reference"] = constant_reference(table, splits)
     report["utilisation_reference"] = utilisation_reference(table, splits)
+    report["fair_share_reference"] = utilisation_reference(table, splits, law="fair")
     report["targets"] = targets(report)
     return report
 

@@ -207,6 +207,13 @@ def targets_markdown(report: dict[str, Any]) -> list[str]:
             f"CPU demand), no learning) scores {heuristic['mean']:.2f} +- {heuristic['std']:.2f} pp on the "
             "same folds."
         )
+    fair = report.get("fair_share_reference")
+    if fair:
+        lines.append(
+            f"- Reference: the fair-share heuristic (the same demands shared max-min fairly, as the kernel "
+            f"shares CPU between equal-weight cgroups: P = allocation / demand, no learning) scores "
+            f"{fair['mean']:.2f} +- {fair['std']:.2f} pp on the same folds."
+        )
     return lines
 
 

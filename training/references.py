@@ -5,12 +5,15 @@
   demand of the tenants (each one's mean CPU use in its solo profile) against the host's cores,
   ``P = min(1, cores / total demand)``. Memory bandwidth is not in the lab's telemetry without a PMU, so the
   heuristic here is CPU only;
+- a **fair-share heuristic**, the same demands shared as the kernel shares CPU between sibling cgroups of
+  equal weight (max-min fair: whoever asks less than the water level gets all it asks), ``P = allocation /
+  demand``: a stronger no-learning answer than the proportional one, set beside it;
 - the labels' **noise floor** (reported by the source itself).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -34,7 +37,22 @@ def constant_reference(table: RunTable, splits: list[Split]) -> dict[str, float]
     return {"mean": mean, "std": std}
 
 
-def utilisation_predictions(table: RunTable, cores: float) -> pl.DataFrame:
+Law = Literal["proportional", "fair"]
+
+
+def exact_fair_share(demands: list[float], cores: float) -> float:
+    """Allocation / demand of the first of ``demands`` (cores) under max-min fair sharing of ``cores``: the
+    placement model's grid function with every demand on the grid, which makes it exact."""
+    from cotenant.models.placement_probes import fair_share
+
+    capped = [min(d, cores) for d in demands]
+    levels = np.array(sorted({d for d in capped if 0 < d < cores} | {cores}))
+    own = np.minimum(capped[0], levels)[None]
+    others = np.minimum(np.array(capped[1:] or [0.0])[:, None], levels).sum(axis=0)[None]
+    return float(fair_share(own, others, levels, cores)[0])
+
+
+def utilisation_predictions(table: RunTable, cores: float, law: Law = "proportional") -> pl.DataFrame:
     """``run_id`` and ``predicted`` P of every run with solo profiles for it and its neighbours."""
     demand = table.profiles.group_by("profile_id").agg(pl.col(CPU_DEMAND_METRIC).mean().alias("demand"))
     by_profile = dict(demand.iter_rows())
@@ -45,18 +63,24 @@ def utilisation_predictions(table: RunTable, cores: float) -> pl.DataFrame:
         tenants = [target, *neighbours]
         if target is None or any(by_profile.get(p) is None for p in tenants):
             continue
-        total = sum(max(float(by_profile[p]), 0.0) for p in tenants)
-        rows.append((run_id, min(1.0, cores / total) if total > 0 else 1.0))
+        demands = [max(float(by_profile[p]), 0.0) for p in tenants]
+        total = sum(demands)
+        if law == "fair":
+            rows.append((run_id, exact_fair_share(demands, cores)))
+        else:
+            rows.append((run_id, min(1.0, cores / total) if total > 0 else 1.0))
     return pl.DataFrame(rows, schema={"run_id": pl.Utf8, "predicted": pl.Float64}, orient="row")
 
 
-def utilisation_reference(table: RunTable, splits: list[Split]) -> dict[str, Any] | None:
-    """MAE (pp) of the utilisation heuristic on each split's test runs; None without CPU-demand profiles or
-    without the host's core count."""
+def utilisation_reference(
+    table: RunTable, splits: list[Split], law: Law = "proportional"
+) -> dict[str, Any] | None:
+    """MAE (pp) of the utilisation heuristic (``law``: proportional or fair share) on each split's test runs;
+    None without CPU-demand profiles or without the host's core count."""
     cores = table.host_cores
     if CPU_DEMAND_METRIC not in table.profile_metrics or not cores:
         return None
-    predicted = utilisation_predictions(table, cores)
+    predicted = utilisation_predictions(table, cores, law)
     labelled = table.runs.select("run_id", "label").join(predicted, on="run_id")
     maes = []
     for split in splits:
@@ -66,4 +90,4 @@ def utilisation_reference(table: RunTable, splits: list[Split]) -> dict[str, Any
     if not maes:
         return None
     mean, std = mean_std(maes)
-    return {"mean": mean, "std": std, "cores": float(cores), "metric": CPU_DEMAND_METRIC}
+    return {"mean": mean, "std": std, "cores": float(cores), "metric": CPU_DEMAND_METRIC, "law": law}

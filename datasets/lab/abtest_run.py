@@ -380,7 +380,15 @@ def live_service(
 
     token = secrets.token_urlsafe(16)
     port = free_port()
-    settings = ServiceSettings(tracking_uri=tracking_uri, token=token, watch_interval_s=0, shadow_alias="")
+    settings = ServiceSettings(
+        tracking_uri=tracking_uri,
+        token=token,
+        watch_interval_s=0,
+        shadow_alias="",
+        host_cores=float(
+            cluster.plan.hosts.cpus
+        ),  # the model's CPU shares read the hosts' cpusets, not the machine
+    )
     command, env = serve_command("127.0.0.1", port, 1, settings.to_env(), [])
     url = f"http://127.0.0.1:{port}"
     with (out / "service.log").open("ab") as log:

@@ -111,6 +111,44 @@ def test_the_utilisation_share_is_a_head_input_that_follows_summed_demand(outcom
     assert with_share.shape[1] == fitted.features(own, others, count).shape[1] + 1
 
 
+def test_the_fair_share_is_the_last_head_input_and_reads_each_tenants_capped_demand(outcome: Any) -> None:
+    """Embeddings carry capped demands, so a host's sum tells a two-thread build beside a one-thread job
+    (fair: 0.5 for the build) from two 1.5-thread jobs (0.67 each), which the summed demand cannot."""
+    import copy
+
+    from cotenant.models.placement_probes import FAIR_LEVELS
+
+    model = copy.copy(outcome[0].predictor.model)
+    model.host_cores_, model.demand_scale_ = 2.0, (0.8, 0.5)
+    model.fair_levels_ = [2.0 * level for level in FAIR_LEVELS]
+    mean, std = model.demand_scale_
+    d = len(model.deficit_columns)
+    rows = np.zeros((3, len(model.names)), np.float32)
+    rows[:, model.measured_column] = 1.0
+    rows[:, model.deficit_columns] = 0.1
+    rows[:, model.demand_column] = (np.array([2.0, 1.0, 1.5]) - mean) / std  # cores of demand
+    embedded = model.embed(rows)
+    assert embedded.shape == (3, model.embedding_width) == (3, d + 2 + len(FAIR_LEVELS))
+    build, job, half = embedded
+    own = np.stack([build, job, half])
+    others = np.stack([job, build, half])  # the build beside the job, the job beside the build, 1.5 + 1.5
+    features = model.features(own, others, np.ones(3))
+    np.testing.assert_allclose(np.exp(-features[:, -1]), [0.5, 1.0, 2.0 / 3.0], atol=0.02)
+    # the proportional share (one column before) cannot tell the build from the job
+    assert features[0, -2] == pytest.approx(features[1, -2])
+    # served on one-CPU hosts (the service's host_cores): the same job beside a half-core tenant now waits
+    rows = rows[1:]
+    rows[:, model.demand_column] = (np.array([1.0, 0.5]) - mean) / std
+    job, small = model.embed(rows)
+    two_cores = model.features(np.stack([job]), np.stack([small]), np.ones(1))[0, -1]
+    assert two_cores == pytest.approx(0.0, abs=1e-6)  # 1.5 cores of demand fit two
+    assert model.serve_on_hosts_of(1.0) and model.host_cores_ == 1.0
+    job, small = model.embed(rows)
+    one_core = model.features(np.stack([job]), np.stack([small]), np.ones(1))[0, -1]
+    assert np.exp(-one_core) == pytest.approx(0.5, abs=0.02)  # max-min fair on one core: 0.5 each
+    assert not outcome[0].predictor.model.serve_on_hosts_of(1.0)  # fit without the host's size: not read
+
+
 def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
     table: RunTable, outcome: Any
 ) -> None:

@@ -130,3 +130,25 @@ def test_selecting_hosts_from_a_stacked_batch_scores_like_stacking_them_alone() 
     want = predictor.score_placement_arrays(encoded[0], alone)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_a_medians_only_selection_keeps_one_variant_and_scores_the_same() -> None:
+    """The extender's path gathers only the unoccluded variant; the whole fleet in order is taken as views."""
+    torch.manual_seed(4)
+    features = 8
+    predictor = Predictor(_metadata("neural", features), PlacementModel(features, PlacementConfig()).eval())
+    encoded = predictor.encode_summaries(
+        np.random.default_rng(4).normal(size=(9, features)).astype(np.float32)
+    )
+    fleet = [[1, 2], [], [3], [4, 5, 6], [7, 8]]
+    stacked = predictor.stack_hosts([predictor.encode_host([encoded[i] for i in host]) for host in fleet])
+    assert stacked.totals.shape[1] > 1  # occlusion variants exist, so keeping one is a real saving
+    for rows in (np.array([3, 1, 4, 3, 0]), np.arange(len(fleet))):
+        narrow = stacked.select(rows, variants=1)
+        assert narrow.totals.shape[1] == 1 and narrow.incumbents.shape[1] == 1
+        got = predictor.score_placement_arrays(encoded[0], narrow, explain=False)
+        want = predictor.score_placement_arrays(encoded[0], stacked.select(rows), explain=False)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    whole = stacked.select(np.arange(len(fleet)), variants=1)
+    assert np.shares_memory(whole.totals, stacked.totals)  # no copy of the fleet per query

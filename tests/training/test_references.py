@@ -31,3 +31,27 @@ def test_the_utilisation_reference_reads_solo_cpu_demand_against_the_cores() -> 
     # A source without the host's cores (synthetic) has no heuristic to offer, rather than a made-up one.
     synthetic = load_source("synthetic", n_apps=4, n_runs=20, min_length=4, max_length=6)
     assert utilisation_reference(synthetic, leave_programs_out(synthetic, k=2)) is None
+
+
+def test_the_fair_share_reference_shares_the_same_demands_max_min_fairly() -> None:
+    """Same solo demands, shared as CFS shares CPU between equal-weight cgroups: the run whose tenants ask
+    unequal amounts gets a different (and per tenant different) answer from the proportional share."""
+    from cotenant.datasets.splits import leave_programs_out
+    from cotenant.training.references import (
+        exact_fair_share,
+        utilisation_predictions,
+        utilisation_reference,
+    )
+
+    assert exact_fair_share([2.0, 1.0], 2.0) == pytest.approx(0.5)  # the build gets one core
+    assert exact_fair_share([1.0, 2.0], 2.0) == pytest.approx(1.0)  # the job keeps its own
+    assert exact_fair_share([0.3, 1.9, 1.9], 2.0) == pytest.approx(1.0)  # below the water level
+    assert exact_fair_share([1.9, 0.3, 1.9], 2.0) == pytest.approx(0.85 / 1.9)
+    assert exact_fair_share([0.5, 0.5], 2.0) == 1.0
+    table = load_source("bundled")
+    fair = dict(utilisation_predictions(table, 2.0, law="fair").iter_rows())
+    proportional = dict(utilisation_predictions(table, 2.0).iter_rows())
+    assert fair.keys() == proportional.keys()
+    assert any(abs(fair[r] - proportional[r]) > 0.1 for r in fair)
+    reference = utilisation_reference(table, leave_programs_out(table, k=4), law="fair")
+    assert reference is not None and reference["law"] == "fair"
