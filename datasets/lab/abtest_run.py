@@ -447,6 +447,7 @@ def predicted_p(
     predictor = load_registered_predictor(
         client, REGISTERED["placement"], str(champion.version), tracking_uri
     )
+    predictor.set_host_cores(float(plan.hosts.cpus))  # as the live service read the hosts (live_service)
     found: dict[str, tuple[float, float, float]] = {}
     for tenants in placement.hosts.values():
         for tenant in tenants:
@@ -461,6 +462,34 @@ def predicted_p(
             estimate = predictor.score_placement(own, [predictor.encode_host(incumbents)])[0].newcomer
             found[tenant] = (float(estimate.p), float(estimate.lower), float(estimate.upper))
     return found
+
+
+def champion_card(plan: AbTestPlan, tracking_uri: str) -> dict[str, Any] | None:
+    """Which placement champion the cotenant policy asked, and the tenants whose programs it never trained on
+    (held out of its split, or absent from its training data): the stream must include some."""
+    from cotenant.datasets import load_source
+    from cotenant.datasets.splits import program_of
+    from cotenant.training.tracking import REGISTERED, version_by_alias
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    champion = version_by_alias(client, REGISTERED["placement"])
+    if champion is None or not champion.run_id:
+        return None
+    params = client.get_run(champion.run_id).data.params
+    held_out = sorted(filter(None, params.get("test_apps", "").split(",")))
+    source = params.get("source", "")
+    trained_on: set[str] = set()
+    if source:
+        applications = load_source(source).runs["application"].unique().to_list()
+        trained_on = {program_of(a) for a in applications} - set(held_out)
+    return {
+        "model": params.get("model", "?"),
+        "version": str(champion.version),
+        "source": source,
+        "held_out_programs": held_out,
+        "unseen_tenants": [t.name for t in plan.tenants if program_of(t.workload) not in trained_on],
+    }
 
 
 def require_champions(tracking_uri: str) -> None:
@@ -549,6 +578,7 @@ def run_abtest(
     }
     report = {
         "plan": plan.model_dump(),
+        "champion": champion_card(plan, tracking_uri) if "cotenant" in placements else None,
         "solo": solo,
         "placements": {
             policy: {"hosts": p.hosts, "refused": p.refused, "decisions": p.decisions}
@@ -587,6 +617,14 @@ def write_report(report: dict[str, Any], out: Path) -> Path:
             f"| {policy} | {o['placed']} | {o['refused']} | {o['mean_p']:.3f} | {o['worst_p']:.3f} | "
             f"{o['slo_misses']} | {error} |"
         )
+    champion = report.get("champion")
+    if champion:
+        lines += [
+            "",
+            f"cotenant asked placement champion `{champion['model']}` v{champion['version']} (trained on "
+            f"`{champion['source']}`, programs held out: {', '.join(champion['held_out_programs']) or '-'}); "
+            f"tenants whose programs it never trained on: {', '.join(champion['unseen_tenants']) or '-'}.",
+        ]
     lines += ["", "Placements:", ""]
     for policy, placement in report["placements"].items():
         hosts = "; ".join(f"{host}: {', '.join(names) or '-'}" for host, names in placement["hosts"].items())

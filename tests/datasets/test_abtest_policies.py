@@ -126,3 +126,27 @@ def test_the_shipped_plan_is_valid_and_sized_for_this_machine_kind() -> None:
     live = len(parsed.tenants) * parsed.settle_s + 120  # the service's start
     placements = len(parsed.policies) * parsed.repeats * run_s
     assert solos + live + placements < 30 * 60
+
+
+def test_the_report_names_the_champion_and_the_tenants_it_never_trained_on(tmp_path: Path) -> None:
+    """Read from a real MLflow store: the champion's run records its held-out programs and its data."""
+    from cotenant.datasets.lab.abtest_run import champion_card
+    from cotenant.training.tracking import REGISTERED
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(experiment)
+    for key, value in {"model": "placement-probes", "source": "bundled", "test_apps": "xz_compress"}.items():
+        client.log_param(run.info.run_id, key, value)
+    name = REGISTERED["placement"]
+    assert champion_card(plan(), uri) is None  # no champion yet
+    client.create_registered_model(name)
+    version = client.create_model_version(name, str(tmp_path / "artifacts"), run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    card = champion_card(plan(), uri)
+    assert card is not None and card["model"] == "placement-probes" and card["version"] == str(version.version)
+    assert card["held_out_programs"] == ["xz_compress"]
+    # xz is held out; sysbench_cpu_rate is in no bundled run; stressng_stream was trained on
+    assert card["unseen_tenants"] == ["a", "b", "d"]
