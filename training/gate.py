@@ -5,8 +5,9 @@ validation programs is judged on its test programs, and the verdict says so.
 
 The references, measured on exactly those runs (``references.py``):
 - the constant: always answer the training runs' mean P;
-- the utilisation heuristic (placement task, where the table has CPU-demand profiles and the host's cores):
-  P from the tenants' summed CPU demand, what load-aware schedulers do.
+- the utilisation heuristics (placement task, where the table has CPU-demand profiles and the host's cores):
+  P from the tenants' summed CPU demand, what load-aware schedulers do, and the same demands shared max-min
+  fairly, as the kernel shares CPU between equal-weight cgroups (``GATE_HEURISTICS``).
 
 A model passes when its MAE is at most ``(1 - margin)`` times each reference's. One that does not is
 registered (its figures stay in MLflow, tagged with the reason) but never made champion; with no champion the
@@ -21,7 +22,11 @@ import numpy as np
 import polars as pl
 from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
-from cotenant.training.references import CPU_DEMAND_METRIC, utilisation_predictions
+from cotenant.training.references import CPU_DEMAND_METRIC, Law, utilisation_predictions
+
+# The no-learning answers a placement model must beat, by reference name: the proportional share is what
+# load-aware scorers compute; the fair share is the stronger one (references.py).
+GATE_HEURISTICS: dict[str, Law] = {"utilisation": "proportional", "fair_share": "fair"}
 
 
 @dataclass(frozen=True)
@@ -63,18 +68,17 @@ def promotion_gate(
     train_labels = table.runs.filter(pl.col("run_id").is_in(split.train_runs))["label"].to_numpy()
     references = {"constant": float(np.mean(np.abs(labels - train_labels.mean())) * 100)}
     cores = table.host_cores
+    passed_heuristics = True
     if task == "placement" and cores and CPU_DEMAND_METRIC in table.profile_metrics:
-        heuristic = dict(utilisation_predictions(table, cores).iter_rows())
-        covered = np.array([run in heuristic for run in test_runs], dtype=bool)
-        if covered.any():
+        for reference, law in GATE_HEURISTICS.items():
+            heuristic = dict(utilisation_predictions(table, cores, law).iter_rows())
+            covered = np.array([run in heuristic for run in test_runs], dtype=bool)
+            if not covered.any():
+                continue
             predicted = np.array([heuristic[run] for run, ok in zip(test_runs, covered, strict=True) if ok])
-            references["utilisation"] = float(np.mean(np.abs(predicted - labels[covered])) * 100)
+            references[reference] = float(np.mean(np.abs(predicted - labels[covered])) * 100)
             # Compared on the same runs: the model's MAE where the heuristic has an answer too.
             model_on_covered = float(np.mean(np.abs(predicted_median[covered] - labels[covered])) * 100)
-            passed_heuristic = model_on_covered <= (1 - margin) * references["utilisation"]
-        else:
-            passed_heuristic = True
-    else:
-        passed_heuristic = True
-    passed = model_mae <= (1 - margin) * references["constant"] and passed_heuristic
+            passed_heuristics &= model_on_covered <= (1 - margin) * references[reference]
+    passed = model_mae <= (1 - margin) * references["constant"] and passed_heuristics
     return GateResult(bool(passed and np.isfinite(model_mae)), model_mae, margin, references, judged_on)
