@@ -54,18 +54,27 @@ class CompactWindows:
 
     def __init__(self, schema: FeatureSchema) -> None:
         import numpy as np
+        from cotenant.collectors.ratios import SHARES
 
         self.np = np
         self.schema = schema
         self.column = {metric: i for i, metric in enumerate(schema.metrics)}
+        # shares the schema asks for, computed from each second's rates as the service computes them
+        self.shares = {name: inputs for name, inputs in SHARES.items() if name in self.column}
         self.rows: dict[str, deque[Any]] = {}
 
     def add(self, target: str, row: Row) -> None:
+        from cotenant.collectors.ratios import share_of
+
         vector = self.np.full(len(self.column), self.np.nan, dtype=self.np.float64)
         for name, value in row.items():
             column = self.column.get(name)
             if column is not None and value is not None:
                 vector[column] = value
+        for name, inputs in self.shares.items():
+            share = share_of(inputs, row)
+            if share is not None:
+                vector[self.column[name]] = share
         window = self.rows.get(target)
         if window is None:
             window = self.rows[target] = deque(maxlen=self.schema.window_seconds)

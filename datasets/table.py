@@ -115,6 +115,27 @@ class RunTable:
     def profile_metrics(self) -> list[str]:
         return [c for c in self.profiles.columns if c not in ("profile_id", "second")]
 
+    def with_run_shares(self) -> RunTable:
+        """Every share of ``collectors.ratios`` whose inputs the table has, as a metric of its own: its
+        ``self__`` and ``neighbour_mean__`` columns (the latter from the neighbours' mean rates, as the
+        service computes it) and its profile column. Tables that have them are returned as they are."""
+        from cotenant.collectors.ratios import SHARES
+
+        telemetry, profiles, groups = self.telemetry, self.profiles, dict(self.metric_groups)
+        for name, (running, waiting) in SHARES.items():
+            if name in self.metrics or running not in self.metrics or waiting not in self.metrics:
+                continue
+            telemetry = telemetry.with_columns(
+                _share(prefix + running, prefix + waiting).alias(prefix + name)
+                for prefix in (SELF, NEIGHBOUR_MEAN)
+            )
+            if running in profiles.columns and waiting in profiles.columns:
+                profiles = profiles.with_columns(_share(running, waiting).alias(name))
+            groups[name] = groups.get(running, MetricGroup.CPU.value)
+        if telemetry is self.telemetry:
+            return self
+        return RunTable(self.runs, telemetry, profiles, groups, dict(self.meta), dict(self.extras))
+
     def select_runs(self, run_ids: list[str] | pl.Series) -> RunTable:
         """The sub-table of the given runs (profiles and extras are per workload, so they are kept whole)."""
         ids = pl.Series("run_id", list(run_ids), dtype=pl.Utf8)
@@ -223,6 +244,14 @@ class RunTable:
             extras,
         )
         return table.validate(origin=str(directory))
+
+
+def _share(running: str, waiting: str) -> pl.Expr:
+    """``collectors.ratios.run_share`` as a Polars expression (same values: 1 where nothing was runnable)."""
+    total = pl.col(running) + pl.col(waiting)
+    return (
+        pl.when(total > 0).then((pl.col(running) / total).clip(0.0, 1.0)).when(total.is_not_null()).then(1.0)
+    )
 
 
 def empty_profiles(metrics: list[str]) -> pl.DataFrame:

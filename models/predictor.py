@@ -114,20 +114,28 @@ class Predictor:
         self, target: Series, neighbours: list[Series], host: Series | None
     ) -> tuple[np.ndarray, tuple[str, ...]]:
         """A request's series -> raw ``[T, F]`` in feature order (last max_steps s), missing."""
+        from cotenant.collectors.ratios import SHARES, run_share
+
         lengths = [len(values) for values in target.values()]
         steps = min(max(lengths, default=1), self.metadata.max_steps) or 1
+
+        def column(prefix: str, metric: str) -> np.ndarray | None:
+            if prefix != "host" and metric in SHARES:  # from the same prefix's rates, as the run table has it
+                running, waiting = (column(prefix, m) for m in SHARES[metric])
+                return None if running is None or waiting is None else run_share(running, waiting)
+            if prefix == "self":
+                found = target.get(metric)
+                return None if found is None else _last(found, steps)
+            if prefix == "neighbour_mean":
+                present = [n[metric] for n in neighbours if metric in n]
+                return _mean_of(present, steps) if present else (np.zeros(steps) if not neighbours else None)
+            found = None if host is None else host.get(metric)
+            return None if found is None else _last(found, steps)
+
         columns, missing = [], []
         for feature in self.metadata.features:
             prefix, _, metric = feature.partition("__")
-            if prefix == "self":
-                values = target.get(metric)
-            elif prefix == "neighbour_mean":
-                present = [n[metric] for n in neighbours if metric in n]
-                values = (
-                    _mean_of(present, steps) if present else (np.zeros(steps) if not neighbours else None)
-                )
-            else:
-                values = None if host is None else host.get(metric)
+            values = column(prefix, metric)
             if values is None:
                 missing.append(feature)
             columns.append(_last(values, steps))
@@ -189,8 +197,11 @@ class Predictor:
 
     def raw_summary(self, profile: Series) -> np.ndarray:
         """The per-metric summaries of a window (``summarise``, as training computed them)."""
-        steps = max((len(v) for v in profile.values()), default=1) or 1
-        return summarise(np.column_stack([_last(profile.get(m), steps) for m in self.metadata.metrics]))
+        from cotenant.collectors.ratios import with_shares
+
+        series = with_shares(profile)
+        steps = max((len(v) for v in series.values()), default=1) or 1
+        return summarise(np.column_stack([_last(series.get(m), steps) for m in self.metadata.metrics]))
 
     def placement_row(
         self, summary: np.ndarray, probes: Probes | None = None, live: bool = False

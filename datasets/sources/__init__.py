@@ -18,6 +18,10 @@ __all__ = ["SOURCES", "bundled", "cloudperftrace", "lab", "load_source", "synthe
 
 def load_source(name_or_path: str | Path, **options: Any) -> RunTable:
     """A RunTable from a registered source name, ``name:PATH``, or a directory whose kind is recognised."""
+    return _read_source(name_or_path, **options).with_run_shares()
+
+
+def _read_source(name_or_path: str | Path, **options: Any) -> RunTable:
     text = str(name_or_path)
     if isinstance(name_or_path, str) and text in SOURCES:
         return SOURCES[text](None, **options)
