@@ -633,6 +633,19 @@ def write_report(report: dict[str, Any], out: Path) -> Path:
     predicted = report["predicted"]
     measured = report["measured"].get("cotenant", {})
     if predicted and measured:
+        lines += [
+            "",
+            "cotenant's predictions for its final placement (median and 80% interval) against the measured P "
+            "(median of the executions):",
+            "",
+            "| tenant | predicted P | interval | measured P | error (pp) |",
+            "|---|---|---|---|---|",
+        ]
+        for name in (t for t in predicted if t in measured):
+            median, low, high = predicted[name]
+            actual = float(np.median(measured[name]))
+            error = 100 * (median - actual)
+            lines.append(f"| {name} | {median:.3f} | {low:.3f}-{high:.3f} | {actual:.3f} | {error:+.1f} |")
         figure, axis = plt.subplots(figsize=(5, 5))
         names = [t for t in predicted if t in measured]
         p = [predicted[t][0] for t in names]

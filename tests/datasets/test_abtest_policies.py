@@ -146,7 +146,42 @@ def test_the_report_names_the_champion_and_the_tenants_it_never_trained_on(tmp_p
     version = client.create_model_version(name, str(tmp_path / "artifacts"), run_id=run.info.run_id)
     client.set_registered_model_alias(name, "champion", version.version)
     card = champion_card(plan(), uri)
-    assert card is not None and card["model"] == "placement-probes" and card["version"] == str(version.version)
+    assert (
+        card is not None and card["model"] == "placement-probes" and card["version"] == str(version.version)
+    )
     assert card["held_out_programs"] == ["xz_compress"]
     # xz is held out; sysbench_cpu_rate is in no bundled run; stressng_stream was trained on
     assert card["unseen_tenants"] == ["a", "b", "d"]
+
+
+def test_the_report_lists_each_placed_tenants_prediction_beside_its_measurement(tmp_path: Path) -> None:
+    from cotenant.datasets.lab.abtest_run import write_report
+
+    report = {
+        "plan": plan().model_dump(),
+        "champion": {
+            "model": "placement-probes",
+            "version": "3",
+            "source": "bundled",
+            "held_out_programs": ["xz_compress"],
+            "unseen_tenants": ["a", "b"],
+        },
+        "placements": {"cotenant": {"hosts": {"host-1": ["a", "b"], "host-2": []}, "refused": ["c", "d"]}},
+        "measured": {"cotenant": {"a": [0.9, 0.8, 0.85], "b": [0.5, 0.6, 0.7]}},
+        "predicted": {"a": (0.95, 0.9, 1.0), "b": (0.7, 0.55, 0.8)},
+        "outcomes": {
+            "cotenant": {
+                "placed": 2,
+                "refused": 2,
+                "mean_p": 0.725,
+                "worst_p": 0.6,
+                "slo_misses": 3,
+                "prediction_mae_pp": 10.0,
+            }
+        },
+    }
+    text = write_report(report, tmp_path).read_text()
+    assert "| a | 0.950 | 0.900-1.000 | 0.850 | +10.0 |" in text
+    assert "| b | 0.700 | 0.550-0.800 | 0.600 | +10.0 |" in text
+    assert "`placement-probes` v3" in text and "never trained on: a, b" in text
+    assert (tmp_path / "predicted_vs_measured.png").stat().st_size > 0
