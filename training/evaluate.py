@@ -22,6 +22,7 @@ from cotenant.training.fit import fit_model
 from cotenant.training.learning_curve import (
     curves_markdown,
     plot_curves,
+    references_markdown,
     targets,
     targets_markdown,
 )
@@ -140,6 +141,7 @@ def markdown(report: dict[str, Any]) -> str:
         "Errors in percentage points of P (MSE in pp^2), mean +- std over folds. Validation MAE: on the "
         "validation programs inside each fold's training programs, the only figure a choice between variants "
         "(`model[option=value]`) looks at.",
+        *references_markdown(report),
     ]
     for task in ("monitoring", "placement"):
         rows = {n: m for n, m in report["models"].items() if m["task"] == task}

@@ -194,27 +194,35 @@ def targets_markdown(report: dict[str, Any]) -> list[str]:
     if t["best_placement_model"] not in (None, "placement"):
         best = _ratio(t["best_placement_over_cloudformer"], PLACEMENT_MARGIN)
         lines.append(f"- best placement-task model ({t['best_placement_model']}) / cloudformer: {best}.")
+    return lines
+
+
+def references_markdown(report: dict[str, Any]) -> list[str]:
+    """The references every figure of the report is set beside, measured on the same folds."""
+    lines: list[str] = []
     reference = report.get("constant_reference")
     if reference:
         lines.append(
-            f"- Reference: always answering the training runs' mean P scores {reference['mean']:.2f} +- "
-            f"{reference['std']:.2f} pp on the same folds; the labels' noise floor is quoted at the top."
+            f"- Constant: always answering the training runs' mean P scores {reference['mean']:.2f} +- "
+            f"{reference['std']:.2f} pp; the labels' noise floor is quoted above."
         )
     heuristic = report.get("utilisation_reference")
     if heuristic:
         lines.append(
-            f"- Reference: the utilisation heuristic (P = min(1, {heuristic['cores']:g} cores / summed solo "
-            f"CPU demand), no learning) scores {heuristic['mean']:.2f} +- {heuristic['std']:.2f} pp on the "
-            "same folds."
+            f"- Utilisation heuristic (P = min(1, {heuristic['cores']:g} cores / summed solo CPU demand), no "
+            f"learning, what load-aware scorers do): {heuristic['mean']:.2f} +- {heuristic['std']:.2f} pp."
         )
     fair = report.get("fair_share_reference")
     if fair:
         lines.append(
-            f"- Reference: the fair-share heuristic (the same demands shared max-min fairly, as the kernel "
-            f"shares CPU between equal-weight cgroups: P = allocation / demand, no learning) scores "
-            f"{fair['mean']:.2f} +- {fair['std']:.2f} pp on the same folds."
+            f"- Fair-share heuristic (the same demands shared max-min fairly, as the kernel shares CPU "
+            f"between equal-weight cgroups: P = allocation / demand, no learning): {fair['mean']:.2f} +- "
+            f"{fair['std']:.2f} pp."
         )
-    return lines
+    if not lines:
+        return []
+    heading = "References on the same folds (no learning; the heuristics read each tenant's solo CPU demand):"
+    return ["", heading, "", *lines]
 
 
 def curves_markdown(report: dict[str, Any]) -> list[str]:
