@@ -149,7 +149,11 @@ class TabularBackend(Backend):
 
     def quantiles(self, features: np.ndarray) -> np.ndarray:
         """A point regressor's prediction plus the out-of-fold residual quantiles -> sorted ``[N, Q]``."""
-        point = np.clip(self.model.predict(np.nan_to_num(features)), P_FLOOR, 1.0)
+        return self.interval(self.model.predict(np.nan_to_num(features)))
+
+    def interval(self, point: np.ndarray) -> np.ndarray:
+        """Point predictions -> sorted ``[N, Q]`` with the out-of-fold residual quantiles around them."""
+        point = np.clip(point, P_FLOOR, 1.0)
         low, high = self.metadata.residual_quantiles or [0.0, 0.0]
         return sort_quantiles(np.clip(np.stack([point + low, point, point + high], 1), P_FLOOR, 1.0))
 
@@ -204,7 +208,7 @@ class ProbesBackend(TabularBackend):
     def head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
         """Quantiles per row; a row whose own workload was described by telemetry alone gets the wider
         interval calibrated for that (``interval_widening_unprobed``)."""
-        quantiles = self.quantiles(self.model.features(own, others, count))
+        quantiles = self.interval(self.model.predict_rows(own, others, count))
         widening = self.metadata.interval_widening_unprobed
         if widening > 0:
             unprobed = ~self.model.measured(own)
