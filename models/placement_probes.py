@@ -110,6 +110,11 @@ def _demand_column(names: list[str], feature_groups: list[str]) -> int | None:
 class ProbePlacementModel:
     """Describer + head (module docstring). Plain attributes and scikit-learn estimators, saved with skops."""
 
+    # Set by ``fit`` (None: fit without the demand's scale or the host's cores; older artifacts lack them).
+    demand_scale_: tuple[float, float] | None
+    host_cores_: float | None
+    fair_levels_: list[float] | None
+
     def __init__(
         self,
         head: str = "auto",
@@ -310,9 +315,9 @@ class ProbePlacementModel:
 
         self._layout(names, feature_groups)
         column = self.demand_column
-        self.demand_scale_: tuple[float, float] | None = None
-        self.host_cores_: float | None = None
-        self.fair_levels_: list[float] | None = None
+        self.demand_scale_ = None
+        self.host_cores_ = None
+        self.fair_levels_ = None
         if feature_scale is not None and host_cores and column is not None:
             self.demand_scale_ = (float(feature_scale[0][column]), float(feature_scale[1][column]))
             self.host_cores_ = float(host_cores)
