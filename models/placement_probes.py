@@ -113,7 +113,7 @@ class ProbePlacementModel:
     # Set by ``fit`` (None: fit without the demand's scale or the host's cores; older artifacts lack them).
     demand_scale_: tuple[float, float] | None
     host_cores_: float | None
-    fair_levels_: list[float] | None
+    fair_share_: bool
 
     def __init__(
         self,
@@ -167,10 +167,11 @@ class ProbePlacementModel:
         return len(self.deficit_columns) + 2 + len(self._fair_levels())  # deficits, demand, capped, flag
 
     def _fair_levels(self) -> np.ndarray:
-        """The water levels in cores, or none for a model fit without the demand's scale (older artifacts
-        keep their embedding layout)."""
-        levels = getattr(self, "fair_levels_", None)
-        return np.zeros(0) if levels is None else np.asarray(levels, dtype=np.float64)
+        """The water levels in cores (``FAIR_LEVELS`` x the host's cores), or none for a model fit without
+        the fair share (older artifacts keep their embedding layout)."""
+        if not getattr(self, "fair_share_", False) or self.host_cores_ is None:
+            return np.zeros(0)
+        return np.asarray(FAIR_LEVELS, dtype=np.float64) * self.host_cores_
 
     def _demand_cores(self, standardised: np.ndarray) -> np.ndarray:
         """Standardised demand column -> cores, never negative (needs ``demand_scale_``)."""
@@ -271,8 +272,6 @@ class ProbePlacementModel:
         if getattr(self, "host_cores_", None) is None:
             return False
         self.host_cores_ = float(cores)
-        if getattr(self, "fair_levels_", None) is not None:
-            self.fair_levels_ = [level * self.host_cores_ for level in FAIR_LEVELS]
         return True
 
     @staticmethod
@@ -317,11 +316,10 @@ class ProbePlacementModel:
         column = self.demand_column
         self.demand_scale_ = None
         self.host_cores_ = None
-        self.fair_levels_ = None
         if feature_scale is not None and host_cores and column is not None:
             self.demand_scale_ = (float(feature_scale[0][column]), float(feature_scale[1][column]))
             self.host_cores_ = float(host_cores)
-            self.fair_levels_ = [level * self.host_cores_ for level in FAIR_LEVELS]
+        self.fair_share_ = self.host_cores_ is not None
         workloads = np.unique(np.concatenate([newcomer, neighbours[mask]]).astype(np.float64), axis=0)
         self.describer_ = self._fit_describer(workloads)
         self.live_describer_ = (
@@ -407,7 +405,7 @@ class ProbePlacementModel:
 
     def _predict_head(self, head: Any, family: str, x: np.ndarray) -> np.ndarray:
         if family == "factorised":
-            return np.clip(np.exp(-head.predict(self._interactions(x))), P_FLOOR, 1.0)
+            return _factorised_p(head, self._interactions(x))
         return np.clip(head.predict(x), P_FLOOR, 1.0)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -418,9 +416,13 @@ class ProbePlacementModel:
         """Median P from embeddings, as ``predict(features(...))`` (NaN read as 0, as the backend does); the
         factorised law reads only its interactions, so the other feature columns are not built."""
         if self.head_family_ == "factorised":
-            slowdown = self.head_.predict(np.nan_to_num(self.interactions(own, others, count)))
-            return np.clip(np.exp(-slowdown), P_FLOOR, 1.0)
+            return _factorised_p(self.head_, np.nan_to_num(self.interactions(own, others, count)))
         return self.predict(np.nan_to_num(self.features(own, others, count)))
+
+
+def _factorised_p(head: Any, interactions: np.ndarray) -> np.ndarray:
+    """The factorised law ``P = exp(-w . interactions)``, kept in (0, 1]."""
+    return np.clip(np.exp(-head.predict(interactions)), P_FLOOR, 1.0)
 
 
 def fair_share(

@@ -64,11 +64,10 @@ def utilisation_predictions(table: RunTable, cores: float, law: Law = "proportio
         if target is None or any(by_profile.get(p) is None for p in tenants):
             continue
         demands = [max(float(by_profile[p]), 0.0) for p in tenants]
-        total = sum(demands)
         if law == "fair":
             rows.append((run_id, exact_fair_share(demands, cores)))
         else:
-            rows.append((run_id, min(1.0, cores / total) if total > 0 else 1.0))
+            rows.append((run_id, min(1.0, cores / sum(demands)) if sum(demands) > 0 else 1.0))
     return pl.DataFrame(rows, schema={"run_id": pl.Utf8, "predicted": pl.Float64}, orient="row")
 
 

@@ -120,7 +120,7 @@ def test_the_fair_share_is_the_last_head_input_and_reads_each_tenants_capped_dem
 
     model = copy.copy(outcome[0].predictor.model)
     model.host_cores_, model.demand_scale_ = 2.0, (0.8, 0.5)
-    model.fair_levels_ = [2.0 * level for level in FAIR_LEVELS]
+    model.fair_share_ = True
     mean, std = model.demand_scale_
     d = len(model.deficit_columns)
     rows = np.zeros((3, len(model.names)), np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from cotenant.models.base import GROUPS
+from cotenant.models.host_batch import HostEncoding
 from cotenant.models.placement import PlacementConfig, PlacementModel
 from cotenant.models.predictor import Predictor, PredictorMetadata
 
@@ -113,16 +114,23 @@ def test_tabular_placement_baseline_scores_through_the_same_calls() -> None:
     _check_every_row(predictor, summaries)
 
 
-def test_selecting_hosts_from_a_stacked_batch_scores_like_stacking_them_alone() -> None:
-    """A service stacks its whole fleet once and selects each query's candidates (any order, repeats)."""
-    torch.manual_seed(3)
+FLEET = [[1, 2], [], [3], [4, 5, 6], [7, 8]]  # incumbents per host, by workload
+
+
+def _neural_fleet(seed: int) -> tuple[Predictor, np.ndarray, list[HostEncoding]]:
+    """A seeded neural placement predictor, nine encoded workloads and ``FLEET``'s hosts."""
+    torch.manual_seed(seed)
     features = 8
     predictor = Predictor(_metadata("neural", features), PlacementModel(features, PlacementConfig()).eval())
     encoded = predictor.encode_summaries(
-        np.random.default_rng(3).normal(size=(9, features)).astype(np.float32)
+        np.random.default_rng(seed).normal(size=(9, features)).astype(np.float32)
     )
-    fleet = [[1, 2], [], [3], [4, 5, 6], [7, 8]]
-    hosts = [predictor.encode_host([encoded[i] for i in host]) for host in fleet]
+    return predictor, encoded, [predictor.encode_host([encoded[i] for i in host]) for host in FLEET]
+
+
+def test_selecting_hosts_from_a_stacked_batch_scores_like_stacking_them_alone() -> None:
+    """A service stacks its whole fleet once and selects each query's candidates (any order, repeats)."""
+    predictor, encoded, hosts = _neural_fleet(3)
     rows = np.array([3, 1, 4, 3, 0])
     selected = predictor.stack_hosts(hosts).select(rows)
     alone = predictor.stack_hosts([hosts[r] for r in rows])
@@ -134,21 +142,15 @@ def test_selecting_hosts_from_a_stacked_batch_scores_like_stacking_them_alone() 
 
 def test_a_medians_only_selection_keeps_one_variant_and_scores_the_same() -> None:
     """The extender's path gathers only the unoccluded variant; the whole fleet in order is taken as views."""
-    torch.manual_seed(4)
-    features = 8
-    predictor = Predictor(_metadata("neural", features), PlacementModel(features, PlacementConfig()).eval())
-    encoded = predictor.encode_summaries(
-        np.random.default_rng(4).normal(size=(9, features)).astype(np.float32)
-    )
-    fleet = [[1, 2], [], [3], [4, 5, 6], [7, 8]]
-    stacked = predictor.stack_hosts([predictor.encode_host([encoded[i] for i in host]) for host in fleet])
+    predictor, encoded, hosts = _neural_fleet(4)
+    stacked = predictor.stack_hosts(hosts)
     assert stacked.totals.shape[1] > 1  # occlusion variants exist, so keeping one is a real saving
-    for rows in (np.array([3, 1, 4, 3, 0]), np.arange(len(fleet))):
+    for rows in (np.array([3, 1, 4, 3, 0]), np.arange(len(FLEET))):
         narrow = stacked.select(rows, variants=1)
         assert narrow.totals.shape[1] == 1 and narrow.incumbents.shape[1] == 1
         got = predictor.score_placement_arrays(encoded[0], narrow, explain=False)
         want = predictor.score_placement_arrays(encoded[0], stacked.select(rows), explain=False)
         for a, b in zip(got, want, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    whole = stacked.select(np.arange(len(fleet)), variants=1)
+    whole = stacked.select(np.arange(len(FLEET)), variants=1)
     assert np.shares_memory(whole.totals, stacked.totals)  # no copy of the fleet per query
