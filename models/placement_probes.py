@@ -193,7 +193,7 @@ class ProbePlacementModel:
         for describer, kind in ((self.live_describer_, live), (self.describer_, ~live)):
             needs = missing.any(axis=1) & kind
             if needs.any():
-                estimated = describer.predict(np.nan_to_num(flat[needs][:, self.summary_columns]))
+                estimated = forest_mean(describer, np.nan_to_num(flat[needs][:, self.summary_columns]))
                 deficits[needs] = np.where(missing[needs], estimated, deficits[needs])
         demand = flat[:, [self.demand_column]] if self.demand_column is not None else np.zeros((len(flat), 1))
         levels = self._fair_levels()
@@ -418,6 +418,21 @@ class ProbePlacementModel:
         if self.head_family_ == "factorised":
             return _factorised_p(self.head_, np.nan_to_num(self.interactions(own, others, count)))
         return self.predict(np.nan_to_num(self.features(own, others, count)))
+
+
+def forest_mean(forest: Any, rows: np.ndarray) -> np.ndarray:
+    """A fitted scikit-learn regression forest's prediction, ``forest.predict(rows)`` to the last bit.
+
+    Serving describes each incumbent whose window changed on every telemetry push, a few rows at a time.
+    ``predict`` validates the input and dispatches each tree through joblib, ~40 us per tree: 8 ms for the
+    200-tree describer on one push's rows. Each tree's own ``tree_.predict`` on float32 rows (the dtype the
+    forest itself converts to), summed in the same order and divided, is the same number in ~0.4 ms."""
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    total = np.zeros((len(x), forest.n_outputs_))
+    for tree in forest.estimators_:
+        total += tree.tree_.predict(x).reshape(len(x), -1)
+    total /= len(forest.estimators_)
+    return total if forest.n_outputs_ > 1 else total[:, 0]
 
 
 def _factorised_p(head: Any, interactions: np.ndarray) -> np.ndarray:

@@ -201,7 +201,13 @@ class Predictor:
 
         series = with_shares(profile)
         steps = max((len(v) for v in series.values()), default=1) or 1
-        return summarise(np.column_stack([_last(series.get(m), steps) for m in self.metadata.metrics]))
+        metrics = self.metadata.metrics
+        window = np.full((steps, len(metrics)), np.nan)  # each metric's last values, left-padded with NaN
+        for column, metric in enumerate(metrics):
+            values = series.get(metric)
+            if values is not None and len(values):
+                window[steps - min(steps, len(values)) :, column] = values[-steps:]
+        return summarise(window)
 
     def placement_row(
         self, summary: np.ndarray, probes: Probes | None = None, live: bool = False

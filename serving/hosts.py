@@ -33,20 +33,26 @@ class IngestOutcome:
 
 
 def window_to_series(rows: Iterable[tuple[datetime, dict[str, float | None]]]) -> Series:
-    """Per-second rows -> metric -> values in time order; gaps take the window mean (never a fake 0)."""
+    """Per-second rows -> metric -> values in time order; gaps take the window mean (never a fake 0).
+
+    Built as one ``[seconds, metrics]`` matrix (column-major: each series a contiguous column) rather than
+    metric by metric: a push re-reads its targets' whole windows, 120 rows x ~200 metrics each."""
     ordered = sorted(rows, key=lambda row: row[0])
     names = sorted({name for _, metrics in ordered for name in metrics})
-    series: Series = {}
-    for name in names:
-        values = np.array(
-            [np.nan if (v := metrics.get(name)) is None else v for _, metrics in ordered], dtype=np.float64
-        )
-        known = ~np.isnan(values)
-        if not known.any():
-            continue  # unavailable in this window: absent, so the model fills its training mean
-        values[~known] = values[known].mean()
-        series[name] = values
-    return series
+    column = {name: i for i, name in enumerate(names)}
+    matrix = np.full((len(ordered), len(names)), np.nan, order="F")
+    for row, (_, metrics) in enumerate(ordered):
+        given = [(column[name], value) for name, value in metrics.items() if value is not None]
+        if given:
+            columns, values = zip(*given, strict=True)
+            matrix[row, list(columns)] = values
+    known = ~np.isnan(matrix)
+    seen, complete = known.any(axis=0), known.all(axis=0)
+    for i in np.flatnonzero(seen & ~complete).tolist():
+        values, present = matrix[:, i], known[:, i]
+        values[~present] = values[present].mean()
+    # A metric never seen in this window is absent, so the model fills its training mean.
+    return {name: matrix[:, i] for i, name in enumerate(names) if seen[i]}
 
 
 def screen_samples(
@@ -344,7 +350,9 @@ class HostStore:
         pending: str | None = None
         if placement is not None:
             schema = self.feature_schema(placement)
-            vectors = []
+            predictor = placement.predictor
+            usable: list[str] = []
+            rows: dict[str, np.ndarray] = {}  # the incumbents to encode again: their input rows
             for name in incumbents:
                 window = state.targets[name]
                 if window.summary is not None and window.summary.schema_id != schema.schema_id:
@@ -353,17 +361,19 @@ class HostStore:
                         f"needs {schema.schema_id}: waiting for its collector's next push"
                     )
                     continue
+                usable.append(name)
                 cached = state.incumbent_encodings.get(name)
                 if cached is None or cached[0] != placement.key:
-                    predictor = placement.predictor
-                    vector = (
-                        predictor.encode_summary(window.summary.values)
+                    rows[name] = (
+                        predictor.placement_row(window.summary.values, live=True)
                         if window.summary is not None
-                        else predictor.encode_profile(window.series(), live=True)
+                        else predictor.profile_summary(window.series(), live=True)
                     )
-                    cached = state.incumbent_encodings[name] = (placement.key, vector)
-                vectors.append(cached[1])
-            encoding = placement.predictor.encode_host(vectors)
+            if rows:  # one model call for a push's targets (a forest's cost is per call, not per row)
+                encoded = predictor.encode_summaries(np.stack(list(rows.values())))
+                for name, vector in zip(rows, encoded, strict=True):
+                    state.incumbent_encodings[name] = (placement.key, vector)
+            encoding = predictor.encode_host([state.incumbent_encodings[name][1] for name in usable])
         self._generation += 1
         state.snapshot = HostSnapshot(
             host=state.host,
