@@ -44,13 +44,13 @@ def window_to_series(rows: Iterable[tuple[datetime, dict[str, float | None]]]) -
     for row, (_, metrics) in enumerate(ordered):
         given = [(column[name], value) for name, value in metrics.items() if value is not None]
         if given:
-            columns, values = zip(*given, strict=True)
-            matrix[row, list(columns)] = values
+            columns, given_values = zip(*given, strict=True)
+            matrix[row, list(columns)] = given_values
     known = ~np.isnan(matrix)
     seen, complete = known.any(axis=0), known.all(axis=0)
     for i in np.flatnonzero(seen & ~complete).tolist():
-        values, present = matrix[:, i], known[:, i]
-        values[~present] = values[present].mean()
+        column_values, present = matrix[:, i], known[:, i]
+        column_values[~present] = column_values[present].mean()
     # A metric never seen in this window is absent, so the model fills its training mean.
     return {name: matrix[:, i] for i, name in enumerate(names) if seen[i]}
 

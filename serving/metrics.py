@@ -47,12 +47,26 @@ class PlacementBatch:
             self.hosts is earlier.hosts or list(self.hosts) == list(earlier.hosts)
         )
 
-    def values(self) -> list[tuple[SeriesKey, float]]:
+    def changed_since(self, earlier: PlacementBatch) -> np.ndarray:
+        """Positions whose newcomer or worst-incumbent P differs from ``earlier``'s (a batch this one
+        supersedes; NaN equals NaN)."""
+        differs = np.zeros(len(self.hosts), dtype=bool)
+        for now, then in (
+            (self.newcomer_p, earlier.newcomer_p),
+            (self.worst_incumbent_p, earlier.worst_incumbent_p),
+        ):
+            differs |= ~((now == then) | (np.isnan(now) & np.isnan(then)))
+        return np.flatnonzero(differs)
+
+    def values(self, positions: np.ndarray | None = None) -> list[tuple[SeriesKey, float]]:
+        """Every (series, value) of the batch, or only those at ``positions``; none for NaN."""
+        hosts = self.hosts if positions is None else [self.hosts[i] for i in positions.tolist()]
         out: list[tuple[SeriesKey, float]] = []
         for role, values in (("newcomer", self.newcomer_p), ("worst_incumbent", self.worst_incumbent_p)):
+            chosen = values if positions is None else values[positions]
             out.extend(
                 ((host, self.workload, role), value)
-                for host, value in zip(self.hosts, values.tolist(), strict=True)
+                for host, value in zip(hosts, chosen.tolist(), strict=True)
                 if not math.isnan(value)
             )
         return out
@@ -90,6 +104,10 @@ class ServiceMetrics:
         # Past the bound the oldest batches are dropped: their values were superseded or are that old.
         self._batches: deque[PlacementBatch] = deque(maxlen=max_batches)
         self._published: OrderedDict[SeriesKey, float] = OrderedDict()
+        # The last batch published per workload: a batch for the same nodes expands only the nodes whose
+        # values changed (the extender answers thousands of nodes per pod, mostly unchanged since).
+        self._last_batches: OrderedDict[str, PlacementBatch] = OrderedDict()
+        self.max_workloads = max_batches
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._publish_loop, args=(publish_interval_s,), daemon=True)
@@ -133,7 +151,14 @@ class ServiceMetrics:
             batches, self._batches = self._batches, deque(maxlen=self._batches.maxlen)
         latest: dict[SeriesKey, float] = {}
         for batch in batches:
-            latest.update(batch.values())
+            earlier = self._last_batches.pop(batch.workload, None)
+            if earlier is not None and batch.supersedes(earlier):
+                latest.update(batch.values(batch.changed_since(earlier)))
+            else:
+                latest.update(batch.values())
+            self._last_batches[batch.workload] = batch
+            if len(self._last_batches) > self.max_workloads:
+                self._last_batches.popitem(last=False)
         latest.update(pending)
         for key, value in latest.items():
             if self._published.get(key) == value:

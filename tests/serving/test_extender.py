@@ -15,6 +15,7 @@ from cotenant.serving.extender import (
     filter_result,
     infeasible_positions,
     node_names,
+    prioritize_body,
     prioritize_result,
     read_pod,
 )
@@ -120,3 +121,16 @@ def test_reply_keys_are_kube_schedulers_capitalised_field_names() -> None:
     ]
     unknown = prioritize_result(["node-a"], None)
     assert unknown.root[0].Score == NEUTRAL_EXTENDER_SCORE
+
+
+def test_the_prioritize_body_escapes_any_node_name_as_json_does() -> None:
+    names = ['node "quoted"', "nœud-\u00e9", "back\\slash", "tab\there", ""]
+    body = prioritize_body(names, candidate_scores(names, [0.5, 0.91, None, 0.0, 1.0]))
+    assert json.loads(body) == [
+        {"Host": 'node "quoted"', "Score": 5},
+        {"Host": "nœud-\u00e9", "Score": 9},
+        {"Host": "back\\slash", "Score": NEUTRAL_EXTENDER_SCORE},
+        {"Host": "tab\there", "Score": 0},
+        {"Host": "", "Score": 10},
+    ]
+    assert prioritize_body([], None) == "[]"

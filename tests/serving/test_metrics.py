@@ -45,3 +45,24 @@ def test_unchanged_values_are_not_set_again(metrics: ServiceMetrics) -> None:
     metrics.placement_batch(batch)
     metrics.publish()
     assert gauge(metrics, "m-node-c", "batch", "newcomer") == 0.0  # same value as last published: skipped
+
+
+def test_a_batch_for_the_same_nodes_sets_only_the_nodes_whose_values_changed(metrics: ServiceMetrics) -> None:
+    hosts = [f"m-node-{i}" for i in range(4)]
+    first = PlacementBatch("db", hosts, np.array([0.9, 0.8, 0.7, 0.6]), np.array([0.5, np.nan, 0.4, 0.3]))
+    metrics.placement_batch(first)
+    metrics.publish()
+    for host in hosts:  # changed behind the publisher's back: shows which gauges the next publish sets
+        metrics.predicted_performance.labels(host, "db", "newcomer").set(-1.0)
+    second = PlacementBatch(
+        "db", list(hosts), np.array([0.9, 0.2, 0.7, 0.6]), np.array([0.5, np.nan, 0.4, 0.1])
+    )
+    metrics.placement_batch(second)
+    metrics.publish()
+    assert [gauge(metrics, h, "db", "newcomer") for h in hosts] == [-1.0, pytest.approx(0.2), -1.0, -1.0]
+    assert gauge(metrics, "m-node-3", "db", "worst_incumbent") == pytest.approx(0.1)
+    assert gauge(metrics, "m-node-1", "db", "worst_incumbent") is None
+    # other nodes for the same workload: every value is expanded (compared with what was last published)
+    metrics.placement_batch(PlacementBatch("db", ["m-node-9"], np.array([0.33]), np.array([np.nan])))
+    metrics.publish()
+    assert gauge(metrics, "m-node-9", "db", "newcomer") == pytest.approx(0.33)
