@@ -83,6 +83,11 @@ class ProbePlacementConfig(ModelConfig):
     # against 13.43 pp for 300 at 0.05 (100 at 0.15: 13.47), within ``head_tolerance``: the cheaper one.
     boosting_iterations: int = Field(default=50, ge=1)
     boosting_learning_rate: float = Field(default=0.3, gt=0.0, le=1.0)
+    # Charge the CPU probe pair (own CPU sensitivity x the others' CPU pressure) only as far as the fair share
+    # leaves the workload short of its demand: x (1 - fair share), 0 on a host whose cores suffice. The lab's
+    # CPU aggressor always contends for the probed workload's core; a tenant capped below its fair share
+    # (a CPU quota, a rate-limited service) is not slowed by it.
+    contended_cpu_pair: bool = False
 
 
 def probe_resource(column: str) -> str:
@@ -124,8 +129,10 @@ class ProbePlacementModel:
         head_tolerance: float = 0.05,
         boosting_iterations: int = 50,
         boosting_learning_rate: float = 0.3,
+        contended_cpu_pair: bool = False,
     ) -> None:
         self.head = head
+        self.contended_cpu_pair = contended_cpu_pair
         self.describer_trees = describer_trees
         self.seed = seed
         self.estimated_neighbours = estimated_neighbours
@@ -232,24 +239,29 @@ class ProbePlacementModel:
         pairs = len(self.pairs)
         own_demand, others_demand = own_part[:, pairs : pairs + 1], others_part[:, pairs : pairs + 1]
         counts = np.asarray(count, dtype=np.float64).reshape(-1, 1)
+        products = own_part[:, :pairs] * others_part[:, :pairs]
+        fair: list[np.ndarray] = []
+        if len(levels):
+            share = fair_share(
+                own_part[:, pairs + 1 :], others_part[:, pairs + 1 :], levels, float(self.host_cores_ or 0.0)
+            )
+            fair = [-np.log(np.maximum(share, P_FLOOR))[:, None]]
+            if getattr(self, "contended_cpu_pair", False) and (cpu := self._cpu_pair()) is not None:
+                products[:, cpu] *= 1.0 - share
         return np.concatenate(
             [
-                own_part[:, :pairs] * others_part[:, :pairs],
+                products,
                 own_demand * others_demand,
                 *self._utilisation_term(own_demand, others_demand, counts),
-                *self._fair_term(own_part[:, pairs + 1 :], others_part[:, pairs + 1 :], levels),
+                *fair,
             ],
             axis=1,
         )
 
-    def _fair_term(
-        self, own_capped: np.ndarray, others_capped: np.ndarray, levels: np.ndarray
-    ) -> list[np.ndarray]:
-        """``[-log(fair allocation / demand)]`` (``[N, 1]``, module docstring), or nothing without levels."""
-        if not len(levels):
-            return []
-        share = fair_share(own_capped, others_capped, levels, float(self.host_cores_ or 0.0))
-        return [-np.log(np.maximum(share, P_FLOOR))[:, None]]
+    def _cpu_pair(self) -> int | None:
+        """Position of the CPU resource among ``pairs`` (None when CPU is not probed both ways)."""
+        resources = [probe_resource(self.names[self.deficit_columns[s]]) for s, _ in self.pairs]
+        return resources.index("cpu") if "cpu" in resources else None
 
     def _utilisation_term(
         self, own_demand: np.ndarray, others_demand: np.ndarray, count: np.ndarray
@@ -473,6 +485,7 @@ def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel
         config.head_tolerance,
         config.boosting_iterations,
         config.boosting_learning_rate,
+        config.contended_cpu_pair,
     )
 
 

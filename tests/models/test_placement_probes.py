@@ -149,6 +149,37 @@ def test_the_fair_share_is_the_last_head_input_and_reads_each_tenants_capped_dem
     assert not outcome[0].predictor.model.serve_on_hosts_of(1.0)  # fit without the host's size: not read
 
 
+def test_the_contended_cpu_pair_charges_cpu_sensitivity_only_where_the_fair_share_falls_short(
+    outcome: Any,
+) -> None:
+    """With ``contended_cpu_pair`` the CPU product is scaled by 1 - fair share: nothing on a host whose cores
+    cover every demand, half of it for a build that gets half its demand; other resources are untouched."""
+    import copy
+
+    model = copy.copy(outcome[0].predictor.model)
+    model.host_cores_, model.demand_scale_ = 2.0, (0.8, 0.5)
+    model.fair_share_ = True
+    cpu = model._cpu_pair()
+    assert cpu is not None and len(model.pairs) > 1
+    mean, std = model.demand_scale_
+    rows = np.zeros((3, len(model.names)), np.float32)
+    rows[:, model.measured_column] = 1.0
+    rows[:, model.deficit_columns] = 0.2
+    rows[:, model.demand_column] = (np.array([2.0, 1.0, 0.5]) - mean) / std  # build, job, small tenant
+    build, job, small = model.embed(rows)
+    own, others = np.stack([build, job]), np.stack([job, small])  # build beside job; job beside 0.5 core
+    always = model.features(own, others, np.ones(2))
+    model.contended_cpu_pair = True
+    gated = model.features(own, others, np.ones(2))
+    products = slice(always.shape[1] - len(model.pairs) - 3, always.shape[1] - 3)  # pairs, demand, shares
+    assert always[0, products][cpu] == pytest.approx(0.04) == always[1, products][cpu]
+    assert gated[0, products][cpu] == pytest.approx(0.04 * 0.5, abs=0.005)  # the build gets 1 of 2 cores
+    assert gated[1, products][cpu] == pytest.approx(0.0)  # 1.5 cores of demand on 2: no contention
+    others_kept = [i for i in range(len(model.pairs)) if i != cpu]
+    np.testing.assert_allclose(gated[:, products][:, others_kept], always[:, products][:, others_kept])
+    np.testing.assert_allclose(np.delete(gated, products, axis=1), np.delete(always, products, axis=1))
+
+
 def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
     table: RunTable, outcome: Any
 ) -> None:
