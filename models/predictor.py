@@ -214,9 +214,10 @@ class Predictor:
     ) -> np.ndarray:
         """A raw summary (and the workload's probe results: P by probe name, ``sens_cpu_2``) -> the normalised
         input row. Probe inputs are deficits (1 - P), NaN where not measured, then whether any was measured
-        and whether the summary is of a live window, as ``datasets.tensors`` builds them for training."""
+        and whether the summary is of a live window, as ``datasets.tensors`` builds them for training.
+        ``summary [..., F]``: several workloads' summaries at once get the same probes and flags."""
         row = np.asarray(summary, dtype=np.float64)
-        probe_names = self.metadata.features[len(row) :]
+        probe_names = self.metadata.features[row.shape[-1] :]
         if probe_names:
             from cotenant.models.placement_probes import PROBE_FLAGS, PROBE_LIVE, PROBE_MEASURED, PROBE_PREFIX
 
@@ -228,8 +229,9 @@ class Predictor:
             }
             measured = float(any(np.isfinite(list(deficits.values()))))
             flags = {PROBE_MEASURED: measured, PROBE_LIVE: float(live)}
-            row = np.concatenate([row, [deficits.get(name, flags.get(name, np.nan)) for name in probe_names]])
-        return self._stats().transform(row.astype(np.float32)[None])[0]
+            inputs = [deficits.get(name, flags.get(name, np.nan)) for name in probe_names]
+            row = np.concatenate([row, np.broadcast_to(inputs, (*row.shape[:-1], len(inputs)))], axis=-1)
+        return self._stats().transform(row.astype(np.float32))
 
     def probe_names(self) -> list[str]:
         """The probe results this model reads (``sens_cpu_2``, ``press_io``); none for telemetry-only ones."""

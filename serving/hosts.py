@@ -352,7 +352,7 @@ class HostStore:
             schema = self.feature_schema(placement)
             predictor = placement.predictor
             usable: list[str] = []
-            rows: dict[str, np.ndarray] = {}  # the incumbents to encode again: their input rows
+            summaries: dict[str, np.ndarray] = {}  # the incumbents to encode again: their raw summaries
             for name in incumbents:
                 window = state.targets[name]
                 if window.summary is not None and window.summary.schema_id != schema.schema_id:
@@ -364,14 +364,15 @@ class HostStore:
                 usable.append(name)
                 cached = state.incumbent_encodings.get(name)
                 if cached is None or cached[0] != placement.key:
-                    rows[name] = (
-                        predictor.placement_row(window.summary.values, live=True)
+                    summaries[name] = (
+                        window.summary.values
                         if window.summary is not None
-                        else predictor.profile_summary(window.series(), live=True)
+                        else predictor.raw_summary(window.series())
                     )
-            if rows:  # one model call for a push's targets (a forest's cost is per call, not per row)
-                encoded = predictor.encode_summaries(np.stack(list(rows.values())))
-                for name, vector in zip(rows, encoded, strict=True):
+            if summaries:  # one call for a push's targets: a forest's and a normaliser's cost is per call
+                rows = predictor.placement_row(np.stack(list(summaries.values())), live=True)
+                encoded = predictor.encode_summaries(rows)
+                for name, vector in zip(summaries, encoded, strict=True):
                     state.incumbent_encodings[name] = (placement.key, vector)
             encoding = predictor.encode_host([state.incumbent_encodings[name][1] for name in usable])
         self._generation += 1
