@@ -17,6 +17,7 @@ import numpy as np
 from cotenant.models.base import P_FLOOR, DataShape, Family, sort_quantiles, summarise
 
 if TYPE_CHECKING:
+    from cotenant.models.host_batch import HostBatch
     from cotenant.models.predictor import PredictorMetadata
 
 WEIGHTS_FILE = "weights.npz"
@@ -61,9 +62,17 @@ class Backend:
         """Quantiles ``[N, Q]`` (unsorted) for rows of (own embedding, sum of the others', their count)."""
         raise NotImplementedError
 
-    def head_weights(self) -> dict[str, np.ndarray] | None:
-        """Weights for precomputing hosts' part of the head (None: nothing to precompute)."""
+    def host_parts(
+        self, totals: np.ndarray, incumbents: np.ndarray, owner: np.ndarray, counts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The head's host-only part for stacked hosts (``host_batch.HostParts``); None: nothing to
+        precompute, the head then runs on whole embeddings."""
         return None
+
+    def head_from_parts(self, new: np.ndarray, batch: HostBatch, variants: int) -> np.ndarray:
+        """Quantiles ``[H + sumK, V, Q]`` (newcomer rows, then incumbents; unsorted) from a batch stacked with
+        ``host_parts`` and the newcomer's embedding ``[V, E]``."""
+        raise NotImplementedError
 
     def set_host_cores(self, cores: float) -> bool:
         """Answer for hosts of ``cores`` CPUs instead of the training host's; False: the model does not read
@@ -126,6 +135,18 @@ class NeuralBackend(Backend):
         from cotenant.models.placement import numpy_head
 
         return numpy_head(self.head_weights(), own, others, count)
+
+    def host_parts(
+        self, totals: np.ndarray, incumbents: np.ndarray, owner: np.ndarray, counts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from cotenant.models.host_batch import neural_host_parts
+
+        return neural_host_parts(self.head_weights(), totals, incumbents, owner, counts)
+
+    def head_from_parts(self, new: np.ndarray, batch: HostBatch, variants: int) -> np.ndarray:
+        from cotenant.models.host_batch import neural_head_rows
+
+        return neural_head_rows(self.head_weights(), new, batch, variants)
 
     def head_weights(self) -> dict[str, np.ndarray]:
         if self._weights is None:
@@ -208,14 +229,56 @@ class ProbesBackend(TabularBackend):
     def head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
         """Quantiles per row; a row whose own workload was described by telemetry alone gets the wider
         interval calibrated for that (``interval_widening_unprobed``)."""
-        quantiles = self.interval(self.model.predict_rows(own, others, count))
+        return self._widened(
+            self.interval(self.model.predict_rows(own, others, count)), self.model.measured(own)
+        )
+
+    def _widened(self, quantiles: np.ndarray, measured: np.ndarray) -> np.ndarray:
         widening = self.metadata.interval_widening_unprobed
         if widening > 0:
-            unprobed = ~self.model.measured(own)
+            unprobed = ~measured
             quantiles[unprobed, 0] -= widening
             quantiles[unprobed, -1] += widening
             np.clip(quantiles, P_FLOOR, 1.0, out=quantiles)
         return quantiles
+
+    # The extender's path: with the factorised law (the head it serves), stacking hosts gathers the columns
+    # the law reads once per host state, so a query adds the newcomer's columns and computes the law.
+    def _part_columns(self) -> tuple[list[int], list[int]]:
+        own, others = self.model.head_columns()
+        return [*own, self.embedding_width() - 1], others  # own: + the measured flag (``measured``)
+
+    def host_parts(
+        self, totals: np.ndarray, incumbents: np.ndarray, owner: np.ndarray, counts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Newcomer rows: the host's sum at the others' columns. Incumbent j of host h: its own columns and
+        the others' sum without the newcomer, total_h - e_j (the newcomer adds at query time, as in
+        ``Predictor.score_placement_arrays``' general path, in the same float32 order)."""
+        if getattr(self.model, "head_family_", None) != "factorised":
+            return None
+        own_columns, others_columns = self._part_columns()
+        host_part = totals[..., others_columns]
+        incumbent_part = np.concatenate(
+            [incumbents[..., own_columns], (totals[owner] - incumbents)[..., others_columns]], axis=-1
+        )
+        return host_part, incumbent_part
+
+    def head_from_parts(self, new: np.ndarray, batch: HostBatch, variants: int) -> np.ndarray:
+        assert batch.host_part is not None and batch.incumbent_part is not None
+        own_columns, others_columns = self._part_columns()
+        width = len(own_columns)
+        incumbent_part = batch.incumbent_part[:, :variants]
+        own = np.concatenate(
+            [np.broadcast_to(new[:, own_columns], (batch.size, variants, width)), incumbent_part[..., :width]]
+        )
+        others = np.concatenate(
+            [batch.host_part[:, :variants], incumbent_part[..., width:] + new[:, others_columns]]
+        )
+        rows = own.shape[0]
+        own, others = own.reshape(rows * variants, width), others.reshape(rows * variants, -1)
+        count = np.repeat(np.concatenate([batch.counts, batch.counts[batch.owner]]), variants)
+        median = self.model.predict_parts(own[:, :-1].astype(np.float64), others.astype(np.float64), count)
+        return self._widened(self.interval(median), own[:, -1] >= 0.5).reshape(rows, variants, -1)
 
 
 BACKENDS: dict[str, type[Backend]] = {

@@ -7,7 +7,7 @@ the head over all rows at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +55,10 @@ class HostBatch:
     owner: np.ndarray  # [sumK] host of every incumbent row
     order: np.ndarray  # [H + sumK] (newcomer rows, then incumbent rows) -> host-major
     offsets: np.ndarray  # [H + 1] first row of each host
-    # Neural head only: the first layer's pre-activation without the newcomer's share, [H, V, Hd] for the
-    # newcomer rows and [sumK, V, Hd] for incumbent rows (the layer is linear, so the newcomer adds later).
+    # The head's host-only part, precomputed by the backend (``HostParts``) when its head has one: [H, V, *]
+    # for the newcomer rows and [sumK, V, *] for incumbent rows. Neural: the first layer's pre-activation
+    # without the newcomer's share (the layer is linear, so the newcomer adds later); placement-probes: the
+    # columns its factorised law reads, of the host's sum and of each incumbent with the others' sum.
     host_part: np.ndarray | None = None
     incumbent_part: np.ndarray | None = None
 
@@ -102,10 +104,16 @@ class HostBatch:
         )
 
 
+# (totals [H, V, E], incumbents [sumK, V, E], owner [sumK], counts [H]) -> (host_part, incumbent_part), or
+# None when the backend's head has nothing to precompute.
+HostParts = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]
+
+
 def stack_hosts(
-    hosts: Sequence[HostEncoding], width: tuple[int, int], head_weights: dict[str, np.ndarray] | None
+    hosts: Sequence[HostEncoding], width: tuple[int, int], parts: HostParts | None = None
 ) -> HostBatch:
-    """Stack ``hosts`` (each ``[K, V, E]``); with the neural head's weights, precompute its host-only part."""
+    """Stack ``hosts`` (each ``[K, V, E]``); with the backend's ``parts``, precompute its head's host-only
+    part."""
     counts = np.fromiter((h.count for h in hosts), dtype=np.int64, count=len(hosts))
     totals = np.stack([h.total for h in hosts]) if hosts else np.zeros((0, *width), np.float32)
     members = [h.embeddings for h in hosts if h.count]
@@ -113,14 +121,26 @@ def stack_hosts(
     owner = np.repeat(np.arange(len(hosts)), counts)
     order = np.argsort(np.concatenate([np.arange(len(hosts)), owner]), kind="stable")
     offsets = np.concatenate([[0], np.cumsum(counts + 1)])
-    if head_weights is None:
+    precomputed = parts(totals, incumbents, owner, counts) if parts is not None else None
+    if precomputed is None:
         return HostBatch(counts, totals, incumbents, owner, order, offsets)
+    return HostBatch(counts, totals, incumbents, owner, order, offsets, *precomputed)
+
+
+def neural_host_parts(
+    head_weights: dict[str, np.ndarray],
+    totals: np.ndarray,
+    incumbents: np.ndarray,
+    owner: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The neural head's first layer without the newcomer's share, per newcomer row and incumbent row."""
     w_own, w_others, w_count, bias = _first_layer(head_weights, totals.shape[-1])
     # newcomer row of host h: W_own n + W_others total_h + w_count K_h + b
     host_part = totals @ w_others.T + (counts / COUNT_SCALE)[:, None, None] * w_count + bias
     # incumbent j of host h sees total_h - e_j + n among the others, and K_h others
     incumbent_part = incumbents @ (w_own - w_others).T + host_part[owner]
-    return HostBatch(counts, totals, incumbents, owner, order, offsets, host_part, incumbent_part)
+    return host_part, incumbent_part
 
 
 def neural_head_rows(

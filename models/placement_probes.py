@@ -227,15 +227,27 @@ class ProbePlacementModel:
     def interactions(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
         """The factorised law's inputs, the last columns of ``features``: per resource own sensitivity x the
         others' pressure, the demand product, and the utilisation and fair-share terms where there are. Only
-        the columns they read are gathered (the extender scores ~17,000 rows per call at 5,000 hosts)."""
+        the columns they read are gathered (``head_columns``)."""
+        own_columns, others_columns = self.head_columns()
+        return self.interactions_of_parts(
+            np.asarray(own[:, own_columns], np.float64),
+            np.asarray(others[:, others_columns], np.float64),
+            count,
+        )
+
+    def head_columns(self) -> tuple[list[int], list[int]]:
+        """The embedding columns the factorised law reads, of the workload itself and of the others' sum: per
+        probe pair the sensitivity (own) or the pressure (others), then the demand and the capped demands."""
         d = len(self.deficit_columns)
+        shared = list(range(d, d + 1 + len(self._fair_levels())))
+        return [*(s for s, _ in self.pairs), *shared], [*(q for _, q in self.pairs), *shared]
+
+    def interactions_of_parts(
+        self, own_part: np.ndarray, others_part: np.ndarray, count: np.ndarray
+    ) -> np.ndarray:
+        """``interactions`` from the ``head_columns`` already gathered (float64): the extender precomputes the
+        hosts' side of them once per host state (``ProbesBackend.host_parts``)."""
         levels = self._fair_levels()
-        own_part = np.asarray(
-            own[:, [*(s for s, _ in self.pairs), *range(d, d + 1 + len(levels))]], np.float64
-        )
-        others_part = np.asarray(
-            others[:, [*(q for _, q in self.pairs), *range(d, d + 1 + len(levels))]], np.float64
-        )
         pairs = len(self.pairs)
         own_demand, others_demand = own_part[:, pairs : pairs + 1], others_part[:, pairs : pairs + 1]
         counts = np.asarray(count, dtype=np.float64).reshape(-1, 1)
@@ -423,6 +435,12 @@ class ProbePlacementModel:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Median P from head features (``features``): what the tabular backend's ``quantiles`` calls."""
         return self._predict_head(self.head_, self.head_family_, features)
+
+    def predict_parts(self, own_part: np.ndarray, others_part: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """Median P of the factorised law from gathered ``head_columns`` (``interactions_of_parts``)."""
+        return _factorised_p(
+            self.head_, np.nan_to_num(self.interactions_of_parts(own_part, others_part, count))
+        )
 
     def predict_rows(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
         """Median P from embeddings, as ``predict(features(...))`` (NaN read as 0, as the backend does); the

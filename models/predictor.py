@@ -27,7 +27,7 @@ from cotenant.models.base import (
     sort_quantiles,
 )
 from cotenant.models.explain import group_masks, occlusion_shares, occlusion_variants
-from cotenant.models.host_batch import HostBatch, HostEncoding, neural_head_rows, stack_hosts
+from cotenant.models.host_batch import HostBatch, HostEncoding, stack_hosts
 from pydantic import BaseModel
 
 FORMAT_VERSION = 1
@@ -279,7 +279,7 @@ class Predictor:
         """Stack host encodings for repeated scoring (rebuild when a host or the model changes)."""
         self._require("placement")
         width = (1 + len(self._masks), self.backend.embedding_width())
-        return stack_hosts(hosts, width, self.backend.head_weights())
+        return stack_hosts(hosts, width, self.backend.host_parts)
 
     def score_placement_arrays(
         self, newcomer: np.ndarray, hosts: Sequence[HostEncoding] | HostBatch, explain: bool = True
@@ -290,9 +290,7 @@ class Predictor:
         variants = newcomer.shape[0] if explain else 1
         new = newcomer[:variants]
         if batch.host_part is not None and batch.incumbent_part is not None:
-            weights = self.backend.head_weights()
-            assert weights is not None  # the batch was stacked with them (host_part is set)
-            out = neural_head_rows(weights, new, batch, variants)
+            out = self.backend.head_from_parts(new, batch, variants)  # stacked with the backend's parts
         else:
             counts, owner = batch.counts, batch.owner
             totals, stacked = batch.totals[:, :variants], batch.incumbents[:, :variants]

@@ -242,3 +242,42 @@ def test_an_incumbent_seen_live_is_described_as_training_described_co_run_target
     np.testing.assert_allclose(served, trained, rtol=1e-5, atol=1e-6)
     solo = predictor.encode_profile(window)[0]  # the same numbers read as a solo profile: the other describer
     assert not np.allclose(solo[: len(predictor.probe_names())], served[: len(predictor.probe_names())])
+
+
+@pytest.mark.parametrize("fair", [False, True])
+def test_hosts_stacked_with_the_factorised_laws_columns_score_as_whole_embeddings_do(
+    table: RunTable, outcome: Any, fair: bool
+) -> None:
+    """The extender's path (the law's columns of each host gathered once, the newcomer's added per query)
+    gives the general path's quantiles to the last bit, with and without the fair share's columns."""
+    import copy
+
+    from cotenant.models.host_batch import stack_hosts
+    from cotenant.models.predictor import Predictor
+    from sklearn.linear_model import LinearRegression
+
+    fitted, split = outcome
+    model = copy.copy(fitted.predictor.model)
+    if fair:
+        model.host_cores_, model.demand_scale_, model.fair_share_ = 2.0, (0.8, 0.5), True
+        model.contended_cpu_pair = True
+    rng = np.random.default_rng(7)
+    width = len(model.pairs) + 1 + 2 * int(fair)  # products, demand product, utilisation and fair terms
+    model.head_family_ = "factorised"
+    model.head_ = LinearRegression(positive=True).fit(rng.uniform(0, 1, (50, width)), rng.uniform(0, 2, 50))
+    predictor = Predictor(fitted.predictor.metadata, model)
+    apps = sorted(split.train_apps)
+    encoded = [predictor.encode_profile(series_of(table, app), probes_of(table, app)) for app in apps[:5]]
+    live = predictor.encode_profile(series_of(table, apps[5]), live=True)  # an incumbent without probes
+    hosts = [predictor.encode_host(members) for members in ([], [encoded[1]], [encoded[2], live, encoded[3]])]
+    fast = predictor.stack_hosts(hosts)
+    assert fast.host_part is not None and fast.incumbent_part is not None
+    shape = (hosts[1].embeddings.shape[1], predictor.backend.embedding_width())
+    general = stack_hosts(hosts, shape, None)
+    for explain in (False, True):
+        got = predictor.score_placement_arrays(encoded[0], fast, explain=explain)
+        want = predictor.score_placement_arrays(encoded[0], general, explain=explain)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    medians = got[0][:, 1]
+    assert np.ptp(medians[1:]) > 0  # the rows differ: a constant would not test the law
