@@ -253,13 +253,13 @@ class ProbesBackend(TabularBackend):
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """Newcomer rows: the host's sum at the others' columns. Incumbent j of host h: its own columns and
         the others' sum without the newcomer, total_h - e_j (the newcomer adds at query time, as in
-        ``Predictor.score_placement_arrays``' general path, in the same float32 order)."""
+        ``Predictor.score_placement_arrays``' general path, summed in float32 in the same order)."""
         if getattr(self.model, "head_family_", None) != "factorised":
             return None
         own_columns, others_columns = self._part_columns()
-        host_part = totals[..., others_columns]
+        host_part = totals[..., others_columns]  # the columns first: the arrays hold every variant
         incumbent_part = np.concatenate(
-            [incumbents[..., own_columns], (totals[owner] - incumbents)[..., others_columns]], axis=-1
+            [incumbents[..., own_columns], host_part[owner] - incumbents[..., others_columns]], axis=-1
         )
         return host_part, incumbent_part
 

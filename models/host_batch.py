@@ -33,14 +33,30 @@ def head_first_layer(head_weights: dict[str, np.ndarray], joined: np.ndarray) ->
 
 @dataclass(frozen=True, slots=True)
 class HostEncoding:
-    """A host's incumbents, encoded ahead of time: cache it per host and rebuild when the host changes."""
+    """A host's incumbents, encoded ahead of time: cache it per host and rebuild when the host changes.
 
-    embeddings: np.ndarray  # [K, V, E]: per incumbent, per explanation variant (0 = nothing occluded)
-    total: np.ndarray  # [V, E]: DeepSets sum over incumbents
+    One array per host, ``block [1 + K, V, E]``: the DeepSets sum over incumbents, then each incumbent's
+    embedding per explanation variant (0 = nothing occluded). Stacking a fleet is then one concatenation of
+    blocks, already in the batch's host-major row order."""
+
+    block: np.ndarray
+
+    @classmethod
+    def of(cls, embeddings: np.ndarray) -> HostEncoding:
+        """From the incumbents' embeddings ``[K, V, E]``."""
+        return cls(np.concatenate([embeddings.sum(0, keepdims=True), embeddings]))
+
+    @property
+    def embeddings(self) -> np.ndarray:  # [K, V, E]
+        return self.block[1:]
+
+    @property
+    def total(self) -> np.ndarray:  # [V, E]
+        return self.block[0]
 
     @property
     def count(self) -> int:
-        return int(self.embeddings.shape[0])
+        return int(self.block.shape[0]) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +126,23 @@ HostParts = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.
 
 
 def stack_hosts(
-    hosts: Sequence[HostEncoding], width: tuple[int, int], parts: HostParts | None = None
+    hosts: Sequence[HostEncoding],
+    width: tuple[int, int],
+    parts: HostParts | None = None,
+    variants: int | None = None,
 ) -> HostBatch:
-    """Stack ``hosts`` (each ``[K, V, E]``); with the backend's ``parts``, precompute its head's host-only
-    part."""
-    counts = np.fromiter((h.count for h in hosts), dtype=np.int64, count=len(hosts))
-    totals = np.stack([h.total for h in hosts]) if hosts else np.zeros((0, *width), np.float32)
-    members = [h.embeddings for h in hosts if h.count]
-    incumbents = np.concatenate(members) if members else np.zeros((0, *width), np.float32)
+    """Stack ``hosts`` (each ``[K, V, E]``, or their first ``variants``); with the backend's ``parts``,
+    precompute its head's host-only part."""
+    blocks = [h.block[:, :variants] for h in hosts]
+    rows = np.concatenate(blocks) if blocks else np.zeros((0, *width), np.float32)  # host-major
+    sizes = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks))
+    counts = sizes - 1
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    is_total = np.zeros(len(rows), dtype=bool)
+    is_total[offsets[:-1]] = True
+    totals, incumbents = rows[is_total], rows[~is_total]
     owner = np.repeat(np.arange(len(hosts)), counts)
     order = np.argsort(np.concatenate([np.arange(len(hosts)), owner]), kind="stable")
-    offsets = np.concatenate([[0], np.cumsum(counts + 1)])
     precomputed = parts(totals, incumbents, owner, counts) if parts is not None else None
     if precomputed is None:
         return HostBatch(counts, totals, incumbents, owner, order, offsets)

@@ -273,13 +273,15 @@ class Predictor:
         self._require("placement")
         width = (1 + len(self._masks), self.backend.embedding_width())
         stacked = np.stack(incumbents) if incumbents else np.zeros((0, *width), dtype=np.float32)
-        return HostEncoding(embeddings=stacked, total=stacked.sum(0))
+        return HostEncoding.of(stacked)
 
-    def stack_hosts(self, hosts: Sequence[HostEncoding]) -> HostBatch:
-        """Stack host encodings for repeated scoring (rebuild when a host or the model changes)."""
+    def stack_hosts(self, hosts: Sequence[HostEncoding], variants: int | None = None) -> HostBatch:
+        """Stack host encodings for repeated scoring (rebuild when a host or the model changes). With
+        ``variants`` only the first that many explanation variants are kept (1: a batch for medians only,
+        what the extender's fleet index holds)."""
         self._require("placement")
-        width = (1 + len(self._masks), self.backend.embedding_width())
-        return stack_hosts(hosts, width, self.backend.host_parts)
+        width = (min(1 + len(self._masks), variants or 1 + len(self._masks)), self.backend.embedding_width())
+        return stack_hosts(hosts, width, self.backend.host_parts, variants)
 
     def score_placement_arrays(
         self, newcomer: np.ndarray, hosts: Sequence[HostEncoding] | HostBatch, explain: bool = True

@@ -143,7 +143,7 @@ class HostIndex:
     snapshots: list[HostSnapshot]
     last_seen: np.ndarray  # [H] monotonic seconds
     pending: np.ndarray  # [H] bool: heard from but not scorable now (``HostSnapshot.pending``)
-    batch: Any  # every snapshot's encoding stacked once (``Predictor.stack_hosts``); a query selects its rows
+    batch: Any  # every snapshot's encoding stacked once, unoccluded variant only (``Predictor.stack_hosts``)
 
     def lookup(self, hosts: Sequence[str]) -> np.ndarray:
         """Row per host, -1 where unknown."""
@@ -281,7 +281,11 @@ class HostStore:
                 snapshots=snapshots,
                 last_seen=np.array([snapshot.last_seen for snapshot in snapshots], dtype=np.float64),
                 pending=np.array([snapshot.pending is not None for snapshot in snapshots], dtype=bool),
-                batch=placement.predictor.stack_hosts([snapshot.encoding for snapshot in snapshots]),
+                # medians only: the extender never explains from the index (``CandidateScores.explain``
+                # stacks the few hosts it explains anew)
+                batch=placement.predictor.stack_hosts(
+                    [snapshot.encoding for snapshot in snapshots], variants=1
+                ),
             )
             self._index = index
         return index

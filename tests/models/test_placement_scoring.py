@@ -154,3 +154,17 @@ def test_a_medians_only_selection_keeps_one_variant_and_scores_the_same() -> Non
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     whole = stacked.select(np.arange(len(FLEET)), variants=1)
     assert np.shares_memory(whole.totals, stacked.totals)  # no copy of the fleet per query
+
+
+def test_a_fleet_stacked_with_one_variant_scores_medians_as_the_full_stack_does() -> None:
+    """The service's fleet index stacks the unoccluded variant only (V times less to stack and gather)."""
+    predictor, encoded, hosts = _neural_fleet(5)
+    narrow = predictor.stack_hosts(hosts, variants=1)
+    full = predictor.stack_hosts(hosts)
+    assert narrow.totals.shape[1] == 1 < full.totals.shape[1]
+    assert narrow.host_part is not None and narrow.host_part.shape[1] == 1
+    got = predictor.score_placement_arrays(encoded[0], narrow, explain=False)
+    want = predictor.score_placement_arrays(encoded[0], full, explain=False)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert np.ptp(got[0][:, 1]) > 0
