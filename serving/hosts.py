@@ -106,6 +106,19 @@ def screen_push(
     return kept, kept_summaries, skipped
 
 
+@dataclass(frozen=True)
+class SummaryEncodings:
+    """Incumbents' encodings by target, made by the champion ``model_key`` (``encode_summaries``)."""
+
+    model_key: str
+    vectors: dict[str, np.ndarray]
+
+
+def encode_incumbents(predictor: Any, summaries: Sequence[np.ndarray]) -> np.ndarray:
+    """Incumbents' raw summaries (live windows) -> their embeddings ``[N, V, E]``, in one model call."""
+    return predictor.encode_summaries(predictor.placement_row(np.stack(summaries), live=True))
+
+
 @dataclass
 class TargetWindow:
     rows: deque[tuple[datetime, dict[str, float | None]]]
@@ -205,11 +218,14 @@ class HostStore:
         placement: LoadedModel | None,
         heard_at: float | None = None,
         summaries: Sequence[CompactSummary] = (),
+        encoded: SummaryEncodings | None = None,
     ) -> list[str]:
         """Append screened samples to their windows and re-encode the host; the targets whose windows changed.
 
         ``heard_at`` is when the push arrived on this store's clock (now by default): replicas sharing state
-        replay a push with the time it was published, so each of them ages the host alike.
+        replay a push with the time it was published, so each of them ages the host alike. ``encoded``: the
+        push's summaries already encoded by the replica that received it (``encode_summaries``), used when
+        made by this store's champion instead of encoding them again.
         """
         now = self.clock() if heard_at is None else heard_at
         with self._lock:
@@ -251,6 +267,10 @@ class HostStore:
             state.last_seen = max(state.last_seen, now)
             for target in touched:
                 state.incumbent_encodings.pop(target, None)  # its window changed: encode again
+            if encoded is not None and placement is not None and encoded.model_key == placement.key:
+                for target, vector in encoded.vectors.items():
+                    if target in touched and state.targets[target].summary is not None:
+                        state.incumbent_encodings[target] = (placement.key, vector)
             self._encode(state, placement)
         return sorted(touched)
 
@@ -374,8 +394,7 @@ class HostStore:
                         else predictor.raw_summary(window.series())
                     )
             if summaries:  # one call for a push's targets: a forest's and a normaliser's cost is per call
-                rows = predictor.placement_row(np.stack(list(summaries.values())), live=True)
-                encoded = predictor.encode_summaries(rows)
+                encoded = encode_incumbents(predictor, list(summaries.values()))
                 for name, vector in zip(summaries, encoded, strict=True):
                     state.incumbent_encodings[name] = (placement.key, vector)
             encoding = predictor.encode_host([state.incumbent_encodings[name][1] for name in usable])
@@ -389,6 +408,18 @@ class HostStore:
             last_seen_wall=state.last_seen_wall or datetime.now().astimezone(),
             pending=pending,
         )
+
+    def encode_summaries(
+        self, placement: LoadedModel, summaries: Sequence[CompactSummary]
+    ) -> SummaryEncodings | None:
+        """A compact push's incumbents encoded as ``apply`` would encode them (those in the champion's feature
+        schema), for replicas that share state: the one that received the push encodes, the others reuse."""
+        schema = self.feature_schema(placement)
+        usable = [summary for summary in summaries if summary.schema_id == schema.schema_id]
+        if not usable:
+            return None
+        vectors = encode_incumbents(placement.predictor, [summary.values for summary in usable])
+        return SummaryEncodings(placement.key, dict(zip((s.target for s in usable), vectors, strict=True)))
 
     def feature_schema(self, placement: LoadedModel) -> FeatureSchema:
         """The champion's compact-push schema over this store's window (computed once per champion)."""

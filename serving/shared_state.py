@@ -7,6 +7,8 @@
 ``HostStore`` and ``ProfileStore`` from a background thread. Queries therefore read local memory only (the
 extender's latency does not pay a Redis round trip) and every replica holds the same windows, because every
 replica applied the same pushes in the same order with the same receive times (the entry's id is its time).
+A compact push's summaries are encoded once, by the replica that received it, and the encodings travel in the
+entry (with the champion that made them): the others store them instead of running the model again.
 A push returns once this replica has applied it, so a collector reads its own write on the replica it pushed
 to; another replica follows within one blocking read (milliseconds).
 
@@ -22,6 +24,7 @@ What survives what:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -31,9 +34,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 from cotenant.collectors.lanes import HOST_TARGET
 from cotenant.collectors.summaries import pack, unpack
-from cotenant.serving.hosts import CompactSummary, HostStore, IngestOutcome, screen_push
+from cotenant.serving.hosts import (
+    CompactSummary,
+    HostStore,
+    IngestOutcome,
+    SummaryEncodings,
+    screen_push,
+)
 from cotenant.serving.models import LoadedModel
 from cotenant.serving.profiles import Profile, ProfileStore
 from cotenant.serving.schemas import IngestSample
@@ -113,6 +123,21 @@ def decode_summaries(data: bytes) -> list[CompactSummary]:
     ]
 
 
+def pack_encodings(encoded: SummaryEncodings) -> bytes:
+    """Encodings as JSON: the champion's key, the targets, one float32 array (base64) of their vectors."""
+    targets = list(encoded.vectors)
+    stacked = np.stack([encoded.vectors[t] for t in targets]).astype("<f4")
+    data = base64.b64encode(stacked.tobytes()).decode("ascii")
+    header = {"model": encoded.model_key, "targets": targets, "shape": list(stacked.shape), "data": data}
+    return json.dumps(header, separators=(",", ":")).encode()
+
+
+def unpack_encodings(data: bytes) -> SummaryEncodings:
+    header = json.loads(data)
+    values = np.frombuffer(base64.b64decode(header["data"]), dtype="<f4").reshape(header["shape"])
+    return SummaryEncodings(header["model"], dict(zip(header["targets"], values, strict=True)))
+
+
 def changed_targets(kept: Sequence[IngestSample]) -> list[str]:
     """The targets whose windows a push of screened samples changes (as ``HostStore.apply`` reports them)."""
     return sorted({s.target for s in kept if s.target == HOST_TARGET or s.has_values()})
@@ -174,6 +199,12 @@ class RedisState:
         fields = {"kind": "ingest", "host": host, "samples": encode_samples(kept)}
         if kept_summaries:
             fields["summaries"] = encode_summaries(kept_summaries)
+            # Encoded once, here: every replica would otherwise run the same model on the same summaries
+            # (a fleet's ingest cost would not fall as replicas are added).
+            placement = self.placement()
+            encoded = self.hosts.encode_summaries(placement, kept_summaries) if placement else None
+            if encoded is not None:
+                fields["encodings"] = pack_encodings(encoded)
         entry = self._publish(fields)
         self._wait_applied(entry)
         targets = sorted({*changed_targets(kept), *(summary.target for summary in kept_summaries)})
@@ -286,8 +317,9 @@ class RedisState:
         if kind == b"ingest":
             host = fields[b"host"].decode()
             summaries = decode_summaries(fields[b"summaries"]) if b"summaries" in fields else []
+            encoded = unpack_encodings(fields[b"encodings"]) if b"encodings" in fields else None
             samples = decode_samples(fields[b"samples"])
-            self.hosts.apply(host, samples, placement, entry_seconds(entry_id), summaries)
+            self.hosts.apply(host, samples, placement, entry_seconds(entry_id), summaries, encoded)
         elif kind == b"profile":
             profile_id = fields[b"profile_id"].decode()
             stored = self.client.hget(self.profiles_key, profile_id)

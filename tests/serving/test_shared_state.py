@@ -184,6 +184,36 @@ def test_compact_pushes_reach_every_replica_alike(make_replica: Callable[[], Any
     assert placements(first)[0]["status"] == "scored" and placements(first) == placements(second)
 
 
+def test_a_compact_push_is_encoded_once_by_the_replica_that_received_it(
+    make_replica: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receiving replica ships the summaries' encodings in the log entry: no replica's log reader runs
+    the model on them again, and both hold the encodings the receiver made."""
+    from cotenant.serving import hosts
+    from test_compact import compact_payload
+    from test_compact import ingest as ingest_compact
+
+    first, second = make_replica(), make_replica()
+    encoders: list[str] = []
+    original = hosts.encode_incumbents
+
+    def counted(predictor: Any, summaries: Any) -> Any:
+        encoders.append(threading.current_thread().name)
+        return original(predictor, summaries)
+
+    monkeypatch.setattr(hosts, "encode_incumbents", counted)
+    body = compact_payload(first, ingest_payload("node-c", np.random.default_rng(3), seconds=30))
+    assert ingest_compact(first, body).summaries == 2
+    wait_until(lambda: "node-c" in second.hosts.hosts, what="the other replica to apply the push")
+    assert encoders == [threading.current_thread().name]  # the receiver's request, not a log reader
+    held = [replica.hosts.hosts["node-c"].incumbent_encodings for replica in (first, second)]
+    assert held[0].keys() == held[1].keys() == {"kubepods/pod0", "kubepods/pod1"}
+    for target, (key, vector) in held[0].items():
+        assert key == held[1][target][0]
+        np.testing.assert_array_equal(vector, held[1][target][1])
+    assert np.ptp(vector) > 0
+
+
 def test_a_malformed_log_entry_costs_that_entry_only(make_replica: Callable[[], Any]) -> None:
     first, second = make_replica(), make_replica()
     client, events = first.state.client, first.state.events
