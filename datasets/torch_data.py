@@ -56,6 +56,19 @@ class MonitoringDataset(Dataset[Batch]):
     def __len__(self) -> int:
         return len(self.run_ids)
 
+    def subset(self, keep: np.ndarray) -> MonitoringDataset:
+        """The runs where ``keep [N]`` is True, in order (no re-reading of the table)."""
+        chosen = np.flatnonzero(keep)
+        out = MonitoringDataset.__new__(MonitoringDataset)
+        out.run_ids = [self.run_ids[i] for i in chosen]
+        out.features = self.features
+        pieces = [self.values[self.offsets[i] : self.offsets[i + 1]] for i in chosen]
+        lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+        out.values = np.concatenate(pieces) if pieces else self.values[:0]
+        out.offsets = np.concatenate([[0], np.cumsum(lengths)])
+        out.y, out.has_neighbours = self.y[chosen], self.has_neighbours[chosen]
+        return out
+
     def __getitem__(self, i: int) -> Batch:
         x = torch.from_numpy(self.values[self.offsets[i] : self.offsets[i + 1]])  # [T, F]
         return {

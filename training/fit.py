@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -20,6 +20,9 @@ from cotenant.models.base import QUANTILES, DataShape, ModelSpec, feature_groups
 from cotenant.models.predictor import Predictor, PredictorMetadata
 from cotenant.training.config import TrainConfig
 from cotenant.training.metrics import errors_pp
+
+if TYPE_CHECKING:
+    from cotenant.datasets.torch_data import MonitoringDataset
 
 
 @dataclass
@@ -110,10 +113,19 @@ def _fit_monitoring(
     test_runs = [test.values[a:b] for a, b in zip(test.offsets[:-1], test.offsets[1:], strict=True)]
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
+    # The validation runs that calibrate the interval and give the validation MAE (what choices read): runs
+    # of programs the fitted model was never selected on. Early stopping selects the epoch on validation
+    # programs, so it stops on half of them and the other half judges (``stopping_and_judged``).
+    judged = data.validation
     if spec.family == "neural":
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
         module = spec.build(model_cfg, shape)
-        model = _fit_neural(module, train, data.validation, collate_monitoring, cfg, pretrain)
+        stopping = data.validation
+        if cfg.early_stopping_patience is not None and data.validation is not None:
+            stopping, judged = stopping_and_judged(
+                data.validation, _applications(table, data.validation.run_ids)
+            )
+        model = _fit_neural(module, train, stopping, collate_monitoring, cfg, pretrain)
         n_inputs = len(features)
     else:
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
@@ -134,7 +146,7 @@ def _fit_monitoring(
         residual_quantiles=residual_quantiles,
     )
     predictor = Predictor(metadata, model)
-    validation = data.validation
+    validation = judged
     validation_error, validation_answers = None, None
     if validation is not None:
         runs = [
@@ -312,6 +324,19 @@ def calibrate(predictor: Predictor, quantiles: np.ndarray, labels: np.ndarray) -
         }
     )
     return Predictor(metadata, predictor.model)
+
+
+def stopping_and_judged(
+    validation: MonitoringDataset, applications: list[str]
+) -> tuple[MonitoringDataset, MonitoringDataset]:
+    """Validation runs split by program: every other program (sorted) for early stopping, the rest to judge
+    the stopped model (calibration, validation MAE). With one validation program both are that program."""
+    programs = sorted(set(applications))
+    if len(programs) < 2:
+        return validation, validation
+    stopping_programs = set(programs[::2])
+    stops = np.array([application in stopping_programs for application in applications])
+    return validation.subset(stops), validation.subset(~stops)
 
 
 def _fit_neural(
