@@ -186,6 +186,7 @@ class RedisState:
         self._epoch: bytes | None = None
         self._last_id = b"0-0"
         self._applied = threading.Condition()
+        self._encoding = threading.Lock()
         self._stop = threading.Event()
         self.hosts.outage = "not connected to the shared state store yet"
         self._reader = threading.Thread(target=self._follow, name="cotenant-state-log", daemon=True)
@@ -202,7 +203,8 @@ class RedisState:
             # Encoded once, here: every replica would otherwise run the same model on the same summaries
             # (a fleet's ingest cost would not fall as replicas are added).
             placement = self.placement()
-            encoded = self.hosts.encode_summaries(placement, kept_summaries) if placement else None
+            with self._encoding:  # one push encoded at a time: concurrent pushes must not crowd out queries
+                encoded = self.hosts.encode_summaries(placement, kept_summaries) if placement else None
             if encoded is not None:
                 fields["encodings"] = pack_encodings(encoded)
         entry = self._publish(fields)
