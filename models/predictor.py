@@ -248,12 +248,6 @@ class Predictor:
         metrics = list(self.metadata.metrics)
         return FeatureSchema(schema_id(metrics, window_seconds), metrics, window_seconds)
 
-    def encode_summary(self, summary: np.ndarray, live: bool = True) -> np.ndarray:
-        """A workload's embedding from its raw summary vector (a compact push: a live window) rather than its
-        series."""
-        self._require("placement")
-        return self.encode_summaries(self.placement_row(summary, live=live)[None])[0]
-
     def encode_profile(self, profile: Series, probes: Probes | None = None, live: bool = False) -> np.ndarray:
         """A workload's embedding ``[V, E]``: row 0 as is, row 1+g with group g occluded. ``live``: the series
         is an incumbent's window on its host, not a solo profile."""

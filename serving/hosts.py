@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from cotenant.collectors.lanes import HOST_TARGET  # the collector's host-table target (one owner)
 from cotenant.collectors.summaries import FeatureSchema
-from cotenant.serving.models import LoadedModel, Series
+from cotenant.serving.models import LoadedModel, PredictorLike, Series
 from cotenant.serving.schemas import MAX_CLOCK_AHEAD_S, IngestSample, SkipReason
 
 
@@ -114,7 +114,7 @@ class SummaryEncodings:
     vectors: dict[str, np.ndarray]
 
 
-def encode_incumbents(predictor: Any, summaries: Sequence[np.ndarray]) -> np.ndarray:
+def encode_incumbents(predictor: PredictorLike, summaries: Sequence[np.ndarray]) -> np.ndarray:
     """Incumbents' raw summaries (live windows) -> their embeddings ``[N, V, E]``, in one model call."""
     return predictor.encode_summaries(predictor.placement_row(np.stack(summaries), live=True))
 
