@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -46,7 +46,8 @@ def requirement_name(line: str) -> str:
 
 
 def pins(lines: list[str]) -> dict[str, str]:
-    return {requirement_name(line): line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    kept = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return {requirement_name(line): line for line in kept}
 
 
 def project_pins() -> dict[str, str]:
@@ -64,10 +65,10 @@ def test_the_agent_requirements_are_pinned_as_the_project_pins_them() -> None:
 class Receiver(BaseHTTPRequestHandler):
     """The service's two agent-facing routes: the feature schema, and ingest (bodies kept)."""
 
-    schema: dict[str, Any] = {}
-    pushes: list[dict[str, Any]] = []
+    schema: ClassVar[dict[str, Any]] = {}
+    pushes: ClassVar[list[dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:  # http.server's name for the handler
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path.endswith("/feature_schema"):
             reply = json.dumps(self.schema).encode()
@@ -114,4 +115,5 @@ def test_the_agent_pushes_compact_summaries_with_only_its_requirements_installed
     summaries = [summary for push in pushes for summary in push.get("summaries", [])]
     assert summaries, "no compact summary was pushed"
     assert {summary["target"] for summary in summaries} == {f"pid:{os.getpid()}"}
-    assert all(push.get("schema_id") == Receiver.schema["schema_id"] for push in pushes if "summaries" in push)
+    compact = [push for push in pushes if "summaries" in push]
+    assert all(push.get("schema_id") == Receiver.schema["schema_id"] for push in compact)
