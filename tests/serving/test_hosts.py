@@ -127,3 +127,26 @@ def test_the_index_is_reused_until_a_host_changes(placement: LoadedModel) -> Non
     swapped = store.index(challenger)
     assert swapped.model_key == challenger.key
     assert all(snapshot.model_key == challenger.key for snapshot in swapped.snapshots)
+
+
+def test_summaries_encoded_by_another_replica_are_stored_as_given_only_for_the_same_champion(
+    placement: LoadedModel,
+) -> None:
+    from cotenant.collectors.summaries import summarise
+    from cotenant.serving.hosts import CompactSummary
+
+    store = HostStore(window_samples=30, stale_after_s=30, max_hosts=10)
+    schema = store.feature_schema(placement)
+    window = np.random.default_rng(4).gamma(4.0, 0.25, size=(30, len(schema.metrics)))
+    summary = CompactSummary("pod-a", datetime.now(UTC), 30, schema.schema_id, summarise(window))
+    shipped = store.encode_summaries(placement, [summary])
+    assert shipped is not None and set(shipped.vectors) == {"pod-a"}
+    store.apply("node-1", [], placement, summaries=[summary])
+    own = store.hosts["node-1"].incumbent_encodings["pod-a"][1]
+    np.testing.assert_array_equal(own, shipped.vectors["pod-a"])  # what this store would have made
+    marked = type(shipped)(placement.key, {"pod-a": shipped.vectors["pod-a"] + 1.0})
+    store.apply("node-2", [], placement, summaries=[summary], encoded=marked)
+    np.testing.assert_array_equal(store.hosts["node-2"].incumbent_encodings["pod-a"][1], own + 1.0)
+    other = type(shipped)("another-champion/7", marked.vectors)
+    store.apply("node-3", [], placement, summaries=[summary], encoded=other)
+    np.testing.assert_array_equal(store.hosts["node-3"].incumbent_encodings["pod-a"][1], own)
