@@ -100,9 +100,7 @@ class HostBatch:
                 None if self.incumbent_part is None else self.incumbent_part[:, kept],
             )
         counts = self.counts[rows]
-        first_incumbent = (np.cumsum(self.counts) - self.counts)[rows]
-        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        taken = np.repeat(first_incumbent, counts) + within  # incumbent rows of the selected hosts
+        taken, within = self._incumbent_rows(rows)
         owner = np.repeat(np.arange(len(rows)), counts)
         offsets = np.concatenate([[0], np.cumsum(counts + 1)])
         order = np.empty(len(rows) + len(taken), dtype=np.int64)
@@ -119,10 +117,44 @@ class HostBatch:
             None if self.incumbent_part is None else self.incumbent_part[taken, kept],
         )
 
+    def replaced(self, rows: np.ndarray, other: HostBatch) -> HostBatch:
+        """A copy with the hosts at ``rows`` replaced by ``other``'s hosts, in that order: the same number of
+        incumbents each (the layout, offsets and order stay), the same variants, stacked by the same model."""
+        if not np.array_equal(self.counts[rows], other.counts):
+            raise ValueError("replaced: a replacing host has another number of incumbents")
+        taken, _ = self._incumbent_rows(rows)
+        totals, incumbents = self.totals.copy(), self.incumbents.copy()
+        totals[rows], incumbents[taken] = other.totals, other.incumbents
+        return HostBatch(
+            self.counts,
+            totals,
+            incumbents,
+            self.owner,
+            self.order,
+            self.offsets,
+            _parts_replaced(self.host_part, other.host_part, rows),
+            _parts_replaced(self.incumbent_part, other.incumbent_part, taken),
+        )
+
+    def _incumbent_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The incumbent rows of the hosts at ``rows`` (host by host), and each one's place in its host."""
+        counts = self.counts[rows]
+        first_incumbent = (np.cumsum(self.counts) - self.counts)[rows]
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        return np.repeat(first_incumbent, counts) + within, within
+
 
 # (totals [H, V, E], incumbents [sumK, V, E], owner [sumK], counts [H]) -> (host_part, incumbent_part), or
 # None when the backend's head has nothing to precompute.
 HostParts = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]
+
+
+def _parts_replaced(mine: np.ndarray | None, theirs: np.ndarray | None, at: np.ndarray) -> np.ndarray | None:
+    if mine is None or theirs is None:
+        return None
+    out = mine.copy()
+    out[at] = theirs
+    return out
 
 
 def stack_hosts(

@@ -193,6 +193,9 @@ class HostStore:
         self._lock = threading.Lock()
         self._generation = 0  # bumped under the lock whenever a host's snapshot or the host set changes
         self._index: HostIndex | None = None
+        # Since the index was built: the hosts whose snapshot changed, and whether hosts came or went.
+        self._changed: set[str] = set()
+        self._regrouped = False
         # Why the hosts cannot be trusted right now (the shared state store is unreachable), else None: every
         # host is then answered neutrally with this reason (``scoring``).
         self.outage: str | None = None
@@ -280,35 +283,76 @@ class HostStore:
             self.hosts.clear()
             self._generation += 1
             self._index = None
+            self._regrouped = True
 
     def index(self, placement: LoadedModel) -> HostIndex:
-        """Every host's current snapshot for this champion; rebuilt only when a host changed since."""
+        """Every host's current snapshot for this champion; rebuilt only when a host changed since, and then
+        patched where it can be (``_patched``) rather than stacked anew."""
         key = placement.key
         index = self._index
         if index is not None and index.generation == self._generation and index.model_key == key:
             return index
         with self._lock:
-            snapshots: list[HostSnapshot] = []
-            for state in self.hosts.values():
-                if state.snapshot is None or state.snapshot.model_key != key:
-                    self._encode(state, placement)
-                assert state.snapshot is not None  # _encode always publishes one
-                snapshots.append(state.snapshot)
-            index = HostIndex(
-                model_key=key,
-                generation=self._generation,
-                rows={snapshot.host: row for row, snapshot in enumerate(snapshots)},
-                snapshots=snapshots,
-                last_seen=np.array([snapshot.last_seen for snapshot in snapshots], dtype=np.float64),
-                pending=np.array([snapshot.pending is not None for snapshot in snapshots], dtype=bool),
-                # medians only: the extender never explains from the index (``CandidateScores.explain``
-                # stacks the few hosts it explains anew)
-                batch=placement.predictor.stack_hosts(
-                    [snapshot.encoding for snapshot in snapshots], variants=1
-                ),
-            )
-            self._index = index
-        return index
+            index = self._index
+            if index is not None and index.generation == self._generation and index.model_key == key:
+                return index  # built by another query while this one waited
+            patched = self._patched(index, placement) if index is not None else None
+            self._index = patched or self._stacked(placement)
+            self._changed.clear()
+            self._regrouped = False
+            return self._index
+
+    def _stacked(self, placement: LoadedModel) -> HostIndex:
+        key = placement.key
+        snapshots: list[HostSnapshot] = []
+        for state in self.hosts.values():
+            if state.snapshot is None or state.snapshot.model_key != key:
+                self._encode(state, placement)
+            assert state.snapshot is not None  # _encode always publishes one
+            snapshots.append(state.snapshot)
+        return HostIndex(
+            model_key=key,
+            generation=self._generation,
+            rows={snapshot.host: row for row, snapshot in enumerate(snapshots)},
+            snapshots=snapshots,
+            last_seen=np.array([snapshot.last_seen for snapshot in snapshots], dtype=np.float64),
+            pending=np.array([snapshot.pending is not None for snapshot in snapshots], dtype=bool),
+            # medians only: the extender never explains from the index (``CandidateScores.explain``
+            # stacks the few hosts it explains anew)
+            batch=placement.predictor.stack_hosts([snapshot.encoding for snapshot in snapshots], variants=1),
+        )
+
+    def _patched(self, index: HostIndex, placement: LoadedModel) -> HostIndex | None:
+        """The index with the hosts changed since it was built replaced in copies of its arrays, or None when
+        only a full stacking will do: another champion, a host added or gone, a host whose incumbent count
+        changed, or so many changes that stacking is as cheap. A fleet pushing every few seconds changes a
+        few hosts between two queries; stacking 5,000 hosts anew for each query would cost milliseconds."""
+        if index.model_key != placement.key or self._regrouped or len(self._changed) > len(index.rows) // 4:
+            return None
+        rows: list[int] = []
+        snapshots: list[HostSnapshot] = []
+        for host in list(self._changed):  # _encode below adds to the set
+            state, row = self.hosts.get(host), index.rows.get(host)
+            if state is None or row is None:
+                return None
+            if state.snapshot is None or state.snapshot.model_key != placement.key:
+                self._encode(state, placement)
+            snapshot = state.snapshot
+            assert snapshot is not None  # _encode always publishes one
+            if snapshot.encoding.count != index.batch.counts[row]:
+                return None
+            rows.append(row)
+            snapshots.append(snapshot)
+        at = np.array(rows, dtype=np.int64)
+        fresh = placement.predictor.stack_hosts([snapshot.encoding for snapshot in snapshots], variants=1)
+        every = list(index.snapshots)
+        for row, snapshot in zip(rows, snapshots, strict=True):
+            every[row] = snapshot
+        last_seen, pending = index.last_seen.copy(), index.pending.copy()
+        last_seen[at] = [snapshot.last_seen for snapshot in snapshots]
+        pending[at] = [snapshot.pending is not None for snapshot in snapshots]
+        batch = index.batch.replaced(at, fresh)
+        return HostIndex(placement.key, self._generation, index.rows, every, last_seen, pending, batch)
 
     def snapshot(self, host: str, placement: LoadedModel | None) -> HostSnapshot | None:
         """The host's current snapshot for this champion (recomputed once after a swap); None if unknown."""
@@ -399,6 +443,7 @@ class HostStore:
                     state.incumbent_encodings[name] = (placement.key, vector)
             encoding = predictor.encode_host([state.incumbent_encodings[name][1] for name in usable])
         self._generation += 1
+        self._changed.add(state.host)
         state.snapshot = HostSnapshot(
             host=state.host,
             model_key=placement.key if placement else None,
@@ -433,3 +478,4 @@ class HostStore:
             oldest = min(self.hosts.values(), key=lambda state: state.last_seen)
             del self.hosts[oldest.host]
             self._generation += 1
+            self._regrouped = True

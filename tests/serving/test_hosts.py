@@ -150,3 +150,33 @@ def test_summaries_encoded_by_another_replica_are_stored_as_given_only_for_the_s
     other = type(shipped)("another-champion/7", marked.vectors)
     store.apply("node-3", [], placement, summaries=[summary], encoded=other)
     np.testing.assert_array_equal(store.hosts["node-3"].incumbent_encodings["pod-a"][1], own)
+
+
+def test_an_index_patched_with_the_changed_hosts_equals_one_stacked_anew(placement: LoadedModel) -> None:
+    """Between two queries a fleet changes a few hosts: their rows are replaced in copies of the index's
+    arrays (the same numbers as stacking every host anew); a host added, or one whose incumbent count
+    changed, stacks the index anew."""
+    store = HostStore(window_samples=10, stale_after_s=30, max_hosts=50)
+    for h in range(12):
+        for t in range(1 + h % 3):
+            store.ingest(f"node-{h}", samples(f"pod-{t}", 3, value=1.0 + h + t), placement)
+    first = store.index(placement)
+    store.ingest("node-4", samples("pod-0", 2, start=3, value=7.0), placement)
+    store.ingest("node-9", samples("pod-0", 2, start=3, value=0.2), placement)
+    patched = store.index(placement)
+    assert patched.rows is first.rows and patched is not first  # patched: the layout was kept
+    anew = store._stacked(placement)
+    assert [s.host for s in patched.snapshots] == [s.host for s in anew.snapshots]
+    assert all(a is b for a, b in zip(patched.snapshots, anew.snapshots, strict=True))
+    np.testing.assert_array_equal(patched.last_seen, anew.last_seen)
+    np.testing.assert_array_equal(patched.pending, anew.pending)
+    arrays = ("counts", "totals", "incumbents", "owner", "order", "offsets", "host_part", "incumbent_part")
+    for name in arrays:
+        np.testing.assert_array_equal(getattr(patched.batch, name), getattr(anew.batch, name), err_msg=name)
+    assert not np.array_equal(first.batch.totals[4], patched.batch.totals[4])  # node-4 changed...
+    np.testing.assert_array_equal(first.batch.totals[5], patched.batch.totals[5])  # ...node-5 did not
+    store.ingest("node-2", samples("pod-7", 2, start=3), placement)  # a third incumbent on node-2
+    regrown = store.index(placement)
+    assert regrown.rows is not first.rows and regrown.batch.counts[2] == 4
+    store.ingest("node-new", samples("pod-0", 2), placement)
+    assert store.index(placement).lookup(["node-new"])[0] >= 0
