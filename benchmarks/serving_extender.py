@@ -6,6 +6,7 @@ or, by default, from a temporary store holding the real model classes at their d
 weights (latency does not depend on the weights' values).
 
     python benchmarks/serving_extender.py --nodes 500 --requests 1000 --load-seconds 60 [--challenger]
+    python benchmarks/serving_extender.py --nodes 500 --requests 1000 --in-process
 
 With ``--challenger`` the temporary store also holds a placement challenger, so the service runs in shadow
 mode (the challenger scores every request in the background): the figures then include its cost.
@@ -189,6 +190,53 @@ def seed_hosts(url: str, nodes: int) -> list[str]:
     return names
 
 
+def in_process(uri: str, nodes: int, requests: int) -> None:
+    """The extender's work without HTTP: the service's own host store, profile store and scoring calls, on
+    the same hosts and pod as the HTTP run (what ``prioritize`` does between parsing and the reply)."""
+    from cotenant.serving import extender, scoring
+    from cotenant.serving.hosts import HostStore
+    from cotenant.serving.models import ChampionSource
+    from cotenant.serving.profiles import ProfileStore
+    from cotenant.serving.schemas import IngestSample
+
+    settings = ServiceSettings(tracking_uri=uri)
+    source = ChampionSource(settings)
+    name = REGISTERED["placement"]
+    placement = source.load(name, source.champion_version(name))
+    hosts = HostStore(settings.window_samples, 86_400, max(settings.max_hosts, nodes))
+    rng = np.random.default_rng(1)
+    names = [f"node-{i:04d}" for i in range(nodes)]
+    start = datetime.now(UTC) - timedelta(seconds=10)
+    began = time.perf_counter()
+    for name_ in names:
+        samples = [
+            IngestSample(
+                timestamp=start + timedelta(seconds=s),
+                target=f"pod{t}",
+                metrics={m: v[s] for m, v in telemetry(rng, 10).items()},
+            )
+            for t in range(int(rng.integers(1, 5)))
+            for s in range(10)
+        ]
+        hosts.apply(name_, samples, placement)
+    ingest_ms = (time.perf_counter() - began) * 1000 / nodes
+    profile = ProfileStore().register("web", telemetry(rng, 30), placement)
+    newcomer = profile.encodings[placement.key]
+    hosts.index(placement)
+
+    def answer() -> str:
+        return extender.prioritize_body(names, scoring.score_candidates(newcomer, names, hosts, placement))
+
+    timings = []
+    for _ in range(requests + 20):
+        began = time.perf_counter()
+        answer()
+        timings.append(time.perf_counter() - began)
+    p50, p99 = percentiles(timings[20:])
+    print(f"in process, champion {placement.key}: {nodes} hosts ingested at {ingest_ms:.2f} ms per push")
+    print(f"{'score + reply':<22}{p50:>10.2f}{p99:>10.2f}   (p50, p99 ms; goal at 500 nodes: <= 1 ms)")
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     values = np.asarray(samples) * 1000
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
@@ -269,9 +317,15 @@ def main() -> None:
     parser.add_argument(
         "--challenger", action="store_true", help="seed a placement challenger: shadow mode on"
     )
+    parser.add_argument(
+        "--in-process", action="store_true", help="time the scoring calls without HTTP, then stop"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     uri = args.tracking_uri or seeded_champions(work, args.challenger)
+    if args.in_process:
+        in_process(uri, args.nodes, args.requests)
+        return
     # Stale hosts are answered without scoring: seeding 500 hosts on a loaded machine can take longer than the
     # default 30 s, so the benchmark keeps every host fresh to time the cached-state path it is about.
     settings = ServiceSettings(
