@@ -403,12 +403,15 @@ class HostStore:
         return sorted(name for name in state.targets if name != HOST_TARGET)
 
     def incumbent_series(self, host: str) -> tuple[int, list[Series]] | None:
-        """The host's data version and its live incumbents' series (in snapshot order); None if unknown."""
+        """The host's data version and its live incumbents' series (in snapshot order); None if unknown, or
+        if an incumbent arrives as compact summaries (in the champion's feature schema: not series)."""
         state = self.hosts.get(host)
         if state is None or state.snapshot is None:
             return None
         with self._lock:
             names = [name for name in state.snapshot.incumbents if name in state.targets]
+            if any(state.targets[name].summary is not None for name in names):
+                return None
             return state.data_version, [state.targets[name].series() for name in names]
 
     def _encode(self, state: HostState, placement: LoadedModel | None) -> None:

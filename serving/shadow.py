@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from cotenant.models.base import MEDIAN
-from cotenant.serving.hosts import HostStore
+from cotenant.serving.hosts import HostStore, encode_incumbents
 from cotenant.serving.models import LoadedModel, Series
 from cotenant.serving.schemas import HostPlacement
 from cotenant.serving.scoring import CandidateScores
@@ -183,8 +183,11 @@ class ShadowScorer:
         key = (challenger.key, host)
         cached = self._encodings.get(key)
         if cached is None or cached[0] != version:
-            vectors = [challenger.predictor.encode_profile(series) for series in incumbents]
-            cached = self._encodings[key] = (version, challenger.predictor.encode_host(vectors))
+            # as the store encodes a champion's incumbents: live windows, in one call
+            predictor = challenger.predictor
+            summaries = [predictor.raw_summary(series) for series in incumbents]
+            vectors = list(encode_incumbents(predictor, summaries)) if summaries else []
+            cached = self._encodings[key] = (version, predictor.encode_host(vectors))
         return cached[1]
 
     def _compare(self, request: ShadowRequest) -> None:

@@ -282,3 +282,42 @@ def test_hosts_stacked_with_the_factorised_laws_columns_score_as_whole_embedding
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     medians = got[0][:, 1]
     assert np.ptp(medians[1:]) > 0  # the rows differ: a constant would not test the law
+
+
+def test_a_shadowed_challenger_encodes_incumbents_as_the_store_encodes_its_champion(
+    table: RunTable, outcome: Any
+) -> None:
+    """A placement-probes challenger in shadow mode describes each incumbent from its live window (the
+    live describer), as the store does once it is the champion; a solo profile's reading would differ."""
+    from datetime import UTC, datetime, timedelta
+
+    from cotenant.serving.hosts import HostStore
+    from cotenant.serving.models import LoadedModel
+    from cotenant.serving.schemas import IngestSample
+    from cotenant.serving.shadow import ShadowScorer
+
+    fitted, split = outcome
+    champion = LoadedModel("cotenant-placement", "1", fitted.predictor)
+    challenger = LoadedModel("cotenant-placement", "2", fitted.predictor)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    for target, app in zip(("pod-a", "pod-b"), sorted(split.train_apps)[:2], strict=True):
+        series = series_of(table, app)
+        for second in range(len(next(iter(series.values())))):
+            metrics = {m: float(v[second]) for m, v in series.items() if np.isfinite(v[second])}
+            rows.append(
+                IngestSample(timestamp=start + timedelta(seconds=second), target=target, metrics=metrics)
+            )
+    served, shadowed = (HostStore(window_samples=60, stale_after_s=30, max_hosts=4) for _ in range(2))
+    served.ingest("node-1", rows, challenger)
+    shadowed.ingest("node-1", rows, champion)
+    shadow = ShadowScorer(shadowed, tracking_uri="none", log_interval_s=3600)
+    try:
+        encoding = shadow._host_encoding(challenger, "node-1")
+    finally:
+        shadow.stop()
+    snapshot = served.snapshot("node-1", challenger)
+    assert encoding is not None and snapshot is not None and encoding.count == 2
+    np.testing.assert_allclose(encoding.block, snapshot.encoding.block, rtol=1e-6)
+    as_solo = fitted.predictor.encode_profile(shadowed.incumbent_series("node-1")[1][0])  # type: ignore[index]
+    assert not np.allclose(as_solo, encoding.embeddings[0])
