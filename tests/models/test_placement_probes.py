@@ -319,5 +319,5 @@ def test_a_shadowed_challenger_encodes_incumbents_as_the_store_encodes_its_champ
     snapshot = served.snapshot("node-1", challenger)
     assert encoding is not None and snapshot is not None and encoding.count == 2
     np.testing.assert_allclose(encoding.block, snapshot.encoding.block, rtol=1e-6)
-    as_solo = fitted.predictor.encode_profile(shadowed.incumbent_series("node-1")[1][0])  # type: ignore[index]
+    as_solo = fitted.predictor.encode_profile(shadowed.incumbent_series("node-1")[1][0])
     assert not np.allclose(as_solo, encoding.embeddings[0])
