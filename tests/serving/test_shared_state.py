@@ -204,7 +204,12 @@ def test_a_compact_push_is_encoded_once_by_the_replica_that_received_it(
     monkeypatch.setattr(hosts, "encode_incumbents", counted)
     body = compact_payload(first, ingest_payload("node-c", np.random.default_rng(3), seconds=30))
     assert ingest_compact(first, body).summaries == 2
-    wait_until(lambda: "node-c" in second.hosts.hosts, what="the other replica to apply the push")
+
+    def applied() -> bool:  # the snapshot is published last, once the host is encoded
+        state = second.hosts.hosts.get("node-c")
+        return state is not None and state.snapshot is not None and len(state.snapshot.incumbents) == 2
+
+    wait_until(applied, what="the other replica to apply the push")
     assert encoders == [threading.current_thread().name]  # the receiver's request, not a log reader
     held = [replica.hosts.hosts["node-c"].incumbent_encodings for replica in (first, second)]
     assert held[0].keys() == held[1].keys() == {"kubepods/pod0", "kubepods/pod1"}
