@@ -9,7 +9,8 @@ framework's floor, measured in the same seconds). Fleets grow (``--nodes``) unti
 Per fleet size and deployment (``--deployments``: ``1`` one replica with in-process state, ``1r`` one replica
 on Redis, ``2r`` two replicas sharing one Redis; nodes push to replica ``i mod R``, the scheduler asks them in
 turn) it reports: pushes achieved / offered, push p99, ingest CPU per node per second (service CPU in a
-push-only phase), service RSS per node, extender p50/p99 against the no-op's, Redis CPU and round trip.
+push-only phase), service RSS per node, extender p50/p99 against the no-op's, Redis CPU, memory (the shared
+log's retained entries) and round trip.
 
 A fleet is *sustained* when >= 95% of the offered pushes complete without error, push p99 stays under the
 interval, and extender p99 <= 2 x the no-op's p99. Load generation runs in this process on the same machine
@@ -281,6 +282,17 @@ def redis_round_trip(url: str, entry: bytes, samples: int = 2000) -> tuple[float
     return float(np.median(ping) * 1e6), float(np.median(xadd) * 1e6)
 
 
+def redis_used_mib(url: str) -> float:
+    """Redis's memory for the data it holds (``used_memory``): the shared log's retained entries, mostly."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return round(int(client.info("memory")["used_memory"]) / 2**20, 1)
+    finally:
+        client.close()
+
+
 @dataclass
 class Measured:
     ingest_only: Phase
@@ -407,6 +419,7 @@ def deployment(
                 "redis_cores": round(redis_cores, 3) if redis_pid else None,
                 "rss_mib": round(rss, 1),
                 "rss_kib_per_node": round((rss - base_rss) * 1024 / nodes, 1),
+                "redis_mib": redis_used_mib(redis_server.url) if redis_server is not None else None,
                 "extender_p50_ms": round(ms(mixed.extender, 50), 2),
                 "extender_p99_ms": round(p99, 2),
                 "noop_p50_ms": round(ms(mixed.noop, 50), 2),
