@@ -168,6 +168,7 @@ def test_the_contended_cpu_pair_charges_cpu_sensitivity_only_where_the_fair_shar
     rows[:, model.demand_column] = (np.array([2.0, 1.0, 0.5]) - mean) / std  # build, job, small tenant
     build, job, small = model.embed(rows)
     own, others = np.stack([build, job]), np.stack([job, small])  # build beside job; job beside 0.5 core
+    model.contended_cpu_pair = False
     always = model.features(own, others, np.ones(2))
     model.contended_cpu_pair = True
     gated = model.features(own, others, np.ones(2))
