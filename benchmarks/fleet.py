@@ -8,9 +8,10 @@ framework's floor, measured in the same seconds). Fleets grow (``--nodes``) unti
 
 Per fleet size and deployment (``--deployments``: ``1`` one replica with in-process state, ``1r`` one replica
 on Redis, ``2r`` two replicas sharing one Redis; nodes push to replica ``i mod R``, the scheduler asks them in
-turn) it reports: pushes achieved / offered, push p99, ingest CPU per node per second (service CPU in a
-push-only phase), service RSS per node, extender p50/p99 against the no-op's, Redis CPU, memory (the shared
-log's retained entries) and round trip.
+turn; ``2s`` two replicas sharing one Redis with their roles apart: every node pushes to the first, the
+scheduler asks the second, which only applies the log's already-encoded pushes) it reports: pushes achieved /
+offered, push p99, ingest CPU per node per second (service CPU in a push-only phase), service RSS per node,
+extender p50/p99 against the no-op's, Redis CPU, memory (the shared log's retained entries) and round trip.
 
 A fleet is *sustained* when >= 95% of the offered pushes complete without error, push p99 stays under the
 interval, and extender p99 <= 2 x the no-op's p99. Load generation runs in this process on the same machine
@@ -201,6 +202,7 @@ async def warm_up(nodes: int, replicas: list[Pool], templates: list[bytes]) -> N
 async def run_phase(
     nodes: int,
     replicas: list[Pool],
+    askers: list[Pool],
     noop: Pool | None,
     templates: list[bytes],
     extender_bodies: list[bytes],
@@ -233,7 +235,7 @@ async def run_phase(
             body = extender_bodies[k % len(extender_bodies)]
             started = time.perf_counter()
             try:
-                status, _ = await replicas[k % len(replicas)].post("/prioritize", body)
+                status, _ = await askers[k % len(askers)].post("/prioritize", body)
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 status = 0
             phase.extender.append(time.perf_counter() - started)
@@ -305,6 +307,7 @@ class Measured:
 async def measure(
     nodes: int,
     ports: list[int],
+    split: bool,
     noop_port: int,
     templates: list[bytes],
     extender_bodies: list[bytes],
@@ -314,8 +317,10 @@ async def measure(
 ) -> Measured:
     """A push-only phase (CPU per node), then pushes and scheduler calls together (latency)."""
     pools = [await Pool(port, args.connections).open() for port in ports]
+    # split: the first replica takes every push, the others every query (roles apart, one Redis log)
+    pushed_to, asked = (pools[:1], pools[1:]) if split else (pools, pools)
     noop = await Pool(noop_port, 2).open()
-    await warm_up(nodes, pools, templates)
+    await warm_up(nodes, pushed_to, templates)
 
     def cpu() -> tuple[float, float, float]:
         service = sum(cpu_seconds(server.pid) for server in servers)
@@ -323,11 +328,11 @@ async def measure(
 
     before = cpu()
     ingest_only = await run_phase(
-        nodes, pools, None, templates, [], args.push_interval, args.ingest_seconds, 0
+        nodes, pushed_to, asked, None, templates, [], args.push_interval, args.ingest_seconds, 0
     )
     after = cpu()
     mixed = await run_phase(
-        nodes, pools, noop, templates, extender_bodies, args.push_interval, args.seconds, args.rate
+        nodes, pushed_to, asked, noop, templates, extender_bodies, args.push_interval, args.seconds, args.rate
     )
     for pool in [*pools, noop]:
         pool.close()
@@ -341,8 +346,9 @@ async def measure(
 def deployment(
     name: str, args: argparse.Namespace, uri: str, work: Path, noop_port: int
 ) -> list[dict[str, Any]]:
-    shared = name.endswith("r")
-    count = int(name.rstrip("r"))
+    split = name.endswith("s")
+    shared = split or name.endswith("r")
+    count = int(name.rstrip("rs"))
     redis_server = RedisServer(work / f"redis-{name}").start() if shared else None
     settings = ServiceSettings(
         tracking_uri=uri,
@@ -389,7 +395,9 @@ def deployment(
             ]
 
             measured = asyncio.run(
-                measure(nodes, ports, noop_port, templates, extender_bodies, args, servers, redis_pid)
+                measure(
+                    nodes, ports, split, noop_port, templates, extender_bodies, args, servers, redis_pid
+                )
             )
             ingest_only, mixed = measured.ingest_only, measured.mixed
             service_cores, redis_cores = measured.service_cores, measured.redis_cores

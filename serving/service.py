@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hmac
 import logging
+import sys
 import time
 from collections import Counter
 from http import HTTPStatus
@@ -59,6 +60,8 @@ with bentoml.importing():
     from cotenant.serving.shared_state import HostStateWriter, LocalState, RedisState, StateUnavailable
 
 log = logging.getLogger(__name__)
+# The worker's thread switch interval (Python's default: 5 ms); see the constructor.
+INTERPRETER_SWITCH_S = 0.001
 
 
 class Unauthorized(BentoMLException):
@@ -121,6 +124,9 @@ class InterferencePredictionService:
         # middle of some request: those pauses were the extender's p99 tail.
         gc.collect()
         gc.freeze()
+        # Ingest and the extender share one interpreter lock: at Python's default 5 ms switch interval a
+        # query that arrives while a push is being encoded waits up to 5 ms for each turn.
+        sys.setswitchinterval(INTERPRETER_SWITCH_S)
 
     def __is_ready__(self) -> bool:
         return self.champions.champions.ready
