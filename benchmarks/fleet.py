@@ -395,9 +395,7 @@ def deployment(
             ]
 
             measured = asyncio.run(
-                measure(
-                    nodes, ports, split, noop_port, templates, extender_bodies, args, servers, redis_pid
-                )
+                measure(nodes, ports, split, noop_port, templates, extender_bodies, args, servers, redis_pid)
             )
             ingest_only, mixed = measured.ingest_only, measured.mixed
             service_cores, redis_cores = measured.service_cores, measured.redis_cores
