@@ -72,7 +72,10 @@ def evaluate_models(
             labels_all.append(outcome.labels)
             apps_all.extend(outcome.applications)
             for variant, predicted_variant in outcome.extra.get("variants", {}).items():
-                found = variants.setdefault(variant, {"per_fold": [], "predicted": [], "labels": []})
+                # "<model>:<inputs>" named after this choice ("<model>[options]:<inputs>"): every choice of a
+                # model has its own, none overwrites another's
+                labelled = name + variant.removeprefix(choice.model)
+                found = variants.setdefault(labelled, {"per_fold": [], "predicted": [], "labels": []})
                 found["per_fold"].append(
                     {
                         "fold": fold,

@@ -53,7 +53,7 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
             "--data",
             "synthetic",
             "--models",
-            "linear,hist-gradient-boosting,system-only,placement,placement-probes",
+            "linear,hist-gradient-boosting,system-only,placement,placement-probes,placement-probes[head=factorised]",
             "--folds",
             "2",
             "--epochs",
@@ -71,18 +71,23 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
         "placement-probes:newcomer-without-probes",
         "placement-probes:without-probes",
     }
+    factorised = {v.replace("placement-probes", "placement-probes[head=factorised]") for v in variants}
     assert set(report["models"]) == {
         "linear",
         "hist-gradient-boosting",
         "system-only",
         "placement",
         "placement-probes",
+        "placement-probes[head=factorised]",
         *variants,
+        *factorised,  # each choice's own ablations, none overwritten by another choice's
     }
+    assert all(report["models"][v]["variant_of"] == "placement-probes[head=factorised]" for v in factorised)
     assert report["models"]["placement"]["task"] == "placement"
     # The probes model is also scored as the service answers without probes, and never chosen as that.
     assert all(report["models"][v]["variant_of"] == "placement-probes" for v in variants)
-    assert report["targets"]["best_placement_model"] in {"placement", "placement-probes"}
+    placement_choices = {"placement", "placement-probes", "placement-probes[head=factorised]"}
+    assert report["targets"]["best_placement_model"] in placement_choices
     folds = report["models"]["linear"]["per_fold"]
     assert len(folds) == 2
     # Every program is held out exactly once over the folds.
