@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -123,17 +124,15 @@ class HostBatch:
         if not np.array_equal(self.counts[rows], other.counts):
             raise ValueError("replaced: a replacing host has another number of incumbents")
         taken, _ = self._incumbent_rows(rows)
-        totals, incumbents = self.totals.copy(), self.incumbents.copy()
-        totals[rows], incumbents[taken] = other.totals, other.incumbents
         return HostBatch(
             self.counts,
-            totals,
-            incumbents,
+            _rows_replaced(self.totals, other.totals, rows),
+            _rows_replaced(self.incumbents, other.incumbents, taken),
             self.owner,
             self.order,
             self.offsets,
-            _parts_replaced(self.host_part, other.host_part, rows),
-            _parts_replaced(self.incumbent_part, other.incumbent_part, taken),
+            _rows_replaced(self.host_part, other.host_part, rows),
+            _rows_replaced(self.incumbent_part, other.incumbent_part, taken),
         )
 
     def _incumbent_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +148,14 @@ class HostBatch:
 HostParts = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]
 
 
-def _parts_replaced(mine: np.ndarray | None, theirs: np.ndarray | None, at: np.ndarray) -> np.ndarray | None:
+@overload
+def _rows_replaced(mine: np.ndarray, theirs: np.ndarray, at: np.ndarray) -> np.ndarray: ...
+@overload
+def _rows_replaced(
+    mine: np.ndarray | None, theirs: np.ndarray | None, at: np.ndarray
+) -> np.ndarray | None: ...
+def _rows_replaced(mine: np.ndarray | None, theirs: np.ndarray | None, at: np.ndarray) -> np.ndarray | None:
+    """A copy of ``mine`` with its rows ``at`` set to ``theirs`` (None where a batch has no such part)."""
     if mine is None or theirs is None:
         return None
     out = mine.copy()
