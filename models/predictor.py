@@ -60,6 +60,8 @@ class PredictorMetadata(BaseModel):
     # split had no validation programs, and the interval is the model's own.
     interval_adjustment: float | None = None
     calibration_runs: int = 0
+    # Training runs calibrating beside them, each answered by a model fit without its program (0: none).
+    calibration_training_runs: int = 0
     # Models with probe inputs: how much wider the interval of a workload described by telemetry alone (its
     # probes estimated) must be, calibrated on the validation programs with their probes withheld.
     interval_widening_unprobed: float = 0.0

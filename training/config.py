@@ -39,6 +39,13 @@ class TrainConfig(BaseModel):
     max_features: int | None = Field(default=None, ge=1)
     # Standardised inputs clipped to +-input_clip (cotenant.datasets FeatureStats); None keeps them as is.
     input_clip: float | None = 3.0
+    # What calibrates the 80% interval (split conformal, training/fit.py): "validation", the split's
+    # validation programs only (the half early stopping did not stop on, for neural models); "programs",
+    # every validation program plus, where the model has them, the training programs' out-of-fold answers
+    # (tabular models' grouped refits; the probes model refit per group of training programs, answered as
+    # the service answers). Four or five validation programs estimate a new program's error too noisily:
+    # on bundled v2 the validation-only interval covered 0.51-0.96 of a fold's held-out runs.
+    calibration: Literal["validation", "programs"] = "programs"
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig())
     seed: int = 0  # weights and data order (and the held-out applications of split="apps")
     # "programs": fold ``fold`` of leave-programs-out over ``folds`` (cotenant.datasets.splits), the protocol
@@ -69,7 +76,15 @@ class TrainConfig(BaseModel):
 
 # Training options a model choice may set beside its model's own (how the model reads its data).
 TRAINING_OPTIONS = frozenset(
-    {"max_features", "include_host", "max_steps", "input_clip", "epochs", "early_stopping_patience"}
+    {
+        "max_features",
+        "include_host",
+        "max_steps",
+        "input_clip",
+        "epochs",
+        "early_stopping_patience",
+        "calibration",
+    }
 )
 # ``name`` or ``name[key=value,...]``, entries separated by commas outside the brackets.
 _CHOICE = re.compile(r"\s*([\w.-]+)\s*(?:\[([^\]]*)\])?\s*(?:,|$)")

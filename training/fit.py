@@ -8,6 +8,7 @@ evaluated is exactly what serving loads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -109,14 +110,14 @@ def _fit_monitoring(
     shape = DataShape(len(features), 0, cfg.max_steps)
     model_cfg = model_config(spec, cfg)
     train, test = data.train, data.test
-    train_runs = [train.values[a:b] for a, b in zip(train.offsets[:-1], train.offsets[1:], strict=True)]
-    test_runs = [test.values[a:b] for a, b in zip(test.offsets[:-1], test.offsets[1:], strict=True)]
+    train_runs, test_runs = _runs_of(train), _runs_of(test)
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
     # The validation runs that calibrate the interval and give the validation MAE (what choices read): runs
     # of programs the fitted model was never selected on. Early stopping selects the epoch on validation
     # programs, so it stops on half of them and the other half judges (``stopping_and_judged``).
     judged = data.validation
+    training_scores = None
     if spec.family == "neural":
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
         module = spec.build(model_cfg, shape)
@@ -129,7 +130,9 @@ def _fit_monitoring(
         n_inputs = len(features)
     else:
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
-        model, residual_quantiles = _fit_tabular(spec.build(model_cfg, shape), x, train.y, train_apps)
+        model, residual_quantiles, training_scores = _fit_tabular(
+            spec.build(model_cfg, shape), x, train.y, train_apps
+        )
         n_inputs = x.shape[1]
     metadata = _metadata(
         spec,
@@ -149,13 +152,19 @@ def _fit_monitoring(
     validation = judged
     validation_error, validation_answers = None, None
     if validation is not None:
-        runs = [
-            validation.values[a:b]
-            for a, b in zip(validation.offsets[:-1], validation.offsets[1:], strict=True)
-        ]
-        validation_answers = predictor.predict_normalised(runs)
-        predictor = calibrate(predictor, validation_answers, validation.y)
+        validation_answers = predictor.predict_normalised(_runs_of(validation))
         validation_error = validation_mae(validation_answers, validation.y)
+        if cfg.calibration == "programs" and data.validation is not None:
+            # Every validation program calibrates (early stopping's choice of an epoch flatters the half it
+            # stopped on far less than two or three programs' spread would mislead), with the training
+            # programs' out-of-fold scores where the model has them.
+            every = data.validation
+            answers = (
+                validation_answers if every is validation else predictor.predict_normalised(_runs_of(every))
+            )
+            predictor = calibrate(predictor, answers, every.y, training_scores)
+        else:
+            predictor = calibrate(predictor, validation_answers, validation.y)
     predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
     return FitOutcome(
         predictor,
@@ -172,6 +181,11 @@ def _fit_monitoring(
     )
 
 
+def _runs_of(data: MonitoringDataset) -> list[np.ndarray]:
+    """Each run's ``[T, F]`` inputs."""
+    return [data.values[a:b] for a, b in zip(data.offsets[:-1], data.offsets[1:], strict=True)]
+
+
 def _fit_placement(
     spec: ModelSpec, table: RunTable, split: Split, cfg: TrainConfig, digest: str
 ) -> FitOutcome:
@@ -182,36 +196,42 @@ def _fit_placement(
     model_cfg = model_config(spec, cfg)
     shape = DataShape(0, len(names), cfg.max_steps)
     residual_quantiles = None
+    training_scores: np.ndarray | None = None
     groups = placement_groups(names, table.metric_groups)
+    train = data.train
+    apps = np.asarray(_applications(table, train.run_ids))
+    fit_probes = None
     if spec.family == "neural":
         model = _fit_neural(spec.build(model_cfg, shape), data.train, data.validation, collate_placement, cfg)
     elif spec.family == "probes":
-        train = data.train
-        apps = np.asarray(_applications(table, train.run_ids))
         from cotenant.datasets.tensors import live_rows
 
         live = data.stats.transform(live_rows(table, train.run_ids, names))
-        model = spec.build(model_cfg, shape).fit(
-            train.newcomer,
-            train.neighbours,
-            train.mask,
-            train.y,
-            apps,
-            names,
-            groups,
-            live,
-            feature_scale=(data.stats.mean, data.stats.std),
-            host_cores=table.host_cores,
-        )
-        residuals = model.out_of_fold_residuals()
-        residual_quantiles = [float(np.quantile(residuals, q)) for q in (QUANTILES[0], QUANTILES[-1])]
+
+        def fit_probes(runs: np.ndarray) -> Any:
+            """The probes model fit on these training runs only (describers, head and its choice)."""
+            return spec.build(model_cfg, shape).fit(
+                train.newcomer[runs],
+                train.neighbours[runs],
+                train.mask[runs],
+                train.y[runs],
+                apps[runs],
+                names,
+                groups,
+                live[runs],
+                feature_scale=(data.stats.mean, data.stats.std),
+                host_cores=table.host_cores,
+            )
+
+        model = fit_probes(np.arange(len(train)))
+        residual_quantiles = residual_bounds(model.out_of_fold_residuals())
     else:
         from cotenant.models.placement import batch_placement_features
 
-        train = data.train
         x = batch_placement_features(train.newcomer, train.neighbours, train.mask)
-        apps = np.asarray(_applications(table, train.run_ids))
-        model, residual_quantiles = _fit_tabular(spec.build(model_cfg, shape), x, train.y, apps)
+        model, residual_quantiles, training_scores = _fit_tabular(
+            spec.build(model_cfg, shape), x, train.y, apps
+        )
     metadata = _metadata(
         spec,
         model_cfg,
@@ -231,9 +251,20 @@ def _fit_placement(
     validation_error, validation_answers = None, None
     if validation is not None:
         quantiles = predictor.predict_placement(validation.newcomer, validation.neighbours, validation.mask)
-        predictor = calibrate(predictor, quantiles, validation.y)
         validation_error = validation_mae(quantiles, validation.y)
         validation_answers = quantiles
+        if cfg.calibration == "programs" and fit_probes is not None and len(validation.y):
+            # Calibrated as the service answers (incumbents known by their telemetry), on the validation
+            # programs and on every training program answered by a model fit without it.
+            served = predictor.predict_placement(
+                validation.newcomer, model.withhold_probes(validation.neighbours), validation.mask
+            )
+            training_scores = _cross_program_scores(fit_probes, metadata, train, apps)
+            predictor = calibrate(predictor, served, validation.y, training_scores)
+        elif cfg.calibration == "programs":
+            predictor = calibrate(predictor, quantiles, validation.y, training_scores)
+        else:
+            predictor = calibrate(predictor, quantiles, validation.y)
         if spec.family == "probes" and len(validation.y):
             unprobed = model.withhold_probes(validation.newcomer)
             quantiles = predictor.predict_placement(unprobed, validation.neighbours, validation.mask)
@@ -285,6 +316,29 @@ def _fit_placement(
     )
 
 
+def _cross_program_scores(
+    fit_on: Callable[[np.ndarray], Any], metadata: PredictorMetadata, train: Any, programs: np.ndarray
+) -> np.ndarray:
+    """The training runs' conformity scores as the service answers them (incumbents' probes estimated from
+    their telemetry), each run answered by a model that ``fit_on`` fit without its program (grouped
+    cross-conformal): what the validation programs alone, four or five of them, estimate too noisily."""
+    from cotenant.models.tabular import grouped_folds
+    from sklearn.model_selection import GroupKFold
+
+    if len(np.unique(programs)) < 2:
+        return np.zeros(0)
+    scores = np.zeros(len(programs))
+    for kept, held in GroupKFold(grouped_folds(programs, wanted=5)).split(programs, groups=programs):
+        model = fit_on(kept)
+        bounds = residual_bounds(model.out_of_fold_residuals())
+        predictor = Predictor(metadata.model_copy(update={"residual_quantiles": bounds}), model)
+        answers = predictor.predict_placement(
+            train.newcomer[held], model.withhold_probes(train.neighbours[held]), train.mask[held]
+        )
+        scores[held] = conformity_scores(answers, train.y[held])
+    return scores
+
+
 def validation_mae(quantiles: np.ndarray, labels: np.ndarray) -> float | None:
     return errors_pp(quantiles, labels)["mae"] if len(labels) else None
 
@@ -301,26 +355,45 @@ def placement_groups(names: list[str], metric_groups: dict[str, str]) -> list[st
 NOMINAL_COVERAGE = QUANTILES[-1] - QUANTILES[0]
 
 
-def conformal_adjustment(
-    quantiles: np.ndarray, labels: np.ndarray, coverage: float = NOMINAL_COVERAGE
-) -> float:
+def conformity_scores(quantiles: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """How far each label falls outside its interval ``[N, Q]`` (negative: inside, by that much)."""
+    return np.maximum(quantiles[:, 0] - labels, labels - quantiles[:, -1])
+
+
+def conformal_quantile(scores: np.ndarray, coverage: float = NOMINAL_COVERAGE) -> float:
     """Conformalised quantile regression (Romano et al., 2019): the amount by which the interval's ends must
-    move so that ``coverage`` of exchangeable new runs fall inside, from calibration runs never trained on.
-    Negative when the model's interval is wider than needed."""
-    scores = np.maximum(quantiles[:, 0] - labels, labels - quantiles[:, -1])
+    move so that ``coverage`` of exchangeable new runs fall inside, from the ``conformity_scores`` of
+    calibration runs never trained on. Negative when the model's interval is wider than needed."""
     n = len(scores)
     level = min(1.0, np.ceil((n + 1) * coverage) / n)
     return float(np.quantile(scores, level, method="higher"))
 
 
-def calibrate(predictor: Predictor, quantiles: np.ndarray, labels: np.ndarray) -> Predictor:
-    """The predictor with its interval calibrated on validation runs (its median untouched)."""
+def conformal_adjustment(
+    quantiles: np.ndarray, labels: np.ndarray, coverage: float = NOMINAL_COVERAGE
+) -> float:
+    """``conformal_quantile`` of these calibration runs' answers ``[N, Q]`` and labels."""
+    return conformal_quantile(conformity_scores(quantiles, labels), coverage)
+
+
+def calibrate(
+    predictor: Predictor,
+    quantiles: np.ndarray,
+    labels: np.ndarray,
+    training_scores: np.ndarray | None = None,
+) -> Predictor:
+    """The predictor with its interval calibrated on validation runs (its median untouched), and on
+    ``training_scores`` beside them: the training programs' conformity scores, each run answered by a model
+    fit without its program (``calibration="programs"``)."""
     if not len(labels):
         return predictor
+    extra = np.zeros(0) if training_scores is None else np.asarray(training_scores, dtype=np.float64)
+    scores = np.concatenate([conformity_scores(quantiles, labels), extra])
     metadata = predictor.metadata.model_copy(
         update={
-            "interval_adjustment": conformal_adjustment(quantiles, labels),
+            "interval_adjustment": conformal_quantile(scores),
             "calibration_runs": len(labels),
+            "calibration_training_runs": len(extra),
         }
     )
     return Predictor(metadata, predictor.model)
@@ -356,11 +429,28 @@ def _fit_neural(
 
 def _fit_tabular(
     estimator: Any, x: np.ndarray, y: np.ndarray, applications: np.ndarray
-) -> tuple[Any, list[float]]:
-    """scikit-learn fit (with its search) plus the interval from out-of-fold residual quantiles."""
+) -> tuple[Any, list[float], np.ndarray]:
+    """scikit-learn fit (with its search) plus the interval from out-of-fold residual quantiles, and the
+    training runs' conformity scores against that interval, each answered by a fit without its program."""
     from cotenant.models.tabular import fit_tabular, out_of_fold_residuals
 
     x = np.nan_to_num(x)
     model = fit_tabular(estimator, x, y, applications)
     residuals = out_of_fold_residuals(model, x, y, applications)
-    return model, [float(np.quantile(residuals, QUANTILES[0])), float(np.quantile(residuals, QUANTILES[-1]))]
+    bounds = residual_bounds(residuals)
+    return model, bounds, residual_scores(residuals, y, bounds)
+
+
+def residual_bounds(residuals: np.ndarray) -> list[float]:
+    """The interval's offsets from the point estimate: the residuals' outer quantiles."""
+    return [float(np.quantile(residuals, QUANTILES[0])), float(np.quantile(residuals, QUANTILES[-1]))]
+
+
+def residual_scores(residuals: np.ndarray, labels: np.ndarray, bounds: list[float]) -> np.ndarray:
+    """``conformity_scores`` of runs answered ``label - residual`` with the interval ``bounds`` around that,
+    kept in (0, 1] as the tabular backend keeps it."""
+    from cotenant.models.base import P_FLOOR
+
+    point = np.clip(labels - residuals, P_FLOOR, 1.0)
+    low, high = (np.clip(point + bound, P_FLOOR, 1.0) for bound in bounds)
+    return conformity_scores(np.column_stack([low, point, high]), labels)

@@ -40,12 +40,17 @@ def test_training_with_early_stopping_needs_and_uses_validation_programs() -> No
     for outcome in (with_validation, without):
         assert outcome.predicted.shape == (len(outcome.labels), 3)
         assert torch.isfinite(torch.from_numpy(outcome.predicted)).all()
-    # The stopped model is judged (calibrated, its validation MAE taken) on validation programs it did not
-    # stop on: half the split's validation programs.
+    # The stopped model is judged (its validation MAE taken) on validation programs it did not stop on: half
+    # the split's validation programs. Its interval is calibrated on all of them (calibration="programs"), or
+    # on the judged half only (calibration="validation").
     split = leave_programs_out(table, k=3)[0]
     judged = set(table.runs.filter(pl.col("run_id").is_in(with_validation.validation_runs))["application"])
     assert judged and judged < set(split.validation_apps)
     assert len(with_validation.validation_runs) == len(with_validation.validation_labels)
+    assert with_validation.predictor.metadata.calibration_runs == len(split.validation_runs)
+    judged_only = fit_model(table, split, cfg.model_copy(update={"calibration": "validation"}))
+    assert judged_only.predictor.metadata.calibration_runs == len(with_validation.validation_runs)
+    assert with_validation.predictor.metadata.calibration_training_runs == 0  # no out-of-fold answers
 
 
 def test_validation_runs_split_by_program_for_stopping_and_judging() -> None:
