@@ -168,36 +168,67 @@ def telemetry(rng: np.random.Generator, seconds: int) -> dict[str, list[float]]:
     return {m: values[:, i].tolist() for i, m in enumerate(METRICS)}
 
 
+def host_push(node: int, rng: np.random.Generator, start: datetime, seconds: int) -> dict[str, Any]:
+    """Node ``node``'s ``/ingest`` body: its 1-4 pods (always the same ones), ``seconds`` samples each from
+    ``start``."""
+    samples = [
+        {
+            "timestamp": (start + timedelta(seconds=s)).isoformat(),
+            "target": f"pod{t}",
+            "metrics": {m: v[s] for m, v in telemetry(rng, seconds).items()},
+        }
+        for t in range(1 + node % 4)
+        for s in range(seconds)
+    ]
+    return {"host": node_name(node), "samples": samples}
+
+
+def node_name(node: int) -> str:
+    return f"node-{node:04d}"
+
+
+class Churn:
+    """Between two timed requests, ``per_request`` nodes push anew (round robin, one second later each
+    round), untimed: what a fleet pushing every 5 s changes while the scheduler asks 20 times a second
+    (nodes / 100 per request). The request after pays for what that changes (the index patch, the changed
+    hosts' medians), as it would in a fleet."""
+
+    def __init__(self, nodes: int, per_request: int, send: Any) -> None:
+        self.nodes, self.per_request, self.send = nodes, per_request, send
+        self.rng = np.random.default_rng(2)
+        self.node = 0
+        self.stamp = datetime.now(UTC)
+
+    def __call__(self) -> None:
+        for _ in range(self.per_request):
+            self.send(host_push(self.node, self.rng, self.stamp, 1))
+            self.node += 1
+            if self.node == self.nodes:  # the next round one second later, and never behind the clock
+                self.node, self.stamp = 0, max(datetime.now(UTC), self.stamp + timedelta(seconds=1))
+
+
 def seed_hosts(url: str, nodes: int) -> list[str]:
     rng = np.random.default_rng(1)
-    names = [f"node-{i:04d}" for i in range(nodes)]
     start = datetime.now(UTC) - timedelta(seconds=10)
     with httpx.Client(base_url=url, timeout=30, headers=AUTH) as client:
-        for name in names:
-            samples = [
-                {
-                    "timestamp": (start + timedelta(seconds=s)).isoformat(),
-                    "target": f"pod{t}",
-                    "metrics": {m: v[s] for m, v in telemetry(rng, 10).items()},
-                }
-                for t in range(int(rng.integers(1, 5)))
-                for s in range(10)
-            ]
-            client.post("/ingest", json={"host": name, "samples": samples}).raise_for_status()
+        for node in range(nodes):
+            client.post("/ingest", json=host_push(node, rng, start, 10)).raise_for_status()
         client.post(
             "/register_profile", json={"profile_id": "web", "telemetry": telemetry(rng, 30)}
         ).raise_for_status()
-    return names
+    return [node_name(node) for node in range(nodes)]
 
 
-def in_process(uri: str, nodes: int, requests: int) -> None:
+def in_process(uri: str, nodes: int, requests: int, churn: int, kept_workloads: int) -> None:
     """The extender's work without HTTP: the service's own host store, profile store and scoring calls, on
-    the same hosts and pod as the HTTP run (what ``prioritize`` does between parsing and the reply)."""
+    the same hosts and pod as the HTTP run (what ``prioritize`` does between parsing and the reply), with
+    every request scored whole and with the workload's medians kept (``--churn`` nodes pushing anew
+    between requests)."""
     from cotenant.serving import extender, scoring
     from cotenant.serving.hosts import HostStore
     from cotenant.serving.models import ChampionSource
     from cotenant.serving.profiles import ProfileStore
-    from cotenant.serving.schemas import IngestSample
+    from cotenant.serving.schemas import IngestRequest
 
     settings = ServiceSettings(tracking_uri=uri)
     source = ChampionSource(settings)
@@ -205,36 +236,36 @@ def in_process(uri: str, nodes: int, requests: int) -> None:
     placement = source.load(name, source.champion_version(name))
     hosts = HostStore(settings.window_samples, 86_400, max(settings.max_hosts, nodes))
     rng = np.random.default_rng(1)
-    names = [f"node-{i:04d}" for i in range(nodes)]
+    names = [node_name(node) for node in range(nodes)]
     start = datetime.now(UTC) - timedelta(seconds=10)
+
+    def ingest(body: dict[str, Any]) -> None:
+        request = IngestRequest.model_validate(body)
+        hosts.apply(request.host, request.samples, placement)
+
     began = time.perf_counter()
-    for name_ in names:
-        samples = [
-            IngestSample(
-                timestamp=start + timedelta(seconds=s),
-                target=f"pod{t}",
-                metrics={m: v[s] for m, v in telemetry(rng, 10).items()},
-            )
-            for t in range(int(rng.integers(1, 5)))
-            for s in range(10)
-        ]
-        hosts.apply(name_, samples, placement)
+    for node in range(nodes):
+        ingest(host_push(node, rng, start, 10))
     ingest_ms = (time.perf_counter() - began) * 1000 / nodes
     profile = ProfileStore().register("web", telemetry(rng, 30), placement)
     newcomer = profile.encodings[placement.key]
     hosts.index(placement)
-
-    def answer() -> str:
-        return extender.prioritize_body(names, scoring.score_candidates(newcomer, names, hosts, placement))
-
-    timings = []
-    for _ in range(requests + 20):
-        began = time.perf_counter()
-        answer()
-        timings.append(time.perf_counter() - began)
-    p50, p99 = percentiles(timings[20:])
+    cache = scoring.MedianCache(kept_workloads)
     print(f"in process, champion {placement.key}: {nodes} hosts ingested at {ingest_ms:.2f} ms per push")
-    print(f"{'score + reply':<22}{p50:>10.2f}{p99:>10.2f}   (p50, p99 ms; goal at 500 nodes: <= 1 ms)")
+    print(f"{churn} nodes push anew between two requests (untimed)")
+    for label, kept in (
+        ("score + reply, whole", None),
+        ("score + reply, kept", cache.workload("web", placement, newcomer)),
+    ):
+        between = Churn(nodes, churn, ingest)
+        timings = []
+        for _ in range(requests + 20):
+            between()
+            began = time.perf_counter()
+            extender.prioritize_body(names, scoring.score_candidates(newcomer, names, hosts, placement, kept))
+            timings.append(time.perf_counter() - began)
+        p50, p99 = percentiles(timings[20:])
+        print(f"{label:<26}{p50:>8.2f}{p99:>8.2f}   (p50, p99 ms; goal at 500 nodes: <= 1 ms)")
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -242,10 +273,16 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
-def latency(urls: dict[str, str], body: dict[str, Any], requests: int) -> dict[str, list[float]]:
+def latency(
+    urls: dict[str, str], body: dict[str, Any], requests: int, between: Any = None
+) -> dict[str, list[float]]:
+    """``requests`` timed POSTs to each URL, alternating (after 50 untimed); ``between()``, untimed, before
+    each round."""
     timings: dict[str, list[float]] = {name: [] for name in urls}
     clients = {name: httpx.Client(base_url=url, timeout=10) for name, url in urls.items()}
     for i in range(requests + 50):
+        if between is not None:
+            between()
         for name, client in clients.items():
             began = time.perf_counter()
             response = client.post("/prioritize", json=body)
@@ -320,11 +357,24 @@ def main() -> None:
     parser.add_argument(
         "--in-process", action="store_true", help="time the scoring calls without HTTP, then stop"
     )
+    parser.add_argument(
+        "--churn",
+        type=int,
+        help="nodes pushing anew between two timed requests (default: nodes / 100, a fleet pushing every "
+        "5 s while the scheduler asks 20 times a second)",
+    )
+    parser.add_argument(
+        "--median-cache",
+        type=int,
+        default=ServiceSettings.model_fields["median_cache_workloads"].default,
+        help="workloads whose medians the service keeps between requests (0: every request scored whole)",
+    )
     args = parser.parse_args()
+    churn = args.nodes // 100 if args.churn is None else args.churn
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     uri = args.tracking_uri or seeded_champions(work, args.challenger)
     if args.in_process:
-        in_process(uri, args.nodes, args.requests)
+        in_process(uri, args.nodes, args.requests, churn, args.median_cache)
         return
     # Stale hosts are answered without scoring: seeding 500 hosts on a loaded machine can take longer than the
     # default 30 s, so the benchmark keeps every host fresh to time the cached-state path it is about.
@@ -334,6 +384,7 @@ def main() -> None:
         watch_interval_s=0,
         max_candidates=max(5000, args.nodes),
         stale_after_s=86_400,
+        median_cache_workloads=args.median_cache,
     )
     port, noop_port = free_port(), free_port()
     command, env = serve_command("127.0.0.1", port, 1, settings.to_env(), [])
@@ -350,13 +401,16 @@ def main() -> None:
         listed = httpx.post(f"{url}/list_hosts", json={}, timeout=30).json()["hosts"]
         scored = sum(1 for host in listed if not host["stale"])
         assert len(reply) == len(names)
-        timings = latency({"cotenant": url, "noop": noop_url}, body, args.requests)
+        pusher = httpx.Client(base_url=url, timeout=30, headers=AUTH)
+        between = Churn(args.nodes, churn, lambda push: pusher.post("/ingest", json=push).raise_for_status())
+        timings = latency({"cotenant": url, "noop": noop_url}, body, args.requests, between)
         (p50, p99), (n50, n99) = percentiles(timings["cotenant"]), percentiles(timings["noop"])
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared, noisy)")
         print(f"shadow mode: {shadow_state(uri)}")
+        kept = f"kept for {args.median_cache} workloads" if args.median_cache else "not kept (scored whole)"
         print(
             f"prioritize, {args.nodes} nodes ({scored} fresh), {args.requests} requests each, "
-            "sequential, alternating"
+            f"sequential, alternating; {churn} nodes push between rounds (untimed); medians {kept}"
         )
         print(f"{'endpoint':<22}{'p50 ms':>10}{'p99 ms':>10}")
         print(f"{'cotenant /prioritize':<22}{p50:>10.2f}{p99:>10.2f}")

@@ -45,6 +45,10 @@ class ServiceSettings(BaseModel):
     # Key prefix in that Redis, so that several deployments can share one server.
     state_prefix: str = Field(default="cotenant", min_length=1)
     max_candidates: int = Field(default=5_000, ge=1)
+    # The extender keeps each workload's medians on every host it was asked about, and scores again only
+    # the hosts changed since (serving/scoring.py ``MedianCache``): for this many workloads (profile and
+    # champion), at ~17 bytes per host each; 0 scores every request whole.
+    median_cache_workloads: int = Field(default=256, ge=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_hosts: int = Field(default=20_000, ge=1)
     # The pod label or annotation naming the workload profile, and the one giving its minimum P.

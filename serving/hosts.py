@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,10 @@ from cotenant.collectors.lanes import HOST_TARGET  # the collector's host-table 
 from cotenant.collectors.summaries import FeatureSchema
 from cotenant.serving.models import LoadedModel, PredictorLike, Series
 from cotenant.serving.schemas import MAX_CLOCK_AHEAD_S, IngestSample, SkipReason
+
+# How many patches an index remembers (``HostIndex.changes``): a workload's cached medians older than that
+# are recomputed whole (``serving/scoring.py`` ``WorkloadMedians``).
+PATCH_HISTORY = 64
 
 
 @dataclass(frozen=True)
@@ -157,11 +162,23 @@ class HostIndex:
     last_seen: np.ndarray  # [H] monotonic seconds
     pending: np.ndarray  # [H] bool: heard from but not scorable now (``HostSnapshot.pending``)
     batch: Any  # every snapshot's encoding stacked once, unoccluded variant only (``Predictor.stack_hosts``)
+    # The patches that led here from earlier indexes of the same layout (``rows``), oldest first: (the
+    # generation patched, the rows it replaced). Empty for an index stacked anew.
+    changes: tuple[tuple[int, np.ndarray], ...] = ()
 
     def lookup(self, hosts: Sequence[str]) -> np.ndarray:
         """Row per host, -1 where unknown."""
-        rows = self.rows
-        return np.fromiter((rows.get(host, -1) for host in hosts), dtype=np.int64, count=len(hosts))
+        return np.fromiter(map(self.rows.get, hosts, repeat(-1)), dtype=np.int64, count=len(hosts))
+
+    def changed_since(self, generation: int) -> np.ndarray | None:
+        """The rows whose snapshot changed since the index of ``generation`` (same layout), or None when
+        that is not known here (stacked anew since, or patched more than ``PATCH_HISTORY`` times)."""
+        if generation == self.generation:
+            return np.zeros(0, dtype=np.int64)
+        for start, (patched, _) in enumerate(self.changes):
+            if patched == generation:
+                return np.unique(np.concatenate([rows for _, rows in self.changes[start:]]))
+        return None
 
 
 @dataclass
@@ -352,7 +369,10 @@ class HostStore:
         last_seen[at] = [snapshot.last_seen for snapshot in snapshots]
         pending[at] = [snapshot.pending is not None for snapshot in snapshots]
         batch = index.batch.replaced(at, fresh)
-        return HostIndex(placement.key, self._generation, index.rows, every, last_seen, pending, batch)
+        changes = (*index.changes, (index.generation, at))[-PATCH_HISTORY:]
+        return HostIndex(
+            placement.key, self._generation, index.rows, every, last_seen, pending, batch, changes
+        )
 
     def snapshot(self, host: str, placement: LoadedModel | None) -> HostSnapshot | None:
         """The host's current snapshot for this champion (recomputed once after a swap); None if unknown."""

@@ -9,6 +9,8 @@ variants) and keeps the answer as arrays, so no per-host object is built unless 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,10 +163,101 @@ class CandidateScores:
         return explained_placements(self.newcomer, snapshots, self.placement, min_performance)
 
 
+def host_medians(newcomer: np.ndarray, batch: Any, placement: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per host of ``batch`` (a ``HostBatch`` of one variant): the newcomer's median P and the worst
+    incumbent's (NaN on a host without incumbents)."""
+    quantiles, _, offsets = placement.predictor.score_placement_arrays(newcomer, batch, explain=False)
+    medians = quantiles[:, MEDIAN].astype(np.float64)  # [R]: per host its newcomer row, then incumbents
+    starts = offsets[:-1]
+    incumbent_rows = medians.copy()
+    incumbent_rows[starts] = np.inf  # each host's segment keeps at least its newcomer row: never empty
+    worst = np.minimum.reduceat(incumbent_rows, starts)
+    worst[np.diff(offsets) == 1] = np.nan  # a host without incumbents
+    return medians[starts], worst
+
+
+class WorkloadMedians:
+    """One workload's medians on the hosts of the index, kept between its requests.
+
+    kube-scheduler asks about the same workload again and again (a deployment's replicas are scheduled one
+    after another, each through filter and prioritize), while a fleet pushing every few seconds changes only
+    a few hosts between two of those requests: the index says which (``HostIndex.changed_since``), and only
+    those, and hosts never asked about before, are scored again. Safe under concurrent requests (one lock
+    per workload; the medians are the same numbers ``host_medians`` gives on the whole index)."""
+
+    def __init__(self, newcomer: np.ndarray) -> None:
+        self.newcomer = newcomer
+        self._lock = threading.Lock()
+        self._layout: dict[str, int] | None = None
+        self._model_key: str | None = None
+        self._generation = -1
+        self._newcomer_p = np.zeros(0)
+        self._worst_p = np.zeros(0)
+        self._known = np.zeros(0, dtype=bool)
+
+    def read(
+        self, index: HostIndex, rows: np.ndarray, placement: LoadedModel
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The newcomer's and the worst incumbent's median P on index ``rows`` (``host_medians``'s)."""
+        with self._lock:
+            self._follow(index)
+            missing = np.unique(rows[~self._known[rows]])
+            if len(missing):
+                batch = index.batch.select(missing, variants=1)
+                self._newcomer_p[missing], self._worst_p[missing] = host_medians(
+                    self.newcomer, batch, placement
+                )
+                self._known[missing] = True
+            return self._newcomer_p[rows], self._worst_p[rows]
+
+    def _follow(self, index: HostIndex) -> None:
+        """Forget the medians of the hosts changed since they were computed (all of them on a new layout)."""
+        changed = None
+        if index.rows is self._layout and index.model_key == self._model_key:
+            changed = index.changed_since(self._generation)
+        if changed is None:
+            size = len(index.snapshots)
+            self._newcomer_p, self._worst_p = np.zeros(size), np.zeros(size)
+            self._known = np.zeros(size, dtype=bool)
+        else:
+            self._known[changed] = False
+        self._layout, self._model_key, self._generation = index.rows, index.model_key, index.generation
+
+
+class MedianCache:
+    """``WorkloadMedians`` per (profile, champion), the least recently asked dropped beyond ``max_workloads``
+    (0: nothing kept, every request scored whole). A profile registered again starts afresh."""
+
+    def __init__(self, max_workloads: int) -> None:
+        self.max_workloads = max_workloads
+        self._workloads: OrderedDict[tuple[str, str], WorkloadMedians] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def workload(
+        self, profile_id: str, placement: LoadedModel, newcomer: np.ndarray
+    ) -> WorkloadMedians | None:
+        if self.max_workloads <= 0:
+            return None
+        key = (profile_id, placement.key)
+        with self._lock:
+            found = self._workloads.get(key)
+            if found is None or found.newcomer is not newcomer:
+                found = self._workloads[key] = WorkloadMedians(newcomer)
+            self._workloads.move_to_end(key)
+            while len(self._workloads) > self.max_workloads:
+                self._workloads.popitem(last=False)
+            return found
+
+
 def score_candidates(
-    newcomer: np.ndarray, hosts: Sequence[str], store: HostStore, placement: LoadedModel
+    newcomer: np.ndarray,
+    hosts: Sequence[str],
+    store: HostStore,
+    placement: LoadedModel,
+    kept: WorkloadMedians | None = None,
 ) -> CandidateScores:
-    """Medians only, vectorised: the same P and score as ``score_hosts`` without intervals or drivers."""
+    """Medians only, vectorised: the same P and score as ``score_hosts`` without intervals or drivers; with
+    ``kept``, this workload's medians from its earlier requests where their hosts have not changed since."""
     index = store.index(placement)
     rows = index.lookup(hosts)
     if store.outage is not None:
@@ -188,18 +281,11 @@ def score_candidates(
     positions = np.flatnonzero(scored)
     newcomer_p = np.full(len(hosts), np.nan)
     worst_p = np.full(len(hosts), np.nan)
-    if len(positions):
-        quantiles, _, offsets = placement.predictor.score_placement_arrays(
-            newcomer, index.batch.select(rows[positions], variants=1), explain=False
-        )
-        medians = quantiles[:, MEDIAN].astype(np.float64)  # [R]: per host its newcomer row, then incumbents
-        starts = offsets[:-1]
-        incumbent_rows = medians.copy()
-        incumbent_rows[starts] = np.inf  # each host's segment keeps at least its newcomer row: never empty
-        worst = np.minimum.reduceat(incumbent_rows, starts)
-        worst[np.diff(offsets) == 1] = np.nan  # a host without incumbents
-        newcomer_p[positions] = medians[starts]
-        worst_p[positions] = worst
+    if len(positions) and kept is not None:
+        newcomer_p[positions], worst_p[positions] = kept.read(index, rows[positions], placement)
+    elif len(positions):
+        batch = index.batch.select(rows[positions], variants=1)
+        newcomer_p[positions], worst_p[positions] = host_medians(newcomer, batch, placement)
     raw = np.minimum(newcomer_p, np.where(np.isnan(worst_p), 1.0, worst_p))
     raw[~np.isfinite(raw)] = NEUTRAL_SCORE  # unscored hosts (NaN) and any non-finite prediction
     clipped = np.clip(raw, 0.0, 1.0)

@@ -98,6 +98,7 @@ class InterferencePredictionService:
             clock=time.time if shared else time.monotonic,
         )
         self.profiles = ProfileStore()
+        self.medians = scoring.MedianCache(self.settings.median_cache_workloads)
         self.metrics = ServiceMetrics()
         self.shadow = (
             ShadowScorer(self.hosts, self.settings.tracking_uri, self.settings.shadow_log_interval_s)
@@ -389,7 +390,8 @@ class InterferencePredictionService:
             log.info("extender %s %s: neutral for all nodes: %s", verb, pod.pod, "; ".join(pod.reasons))
             return pod, names, None
         newcomer = self.profiles.encoding(profile, placement)
-        scores = scoring.score_candidates(newcomer, names, self.hosts, placement)
+        kept = self.medians.workload(profile.profile_id, placement, newcomer)
+        scores = scoring.score_candidates(newcomer, names, self.hosts, placement, kept)
         if scores.unscored:
             reasons = scores.neutral_reasons()
             self.metrics.neutral(verb, "host", len(reasons))

@@ -88,6 +88,25 @@ def test_the_cheapest_head_family_close_to_the_best_on_training_programs_is_chos
     assert all(mae[h] > (1 + model.head_tolerance) * best for h in cheaper)
 
 
+def test_the_factorised_law_is_its_regressions_own_prediction_to_the_last_bit() -> None:
+    """``_factorised_p`` skips scikit-learn's input checks, not its arithmetic: the same numbers as
+    ``exp(-head.predict(...))`` on the column slices the head reads (``_interactions``: not contiguous)."""
+    from cotenant.models.base import P_FLOOR
+    from cotenant.models.placement_probes import _factorised_p
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(3)
+    wide = rng.gamma(2.0, 0.3, size=(500, 9))
+    interactions = wide[:, -5:]
+    head = LinearRegression(positive=True).fit(interactions, interactions @ rng.uniform(0, 1, 5) + 0.1)
+    expected = np.clip(np.exp(-head.predict(interactions)), P_FLOOR, 1.0)
+    np.testing.assert_array_equal(_factorised_p(head, interactions), expected)
+    np.testing.assert_array_equal(
+        _factorised_p(head, interactions.astype(np.float32)),
+        np.clip(np.exp(-head.predict(interactions.astype(np.float32))), P_FLOOR, 1.0),
+    )
+
+
 def test_the_utilisation_share_is_a_head_input_that_follows_summed_demand(outcome: Any) -> None:
     """The heuristic as a term: -log min(1, cores / summed demand in cores), from the standardised demands."""
     import copy
@@ -220,6 +239,54 @@ def test_a_workload_described_by_telemetry_alone_gets_the_wider_calibrated_inter
     unprobed = predictor.score_placement(predictor.encode_profile(series), [host])
     width = {name: e[0].newcomer.upper - e[0].newcomer.lower for name, e in (("p", probed), ("u", unprobed))}
     assert width["u"] > width["p"] + 0.1  # 2 x 0.1 wider, less what the [0, 1] bounds clip
+
+
+def test_the_interval_is_calibrated_on_every_training_program_answered_by_a_model_fit_without_it(
+    table: RunTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """calibration="programs": besides the validation programs, each training program's runs are answered (as
+    the service answers: incumbents described by their telemetry) by a probes model whose describers and
+    head were fit on the other training programs only, and the adjustment is the pooled conformal quantile."""
+    import cotenant.training.fit as fit
+    from cotenant.datasets.torch_data import build_placement
+    from cotenant.models.predictor import Predictor
+
+    original, kept_sets, returned = fit._cross_program_scores, [], []
+
+    def spied(fit_on: Any, metadata: Any, train: Any, programs: np.ndarray) -> np.ndarray:
+        def recording(kept: np.ndarray) -> Any:
+            kept_sets.append(np.asarray(kept))
+            return fit_on(kept)
+
+        scores = original(recording, metadata, train, programs)
+        returned.append((scores, programs))
+        return scores
+
+    monkeypatch.setattr(fit, "_cross_program_scores", spied)
+    split = leave_programs_out(table, k=4)[0]
+    cfg = TrainConfig(model="placement-probes", progress=False)
+    fitted = fit_model(table, split, cfg)
+    (scores, programs), metadata = returned[0], fitted.predictor.metadata
+    assert len(scores) == fitted.n_train == metadata.calibration_training_runs
+    assert len(kept_sets) >= 2
+    held_counts = np.zeros(len(programs), dtype=int)
+    for kept in kept_sets:
+        held = np.setdiff1d(np.arange(len(programs)), kept)
+        held_counts[held] += 1
+        assert not set(programs[kept]) & set(programs[held])  # a program is fit on or answered, never both
+    assert (held_counts == 1).all()  # every training run answered exactly once
+    # The pooled quantile, with the validation programs answered as served by the uncalibrated model.
+    validation = build_placement(table, split, clip=cfg.input_clip, probes=True).validation
+    assert validation is not None and metadata.calibration_runs == len(validation.y)
+    model = fitted.predictor.model
+    raw = Predictor(
+        metadata.model_copy(update={"interval_adjustment": None, "interval_widening_unprobed": 0.0}), model
+    )
+    served = raw.predict_placement(
+        validation.newcomer, model.withhold_probes(validation.neighbours), validation.mask
+    )
+    expected = fit.conformal_quantile(np.concatenate([fit.conformity_scores(served, validation.y), scores]))
+    assert metadata.interval_adjustment == pytest.approx(expected)
 
 
 def test_an_incumbent_seen_live_is_described_as_training_described_co_run_targets(

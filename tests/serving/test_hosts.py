@@ -175,8 +175,18 @@ def test_an_index_patched_with_the_changed_hosts_equals_one_stacked_anew(placeme
         np.testing.assert_array_equal(getattr(patched.batch, name), getattr(anew.batch, name), err_msg=name)
     assert not np.array_equal(first.batch.totals[4], patched.batch.totals[4])  # node-4 changed...
     np.testing.assert_array_equal(first.batch.totals[5], patched.batch.totals[5])  # ...node-5 did not
+    # The patched index says which rows changed since the one it was patched from, over several patches.
+    rows = sorted(first.rows[h] for h in ("node-4", "node-9"))
+    assert patched.changed_since(first.generation).tolist() == rows
+    assert patched.changed_since(patched.generation).tolist() == []
+    store.ingest("node-6", samples("pod-0", 2, start=3, value=3.0), placement)
+    again = store.index(placement)
+    assert again.changed_since(patched.generation).tolist() == [first.rows["node-6"]]
+    assert again.changed_since(first.generation).tolist() == sorted([*rows, first.rows["node-6"]])
+    assert again.changed_since(first.generation - 1) is None  # older than anything it remembers
     store.ingest("node-2", samples("pod-7", 2, start=3), placement)  # a third incumbent on node-2
     regrown = store.index(placement)
     assert regrown.rows is not first.rows and regrown.batch.counts[2] == 4
+    assert regrown.changes == () and regrown.changed_since(again.generation) is None  # stacked anew
     store.ingest("node-new", samples("pod-0", 2), placement)
     assert store.index(placement).lookup(["node-new"])[0] >= 0
