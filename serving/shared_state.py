@@ -7,8 +7,13 @@
 ``HostStore`` and ``ProfileStore`` from a background thread. Queries therefore read local memory only (the
 extender's latency does not pay a Redis round trip) and every replica holds the same windows, because every
 replica applied the same pushes in the same order with the same receive times (the entry's id is its time).
-A compact push's summaries are encoded once, by the replica that received it, and the encodings travel in the
-entry (with the champion that made them): the others store them instead of running the model again.
+A compact push's summaries are encoded once, by the replica that received it, and the encodings travel with
+them (with the champion that made them): the others store them instead of running the model again. Summaries
+and encodings are not in the log: each host's latest ones are one key (``<prefix>:compact:<host>``, written
+before the entry, expiring with the log's retention) that the entry points to. A compact push supersedes the
+last one whole, so Redis holds one push's summaries per host, not every push of the retention window (a
+5,000-node fleet pushing 20 pods every 5 s would keep ~10 GB of summaries over 300 s); a replica applying an
+entry reads the host's latest summaries, the same ones every replica ends with.
 A push returns once this replica has applied it, so a collector reads its own write on the replica it pushed
 to; another replica follows within one blocking read (milliseconds).
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -57,6 +63,8 @@ APPLY_WAIT_S = 5.0
 READ_BLOCK_MS = 1_000
 READ_BATCH = 1_000
 RECONNECT_DELAY_S = 0.5
+# How much longer than the log's retention a host's latest compact summaries are kept.
+COMPACT_GRACE_S = 60
 
 
 class StateUnavailable(RuntimeError):
@@ -123,6 +131,23 @@ def decode_summaries(data: bytes) -> list[CompactSummary]:
     ]
 
 
+def pack_compact(summaries: Sequence[CompactSummary], encoded: SummaryEncodings | None) -> bytes:
+    """A compact push's summaries and, when the receiving replica encoded them, their encodings."""
+    packed = {
+        "summaries": encode_summaries(summaries).decode(),
+        "encodings": pack_encodings(encoded).decode() if encoded is not None else None,
+    }
+    return json.dumps(packed, separators=(",", ":")).encode()
+
+
+def unpack_compact(data: bytes) -> tuple[list[CompactSummary], SummaryEncodings | None]:
+    packed = json.loads(data)
+    encodings = packed.get("encodings")
+    return decode_summaries(packed["summaries"].encode()), (
+        unpack_encodings(encodings.encode()) if encodings else None
+    )
+
+
 def pack_encodings(encoded: SummaryEncodings) -> bytes:
     """Encodings as JSON: the champion's key, the targets, one float32 array (base64) of their vectors."""
     targets = list(encoded.vectors)
@@ -175,6 +200,7 @@ class RedisState:
         self.events = f"{prefix}:events"
         self.profiles_key = f"{prefix}:profiles"
         self.epoch_key = f"{prefix}:epoch"
+        self.compact_prefix = f"{prefix}:compact:"
         # Any: redis-py types each reply as a union of decoded and raw shapes; this client reads raw bytes.
         self.client: Any = client or redis.Redis.from_url(
             # RESP2: replies as lists, the shape ``_follow`` reads
@@ -198,16 +224,16 @@ class RedisState:
     ) -> IngestOutcome:
         kept, kept_summaries, skipped = screen_push(samples, summaries, datetime.now(UTC))
         fields = {"kind": "ingest", "host": host, "samples": encode_samples(kept)}
+        compact = None
         if kept_summaries:
-            fields["summaries"] = encode_summaries(kept_summaries)
             # Encoded once, here: every replica would otherwise run the same model on the same summaries
             # (a fleet's ingest cost would not fall as replicas are added).
             placement = self.placement()
             with self._encoding:  # one push encoded at a time: concurrent pushes must not crowd out queries
                 encoded = self.hosts.encode_summaries(placement, kept_summaries) if placement else None
-            if encoded is not None:
-                fields["encodings"] = pack_encodings(encoded)
-        entry = self._publish(fields)
+            compact = pack_compact(kept_summaries, encoded)
+            fields["compact"] = self.compact_key(host)
+        entry = self._publish(fields, compact)
         self._wait_applied(entry)
         targets = sorted({*changed_targets(kept), *(summary.target for summary in kept_summaries)})
         return IngestOutcome(targets, len(kept) - skipped.get("no_values", 0), skipped, len(kept_summaries))
@@ -233,12 +259,23 @@ class RedisState:
         self._reader.join(timeout=READ_BLOCK_MS / 1000.0 + 5.0)
         self.client.close()
 
-    def _publish(self, fields: dict[str, Any]) -> bytes:
+    def compact_key(self, host: str) -> str:
+        return f"{self.compact_prefix}{host}"
+
+    def _publish(self, fields: dict[str, Any], compact: bytes | None = None) -> bytes:
+        """Append an entry to the log (after the host's latest compact summaries, when the push has some)."""
         if self.hosts.outage is not None:
             raise StateUnavailable(self.hosts.outage)
         oldest_ms = int((time.time() - self.retention_s) * 1000)
         try:
-            entry: bytes = self.client.xadd(self.events, fields, minid=oldest_ms, approximate=True)
+            if compact is None:
+                entry: bytes = self.client.xadd(self.events, fields, minid=oldest_ms, approximate=True)
+            else:
+                # One round trip; the key outlives every retained entry that points to it.
+                writes = self.client.pipeline(transaction=True)
+                writes.set(fields["compact"], compact, ex=math.ceil(self.retention_s) + COMPACT_GRACE_S)
+                writes.xadd(self.events, fields, minid=oldest_ms, approximate=True)
+                entry = writes.execute()[1]
         except self._redis_errors as error:
             raise StateUnavailable(f"shared state store unreachable: {error}") from error
         return entry
@@ -301,9 +338,13 @@ class RedisState:
 
     def _apply_all(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         placement = self.placement()
+        # The compact summaries the entries point to, in one round trip (a host's latest: every entry of the
+        # same host in this batch gets the same ones).
+        keys = sorted({fields[b"compact"] for _, fields in entries if b"compact" in fields})
+        compact = dict(zip(keys, self.client.mget(keys), strict=True)) if keys else {}
         for entry_id, fields in entries:
             try:
-                self._apply(entry_id, fields, placement)
+                self._apply(entry_id, fields, placement, compact)
             except Exception:  # one malformed entry costs that entry only
                 log.exception("shared state: skipped entry %s", entry_id.decode())
             with self._applied:
@@ -314,12 +355,24 @@ class RedisState:
         profile = json.loads(stored)
         self.profiles.register(profile_id, profile["telemetry"], placement, profile.get("probes"))
 
-    def _apply(self, entry_id: bytes, fields: dict[bytes, bytes], placement: LoadedModel | None) -> None:
+    def _apply(
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        placement: LoadedModel | None,
+        compact: dict[bytes, bytes | None],
+    ) -> None:
         kind = fields.get(b"kind")
         if kind == b"ingest":
             host = fields[b"host"].decode()
-            summaries = decode_summaries(fields[b"summaries"]) if b"summaries" in fields else []
-            encoded = unpack_encodings(fields[b"encodings"]) if b"encodings" in fields else None
+            summaries: list[CompactSummary] = []
+            encoded = None
+            stored = compact.get(fields.get(b"compact", b""))  # None: none, or expired with its host
+            if stored is not None:
+                summaries, encoded = unpack_compact(stored)
+            elif b"summaries" in fields:  # written by a replica of an earlier version: the push in the entry
+                summaries = decode_summaries(fields[b"summaries"])
+                encoded = unpack_encodings(fields[b"encodings"]) if b"encodings" in fields else None
             samples = decode_samples(fields[b"samples"])
             self.hosts.apply(host, samples, placement, entry_seconds(entry_id), summaries, encoded)
         elif kind == b"profile":

@@ -219,6 +219,52 @@ def test_a_compact_push_is_encoded_once_by_the_replica_that_received_it(
     assert np.ptp(vector) > 0
 
 
+def test_redis_keeps_one_push_of_summaries_per_host_and_replicas_apply_the_latest(
+    make_replica: Callable[[], Any],
+) -> None:
+    """A compact push's summaries live in one key per host (the latest push's, expiring after the log's
+    retention), not in every log entry: the entries stay small, every replica and a restarted one end with
+    the latest summaries, and an entry written the earlier way (summaries inside it) is still applied."""
+    from cotenant.serving.shared_state import COMPACT_GRACE_S, encode_summaries, unpack_compact
+    from test_compact import compact_payload
+    from test_compact import ingest as ingest_compact
+
+    first, second = make_replica(), make_replica()
+    client, events = first.state.client, first.state.events
+    bodies = [
+        compact_payload(first, ingest_payload("node-c", np.random.default_rng(seed), seconds=30, intensity=k))
+        for seed, k in ((5, 0.5), (6, 2.0))
+    ]
+    for body in bodies:
+        assert ingest_compact(first, body).summaries == 2
+    key = first.state.compact_key("node-c")
+    entries = [fields for _, fields in client.xrange(events) if fields[b"host"] == b"node-c"]
+    assert len(entries) == 2 and all(fields[b"compact"] == key.encode() for fields in entries)
+    assert all(b"summaries" not in fields and b"encodings" not in fields for fields in entries)
+    assert 0 < client.ttl(key) <= first.state.retention_s + COMPACT_GRACE_S
+    pushed = first._compact_summaries(IngestRequest.model_validate(bodies[1]))
+    latest = {summary.target: summary.values for summary in pushed}
+    stored, encoded = unpack_compact(client.get(key))  # the second push's, with the receiver's encodings
+    assert len(latest) == 2 and encoded is not None and encoded.vectors.keys() == latest.keys()
+    for summary in stored:
+        np.testing.assert_array_equal(summary.values, latest[summary.target])
+    later = make_replica()  # replays both entries: each applies the host's latest summaries
+    for replica in (first, second, later):
+        wait_until(lambda r=replica: held_of(r, "node-c").keys() == latest.keys(), what="the summaries")
+        for target, summary in held_of(replica, "node-c").items():
+            np.testing.assert_array_equal(summary.values, latest[target])
+    # An entry in the earlier format: its own summaries, applied as before.
+    earlier = first._compact_summaries(IngestRequest.model_validate(bodies[0]))
+    fields = {"kind": "ingest", "host": "node-d", "samples": b"[]", "summaries": encode_summaries(earlier)}
+    client.xadd(events, fields)
+    wait_until(lambda: len(held_of(second, "node-d")) == 2, what="the earlier-format entry")
+
+
+def held_of(replica: Any, host: str) -> dict[str, Any]:
+    state = replica.hosts.hosts.get(host)
+    return {} if state is None else {t: w.summary for t, w in state.targets.items() if w.summary is not None}
+
+
 def test_a_malformed_log_entry_costs_that_entry_only(make_replica: Callable[[], Any]) -> None:
     first, second = make_replica(), make_replica()
     client, events = first.state.client, first.state.events
