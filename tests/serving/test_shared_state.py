@@ -250,7 +250,11 @@ def test_redis_keeps_one_push_of_summaries_per_host_and_replicas_apply_the_lates
         np.testing.assert_array_equal(summary.values, latest[summary.target])
     later = make_replica()  # replays both entries: each applies the host's latest summaries
     for replica in (first, second, later):
-        wait_until(lambda r=replica: held_of(r, "node-c").keys() == latest.keys(), what="the summaries")
+
+        def has_latest(replica: Any = replica) -> bool:
+            return held_of(replica, "node-c").keys() == latest.keys()
+
+        wait_until(has_latest, what="the summaries")
         for target, summary in held_of(replica, "node-c").items():
             np.testing.assert_array_equal(summary.values, latest[target])
     # An entry in the earlier format: its own summaries, applied as before.
