@@ -67,7 +67,16 @@ def evaluate_models(
             scores = errors_pp(outcome.predicted, outcome.labels)
             scores["train_seconds"] = outcome.train_seconds
             fold_scores = {"fold": fold, "test_apps": split.test_apps, **scores}
-            per_fold.append(fold_scores | {"validation_mae": outcome.validation_mae})
+            metadata = outcome.predictor.metadata
+            per_fold.append(
+                fold_scores
+                | {
+                    "validation_mae": outcome.validation_mae,
+                    # What calibrated the interval: validation runs, and training runs answered out of fold.
+                    "calibration_runs": metadata.calibration_runs,
+                    "calibration_training_runs": metadata.calibration_training_runs,
+                }
+            )
             predicted_all.append(outcome.predicted)
             labels_all.append(outcome.labels)
             apps_all.extend(outcome.applications)

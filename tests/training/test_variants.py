@@ -100,6 +100,11 @@ def test_evaluation_reports_variants_with_their_validation_error() -> None:
         assert entry["model"] == "cloudformer"
         assert len(entry["per_fold"]) == 3
         assert all(fold["validation_mae"] > 0 for fold in entry["per_fold"])
+        # what calibrated each fold's interval: its validation runs (a neural model has no out-of-fold ones)
+        assert [fold["calibration_runs"] for fold in entry["per_fold"]] == [
+            len(split.validation_runs) for split in splits
+        ]
+        assert all(fold["calibration_training_runs"] == 0 for fold in entry["per_fold"])
         assert entry["validation_mae"] == pytest.approx(
             sum(fold["validation_mae"] for fold in entry["per_fold"]) / 3
         )
