@@ -15,7 +15,7 @@ from cotenant.datasets.lab.cgroups import Cgroup, detect_hierarchy, kill_tree
 from cotenant.datasets.lab.plan import RoleConfig
 from cotenant.datasets.lab.runner import Role
 from cotenant.datasets.lab.workloads.base import CATEGORIES, WORKLOADS, ParseError, WorkContext, Workload
-from cotenant.datasets.lab.workloads.memcached import Memcached, parse_memaslap
+from cotenant.datasets.lab.workloads.memcached import CLIENT_CPU, Memcached, parse_memaslap
 from cotenant.datasets.lab.workloads.nginx_wrk import NginxWrk, parse_wrk
 from cotenant.datasets.lab.workloads.ports import reserve_port
 
@@ -75,7 +75,8 @@ def test_phase_command_is_time_bounded_on_the_service_port(workload: type[Worklo
     ctx = context(tmp_path)
     service = workload().service_command(ctx)
     assert service is not None
-    port = (ctx.runtime_dir / f"{service[0]}.port").read_text().strip()  # drawn at service start
+    server = {"nginx_wrk": "nginx", "memcached": "memcached"}[workload.name]
+    port = (ctx.runtime_dir / f"{server}.port").read_text().strip()  # drawn at service start
     command = workload().phase_command(3, 17, ctx)
     # The tools end by themselves: the duration is on the command line, no SIGINT at the deadline.
     assert not workload.stop_at_deadline
@@ -138,6 +139,9 @@ def test_server_and_one_phase_as_the_runner_runs_them(workload: str, tmp_path: P
         (rate,) = role.run_phases()
         service = role.processes[0]
         assert service.poll() is None  # the server outlived the phase
+        if workload == Memcached.name and CLIENT_CPU in os.sched_getaffinity(0):
+            # the server itself (the wrapper exec'd it) runs where memaslap binds its thread
+            assert os.sched_getaffinity(service.pid) == {CLIENT_CPU}
     finally:
         role.stop()
         kill_tree(hierarchy, group)
