@@ -91,11 +91,13 @@ def summary(table: RunTable) -> dict[str, Any]:
 
 def _noise_cells(noise: Any, application: str) -> str:
     floor = noise.get("by_application", {}).get(application) if isinstance(noise, dict) else None
+    drift = noise.get("drift_by_application", {}).get(application) if isinstance(noise, dict) else None
+    moved = f"{100 * drift['median_change']:+.1f} ({drift['median_hours_apart']:.1f} h)" if drift else "-"
     if not floor or not floor.get("n_solo_pairs"):
-        return "- | - | - |"
+        return f"- | - | - | {moved} |"
     return (
         f"{floor['n_solo_pairs']} | {100 * floor['median_abs_deviation']:.2f} | "
-        f"{100 * floor['p90_abs_deviation']:.2f} |"
+        f"{100 * floor['p90_abs_deviation']:.2f} | {moved} |"
     )
 
 
@@ -204,10 +206,12 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         *[f"| {b} | {n} |" for b, n in facts["label_histogram"]],
         "",
         "## Per application",
-        "Noise floor: each solo run against the median of the other solos of its configuration (pp).",
+        "Noise floor: each solo run against the median of the other solos of its configuration (pp). "
+        "Solo drift: each configuration's latest solo against its earliest (pp; negative: slower), the "
+        "median over the application's configurations, and how many hours apart they ran.",
         "",
-        "| application | co-runs | mean P | min P | solo runs | noise median | noise p90 |",
-        "|---|---|---|---|---|---|---|",
+        "| application | co-runs | mean P | min P | solo runs | noise median | noise p90 | solo drift |",
+        "|---|---|---|---|---|---|---|---|",
         *[
             f"| {a} | {n} | {m:.3f} | {lo:.3f} | " + _noise_cells(facts["noise_floor"], a)
             for a, n, m, lo in facts["apps"].iter_rows()

@@ -125,6 +125,40 @@ def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
     )
 
 
+@dataclass(frozen=True)
+class SoloDrift:
+    """How an application's solo performance moved over the campaign: per configuration with two solos or
+    more, its latest solo against its earliest (P of the latest, taking the earliest as the reference, minus
+    1: negative when it got slower), the median over the application's configurations. A noise floor made of
+    drift (the machine's state changing over hours) calls for solos near each co-run in time, one made of
+    scatter for more solos or a steadier workload."""
+
+    configurations: int
+    median_change: float
+    median_hours_apart: float
+
+
+def solo_drift(records: Iterable[RunRecord]) -> dict[str, SoloDrift]:
+    """``SoloDrift`` per application (those with a configuration of two solo runs or more)."""
+    by_config: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.kind == "solo":
+            by_config.setdefault(record.config_key, []).append(record)
+    changes: dict[str, list[tuple[float, float]]] = {}
+    for solos in by_config.values():
+        if len(solos) < 2:
+            continue
+        earliest = min(solos, key=lambda r: r.started_at)
+        latest = max(solos, key=lambda r: r.started_at)
+        change = performance_ratio(latest.performance, earliest.performance, latest.higher_is_better) - 1.0
+        hours = (latest.started_at - earliest.started_at).total_seconds() / 3600
+        changes.setdefault(latest.application, []).append((change, hours))
+    return {
+        application: SoloDrift(len(found), _median([c for c, _ in found]), _median([h for _, h in found]))
+        for application, found in changes.items()
+    }
+
+
 def noise_floor_by_application(labels: pl.DataFrame) -> dict[str, NoiseFloor]:
     """The noise floor of each application (a mean over applications hides the one that is always noisy)."""
     solo = labels.filter(pl.col("kind") == "solo")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from cotenant.datasets.lab.labels import label_runs, noise_floor, noise_floor_by_application
+from cotenant.datasets.lab.labels import label_runs, noise_floor, noise_floor_by_application, solo_drift
 from cotenant.datasets.lab.records import RunRecord, read_journal
 
 RECORD_SCHEMA: dict[str, Any] = {
@@ -114,7 +114,8 @@ def labelled_records(records: list[RunRecord]) -> pl.DataFrame:
 def read_lab_runs(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """(all records, labelled co-runs with ``label`` and ``solo_performance``, noise floor) of runs.jsonl.
 
-    The noise floor dict is ``NoiseFloor``'s fields plus ``by_application`` (the same per application)."""
+    The noise floor dict is ``NoiseFloor``'s fields plus ``by_application`` (the same per application) and
+    ``drift_by_application`` (``SoloDrift``)."""
     records = read_journal(path)  # raises naming file and line; ignores a torn last line (crash mid-append)
     if not records:
         raise ValueError(f"{path}: no run records")
@@ -126,4 +127,5 @@ def read_lab_runs(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any
     noise["by_application"] = {
         app: asdict(floor) for app, floor in noise_floor_by_application(labels).items()
     }
+    noise["drift_by_application"] = {app: asdict(drift) for app, drift in solo_drift(records).items()}
     return frame, labelled, noise

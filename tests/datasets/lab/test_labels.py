@@ -143,3 +143,30 @@ def test_runs_held_up_far_past_their_configurations_window_are_counted() -> None
     text = overrun_text(records_frame(runs))
     assert text.startswith("2 of 9 runs") and "corun 1" in text and "solo 1" in text
     assert overrun_text(records_frame(runs[:2])).startswith("no run")
+
+
+def test_solo_drift_is_the_latest_solo_against_the_earliest_per_configuration() -> None:
+    from datetime import timedelta
+
+    from cotenant.datasets.lab.labels import solo_drift
+
+    def at(found: RunRecord, hours: float) -> RunRecord:
+        return found.model_copy(update={"started_at": NOW + timedelta(hours=hours)})
+
+    records = [
+        at(record("r1", "solo", 100.0, key="kv/level=8"), 0),
+        at(record("r2", "solo", 110.0, key="kv/level=8"), 2),  # the middle one is neither end
+        at(record("r3", "solo", 125.0, key="kv/level=8"), 5),
+        at(record("r4", "solo", 80.0, key="kv/ramp"), 1),
+        at(record("r5", "solo", 72.0, key="kv/ramp"), 4),
+        at(record("r6", "solo", 10.0, key="db/level=1", higher=False), 0),  # latency: lower is better
+        at(record("r7", "solo", 8.0, key="db/level=1", higher=False), 3),
+        at(record("r8", "solo", 50.0, key="one/level=1"), 0),  # a single solo: no drift to read
+        at(record("r9", "corun", 5.0, key="kv/level=8", neighbours=1), 6),  # co-runs never count
+    ]
+    drift = solo_drift(records)
+    assert set(drift) == {"kv", "db"}
+    assert drift["kv"].configurations == 2
+    assert drift["kv"].median_change == pytest.approx(((1.25 - 1) + (0.9 - 1)) / 2)
+    assert drift["kv"].median_hours_apart == pytest.approx(4.0)
+    assert drift["db"].median_change == pytest.approx(10 / 8 - 1)  # faster answers: P above 1
