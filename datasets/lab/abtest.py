@@ -217,7 +217,36 @@ class PolicyOutcome:
     mean_p: float
     worst_p: float
     slo_misses: int  # tenants under the SLO plus refused tenants
-    prediction_mae_pp: float | None  # cotenant: mean |predicted - measured| P over placed tenants
+    prediction_mae_pp: float | None  # the champion's mean |predicted - measured| P over placed tenants
+
+
+@dataclass(frozen=True)
+class PredictionErrors:
+    """The champion's answers (median, 80% interval) against measured P over some placed tenants."""
+
+    tenants: int
+    mae_pp: float
+    bias_pp: float  # mean predicted - measured: negative when the champion is pessimistic
+    coverage: float  # share of measured P inside the 80% interval
+
+
+def prediction_errors(
+    predicted: dict[str, Sequence[float]], measured: dict[str, Sequence[float]]
+) -> PredictionErrors | None:
+    """``predicted``: tenant -> (median, lower, upper); ``measured``: tenant -> P of each execution (their
+    median is the tenant's P). None when no tenant has both."""
+    pairs = [
+        (predicted[t], float(np.median(values)))
+        for t, values in measured.items()
+        if t in predicted and len(values)
+    ]
+    if not pairs:
+        return None
+    errors = np.array([answer[0] - actual for answer, actual in pairs])
+    inside = [answer[1] <= actual <= answer[2] for answer, actual in pairs]
+    return PredictionErrors(
+        len(pairs), float(np.abs(errors).mean() * 100), float(errors.mean() * 100), float(np.mean(inside))
+    )
 
 
 def outcome(
@@ -227,7 +256,7 @@ def outcome(
     predicted: dict[str, float] | None = None,
 ) -> PolicyOutcome:
     """Per policy: measured P per placed tenant (median of the repeats), the SLO's misses (a refused tenant
-    counts as one), and for cotenant the error of its predictions."""
+    counts as one), and the error of the champion's predictions for that placement."""
     p = {tenant: float(np.median(values)) for tenant, values in measured.items() if len(values)}
     placed = [tenant for names in placement.hosts.values() for tenant in names]
     values = np.array([p[tenant] for tenant in placed if tenant in p])

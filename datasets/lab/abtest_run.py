@@ -18,6 +18,7 @@ Ctrl-C or SIGTERM stops every process and removes every cgroup; the measured run
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import threading
@@ -562,8 +563,13 @@ def run_abtest(
                     )
         finally:
             cluster.remove()
+    # The champion's answers for every policy's final placement (cotenant's chose by them; the others' are
+    # more real placements to check them against): the closed loop's measure of the predictor itself.
     predictions = (
-        predicted_p(plan, placements["cotenant"], tracking_uri, profiles, probes)
+        {
+            policy: predicted_p(plan, placement, tracking_uri, profiles, probes)
+            for policy, placement in placements.items()
+        }
         if "cotenant" in placements
         else {}
     )
@@ -572,7 +578,7 @@ def run_abtest(
             placement,
             measured[policy],
             plan.min_performance,
-            {t: v[0] for t, v in predictions.items()} if policy == "cotenant" else None,
+            {t: v[0] for t, v in predictions[policy].items()} if predictions else None,
         )
         for policy, placement in placements.items()
     }
@@ -585,7 +591,8 @@ def run_abtest(
             for policy, p in placements.items()
         },
         "measured": measured,
-        "predicted": predictions,
+        "predicted": predictions.get("cotenant", {}),
+        "predicted_by_policy": predictions,
         "outcomes": {policy: o.__dict__ for policy, o in outcomes.items()},
     }
     (out / "abtest.json").write_text(json.dumps(report, indent=2, default=str))
@@ -652,16 +659,63 @@ def write_report(report: dict[str, Any], out: Path) -> Path:
         lower = [predicted[t][0] - predicted[t][1] for t in names]
         upper = [predicted[t][2] - predicted[t][0] for t in names]
         m = [float(np.median(measured[t])) for t in names]
-        axis.errorbar(m, p, yerr=[lower, upper], fmt="o", capsize=3)
+        axis.errorbar(m, p, yerr=[lower, upper], fmt="o", capsize=3, label="cotenant's placement")
+        others = [(k, v) for k, v in (report.get("predicted_by_policy") or {}).items() if k != "cotenant"]
+        for marker, (policy, answers) in zip(itertools.cycle("s^v<>"), others, strict=False):
+            done = report["measured"].get(policy, {})
+            shown = [t for t in answers if t in done]
+            axis.scatter(
+                [float(np.median(done[t])) for t in shown],
+                [answers[t][0] for t in shown],
+                marker=marker,
+                s=14,
+                alpha=0.6,
+                label=f"{policy}'s placement",
+            )
         axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
         for name, x, y in zip(names, m, p, strict=True):
             axis.annotate(name, (x, y), fontsize=7)
         axis.set(xlabel="measured P", ylabel="predicted P (80% interval)", xlim=(0, 1.05), ylim=(0, 1.05))
-        axis.set_title("cotenant: predicted vs measured P per tenant")
+        axis.set_title("placement champion: predicted vs measured P per tenant")
+        axis.legend(fontsize=7, loc="lower right")
         figure.tight_layout()
         figure.savefig(out / "predicted_vs_measured.png", dpi=120)
         plt.close(figure)
         lines += ["", "![predicted vs measured](predicted_vs_measured.png)"]
+    lines += _prediction_lines(report)
     path = out / "abtest.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _prediction_lines(report: dict[str, Any]) -> list[str]:
+    """The champion on every policy's final placement: error, bias and interval coverage, and pooled."""
+    from cotenant.datasets.lab.abtest import prediction_errors
+
+    by_policy = report.get("predicted_by_policy") or {}
+    rows: list[tuple[str, Any]] = []
+    pooled_predicted: dict[str, Any] = {}
+    pooled_measured: dict[str, Any] = {}
+    for policy, predicted in by_policy.items():
+        measured = report["measured"].get(policy, {})
+        found = prediction_errors(predicted, measured)
+        if found is not None:
+            rows.append((policy, found))
+            pooled_predicted |= {f"{policy}/{t}": v for t, v in predicted.items()}
+            pooled_measured |= {f"{policy}/{t}": v for t, v in measured.items()}
+    pooled = prediction_errors(pooled_predicted, pooled_measured)
+    if pooled is None:
+        return []
+    lines = [
+        "",
+        "The placement champion's answers (each tenant's profile and registered probes, its host's other "
+        "tenants as incumbents) for every policy's final placement, against the measured P: more real "
+        "placements than cotenant's own to check the predictor on.",
+        "",
+        "| final placement of | tenants | MAE (pp) | bias (pp) | 80% interval coverage |",
+        "|---|---|---|---|---|",
+    ]
+    for policy, found in [*rows, ("all", pooled)]:
+        figures = f"{found.mae_pp:.1f} | {found.bias_pp:+.1f} | {found.coverage:.2f}"
+        lines.append(f"| {policy} | {found.tenants} | {figures} |")
+    return lines

@@ -180,8 +180,30 @@ def test_the_report_lists_each_placed_tenants_prediction_beside_its_measurement(
             }
         },
     }
+    # The champion's answers on another policy's final placement too: per placement and pooled.
+    report["placements"]["least_allocated"] = {"hosts": {"host-1": ["a"], "host-2": ["c"]}, "refused": []}
+    report["measured"]["least_allocated"] = {"a": [0.6, 0.6, 0.6], "c": [0.9, 1.0, 0.95]}
+    report["predicted_by_policy"] = {
+        "cotenant": report["predicted"],
+        "least_allocated": {"a": (0.9, 0.8, 1.0), "c": (0.8, 0.6, 0.95)},
+    }
     text = write_report(report, tmp_path).read_text()
+    assert "| cotenant | 2 | 10.0 | +10.0 | 0.50 |" in text  # a: 0.95 vs 0.85 inside; b: 0.7 vs 0.6 outside
+    assert "| least_allocated | 2 | 22.5 | +7.5 | 0.50 |" in text  # a: +30, outside; c: -15, inside
+    assert "| all | 4 | 16.2 | +8.8 | 0.50 |" in text
     assert "| a | 0.950 | 0.900-1.000 | 0.850 | +10.0 |" in text
     assert "| b | 0.700 | 0.550-0.800 | 0.600 | +10.0 |" in text
     assert "`placement-probes` v3" in text and "never trained on: a, b" in text
     assert (tmp_path / "predicted_vs_measured.png").stat().st_size > 0
+
+
+def test_prediction_errors_read_medians_of_the_executions_and_the_interval() -> None:
+    from cotenant.datasets.lab.abtest import prediction_errors
+
+    predicted = {"a": (0.8, 0.7, 0.9), "b": (0.5, 0.4, 0.6), "gone": (0.9, 0.8, 1.0)}
+    measured = {"a": [0.9, 0.85, 0.1], "b": [0.7, 0.7], "never": [0.5]}  # a: median 0.85
+    found = prediction_errors(predicted, measured)
+    assert found is not None and found.tenants == 2
+    assert found.mae_pp == pytest.approx((5 + 20) / 2) and found.bias_pp == pytest.approx((-5 - 20) / 2)
+    assert found.coverage == pytest.approx(0.5)  # a inside, b above its interval
+    assert prediction_errors(predicted, {"never": [0.5]}) is None
