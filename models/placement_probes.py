@@ -68,6 +68,11 @@ HEADS_BY_COST: tuple[Head, ...] = ("factorised", "ridge", "boosting")  # cheapes
 AUTO_HEADS: tuple[Head, ...] = ("boosting", "factorised")  # bounded where programs are new (docstring)
 
 
+# The reference demand rides in the describer as one more output, scaled down so that it barely weighs in the
+# trees' splits (which the deficits decide) while each leaf still holds its workloads' mean demand.
+REFERENCE_DEMAND_WEIGHT = 1e-3
+
+
 class ProbePlacementConfig(ModelConfig):
     head: Literal["auto", "boosting", "factorised", "ridge"] = "auto"
     describer_trees: int = 200
@@ -89,6 +94,14 @@ class ProbePlacementConfig(ModelConfig):
     # (a CPU quota, a rate-limited service) is not slowed by it. Chosen on bundled v2's validation programs:
     # 9.01 pp against 10.87 without (5 leave-programs-out folds; one fold's validation MAE 18.55 -> 9.25).
     contended_cpu_pair: bool = True
+    # Scale a pressure estimated from telemetry to the workload's own CPU demand: the describer also says what
+    # demand the workloads its telemetry resembles had when their pressure was measured, and an estimate is
+    # multiplied by own / that demand (at most 1). A tenant throttled to a fraction of a core (a CPU quota, a
+    # rate-limited service) does that fraction of its program's work and exerts that fraction of its pressure;
+    # its telemetry lies outside every training workload's (all measured at full speed), where the describer
+    # answers an average program's full pressure (the A/B test's quota-limited tenants: every one ~0.25
+    # cache pressure). Measured probes, and estimates of workloads like the training ones, stay as they are.
+    pressure_at_demand: bool = False
 
 
 def probe_resource(column: str) -> str:
@@ -131,9 +144,11 @@ class ProbePlacementModel:
         boosting_iterations: int = 50,
         boosting_learning_rate: float = 0.3,
         contended_cpu_pair: bool = True,
+        pressure_at_demand: bool = False,
     ) -> None:
         self.head = head
         self.contended_cpu_pair = contended_cpu_pair
+        self.pressure_at_demand = pressure_at_demand
         self.describer_trees = describer_trees
         self.seed = seed
         self.estimated_neighbours = estimated_neighbours
@@ -202,12 +217,27 @@ class ProbePlacementModel:
             needs = missing.any(axis=1) & kind
             if needs.any():
                 estimated = forest_mean(describer, np.nan_to_num(flat[needs][:, self.summary_columns]))
+                estimated = self._at_demand(estimated, flat[needs])
                 deficits[needs] = np.where(missing[needs], estimated, deficits[needs])
         demand = flat[:, [self.demand_column]] if self.demand_column is not None else np.zeros((len(flat), 1))
         levels = self._fair_levels()
         capped = np.minimum(self._demand_cores(demand), levels) if len(levels) else np.zeros((len(flat), 0))
         out = np.concatenate([deficits, np.nan_to_num(demand), capped, measured[:, None]], axis=1)
         return out.reshape(*rows.shape[:-1], self.embedding_width).astype(np.float32)
+
+    def _at_demand(self, estimated: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The describer's ``[N, D]`` deficits (``[N, D + 1]`` with the reference demand, for a model fit with
+        ``pressure_at_demand``), the pressures scaled to each row's own demand (``pressure_at_demand``)."""
+        deficits = len(self.deficit_columns)
+        if estimated.shape[1] == deficits:
+            return estimated
+        out = estimated[:, :deficits].copy()
+        assert self.demand_column is not None  # the reference demand is fit only beside a demand column
+        own = self._demand_cores(rows[:, self.demand_column])
+        reference = estimated[:, deficits] / REFERENCE_DEMAND_WEIGHT
+        share = np.clip(own / np.maximum(reference, 1e-6), 0.0, 1.0)
+        out[:, self.pressure_deficits] *= share[:, None]
+        return out
 
     def features(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
         """The one feature function of the head, for training and serving alike: ``own [N, E]``, the sum of
@@ -395,6 +425,15 @@ class ProbePlacementModel:
         targets = measured[:, self.deficit_columns]
         fill = np.nanmedian(targets, axis=0)
         targets = np.where(np.isnan(targets), np.nan_to_num(fill), targets)
+        column = self.demand_column
+        if (
+            getattr(self, "pressure_at_demand", False)
+            and self.demand_scale_ is not None
+            and column is not None
+        ):
+            # the demand each workload's pressure was measured at: what an estimate is scaled from (embed)
+            demand = self._demand_cores(measured[:, column])
+            targets = np.column_stack([targets, demand * REFERENCE_DEMAND_WEIGHT])
         describer = ExtraTreesRegressor(
             n_estimators=self.describer_trees, min_samples_leaf=1, random_state=self.seed, n_jobs=1
         )
@@ -508,6 +547,7 @@ def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel
         config.boosting_iterations,
         config.boosting_learning_rate,
         config.contended_cpu_pair,
+        config.pressure_at_demand,
     )
 
 

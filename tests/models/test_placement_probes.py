@@ -74,6 +74,49 @@ def test_measured_probes_are_used_as_given_and_the_describer_fills_the_rest(
     np.testing.assert_allclose(partial[others], estimated[others], rtol=1e-5)
 
 
+def test_an_estimated_pressure_is_scaled_to_the_workloads_own_demand(table: RunTable) -> None:
+    """pressure_at_demand: the describer also gives the demand its pressure estimate was measured at, and a
+    workload demanding less (a throttled copy of one) gets that share of the estimate; its sensitivities,
+    measured probes, and estimates at the reference demand stay as they are."""
+    from dataclasses import replace
+
+    from cotenant.models.placement_probes import forest_mean
+
+    table = replace(table, meta={**table.meta, "machine": {"cores": 2}})  # demand in cores needs the host's
+    split = leave_programs_out(table, k=4)[0]
+    cfg = TrainConfig(model="placement-probes", progress=False, model_options={"pressure_at_demand": True})
+    predictor = fit_model(table, split, cfg).predictor
+    model = predictor.model
+    application = sorted(split.test_apps)[0]
+    row = predictor.profile_summary(series_of(table, application), {})  # normalised, probes missing
+    column, (mean, std) = model.demand_column, model.demand_scale_
+    throttled = row.copy()
+    throttled[column] = (0.05 - mean) / std  # 0.05 cores, in the normaliser's units
+    pressure = model.pressure_deficits
+    d = len(model.deficit_columns)
+    for x in (row, throttled):
+        raw = forest_mean(model.describer_, np.nan_to_num(x[None, model.summary_columns]))[0]
+        assert raw.shape == (d + 1,)  # the deficits, then the reference demand
+        reference = raw[d] / 1e-3
+        share = min(1.0, max(0.0, max(x[column] * std + mean, 0.0)) / reference)
+        embedded = model.embed(x[None])[0]
+        expected = raw[:d].copy()
+        expected[pressure] *= share
+        np.testing.assert_allclose(embedded[:d], expected, rtol=1e-5, atol=1e-7)
+        if x is throttled:
+            assert share < 0.5  # far below the workloads it resembles: most of the estimate goes
+            sensitivities = [j for j in range(d) if j not in pressure]
+            np.testing.assert_allclose(embedded[sensitivities], raw[sensitivities], rtol=1e-5)
+    # Measured probes are used as measured, whatever the demand.
+    probes = probes_of(table, application)
+    measured = predictor.profile_summary(series_of(table, application), probes)
+    measured[column] = throttled[column]
+    names = predictor.probe_names()
+    np.testing.assert_allclose(
+        model.embed(measured[None])[0][:d], [1.0 - probes[n] for n in names], rtol=1e-5
+    )
+
+
 def test_the_cheapest_head_family_close_to_the_best_on_training_programs_is_chosen(outcome: Any) -> None:
     from cotenant.models.placement_probes import AUTO_HEADS, HEADS_BY_COST
 
