@@ -113,9 +113,10 @@ def _fit_monitoring(
     train_runs, test_runs = _runs_of(train), _runs_of(test)
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
-    # The validation runs that calibrate the interval and give the validation MAE (what choices read): runs
-    # of programs the fitted model was never selected on. Early stopping selects the epoch on validation
-    # programs, so it stops on half of them and the other half judges (``stopping_and_judged``).
+    # The validation runs that give the validation MAE (what choices read): runs of programs the fitted model
+    # was never selected on. Early stopping selects the epoch on validation programs, so it stops on half of
+    # them and the other half judges (``stopping_and_judged``). The interval is calibrated on all of them
+    # (``calibration="programs"``) or on the judged half (``"validation"``).
     judged = data.validation
     training_scores = None
     if spec.family == "neural":
