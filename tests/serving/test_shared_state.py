@@ -257,6 +257,13 @@ def test_redis_keeps_one_push_of_summaries_per_host_and_replicas_apply_the_lates
         wait_until(has_latest, what="the summaries")
         for target, summary in held_of(replica, "node-c").items():
             np.testing.assert_array_equal(summary.values, latest[target])
+    # A key gone (expired with a silent host, or a Redis that lost it) costs that host's summaries only: a
+    # replica replaying the log applies the entries' host rows, and the next push brings summaries back.
+    client.delete(key)
+    fresh = make_replica()
+    assert held_of(fresh, "node-c") == {} and "host" in fresh.hosts.hosts["node-c"].targets
+    assert ingest_compact(first, bodies[1]).summaries == 2
+    wait_until(lambda: held_of(fresh, "node-c").keys() == latest.keys(), what="the summaries to return")
     # An entry in the earlier format: its own summaries, applied as before.
     earlier = first._compact_summaries(IngestRequest.model_validate(bodies[0]))
     fields = {"kind": "ingest", "host": "node-d", "samples": b"[]", "summaries": encode_summaries(earlier)}
