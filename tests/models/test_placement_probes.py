@@ -80,7 +80,7 @@ def test_an_estimated_pressure_is_scaled_to_the_workloads_own_demand(table: RunT
     measured probes, and estimates at the reference demand stay as they are."""
     from dataclasses import replace
 
-    from cotenant.models.placement_probes import forest_mean
+    from cotenant.models.placement_probes import REFERENCE_DEMAND_WEIGHT, forest_mean
 
     table = replace(table, meta={**table.meta, "machine": {"cores": 2}})  # demand in cores needs the host's
     split = leave_programs_out(table, k=4)[0]
@@ -97,7 +97,7 @@ def test_an_estimated_pressure_is_scaled_to_the_workloads_own_demand(table: RunT
     for x in (row, throttled):
         raw = forest_mean(model.describer_, np.nan_to_num(x[None, model.summary_columns]))[0]
         assert raw.shape == (d + 1,)  # the deficits, then the reference demand
-        reference = raw[d] / 1e-3
+        reference = raw[d] / REFERENCE_DEMAND_WEIGHT
         share = min(1.0, max(0.0, max(x[column] * std + mean, 0.0)) / reference)
         embedded = model.embed(x[None])[0]
         expected = raw[:d].copy()
