@@ -1,4 +1,5 @@
-"""The extender's per-workload medians: kept between requests, scored again only where a host changed."""
+"""serving/scoring.py: the extender's per-workload medians, kept between requests and scored again only
+where a host changed."""
 
 from __future__ import annotations
 
