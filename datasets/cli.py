@@ -14,20 +14,28 @@ console = Console()
 
 @app.command("pack")
 def pack_command(
-    lab_dir: Path = typer.Argument(
-        ..., exists=True, file_okay=False, help="A `cotenant lab run` output dir."
+    lab_dirs: list[Path] = typer.Argument(
+        ...,
+        exists=True,
+        file_okay=False,
+        help="`cotenant lab run` output dir(s): several campaigns are packed as one dataset, each labelled "
+        "against its own solo runs.",
     ),
     out: Path = typer.Option(
         Path("datasets/bundled"), "--out", help="Where the packed RunTable and CARD.md go."
     ),
 ) -> None:
-    """Pack a lab output directory into the compact bundled dataset (zstd Parquet + CARD.md)."""
+    """Pack lab output directories into the compact bundled dataset (zstd Parquet + CARD.md)."""
     from cotenant.datasets.pack import pack
 
     # Recorded in the card as typed for a relative --out; never with this machine's absolute paths.
     shown = out if not out.is_absolute() else Path(out.name)
-    command = f"cotenant datasets pack {lab_dir.name} --out {shown}"
-    table, sizes = pack(lab_dir, out, command=command)
+    command = f"cotenant datasets pack {' '.join(d.name for d in lab_dirs)} --out {shown}"
+    try:
+        table, sizes = pack(lab_dirs, out, command=command)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
     console.print(
         f"packed {table.runs.height} co-runs, {table.profiles['profile_id'].n_unique()} profiles into {out} "
         f"({sum(sizes.values()) / 2**20:.2f} MiB); card: {out / 'CARD.md'}"

@@ -12,13 +12,14 @@ import json
 import os
 import platform
 import shlex
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from cotenant.datasets.lab.labels import noise_text
-from cotenant.datasets.sources.lab import load_lab
+from cotenant.datasets.sources.lab import load_labs
 from cotenant.datasets.sources.lab_records import overrun_text
 from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable
 
@@ -262,32 +263,44 @@ def drop_unavailable_metrics(table: RunTable) -> tuple[RunTable, list[str]]:
 LAB_NOTES = "NOTES.md"  # a lab directory's own account of what happened to it, copied into the card
 
 
-def lab_provenance(lab_dir: Path) -> dict[str, Any]:
-    """What the card says of how the lab directory came to be: its sessions (``sessions.jsonl``: one line per
-    start or resume) and the notes its operator kept beside the journal (``NOTES.md``: a change of code
-    mid-campaign, runs removed from the journal and redone, ...)."""
+def lab_provenance(lab_dirs: Sequence[Path]) -> dict[str, Any]:
+    """What the card says of how the lab directories came to be: their sessions (``sessions.jsonl``: one line
+    per start or resume) and the notes their operator kept beside the journal (``NOTES.md``: a change of code
+    mid-campaign, runs removed from the journal and redone, ...; each under its directory's name when there
+    are several)."""
     found: dict[str, Any] = {}
-    sessions = lab_dir / "sessions.jsonl"
-    if sessions.is_file():
-        starts = [
-            json.loads(line)["started_at"] for line in sessions.read_text().splitlines() if line.strip()
-        ]
-        if starts:
-            found["lab_sessions"] = {"count": len(starts), "first": min(starts), "last": max(starts)}
-    notes = lab_dir / LAB_NOTES
-    if notes.is_file():
-        found["lab_notes"] = notes.read_text().strip()
+    starts: list[str] = []
+    notes: list[str] = []
+    for lab_dir in lab_dirs:
+        sessions = lab_dir / "sessions.jsonl"
+        if sessions.is_file():
+            starts += [
+                json.loads(line)["started_at"] for line in sessions.read_text().splitlines() if line.strip()
+            ]
+        if (lab_dir / LAB_NOTES).is_file():
+            text = (lab_dir / LAB_NOTES).read_text().strip()
+            notes.append(text if len(lab_dirs) == 1 else f"### {lab_dir.name}\n\n{text}")
+    if starts:
+        found["lab_sessions"] = {"count": len(starts), "first": min(starts), "last": max(starts)}
+    if notes:
+        found["lab_notes"] = "\n\n".join(notes)
     return found
 
 
 def pack(
-    lab_dir: Path, out: Path, command: str | None = None, size_limit: int = SIZE_LIMIT_BYTES
+    lab_dirs: Path | Sequence[Path],
+    out: Path,
+    command: str | None = None,
+    size_limit: int = SIZE_LIMIT_BYTES,
 ) -> tuple[RunTable, dict[str, int]]:
-    """Lab dir -> bundled RunTable + CARD.md in ``out``; raises if even Float32 storage exceeds the limit."""
-    table, _ = drop_unavailable_metrics(load_lab(lab_dir))
+    """Lab dir(s) -> bundled RunTable + CARD.md in ``out`` (several campaigns: ``load_labs``); raises if even
+    Float32 storage exceeds the limit."""
+    dirs = [lab_dirs] if isinstance(lab_dirs, Path) else list(lab_dirs)
+    table, _ = drop_unavailable_metrics(load_labs(dirs))
     table.meta["machine"] = machine()
-    table.meta["packed_from"] = lab_dir.name  # the name only: no paths of the packing machine in the repo
-    table.meta.update(lab_provenance(lab_dir))
+    # the names only: no paths of the packing machine in the repo
+    table.meta["packed_from"] = ", ".join(lab_dir.name for lab_dir in dirs)
+    table.meta.update(lab_provenance(dirs))
     table.meta["source"] = "bundled"
     table.meta.pop("path", None)
     float32 = False
@@ -299,6 +312,7 @@ def pack(
         raise ValueError(
             f"{out}: packed size {sum(sizes.values()) / 2**20:.1f} MiB exceeds {size_limit / 2**20} MiB"
         )
-    command = command or f"cotenant datasets pack {shlex.quote(lab_dir.name)} --out {shlex.quote(str(out))}"
+    named = " ".join(shlex.quote(lab_dir.name) for lab_dir in dirs)
+    command = command or f"cotenant datasets pack {named} --out {shlex.quote(str(out))}"
     (out / "CARD.md").write_text(card(table, command, sizes, float32))
     return table, sizes

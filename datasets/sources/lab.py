@@ -9,10 +9,13 @@ neighbour-solo runs become the ``profiles`` (profile id = config key; the first 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cotenant.datasets.lab.labels import noise_floor, noise_floor_by_application, solo_drift
 from cotenant.datasets.lab.plan import load_plan
 from cotenant.datasets.lab.probing import probe_vectors
 from cotenant.datasets.lab.records import read_journal
@@ -165,3 +168,84 @@ def load_lab(path: Path | None = None, **options: Any) -> RunTable:
     groups = metric_groups_for(metrics + host_metrics)
     table = RunTable(conform_runs(runs), telemetry, profiles, groups, meta, extras)
     return table.validate(origin=str(path))
+
+
+def load_labs(paths: Sequence[Path]) -> RunTable:
+    """Several lab campaigns as one table (one campaign: ``load_lab``'s). Each campaign's runs keep the labels
+    of its own solo references (no label compares runs of two campaigns, which a machine's drift between them
+    would bias); run ids are prefixed by the campaign's directory name; a configuration measured by more than
+    one campaign keeps the first listed campaign's profile and pressure probes (its runs in every campaign
+    point to that profile), and a program's sensitivity the first campaign's that probed it. The noise floor
+    is over every campaign's solo runs."""
+    if len(paths) == 1:
+        return load_lab(paths[0])
+    names = [path.name for path in paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"lab directories must have distinct names (their runs are prefixed by it): {names}")
+    tables = [load_lab(path) for path in paths]
+
+    def prefixed(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        return frame.with_columns((pl.lit(f"{name}/") + pl.col("run_id")).alias("run_id"))
+
+    def first_per(frames: list[pl.DataFrame], key: str) -> pl.DataFrame:
+        kept: list[pl.DataFrame] = []
+        seen: set[str] = set()
+        for frame in frames:
+            kept.append(frame.filter(~pl.col(key).is_in(list(seen))))
+            seen |= set(frame[key].unique().to_list())
+        return pl.concat(kept, how="diagonal_relaxed")
+
+    runs = pl.concat(
+        [prefixed(t.runs, n) for n, t in zip(names, tables, strict=True)], how="diagonal_relaxed"
+    )
+    telemetry = pl.concat(
+        [prefixed(t.telemetry, n) for n, t in zip(names, tables, strict=True)], how="diagonal_relaxed"
+    )
+    profiles = first_per([t.profiles for t in tables], "profile_id")
+    extras: dict[str, pl.DataFrame] = {
+        "records": pl.concat(
+            [prefixed(t.extras["records"], n) for n, t in zip(names, tables, strict=True)],
+            how="diagonal_relaxed",
+        )
+    }
+    for extra, key in (("sensitivity", "application"), ("pressure", "config_key")):
+        found = [t.extras[extra] for t in tables if extra in t.extras]
+        if found:
+            extras[extra] = first_per(found, key)
+    journals = [record for path in paths for record in read_journal(path / "runs.jsonl")]
+    labelled = extras["records"].filter(pl.col("ratio").is_not_null())
+    noise = asdict(noise_floor(labelled))
+    noise["by_application"] = {
+        app: asdict(floor) for app, floor in noise_floor_by_application(labelled).items()
+    }
+    noise["drift_by_application"] = {app: asdict(drift) for app, drift in solo_drift(journals).items()}
+    kinds: dict[str, int] = {}
+    for table in tables:
+        for kind, count in table.meta["runs_by_kind"].items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    meta = {
+        "source": "lab",
+        "path": ", ".join(str(path) for path in paths),
+        "campaigns": names,
+        "noise_floor": noise,
+        "runs_by_kind": kinds,
+        "dropped": {
+            "no_solo_reference": sum(t.meta["dropped"]["no_solo_reference"] for t in tables),
+            "no_telemetry": [
+                f"{n}/{r}"
+                for n, t in zip(names, tables, strict=True)
+                for r in t.meta["dropped"]["no_telemetry"]
+            ],
+        },
+        "host_metrics": sorted({m for t in tables for m in t.meta["host_metrics"]}),
+    }
+    plans = [
+        f"# {n}\n{t.meta['plan'].rstrip()}" for n, t in zip(names, tables, strict=True) if t.meta.get("plan")
+    ]
+    if plans:
+        meta["plan"] = "\n\n".join(plans) + "\n"
+    groups = {m: g for t in tables for m, g in t.metric_groups.items()}
+    table = RunTable(
+        conform_runs(runs.sort("started_at", "run_id")), telemetry, profiles, groups, meta, extras
+    )
+    return table.validate(origin=", ".join(names))

@@ -88,3 +88,42 @@ def test_the_card_carries_the_labs_sessions_and_its_operators_notes(lab_dir: Pat
     (lab_dir / "sessions.jsonl").unlink()
     again = CliRunner().invoke(app, ["pack", str(lab_dir), "--out", str(tmp_path / "plain")])
     assert again.exit_code == 0 and "## Lab notes" not in (tmp_path / "plain" / "CARD.md").read_text()
+
+
+def test_several_campaigns_pack_as_one_each_labelled_against_its_own_solos(tmp_path: Path) -> None:
+    """Two campaigns: every run kept under its campaign's prefix with the label its own solos gave it; a
+    configuration both measured keeps the first campaign's profile; the noise floor covers both campaigns'
+    solos; the card names both and carries each one's notes."""
+    import json
+
+    from labdir_fixture import write_lab_dir
+
+    first, second = write_lab_dir(tmp_path / "spring"), write_lab_dir(tmp_path / "autumn")
+    lines = (second / "runs.jsonl").read_text().splitlines()
+    slower = []
+    for line in lines:  # the second campaign's machine runs alpha 10% slower, solos and co-runs alike
+        record = json.loads(line)
+        if record["application"] == "alpha":
+            record["performance"] *= 0.9
+        slower.append(json.dumps(record))
+    (second / "runs.jsonl").write_text("\n".join(slower) + "\n")
+    (second / "NOTES.md").write_text("Measured on the autumn machine.\n")
+    out = tmp_path / "bundled"
+    result = CliRunner().invoke(app, ["pack", str(first), str(second), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    packed, alone = load_source(f"bundled:{out}"), load_source(first)
+    assert packed.runs.height == 2 * alone.runs.height
+    labels = dict(zip(packed.runs["run_id"], packed.runs["label"], strict=True))
+    for run_id, label in zip(alone.runs["run_id"], alone.runs["label"], strict=True):
+        # the same label in both: each campaign's co-runs against its own (equally slower) solos
+        assert labels[f"spring/{run_id}"] == pytest.approx(label)
+        assert labels[f"autumn/{run_id}"] == pytest.approx(label)
+    assert sorted(packed.profiles["profile_id"].unique()) == sorted(alone.profiles["profile_id"].unique())
+    noise = packed.meta["noise_floor"]
+    assert noise["n_solo_pairs"] == 2 * alone.meta["noise_floor"]["n_solo_pairs"]
+    assert noise["median_abs_deviation"] == pytest.approx(alone.meta["noise_floor"]["median_abs_deviation"])
+    card = (out / "CARD.md").read_text()
+    assert "cotenant datasets pack spring autumn --out bundled" in card
+    assert "### autumn\n\nMeasured on the autumn machine." in card
+    same = CliRunner().invoke(app, ["pack", str(first), str(first), "--out", str(tmp_path / "twice")])
+    assert same.exit_code == 2 and "distinct names" in same.output
