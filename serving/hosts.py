@@ -304,12 +304,21 @@ class HostStore:
 
     def index(self, placement: LoadedModel) -> HostIndex:
         """Every host's current snapshot for this champion; rebuilt only when a host changed since, and then
-        patched where it can be (``_patched``) rather than stacked anew."""
+        patched where it can be (``_patched``) rather than stacked anew.
+
+        While a push holds the store (``apply`` encodes its targets under the lock: milliseconds), a query
+        that has an index of this champion answers from it rather than wait: host state one push old, against
+        a tail set by every encoding a query would otherwise queue behind (one replica's extender p99 was
+        2.7 x the no-op's at 100 nodes, its median equal)."""
         key = placement.key
         index = self._index
         if index is not None and index.generation == self._generation and index.model_key == key:
             return index
-        with self._lock:
+        usable = index if index is not None and index.model_key == key else None
+        if not self._lock.acquire(blocking=usable is None):
+            assert usable is not None  # a blocking acquire always succeeds
+            return usable
+        try:
             index = self._index
             if index is not None and index.generation == self._generation and index.model_key == key:
                 return index  # built by another query while this one waited
@@ -318,6 +327,8 @@ class HostStore:
             self._changed.clear()
             self._regrouped = False
             return self._index
+        finally:
+            self._lock.release()
 
     def _stacked(self, placement: LoadedModel) -> HostIndex:
         key = placement.key

@@ -190,3 +190,32 @@ def test_an_index_patched_with_the_changed_hosts_equals_one_stacked_anew(placeme
     assert regrown.changes == () and regrown.changed_since(again.generation) is None  # stacked anew
     store.ingest("node-new", samples("pod-0", 2), placement)
     assert store.index(placement).lookup(["node-new"])[0] >= 0
+
+
+def test_a_query_answers_from_the_last_index_while_a_push_holds_the_store(placement: LoadedModel) -> None:
+    """A push encodes its targets under the store's lock; a query finding the index one push old answers from
+    it instead of waiting, and the next query after the push gets the new one. Without any index of this
+    champion a query waits (there is nothing to answer from)."""
+    import threading
+
+    store = HostStore(window_samples=10, stale_after_s=30, max_hosts=50)
+    store.ingest("node-a", samples("pod-0", 3), placement)
+    first = store.index(placement)
+    store.ingest("node-b", samples("pod-0", 3), placement)  # the index is now one push old
+    with store._lock:  # as a push encoding right now
+        found: list[object] = []
+        query = threading.Thread(target=lambda: found.append(store.index(placement)))
+        query.start()
+        query.join(timeout=5)
+        assert not query.is_alive() and found == [first]  # answered at once, from the last index
+    fresh = store.index(placement)
+    assert fresh is not first and fresh.lookup(["node-b"])[0] >= 0
+    empty = HostStore(window_samples=10, stale_after_s=30, max_hosts=50)
+    empty.ingest("node-a", samples("pod-0", 3), placement)
+    with empty._lock:
+        waiting = threading.Thread(target=lambda: empty.index(placement))
+        waiting.start()
+        waiting.join(timeout=0.3)
+        assert waiting.is_alive()  # no index yet: it waits for the push
+    waiting.join(timeout=5)
+    assert not waiting.is_alive() and empty._index is not None
