@@ -307,9 +307,9 @@ class HostStore:
         patched where it can be (``_patched``) rather than stacked anew.
 
         While a push holds the store (``apply`` encodes its targets under the lock: milliseconds), a query
-        that has an index of this champion answers from it rather than wait: host state one push old, against
-        a tail set by every encoding a query would otherwise queue behind (one replica's extender p99 was
-        2.7 x the no-op's at 100 nodes, its median equal)."""
+        that has an index of this champion answers from it rather than wait: host state one push old, never
+        a query queued behind an encoding. (One replica's extender tail under a fleet's pushes did not move
+        with this: it queues behind the pushes' request handling on the same interpreter.)"""
         key = placement.key
         index = self._index
         if index is not None and index.generation == self._generation and index.model_key == key:
