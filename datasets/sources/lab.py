@@ -10,17 +10,15 @@ neighbour-solo runs become the ``profiles`` (profile id = config key; the first 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from cotenant.datasets.lab.labels import noise_floor, noise_floor_by_application, solo_drift
 from cotenant.datasets.lab.plan import load_plan
 from cotenant.datasets.lab.probing import probe_vectors
 from cotenant.datasets.lab.records import read_journal
 from cotenant.datasets.sources.base import SOURCES, metric_groups_for
-from cotenant.datasets.sources.lab_records import labelled_records, read_lab_runs
+from cotenant.datasets.sources.lab_records import labelled_records, noise_facts, read_lab_runs
 from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable, conform_runs
 
 KEYS = ("timestamp", "target", "table")
@@ -213,12 +211,7 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
         if found:
             extras[extra] = first_per(found, key)
     journals = [record for path in paths for record in read_journal(path / "runs.jsonl")]
-    labelled = extras["records"].filter(pl.col("ratio").is_not_null())
-    noise = asdict(noise_floor(labelled))
-    noise["by_application"] = {
-        app: asdict(floor) for app, floor in noise_floor_by_application(labelled).items()
-    }
-    noise["drift_by_application"] = {app: asdict(drift) for app, drift in solo_drift(journals).items()}
+    noise = noise_facts(extras["records"].filter(pl.col("ratio").is_not_null()), journals)
     kinds: dict[str, int] = {}
     for table in tables:
         for kind, count in table.meta["runs_by_kind"].items():
