@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from cotenant.datasets.lab.limits import Limits
-from cotenant.datasets.lab.plan import Plan
+from cotenant.datasets.lab.plan import Plan, PlanPart
 from cotenant.datasets.lab.quiet import QuietSpec
 from rich.console import Console
 from rich.progress import (
@@ -67,6 +67,11 @@ def run(
     allow_concurrent: bool = typer.Option(False, help="start even if another lab run is active"),
     telemetry: bool = typer.Option(True, help="run `cotenant collect` over the lab's cgroups"),
     max_runs: int | None = typer.Option(None, help="stop after this many new runs (pilot)"),
+    part: str | None = typer.Option(
+        None,
+        help="measure part INDEX/COUNT of the plan (every solo reference, a share of the co-runs and "
+        "probes): one sitting on one machine; pack the parts together",
+    ),
 ) -> None:
     """Run (or resume) PLAN into OUT, with progress and ETA; Ctrl-C stops cleanly and can be resumed."""
     _run_with_progress(
@@ -76,7 +81,18 @@ def run(
         clean_stale=clean_stale,
         telemetry=telemetry,
         max_runs=max_runs,
+        part=_parse_part(part),
     )
+
+
+def _parse_part(text: str | None) -> PlanPart | None:
+    """``--part INDEX/COUNT`` as a PlanPart; a bad one is a usage error naming the option."""
+    if text is None:
+        return None
+    try:
+        return PlanPart.parse(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--part") from error
 
 
 @app.command("probe")
@@ -111,8 +127,8 @@ def probe(
     and its pressure on fixed victims, in a few minutes; writes OUT/probes.json and prints the vectors."""
     import json
 
-    from cotenant.datasets.lab.plan import PlanError, load_plan
-    from cotenant.datasets.lab.probing import probe_plan, probe_vectors, write_plan
+    from cotenant.datasets.lab.plan import PlanError, load_plan, write_plan
+    from cotenant.datasets.lab.probing import probe_plan, probe_vectors
     from cotenant.datasets.lab.records import read_journal
     from pydantic import ValidationError
 
@@ -147,12 +163,17 @@ def probe(
 def plan_info(
     plan: Path = typer.Argument(..., exists=True, dir_okay=False),
     overhead_s: float = typer.Option(1.0, help="measured per-run overhead used in the estimate"),
+    part: str | None = typer.Option(None, help="count only part INDEX/COUNT of the plan"),
 ) -> None:
     """Counts of a plan and its estimated duration."""
     from cotenant.datasets.lab.plan import PlanError, load_plan, summarise
 
+    chosen = _parse_part(part)
     try:
-        summary = summarise(load_plan(plan), overhead_s)
+        loaded = load_plan(plan)
+        summary = summarise(
+            loaded if chosen is None else loaded.model_copy(update={"part": chosen}), overhead_s
+        )
     except PlanError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error

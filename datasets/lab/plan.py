@@ -9,6 +9,13 @@ A plan may define its own ``commands`` (a user's command line, a regular express
 metric's direction and unit), used as targets or neighbours like catalogue workloads, and a ``probes``
 section (``probes.py``): each application measured against calibrated aggressors (its sensitivity) and each
 neighbour measured by fixed victims (its pressure).
+
+A plan may be measured in ``part``s (``cotenant lab run PLAN --part 2/8``): each part holds every solo
+reference and neighbour profile, a share of the co-runs (whole rounds over the targets, so every target gets
+its share) and the probes of a share of the applications and neighbours (all of one's probes in one part).
+A part is measured in one sitting on one machine and labelled against its own solos; parts measured on
+different machines are packed together as separate campaigns (``cotenant datasets pack``), so no label
+compares runs of two machines. Run ids are those of the whole plan.
 """
 
 from __future__ import annotations
@@ -66,6 +73,35 @@ class CorunSpec(BaseModel):
         return self
 
 
+class PlanPart(BaseModel):
+    """Part ``index`` of ``count`` (1-based), written ``index/count``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int = Field(ge=1)
+    count: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _check_index(self) -> PlanPart:
+        if self.index > self.count:
+            raise ValueError(f"part {self.index} of {self.count}: the index must be at most the count")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> PlanPart:
+        index, slash, count = text.partition("/")
+        if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError(f"{text!r}: write a part as INDEX/COUNT, e.g. 2/8")
+        return cls(index=int(index), count=int(count))
+
+    def holds(self, share: int | None) -> bool:
+        """Whether a run of ``share`` (None: every part's, like solo references) is in this part."""
+        return share is None or share % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -96,6 +132,7 @@ class Plan(BaseModel):
     neighbours: dict[str, NeighbourSpec] = Field(default_factory=dict)
     coruns: CorunSpec = Field(default_factory=lambda: CorunSpec(count=0))
     probes: ProbeSpec | None = None
+    part: PlanPart | None = Field(default=None, description="measure only this part of the plan")
 
     @model_validator(mode="after")
     def _check_references(self) -> Plan:
@@ -154,6 +191,12 @@ def load_plan(path: Path) -> Plan:
             for issue in error.errors()
         )
         raise PlanError(f"{path}: invalid plan: {problems}") from error
+
+
+def write_plan(plan: Plan, path: Path) -> Path:
+    """The plan as YAML, every field spelt out, so that the file alone reproduces what was measured."""
+    path.write_text(yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False))
+    return path
 
 
 @dataclass(frozen=True)
@@ -267,44 +310,54 @@ def victim_configs(plan: Plan) -> list[RoleConfig]:
 
 
 def expand_plan(plan: Plan) -> list[RunSpec]:
-    """Every execution of the plan in run order, with ids ``r0001``, ``r0002``, ..."""
+    """Every execution of the plan (of its ``part``, if it names one) in run order, with the whole plan's ids
+    ``r0001``, ``r0002``, ..."""
     rng = random.Random(plan.seed)
     targets = target_configs(plan)
     referenced = list(dict.fromkeys([*targets, *victim_configs(plan)]))
     neighbours = neighbour_configs(plan)
     names = sorted(neighbours)
-    # (position in [0, 1), kind, target, neighbours, repeat): positions interleave references with co-runs.
-    slots: list[tuple[float, RunKind, RoleConfig, tuple[RoleConfig, ...], int]] = []
+    # (position in [0, 1), kind, target, neighbours, repeat, share): positions interleave references with
+    # co-runs; the share says which part a run belongs to (None: every part).
+    slots: list[tuple[float, RunKind, RoleConfig, tuple[RoleConfig, ...], int, int | None]] = []
     coruns = []
     for index in range(plan.coruns.count):
         size = plan.coruns.sizes[index % len(plan.coruns.sizes)]
         chosen = tuple(neighbours[name] for name in sorted(rng.sample(names, size)))
-        coruns.append((targets[index % len(targets)], chosen))
+        # Co-runs are shared out by round over the targets, so that every part has each target's share.
+        coruns.append((targets[index % len(targets)], chosen, index // len(targets)))
     rng.shuffle(coruns)
-    for index, (target, chosen) in enumerate(coruns):
-        slots.append(((index + 0.5) / max(len(coruns), 1), "corun", target, chosen, 0))
+    for index, (target, chosen, round_) in enumerate(coruns):
+        slots.append(((index + 0.5) / max(len(coruns), 1), "corun", target, chosen, 0, round_))
     probes = probe_runs(plan, targets)
+    # One part measures all the probes of what it probes (an application's sensitivity, a neighbour's
+    # pressure), so each vector comes from one machine.
+    measured = list(
+        dict.fromkeys(target if kind == "probe" else neighbour for kind, target, neighbour in probes)
+    )
     # Probes are spread like co-runs but with their own offset, so neither kind bunches at one end.
     order = list(range(len(probes)))
     random.Random(plan.seed + 1).shuffle(order)
     for position, index in enumerate(order):
         kind, target, neighbour = probes[index]
-        slots.append(((position + 0.25) / len(probes), kind, target, (neighbour,), 0))
+        share = measured.index(target if kind == "probe" else neighbour)
+        slots.append(((position + 0.25) / len(probes), kind, target, (neighbour,), 0, share))
     for config_index, target in enumerate(referenced):
         offset = (config_index + 0.5) / len(referenced)
         for repeat in range(plan.solo_repeats):
-            slots.append(((repeat + offset) / plan.solo_repeats - 1e-9, "solo", target, (), repeat))
+            slots.append(((repeat + offset) / plan.solo_repeats - 1e-9, "solo", target, (), repeat, None))
     if plan.neighbour_solo:
         # A neighbour configuration that is also a target's has solo runs already: they are its profile.
         distinct = [
             config for config in dict.fromkeys(neighbours[name] for name in names) if config not in referenced
         ]
         for index, config in enumerate(distinct):
-            slots.append(((index + 0.25) / max(len(distinct), 1), "neighbour_solo", config, (), 0))
+            slots.append(((index + 0.25) / max(len(distinct), 1), "neighbour_solo", config, (), 0, None))
     slots.sort(key=lambda slot: slot[0])
     return [
         RunSpec(f"r{number:04d}", kind, target, chosen, repeat)
-        for number, (_, kind, target, chosen, repeat) in enumerate(slots, start=1)
+        for number, (_, kind, target, chosen, repeat, share) in enumerate(slots, start=1)
+        if plan.part is None or plan.part.holds(share)
     ]
 
 

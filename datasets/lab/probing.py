@@ -10,12 +10,10 @@ treats it as unknown), never guessed.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from statistics import median
 from typing import Any
 
 import polars as pl
-import yaml
 from cotenant.datasets.lab.command import CommandSpec
 from cotenant.datasets.lab.labels import label_runs
 from cotenant.datasets.lab.limits import Limits
@@ -104,9 +102,3 @@ def probe_plan(
         "quiet": (quiet or QuietSpec()).model_dump(),
     }
     return Plan.model_validate(data)
-
-
-def write_plan(plan: Plan, path: Path) -> Path:
-    """The plan as YAML (every field spelt out, so the file alone reproduces the probe)."""
-    path.write_text(yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False))
-    return path

@@ -34,7 +34,15 @@ from cotenant.datasets.lab.cgroups import (
     pid_alive,
     prioritise,
 )
-from cotenant.datasets.lab.plan import Plan, RunSpec, expand_plan, load_plan, phase_check
+from cotenant.datasets.lab.plan import (
+    Plan,
+    PlanPart,
+    RunSpec,
+    expand_plan,
+    load_plan,
+    phase_check,
+    write_plan,
+)
 from cotenant.datasets.lab.quiet import wait_for_quiet
 from cotenant.datasets.lab.records import RunRecord, append_record, read_journal
 from cotenant.datasets.lab.runner import RunFailed, RunSettings, execute_run
@@ -200,12 +208,19 @@ def _prepare_directory(plan_path: Path, plan: Plan, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stored = out / "plan.yaml"
     if stored.exists():
-        if load_plan(stored).digest() != plan.digest():
-            raise LabError(f"{out} was made by a different plan ({stored}); use a new --out directory")
+        made_by = load_plan(stored)
+        if made_by.digest() != plan.digest():
+            part = f" (part {made_by.part})" if made_by.part else ""
+            raise LabError(
+                f"{out} was made by a different plan{part} ({stored}); resume it with the same plan and "
+                "part, or use a new --out directory"
+            )
     elif (out / "runs.jsonl").exists():
         raise LabError(f"{out} holds runs.jsonl but no plan.yaml; use a new --out directory")
+    elif plan.part is not None:
+        write_plan(plan, stored)  # the part is part of what was measured
     else:
-        shutil.copyfile(plan_path, stored)
+        shutil.copyfile(plan_path, stored)  # the user's file as written, comments included
 
 
 def _check_journal(records: list[RunRecord], specs: dict[str, RunSpec], journal: Path) -> None:
@@ -223,11 +238,15 @@ def run_lab(
     clean_stale: bool = False,
     telemetry: bool = True,
     max_runs: int | None = None,
+    part: PlanPart | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> LabResult:
-    """Runs (or resumes) ``plan_path`` into ``out``. ``max_runs`` stops after that many new runs (a pilot)."""
+    """Runs (or resumes) ``plan_path`` into ``out``. ``max_runs`` stops after that many new runs (a pilot);
+    ``part`` measures only that part of the plan (over the plan's own ``part``)."""
     out = out.resolve()  # workloads chdir (redis --dir), so every path handed to them must be absolute
     plan = load_plan(plan_path)
+    if part is not None:
+        plan = plan.model_copy(update={"part": part})
     specs = expand_plan(plan)
     for config in {config for spec in specs for config in (spec.target, *spec.neighbours)}:
         phase_check(plan, config)

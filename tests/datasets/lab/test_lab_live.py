@@ -26,7 +26,7 @@ from cotenant.datasets.lab.cgroups import (
     read_pids,
 )
 from cotenant.datasets.lab.labels import label_runs, noise_floor
-from cotenant.datasets.lab.plan import expand_plan, load_plan
+from cotenant.datasets.lab.plan import PlanPart, expand_plan, load_plan, write_plan
 from cotenant.datasets.lab.records import read_journal
 from cotenant.datasets.lab.session import LabError, check_leftovers, clean_all, lab_id, run_lab
 from cotenant.datasets.lab.workloads import WORKLOADS, WorkContext, Workload
@@ -98,6 +98,16 @@ def test_refuses_a_directory_made_by_another_plan(tmp_path: Path) -> None:
     other = yaml.safe_load(SMOKE.read_text()) | {"seed": 99}
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(other))
     with pytest.raises(LabError, match="different plan"):
+        run_lab(SMOKE, tmp_path, allow_concurrent=True)
+
+
+def test_a_part_resumes_only_as_that_part(tmp_path: Path) -> None:
+    first = PlanPart(index=1, count=2)
+    stored = write_plan(load_plan(SMOKE).model_copy(update={"part": first}), tmp_path / "plan.yaml")
+    assert load_plan(stored).part == first  # what a resume of the same part compares against
+    with pytest.raises(LabError, match="different plan \\(part 1/2\\)"):
+        run_lab(SMOKE, tmp_path, allow_concurrent=True, part=PlanPart(index=2, count=2))
+    with pytest.raises(LabError, match="different plan \\(part 1/2\\)"):
         run_lab(SMOKE, tmp_path, allow_concurrent=True)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import cotenant.datasets.lab as lab_package
 import pytest
 import yaml
-from cotenant.datasets.lab.plan import PlanError, expand_plan, load_plan, summarise
+from cotenant.datasets.lab.plan import PlanError, PlanPart, expand_plan, load_plan, summarise
 from cotenant.datasets.lab.schedules import ScheduleSpec, schedule_levels
 
 PLANS = Path(lab_package.__file__).parent / "plans"
@@ -159,3 +159,41 @@ def test_probes_cover_each_application_and_each_neighbour(tmp_path: Path) -> Non
 def test_a_plan_without_probes_has_none(tmp_path: Path) -> None:
     runs = expand_plan(load_plan(write_plan(tmp_path)))
     assert not [run for run in runs if run.kind in ("probe", "pressure")]
+
+
+def test_parts_share_out_coruns_and_probes_and_each_holds_every_solo(tmp_path: Path) -> None:
+    plan = load_plan(write_plan(tmp_path, probes={}, coruns={"count": 27, "sizes": [1, 2, 3]}))
+    whole = expand_plan(plan)
+    parts = [expand_plan(plan.model_copy(update={"part": PlanPart(index=i, count=3)})) for i in (1, 2, 3)]
+    by_id = {run.run_id: run for run in whole}
+    shared = {"corun", "probe", "pressure"}
+    for part in parts:
+        # Each part is the whole plan's runs (same ids, same order), with every solo reference and profile.
+        assert [run.run_id for run in part] == sorted(run.run_id for run in part)
+        assert all(by_id[run.run_id] == run for run in part)
+        assert [r for r in whole if r.kind not in shared] == [r for r in part if r.kind not in shared]
+        # Co-runs go by whole rounds over the targets: every target has its share in every part.
+        targets = [run.target.config_key for run in part if run.kind == "corun"]
+        assert {targets.count(key) for key in set(targets)} == {27 // 3 // 3}
+        assert len(set(targets)) == 3
+    # The shared kinds are divided: each such run is in exactly one part.
+    for kind in shared:
+        ids = [run.run_id for part in parts for run in part if run.kind == kind]
+        assert sorted(ids) == sorted(run.run_id for run in whole if run.kind == kind)
+        assert len(ids) == len(set(ids))
+    # All the probes of one application (its sensitivity vector) and of one neighbour (its pressure) are in
+    # one part, so each vector is measured on one machine.
+    for kind, measured in (("probe", lambda run: run.target), ("pressure", lambda run: run.neighbours[0])):
+        homes: dict[str, set[int]] = {}
+        for number, part in enumerate(parts):
+            for run in part:
+                if run.kind == kind:
+                    homes.setdefault(measured(run).config_key, set()).add(number)
+        assert homes and all(len(found) == 1 for found in homes.values())
+
+
+def test_part_syntax_and_bounds() -> None:
+    assert PlanPart.parse("2/8") == PlanPart(index=2, count=8) and str(PlanPart.parse(" 2/8")) == "2/8"
+    for bad in ("2", "0/8", "9/8", "a/b", "2/"):
+        with pytest.raises(ValueError):
+            PlanPart.parse(bad)
