@@ -111,6 +111,27 @@ def _session_lines(sessions: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _campaign_lines(meta: dict[str, Any]) -> list[str]:
+    """One line per campaign of a dataset packed from several: its machine, sessions and noise floor (each
+    campaign's labels are against its own solos, so each has its own floor)."""
+    each: dict[str, dict[str, Any]] = meta.get("campaigns_provenance", {})
+    floors = (
+        meta.get("noise_floor", {}).get("by_campaign", {})
+        if isinstance(meta.get("noise_floor"), dict)
+        else {}
+    )
+    lines = []
+    for name, found in each.items():
+        machine_text = ", ".join(f"{k} {v}" for k, v in found.get("machine", {}).items()) or "unknown"
+        sessions = found.get("lab_sessions")
+        when = (
+            f"; {sessions['count']} sessions, {sessions['first']} to {sessions['last']}" if sessions else ""
+        )
+        floor = f"; noise floor {noise_text(floors[name])}" if name in floors else ""
+        lines.append(f"- campaign `{name}`: machine {machine_text}{when}{floor}")
+    return lines
+
+
 def _background_lines(table: RunTable) -> list[str]:
     """The host's load before the runs (quiet labels): what the noise floor was measured against."""
     records = table.extras.get("records")
@@ -185,6 +206,7 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         f"- packed: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; runs from {first} to {last}",
         "- machine: " + ", ".join(f"{k} {v}" for k, v in table.meta.get("machine", machine()).items()),
         *_session_lines(table.meta.get("lab_sessions")),
+        *_campaign_lines(table.meta),
         f"- storage: zstd Parquet{' (metrics stored as Float32, loaded as Float64)' if float32 else ''}, "
         f"{sum(sizes.values()) / 2**20:.2f} MiB: "
         + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()),
@@ -263,25 +285,46 @@ def drop_unavailable_metrics(table: RunTable) -> tuple[RunTable, list[str]]:
 LAB_NOTES = "NOTES.md"  # a lab directory's own account of what happened to it, copied into the card
 
 
-def lab_provenance(lab_dirs: Sequence[Path]) -> dict[str, Any]:
-    """What the card says of how the lab directories came to be: their sessions (``sessions.jsonl``: one line
-    per start or resume) and the notes their operator kept beside the journal (``NOTES.md``: a change of code
-    mid-campaign, runs removed from the journal and redone, ...; each under its directory's name when there
-    are several)."""
-    found: dict[str, Any] = {}
-    starts: list[str] = []
-    notes: list[str] = []
-    for lab_dir in lab_dirs:
-        sessions = lab_dir / "sessions.jsonl"
-        if sessions.is_file():
-            starts += [
-                json.loads(line)["started_at"] for line in sessions.read_text().splitlines() if line.strip()
-            ]
-        if (lab_dir / LAB_NOTES).is_file():
-            text = (lab_dir / LAB_NOTES).read_text().strip()
-            notes.append(text if len(lab_dirs) == 1 else f"### {lab_dir.name}\n\n{text}")
-    if starts:
-        found["lab_sessions"] = {"count": len(starts), "first": min(starts), "last": max(starts)}
+PROVENANCE_KEYS = ("machine", "lab_sessions", "lab_notes")
+
+
+def campaign_provenance(campaign: Path) -> dict[str, Any]:
+    """How one campaign came to be: for a lab directory, the machine packing it (the lab runs on the host
+    that packs it), its sessions (``sessions.jsonl``: one line per start or resume) and the notes its
+    operator kept beside the journal (``NOTES.md``: a change of code mid-campaign, runs removed and redone,
+    ...); for a packed dataset, what its own pack recorded."""
+    if not (campaign / "runs.jsonl").is_file():
+        meta = json.loads((campaign / "meta.json").read_text())["meta"]
+        return {key: meta[key] for key in PROVENANCE_KEYS if key in meta}
+    found: dict[str, Any] = {"machine": machine()}
+    sessions = campaign / "sessions.jsonl"
+    if sessions.is_file():
+        starts = [
+            json.loads(line)["started_at"] for line in sessions.read_text().splitlines() if line.strip()
+        ]
+        if starts:
+            found["lab_sessions"] = {"count": len(starts), "first": min(starts), "last": max(starts)}
+    if (campaign / LAB_NOTES).is_file():
+        found["lab_notes"] = (campaign / LAB_NOTES).read_text().strip()
+    return found
+
+
+def lab_provenance(campaigns: Sequence[Path]) -> dict[str, Any]:
+    """The card's provenance of one campaign (``campaign_provenance``), or of several: each one's under
+    ``campaigns_provenance`` (their machines differ), their sessions counted together and their notes each
+    under its campaign's name."""
+    each = {campaign.name: campaign_provenance(campaign) for campaign in campaigns}
+    if len(each) == 1:
+        return next(iter(each.values()))
+    found: dict[str, Any] = {"machine": machine(), "campaigns_provenance": each}
+    sessions = [found["lab_sessions"] for found in each.values() if "lab_sessions" in found]
+    if sessions:
+        found["lab_sessions"] = {
+            "count": sum(s["count"] for s in sessions),
+            "first": min(s["first"] for s in sessions),
+            "last": max(s["last"] for s in sessions),
+        }
+    notes = [f"### {name}\n\n{found['lab_notes']}" for name, found in each.items() if found.get("lab_notes")]
     if notes:
         found["lab_notes"] = "\n\n".join(notes)
     return found
@@ -297,7 +340,6 @@ def pack(
     Float32 storage exceeds the limit."""
     dirs = [lab_dirs] if isinstance(lab_dirs, Path) else list(lab_dirs)
     table, _ = drop_unavailable_metrics(load_labs(dirs))
-    table.meta["machine"] = machine()
     # the names only: no paths of the packing machine in the repo
     table.meta["packed_from"] = ", ".join(lab_dir.name for lab_dir in dirs)
     table.meta.update(lab_provenance(dirs))

@@ -138,21 +138,24 @@ class SoloDrift:
     median_hours_apart: float
 
 
-def solo_drift(records: Iterable[RunRecord]) -> dict[str, SoloDrift]:
-    """``SoloDrift`` per application (those with a configuration of two solo runs or more)."""
-    by_config: dict[str, list[RunRecord]] = {}
-    for record in records:
-        if record.kind == "solo":
-            by_config.setdefault(record.config_key, []).append(record)
+def solo_drift(records: pl.DataFrame) -> dict[str, SoloDrift]:
+    """``SoloDrift`` per application (those with a configuration of two solo runs or more). ``records`` has a
+    row per run (``kind``, ``application``, ``config_key``, ``started_at``, ``performance``,
+    ``higher_is_better``) and, where several campaigns are pooled, a ``campaign`` column: a configuration's
+    drift is read within each campaign, never from one machine's solo to another's."""
+    within = ["campaign", "config_key"] if "campaign" in records.columns else ["config_key"]
+    solos = records.filter(pl.col("kind") == "solo").sort("started_at")
     changes: dict[str, list[tuple[float, float]]] = {}
-    for solos in by_config.values():
-        if len(solos) < 2:
+    for _, runs in solos.group_by(within, maintain_order=True):
+        if runs.height < 2:
             continue
-        earliest = min(solos, key=lambda r: r.started_at)
-        latest = max(solos, key=lambda r: r.started_at)
-        change = performance_ratio(latest.performance, earliest.performance, latest.higher_is_better) - 1.0
-        hours = (latest.started_at - earliest.started_at).total_seconds() / 3600
-        changes.setdefault(latest.application, []).append((change, hours))
+        earliest, latest = runs.row(0, named=True), runs.row(-1, named=True)
+        change = (
+            performance_ratio(latest["performance"], earliest["performance"], latest["higher_is_better"])
+            - 1.0
+        )
+        hours = (latest["started_at"] - earliest["started_at"]).total_seconds() / 3600
+        changes.setdefault(latest["application"], []).append((change, hours))
     return {
         application: SoloDrift(len(found), _median([c for c, _ in found]), _median([h for _, h in found]))
         for application, found in changes.items()

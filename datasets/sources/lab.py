@@ -10,10 +10,12 @@ neighbour-solo runs become the ``profiles`` (profile id = config key; the first 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cotenant.datasets.lab.labels import noise_floor
 from cotenant.datasets.lab.plan import load_plan
 from cotenant.datasets.lab.probing import probe_vectors
 from cotenant.datasets.lab.records import read_journal
@@ -168,19 +170,37 @@ def load_lab(path: Path | None = None, **options: Any) -> RunTable:
     return table.validate(origin=str(path))
 
 
+def load_campaign(path: Path) -> RunTable:
+    """One campaign: a lab output directory (``runs.jsonl``), or a dataset packed from one by ``cotenant
+    datasets pack`` (``runs.parquet`` + ``meta.json``; it keeps every run record with its label, the
+    labelled co-runs' telemetry, the solo profiles and the probe vectors, so a campaign whose raw
+    directory is gone can still be packed with others)."""
+    if (path / "runs.jsonl").is_file():
+        return load_lab(path)
+    if (path / "runs.parquet").is_file() and (path / "meta.json").is_file():
+        table = RunTable.load(path)
+        if "records" not in table.extras:
+            raise ValueError(f"{path}: a packed dataset without records.parquet cannot be packed again")
+        return table
+    raise ValueError(
+        f"{path}: neither a lab directory (runs.jsonl) nor a packed dataset (runs.parquet and meta.json)"
+    )
+
+
 def load_labs(paths: Sequence[Path]) -> RunTable:
-    """Several lab campaigns as one table (one campaign: ``load_lab``'s). Each campaign's runs keep the labels
+    """Several lab campaigns as one table (one lab directory: ``load_lab``'s); each is a lab directory or a
+    packed dataset (``load_campaign``). Each campaign's runs keep the labels
     of its own solo references (no label compares runs of two campaigns, which a machine's drift between them
     would bias); run ids are prefixed by the campaign's directory name; a configuration measured by more than
     one campaign keeps the first listed campaign's profile and pressure probes (its runs in every campaign
     point to that profile), and a program's sensitivity the first campaign's that probed it. The noise floor
-    is over every campaign's solo runs."""
-    if len(paths) == 1:
+    is over every campaign's solo runs; solo drift is read within each campaign."""
+    if len(paths) == 1 and (paths[0] / "runs.jsonl").is_file():
         return load_lab(paths[0])
     names = [path.name for path in paths]
     if len(set(names)) != len(names):
         raise ValueError(f"lab directories must have distinct names (their runs are prefixed by it): {names}")
-    tables = [load_lab(path) for path in paths]
+    tables = [load_campaign(path) for path in paths]
 
     def prefixed(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         return frame.with_columns((pl.lit(f"{name}/") + pl.col("run_id")).alias("run_id"))
@@ -202,7 +222,10 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
     profiles = first_per([t.profiles for t in tables], "profile_id")
     extras: dict[str, pl.DataFrame] = {
         "records": pl.concat(
-            [prefixed(t.extras["records"], n) for n, t in zip(names, tables, strict=True)],
+            [
+                prefixed(t.extras["records"], n).with_columns(pl.lit(n).alias("campaign"))
+                for n, t in zip(names, tables, strict=True)
+            ],
             how="diagonal_relaxed",
         )
     }
@@ -210,8 +233,12 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
         found = [t.extras[extra] for t in tables if extra in t.extras]
         if found:
             extras[extra] = first_per(found, key)
-    journals = [record for path in paths for record in read_journal(path / "runs.jsonl")]
-    noise = noise_facts(extras["records"].filter(pl.col("ratio").is_not_null()), journals)
+    records = extras["records"]
+    labelled = records.filter(pl.col("ratio").is_not_null())
+    noise = noise_facts(labelled, records)
+    noise["by_campaign"] = {
+        name: asdict(noise_floor(labelled.filter(pl.col("campaign") == name))) for name in names
+    }
     kinds: dict[str, int] = {}
     for table in tables:
         for kind, count in table.meta["runs_by_kind"].items():

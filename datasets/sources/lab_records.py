@@ -123,12 +123,12 @@ def read_lab_runs(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any
     labels = label_runs(records)
     coruns = labels.filter(pl.col("kind") == "corun").select("run_id", "solo_performance", "label")
     labelled = frame.join(coruns, on="run_id", how="inner")
-    return frame, labelled, noise_facts(labels, records)
+    return frame, labelled, noise_facts(labels, frame)
 
 
-def noise_facts(labels: pl.DataFrame, records: list[RunRecord]) -> dict[str, Any]:
+def noise_facts(labels: pl.DataFrame, records: pl.DataFrame) -> dict[str, Any]:
     """``NoiseFloor``'s fields over ``labels``' solo rows, plus ``by_application`` and
-    ``drift_by_application`` (``SoloDrift`` of ``records``)."""
+    ``drift_by_application`` (``SoloDrift`` of ``records``, a row per run)."""
     noise = asdict(noise_floor(labels))
     noise["by_application"] = {
         app: asdict(floor) for app, floor in noise_floor_by_application(labels).items()

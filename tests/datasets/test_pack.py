@@ -127,3 +127,46 @@ def test_several_campaigns_pack_as_one_each_labelled_against_its_own_solos(tmp_p
     assert "### autumn\n\nMeasured on the autumn machine." in card
     same = CliRunner().invoke(app, ["pack", str(first), str(first), "--out", str(tmp_path / "twice")])
     assert same.exit_code == 2 and "distinct names" in same.output
+
+
+def test_a_packed_campaign_packs_again_with_a_lab_directory(tmp_path: Path) -> None:
+    """A campaign whose lab directory is gone packs from its packed dataset: the same runs, labels, profiles
+    and noise floor as from its directory, its own provenance (machine, notes) kept, the floor also per
+    campaign on the card."""
+    import json
+
+    from labdir_fixture import write_lab_dir
+
+    first, second = write_lab_dir(tmp_path / "spring"), write_lab_dir(tmp_path / "autumn")
+    (first / "NOTES.md").write_text("Measured on the spring machine.\n")
+    kept = tmp_path / "kept" / "spring"
+    assert CliRunner().invoke(app, ["pack", str(first), "--out", str(kept)]).exit_code == 0
+    meta = json.loads((kept / "meta.json").read_text())
+    meta["meta"]["machine"] = {"cores": 64, "cpu_model": "the spring machine"}
+    (kept / "meta.json").write_text(json.dumps(meta))
+    from_dirs, from_packed = tmp_path / "from-dirs", tmp_path / "from-packed"
+    for sources, out in (([first, second], from_dirs), ([kept, second], from_packed)):
+        result = CliRunner().invoke(app, ["pack", *map(str, sources), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    expected, packed = load_source(f"bundled:{from_dirs}"), load_source(f"bundled:{from_packed}")
+    assert packed.runs.sort("run_id")["label"].to_list() == pytest.approx(
+        expected.runs.sort("run_id")["label"].to_list()
+    )
+    assert packed.runs["run_id"].sort().to_list() == expected.runs["run_id"].sort().to_list()
+    assert packed.telemetry.height == expected.telemetry.height
+    assert sorted(packed.profiles["profile_id"].unique()) == sorted(expected.profiles["profile_id"].unique())
+    for key in ("n_solo_pairs", "median_abs_deviation", "p90_abs_deviation"):
+        assert packed.meta["noise_floor"][key] == pytest.approx(expected.meta["noise_floor"][key])
+    by_campaign = packed.meta["noise_floor"]["by_campaign"]
+    assert set(by_campaign) == {"spring", "autumn"}
+    assert (
+        sum(floor["n_solo_pairs"] for floor in by_campaign.values())
+        == packed.meta["noise_floor"]["n_solo_pairs"]
+    )
+    card = (from_packed / "CARD.md").read_text()
+    assert "- campaign `spring`: machine cores 64, cpu_model the spring machine" in card
+    assert "### spring\n\nMeasured on the spring machine." in card
+    neither = CliRunner().invoke(
+        app, ["pack", str(tmp_path / "kept"), str(second), "--out", str(tmp_path / "x")]
+    )
+    assert neither.exit_code == 2 and "neither a lab directory" in neither.output

@@ -149,6 +149,7 @@ def test_solo_drift_is_the_latest_solo_against_the_earliest_per_configuration() 
     from datetime import timedelta
 
     from cotenant.datasets.lab.labels import solo_drift
+    from cotenant.datasets.sources.lab_records import records_frame
 
     def at(found: RunRecord, hours: float) -> RunRecord:
         return found.model_copy(update={"started_at": NOW + timedelta(hours=hours)})
@@ -164,9 +165,29 @@ def test_solo_drift_is_the_latest_solo_against_the_earliest_per_configuration() 
         at(record("r8", "solo", 50.0, key="one/level=1"), 0),  # a single solo: no drift to read
         at(record("r9", "corun", 5.0, key="kv/level=8", neighbours=1), 6),  # co-runs never count
     ]
-    drift = solo_drift(records)
+    drift = solo_drift(records_frame(records))
     assert set(drift) == {"kv", "db"}
     assert drift["kv"].configurations == 2
     assert drift["kv"].median_change == pytest.approx(((1.25 - 1) + (0.9 - 1)) / 2)
     assert drift["kv"].median_hours_apart == pytest.approx(4.0)
     assert drift["db"].median_change == pytest.approx(10 / 8 - 1)  # faster answers: P above 1
+
+
+def test_solo_drift_pools_campaigns_without_comparing_across_them() -> None:
+    import polars as pl
+    from cotenant.datasets.lab.labels import solo_drift
+    from cotenant.datasets.sources.lab_records import records_frame
+
+    first = records_frame(
+        [record("r1", "solo", 100.0, key="kv/level=8"), record("r2", "solo", 110.0, key="kv/level=8")]
+    )
+    # The other campaign's machine is twice as fast: across campaigns the "drift" would read +100%.
+    second = records_frame(
+        [record("r1", "solo", 200.0, key="kv/level=8"), record("r2", "solo", 180.0, key="kv/level=8")]
+    )
+    pooled = pl.concat([first.with_columns(campaign=pl.lit("a")), second.with_columns(campaign=pl.lit("b"))])
+    drift = solo_drift(
+        pooled.with_columns(pl.col("started_at") + pl.duration(seconds=pl.int_range(pl.len())))
+    )
+    assert drift["kv"].configurations == 2
+    assert drift["kv"].median_change == pytest.approx(((1.1 - 1) + (0.9 - 1)) / 2)
