@@ -18,8 +18,8 @@ def pack_command(
         ...,
         exists=True,
         file_okay=False,
-        help="`cotenant lab run` output dir(s): several campaigns are packed as one dataset, each labelled "
-        "against its own solo runs.",
+        help="`cotenant lab run` output dir(s) or datasets packed from them (a campaign whose lab directory "
+        "is gone): several campaigns are packed as one dataset, each labelled against its own solo runs.",
     ),
     out: Path = typer.Option(
         Path("datasets/bundled"), "--out", help="Where the packed RunTable and CARD.md go."
@@ -29,8 +29,10 @@ def pack_command(
     from cotenant.datasets.pack import pack
 
     # Recorded in the card as typed for a relative --out; never with this machine's absolute paths.
-    shown = out if not out.is_absolute() else Path(out.name)
-    command = f"cotenant datasets pack {' '.join(d.name for d in lab_dirs)} --out {shown}"
+    def shown(path: Path) -> str:
+        return str(path if not path.is_absolute() else Path(path.name))
+
+    command = f"cotenant datasets pack {' '.join(map(shown, lab_dirs))} --out {shown(out)}"
     try:
         table, sizes = pack(lab_dirs, out, command=command)
     except ValueError as error:

@@ -339,6 +339,8 @@ def pack(
     """Lab dir(s) -> bundled RunTable + CARD.md in ``out`` (several campaigns: ``load_labs``); raises if even
     Float32 storage exceeds the limit."""
     dirs = [lab_dirs] if isinstance(lab_dirs, Path) else list(lab_dirs)
+    if out.resolve() in {lab_dir.resolve() for lab_dir in dirs}:
+        raise ValueError(f"{out}: packing into one of the campaigns it reads; choose another --out")
     table, _ = drop_unavailable_metrics(load_labs(dirs))
     # the names only: no paths of the packing machine in the repo
     table.meta["packed_from"] = ", ".join(lab_dir.name for lab_dir in dirs)
