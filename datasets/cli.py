@@ -90,3 +90,6 @@ def info_command(
         labels.add_row(bucket, str(n), "#" * round(30 * n / peak))
     console.print(labels)
     console.print(f"noise floor: {noise_text(facts['noise_floor'])}", soft_wrap=True)
+    noise = facts["noise_floor"]
+    for campaign, floor in (noise.get("by_campaign", {}) if isinstance(noise, dict) else {}).items():
+        console.print(f"  campaign {campaign}: {noise_text(floor)}", soft_wrap=True)

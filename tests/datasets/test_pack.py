@@ -166,6 +166,8 @@ def test_a_packed_campaign_packs_again_with_a_lab_directory(tmp_path: Path) -> N
     card = (from_packed / "CARD.md").read_text()
     assert "- campaign `spring`: machine cores 64, cpu_model the spring machine" in card
     assert "### spring\n\nMeasured on the spring machine." in card
+    info = CliRunner().invoke(app, ["info", f"bundled:{from_packed}"])
+    assert info.exit_code == 0 and "campaign spring: solo-vs-solo" in info.output, info.output
     neither = CliRunner().invoke(
         app, ["pack", str(tmp_path / "kept"), str(second), "--out", str(tmp_path / "x")]
     )
