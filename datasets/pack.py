@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 from cotenant.datasets.lab.labels import noise_text
-from cotenant.datasets.sources.lab import load_labs
+from cotenant.datasets.sources.lab import is_lab_directory, load_labs
 from cotenant.datasets.sources.lab_records import overrun_text
 from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable
 
@@ -293,7 +293,7 @@ def campaign_provenance(campaign: Path) -> dict[str, Any]:
     that packs it), its sessions (``sessions.jsonl``: one line per start or resume) and the notes its
     operator kept beside the journal (``NOTES.md``: a change of code mid-campaign, runs removed and redone,
     ...); for a packed dataset, what its own pack recorded."""
-    if not (campaign / "runs.jsonl").is_file():
+    if not is_lab_directory(campaign):
         meta = json.loads((campaign / "meta.json").read_text())["meta"]
         return {key: meta[key] for key in PROVENANCE_KEYS if key in meta}
     found: dict[str, Any] = {"machine": machine()}
@@ -317,14 +317,14 @@ def lab_provenance(campaigns: Sequence[Path]) -> dict[str, Any]:
     if len(each) == 1:
         return next(iter(each.values()))
     found: dict[str, Any] = {"machine": machine(), "campaigns_provenance": each}
-    sessions = [found["lab_sessions"] for found in each.values() if "lab_sessions" in found]
+    sessions = [one["lab_sessions"] for one in each.values() if "lab_sessions" in one]
     if sessions:
         found["lab_sessions"] = {
             "count": sum(s["count"] for s in sessions),
             "first": min(s["first"] for s in sessions),
             "last": max(s["last"] for s in sessions),
         }
-    notes = [f"### {name}\n\n{found['lab_notes']}" for name, found in each.items() if found.get("lab_notes")]
+    notes = [f"### {name}\n\n{one['lab_notes']}" for name, one in each.items() if one.get("lab_notes")]
     if notes:
         found["lab_notes"] = "\n\n".join(notes)
     return found

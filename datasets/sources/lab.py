@@ -170,12 +170,17 @@ def load_lab(path: Path | None = None, **options: Any) -> RunTable:
     return table.validate(origin=str(path))
 
 
+def is_lab_directory(path: Path) -> bool:
+    """A ``cotenant lab run`` output directory (rather than a dataset packed from one)."""
+    return (path / "runs.jsonl").is_file()
+
+
 def load_campaign(path: Path) -> RunTable:
     """One campaign: a lab output directory (``runs.jsonl``), or a dataset packed from one by ``cotenant
     datasets pack`` (``runs.parquet`` + ``meta.json``; it keeps every run record with its label, the
     labelled co-runs' telemetry, the solo profiles and the probe vectors, so a campaign whose raw
     directory is gone can still be packed with others)."""
-    if (path / "runs.jsonl").is_file():
+    if is_lab_directory(path):
         return load_lab(path)
     if (path / "runs.parquet").is_file() and (path / "meta.json").is_file():
         table = RunTable.load(path)
@@ -195,7 +200,7 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
     one campaign keeps the first listed campaign's profile and pressure probes (its runs in every campaign
     point to that profile), and a program's sensitivity the first campaign's that probed it. The noise floor
     is over every campaign's solo runs; solo drift is read within each campaign."""
-    if len(paths) == 1 and (paths[0] / "runs.jsonl").is_file():
+    if len(paths) == 1 and is_lab_directory(paths[0]):
         return load_lab(paths[0])
     names = [path.name for path in paths]
     if len(set(names)) != len(names):
