@@ -1,8 +1,9 @@
 """Labels P derived from run records: performance relative to the median of the config's solo references.
 
 Pure: records in, Polars frames out. P = actual/ideal when higher is better, ideal/actual when lower is
-better, clipped to (0, 1]. Solo references are labelled too, leave-one-out against the other solos of their
-config, which is the noise floor: how far from 1 P moves with no neighbour at all.
+better, clipped to (0, 1]. A run's references are the solos its record names (measured next to it, by a plan
+with adjacent references) or else every solo of its configuration. Solo references are labelled too, the
+same way and leaving themselves out, which is the noise floor: how far from 1 P moves with no neighbour.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def label_runs(records: Iterable[RunRecord]) -> pl.DataFrame:
     ``ratio`` is the unclipped performance ratio, ``label`` is P clipped to (0, 1]. A co-run whose config has
     no solo reference is left out (it cannot be labelled); ``neighbour_solo`` profiles are inputs, not
     labelled.
-    Solo rows are compared with the median of the *other* solos of their config (needs at least two).
+    The reference is the median of the solos the record names (those that finished), else of every solo of
+    its config; solo rows leave themselves out (needs at least two solos).
     """
     records = list(records)
     solos: dict[str, list[RunRecord]] = {}
@@ -61,7 +63,9 @@ def label_runs(records: Iterable[RunRecord]) -> pl.DataFrame:
     for record in records:
         if record.kind == "neighbour_solo":
             continue
-        references = [s.performance for s in solos.get(record.config_key, []) if s.run_id != record.run_id]
+        candidates = [s for s in solos.get(record.config_key, []) if s.run_id != record.run_id]
+        adjacent = [s for s in candidates if s.run_id in record.references]
+        references = [s.performance for s in adjacent or candidates]
         if not references:
             continue
         ideal = _median(references)

@@ -16,6 +16,14 @@ its share) and the probes of a share of the applications and neighbours (all of 
 A part is measured in one sitting on one machine and labelled against its own solos; parts measured on
 different machines are packed together as separate campaigns (``cotenant datasets pack``), so no label
 compares runs of two machines. Run ids are those of the whole plan.
+
+With ``adjacent_references`` a plan measures each label's solo references next to it instead of spread
+through the plan: the labelled runs of one target configuration (co-runs, probes, pressure runs) are measured
+in blocks, a solo of that configuration before the first, after every ``runs_between`` and after the last, and
+each run is labelled against the solos on either side of it. The machine's speed wanders over minutes to tens
+of minutes, so references a minute away are quieter than references spread over the campaign. The solos
+between are labelled against the solos on either side of them too (twice as far apart as a labelled run is
+from its own): the noise floor is measured the way labels are made, and errs high.
 """
 
 from __future__ import annotations
@@ -102,6 +110,19 @@ class PlanPart(BaseModel):
         return f"{self.index}/{self.count}"
 
 
+class AdjacentReferences(BaseModel):
+    """Solo references measured next to the runs they label (see the module's docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runs_between: int = Field(
+        default=2, ge=1, le=8, description="labelled runs between two solo references of their configuration"
+    )
+    block_runs: int = Field(
+        default=6, ge=1, description="labelled runs of one configuration measured back to back in one block"
+    )
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -114,7 +135,17 @@ class Plan(BaseModel):
     warmup_s: float = Field(
         default=0.5, ge=0, le=30, description="neighbours start this long before the target"
     )
-    solo_repeats: int = Field(default=3, ge=1, description="solo references per target configuration")
+    solo_repeats: int = Field(
+        default=3,
+        ge=1,
+        description="solo references per target configuration (with adjacent_references: of a configuration "
+        "that has no labelled run in the part, its solo profile)",
+    )
+    adjacent_references: AdjacentReferences | None = Field(
+        default=None,
+        description="measure each label's solo references next to it, in blocks (null: spread them through "
+        "the plan)",
+    )
     neighbour_solo: bool = Field(default=True, description="record a solo profile of every neighbour config")
     limits: Limits = Field(default_factory=Limits)
     prioritise_lab: bool = Field(
@@ -240,6 +271,8 @@ class RunSpec:
     target: RoleConfig
     neighbours: tuple[RoleConfig, ...]
     repeat: int
+    # Solo runs of the target's configuration this run's label compares with (empty: every solo of it).
+    references: tuple[str, ...] = ()
 
 
 def static_config(plan: Plan, workload: str, level: int, limits: Limits | None) -> RoleConfig:
@@ -309,6 +342,11 @@ def victim_configs(plan: Plan) -> list[RoleConfig]:
     return [static_config(plan, v.workload, v.level, v.limits) for v in plan.probes.victims.values()]
 
 
+# (position in [0, 1), kind, target, neighbours, repeat, share): positions interleave runs of different
+# kinds; the share says which part a run belongs to (None: every part).
+Slot = tuple[float, RunKind, RoleConfig, tuple[RoleConfig, ...], int, int | None]
+
+
 def expand_plan(plan: Plan) -> list[RunSpec]:
     """Every execution of the plan (of its ``part``, if it names one) in run order, with the whole plan's ids
     ``r0001``, ``r0002``, ..."""
@@ -317,9 +355,7 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     referenced = list(dict.fromkeys([*targets, *victim_configs(plan)]))
     neighbours = neighbour_configs(plan)
     names = sorted(neighbours)
-    # (position in [0, 1), kind, target, neighbours, repeat, share): positions interleave references with
-    # co-runs; the share says which part a run belongs to (None: every part).
-    slots: list[tuple[float, RunKind, RoleConfig, tuple[RoleConfig, ...], int, int | None]] = []
+    labelled: list[Slot] = []
     coruns = []
     for index in range(plan.coruns.count):
         size = plan.coruns.sizes[index % len(plan.coruns.sizes)]
@@ -328,7 +364,7 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
         coruns.append((targets[index % len(targets)], chosen, index // len(targets)))
     rng.shuffle(coruns)
     for index, (target, chosen, round_) in enumerate(coruns):
-        slots.append(((index + 0.5) / max(len(coruns), 1), "corun", target, chosen, 0, round_))
+        labelled.append(((index + 0.5) / max(len(coruns), 1), "corun", target, chosen, 0, round_))
     probes = probe_runs(plan, targets)
     # One part measures all the probes of what it probes (an application's sensitivity, a neighbour's
     # pressure), so each vector comes from one machine.
@@ -341,24 +377,108 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     for position, index in enumerate(order):
         kind, target, neighbour = probes[index]
         share = measured.index(target if kind == "probe" else neighbour)
-        slots.append(((position + 0.25) / len(probes), kind, target, (neighbour,), 0, share))
-    for config_index, target in enumerate(referenced):
-        offset = (config_index + 0.5) / len(referenced)
-        for repeat in range(plan.solo_repeats):
-            slots.append(((repeat + offset) / plan.solo_repeats - 1e-9, "solo", target, (), repeat, None))
+        labelled.append(((position + 0.25) / len(probes), kind, target, (neighbour,), 0, share))
+    profiles: list[Slot] = []
     if plan.neighbour_solo:
         # A neighbour configuration that is also a target's has solo runs already: they are its profile.
         distinct = [
             config for config in dict.fromkeys(neighbours[name] for name in names) if config not in referenced
         ]
         for index, config in enumerate(distinct):
-            slots.append(((index + 0.25) / max(len(distinct), 1), "neighbour_solo", config, (), 0, None))
+            profiles.append(((index + 0.25) / max(len(distinct), 1), "neighbour_solo", config, (), 0, None))
+    if plan.adjacent_references is not None:
+        return _expand_in_blocks(plan, plan.adjacent_references, labelled, profiles, referenced)
+    slots = [*labelled, *_spread_solos(plan, referenced), *profiles]
     slots.sort(key=lambda slot: slot[0])
     return [
         RunSpec(f"r{number:04d}", kind, target, chosen, repeat)
         for number, (_, kind, target, chosen, repeat, share) in enumerate(slots, start=1)
         if plan.part is None or plan.part.holds(share)
     ]
+
+
+def _spread_solos(plan: Plan, configs: list[RoleConfig]) -> list[Slot]:
+    """``solo_repeats`` solos of each configuration, spread evenly through the plan with staggered offsets."""
+    slots: list[Slot] = []
+    for config_index, config in enumerate(configs):
+        offset = (config_index + 0.5) / len(configs)
+        for repeat in range(plan.solo_repeats):
+            slots.append(((repeat + offset) / plan.solo_repeats - 1e-9, "solo", config, (), repeat, None))
+    return slots
+
+
+def _expand_in_blocks(
+    plan: Plan,
+    adjacent: AdjacentReferences,
+    labelled: list[Slot],
+    profiles: list[Slot],
+    referenced: list[RoleConfig],
+) -> list[RunSpec]:
+    """The runs of every part in turn, numbered through (so ids are the whole plan's for its part count),
+    each part's labelled runs in blocks of one configuration with their solo references inside."""
+    count = plan.part.count if plan.part is not None else 1
+    labelled = sorted(labelled, key=lambda slot: slot[0])
+    specs: list[RunSpec] = []
+    for index in range(1, count + 1):
+        part = PlanPart(index=index, count=count)
+        held = [slot for slot in labelled if part.holds(slot[5])]
+        by_config: dict[RoleConfig, list[Slot]] = {}
+        for slot in held:
+            by_config.setdefault(slot[2], []).append(slot)
+        blocks = [
+            runs[start : start + adjacent.block_runs]
+            for runs in by_config.values()
+            for start in range(0, len(runs), adjacent.block_runs)
+        ]
+        random.Random(plan.seed + 2 + index).shuffle(blocks)
+        # Profiles, and the solo profiles of configurations with nothing to label here, go between blocks.
+        singles = sorted(
+            [*profiles, *_spread_solos(plan, [c for c in referenced if c not in by_config])],
+            key=lambda slot: slot[0],
+        )
+        units: list[tuple[float, list[Slot] | Slot]] = [
+            *((position / max(len(blocks), 1), block) for position, block in enumerate(blocks)),
+            *((single[0], single) for single in singles),
+        ]
+        units.sort(key=lambda unit: unit[0])
+        part_specs: list[RunSpec] = []
+        for _, unit in units:
+            if isinstance(unit, tuple):
+                _, kind, target, chosen, repeat, _ = unit
+                part_specs.append(
+                    RunSpec(f"r{len(specs) + len(part_specs) + 1:04d}", kind, target, chosen, repeat)
+                )
+            else:
+                part_specs.extend(_block_runs(unit, adjacent.runs_between, len(specs) + len(part_specs)))
+        specs.extend(part_specs)
+        if plan.part is not None and index == plan.part.index:
+            return part_specs
+    return specs
+
+
+def _block_runs(block: list[Slot], runs_between: int, numbered: int) -> list[RunSpec]:
+    """One block: a solo of its configuration, then ``runs_between`` labelled runs and a solo, and so on, a
+    solo last. Each run's references are the solos on either side of it."""
+    config = block[0][2]
+    layout: list[Slot | None] = [None]  # None: a solo reference
+    for position, slot in enumerate(block, start=1):
+        layout.append(slot)
+        if position % runs_between == 0 or position == len(block):
+            layout.append(None)
+    ids = [f"r{numbered + position:04d}" for position in range(1, len(layout) + 1)]
+    solos = [position for position, slot in enumerate(layout) if slot is None]
+    specs: list[RunSpec] = []
+    for position, entry in enumerate(layout):
+        before = max((p for p in solos if p < position), default=None)
+        after = min((p for p in solos if p > position), default=None)
+        references = tuple(ids[p] for p in (before, after) if p is not None)
+        if entry is None:
+            repeat = solos.index(position)
+            specs.append(RunSpec(ids[position], "solo", config, (), repeat, references))
+        else:
+            _, kind, target, chosen, repeat, _ = entry
+            specs.append(RunSpec(ids[position], kind, target, chosen, repeat, references))
+    return specs
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ class RunRecord(BaseModel):
     higher_is_better: bool
     # The host's load just before the run (None in journals written before quiet labels).
     background: BackgroundLoad | None = None
+    # Solo runs of the same configuration measured next to this one, which its label compares with (empty:
+    # every solo of its configuration; a plan's ``adjacent_references`` fills it).
+    references: list[str] = Field(default_factory=list)
 
 
 class JournalError(ValueError):

@@ -239,4 +239,5 @@ def execute_run(
         performance_unit=workload.unit,
         higher_is_better=workload.higher_is_better,
         background=background,
+        references=list(spec.references),
     )

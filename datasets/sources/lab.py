@@ -208,7 +208,10 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
     tables = [load_campaign(path) for path in paths]
 
     def prefixed(frame: pl.DataFrame, name: str) -> pl.DataFrame:
-        return frame.with_columns((pl.lit(f"{name}/") + pl.col("run_id")).alias("run_id"))
+        renamed = frame.with_columns((pl.lit(f"{name}/") + pl.col("run_id")).alias("run_id"))
+        if "references" in frame.columns:
+            renamed = renamed.with_columns(pl.col("references").list.eval(pl.lit(f"{name}/") + pl.element()))
+        return renamed
 
     def first_per(frames: list[pl.DataFrame], key: str) -> pl.DataFrame:
         kept: list[pl.DataFrame] = []

@@ -37,6 +37,8 @@ RECORD_SCHEMA: dict[str, Any] = {
     "background_cpu_pressure": pl.Float64,
     "background_waited_s": pl.Float64,
     "background_quiet": pl.Boolean,
+    # The solo runs the label compares with (empty: every solo of the configuration).
+    "references": pl.List(pl.Utf8),
 }
 
 
@@ -62,6 +64,7 @@ def records_frame(records: list[RunRecord]) -> pl.DataFrame:
         pl.col("started_at", "ended_at").dt.convert_time_zone("UTC").dt.cast_time_unit("ms"),
         pl.col("neighbours").cast(pl.List(pl.Utf8)),
         pl.col("neighbour_cgroups").cast(pl.List(pl.Utf8)),
+        pl.col("references").cast(pl.List(pl.Utf8)),
     )
     return frame.select([pl.col(c).cast(t) for c, t in RECORD_SCHEMA.items()])
 
