@@ -45,16 +45,44 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def label_runs(records: Iterable[RunRecord]) -> pl.DataFrame:
+def machine_speed(record: RunRecord, canary: str) -> float | None:
+    """The mean of one canary's speed before and after the run (None where either is missing)."""
+    if not record.speed_before or not record.speed_after:
+        return None
+    before, after = record.speed_before.get(canary), record.speed_after.get(canary)
+    return None if before is None or after is None else (before + after) / 2
+
+
+def speed_adjusted(record: RunRecord, canary: str) -> float | None:
+    """The run's performance as on a machine of speed 1 by ``canary``: divided by the speed where higher is
+    better, multiplied where lower is (a latency shrinks on a faster machine)."""
+    speed = machine_speed(record, canary)
+    if speed is None or speed <= 0:
+        return None
+    return record.performance / speed if record.higher_is_better else record.performance * speed
+
+
+def label_runs(
+    records: Iterable[RunRecord], *, adjacent: bool = True, canary: str | None = None
+) -> pl.DataFrame:
     """One row per co-run and per solo reference (``kind`` says which), with columns ``LABEL_COLUMNS``.
 
     ``ratio`` is the unclipped performance ratio, ``label`` is P clipped to (0, 1]. A co-run whose config has
     no solo reference is left out (it cannot be labelled); ``neighbour_solo`` profiles are inputs, not
     labelled.
     The reference is the median of the solos the record names (those that finished), else of every solo of
-    its config; solo rows leave themselves out (needs at least two solos).
+    its config; solo rows leave themselves out (needs at least two solos). ``adjacent=False`` ignores the
+    named solos: what the labels would be with references spread over the campaign (the comparison that says
+    what measuring references next to each run bought). With ``canary``, every performance is first
+    adjusted to the machine's speed by that canary (``speed_adjusted``; runs without it are left out).
     """
     records = list(records)
+    if canary is not None:
+        records = [
+            record.model_copy(update={"performance": adjusted})
+            for record in records
+            if (adjusted := speed_adjusted(record, canary)) is not None
+        ]
     solos: dict[str, list[RunRecord]] = {}
     for record in records:
         if record.kind == "solo":
@@ -64,8 +92,8 @@ def label_runs(records: Iterable[RunRecord]) -> pl.DataFrame:
         if record.kind == "neighbour_solo":
             continue
         candidates = [s for s in solos.get(record.config_key, []) if s.run_id != record.run_id]
-        adjacent = [s for s in candidates if s.run_id in record.references]
-        references = [s.performance for s in adjacent or candidates]
+        named = [s for s in candidates if s.run_id in record.references] if adjacent else []
+        references = [s.performance for s in named or candidates]
         if not references:
             continue
         ideal = _median(references)

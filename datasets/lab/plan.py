@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from cotenant.datasets.lab.canary import CanarySpec
 from cotenant.datasets.lab.command import CommandSpec, CommandWorkload
 from cotenant.datasets.lab.limits import Limits
 from cotenant.datasets.lab.probes import AggressorSpec, ProbeSpec
@@ -156,6 +157,10 @@ class Plan(BaseModel):
     quiet: QuietSpec | None = Field(
         default_factory=QuietSpec,
         description="wait before each run while the host is busier than this (null: never wait)",
+    )
+    canary: CanarySpec | None = Field(
+        default=None,
+        description="measure the machine's speed right before and after each run (canary.py; null: never)",
     )
     commands: dict[str, CommandSpec] = Field(default_factory=dict)
     schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)

@@ -52,6 +52,10 @@ class RunRecord(BaseModel):
     # Solo runs of the same configuration measured next to this one, which its label compares with (empty:
     # every solo of its configuration; a plan's ``adjacent_references`` fills it).
     references: list[str] = Field(default_factory=list)
+    # The machine's speed (canary.py: each canary's metric) right before the run and right after it, where
+    # the plan asks for a canary.
+    speed_before: dict[str, float] | None = None
+    speed_after: dict[str, float] | None = None
 
 
 class JournalError(ValueError):

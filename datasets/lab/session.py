@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from cotenant.datasets.lab.canary import CanaryFailed, measure_speed
 from cotenant.datasets.lab.cgroups import (
     LAB_PREFIX,
     CgroupHierarchy,
@@ -295,8 +296,15 @@ def run_lab(
                 if on_progress:
                     on_progress(index, len(pending), spec, "running")
                 try:
+                    speed_before = measure_speed(plan.canary, cpus) if plan.canary else None
                     record = execute_run(spec, plan, settings, hierarchy, group, scratch, logs, background)
-                except RunFailed as error:
+                    if plan.canary is not None:
+                        speed = {
+                            "speed_before": speed_before,
+                            "speed_after": measure_speed(plan.canary, cpus),
+                        }
+                        record = record.model_copy(update=speed)
+                except (RunFailed, CanaryFailed) as error:
                     result.failed.append(f"{spec.run_id}: {error}")
                     _note_failure(out, spec, str(error))
                     continue

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cotenant.datasets.lab.canary import CANARIES
 from cotenant.datasets.lab.labels import label_runs, noise_floor, noise_floor_by_application, solo_drift
 from cotenant.datasets.lab.records import RunRecord, read_journal
 
@@ -39,6 +40,8 @@ RECORD_SCHEMA: dict[str, Any] = {
     "background_quiet": pl.Boolean,
     # The solo runs the label compares with (empty: every solo of the configuration).
     "references": pl.List(pl.Utf8),
+    # The machine's speed right before and after the run (canary.py; null without a canary).
+    **{f"speed_{edge}_{canary}": pl.Float64 for edge in ("before", "after") for canary in CANARIES},
 }
 
 
@@ -46,7 +49,10 @@ def records_frame(records: list[RunRecord]) -> pl.DataFrame:
     """One row per record; cgroup paths without leading/trailing slashes, as the collector names them."""
     rows = []
     for record in records:
-        row = record.model_dump(exclude={"cgroups", "background"})
+        row = record.model_dump(exclude={"cgroups", "background", "speed_before", "speed_after"})
+        for edge, speed in (("before", record.speed_before), ("after", record.speed_after)):
+            for canary in CANARIES:
+                row[f"speed_{edge}_{canary}"] = speed.get(canary) if speed else None
         row["target_cgroup"] = record.cgroups.target.strip("/")
         row["neighbour_cgroups"] = [n.strip("/") for n in record.cgroups.neighbours]
         background = record.background

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from cotenant.datasets import load_source
 from cotenant.datasets.cli import app
@@ -139,6 +140,11 @@ def test_a_packed_campaign_packs_again_with_a_lab_directory(tmp_path: Path) -> N
 
     first, second = write_lab_dir(tmp_path / "spring"), write_lab_dir(tmp_path / "autumn")
     (first / "NOTES.md").write_text("Measured on the spring machine.\n")
+    records = [json.loads(line) for line in (first / "runs.jsonl").read_text().splitlines()]
+    for record in records:  # spring's r0006 names its adjacent reference: alpha's first solo (100, not 102)
+        if record["run_id"] == "r0006":
+            record["references"] = ["r0001"]
+    (first / "runs.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     kept = tmp_path / "kept" / "spring"
     assert CliRunner().invoke(app, ["pack", str(first), "--out", str(kept)]).exit_code == 0
     meta = json.loads((kept / "meta.json").read_text())
@@ -153,6 +159,12 @@ def test_a_packed_campaign_packs_again_with_a_lab_directory(tmp_path: Path) -> N
         expected.runs.sort("run_id")["label"].to_list()
     )
     assert packed.runs["run_id"].sort().to_list() == expected.runs["run_id"].sort().to_list()
+    labels = dict(zip(packed.runs["run_id"], packed.runs["label"], strict=True))
+    assert labels["spring/r0006"] == pytest.approx(51 / 100) and labels["autumn/r0006"] == pytest.approx(
+        51 / 102
+    )
+    references = packed.extras["records"].filter(pl.col("references").list.len() > 0)
+    assert references.select("run_id", "references").rows() == [("spring/r0006", ["spring/r0001"])]
     assert packed.telemetry.height == expected.telemetry.height
     assert sorted(packed.profiles["profile_id"].unique()) == sorted(expected.profiles["profile_id"].unique())
     for key in ("n_solo_pairs", "median_abs_deviation", "p90_abs_deviation"):

@@ -202,3 +202,29 @@ def test_a_run_without_a_metric_is_noted_and_retried(tmp_path: Path) -> None:
         assert read_journal(out / "runs.jsonl") == []
     finally:
         del WORKLOADS["test_silent"]
+
+
+def test_adjacent_references_and_the_canary_end_to_end(tmp_path: Path) -> None:
+    """A block (solo, two co-runs, solo) with the canary at every run's edges: each co-run is labelled
+    against the solos either side of it, and the machine's speed is recorded before and after each run."""
+    plan = yaml.safe_load(SMOKE.read_text()) | {
+        "name": "smoke_adjacent",
+        "targets": [{"workload": "sysbench_cpu", "levels": [2], "limits": {"cpus": 2.0, "memory_mib": 512}}],
+        "adjacent_references": {"runs_between": 2, "block_runs": 6},
+        "canary": {"seconds": 1},
+    }
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    result = run_lab(path, tmp_path / "lab", allow_concurrent=True, clean_stale=True)
+    assert not result.failed, result.failed
+    records = read_journal(tmp_path / "lab" / "runs.jsonl")
+    assert [r.kind for r in records if r.kind != "neighbour_solo"] == ["solo", "corun", "corun", "solo"]
+    solos = [r.run_id for r in records if r.kind == "solo"]
+    assert all(r.references == solos for r in records if r.kind == "corun")
+    for record in records:
+        assert record.speed_before and record.speed_after
+        assert set(record.speed_before) == {"cpu", "memory"} and min(record.speed_after.values()) > 0
+    for canary in (None, "cpu"):
+        labels = label_runs(records, canary=canary).filter(pl.col("kind") == "corun")
+        assert labels.height == 2 and (labels["n_solo_references"] == 2).all()
+        assert (labels["label"] < 0.9).all()  # a CPU neighbour on both cores slows the CPU-bound target

@@ -191,3 +191,59 @@ def test_solo_drift_pools_campaigns_without_comparing_across_them() -> None:
     )
     assert drift["kv"].configurations == 2
     assert drift["kv"].median_change == pytest.approx(((1.1 - 1) + (0.9 - 1)) / 2)
+
+
+def test_runs_naming_references_are_labelled_against_those_solos_only() -> None:
+    def referring(run_id: str, kind: str, performance: float, references: list[str]) -> RunRecord:
+        return record(run_id, kind, performance).model_copy(update={"references": references})
+
+    runs = [
+        referring("s1", "solo", 100, ["s2"]),
+        referring("c1", "corun", 45, ["s1", "s2"]),
+        referring("s2", "solo", 80, ["s1", "s3"]),
+        referring("c2", "corun", 60, ["s2", "s3"]),
+        referring("s3", "solo", 120, ["s2"]),
+        # Its references never finished: labelled against every solo of its configuration instead.
+        referring("c3", "corun", 50, ["s9", "s10"]),
+    ]
+    table = label_runs(runs)
+    rows = {row["run_id"]: row for row in table.iter_rows(named=True)}
+    assert rows["c1"]["solo_performance"] == pytest.approx(90) and rows["c1"]["n_solo_references"] == 2
+    assert rows["c2"]["label"] == pytest.approx(0.6)
+    assert rows["c3"]["solo_performance"] == 100 and rows["c3"]["n_solo_references"] == 3
+    # Solos are compared with the solos next to them: the noise floor measured the way labels are made.
+    assert rows["s1"]["ratio"] == pytest.approx(100 / 80)
+    assert rows["s2"]["ratio"] == pytest.approx(80 / 110)
+    assert rows["s3"]["ratio"] == pytest.approx(120 / 80)
+
+
+def test_named_references_can_be_ignored_to_compare_with_spread_ones() -> None:
+    runs = [
+        record("s1", "solo", 100).model_copy(update={"references": ["s2"]}),
+        record("s2", "solo", 80).model_copy(update={"references": ["s1"]}),
+        record("s3", "solo", 120),
+        record("c1", "corun", 50).model_copy(update={"references": ["s1", "s2"]}),
+    ]
+    spread = dict(label_runs(runs, adjacent=False).select("run_id", "solo_performance").iter_rows())
+    assert spread == {"s1": 100.0, "s2": 110.0, "s3": 90.0, "c1": 100.0}
+
+
+def test_a_canary_adjusts_performance_to_the_machines_speed_before_labelling() -> None:
+    def timed(run_id: str, kind: str, performance: float, speed: float, higher: bool = True) -> RunRecord:
+        return record(run_id, kind, performance, higher=higher).model_copy(
+            update={"speed_before": {"cpu": speed * 0.9}, "speed_after": {"cpu": speed * 1.1}}
+        )
+
+    # The machine ran 20% faster during s2 and c1: adjusted, the solos agree and c1 is 0.5 of them.
+    runs = [timed("s1", "solo", 100, 1.0), timed("s2", "solo", 120, 1.2), timed("c1", "corun", 60, 1.2)]
+    plain = {row["run_id"]: row for row in label_runs(runs).iter_rows(named=True)}
+    adjusted = {row["run_id"]: row for row in label_runs(runs, canary="cpu").iter_rows(named=True)}
+    assert plain["s1"]["ratio"] == pytest.approx(100 / 120)
+    assert adjusted["s1"]["ratio"] == pytest.approx(1.0) and adjusted["s2"]["ratio"] == pytest.approx(1.0)
+    assert adjusted["c1"]["label"] == pytest.approx(0.5)
+    # A latency shrinks on a faster machine: multiplied by the speed, not divided.
+    latencies = [timed("s1", "solo", 10, 1.0, higher=False), timed("s2", "solo", 10 / 1.2, 1.2, higher=False)]
+    assert label_runs(latencies, canary="cpu")["ratio"].to_list() == pytest.approx([1.0, 1.0])
+    # Runs without that canary are left out rather than mixed in unadjusted.
+    assert label_runs([*runs, record("s3", "solo", 90)], canary="cpu").height == 3
+    assert label_runs(runs, canary="memory").is_empty()

@@ -197,3 +197,66 @@ def test_part_syntax_and_bounds() -> None:
     for bad in ("2", "0/8", "9/8", "a/b", "2/"):
         with pytest.raises(ValueError):
             PlanPart.parse(bad)
+
+
+def test_adjacent_references_put_each_labelled_run_between_solos_of_its_configuration(tmp_path: Path) -> None:
+    plan = load_plan(
+        write_plan(
+            tmp_path,
+            probes={},
+            coruns={"count": 27, "sizes": [1, 2, 3]},
+            adjacent_references={"runs_between": 2, "block_runs": 4},
+        )
+    )
+    whole = expand_plan(plan)
+    assert whole == expand_plan(plan)
+    assert [run.run_id for run in whole] == [f"r{i:04d}" for i in range(1, len(whole) + 1)]
+    position = {run.run_id: index for index, run in enumerate(whole)}
+    by_id = {run.run_id: run for run in whole}
+    labelled = [run for run in whole if run.kind in ("corun", "probe", "pressure")]
+    assert len([run for run in labelled if run.kind == "corun"]) == 27
+    for run in labelled:
+        # A solo of the same configuration right before and one at most two runs after.
+        before, after = run.references
+        assert {by_id[ref].kind for ref in run.references} == {"solo"}
+        assert {by_id[ref].target for ref in run.references} == {run.target}
+        assert position[before] < position[run.run_id] < position[after]
+        assert position[after] - position[before] <= 3
+    for run in whole:
+        if run.kind == "solo":
+            # Every solo sits in a block (no configuration is without labelled runs here) and is compared
+            # with the solos next to it, never with itself.
+            assert 1 <= len(run.references) <= 2 and run.run_id not in run.references
+            assert all(
+                by_id[ref].kind == "solo" and by_id[ref].target == run.target for ref in run.references
+            )
+    # A block (from a solo whose references all follow it to one whose references all precede it) holds
+    # at most block_runs labelled runs, at most runs_between between two of its solos.
+    in_block, since_solo = None, 0
+    for run in whole:
+        if run.kind == "solo":
+            if all(position[ref] > position[run.run_id] for ref in run.references):
+                in_block = 0
+            elif all(position[ref] < position[run.run_id] for ref in run.references):
+                assert in_block is not None and 1 <= in_block <= 4
+                in_block = None
+            since_solo = 0
+        elif in_block is not None:
+            in_block, since_solo = in_block + 1, since_solo + 1
+            assert since_solo <= 2
+
+
+def test_adjacent_references_in_parts_keep_each_part_self_contained(tmp_path: Path) -> None:
+    plan = load_plan(
+        write_plan(tmp_path, probes={}, coruns={"count": 27, "sizes": [1, 2, 3]}, adjacent_references={})
+    )
+    parts = [expand_plan(plan.model_copy(update={"part": PlanPart(index=i, count=3)})) for i in (1, 2, 3)]
+    ids = [run.run_id for part in parts for run in part]
+    assert len(ids) == len(set(ids))  # the parts' ids are numbered through: packable side by side
+    for part in parts:
+        in_part = {run.run_id for run in part}
+        assert all(set(run.references) <= in_part for run in part)  # no reference from another part
+        targets = [run.target.config_key for run in part if run.kind == "corun"]
+        assert {targets.count(key) for key in set(targets)} == {27 // 3 // 3}
+    # Asking for a part gives the same runs as that part of the whole sequence.
+    assert expand_plan(plan.model_copy(update={"part": PlanPart(index=2, count=3)})) == parts[1]
