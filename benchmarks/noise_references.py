@@ -22,8 +22,12 @@ import statistics
 from pathlib import Path
 
 import polars as pl
-from cotenant.datasets.lab.canary import CANARIES
-from cotenant.datasets.lab.labels import label_runs, noise_floor, performance_ratio
+from cotenant.datasets.lab.labels import (
+    label_runs,
+    noise_floor,
+    noise_floor_alternatives,
+    performance_ratio,
+)
 from cotenant.datasets.lab.records import read_journal
 
 
@@ -88,17 +92,11 @@ def main() -> None:
             )
         if (path / "runs.jsonl").is_file():
             records = read_journal(path / "runs.jsonl")
-            if any(record.references for record in records):
-                print("references as recorded:", noise_floor(label_runs(records)).describe())
-                print(
-                    "every solo of the configuration:",
-                    noise_floor(label_runs(records, adjacent=False)).describe(),
-                )
-            if any(record.speed_before for record in records):
-                print("unadjusted:", noise_floor(label_runs(records)).describe())
-                for canary in CANARIES:
-                    adjusted = noise_floor(label_runs(records, canary=canary))
-                    print(f"adjusted to the {canary} canary:", adjusted.describe())
+            alternatives = noise_floor_alternatives(records)
+            if alternatives:
+                print("as labelled:", noise_floor(label_runs(records)).describe())
+            for alternative, floor in alternatives.items():
+                print(f"{alternative}:", floor.describe())
         print()
 
 

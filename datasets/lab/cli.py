@@ -190,8 +190,12 @@ def plan_info(
 def labels(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
     """Label distribution and noise floor of a lab output directory."""
     import polars as pl
-    from cotenant.datasets.lab.canary import CANARIES
-    from cotenant.datasets.lab.labels import label_runs, noise_floor, noise_floor_by_application
+    from cotenant.datasets.lab.labels import (
+        label_runs,
+        noise_floor,
+        noise_floor_alternatives,
+        noise_floor_by_application,
+    )
     from cotenant.datasets.lab.records import read_journal
 
     records = read_journal(out / "runs.jsonl")
@@ -209,17 +213,8 @@ def labels(out: Path = typer.Argument(..., exists=True, file_okay=False)) -> Non
     histogram = coruns["label"].hist(bins=[0.0, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0])
     Console().print(histogram)
     Console().print(noise_floor(table).describe())
-    if any(record.references for record in records):
-        # The same solos against every solo of their configuration, as a campaign without adjacent
-        # references would label them: what measuring references next to each run bought, on one machine.
-        spread = noise_floor(label_runs(records, adjacent=False))
-        Console().print(f"with every solo of the configuration as reference instead, {spread.describe()}")
-    if any(record.speed_before for record in records):
-        for canary in CANARIES:
-            adjusted = noise_floor(label_runs(records, canary=canary))
-            Console().print(
-                f"with performance adjusted to the {canary} canary's speed, {adjusted.describe()}"
-            )
+    for alternative, floor in noise_floor_alternatives(records).items():
+        Console().print(f"{alternative} instead, {floor.describe()}")
     per_application = Table(title="noise floor per application (solo vs the other solos, pp)")
     for column in ("application", "solo runs", "median |1-P|", "p90 |1-P|"):
         per_application.add_column(column, justify="left" if column == "application" else "right")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import polars as pl
+from cotenant.datasets.lab.canary import CANARIES
 from cotenant.datasets.lab.records import RunRecord
 
 LABEL_COLUMNS = {
@@ -192,6 +193,23 @@ def solo_drift(records: pl.DataFrame) -> dict[str, SoloDrift]:
         application: SoloDrift(len(found), _median([c for c, _ in found]), _median([h for _, h in found]))
         for application, found in changes.items()
     }
+
+
+def noise_floor_alternatives(records: list[RunRecord]) -> dict[str, NoiseFloor]:
+    """The noise floor the same runs would have with other references: every solo of the configuration
+    (where records name adjacent ones) and performance adjusted to each canary (where runs have one). Keyed
+    by a description; empty for a plain campaign."""
+    found: dict[str, NoiseFloor] = {}
+    if any(record.references for record in records):
+        found["with every solo of the configuration as reference"] = noise_floor(
+            label_runs(records, adjacent=False)
+        )
+    if any(record.speed_before for record in records):
+        for canary in CANARIES:
+            found[f"with performance adjusted to the {canary} canary's speed"] = noise_floor(
+                label_runs(records, canary=canary)
+            )
+    return found
 
 
 def noise_floor_by_application(labels: pl.DataFrame) -> dict[str, NoiseFloor]:
