@@ -17,6 +17,14 @@ A part is measured in one sitting on one machine and labelled against its own so
 different machines are packed together as separate campaigns (``cotenant datasets pack``), so no label
 compares runs of two machines. Run ids are those of the whole plan.
 
+With ``parts_by: targets`` a part holds a share of the target configurations instead, with everything that
+labels them: their co-runs, their solo references and their sensitivity probes (victims' solos and neighbour
+profiles stay in every part, and pressure runs are shared out by neighbour as before). Every part of the
+default kind repeats every configuration's solo references, which in a plan with six solos of 29
+configurations is half its runs; sharing out the targets measures each solo once for the whole plan, so the
+same lab time holds about twice the co-runs. A campaign stopped part-way then lacks some targets entirely
+rather than holding a little of each.
+
 With ``adjacent_references`` a plan measures each label's solo references next to it instead of spread
 through the plan: the labelled runs of one target configuration (co-runs, probes, pressure runs) are measured
 in blocks, a solo of that configuration before the first, after every ``runs_between`` and after the last, and
@@ -33,6 +41,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from cotenant.datasets.lab.canary import CanarySpec
@@ -169,6 +178,11 @@ class Plan(BaseModel):
     coruns: CorunSpec = Field(default_factory=lambda: CorunSpec(count=0))
     probes: ProbeSpec | None = None
     part: PlanPart | None = Field(default=None, description="measure only this part of the plan")
+    parts_by: Literal["rounds", "targets"] = Field(
+        default="rounds",
+        description="what a part shares out: rounds of co-runs over every target (each part holds every "
+        "solo) or the target configurations with their co-runs, solos and probes (the module's docstring)",
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> Plan:
@@ -360,16 +374,19 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     referenced = list(dict.fromkeys([*targets, *victim_configs(plan)]))
     neighbours = neighbour_configs(plan)
     names = sorted(neighbours)
+    by_target = plan.parts_by == "targets"
+    target_shares = shares_of_targets(targets)
     labelled: list[Slot] = []
     coruns = []
     for index in range(plan.coruns.count):
         size = plan.coruns.sizes[index % len(plan.coruns.sizes)]
         chosen = tuple(neighbours[name] for name in sorted(rng.sample(names, size)))
         # Co-runs are shared out by round over the targets, so that every part has each target's share.
-        coruns.append((targets[index % len(targets)], chosen, index // len(targets)))
+        target = targets[index % len(targets)]
+        coruns.append((target, chosen, target_shares[target] if by_target else index // len(targets)))
     rng.shuffle(coruns)
-    for index, (target, chosen, round_) in enumerate(coruns):
-        labelled.append(((index + 0.5) / max(len(coruns), 1), "corun", target, chosen, 0, round_))
+    for index, (target, chosen, share) in enumerate(coruns):
+        labelled.append(((index + 0.5) / max(len(coruns), 1), "corun", target, chosen, 0, share))
     probes = probe_runs(plan, targets)
     # One part measures all the probes of what it probes (an application's sensitivity, a neighbour's
     # pressure), so each vector comes from one machine.
@@ -382,6 +399,8 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     for position, index in enumerate(order):
         kind, target, neighbour = probes[index]
         share = measured.index(target if kind == "probe" else neighbour)
+        if by_target and kind == "probe":
+            share = target_shares[target]  # beside the solos that label it
         labelled.append(((position + 0.25) / len(probes), kind, target, (neighbour,), 0, share))
     profiles: list[Slot] = []
     if plan.neighbour_solo:
@@ -391,9 +410,10 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
         ]
         for index, config in enumerate(distinct):
             profiles.append(((index + 0.25) / max(len(distinct), 1), "neighbour_solo", config, (), 0, None))
+    shares = solo_shares(plan, targets)
     if plan.adjacent_references is not None:
-        return _expand_in_blocks(plan, plan.adjacent_references, labelled, profiles, referenced)
-    slots = [*labelled, *_spread_solos(plan, referenced), *profiles]
+        return _expand_in_blocks(plan, plan.adjacent_references, labelled, profiles, referenced, shares)
+    slots = [*labelled, *_spread_solos(plan, referenced, shares), *profiles]
     slots.sort(key=lambda slot: slot[0])
     return [
         RunSpec(f"r{number:04d}", kind, target, chosen, repeat)
@@ -402,13 +422,31 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     ]
 
 
-def _spread_solos(plan: Plan, configs: list[RoleConfig]) -> list[Slot]:
-    """``solo_repeats`` solos of each configuration, spread evenly through the plan with staggered offsets."""
+def solo_shares(plan: Plan, targets: list[RoleConfig]) -> dict[RoleConfig, int]:
+    """The part share of each configuration's solo references where parts share out targets (every part's
+    otherwise): a target's own index, unless it is also a probe victim, whose solos every part needs."""
+    if plan.parts_by != "targets":
+        return {}
+    victims = set(victim_configs(plan))
+    return {config: share for config, share in shares_of_targets(targets).items() if config not in victims}
+
+
+def shares_of_targets(targets: list[RoleConfig]) -> dict[RoleConfig, int]:
+    """Each target configuration's share where parts share out targets: the static ones dealt out first, then
+    the dynamic ones, so that each part gets its share of the longer dynamic runs."""
+    dealt = sorted(targets, key=lambda config: config.schedule is not None)  # stable: plan order within
+    return {config: index for index, config in enumerate(dealt)}
+
+
+def _spread_solos(plan: Plan, configs: list[RoleConfig], shares: dict[RoleConfig, int]) -> list[Slot]:
+    """``solo_repeats`` solos of each configuration, spread evenly through the plan with staggered offsets;
+    ``shares``: the part share of a configuration's solos (absent: every part)."""
     slots: list[Slot] = []
     for config_index, config in enumerate(configs):
         offset = (config_index + 0.5) / len(configs)
+        share = shares.get(config)
         for repeat in range(plan.solo_repeats):
-            slots.append(((repeat + offset) / plan.solo_repeats - 1e-9, "solo", config, (), repeat, None))
+            slots.append(((repeat + offset) / plan.solo_repeats - 1e-9, "solo", config, (), repeat, share))
     return slots
 
 
@@ -418,6 +456,7 @@ def _expand_in_blocks(
     labelled: list[Slot],
     profiles: list[Slot],
     referenced: list[RoleConfig],
+    shares: dict[RoleConfig, int],
 ) -> list[RunSpec]:
     """The runs of every part in turn, numbered through (so ids are the whole plan's for its part count),
     each part's labelled runs in blocks of one configuration with their solo references inside."""
@@ -436,9 +475,11 @@ def _expand_in_blocks(
             for start in range(0, len(runs), adjacent.block_runs)
         ]
         random.Random(plan.seed + 2 + index).shuffle(blocks)
-        # Profiles, and the solo profiles of configurations with nothing to label here, go between blocks.
+        # Profiles, and the solo profiles of this part's configurations with nothing to label here, go
+        # between blocks.
+        idle = [c for c in referenced if c not in by_config and part.holds(shares.get(c))]
         singles = sorted(
-            [*profiles, *_spread_solos(plan, [c for c in referenced if c not in by_config])],
+            [*profiles, *_spread_solos(plan, idle, shares)],
             key=lambda slot: slot[0],
         )
         units: list[tuple[float, list[Slot] | Slot]] = [

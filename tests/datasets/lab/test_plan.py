@@ -5,7 +5,7 @@ from pathlib import Path
 import cotenant.datasets.lab as lab_package
 import pytest
 import yaml
-from cotenant.datasets.lab.plan import PlanError, PlanPart, expand_plan, load_plan, summarise
+from cotenant.datasets.lab.plan import PlanError, PlanPart, RunSpec, expand_plan, load_plan, summarise
 from cotenant.datasets.lab.schedules import ScheduleSpec, schedule_levels
 
 PLANS = Path(lab_package.__file__).parent / "plans"
@@ -190,6 +190,43 @@ def test_parts_share_out_coruns_and_probes_and_each_holds_every_solo(tmp_path: P
                 if run.kind == kind:
                     homes.setdefault(measured(run).config_key, set()).add(number)
         assert homes and all(len(found) == 1 for found in homes.values())
+
+
+def test_parts_by_targets_hold_their_targets_with_every_run_that_labels_them(tmp_path: Path) -> None:
+    from cotenant.datasets.lab.probes import default_victims
+
+    plan = load_plan(
+        write_plan(tmp_path, probes={}, parts_by="targets", coruns={"count": 27, "sizes": [1, 2, 3]})
+    )
+    whole = expand_plan(plan)
+    parts = [expand_plan(plan.model_copy(update={"part": PlanPart(index=i, count=2)})) for i in (1, 2)]
+    by_id = {run.run_id: run for run in whole}
+    victims = {spec.workload for spec in default_victims().values()}
+    homes: dict[str, set[int]] = {}
+    for number, part in enumerate(parts):
+        assert all(by_id[run.run_id] == run for run in part)
+        labelled = {run.target.config_key for run in part if run.kind in ("corun", "probe")}
+        solos = [run.target.config_key for run in part if run.kind == "solo"]
+        # Every target co-run or probed here has all its solo references here; victims' solos are in every
+        # part (pressure runs are shared out by neighbour and need them).
+        assert labelled and all(solos.count(key) == plan.solo_repeats for key in labelled)
+        assert {key.split("/")[0] for key in solos} - {key.split("/")[0] for key in labelled} <= victims
+        for key in labelled:
+            homes.setdefault(key, set()).add(number)
+    # Each target lives in one part, and no run is lost or measured twice: a solo is measured once for the
+    # whole plan, where parts of the default kind each repeat every one.
+    assert len(homes) == 3 and all(len(found) == 1 for found in homes.values())
+    ids = [run.run_id for part in parts for run in part if run.kind in ("corun", "probe", "pressure")]
+    assert sorted(ids) == sorted(run.run_id for run in whole if run.kind in ("corun", "probe", "pressure"))
+
+    def target_solos(runs: list[RunSpec]) -> list[str]:
+        return sorted(r.run_id for r in runs if r.kind == "solo" and r.target.workload not in victims)
+
+    assert target_solos([run for part in parts for run in part]) == target_solos(whole)
+    by_rounds = plan.model_copy(update={"parts_by": "rounds", "part": PlanPart(index=1, count=2)})
+    assert sum(run.kind == "solo" for run in expand_plan(by_rounds)) > max(
+        sum(run.kind == "solo" for run in part) for part in parts
+    )
 
 
 def test_part_syntax_and_bounds() -> None:
