@@ -37,6 +37,10 @@ def _labels(table: RunTable, run_ids: Sequence[str], column: str) -> np.ndarray:
     return order[column].to_numpy()
 
 
+# The batch key of each run's ensemble member that never trains on it (training.loop reads it).
+HELD_OUT_BY = "held_out_by"
+
+
 class MonitoringDataset(Dataset[Batch]):
     """One item per run: its normalised per-second features ``x [T, F]`` and label ``y``."""
 
@@ -52,6 +56,8 @@ class MonitoringDataset(Dataset[Batch]):
         self.values, self.offsets = stacked(table.telemetry, self.run_ids, self.features, stats, max_steps)
         self.y = _labels(table, self.run_ids, "label").astype(np.float32)
         self.has_neighbours = _labels(table, self.run_ids, "has_neighbours").astype(bool)
+        # Per run, the ensemble member that never trains on it (``held_out_by``); None: every member does.
+        self.held_out_by: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.run_ids)
@@ -67,15 +73,19 @@ class MonitoringDataset(Dataset[Batch]):
         out.values = np.concatenate(pieces) if pieces else self.values[:0]
         out.offsets = np.concatenate([[0], np.cumsum(lengths)])
         out.y, out.has_neighbours = self.y[chosen], self.has_neighbours[chosen]
+        out.held_out_by = None if self.held_out_by is None else self.held_out_by[chosen]
         return out
 
     def __getitem__(self, i: int) -> Batch:
         x = torch.from_numpy(self.values[self.offsets[i] : self.offsets[i + 1]])  # [T, F]
-        return {
+        item = {
             "x": x,
             "y": torch.tensor(self.y[i]),
             "has_neighbours": torch.tensor(bool(self.has_neighbours[i])),
         }
+        if self.held_out_by is not None:
+            item[HELD_OUT_BY] = torch.tensor(int(self.held_out_by[i]))
+        return item
 
 
 def collate_monitoring(items: list[Batch]) -> Batch:
@@ -86,13 +96,16 @@ def collate_monitoring(items: list[Batch]) -> Batch:
     for b, item in enumerate(items):
         x[b, : lengths[b]] = item["x"]
     mask = torch.arange(steps)[None, :] < lengths[:, None]  # [B, T]
-    return {
+    batch = {
         "x": x,
         "mask": mask,
         "y": torch.stack([item["y"] for item in items]),
         "has_neighbours": torch.stack([item["has_neighbours"] for item in items]),
         "lengths": lengths,
     }
+    if HELD_OUT_BY in items[0]:
+        batch[HELD_OUT_BY] = torch.stack([item[HELD_OUT_BY] for item in items])
+    return batch
 
 
 class PlacementDataset(Dataset[Batch]):

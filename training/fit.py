@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from cotenant.datasets.splits import Split
+from cotenant.datasets.splits import Split, program_of
 from cotenant.datasets.table import RunTable
 from cotenant.models.base import QUANTILES, DataShape, ModelSpec, feature_groups, set_torch_threads, summarise
 from cotenant.models.predictor import Predictor, PredictorMetadata
@@ -122,6 +122,8 @@ def _fit_monitoring(
     if spec.family == "neural":
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
         module = spec.build(model_cfg, shape)
+        if getattr(model_cfg, "members_hold_out_programs", False):
+            train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
         stopping = data.validation
         if cfg.early_stopping_patience is not None and data.validation is not None:
             stopping, judged = stopping_and_judged(
@@ -150,6 +152,8 @@ def _fit_monitoring(
         residual_quantiles=residual_quantiles,
     )
     predictor = Predictor(metadata, model)
+    if spec.family == "neural" and train.held_out_by is not None:
+        training_scores = members_out_of_fold_scores(predictor, train)
     validation = judged
     validation_error, validation_answers = None, None
     if validation is not None:
@@ -426,6 +430,37 @@ def _fit_neural(
     if pretrain_epochs:
         pretrain_neural(module, loader, pretrain_epochs, cfg.optim, where)
     return fit_neural(module, loader, cfg.epochs, cfg.optim, where, cfg.early_stopping_patience)
+
+
+def program_shares(applications: np.ndarray, members: int) -> np.ndarray:
+    """Per training run, the ensemble member that never trains on its program: the programs dealt into
+    ``members`` shares of about equal runs (GroupKFold, a program's runs in one share)."""
+    from sklearn.model_selection import GroupKFold
+
+    programs = np.asarray([program_of(str(a)) for a in applications])
+    if members < 2 or len(np.unique(programs)) < members:
+        raise ValueError(
+            f"members_hold_out_programs needs at least 2 members and as many training programs "
+            f"({members} members, {len(np.unique(programs))} programs)"
+        )
+    shares = np.zeros(len(programs), dtype=np.int64)
+    for share, (_, held) in enumerate(GroupKFold(members).split(programs, groups=programs)):
+        shares[held] = share
+    return shares
+
+
+def members_out_of_fold_scores(predictor: Predictor, train: MonitoringDataset) -> np.ndarray:
+    """Conformity scores of the training runs, each answered by the ensemble member that never trained on
+    its program (``program_shares``): out-of-fold scores, as the tabular models' (one member answers where
+    the served ensemble answers the mean of all, so they err wide)."""
+    assert train.held_out_by is not None
+    runs = _runs_of(train)
+    scores = []
+    for share, member in enumerate(predictor.model.members):
+        chosen = np.flatnonzero(train.held_out_by == share)
+        answers = Predictor(predictor.metadata, member).predict_normalised([runs[i] for i in chosen])
+        scores.append(conformity_scores(answers, train.y[chosen]))
+    return np.concatenate(scores)
 
 
 def _fit_tabular(

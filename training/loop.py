@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import lightning as L
 import torch
+from cotenant.datasets.torch_data import HELD_OUT_BY
 from cotenant.models.base import MEDIAN, quantile_loss
 from cotenant.training.config import OptimConfig
 from torch import nn
@@ -75,10 +76,21 @@ class RegressionModule(_Optimised):
         return self.model(**self._inputs(batch))
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        # An ensemble's members are each scored on their own answer (models/ensemble.py says why).
+        # An ensemble's members are each scored on their own answer (models/ensemble.py says why), each on
+        # the runs it may train on: not those of the programs held out from it (``HELD_OUT_BY``).
         members = getattr(self.model, "member_outputs", None)
         outputs = members(**self._inputs(batch)) if members is not None else [self(batch)]
-        loss = torch.stack([quantile_loss(output, batch["y"]) for output in outputs]).mean()
+        held_out_by = batch.get(HELD_OUT_BY) if members is not None else None
+        losses = []
+        for member, output in enumerate(outputs):
+            keep = None if held_out_by is None else held_out_by != member
+            if keep is None or bool(keep.all()):
+                losses.append(quantile_loss(output, batch["y"]))
+            elif bool(keep.any()):
+                losses.append(quantile_loss(output[keep], batch["y"][keep]))
+            else:  # nothing for this member in the batch: a zero that keeps its parameters in the graph
+                losses.append(output.sum() * 0.0)
+        loss = torch.stack(losses).mean()
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
         return loss
 
