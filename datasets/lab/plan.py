@@ -381,7 +381,7 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     for index in range(plan.coruns.count):
         size = plan.coruns.sizes[index % len(plan.coruns.sizes)]
         chosen = tuple(neighbours[name] for name in sorted(rng.sample(names, size)))
-        # Co-runs are shared out by round over the targets, so that every part has each target's share.
+        # Co-runs go by round over the targets (every part has each target's share), or with their target.
         target = targets[index % len(targets)]
         coruns.append((target, chosen, target_shares[target] if by_target else index // len(targets)))
     rng.shuffle(coruns)
@@ -410,7 +410,7 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
         ]
         for index, config in enumerate(distinct):
             profiles.append(((index + 0.25) / max(len(distinct), 1), "neighbour_solo", config, (), 0, None))
-    shares = solo_shares(plan, targets)
+    shares = solo_shares(plan, target_shares)
     if plan.adjacent_references is not None:
         return _expand_in_blocks(plan, plan.adjacent_references, labelled, profiles, referenced, shares)
     slots = [*labelled, *_spread_solos(plan, referenced, shares), *profiles]
@@ -422,13 +422,14 @@ def expand_plan(plan: Plan) -> list[RunSpec]:
     ]
 
 
-def solo_shares(plan: Plan, targets: list[RoleConfig]) -> dict[RoleConfig, int]:
+def solo_shares(plan: Plan, target_shares: dict[RoleConfig, int]) -> dict[RoleConfig, int]:
     """The part share of each configuration's solo references where parts share out targets (every part's
-    otherwise): a target's own index, unless it is also a probe victim, whose solos every part needs."""
+    otherwise): its target's share (``shares_of_targets``), unless it is also a probe victim, whose solos
+    every part needs."""
     if plan.parts_by != "targets":
         return {}
     victims = set(victim_configs(plan))
-    return {config: share for config, share in shares_of_targets(targets).items() if config not in victims}
+    return {config: share for config, share in target_shares.items() if config not in victims}
 
 
 def shares_of_targets(targets: list[RoleConfig]) -> dict[RoleConfig, int]:

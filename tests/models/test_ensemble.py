@@ -34,6 +34,16 @@ def _batch(n: int = 6) -> dict[str, torch.Tensor]:
     return {"x": x, "mask": mask, "y": torch.rand(n, generator=generator)}
 
 
+def _first_member_gradients(model: MemberEnsemble) -> list[torch.Tensor]:
+    return [p.grad.clone() for p in model.members[0].parameters() if p.grad is not None]
+
+
+def _assert_same_gradients(got: list[torch.Tensor], expected: list[torch.Tensor]) -> None:
+    assert got and len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
+
+
 def test_members_start_apart_and_the_ensemble_answers_their_mean() -> None:
     torch.manual_seed(0)
     model = _ensemble().eval()
@@ -53,15 +63,13 @@ def test_each_member_learns_from_its_own_answer_not_the_average() -> None:
     module = RegressionModule(model, OptimConfig(), total_steps=1)
     batch = _batch()
     module.training_step(batch, 0).backward()
-    got = [p.grad.clone() for p in model.members[0].parameters() if p.grad is not None]
+    got = _first_member_gradients(model)
     model.zero_grad()
     # The member's gradient from its own loss, over M as the ensemble's loss is the members' mean.
     own = quantile_loss(model.members[0](batch["x"], batch["mask"]), batch["y"]) / len(model.members)
     own.backward()
-    expected = [p.grad.clone() for p in model.members[0].parameters() if p.grad is not None]
-    assert got and len(got) == len(expected)
-    for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e)
+    expected = _first_member_gradients(model)
+    _assert_same_gradients(got, expected)
     model.zero_grad()
     averaged = quantile_loss(model(batch["x"], batch["mask"]), batch["y"])
     averaged.backward()
@@ -98,16 +106,14 @@ def test_a_member_never_learns_from_the_runs_held_out_from_it() -> None:
     module = RegressionModule(model, OptimConfig(), total_steps=1)
     batch = _batch() | {HELD_OUT_BY: torch.tensor([0, 0, 0, 1, 1, 1])}
     module.training_step(batch, 0).backward()
-    got = [p.grad.clone() for p in model.members[0].parameters() if p.grad is not None]
+    got = _first_member_gradients(model)
     model.zero_grad()
     # Member 0's gradient is that of its loss on runs 3-5 only (those of member 1's held-out programs).
     kept = slice(3, 6)
     own = quantile_loss(model.members[0](batch["x"][kept], batch["mask"][kept]), batch["y"][kept]) / 2
     own.backward()
-    expected = [p.grad.clone() for p in model.members[0].parameters() if p.grad is not None]
-    assert got and len(got) == len(expected)
-    for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e)
+    expected = _first_member_gradients(model)
+    _assert_same_gradients(got, expected)
     # A batch holding only runs held out from member 0 leaves it untouched; member 1 still learns.
     model.zero_grad()
     module.training_step(batch | {HELD_OUT_BY: torch.zeros(6, dtype=torch.long)}, 0).backward()
