@@ -78,6 +78,12 @@ class NeighbourSpec(BaseModel):
     limits: Limits | None = None
 
 
+# Neighbours of one co-run at most. The bundled plans use 1-3 (a newcomer beside a few tenants); plans of
+# tenants capped at fractions of a core (plans/crowded.yaml) need more to fill a host, as the closed loop's
+# hosts fill.
+MAX_CORUN_NEIGHBOURS = 8
+
+
 class CorunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -86,8 +92,12 @@ class CorunSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> CorunSpec:
-        if self.count and (not self.sizes or any(size < 1 or size > 3 for size in self.sizes)):
-            raise ValueError("sizes must be a non-empty list of neighbour counts between 1 and 3")
+        if self.count and (
+            not self.sizes or any(size < 1 or size > MAX_CORUN_NEIGHBOURS for size in self.sizes)
+        ):
+            raise ValueError(
+                f"sizes must be a non-empty list of neighbour counts between 1 and {MAX_CORUN_NEIGHBOURS}"
+            )
         return self
 
 
