@@ -37,22 +37,23 @@ pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The closed-loop A/B test's report (reports/abtest/, datasets/lab/README.md): its champions trained on every packed
-# campaign in a registry of their own, then the test itself (~20 min on a quiet 2-core machine, nothing else running).
+# campaign in a registry of their own, then the test itself (~15 min on a quiet 2-core machine once set up, nothing else running).
 CLOSED_LOOP := var/closed-loop
 CLOSED_LOOP_CAMPAIGNS := v2 v3-p1 bundled_v3-p1 bundled_v4-p1 fractional
+CLOSED_LOOP_DATA := bundled:$(CLOSED_LOOP)/data
 CLOSED_LOOP_REGISTRY := sqlite:///$(CLOSED_LOOP)/mlflow.db
-# Chosen on the validation programs of that data (`cotenant evaluate --data bundled:$(CLOSED_LOOP)/data --folds 5
+# Chosen on the validation programs of that data (`cotenant evaluate --data $(CLOSED_LOOP_DATA) --folds 5
 # --models "placement-probes,placement-probes[pressure_at_demand=true]"`): 12.08 against 12.34 pp.
 CLOSED_LOOP_PLACEMENT_OPTIONS := {"pressure_at_demand": true}
 abtest: setup
 	rm -rf $(CLOSED_LOOP) var/abtest
 	$(BIN)/cotenant datasets pack $(addprefix datasets/campaigns/,$(CLOSED_LOOP_CAMPAIGNS)) --out $(CLOSED_LOOP)/data
 	$(BIN)/cotenant train --model placement-probes --model-options '$(CLOSED_LOOP_PLACEMENT_OPTIONS)' \
-		--data bundled:$(CLOSED_LOOP)/data --tracking-uri $(CLOSED_LOOP_REGISTRY)
-	$(BIN)/cotenant train --model hist-gradient-boosting --data bundled:$(CLOSED_LOOP)/data \
+		--data $(CLOSED_LOOP_DATA) --tracking-uri $(CLOSED_LOOP_REGISTRY)
+	$(BIN)/cotenant train --model hist-gradient-boosting --data $(CLOSED_LOOP_DATA) \
 		--tracking-uri $(CLOSED_LOOP_REGISTRY)
 	$(BIN)/cotenant lab abtest datasets/lab/plans/abtest.yaml --out var/abtest \
-		--tracking-uri $(CLOSED_LOOP_REGISTRY) --probes-from bundled:$(CLOSED_LOOP)/data
+		--tracking-uri $(CLOSED_LOOP_REGISTRY) --probes-from $(CLOSED_LOOP_DATA)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
