@@ -157,25 +157,41 @@ def failure_reason(placement: HostPlacement) -> str:
     return f"cotenant: predicted {' and '.join(parts)} below the minimum{driver}"
 
 
-def extender_scores(scores: CandidateScores) -> list[int]:
-    """0-10 per candidate in request order: round(10 x score), neutral where a node was not scored."""
-    scaled = np.clip(np.rint(scores.score * MAX_EXTENDER_SCORE), 0, MAX_EXTENDER_SCORE).astype(np.int64)
+def extender_scores(scores: CandidateScores, min_performance: float = 0.0) -> list[int]:
+    """0-10 per candidate in request order: the score's headroom above the pod's minimum P, spread over the
+    protocol's eleven levels; neutral where a node was not scored.
+
+    kube-scheduler allows an extender eleven integer levels. Nodes under the minimum fail ``filter``, so
+    spending levels below it wastes them: with a minimum of 0.8, ``round(10 x P)`` leaves the nodes that pass
+    three levels (8, 9, 10) and calls a node at 0.86 and one at 0.94 equal. Without a minimum (0) this is
+    ``round(10 x P)``; a node under the minimum scores 0.
+    """
+    if min_performance < 1.0:
+        headroom = (scores.score - min_performance) / (1.0 - min_performance)
+    else:
+        headroom = (scores.score >= 1.0).astype(np.float64)
+    scaled = np.clip(np.rint(headroom * MAX_EXTENDER_SCORE), 0, MAX_EXTENDER_SCORE).astype(np.int64)
     scaled[~scores.scored] = NEUTRAL_EXTENDER_SCORE
     return list(scaled.tolist())
 
 
-def prioritize_body(names: list[str], scores: CandidateScores | None) -> str:
+def prioritize_body(names: list[str], scores: CandidateScores | None, min_performance: float = 0.0) -> str:
     """The reply as JSON, scores in the order kube-scheduler sent the nodes; neutral for every node when the
     pod is unknown. Written entry by entry from the request's names (escaped as ``json.dumps`` escapes them)
     and the integer scores: no model round trip per node, and no dict per node for ``json.dumps`` to walk
     (5,000 nodes: ~1 ms instead of ~4 ms)."""
-    values = extender_scores(scores) if scores is not None else [NEUTRAL_EXTENDER_SCORE] * len(names)
+    if scores is None:
+        values = [NEUTRAL_EXTENDER_SCORE] * len(names)
+    else:
+        values = extender_scores(scores, min_performance)
     quoted = json.encoder.encode_basestring_ascii
     pairs = zip(names, values, strict=True)
     entries = [f'{{"Host":{quoted(name)},"Score":{score}}}' for name, score in pairs]
     return "[" + ",".join(entries) + "]"
 
 
-def prioritize_result(names: list[str], scores: CandidateScores | None) -> HostPriorityList:
+def prioritize_result(
+    names: list[str], scores: CandidateScores | None, min_performance: float = 0.0
+) -> HostPriorityList:
     """``prioritize_body`` as the typed ``[{"Host", "Score"}]`` model (its schema is the API's)."""
-    return HostPriorityList.model_validate_json(prioritize_body(names, scores))
+    return HostPriorityList.model_validate_json(prioritize_body(names, scores, min_performance))

@@ -368,10 +368,11 @@ class InterferencePredictionService:
     @bentoml.api(route="/prioritize", output_spec=HostPriorityList)
     def prioritize_nodes(self, args: ExtenderArgs, /) -> Response:
         """Extender prioritize verb: a 0-10 score per node, neutral (5) where the pod or node is unknown."""
-        _, names, scores = self._extender_scores(args, "prioritize")
+        pod, names, scores = self._extender_scores(args, "prioritize")
         # Encoded here in one pass (the published schema stays HostPriorityList): BentoML's generic output
         # path re-walks a 500-item model on every call of kube-scheduler's hottest request.
-        return Response(extender.prioritize_body(names, scores), media_type="application/json")
+        body = extender.prioritize_body(names, scores, pod.min_performance)
+        return Response(body, media_type="application/json")
 
     def _extender_scores(
         self, args: ExtenderArgs, verb: str

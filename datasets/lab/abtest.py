@@ -12,6 +12,8 @@ kube-scheduler's own scorers on resource requests:
 - ``random``: any node that fits, seeded.
 
 Capacity (CPU and memory requests) is respected by every policy: a tenant that fits nowhere is refused.
+Every policy breaks ties between equally scored nodes at random (seeded), as kube-scheduler's ``selectHost``
+does.
 """
 
 from __future__ import annotations
@@ -173,14 +175,20 @@ def choose(
         if extender is None:
             raise ValueError("the cotenant policy needs the extender's scores")
         scores = extender(tenant, fitting)
-        if not scores:
-            return None, {}
-        return max(fitting, key=lambda name: (scores.get(name, float("-inf")), -fitting.index(name))), scores
+        passing = [name for name in fitting if name in scores]
+        return (highest_scoring(passing, scores, rng) if passing else None), scores
     if policy == "random":
         return rng.choice(fitting), {}
     scores = {name: loads[name].allocated_after(tenant.requests) for name in fitting}
     sign = 1.0 if policy == "most_allocated" else -1.0
-    return max(fitting, key=lambda name: (sign * scores[name], -fitting.index(name))), scores
+    return highest_scoring(fitting, {name: sign * score for name, score in scores.items()}, rng), scores
+
+
+def highest_scoring(hosts: list[str], scores: dict[str, float], rng: random.Random) -> str:
+    """One of the hosts with the highest score, uniformly at random, as kube-scheduler's ``selectHost``
+    breaks ties (an extender's eleven levels tie often; always taking the first would pile ties onto it)."""
+    top = max(scores[name] for name in hosts)
+    return rng.choice([name for name in hosts if scores[name] == top])
 
 
 def place_stream(

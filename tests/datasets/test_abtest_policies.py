@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from cotenant.datasets.lab.abtest import AbTestPlan, TenantSpec, outcome, place_stream
+from cotenant.datasets.lab.abtest import (
+    AbTestPlan,
+    Placement,
+    TenantSpec,
+    highest_scoring,
+    outcome,
+    place_stream,
+)
 from pydantic import ValidationError
 
 
@@ -24,11 +33,33 @@ def plan(**overrides: object) -> AbTestPlan:
     return AbTestPlan.model_validate({**body, "tenants": tenants, **overrides})
 
 
+def groups(placement: Placement) -> set[tuple[str, ...]]:
+    """Who shares a host with whom, whichever host the first tie sent them to."""
+    return {tuple(names) for names in placement.hosts.values()}
+
+
 def test_bin_packing_fills_the_fullest_node_and_spreading_the_emptiest() -> None:
     packed = place_stream(plan(), "most_allocated")
-    assert packed.hosts == {"host-1": ["a", "b"], "host-2": ["c"]} and packed.refused == ["d"]
+    assert groups(packed) == {("a", "b"), ("c",)} and packed.refused == ["d"]
     spread = place_stream(plan(), "least_allocated")
-    assert spread.hosts == {"host-1": ["a"], "host-2": ["b", "c"]} and spread.refused == ["d"]
+    assert groups(spread) == {("a",), ("b", "c")} and spread.refused == ["d"]
+
+
+def test_ties_go_to_any_of_the_best_nodes_at_random_and_seeded() -> None:
+    """kube-scheduler's selectHost: among equally scored nodes, a uniform choice; never always the first."""
+    rng = random.Random(3)
+    picks = Counter(
+        highest_scoring(["n1", "n2", "n3"], {"n1": 9.0, "n2": 9.0, "n3": 4.0}, rng) for _ in range(400)
+    )
+    assert set(picks) == {"n1", "n2"} and min(picks.values()) > 150
+    assert highest_scoring(["n1", "n2"], {"n1": 0.5, "n2": 0.7}, rng) == "n2"
+    first_arrivals = {
+        place_stream(plan(seed=seed), "least_allocated").host_of("a") for seed in range(12)
+    }  # both hosts empty: a tie
+    assert first_arrivals == {"host-1", "host-2"}
+    assert place_stream(plan(seed=5), "cotenant", lambda t, hosts: dict.fromkeys(hosts, 8.0)).hosts == (
+        place_stream(plan(seed=5), "cotenant", lambda t, hosts: dict.fromkeys(hosts, 8.0)).hosts
+    )
 
 
 def test_capacity_is_respected_by_every_policy_and_random_is_seeded() -> None:

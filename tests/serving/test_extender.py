@@ -11,6 +11,7 @@ from cotenant.serving.config import ServiceSettings
 from cotenant.serving.extender import (
     NEUTRAL_EXTENDER_SCORE,
     ExtenderArgs,
+    extender_scores,
     failure_reason,
     filter_result,
     infeasible_positions,
@@ -121,6 +122,21 @@ def test_reply_keys_are_kube_schedulers_capitalised_field_names() -> None:
     ]
     unknown = prioritize_result(["node-a"], None)
     assert unknown.root[0].Score == NEUTRAL_EXTENDER_SCORE
+
+
+def test_prioritize_spreads_the_headroom_above_the_pods_minimum_over_the_eleven_levels() -> None:
+    """With a minimum of 0.8, P 0.86 and 0.94 are different answers (3 and 7), not both 9 as round(10 x P)
+    would have them; a node under the minimum scores 0, an unscored one stays neutral, and a pod without a
+    minimum gets round(10 x P)."""
+    names = ["at-min", "low", "high", "top", "under", "unknown"]
+    scores = candidate_scores(names, [0.8, 0.86, 0.94, 1.0, 0.5, None])
+    assert extender_scores(scores, 0.8) == [0, 3, 7, 10, 0, NEUTRAL_EXTENDER_SCORE]
+    assert extender_scores(scores, 0.0) == [8, 9, 9, 10, 5, NEUTRAL_EXTENDER_SCORE]
+    assert extender_scores(scores) == extender_scores(scores, 0.0)
+    assert extender_scores(scores, 1.0) == [0, 0, 0, 10, 0, NEUTRAL_EXTENDER_SCORE]  # only a host at P = 1
+    body = json.loads(prioritize_body(names, scores, 0.8))
+    assert [entry["Score"] for entry in body] == [0, 3, 7, 10, 0, NEUTRAL_EXTENDER_SCORE]
+    assert prioritize_result(names, scores, 0.8).root[2].Score == 7
 
 
 def test_the_prioritize_body_escapes_any_node_name_as_json_does() -> None:

@@ -207,6 +207,30 @@ def test_bad_telemetry_never_poisons_host_state(service: Any) -> None:
     assert service.hosts.hosts["node-a"].last_seen_wall == seen
 
 
+def test_prioritize_ranks_by_headroom_above_the_pods_minimum(service: Any) -> None:
+    """The pod's own minimum (its annotation) sets the scale of the prioritize scores: the headroom of each
+    node's score above it over the eleven levels, round(10 x score) without one."""
+    for host, seed, intensity in (("node-a", 1, 0.3), ("node-b", 2, 3.0), ("node-c", 3, 1.0)):
+        feed(service, host, seed, intensity)
+    register(service, "web")
+    hosts = ["node-a", "node-b", "node-c"]
+    placement = service.champions.champions.placement
+    newcomer = service.profiles.encoding(service.profiles.get("web"), placement)
+    score = scoring.score_candidates(newcomer, hosts, service.hosts, placement).score
+    minimum = round(0.8 * float(score.max()), 3)  # some nodes under it, the best one above
+    pod = fixture_json("pod.json")
+    answers = []
+    for annotated, expected in (
+        (minimum, np.rint(10 * (score - minimum) / (1 - minimum))),
+        (0.0, np.rint(10 * score)),
+    ):
+        pod["metadata"]["annotations"]["cotenant.io/min-performance"] = str(annotated)
+        args = ExtenderArgs.model_validate({"Pod": pod, "NodeNames": hosts})
+        answers.append([s.Score for s in prioritized(service, args)])
+        assert answers[-1] == np.clip(expected, 0, 10).astype(int).tolist()
+    assert answers[0] != answers[1], f"scores {score} do not tell the two scales apart"
+
+
 def test_filter_explains_the_nodes_it_fails(service: Any) -> None:
     feed(service, "node-a", 1)
     register(service, "web")
