@@ -102,6 +102,14 @@ class ProbePlacementConfig(ModelConfig):
     # answers an average program's full pressure (the A/B test's quota-limited tenants: every one ~0.25
     # cache pressure). Measured probes, and estimates of workloads like the training ones, stay as they are.
     pressure_at_demand: bool = False
+    # Charge having neighbours in proportion to the CPU they use instead of as a constant: the law's intercept
+    # is dropped and two terms take its place, the others' CPU demand as a share of the host's cores, alone
+    # and times the workload's own CPU sensitivity (a latency-bound service waits behind whatever runs on
+    # its core even when the fair share gives it all it asks). Without it the fitted intercept charges every
+    # co-located workload the same: on the closed-loop data exp(-0.147), so a 0.15-core job beside a
+    # 0.09-core service was predicted at 0.84 (measured 1.0) and the A/B test's extender refused 7 of 12
+    # tenants. With it, neighbours that use no CPU and exert no pressure cost nothing (P = 1).
+    neighbour_load: bool = False
 
 
 def probe_resource(column: str) -> str:
@@ -145,8 +153,10 @@ class ProbePlacementModel:
         boosting_learning_rate: float = 0.3,
         contended_cpu_pair: bool = True,
         pressure_at_demand: bool = False,
+        neighbour_load: bool = False,
     ) -> None:
         self.head = head
+        self.neighbour_load = neighbour_load
         self.contended_cpu_pair = contended_cpu_pair
         self.pressure_at_demand = pressure_at_demand
         self.describer_trees = describer_trees
@@ -297,9 +307,37 @@ class ProbePlacementModel:
                 own_demand * others_demand,
                 *self._utilisation_term(own_demand, others_demand, counts),
                 *fair,
+                *self._load_terms(own_part[:, :pairs], others_demand, counts),
             ],
             axis=1,
         )
+
+    def _charges_load(self) -> bool:
+        """Whether the law reads the neighbours' load (``neighbour_load``) and so has no intercept: only for a
+        model fit with the demand's scale and the host's cores (older artifacts: never)."""
+        return bool(getattr(self, "neighbour_load", False)) and self._can_read_cores()
+
+    def _can_read_cores(self) -> bool:
+        return (
+            getattr(self, "demand_scale_", None) is not None
+            and getattr(self, "host_cores_", None) is not None
+        )
+
+    def _load_terms(
+        self, own_sensitivity: np.ndarray, others_demand: np.ndarray, count: np.ndarray
+    ) -> list[np.ndarray]:
+        """``[load, own CPU sensitivity x load]`` (``[N, 1]`` each; the product only where CPU is probed),
+        the load being the others' CPU demand as a share of the host's cores; none without
+        ``neighbour_load``."""
+        if not self._charges_load():
+            return []
+        mean, std = self.demand_scale_  # type: ignore[misc]
+        load = np.maximum(others_demand * std + count * mean, 0.0) / float(self.host_cores_)  # type: ignore[arg-type]
+        cpu = self._cpu_pair()
+        return [load] if cpu is None else [load, own_sensitivity[:, cpu : cpu + 1] * load]
+
+    def _load_width(self) -> int:
+        return 0 if not self._charges_load() else 1 + int(self._cpu_pair() is not None)
 
     def _cpu_pair(self) -> int | None:
         """Position of the CPU resource among ``pairs`` (None when CPU is not probed both ways)."""
@@ -311,10 +349,10 @@ class ProbePlacementModel:
     ) -> list[np.ndarray]:
         """``[-log min(1, cores / summed demand)]`` (``[N, 1]``), or nothing for a model fit without the
         demand's scale (older artifacts keep their feature layout)."""
-        scale, cores = getattr(self, "demand_scale_", None), getattr(self, "host_cores_", None)
-        if scale is None or cores is None:
+        if not self._can_read_cores():
             return []
-        mean, std = scale
+        mean, std = self.demand_scale_  # type: ignore[misc]
+        cores = float(self.host_cores_)  # type: ignore[arg-type]
         # the others' embedding is a sum of `count` standardised demands: back to cores, never negative
         total = np.maximum(own_demand * std + mean, 0.0) + np.maximum(others_demand * std + count * mean, 0.0)
         share = np.minimum(1.0, cores / np.maximum(total, 1e-9))  # nobody demanding anything: 1
@@ -345,7 +383,7 @@ class ProbePlacementModel:
         """``interactions`` read back from full ``features`` rows (their last columns)."""
         utilisation = int(getattr(self, "host_cores_", None) is not None)
         fair = int(len(self._fair_levels()) > 0)
-        return features[:, -(len(self.pairs) + 1 + utilisation + fair) :]
+        return features[:, -(len(self.pairs) + 1 + utilisation + fair + self._load_width()) :]
 
     # ---- fitting -----------------------------------------------------------------------------------------
     def fit(
@@ -460,7 +498,8 @@ class ProbePlacementModel:
             from sklearn.linear_model import LinearRegression
 
             slowdown = -np.log(np.clip(labels, P_FLOOR, 1.0))
-            return LinearRegression(positive=True).fit(self._interactions(x), slowdown)
+            law = LinearRegression(positive=True, fit_intercept=not self._charges_load())
+            return law.fit(self._interactions(x), slowdown)
         from sklearn.linear_model import RidgeCV
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -548,6 +587,7 @@ def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel
         config.boosting_learning_rate,
         config.contended_cpu_pair,
         config.pressure_at_demand,
+        config.neighbour_load,
     )
 
 

@@ -243,6 +243,53 @@ def test_the_contended_cpu_pair_charges_cpu_sensitivity_only_where_the_fair_shar
     np.testing.assert_allclose(np.delete(gated, products, axis=1), np.delete(always, products, axis=1))
 
 
+def test_with_neighbour_load_the_law_charges_the_cpu_neighbours_use_and_nothing_for_idle_ones(
+    outcome: Any,
+) -> None:
+    """``neighbour_load``: two more law inputs, the others' CPU demand over the host's cores and that times
+    the workload's own CPU sensitivity, and no intercept: neighbours that use no CPU and exert no pressure
+    cost nothing, where the fitted constant charged every co-located workload alike."""
+    import copy
+
+    model = copy.copy(outcome[0].predictor.model)
+    model.host_cores_, model.demand_scale_ = 1.0, (0.8, 0.5)
+    model.fair_share_ = True
+    cpu = model._cpu_pair()
+    assert cpu is not None
+    mean, std = model.demand_scale_
+    rows = np.zeros((3, len(model.names)), np.float32)
+    rows[:, model.measured_column] = 1.0
+    rows[:, model.deficit_columns] = 0.0
+    sensitivity = model.deficit_columns[model.pairs[cpu][0]]
+    rows[0, sensitivity] = 0.5  # a latency-bound service: sensitive to whatever runs on its core
+    rows[:, model.demand_column] = (np.array([0.1, 0.0, 0.3]) - mean) / std  # service, idle, busy tenant
+    service, idle, busy = model.embed(rows)
+    own, others = np.stack([service, service]), np.stack([idle, busy])
+    model.neighbour_load = False
+    without = model.features(own, others, np.ones(2))
+    model.neighbour_load = True
+    with_load = model.features(own, others, np.ones(2))
+    assert with_load.shape[1] == without.shape[1] + 2
+    np.testing.assert_allclose(with_load[:, :-2], without)
+    np.testing.assert_allclose(with_load[:, -2], [0.0, 0.3], atol=1e-5)  # 0.3 of the one core
+    np.testing.assert_allclose(with_load[:, -1], [0.0, 0.5 * 0.3], atol=1e-5)
+    # the law fit on slowdowns that the load explains: no intercept, the load's weight recovered, and an
+    # idle neighbour leaves P at 1 (a constant model, or the law with its intercept, cannot)
+    rng = np.random.default_rng(0)
+    loads = rng.uniform(0.0, 1.0, 400)
+    others = np.repeat(others[1:], 400, axis=0)
+    others[:, len(model.deficit_columns)] = (loads - mean) / std  # the demand column
+    features = model.features(np.repeat(own[:1], 400, axis=0), others, np.ones(400))
+    labels = np.exp(-0.4 * features[:, -2])
+    law = model._fit_head("factorised", features, labels)
+    assert law.intercept_ == 0.0
+    assert law.coef_[-2] + 0.5 * law.coef_[-1] == pytest.approx(0.4, abs=1e-3)
+    model.head_, model.head_family_ = law, "factorised"
+    idle_p, busy_p = model.predict_rows(own, np.stack([idle, busy]), np.ones(2))
+    assert idle_p == pytest.approx(1.0)
+    assert busy_p == pytest.approx(np.exp(-0.4 * 0.3), abs=1e-3)
+
+
 def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
     table: RunTable, outcome: Any
 ) -> None:
