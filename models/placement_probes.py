@@ -331,10 +331,15 @@ class ProbePlacementModel:
         ``neighbour_load``."""
         if not self._charges_load():
             return []
-        mean, std = self.demand_scale_  # type: ignore[misc]
-        load = np.maximum(others_demand * std + count * mean, 0.0) / float(self.host_cores_)  # type: ignore[arg-type]
+        load = self._others_cores(others_demand, count) / float(self.host_cores_)  # type: ignore[arg-type]
         cpu = self._cpu_pair()
         return [load] if cpu is None else [load, own_sensitivity[:, cpu : cpu + 1] * load]
+
+    def _others_cores(self, others_demand: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """The others' summed CPU demand in cores, never negative: their embedding sums ``count``
+        standardised demands (needs ``demand_scale_``)."""
+        mean, std = self.demand_scale_  # type: ignore[misc]
+        return np.maximum(others_demand * std + count * mean, 0.0)
 
     def _load_width(self) -> int:
         return 0 if not self._charges_load() else 1 + int(self._cpu_pair() is not None)
@@ -353,8 +358,7 @@ class ProbePlacementModel:
             return []
         mean, std = self.demand_scale_  # type: ignore[misc]
         cores = float(self.host_cores_)  # type: ignore[arg-type]
-        # the others' embedding is a sum of `count` standardised demands: back to cores, never negative
-        total = np.maximum(own_demand * std + mean, 0.0) + np.maximum(others_demand * std + count * mean, 0.0)
+        total = np.maximum(own_demand * std + mean, 0.0) + self._others_cores(others_demand, count)
         share = np.minimum(1.0, cores / np.maximum(total, 1e-9))  # nobody demanding anything: 1
         return [-np.log(np.maximum(share, P_FLOOR))]
 
@@ -381,7 +385,7 @@ class ProbePlacementModel:
 
     def _interactions(self, features: np.ndarray) -> np.ndarray:
         """``interactions`` read back from full ``features`` rows (their last columns)."""
-        utilisation = int(getattr(self, "host_cores_", None) is not None)
+        utilisation = int(self._can_read_cores())
         fair = int(len(self._fair_levels()) > 0)
         return features[:, -(len(self.pairs) + 1 + utilisation + fair + self._load_width()) :]
 
