@@ -76,6 +76,7 @@ def info_command(
     runs.add_column("counts")
     runs.add_row("scenario", ", ".join(f"{k}: {v}" for k, v in facts["scenarios"].items()))
     runs.add_row("neighbours", ", ".join(f"{k}: {v}" for k, v in facts["neighbour_counts"].items()))
+    runs.add_row("node cores", ", ".join(f"{k}: {v}" for k, v in facts["node_cores"].items()))
     if facts["runs_by_kind"]:
         runs.add_row("lab kind", ", ".join(f"{k}: {v}" for k, v in facts["runs_by_kind"].items()))
     runs.add_row("run-seconds", str(facts["seconds"]))

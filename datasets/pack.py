@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from cotenant.datasets.lab.labels import noise_text
 from cotenant.datasets.sources.lab import is_lab_directory, load_labs
@@ -81,6 +82,7 @@ def summary(table: RunTable) -> dict[str, Any]:
         "n_runs": runs.height,
         "scenarios": dict(runs.group_by("scenario").len().sort("scenario").iter_rows()),
         "neighbour_counts": dict(runs.group_by("n_neighbours").len().sort("n_neighbours").iter_rows()),
+        "node_cores": node_counts(table),
         "label_histogram": label_histogram(runs["label"]),
         "label_mean": float(runs["label"].mean() or 0.0),
         "seconds": table.telemetry.height,
@@ -88,6 +90,16 @@ def summary(table: RunTable) -> dict[str, Any]:
         "noise_floor": table.meta.get("noise_floor"),
         "runs_by_kind": table.meta.get("runs_by_kind", {}),
     }
+
+
+def node_counts(table: RunTable) -> dict[str, int]:
+    """Co-runs per number of cores of the node they measured (``RunTable.run_cores``; "unknown" where
+    nothing says)."""
+    counts: dict[str, int] = {}
+    for cores in table.run_cores():
+        name = "unknown" if np.isnan(cores) else f"{cores:g}"
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _noise_cells(noise: Any, application: str) -> str:
@@ -216,6 +228,7 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         f"- labelled co-runs: {facts['n_runs']}; runs by kind in the lab: {facts['runs_by_kind']}",
         f"- scenarios: {facts['scenarios']}",
         f"- neighbour counts (co-runs per number of neighbours): {facts['neighbour_counts']}",
+        f"- nodes (co-runs per number of cores of the node they measured): {facts['node_cores']}",
         f"- telemetry: {facts['seconds']} run-seconds; solo profiles: {facts['profiles']}",
         f"- dropped: {table.meta.get('dropped', {})}",
         f"- noise floor: {noise_text(facts['noise_floor'])}",

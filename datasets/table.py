@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from cotenant.collectors.base import MetricGroup
 
@@ -42,6 +43,9 @@ RUN_COLUMNS: dict[str, type[pl.DataType] | pl.DataType] = {
     "target_profile": pl.Utf8,
     "neighbour_profiles": pl.List(pl.Utf8),
 }
+# An optional ``runs`` column: the cores of the node a run measured where its plan pinned it to fewer CPUs
+# than the machine has (the lab's ``host_cpus``); null or absent: the machine's (``RunTable.host_cores``).
+RUN_HOST_CORES = "host_cores"
 FILES = {"runs": "runs.parquet", "telemetry": "telemetry.parquet", "profiles": "profiles.parquet"}
 # Frames a source may add (the lab: every record, probes); saved and loaded when present.
 #   records: every execution of the lab (solo, co-run, probe, pressure, neighbour-solo) with its performance,
@@ -110,6 +114,22 @@ class RunTable:
         """The measuring machine's CPU cores (``meta["machine"]``), None where the source does not say."""
         cores = (self.meta.get("machine") or {}).get("cores")
         return float(cores) if cores else None
+
+    def run_cores(self, run_ids: list[str] | None = None) -> np.ndarray:
+        """The cores of the node each run measured (``[R]``, in ``run_ids``' order, else ``runs``'): its own
+        ``host_cores`` where a plan pinned it, else the machine's (``host_cores``); NaN where neither
+        says."""
+        runs = self.runs
+        if run_ids is not None:
+            order = pl.DataFrame({"run_id": list(run_ids)}, schema={"run_id": pl.Utf8})
+            runs = order.join(runs, on="run_id", how="left", maintain_order="left")
+        machine = self.host_cores
+        own = (
+            runs[RUN_HOST_CORES].cast(pl.Float64)
+            if RUN_HOST_CORES in runs.columns
+            else pl.Series([None] * runs.height, dtype=pl.Float64)
+        )
+        return own.fill_null(np.nan if machine is None else machine).to_numpy().astype(np.float64)
 
     @property
     def profile_metrics(self) -> list[str]:

@@ -120,6 +120,8 @@ class PlacementDataset(Dataset[Batch]):
             table, self.run_ids, stats, max_neighbours
         )
         self.y = _labels(table, self.run_ids, "label").astype(np.float32)
+        # The cores of each run's node (NaN: unknown): the shares a model that reads the host's size takes.
+        self.cores = table.run_cores(self.run_ids)
 
     def __len__(self) -> int:
         return len(self.run_ids)

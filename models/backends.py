@@ -46,9 +46,14 @@ class Backend:
 
     # placement
     def placement_quantiles(
-        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+        self,
+        newcomer: np.ndarray,
+        neighbours: np.ndarray,
+        mask: np.ndarray,
+        host_cores: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The task's batch layout -> sorted quantiles ``[B, Q]`` (before calibration)."""
+        """The task's batch layout -> sorted quantiles ``[B, Q]`` (before calibration); ``host_cores [B]``:
+        each row's node size, for a model that reads it (NaN or None: as set)."""
         raise NotImplementedError
 
     def encode(self, variants: np.ndarray) -> np.ndarray:
@@ -113,7 +118,11 @@ class NeuralBackend(Backend):
         return sort_quantiles(out)
 
     def placement_quantiles(
-        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+        self,
+        newcomer: np.ndarray,
+        neighbours: np.ndarray,
+        mask: np.ndarray,
+        host_cores: np.ndarray | None = None,
     ) -> np.ndarray:
         import torch
 
@@ -183,7 +192,11 @@ class TabularBackend(Backend):
         return self.quantiles(features)
 
     def placement_quantiles(
-        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+        self,
+        newcomer: np.ndarray,
+        neighbours: np.ndarray,
+        mask: np.ndarray,
+        host_cores: np.ndarray | None = None,
     ) -> np.ndarray:
         from cotenant.models.placement import batch_placement_features
 
@@ -211,11 +224,18 @@ class ProbesBackend(TabularBackend):
         raise TypeError("placement-probes serves the placement task only")
 
     def placement_quantiles(
-        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray
+        self,
+        newcomer: np.ndarray,
+        neighbours: np.ndarray,
+        mask: np.ndarray,
+        host_cores: np.ndarray | None = None,
     ) -> np.ndarray:
-        own = self.model.embed(newcomer)
-        others = (self.model.embed(neighbours) * mask[..., None]).sum(axis=1)
-        return self.head(own, others, mask.sum(axis=1))
+        def quantiles(rows: np.ndarray) -> np.ndarray:
+            own = self.model.embed(newcomer[rows])
+            others = (self.model.embed(neighbours[rows]) * mask[rows][..., None]).sum(axis=1)
+            return self.head(own, others, mask[rows].sum(axis=1))
+
+        return np.asarray(self.model.on_nodes(host_cores, len(newcomer), quantiles))
 
     def encode(self, variants: np.ndarray) -> np.ndarray:
         return self.model.embed(variants)

@@ -12,7 +12,9 @@ resource the product of its sensitivity and their pressure (the factorised law o
 and the utilisation share ``-log min(1, cores / summed CPU demand)`` (the utilisation heuristic as a term: the
 factorised law with that weight at 1 and every other at 0 *is* the heuristic, so learning starts from it).
 The share reads demand in cores (the normaliser's mean and scale of the demand column, kept at fit time) and
-the training host's core count: a model answers for hosts of the kind it was trained on.
+each training run's node's cores (``RunTable.run_cores``: the machine's, or fewer where a lab plan pinned the
+run): a model fit on nodes of several sizes reads every run on its own, and answers for the size it is told
+(``serve_on_hosts_of``; the most common training size until then).
 
 The proportional share treats every tenant alike; the kernel does not. Sibling cgroups of equal weight share
 the cores max-min fairly (CFS group scheduling): a tenant demanding less than the fair level gets all it asks,
@@ -39,11 +41,12 @@ grouped CV took it in one leave-programs-out fold, which then scored 40 pp MAE o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 from cotenant.models.base import P_FLOOR, DataShape, ModelConfig, ModelSpec, register
-from pydantic import Field
+from pydantic import Field, model_validator
 
 PROBE_PREFIX = "probe:"  # as datasets.tensors names them (kept here so that loading needs no Polars)
 PROBE_MEASURED = PROBE_PREFIX + "measured"
@@ -110,6 +113,19 @@ class ProbePlacementConfig(ModelConfig):
     # 0.09-core service was predicted at 0.84 (measured 1.0) and the A/B test's extender refused 7 of 12
     # tenants. With it, neighbours that use no CPU and exert no pressure cost nothing (P = 1).
     neighbour_load: bool = False
+    # With ``neighbour_load``: also charge the chance that a request waking on the workload's node finds every
+    # core busy with its neighbours, ``min(1, load) ** cores`` (each core busy with probability ``load``, the
+    # share of the node they use), alone and times own CPU sensitivity. The same share costs more on a node
+    # with fewer cores to escape to: a rate-limited service kept P 0.73 beside half of two cores' worth of
+    # neighbours and fell to 0.44-0.65 beside half of one CPU's (the A/B test's hosts). The term is what
+    # lets one law fit nodes of several sizes (``host_cores`` per run).
+    core_wait: bool = False
+
+    @model_validator(mode="after")
+    def _core_wait_reads_the_load(self) -> ProbePlacementConfig:
+        if self.core_wait and not self.neighbour_load:
+            raise ValueError("core_wait: charges the neighbours' load, so it needs neighbour_load=true too")
+        return self
 
 
 def probe_resource(column: str) -> str:
@@ -154,9 +170,11 @@ class ProbePlacementModel:
         contended_cpu_pair: bool = True,
         pressure_at_demand: bool = False,
         neighbour_load: bool = False,
+        core_wait: bool = False,
     ) -> None:
         self.head = head
         self.neighbour_load = neighbour_load
+        self.core_wait = core_wait
         self.contended_cpu_pair = contended_cpu_pair
         self.pressure_at_demand = pressure_at_demand
         self.describer_trees = describer_trees
@@ -327,13 +345,21 @@ class ProbePlacementModel:
         self, own_sensitivity: np.ndarray, others_demand: np.ndarray, count: np.ndarray
     ) -> list[np.ndarray]:
         """``[load, own CPU sensitivity x load]`` (``[N, 1]`` each; the product only where CPU is probed),
-        the load being the others' CPU demand as a share of the host's cores; none without
+        the load being the others' CPU demand as a share of the host's cores, then with ``core_wait`` the
+        same two for the chance that every core is busy, ``min(1, load) ** cores``; none without
         ``neighbour_load``."""
         if not self._charges_load():
             return []
-        load = self._others_cores(others_demand, count) / float(self.host_cores_)  # type: ignore[arg-type]
+        cores = float(self.host_cores_)  # type: ignore[arg-type]
+        load = self._others_cores(others_demand, count) / cores
+        charges = [load]
+        if getattr(self, "core_wait", False):
+            charges.append(np.minimum(load, 1.0) ** cores)
         cpu = self._cpu_pair()
-        return [load] if cpu is None else [load, own_sensitivity[:, cpu : cpu + 1] * load]
+        if cpu is None:
+            return charges
+        sensitivity = own_sensitivity[:, cpu : cpu + 1]
+        return [term for charge in charges for term in (charge, sensitivity * charge)]
 
     def _others_cores(self, others_demand: np.ndarray, count: np.ndarray) -> np.ndarray:
         """The others' summed CPU demand in cores, never negative: their embedding sums ``count``
@@ -342,7 +368,9 @@ class ProbePlacementModel:
         return np.maximum(others_demand * std + count * mean, 0.0)
 
     def _load_width(self) -> int:
-        return 0 if not self._charges_load() else 1 + int(self._cpu_pair() is not None)
+        if not self._charges_load():
+            return 0
+        return (1 + int(getattr(self, "core_wait", False))) * (1 + int(self._cpu_pair() is not None))
 
     def _cpu_pair(self) -> int | None:
         """Position of the CPU resource among ``pairs`` (None when CPU is not probed both ways)."""
@@ -401,30 +429,35 @@ class ProbePlacementModel:
         feature_groups: list[str],
         live: np.ndarray | None = None,
         feature_scale: tuple[np.ndarray, np.ndarray] | None = None,
-        host_cores: float | None = None,
+        host_cores: float | np.ndarray | None = None,
     ) -> ProbePlacementModel:
         """``live [R, F]``: training runs' targets as live windows (``datasets.tensors.live_rows``,
         normalised), for the describer of incumbents known only by their telemetry; without them the solo
         profiles' describer serves both. ``feature_scale`` (the normaliser's mean and scale of every column)
-        and ``host_cores`` give the utilisation share; without either the head goes without it."""
+        and ``host_cores`` (the training host's cores, or each run's node's: ``[R]``, NaN where unknown)
+        give the utilisation share; without either the head goes without it. A model fit on nodes of
+        several sizes reads each run's shares on its own node's cores, and answers for the most common size
+        until told otherwise (``serve_on_hosts_of``)."""
         from sklearn.model_selection import GroupKFold
 
         self._layout(names, feature_groups)
         column = self.demand_column
+        cores = node_cores(host_cores, len(labels))
         self.demand_scale_ = None
         self.host_cores_ = None
-        if feature_scale is not None and host_cores and column is not None:
+        if feature_scale is not None and cores is not None and column is not None:
             self.demand_scale_ = (float(feature_scale[0][column]), float(feature_scale[1][column]))
-            self.host_cores_ = float(host_cores)
+            known, counts = np.unique(cores[~np.isnan(cores)], return_counts=True)
+            self.host_cores_ = float(known[np.argmax(counts)])
         self.fair_share_ = self.host_cores_ is not None
         workloads = np.unique(np.concatenate([newcomer, neighbours[mask]]).astype(np.float64), axis=0)
         self.describer_ = self._fit_describer(workloads)
         self.live_describer_ = (
             self._fit_describer(live) if live is not None and len(live) else self.describer_
         )
-        x = self._head_inputs(newcomer, neighbours, mask)
+        x = self._head_inputs(newcomer, neighbours, mask, cores)
         if self.estimated_neighbours:
-            withheld = self._head_inputs(newcomer, self.withhold_probes(neighbours), mask)
+            withheld = self._head_inputs(newcomer, self.withhold_probes(neighbours), mask, cores)
             x = np.concatenate([x, withheld])
             labels, groups = np.concatenate([labels, labels]), np.concatenate([groups, groups])
         folds = max(2, min(5, len(np.unique(groups))))
@@ -481,10 +514,40 @@ class ProbePlacementModel:
         )
         return describer.fit(np.nan_to_num(measured[:, self.summary_columns]), targets)
 
-    def _head_inputs(self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        own = self.embed(newcomer)
-        others = (self.embed(neighbours) * mask[..., None]).sum(axis=1)
-        return self.features(own, others, mask.sum(axis=1))
+    def _head_inputs(
+        self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray, cores: np.ndarray | None = None
+    ) -> np.ndarray:
+        def inputs(rows: np.ndarray) -> np.ndarray:
+            own = self.embed(newcomer[rows])
+            others = (self.embed(neighbours[rows]) * mask[rows][..., None]).sum(axis=1)
+            return self.features(own, others, mask[rows].sum(axis=1))
+
+        return self.on_nodes(cores, len(newcomer), inputs)
+
+    def on_nodes(
+        self, cores: np.ndarray | None, rows: int, answer: Callable[[np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        """``answer(indices)`` for each group of the ``rows`` whose nodes have the same cores (``cores
+        [rows]``, NaN: the size the model reads now), read as hosts of that size meanwhile; the answers in
+        row order. Without ``cores``, or for a model that does not read the host's size, one call for
+        all."""
+        everything = np.arange(rows)
+        if cores is None or getattr(self, "host_cores_", None) is None:
+            return answer(everything)
+        serving = float(self.host_cores_)  # type: ignore[arg-type]
+        sizes = np.where(np.isnan(cores), serving, cores)
+        out: np.ndarray | None = None
+        try:
+            for size in np.unique(sizes):
+                indices = everything[sizes == size]
+                self.host_cores_ = float(size)
+                part = answer(indices)
+                if out is None:
+                    out = np.zeros((rows, *part.shape[1:]), dtype=part.dtype)
+                out[indices] = part
+        finally:
+            self.host_cores_ = serving
+        return out if out is not None else answer(everything)
 
     def _fit_head(self, family: str, x: np.ndarray, labels: np.ndarray) -> Any:
         if family == "boosting":
@@ -531,6 +594,16 @@ class ProbePlacementModel:
         if self.head_family_ == "factorised":
             return _factorised_p(self.head_, np.nan_to_num(self.interactions(own, others, count)))
         return self.predict(np.nan_to_num(self.features(own, others, count)))
+
+
+def node_cores(host_cores: float | np.ndarray | None, rows: int) -> np.ndarray | None:
+    """Each of ``rows`` runs' node size in cores (``[rows]``, NaN where unknown) from one size for all or
+    one per run; None where no run's is known."""
+    if host_cores is None:
+        return None
+    cores = np.broadcast_to(np.asarray(host_cores, dtype=np.float64), (rows,)).copy()
+    cores[~(cores > 0)] = np.nan
+    return None if np.isnan(cores).all() else cores
 
 
 def forest_mean(forest: Any, rows: np.ndarray) -> np.ndarray:
@@ -592,6 +665,7 @@ def build(config: ProbePlacementConfig, shape: DataShape) -> ProbePlacementModel
         config.contended_cpu_pair,
         config.pressure_at_demand,
         config.neighbour_load,
+        config.core_wait,
     )
 
 

@@ -159,11 +159,18 @@ class Predictor:
         return self._quantiles(runs, per_step=True)
 
     def predict_placement(
-        self, newcomer: np.ndarray, neighbours: np.ndarray, neighbour_mask: np.ndarray
+        self,
+        newcomer: np.ndarray,
+        neighbours: np.ndarray,
+        neighbour_mask: np.ndarray,
+        host_cores: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Batch layout of the placement task (normalised summaries) -> quantiles ``[B, Q]``."""
+        """Batch layout of the placement task (normalised summaries) -> quantiles ``[B, Q]``; ``host_cores
+        [B]``: the cores of each row's node (NaN or None: the size the predictor answers for now), read by
+        models that take the host's size into account."""
         self._require("placement")
-        out = self._calibrated(self.backend.placement_quantiles(newcomer, neighbours, neighbour_mask))
+        raw = self.backend.placement_quantiles(newcomer, neighbours, neighbour_mask, host_cores)
+        out = self._calibrated(raw)
         out[~neighbour_mask.any(axis=1)] = 1.0  # alone: as in its solo profile (see score_placement_arrays)
         return out
 

@@ -225,7 +225,7 @@ def _fit_placement(
                 groups,
                 live[runs],
                 feature_scale=(data.stats.mean, data.stats.std),
-                host_cores=table.host_cores,
+                host_cores=train.cores[runs],
             )
 
         model = fit_probes(np.arange(len(train)))
@@ -255,14 +255,19 @@ def _fit_placement(
     validation = data.validation
     validation_error, validation_answers = None, None
     if validation is not None:
-        quantiles = predictor.predict_placement(validation.newcomer, validation.neighbours, validation.mask)
+        quantiles = predictor.predict_placement(
+            validation.newcomer, validation.neighbours, validation.mask, validation.cores
+        )
         validation_error = validation_mae(quantiles, validation.y)
         validation_answers = quantiles
         if cfg.calibration == "programs" and fit_probes is not None and len(validation.y):
             # Calibrated as the service answers (incumbents known by their telemetry), on the validation
             # programs and on every training program answered by a model fit without it.
             served = predictor.predict_placement(
-                validation.newcomer, model.withhold_probes(validation.neighbours), validation.mask
+                validation.newcomer,
+                model.withhold_probes(validation.neighbours),
+                validation.mask,
+                validation.cores,
             )
             training_scores = _cross_program_scores(fit_probes, metadata, train, apps)
             predictor = calibrate(predictor, served, validation.y, training_scores)
@@ -272,35 +277,40 @@ def _fit_placement(
             predictor = calibrate(predictor, quantiles, validation.y)
         if spec.family == "probes" and len(validation.y):
             unprobed = model.withhold_probes(validation.newcomer)
-            quantiles = predictor.predict_placement(unprobed, validation.neighbours, validation.mask)
+            quantiles = predictor.predict_placement(
+                unprobed, validation.neighbours, validation.mask, validation.cores
+            )
             widening = max(0.0, conformal_adjustment(quantiles, validation.y))
             update = {"interval_widening_unprobed": widening}
             predictor = Predictor(predictor.metadata.model_copy(update=update), predictor.model)
             # As the service answers (incumbents by their telemetry only): what promotion judges.
             validation_answers = predictor.predict_placement(
-                validation.newcomer, model.withhold_probes(validation.neighbours), validation.mask
+                validation.newcomer,
+                model.withhold_probes(validation.neighbours),
+                validation.mask,
+                validation.cores,
             )
 
     test = data.test
     extra: dict[str, Any] = {}
     if len(test):
-        predicted = predictor.predict_placement(test.newcomer, test.neighbours, test.mask)
+        predicted = predictor.predict_placement(test.newcomer, test.neighbours, test.mask, test.cores)
         if spec.family == "probes":
             # As the service answers: incumbents are known by their telemetry only (their probes estimated),
             # the newcomer by its registered probes ("served", as the gate judges it on validation programs).
             # And with the newcomer registered without probes too (the evaluation reports these beside).
             unprobed = model.withhold_probes(test.newcomer)
             served = predictor.predict_placement(
-                test.newcomer, model.withhold_probes(test.neighbours), test.mask
+                test.newcomer, model.withhold_probes(test.neighbours), test.mask, test.cores
             )
             extra["served"] = served
             extra["variants"] = {
                 f"{spec.name}:incumbents-without-probes": served,
                 f"{spec.name}:newcomer-without-probes": predictor.predict_placement(
-                    unprobed, test.neighbours, test.mask
+                    unprobed, test.neighbours, test.mask, test.cores
                 ),
                 f"{spec.name}:without-probes": predictor.predict_placement(
-                    unprobed, model.withhold_probes(test.neighbours), test.mask
+                    unprobed, model.withhold_probes(test.neighbours), test.mask, test.cores
                 ),
             }
     else:
@@ -338,7 +348,10 @@ def _cross_program_scores(
         bounds = residual_bounds(model.out_of_fold_residuals())
         predictor = Predictor(metadata.model_copy(update={"residual_quantiles": bounds}), model)
         answers = predictor.predict_placement(
-            train.newcomer[held], model.withhold_probes(train.neighbours[held]), train.mask[held]
+            train.newcomer[held],
+            model.withhold_probes(train.neighbours[held]),
+            train.mask[held],
+            train.cores[held],
         )
         scores[held] = conformity_scores(answers, train.y[held])
     return scores

@@ -53,21 +53,22 @@ def exact_fair_share(demands: list[float], cores: float) -> float:
 
 
 def utilisation_predictions(table: RunTable, cores: float, law: Law = "proportional") -> pl.DataFrame:
-    """``run_id`` and ``predicted`` P of every run with solo profiles for it and its neighbours."""
+    """``run_id`` and ``predicted`` P of every run with solo profiles for it and its neighbours, sharing the
+    cores of the node it measured (``RunTable.run_cores``; ``cores`` where the table does not say)."""
     demand = table.profiles.group_by("profile_id").agg(pl.col(CPU_DEMAND_METRIC).mean().alias("demand"))
     by_profile = dict(demand.iter_rows())
     rows = []
-    for run_id, target, neighbours in table.runs.select(
-        "run_id", "target_profile", "neighbour_profiles"
-    ).iter_rows():
+    runs = table.runs.select("run_id", "target_profile", "neighbour_profiles").iter_rows()
+    for (run_id, target, neighbours), node_cores in zip(runs, table.run_cores(), strict=True):
         tenants = [target, *neighbours]
         if target is None or any(by_profile.get(p) is None for p in tenants):
             continue
         demands = [max(float(by_profile[p]), 0.0) for p in tenants]
+        shared = cores if np.isnan(node_cores) else float(node_cores)
         if law == "fair":
-            rows.append((run_id, exact_fair_share(demands, cores)))
+            rows.append((run_id, exact_fair_share(demands, shared)))
         else:
-            rows.append((run_id, min(1.0, cores / sum(demands)) if sum(demands) > 0 else 1.0))
+            rows.append((run_id, min(1.0, shared / sum(demands)) if sum(demands) > 0 else 1.0))
     return pl.DataFrame(rows, schema={"run_id": pl.Utf8, "predicted": pl.Float64}, orient="row")
 
 

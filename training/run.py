@@ -100,7 +100,8 @@ def score_on_runs(predictor: Any, table: RunTable, run_ids: list[str]) -> float:
         ],
         newcomer.shape[1],
     )
-    predicted = predictor.predict_placement(newcomer, neighbours, mask)
+    cores = table.run_cores(runs["run_id"].to_list())
+    predicted = predictor.predict_placement(newcomer, neighbours, mask, cores)
     return errors_pp(predicted, runs["label"].to_numpy())["mae"]
 
 

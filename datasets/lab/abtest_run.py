@@ -31,12 +31,15 @@ from typing import Any
 import numpy as np
 from cotenant.datasets.lab.abtest import AbTestPlan, Placement, TenantSpec, place_stream
 from cotenant.datasets.lab.cgroups import (
-    DEFAULT_ROOT,
     LAB_PREFIX,
     Cgroup,
+    CgroupError,
     CgroupHierarchy,
+    cpu_list,
     detect_hierarchy,
     kill_tree,
+    pin_cpus,
+    with_cpuset,
 )
 from cotenant.datasets.lab.plan import RoleConfig
 from cotenant.datasets.lab.runner import Role
@@ -49,16 +52,6 @@ class AbTestError(RuntimeError):
 
 
 # ---- hosts -----------------------------------------------------------------------------------------------
-def with_cpuset(hierarchy: CgroupHierarchy, root: Path = DEFAULT_ROOT) -> CgroupHierarchy:
-    """The lab hierarchy with the cpuset controller joined too (the lab itself shares the CPUs)."""
-    if hierarchy.pure_v2:
-        return hierarchy
-    cpuset = root / "cpuset"
-    if not (cpuset / "cpuset.cpus").exists():
-        raise AbTestError(f"no cpuset hierarchy at {cpuset}: hosts need disjoint CPUs")
-    return CgroupHierarchy(v1={**hierarchy.v1, "cpuset": cpuset}, unified=hierarchy.unified)
-
-
 @dataclass
 class Cluster:
     """The hosts of the experiment: ``<group>/<host>`` cgroups, each pinned to its own CPUs."""
@@ -69,10 +62,7 @@ class Cluster:
 
     def host_cpus(self) -> dict[str, str]:
         per = self.plan.hosts.cpus
-        return {
-            host: f"{index * per}-{index * per + per - 1}" if per > 1 else str(index)
-            for index, host in enumerate(self.plan.host_names())
-        }
+        return {host: cpu_list(index * per, per) for index, host in enumerate(self.plan.host_names())}
 
     def create(self) -> None:
         memory = self.plan.hosts.memory_mib * 1024 * 1024
@@ -82,30 +72,19 @@ class Cluster:
         if self.hierarchy.pure_v2:
             unified = self.hierarchy.unified
             assert unified is not None
-            _enable(unified, ["cpuset", "cpu", "memory"])
-            (unified / self.group).mkdir(exist_ok=True)
-            _enable(unified / self.group, ["cpuset", "cpu", "memory"])
-            for host, cpus in self.host_cpus().items():
-                directory = unified / self.group / host
-                directory.mkdir(exist_ok=True)
-                (directory / "cpuset.cpus").write_text(cpus)
-                (directory / "memory.max").write_text(str(memory))
-            return
-        cpuset = self.hierarchy.v1["cpuset"]
-        parent = cpuset / self.group
-        parent.mkdir(exist_ok=True)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            (parent / name).write_text((cpuset / name).read_text().strip())
-        (parent / "cgroup.clone_children").write_text("1")
+            _enable(unified, ["cpu", "memory"])
+            _enable(unified / self.group, ["cpu", "memory"])
         for host, cpus in self.host_cpus().items():
-            for mount in self.hierarchy.v1.values():
-                (mount / self.group / host).mkdir(parents=True, exist_ok=True)
-            directory = parent / host
-            (directory / "cpuset.cpus").write_text(cpus)
-            (directory / "cpuset.mems").write_text((cpuset / "cpuset.mems").read_text().strip())
-            (directory / "cgroup.clone_children").write_text("1")  # tenants inherit the host's CPUs
-            limit = self.hierarchy.v1["memory"] / self.group / host / "memory.limit_in_bytes"
-            limit.write_text(str(memory))
+            try:
+                pin_cpus(self.hierarchy, f"{self.group}/{host}", cpus)
+            except CgroupError as error:
+                raise AbTestError(f"{error}: hosts need disjoint CPUs") from error
+            if self.hierarchy.pure_v2:
+                assert self.hierarchy.unified is not None
+                (self.hierarchy.unified / self.group / host / "memory.max").write_text(str(memory))
+            else:
+                limit = self.hierarchy.v1["memory"] / self.group / host / "memory.limit_in_bytes"
+                limit.write_text(str(memory))
 
     def tenant_cgroup(self, host: str, tenant: str) -> Cgroup:
         return Cgroup(self.hierarchy, f"{self.group}/{host}/{tenant}")
@@ -117,8 +96,6 @@ class Cluster:
 def _enable(directory: Path, controllers: list[str]) -> None:
     offered = (directory / "cgroup.controllers").read_text().split()
     wanted = [name for name in controllers if name in offered]
-    if "cpuset" not in wanted:
-        raise AbTestError(f"{directory}: the cpuset controller is not offered; hosts need disjoint CPUs")
     (directory / "cgroup.subtree_control").write_text(" ".join(f"+{name}" for name in wanted))
 
 
@@ -268,7 +245,11 @@ def group_name(plan: AbTestPlan, out: Path) -> str:
 
 def make_cluster(plan: AbTestPlan, out: Path) -> Cluster:
     plan.check_machine(os.cpu_count() or 1)
-    return Cluster(plan, with_cpuset(detect_hierarchy()), group_name(plan, out))
+    try:
+        hierarchy = with_cpuset(detect_hierarchy())
+    except CgroupError as error:
+        raise AbTestError(f"{error}: hosts need disjoint CPUs") from error
+    return Cluster(plan, hierarchy, group_name(plan, out))
 
 
 # ---- the whole experiment ----------------------------------------------------------------------------------

@@ -113,6 +113,56 @@ class Cgroup:
         return found
 
 
+def with_cpuset(hierarchy: CgroupHierarchy, root: Path = DEFAULT_ROOT) -> CgroupHierarchy:
+    """The hierarchy with the v1 cpuset controller joined too, so that cgroups can be pinned to CPUs
+    (``pin_cpus``); a pure-v2 hierarchy as it is (its cpuset lives in the unified tree)."""
+    if hierarchy.pure_v2:
+        return hierarchy
+    cpuset = root / "cpuset"
+    if not (cpuset / "cpuset.cpus").exists():
+        raise CgroupError(f"no cpuset hierarchy at {cpuset}: pinning cgroups to CPUs needs one")
+    return CgroupHierarchy(v1={**hierarchy.v1, "cpuset": cpuset}, unified=hierarchy.unified)
+
+
+def cpu_list(first: int, count: int) -> str:
+    """``count`` CPUs from ``first`` as a cpuset list: "3", "0-3"."""
+    return str(first) if count == 1 else f"{first}-{first + count - 1}"
+
+
+def pin_cpus(hierarchy: CgroupHierarchy, relative: str, cpus: str) -> None:
+    """Creates ``relative`` in every hierarchy with its processes, and every cgroup created under it later,
+    restricted to ``cpus`` (a cpuset list: "1", "0-3"): a node of that size. Needs the cpuset controller
+    (``with_cpuset``)."""
+    if hierarchy.pure_v2:
+        assert hierarchy.unified is not None
+        current = hierarchy.unified
+        for part in Path(relative).parts:
+            # A v2 cgroup has cpuset files once its parent enables the controller for its children; the
+            # cgroups below it, which do not enable it, run on its CPUs.
+            offered = (current / "cgroup.controllers").read_text().split()
+            if "cpuset" not in offered:
+                raise CgroupError(f"{current}: the cpuset controller is not offered; cannot pin CPUs")
+            (current / "cgroup.subtree_control").write_text("+cpuset")
+            current = current / part
+            current.mkdir(exist_ok=True)
+        (current / "cpuset.cpus").write_text(cpus)
+        return
+    if "cpuset" not in hierarchy.v1:
+        raise CgroupError(f"pinning {relative} to CPUs needs the cpuset hierarchy (with_cpuset)")
+    for directory in hierarchy.directories(relative):
+        directory.mkdir(parents=True, exist_ok=True)
+    current = hierarchy.v1["cpuset"]
+    for part in Path(relative).parts:
+        parent, current = current, current / part
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            # A new v1 cpuset starts with no CPUs and no memory nodes, and nothing can join it until both
+            # are set: the ancestors take their parent's.
+            if not (current / name).read_text().strip():
+                (current / name).write_text((parent / name).read_text().strip())
+    (current / "cpuset.cpus").write_text(cpus)
+    (current / "cgroup.clone_children").write_text("1")  # cgroups created under it start on its CPUs
+
+
 # The lab's weight: 16 nice-0 processes' worth. In the root cgroup every process is a scheduling entity of
 # its own while a child cgroup is one entity for all its tasks, so the lab needs more than the default to keep
 # its share on a busy host; but not the maximum (262,144 shares, which an earlier campaign used): the kernel's

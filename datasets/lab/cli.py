@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from cotenant.datasets.lab.limits import Limits
-from cotenant.datasets.lab.plan import Plan, PlanPart
+from cotenant.datasets.lab.plan import RUN_OVERHEAD_S, Plan, PlanPart
 from cotenant.datasets.lab.quiet import QuietSpec
 from rich.console import Console
 from rich.progress import (
@@ -162,7 +162,7 @@ def probe(
 @app.command("plan-info")
 def plan_info(
     plan: Path = typer.Argument(..., exists=True, dir_okay=False),
-    overhead_s: float = typer.Option(1.0, help="measured per-run overhead used in the estimate"),
+    overhead_s: float = typer.Option(RUN_OVERHEAD_S, help="measured per-run overhead used in the estimate"),
     part: str | None = typer.Option(None, help="count only part INDEX/COUNT of the plan"),
 ) -> None:
     """Counts of a plan and its estimated duration."""

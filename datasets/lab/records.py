@@ -56,6 +56,9 @@ class RunRecord(BaseModel):
     # the plan asks for a canary.
     speed_before: dict[str, float] | None = None
     speed_after: dict[str, float] | None = None
+    # The CPUs the run was pinned to (a plan's ``host_cpus``): the size of the node it measured; None: the
+    # whole machine.
+    host_cores: int | None = None
 
 
 class JournalError(ValueError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cotenant.datasets.lab.cgroups import Cgroup, CgroupHierarchy, kill_tree
+from cotenant.datasets.lab.cgroups import Cgroup, CgroupHierarchy, cpu_list, kill_tree, pin_cpus
 from cotenant.datasets.lab.plan import Plan, RoleConfig, RunSpec
 from cotenant.datasets.lab.quiet import BackgroundLoad
 from cotenant.datasets.lab.records import RunCgroups, RunRecord
@@ -191,6 +191,9 @@ def execute_run(
         for index, config in enumerate(spec.neighbours, start=1)
     ]
     try:
+        if plan.host_cpus is not None:
+            # The run's roles are created under it and inherit its CPUs: a node of that size.
+            pin_cpus(hierarchy, run_group, cpu_list(0, plan.host_cpus))
         for role in [*neighbours, target]:
             role.setup()
         if neighbours:
@@ -240,4 +243,5 @@ def execute_run(
         higher_is_better=workload.higher_is_better,
         background=background,
         references=list(spec.references),
+        host_cores=plan.host_cpus,
     )

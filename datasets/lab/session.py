@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from types import FrameType
 from cotenant.datasets.lab.canary import CanaryFailed, measure_speed
 from cotenant.datasets.lab.cgroups import (
     LAB_PREFIX,
+    CgroupError,
     CgroupHierarchy,
     detect_hierarchy,
     kill_tree,
@@ -34,6 +35,7 @@ from cotenant.datasets.lab.cgroups import (
     owner_pid,
     pid_alive,
     prioritise,
+    with_cpuset,
 )
 from cotenant.datasets.lab.plan import (
     Plan,
@@ -131,8 +133,12 @@ def check_leftovers(
 
 
 def clean_all(hierarchy: CgroupHierarchy | None = None) -> list[str]:
-    """Kills and removes every lab cgroup whose owning process is gone."""
-    hierarchy = hierarchy or detect_hierarchy()
+    """Kills and removes every lab cgroup whose owning process is gone (in the cpuset hierarchy too, where
+    pinned runs and A/B test hosts leave theirs)."""
+    if hierarchy is None:
+        hierarchy = detect_hierarchy()
+        with suppress(CgroupError):
+            hierarchy = with_cpuset(hierarchy)
     removed = []
     for group in lab_groups(hierarchy):
         owner = owner_pid(hierarchy, group)
@@ -251,10 +257,21 @@ def run_lab(
     specs = expand_plan(plan)
     for config in {config for spec in specs for config in (spec.target, *spec.neighbours)}:
         phase_check(plan, config)
+    machine_cpus = os.cpu_count() or 1
+    if plan.host_cpus is not None and plan.host_cpus > machine_cpus:
+        raise LabError(
+            f"host_cpus: {plan.host_cpus} CPUs asked for, this machine has {machine_cpus}; "
+            f"use at most {machine_cpus}"
+        )
     _prepare_directory(plan_path, plan, out)
     journal = out / "runs.jsonl"
     group = LAB_PREFIX + lab_id(plan, out)
     hierarchy = detect_hierarchy()
+    if plan.host_cpus is not None:
+        try:
+            hierarchy = with_cpuset(hierarchy)
+        except CgroupError as error:
+            raise LabError(f"host_cpus: {error}") from error
     with _directory_lock(out), sigterm_as_interrupt():
         records = read_journal(journal)
         by_id = {spec.run_id: spec for spec in specs}
@@ -283,7 +300,7 @@ def run_lab(
                 result.telemetry = True
             _write_session_note(out, plan, group, result.telemetry)
             settings = RunSettings(warmup_s=plan.warmup_s)
-            cpus = os.cpu_count() or 1
+            cpus = machine_cpus
             pending = [spec for spec in specs if spec.run_id not in done]
             if max_runs is not None:
                 pending = pending[:max_runs]

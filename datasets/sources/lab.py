@@ -21,7 +21,7 @@ from cotenant.datasets.lab.probing import probe_vectors
 from cotenant.datasets.lab.records import read_journal
 from cotenant.datasets.sources.base import SOURCES, metric_groups_for
 from cotenant.datasets.sources.lab_records import labelled_records, noise_facts, read_lab_runs
-from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable, conform_runs
+from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, RUN_HOST_CORES, SELF, RunTable, conform_runs
 
 KEYS = ("timestamp", "target", "table")
 
@@ -221,8 +221,17 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
             seen |= set(frame[key].unique().to_list())
         return pl.concat(kept, how="diagonal_relaxed")
 
+    def with_node_cores(table: RunTable) -> pl.DataFrame:
+        """Its runs with the cores of the node each measured written out where its machine's are known: the
+        pooled table's machine (the packer's) need not be each campaign's."""
+        if table.host_cores is None:
+            return table.runs
+        if RUN_HOST_CORES not in table.runs.columns:
+            return table.runs.with_columns(pl.lit(table.host_cores).alias(RUN_HOST_CORES))
+        return table.runs.with_columns(pl.col(RUN_HOST_CORES).cast(pl.Float64).fill_null(table.host_cores))
+
     runs = pl.concat(
-        [prefixed(t.runs, n) for n, t in zip(names, tables, strict=True)], how="diagonal_relaxed"
+        [prefixed(with_node_cores(t), n) for n, t in zip(names, tables, strict=True)], how="diagonal_relaxed"
     )
     telemetry = pl.concat(
         [prefixed(t.telemetry, n) for n, t in zip(names, tables, strict=True)], how="diagonal_relaxed"

@@ -42,6 +42,8 @@ RECORD_SCHEMA: dict[str, Any] = {
     "references": pl.List(pl.Utf8),
     # The machine's speed right before and after the run (canary.py; null without a canary).
     **{f"speed_{edge}_{canary}": pl.Float64 for edge in ("before", "after") for canary in CANARIES},
+    # The CPUs a plan's host_cpus pinned the run to (null: the whole machine): the table's RUN_HOST_CORES.
+    "host_cores": pl.Int64,
 }
 
 

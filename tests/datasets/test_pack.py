@@ -184,3 +184,32 @@ def test_a_packed_campaign_packs_again_with_a_lab_directory(tmp_path: Path) -> N
         app, ["pack", str(tmp_path / "kept"), str(second), "--out", str(tmp_path / "x")]
     )
     assert neither.exit_code == 2 and "neither a lab directory" in neither.output
+
+
+def test_pooled_campaigns_keep_the_cores_of_the_node_each_run_measured(tmp_path: Path) -> None:
+    """A campaign pinned to one CPU (``host_cpus``: its records say ``host_cores``) pooled with one packed on
+    a 64-core machine: each run keeps its own node's size, whatever machine packs the pool."""
+    import json
+
+    from labdir_fixture import write_lab_dir
+
+    first, second = write_lab_dir(tmp_path / "big"), write_lab_dir(tmp_path / "pinned")
+    records = [json.loads(line) for line in (second / "runs.jsonl").read_text().splitlines()]
+    (second / "runs.jsonl").write_text("".join(json.dumps({**r, "host_cores": 1}) + "\n" for r in records))
+    kept = tmp_path / "kept" / "big"
+    assert CliRunner().invoke(app, ["pack", str(first), "--out", str(kept)]).exit_code == 0
+    meta = json.loads((kept / "meta.json").read_text())
+    meta["meta"]["machine"] = {"cores": 64, "cpu_model": "the big machine"}
+    (kept / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "pooled"
+    result = CliRunner().invoke(app, ["pack", str(kept), str(second), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pooled = load_source(f"bundled:{out}")
+    cores = dict(zip(pooled.runs["run_id"], pooled.run_cores(), strict=True))
+    assert {cores[r] for r in cores if r.startswith("big/")} == {64.0}
+    assert {cores[r] for r in cores if r.startswith("pinned/")} == {1.0}
+    assert set(pooled.extras["records"].filter(pl.col("campaign") == "pinned")["host_cores"]) == {1}
+    half = pooled.runs.height // 2
+    card = (out / "CARD.md").read_text()
+    nodes = f"- nodes (co-runs per number of cores of the node they measured): {{'1': {half}, '64': {half}}}"
+    assert nodes in card

@@ -211,6 +211,63 @@ def test_the_fair_share_is_the_last_head_input_and_reads_each_tenants_capped_dem
     assert not outcome[0].predictor.model.serve_on_hosts_of(1.0)  # fit without the host's size: not read
 
 
+def test_runs_on_nodes_of_two_sizes_are_each_read_on_their_own_nodes_cores(outcome: Any) -> None:
+    """Training data from nodes of several sizes (a lab plan's ``host_cpus`` beside whole-machine campaigns):
+    each run's shares are read on its own node's cores, so labels that the fair share on each node explains
+    are fit, where one size for all (the machine's) cannot; the model then answers for the most common size,
+    and a batch answers each row for its own node."""
+    from cotenant.models.backends import ProbesBackend
+    from cotenant.models.predictor import Predictor
+    from cotenant.training.references import exact_fair_share
+
+    fitted = outcome[0].predictor.model
+    names, column = fitted.names, fitted.demand_column
+    mean, std = 0.8, 0.5
+    scale = (np.zeros(len(names)), np.ones(len(names)))
+    scale[0][column], scale[1][column] = mean, std
+    rng = np.random.default_rng(3)
+    runs = 600
+    own_demand, other_demand = rng.uniform(0.3, 1.0, runs), rng.uniform(0.3, 1.5, runs)
+    rows = np.zeros((runs, len(names)), np.float32)
+    rows[:, fitted.measured_column] = 1.0
+    rows[:, fitted.deficit_columns] = 0.0  # no probe says anything: the node's size must
+    newcomer, neighbour = rows.copy(), rows.copy()
+    newcomer[:, column] = (own_demand - mean) / std
+    neighbour[:, column] = (other_demand - mean) / std
+    neighbours, mask = neighbour[:, None, :], np.ones((runs, 1), bool)
+    cores = np.where(np.arange(runs) % 3 == 0, 1.0, 2.0)  # a third measured on one-CPU nodes
+    labels = np.array(
+        [exact_fair_share([o, d], c) for o, d, c in zip(own_demand, other_demand, cores, strict=True)]
+    )
+    programs = rng.integers(0, 6, runs)
+    groups = outcome[0].predictor.metadata.feature_groups
+
+    def fit(host_cores: float | np.ndarray) -> Any:
+        model = type(fitted)(head="factorised", estimated_neighbours=False, describer_trees=10)
+        return model.fit(
+            newcomer, neighbours, mask, labels, programs, names, groups,
+            feature_scale=scale, host_cores=host_cores,
+        )  # fmt: skip
+
+    per_node, machine_only = fit(cores), fit(2.0)
+    assert per_node.host_cores_ == 2.0  # the most common size: what it answers for until told otherwise
+    predictor = Predictor(outcome[0].predictor.metadata, per_node)
+    assert isinstance(predictor.backend, ProbesBackend)
+    answered = predictor.predict_placement(newcomer, neighbours, mask, cores)[:, 1]
+    one_core = cores == 1.0
+    assert np.mean(np.abs(answered - labels)) < 0.02
+    assert per_node.host_cores_ == 2.0  # restored after answering rows of other sizes
+    # one size for all reads the one-CPU runs' neighbours as fitting beside them: those labels go unexplained
+    unaware = Predictor(outcome[0].predictor.metadata, machine_only).predict_placement(
+        newcomer, neighbours, mask
+    )[:, 1]
+    assert np.mean(np.abs(unaware[one_core] - labels[one_core])) > 0.15
+    # rows answered for their own node equal the rows answered with the whole batch's node set to theirs
+    per_node.serve_on_hosts_of(1.0)
+    alone = predictor.predict_placement(newcomer[one_core], neighbours[one_core], mask[one_core])[:, 1]
+    np.testing.assert_allclose(answered[one_core], alone, rtol=1e-6)
+
+
 def test_the_contended_cpu_pair_charges_cpu_sensitivity_only_where_the_fair_share_falls_short(
     outcome: Any,
 ) -> None:
@@ -243,27 +300,38 @@ def test_the_contended_cpu_pair_charges_cpu_sensitivity_only_where_the_fair_shar
     np.testing.assert_allclose(np.delete(gated, products, axis=1), np.delete(always, products, axis=1))
 
 
+def with_shares(outcome: Any, cores: float) -> Any:
+    """A copy of the fitted model reading shares of ``cores`` (the synthetic source names no host cores), as
+    fit sets them from the normaliser and the machine."""
+    import copy
+
+    model = copy.copy(outcome[0].predictor.model)
+    model.host_cores_, model.demand_scale_, model.fair_share_ = cores, (0.8, 0.5), True
+    return model
+
+
+def service_rows(model: Any, demands: list[float]) -> np.ndarray:
+    """Measured workloads at these CPU demands (cores), no deficit but the first's CPU sensitivity: 0.5, a
+    latency-bound service, sensitive to whatever runs on its core."""
+    cpu = model._cpu_pair()
+    assert cpu is not None
+    mean, std = model.demand_scale_
+    rows = np.zeros((len(demands), len(model.names)), np.float32)
+    rows[:, model.measured_column] = 1.0
+    rows[0, model.deficit_columns[model.pairs[cpu][0]]] = 0.5
+    rows[:, model.demand_column] = (np.asarray(demands) - mean) / std
+    return rows
+
+
 def test_with_neighbour_load_the_law_charges_the_cpu_neighbours_use_and_nothing_for_idle_ones(
     outcome: Any,
 ) -> None:
     """``neighbour_load``: two more law inputs, the others' CPU demand over the host's cores and that times
     the workload's own CPU sensitivity, and no intercept: neighbours that use no CPU and exert no pressure
     cost nothing, where the fitted constant charged every co-located workload alike."""
-    import copy
-
-    model = copy.copy(outcome[0].predictor.model)
-    model.host_cores_, model.demand_scale_ = 1.0, (0.8, 0.5)
-    model.fair_share_ = True
-    cpu = model._cpu_pair()
-    assert cpu is not None
+    model = with_shares(outcome, cores=1.0)
     mean, std = model.demand_scale_
-    rows = np.zeros((3, len(model.names)), np.float32)
-    rows[:, model.measured_column] = 1.0
-    rows[:, model.deficit_columns] = 0.0
-    sensitivity = model.deficit_columns[model.pairs[cpu][0]]
-    rows[0, sensitivity] = 0.5  # a latency-bound service: sensitive to whatever runs on its core
-    rows[:, model.demand_column] = (np.array([0.1, 0.0, 0.3]) - mean) / std  # service, idle, busy tenant
-    service, idle, busy = model.embed(rows)
+    service, idle, busy = model.embed(service_rows(model, [0.1, 0.0, 0.3]))  # beside an idle, a busy tenant
     own, others = np.stack([service, service]), np.stack([idle, busy])
     model.neighbour_load = False
     without = model.features(own, others, np.ones(2))
@@ -288,6 +356,52 @@ def test_with_neighbour_load_the_law_charges_the_cpu_neighbours_use_and_nothing_
     idle_p, busy_p = model.predict_rows(own, np.stack([idle, busy]), np.ones(2))
     assert idle_p == pytest.approx(1.0)
     assert busy_p == pytest.approx(np.exp(-0.4 * 0.3), abs=1e-3)
+
+
+def test_core_wait_charges_the_same_share_more_on_a_node_with_fewer_cores(outcome: Any) -> None:
+    """``core_wait``: two more law inputs, the chance that every core of the node is busy with neighbours,
+    ``min(1, load) ** cores``, alone and times own CPU sensitivity. Half a node's worth of neighbours is a
+    wait term of 0.5 on one CPU and 0.0625 on two; slowdowns it explains are fit on nodes of both sizes at
+    once, which the load alone (the same share on both) cannot."""
+    from cotenant.models.placement_probes import ProbePlacementConfig
+
+    model = with_shares(outcome, cores=1.0)
+    model.neighbour_load = True
+    mean, std = model.demand_scale_
+    rows = service_rows(model, [0.1, 0.5])  # the service, half a core beside it
+
+    def inputs(cores: float, wait: bool) -> np.ndarray:
+        model.host_cores_, model.core_wait = cores, wait
+        service, neighbour = model.embed(rows)
+        return model.features(service[None], neighbour[None], np.ones(1))[0]
+
+    for cores, load in ((1.0, 0.5), (2.0, 0.25)):
+        with_wait, without = inputs(cores, True), inputs(cores, False)
+        assert len(with_wait) == len(without) + 2
+        np.testing.assert_allclose(with_wait[:-2], without, atol=1e-6)
+        wait = load**cores  # every core busy: 0.5 on one CPU, 0.0625 on two
+        np.testing.assert_allclose(with_wait[-4:], [load, 0.5 * load, wait, 0.5 * wait], atol=1e-5)
+    # labels a waiting service explains, on nodes of one and two cores alike: the law with the wait term
+    # recovers its weight and answers each size; the load alone leaves one size or the other wrong
+    rng = np.random.default_rng(2)
+    demands = rng.uniform(0.05, 0.95, 300)
+    features = {True: [], False: []}
+    for wait in (True, False):
+        for cores in (1.0, 2.0):
+            for demand in demands:
+                rows[1, model.demand_column] = (demand * cores - mean) / std
+                features[wait].append(inputs(cores, wait))
+    with_wait, without = np.array(features[True]), np.array(features[False])
+    labels = np.exp(-1.2 * with_wait[:, -1])
+    model.core_wait = True
+    law = model._fit_head("factorised", with_wait, labels)
+    assert law.coef_[-1] + 2 * law.coef_[-2] == pytest.approx(1.2, abs=1e-3)
+    assert np.abs(model._predict_head(law, "factorised", with_wait) - labels).max() < 1e-3
+    model.core_wait = False
+    load_only = model._fit_head("factorised", without, labels)
+    assert np.abs(model._predict_head(load_only, "factorised", without) - labels).max() > 0.05
+    with pytest.raises(ValueError, match=r"core_wait: .*needs neighbour_load"):
+        ProbePlacementConfig(core_wait=True)
 
 
 def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(

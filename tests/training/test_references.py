@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from cotenant.datasets import load_source
@@ -55,3 +56,27 @@ def test_the_fair_share_reference_shares_the_same_demands_max_min_fairly() -> No
     assert any(abs(fair[r] - proportional[r]) > 0.1 for r in fair)
     reference = utilisation_reference(table, leave_programs_out(table, k=4), law="fair")
     assert reference is not None and reference["law"] == "fair"
+
+
+def test_runs_measured_on_a_smaller_node_share_that_nodes_cores() -> None:
+    """A run whose plan pinned it to one CPU (``host_cores``) is shared on one core, the others on the
+    machine's two; a table that names neither leaves the run's cores unknown."""
+    from cotenant.datasets.table import RUN_HOST_CORES
+    from cotenant.training.references import utilisation_predictions
+
+    table = load_source("bundled")
+    first, second = table.runs["run_id"][:2].to_list()
+    pinned = table.runs.with_columns(
+        pl.when(pl.col("run_id") == first).then(1).otherwise(None).cast(pl.Int64).alias(RUN_HOST_CORES)
+    )
+    table.runs = pinned
+    assert table.run_cores([second, first]).tolist() == [2.0, 1.0]
+    for law in ("proportional", "fair"):
+        predicted = dict(utilisation_predictions(table, 2.0, law).iter_rows())
+        table.runs = pinned.drop(RUN_HOST_CORES)
+        on_the_machine = dict(utilisation_predictions(table, 2.0, law).iter_rows())
+        table.runs = pinned
+        assert predicted[second] == on_the_machine[second]
+        assert predicted[first] < on_the_machine[first]
+    table.meta = {k: v for k, v in table.meta.items() if k != "machine"}
+    assert np.isnan(table.run_cores([second]))[0] and table.run_cores([first]).tolist() == [1.0]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from cotenant.datasets.lab.abtest import AbTestPlan
-from cotenant.datasets.lab.abtest_run import Cluster, measure_together, with_cpuset
-from cotenant.datasets.lab.cgroups import detect_hierarchy
+from cotenant.datasets.lab.abtest_run import Cluster, measure_together
+from cotenant.datasets.lab.cgroups import detect_hierarchy, with_cpuset
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
