@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cotenant.datasets.lab.cgroups import Cgroup, detect_hierarchy, prioritise
+import pytest
+from cotenant.datasets.lab.cgroups import (
+    Cgroup,
+    CgroupError,
+    cpu_list,
+    detect_hierarchy,
+    pin_cpus,
+    prioritise,
+    with_cpuset,
+)
 
 
 def kernel_dir(path: Path, controllers: str) -> None:
@@ -44,3 +53,43 @@ def test_hybrid_host_writes_v1_limits_and_mirrors_the_path_in_unified(tmp_path: 
         assert (tmp_path / controller / "lab/r0001/neighbour-1").is_dir()
     prioritise(hierarchy, "lab")
     assert (tmp_path / "cpu/lab/cpu.shares").read_text() == "16384"  # 16 nice-0 processes, not the maximum
+
+
+def test_pinning_a_pure_v2_cgroup_delegates_cpuset_down_to_it(tmp_path: Path) -> None:
+    for relative in ("", "lab", "lab/r0001"):
+        kernel_dir(tmp_path / relative, "cpuset cpu memory pids")
+    hierarchy = with_cpuset(detect_hierarchy(tmp_path), root=tmp_path)
+    pin_cpus(hierarchy, "lab/r0001", cpu_list(0, 1))
+    assert (tmp_path / "lab/r0001/cpuset.cpus").read_text() == "0"
+    for relative in ("", "lab"):  # each parent lets its child have cpuset files
+        assert (tmp_path / relative / "cgroup.subtree_control").read_text() == "+cpuset"
+    kernel_dir(tmp_path / "other", "cpu memory")  # a parent that does not offer cpuset
+    with pytest.raises(CgroupError, match="cpuset controller is not offered"):
+        pin_cpus(hierarchy, "other/r0001", "0")
+
+
+def test_pinning_a_v1_cpuset_fills_its_ancestors_and_passes_its_cpus_down(tmp_path: Path) -> None:
+    for controller in ("cpu", "cpuacct", "memory", "cpuset"):
+        (tmp_path / controller).mkdir()
+        (tmp_path / controller / "cgroup.procs").write_text("")
+    (tmp_path / "cpuset/cpuset.cpus").write_text("0-3\n")
+    (tmp_path / "cpuset/cpuset.mems").write_text("0\n")
+    for relative in ("lab", "lab/r0001"):  # a new v1 cpuset as the kernel makes it: no CPUs, no memory nodes
+        (tmp_path / "cpuset" / relative).mkdir()
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            (tmp_path / "cpuset" / relative / name).write_text("\n")
+    plain = detect_hierarchy(tmp_path)
+    assert "cpuset" not in plain.v1  # the lab's roles share the machine's CPUs unless a plan pins them
+    with pytest.raises(CgroupError, match="needs the cpuset hierarchy"):
+        pin_cpus(plain, "lab/r0001", "1")
+    hierarchy = with_cpuset(plain, root=tmp_path)
+    pin_cpus(hierarchy, "lab/r0001", cpu_list(2, 2))
+    cpuset = tmp_path / "cpuset"
+    assert [(cpuset / "lab" / name).read_text() for name in ("cpuset.cpus", "cpuset.mems")] == ["0-3", "0"]
+    assert (cpuset / "lab/r0001/cpuset.cpus").read_text() == "2-3"
+    assert (cpuset / "lab/r0001/cpuset.mems").read_text() == "0"
+    assert (cpuset / "lab/r0001/cgroup.clone_children").read_text() == "1"  # its roles start on its CPUs
+    for controller in ("cpu", "cpuacct", "memory"):
+        assert (tmp_path / controller / "lab/r0001").is_dir()
+    with pytest.raises(CgroupError, match="no cpuset hierarchy"):
+        with_cpuset(plain, root=tmp_path / "elsewhere")
