@@ -53,10 +53,13 @@ def _run_with_progress(plan: Path, out: Path, **options: object) -> None:
             raise typer.Exit(code=130) from None
     console.print(
         f"{result.done} runs done, {result.skipped} already done before, {len(result.failed)} failed; "
-        f"telemetry {'on' if result.telemetry else 'off (--no-telemetry)'}"
+        f"telemetry {'on' if result.telemetry else 'off (--no-telemetry)'}; {result.noise}"
     )
     for failure in result.failed:
         console.print(f"[red]failed[/red] {failure}")
+    if result.stopped is not None:
+        console.print(f"[yellow]stopped:[/yellow] {result.stopped}")
+        raise typer.Exit(code=3)
 
 
 @app.command("run")
@@ -72,6 +75,12 @@ def run(
         help="measure part INDEX/COUNT of the plan (every solo reference, a share of the co-runs and "
         "probes): one sitting on one machine; pack the parts together",
     ),
+    max_noise_pp: float | None = typer.Option(
+        None,
+        min=0,
+        help="stop (resumable, exit code 3) once the median |1 - P| of the last solos against the earlier "
+        "ones of their configuration passes this many pp: the machine has become too noisy to label",
+    ),
 ) -> None:
     """Run (or resume) PLAN into OUT, with progress and ETA; Ctrl-C stops cleanly and can be resumed."""
     _run_with_progress(
@@ -82,6 +91,7 @@ def run(
         telemetry=telemetry,
         max_runs=max_runs,
         part=_parse_part(part),
+        max_noise_pp=max_noise_pp,
     )
 
 

@@ -9,7 +9,7 @@ same way and leaving themselves out, which is the noise floor: how far from 1 P 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import polars as pl
@@ -156,6 +156,50 @@ def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
         p90_abs_deviation=float(deviation.quantile(0.9)),  # type: ignore[arg-type]
         mean_solo_label=float(solo["label"].mean()),  # type: ignore[arg-type]
     )
+
+
+# Solos the running noise floor is the median over: twenty minutes of a bundled part (66 solos in ~110 min).
+NOISE_WATCH_WINDOW = 12
+
+
+@dataclass
+class NoiseWatch:
+    """The noise floor as a campaign measures it: each new solo against the median of the earlier solos of its
+    configuration in the journal (|1 - P|, in pp), and the median of the last ``window`` of those. A machine
+    that slows or stutters (a busy hypervisor, which the quiet gate cannot see from inside the guest) shows
+    here within half an hour, where ``cotenant lab labels`` after the campaign tells it too late. With
+    ``limit_pp``, ``exceeded`` says when the running median passed it over a full window."""
+
+    limit_pp: float | None = None
+    window: int = NOISE_WATCH_WINDOW
+    _earlier: dict[str, list[float]] = field(default_factory=dict)
+    _recent: list[float] = field(default_factory=list)
+
+    def add(self, record: RunRecord) -> None:
+        if record.kind != "solo":
+            return
+        earlier = self._earlier.setdefault(record.config_key, [])
+        if earlier:
+            ratio = performance_ratio(record.performance, _median(earlier), record.higher_is_better)
+            self._recent = [*self._recent, 100 * abs(1.0 - ratio)][-self.window :]
+        earlier.append(record.performance)
+
+    @property
+    def median_pp(self) -> float | None:
+        """The running noise floor (None before any solo has an earlier one to compare with)."""
+        return _median(self._recent) if self._recent else None
+
+    @property
+    def exceeded(self) -> bool:
+        median = self.median_pp
+        full = len(self._recent) == self.window
+        return self.limit_pp is not None and full and median is not None and median > self.limit_pp
+
+    def describe(self) -> str:
+        median = self.median_pp
+        if median is None:
+            return "solo noise: not yet measured"
+        return f"solo noise {median:.1f} pp (median of the last {len(self._recent)} solos)"
 
 
 @dataclass(frozen=True)

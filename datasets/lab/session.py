@@ -37,6 +37,7 @@ from cotenant.datasets.lab.cgroups import (
     prioritise,
     with_cpuset,
 )
+from cotenant.datasets.lab.labels import NoiseWatch
 from cotenant.datasets.lab.plan import (
     Plan,
     PlanPart,
@@ -67,6 +68,8 @@ class LabResult:
     skipped: int
     failed: list[str] = field(default_factory=list)
     telemetry: bool = False
+    noise: str = ""  # the running noise floor when it ended (``NoiseWatch.describe``)
+    stopped: str | None = None  # why it stopped before the end (the running noise floor passed its limit)
 
 
 def lab_id(plan: Plan, out: Path) -> str:
@@ -247,9 +250,11 @@ def run_lab(
     max_runs: int | None = None,
     part: PlanPart | None = None,
     on_progress: ProgressCallback | None = None,
+    max_noise_pp: float | None = None,
 ) -> LabResult:
     """Runs (or resumes) ``plan_path`` into ``out``. ``max_runs`` stops after that many new runs (a pilot);
-    ``part`` measures only that part of the plan (over the plan's own ``part``)."""
+    ``part`` measures only that part of the plan (over the plan's own ``part``); ``max_noise_pp`` stops it
+    (resumable) once the running noise floor of its solos passes that many pp (``NoiseWatch``)."""
     out = out.resolve()  # workloads chdir (redis --dir), so every path handed to them must be absolute
     plan = load_plan(plan_path)
     if part is not None:
@@ -277,6 +282,9 @@ def run_lab(
         by_id = {spec.run_id: spec for spec in specs}
         _check_journal(records, by_id, journal)
         done = {record.run_id for record in records}
+        watch = NoiseWatch(limit_pp=max_noise_pp)
+        for record in records:  # the journal's solos, earlier sessions' included, in the order measured
+            watch.add(record)
         check_leftovers(hierarchy, group, allow_concurrent=allow_concurrent, clean_stale=clean_stale)
         scratch, logs = out / "scratch", out / "logs"
         scratch.mkdir(exist_ok=True)
@@ -311,7 +319,7 @@ def run_lab(
                         plan.quiet, cpus, on_wait=_waiting_report(on_progress, index, len(pending), spec)
                     )
                 if on_progress:
-                    on_progress(index, len(pending), spec, "running")
+                    on_progress(index, len(pending), spec, f"running; {watch.describe()}")
                 try:
                     speed_before = measure_speed(plan.canary, cpus) if plan.canary else None
                     record = execute_run(spec, plan, settings, hierarchy, group, scratch, logs, background)
@@ -327,6 +335,15 @@ def run_lab(
                     continue
                 append_record(journal, record)
                 result.done += 1
+                watch.add(record)
+                if watch.exceeded:
+                    result.stopped = (
+                        f"{watch.describe()} passed {max_noise_pp:g} pp after {record.run_id}: the machine "
+                        "varies more than labels can bear (check it; the runs since it rose are in the "
+                        "journal); run the same command to resume"
+                    )
+                    break
+            result.noise = watch.describe()
             if on_progress:
                 on_progress(len(pending), len(pending), None, "done")
             if len(read_journal(journal)) == len(specs):

@@ -94,3 +94,37 @@ def test_good_and_bad_commands_in_one_plan(tmp_path: Path) -> None:
     assert "missing: cannot start 'no-such-benchmark-binary'" in errors
     assert "(failing): sh exited with 3" in errors
     assert "(silent): no silent metric" in errors
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_a_campaign_stops_when_its_solos_become_too_noisy_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program whose speed jumps between runs (a machine stuttering under its hypervisor looks the same to
+    the lab) stops the campaign once its running noise floor passes the limit, with every finished run in
+    the journal; the same command without the limit finishes it."""
+    import functools
+    import sys
+
+    from cotenant.datasets.lab import session
+    from cotenant.datasets.lab.labels import NoiseWatch
+
+    monkeypatch.setattr(session, "NoiseWatch", functools.partial(NoiseWatch, window=3))
+    counter = tmp_path / "executions"
+    alternate = (  # 1, 4, 1, 4, ... from one execution to the next
+        f"import pathlib; p = pathlib.Path({str(counter)!r}); n = int(p.read_text()) if p.exists() else 0; "
+        "p.write_text(str(n + 1)); print('score:', [1, 4][n % 2])"
+    )
+    jumpy = {"command": [sys.executable, "-c", alternate], "metric": r"score: (\d+)", "unit": "points"}
+    plan = plan_with(tmp_path, {"jumpy": jumpy}, ["jumpy"])
+    text = plan.read_text().replace("solo_repeats: 2", "solo_repeats: 9")
+    plan.write_text(text)
+    out = tmp_path / "lab"
+    stopped = run_lab(plan, out, telemetry=False, allow_concurrent=True, max_noise_pp=10.0)
+    kept = read_journal(out / "runs.jsonl")
+    assert stopped.stopped is not None and "passed 10 pp" in stopped.stopped
+    assert len(kept) == stopped.done == 4  # three deviations after the first solo: a full window
+    resumed = run_lab(plan, out, telemetry=False, allow_concurrent=True)
+    assert resumed.stopped is None and resumed.skipped == len(kept)
+    assert len(read_journal(out / "runs.jsonl")) == 9

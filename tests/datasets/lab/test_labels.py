@@ -247,3 +247,27 @@ def test_a_canary_adjusts_performance_to_the_machines_speed_before_labelling() -
     # Runs without that canary are left out rather than mixed in unadjusted.
     assert label_runs([*runs, record("s3", "solo", 90)], canary="cpu").height == 3
     assert label_runs(runs, canary="memory").is_empty()
+
+
+def test_the_noise_watch_follows_each_new_solo_against_the_earlier_ones_of_its_configuration() -> None:
+    """Each solo against the median of the earlier solos of its configuration, the median of the last few:
+    a steady machine stays low, one that starts to stutter passes the limit once a full window of its solos
+    says so, and co-runs or a configuration's first solo add nothing."""
+    from cotenant.datasets.lab.labels import NoiseWatch
+
+    watch = NoiseWatch(limit_pp=5.0, window=4)
+    assert watch.describe() == "solo noise: not yet measured"
+    steady = [100, 101, 99, 100, 102, 100]
+    for i, value in enumerate(steady):
+        watch.add(record(f"s{i}", "solo", value))
+        watch.add(record(f"c{i}", "corun", 40.0))  # co-runs are not the machine's noise
+        watch.add(record(f"l{i}", "solo", 10.0 + i % 2 * 0.1, key="lat/level=1", higher=False))
+    assert watch.median_pp is not None and watch.median_pp < 2.0 and not watch.exceeded
+    stuttering = NoiseWatch(limit_pp=5.0, window=4)
+    for i, value in enumerate([100, 70, 130, 75]):
+        stuttering.add(record(f"s{i}", "solo", value))
+        assert not stuttering.exceeded  # three deviations: not yet a full window
+    stuttering.add(record("s4", "solo", 125))
+    assert stuttering.exceeded and stuttering.median_pp is not None and stuttering.median_pp > 20
+    assert "median of the last 4 solos" in stuttering.describe()
+    assert not NoiseWatch(window=4).exceeded  # no limit: it only reports
