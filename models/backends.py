@@ -230,7 +230,7 @@ class ProbesBackend(TabularBackend):
         mask: np.ndarray,
         host_cores: np.ndarray | None = None,
     ) -> np.ndarray:
-        def quantiles(rows: np.ndarray) -> np.ndarray:
+        def quantiles(rows: np.ndarray | slice) -> np.ndarray:
             own = self.model.embed(newcomer[rows])
             others = (self.model.embed(neighbours[rows]) * mask[rows][..., None]).sum(axis=1)
             return self.head(own, others, mask[rows].sum(axis=1))

@@ -517,7 +517,7 @@ class ProbePlacementModel:
     def _head_inputs(
         self, newcomer: np.ndarray, neighbours: np.ndarray, mask: np.ndarray, cores: np.ndarray | None = None
     ) -> np.ndarray:
-        def inputs(rows: np.ndarray) -> np.ndarray:
+        def inputs(rows: np.ndarray | slice) -> np.ndarray:
             own = self.embed(newcomer[rows])
             others = (self.embed(neighbours[rows]) * mask[rows][..., None]).sum(axis=1)
             return self.features(own, others, mask[rows].sum(axis=1))
@@ -525,29 +525,31 @@ class ProbePlacementModel:
         return self.on_nodes(cores, len(newcomer), inputs)
 
     def on_nodes(
-        self, cores: np.ndarray | None, rows: int, answer: Callable[[np.ndarray], np.ndarray]
+        self, cores: np.ndarray | None, rows: int, answer: Callable[[np.ndarray | slice], np.ndarray]
     ) -> np.ndarray:
         """``answer(indices)`` for each group of the ``rows`` whose nodes have the same cores (``cores
         [rows]``, NaN: the size the model reads now), read as hosts of that size meanwhile; the answers in
-        row order. Without ``cores``, or for a model that does not read the host's size, one call for
-        all."""
-        everything = np.arange(rows)
+        row order. Rows all on one size (or no ``cores``, or a model that does not read the host's size)
+        are answered in one call on ``slice(None)``: views, no copy of the batch."""
         if cores is None or getattr(self, "host_cores_", None) is None:
-            return answer(everything)
+            return answer(slice(None))
         serving = float(self.host_cores_)  # type: ignore[arg-type]
         sizes = np.where(np.isnan(cores), serving, cores)
+        unique = np.unique(sizes)
         out: np.ndarray | None = None
         try:
-            for size in np.unique(sizes):
-                indices = everything[sizes == size]
+            for size in unique:
                 self.host_cores_ = float(size)
+                if len(unique) == 1:
+                    return answer(slice(None))
+                indices = np.flatnonzero(sizes == size)
                 part = answer(indices)
                 if out is None:
                     out = np.zeros((rows, *part.shape[1:]), dtype=part.dtype)
                 out[indices] = part
         finally:
             self.host_cores_ = serving
-        return out if out is not None else answer(everything)
+        return out if out is not None else answer(slice(None))
 
     def _fit_head(self, family: str, x: np.ndarray, labels: np.ndarray) -> Any:
         if family == "boosting":

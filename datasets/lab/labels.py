@@ -8,6 +8,7 @@ same way and leaving themselves out, which is the noise floor: how far from 1 P 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -173,7 +174,10 @@ class NoiseWatch:
     limit_pp: float | None = None
     window: int = NOISE_WATCH_WINDOW
     _earlier: dict[str, list[float]] = field(default_factory=dict)
-    _recent: list[float] = field(default_factory=list)
+    _recent: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._recent = deque(maxlen=self.window)
 
     def add(self, record: RunRecord) -> None:
         if record.kind != "solo":
@@ -181,13 +185,13 @@ class NoiseWatch:
         earlier = self._earlier.setdefault(record.config_key, [])
         if earlier:
             ratio = performance_ratio(record.performance, _median(earlier), record.higher_is_better)
-            self._recent = [*self._recent, 100 * abs(1.0 - ratio)][-self.window :]
+            self._recent.append(100 * abs(1.0 - ratio))
         earlier.append(record.performance)
 
     @property
     def median_pp(self) -> float | None:
         """The running noise floor (None before any solo has an earlier one to compare with)."""
-        return _median(self._recent) if self._recent else None
+        return _median(list(self._recent)) if self._recent else None
 
     @property
     def exceeded(self) -> bool:

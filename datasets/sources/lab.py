@@ -222,13 +222,9 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
         return pl.concat(kept, how="diagonal_relaxed")
 
     def with_node_cores(table: RunTable) -> pl.DataFrame:
-        """Its runs with the cores of the node each measured written out where its machine's are known: the
-        pooled table's machine (the packer's) need not be each campaign's."""
-        if table.host_cores is None:
-            return table.runs
-        if RUN_HOST_CORES not in table.runs.columns:
-            return table.runs.with_columns(pl.lit(table.host_cores).alias(RUN_HOST_CORES))
-        return table.runs.with_columns(pl.col(RUN_HOST_CORES).cast(pl.Float64).fill_null(table.host_cores))
+        """Its runs with the cores of the node each measured written out (``RunTable.run_cores``; null where
+        unknown): the pooled table's machine (the packer's) need not be each campaign's."""
+        return table.runs.with_columns(pl.Series(RUN_HOST_CORES, table.run_cores()).fill_nan(None))
 
     runs = pl.concat(
         [prefixed(with_node_cores(t), n) for n, t in zip(names, tables, strict=True)], how="diagonal_relaxed"
