@@ -271,10 +271,12 @@ def run_lab(
     _prepare_directory(plan_path, plan, out)
     journal = out / "runs.jsonl"
     group = LAB_PREFIX + lab_id(plan, out)
-    hierarchy = detect_hierarchy()
+    # The collector watches every run from a cgroup of its own, on no node: it joins the hierarchy without the
+    # cpuset (a v1 cpuset takes no process until its CPUs are set, and only runs are pinned).
+    unpinned = hierarchy = detect_hierarchy()
     if plan.host_cpus is not None:
         try:
-            hierarchy = with_cpuset(hierarchy)
+            hierarchy = with_cpuset(unpinned)
         except CgroupError as error:
             raise LabError(f"host_cpus: {error}") from error
     with _directory_lock(out), sigterm_as_interrupt():
@@ -304,7 +306,7 @@ def run_lab(
                 except (OSError, subprocess.CalledProcessError) as error:
                     raise LabError(f"{name}: preparing its inputs failed: {error}") from error
             if telemetry:
-                collector = start_collector(hierarchy, group, out / "telemetry", out / "collector.log")
+                collector = start_collector(unpinned, group, out / "telemetry", out / "collector.log")
                 result.telemetry = True
             _write_session_note(out, plan, group, result.telemetry)
             settings = RunSettings(warmup_s=plan.warmup_s)

@@ -52,7 +52,8 @@ def test_more_host_cpus_than_the_machine_has_is_refused_before_anything_starts(t
 def test_every_run_sees_only_the_host_cpus_and_records_them(tmp_path: Path, host_cpus: int | None) -> None:
     out = tmp_path / "lab"
     plan = plan_with(tmp_path, host_cpus)
-    result = run_lab(plan, out, telemetry=False, allow_concurrent=True)
+    # telemetry on, as campaigns run: the collector, pinned to no node, must still join its own cgroup
+    result = run_lab(plan, out, telemetry=True, allow_concurrent=True)
     records = read_journal(out / "runs.jsonl")
     assert result.done == len(records) == 2 and not result.failed
     seen = host_cpus or len(os.sched_getaffinity(0))
