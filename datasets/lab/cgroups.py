@@ -124,6 +124,13 @@ def with_cpuset(hierarchy: CgroupHierarchy, root: Path = DEFAULT_ROOT) -> Cgroup
     return CgroupHierarchy(v1={**hierarchy.v1, "cpuset": cpuset}, unified=hierarchy.unified)
 
 
+def without_cpuset(hierarchy: CgroupHierarchy) -> CgroupHierarchy:
+    """The hierarchy without the v1 cpuset controller: for a process on no node (the collector), since a
+    new v1 cpuset takes no process until its CPUs and memory nodes are set."""
+    unpinned = {name: mount for name, mount in hierarchy.v1.items() if name != "cpuset"}
+    return CgroupHierarchy(v1=unpinned, unified=hierarchy.unified)
+
+
 def cpu_list(first: int, count: int) -> str:
     """``count`` CPUs from ``first`` as a cpuset list: "3", "0-3"."""
     return str(first) if count == 1 else f"{first}-{first + count - 1}"

@@ -36,6 +36,7 @@ from cotenant.datasets.lab.cgroups import (
     pid_alive,
     prioritise,
     with_cpuset,
+    without_cpuset,
 )
 from cotenant.datasets.lab.labels import NoiseWatch
 from cotenant.datasets.lab.plan import (
@@ -171,7 +172,9 @@ def start_collector(
     It runs in ``<group>/<name>``: inside the prioritised lab group it keeps its 1 s cadence on a busy
     host, and at depth one it is not matched by a ``<group>/*/*`` glob.
     """
-    home = hierarchy.directories(f"{group}/{name}")
+    # On no node: the collector watches every run and host from a cgroup of its own, outside the cpuset that
+    # pins them (where a new cgroup would take no process until its CPUs are set).
+    home = without_cpuset(hierarchy).directories(f"{group}/{name}")
     for directory in home:
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -271,12 +274,10 @@ def run_lab(
     _prepare_directory(plan_path, plan, out)
     journal = out / "runs.jsonl"
     group = LAB_PREFIX + lab_id(plan, out)
-    # The collector watches every run from a cgroup of its own, on no node: it joins the hierarchy without the
-    # cpuset (a v1 cpuset takes no process until its CPUs are set, and only runs are pinned).
-    unpinned = hierarchy = detect_hierarchy()
+    hierarchy = detect_hierarchy()
     if plan.host_cpus is not None:
         try:
-            hierarchy = with_cpuset(unpinned)
+            hierarchy = with_cpuset(hierarchy)
         except CgroupError as error:
             raise LabError(f"host_cpus: {error}") from error
     with _directory_lock(out), sigterm_as_interrupt():
@@ -306,7 +307,7 @@ def run_lab(
                 except (OSError, subprocess.CalledProcessError) as error:
                     raise LabError(f"{name}: preparing its inputs failed: {error}") from error
             if telemetry:
-                collector = start_collector(unpinned, group, out / "telemetry", out / "collector.log")
+                collector = start_collector(hierarchy, group, out / "telemetry", out / "collector.log")
                 result.telemetry = True
             _write_session_note(out, plan, group, result.telemetry)
             settings = RunSettings(warmup_s=plan.warmup_s)

@@ -12,6 +12,7 @@ import pytest
 from cotenant.datasets.lab.abtest import AbTestPlan
 from cotenant.datasets.lab.abtest_run import Cluster, measure_together
 from cotenant.datasets.lab.cgroups import detect_hierarchy, with_cpuset
+from cotenant.datasets.lab.session import start_collector, stop_collector
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -35,8 +36,8 @@ PINNED = {
 }
 
 
-@pytest.mark.skipif(os.cpu_count() is None or os.cpu_count() < 2, reason="two hosts need two CPUs")
-def test_hosts_are_disjoint_cpus_and_tenants_are_measured_together(tmp_path: Path) -> None:
+def two_hosts(tenants: tuple[str, ...]) -> Cluster:
+    """Two hosts of one CPU each, and tenants running ``PINNED`` for 3 s."""
     plan = AbTestPlan.model_validate(
         {
             "name": "live",
@@ -46,12 +47,18 @@ def test_hosts_are_disjoint_cpus_and_tenants_are_measured_together(tmp_path: Pat
             "commands": {"pinned": PINNED},
             "tenants": [
                 {"name": name, "workload": "pinned", "level": 1, "requests": {"cpus": 0.5, "memory_mib": 64}}
-                for name in ("a", "b", "c")
+                for name in tenants
             ],
         }
     )
     # Not under the lab prefix: a lab starting meanwhile must not mistake it for a leftover.
-    cluster = Cluster(plan, with_cpuset(detect_hierarchy()), f"cotenant-abtest-test-{os.getpid()}")
+    return Cluster(plan, with_cpuset(detect_hierarchy()), f"cotenant-abtest-test-{os.getpid()}")
+
+
+@pytest.mark.skipif(os.cpu_count() is None or os.cpu_count() < 2, reason="two hosts need two CPUs")
+def test_hosts_are_disjoint_cpus_and_tenants_are_measured_together(tmp_path: Path) -> None:
+    cluster = two_hosts(("a", "b", "c"))
+    plan = cluster.plan
     tenants = {t.name: t for t in plan.tenants}
     cluster.create()
     try:
@@ -75,4 +82,24 @@ def test_hosts_are_disjoint_cpus_and_tenants_are_measured_together(tmp_path: Pat
     windows = [[float(x) for x in logs[name].split("window:")[1].split()[:2]] for name in ("a", "b")]
     span_s = max(end for _, end in windows) - min(start for start, _ in windows)
     assert results["a"] + results["b"] <= 1000 * (span_s * 1.05 + 0.15)
+    assert not any(d.exists() for d in cluster.hierarchy.directories(cluster.group))
+
+
+@pytest.mark.skipif(os.cpu_count() is None or os.cpu_count() < 2, reason="two hosts need two CPUs")
+def test_a_collector_starts_beside_pinned_hosts(tmp_path: Path) -> None:
+    """The test's collectors (the solo references' and each host's agent) run in the cluster's group on no
+    node: beside hosts pinned through a cpuset, where a new cgroup takes no process until its CPUs are set."""
+    cluster = two_hosts(("a",))
+    cluster.create()
+    try:
+        collector = start_collector(
+            cluster.hierarchy, cluster.group, tmp_path / "telemetry", tmp_path / "log"
+        )
+        try:
+            assert collector.poll() is None, (tmp_path / "log").read_text()
+            assert "collecting" in (tmp_path / "log").read_text()
+        finally:
+            stop_collector(collector)
+    finally:
+        cluster.remove()
     assert not any(d.exists() for d in cluster.hierarchy.directories(cluster.group))
