@@ -119,11 +119,19 @@ class Role:
                     f"{process.returncode}; log {log}"
                 )
             try:
-                results.append(self.workload.parse(log.read_text(errors="replace")))
+                value = self.workload.parse(log.read_text(errors="replace"))
             except ParseError as error:
                 raise RunFailed(
                     f"{self.name} phase {index} ({self.config.workload}): {error}; log {log}"
                 ) from error
+            if value <= 0:
+                # Nothing to take a ratio of: a solo of 0 would label every co-run against it at the floor.
+                raise RunFailed(
+                    f"{self.name} phase {index} ({self.config.workload}): measured {value:g} "
+                    f"{self.workload.unit}, no work its metric counts (too little memory or CPU for it?); "
+                    f"log {log}"
+                )
+            results.append(value)
         return results
 
     def _wait_phase(self, process: subprocess.Popen[bytes], seconds: int, log: Path) -> None:

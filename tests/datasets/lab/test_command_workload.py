@@ -79,6 +79,8 @@ def test_good_and_bad_commands_in_one_plan(tmp_path: Path) -> None:
         "missing": {**SYSBENCH, "command": ["no-such-benchmark-binary", "{seconds}"]},
         "failing": {**SYSBENCH, "command": ["sh", "-c", "echo 'events per second: 9'; exit 3"]},
         "silent": {**SYSBENCH, "command": ["sh", "-c", "echo nothing to see"]},
+        # a program that ran but did nothing its metric counts (a stressor starved of memory reports 0)
+        "idle": {**SYSBENCH, "command": ["sh", "-c", "echo 'events per second: 0.00'"]},
     }
     out = tmp_path / "lab"
     result = run_lab(
@@ -90,9 +92,10 @@ def test_good_and_bad_commands_in_one_plan(tmp_path: Path) -> None:
     assert all(record.performance > 0 and record.background is not None for record in records)
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     errors = " | ".join(failure["error"] for failure in failures)
-    assert len(failures) == len(result.failed) == 6
+    assert len(failures) == len(result.failed) == 8
     assert "missing: cannot start 'no-such-benchmark-binary'" in errors
     assert "(failing): sh exited with 3" in errors
+    assert "(idle): measured 0 events_per_second, no work its metric counts" in errors
     assert "(silent): no silent metric" in errors
 
 
