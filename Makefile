@@ -39,13 +39,14 @@ pytest:
 # The closed-loop A/B test's report (reports/abtest/, datasets/lab/README.md): its champions trained on every packed
 # campaign in a registry of their own, then the test itself (~15 min on a quiet 2-core machine once set up, nothing else running).
 CLOSED_LOOP := var/closed-loop
-CLOSED_LOOP_CAMPAIGNS := v2 v3-p1 bundled_v3-p1 bundled_v4-p1 fractional crowded
+CLOSED_LOOP_CAMPAIGNS := v2 v3-p1 bundled_v3-p1 bundled_v4-p1 fractional crowded service_probes crowded_node1-p1
 CLOSED_LOOP_DATA := bundled:$(CLOSED_LOOP)/data
 CLOSED_LOOP_REGISTRY := sqlite:///$(CLOSED_LOOP)/mlflow.db
 # Chosen on the validation programs of that data (`cotenant evaluate --data $(CLOSED_LOOP_DATA) --folds 5
-# --models "placement-probes[pressure_at_demand=true],placement-probes[pressure_at_demand=true,neighbour_load=true]"`):
-# neighbour_load 11.86 against 12.72 pp (test programs 12.19 against 14.17, coverage 0.76 against 0.73; constant
-# 21.93, fair-share heuristic 11.79 on the same folds); pressure_at_demand 12.72 against 12.94 before it.
+# --models "placement-probes[pressure_at_demand=true,neighbour_load=true],placement-probes[pressure_at_demand=true,neighbour_load=true,core_wait=true]"`):
+# with the one-CPU campaign and the service's probes, neighbour_load 11.76 against core_wait's 11.81 pp (test
+# programs 12.20 against 12.28, coverage 0.76 both; constant 22.10, fair-share heuristic 11.69 on the same
+# folds); before them neighbour_load 11.86 against pressure_at_demand alone 12.72.
 CLOSED_LOOP_PLACEMENT_OPTIONS := {"pressure_at_demand": true, "neighbour_load": true}
 
 abtest: setup
