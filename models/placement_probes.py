@@ -538,10 +538,11 @@ class ProbePlacementModel:
         unique = np.unique(sizes)
         out: np.ndarray | None = None
         try:
+            if len(unique) == 1:
+                self.host_cores_ = float(unique[0])
+                return answer(slice(None))
             for size in unique:
                 self.host_cores_ = float(size)
-                if len(unique) == 1:
-                    return answer(slice(None))
                 indices = np.flatnonzero(sizes == size)
                 part = answer(indices)
                 if out is None:
