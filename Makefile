@@ -39,15 +39,17 @@ pytest:
 # The closed-loop A/B test's report (reports/abtest/, datasets/lab/README.md): its champions trained on every packed
 # campaign in a registry of their own, then the test itself (~15 min on a quiet 2-core machine once set up, nothing else running).
 CLOSED_LOOP := var/closed-loop
-CLOSED_LOOP_CAMPAIGNS := v2 v3-p1 bundled_v3-p1 bundled_v4-p1 fractional crowded service_probes crowded_node1-p1
+CLOSED_LOOP_CAMPAIGNS := v2 v3-p1 bundled_v3-p1 bundled_v4-p1 fractional crowded service_probes crowded_node1-p1 \
+	crowded_node1-p2
 CLOSED_LOOP_DATA := bundled:$(CLOSED_LOOP)/data
 CLOSED_LOOP_REGISTRY := sqlite:///$(CLOSED_LOOP)/mlflow.db
 # Chosen on the validation programs of that data (`cotenant evaluate --data $(CLOSED_LOOP_DATA) --folds 5
-# --models "placement-probes[pressure_at_demand=true,neighbour_load=true],placement-probes[pressure_at_demand=true,neighbour_load=true,core_wait=true]"`):
-# with the one-CPU campaign and the service's probes, neighbour_load 11.76 against core_wait's 11.81 pp (test
-# programs 12.20 against 12.28, coverage 0.76 both; constant 22.10, fair-share heuristic 11.69 on the same
-# folds); before them neighbour_load 11.86 against pressure_at_demand alone 12.72.
-CLOSED_LOOP_PLACEMENT_OPTIONS := {"pressure_at_demand": true, "neighbour_load": true}
+# --models "placement-probes[pressure_at_demand=true,neighbour_load=true],placement-probes[pressure_at_demand=true,neighbour_load=true,service_queue=true]"`):
+# with both halves of the one-CPU campaign, service_queue 11.04 against neighbour_load's 11.67 pp (test programs
+# 11.60 against 12.67, coverage 0.77 against 0.76; the held-out latency service 13.40 against 23.74; constant
+# 22.13, fair-share heuristic 11.64 on the same folds); before it neighbour_load 11.76 against core_wait's
+# 11.81, and 11.86 against pressure_at_demand alone 12.72.
+CLOSED_LOOP_PLACEMENT_OPTIONS := {"pressure_at_demand": true, "neighbour_load": true, "service_queue": true}
 
 abtest: setup
 	rm -rf $(CLOSED_LOOP) var/abtest

@@ -137,6 +137,10 @@ PROBE_MEASURED = PROBE_PREFIX + "measured"
 # 1 when the row summarises a live, co-located window (an incumbent's telemetry), 0 for a solo profile: a
 # model estimating unmeasured probes from telemetry needs to know which kind it reads.
 PROBE_LIVE = PROBE_PREFIX + "live"
+# 1 when the workload's metric is a latency (lower is better: the lab's requests served at an offered load),
+# 0 for a throughput or rate, NaN where not known (a service's incumbent, a registered profile): a request
+# waits for the CPU where a batch job only shares it, and a model charging that waiting needs to know which.
+PROBE_LATENCY = PROBE_PREFIX + "latency"
 
 
 def probe_columns(table: RunTable) -> list[str]:
@@ -153,7 +157,7 @@ def probe_deficits(table: RunTable, profile_ids: Sequence[str]) -> tuple[list[st
     from cotenant.datasets.splits import program_of
 
     columns = probe_columns(table)
-    names = [PROBE_PREFIX + c for c in columns] + [PROBE_MEASURED, PROBE_LIVE]
+    names = [PROBE_PREFIX + c for c in columns] + [PROBE_MEASURED, PROBE_LIVE, PROBE_LATENCY]
     frame = pl.DataFrame(
         {"profile_id": list(profile_ids), "application": [program_of(p) for p in profile_ids]},
         schema={"profile_id": pl.Utf8, "application": pl.Utf8},
@@ -163,12 +167,23 @@ def probe_deficits(table: RunTable, profile_ids: Sequence[str]) -> tuple[list[st
         frame = frame.join(sensitivity, on="application", how="left")
     if pressure is not None:
         frame = frame.join(pressure.rename({"config_key": "profile_id"}), on="profile_id", how="left")
+    frame = frame.join(latency_metrics(table), on="application", how="left")
     measured = pl.any_horizontal([pl.col(c).is_not_null() for c in columns]) if columns else pl.lit(False)
     return names, frame.select(
         "profile_id",
         *[(1.0 - pl.col(c).cast(pl.Float64)).alias(PROBE_PREFIX + c) for c in columns],
         measured.cast(pl.Float64).alias(PROBE_MEASURED),
         pl.lit(0.0).alias(PROBE_LIVE),  # profiles are solo
+        pl.col(PROBE_LATENCY).cast(pl.Float64),
+    )
+
+
+def latency_metrics(table: RunTable) -> pl.DataFrame:
+    """Per application whether its metric is a latency (``PROBE_LATENCY``: 1.0 when lower is better)."""
+    return (
+        table.runs.group_by("application")
+        .agg((~pl.col("higher_is_better").cast(pl.Boolean)).any().cast(pl.Float64).alias(PROBE_LATENCY))
+        .with_columns(pl.col("application").cast(pl.Utf8))
     )
 
 

@@ -197,12 +197,12 @@ class Predictor:
 
     # ---- placement ---------------------------------------------------------------------------------------
     def profile_summary(
-        self, profile: Series, probes: Probes | None = None, live: bool = False
+        self, profile: Series, probes: Probes | None = None, live: bool = False, latency: bool | None = None
     ) -> np.ndarray:
         """A solo profile's (or, ``live``, an incumbent's window's) series -> the normalised input row
         ``[F_p]`` (missing metrics -> mean); for a model with probe inputs the workload's probe results follow
         (``placement_row``)."""
-        return self.placement_row(self.raw_summary(profile), probes, live)
+        return self.placement_row(self.raw_summary(profile), probes, live, latency)
 
     def raw_summary(self, profile: Series) -> np.ndarray:
         """The per-metric summaries of a window (``summarise``, as training computed them)."""
@@ -219,16 +219,27 @@ class Predictor:
         return summarise(window)
 
     def placement_row(
-        self, summary: np.ndarray, probes: Probes | None = None, live: bool = False
+        self,
+        summary: np.ndarray,
+        probes: Probes | None = None,
+        live: bool = False,
+        latency: bool | None = None,
     ) -> np.ndarray:
         """A raw summary (and the workload's probe results: P by probe name, ``sens_cpu_2``) -> the normalised
-        input row. Probe inputs are deficits (1 - P), NaN where not measured, then whether any was measured
-        and whether the summary is of a live window, as ``datasets.tensors`` builds them for training.
+        input row. Probe inputs are deficits (1 - P), NaN where not measured, then whether any was measured,
+        whether the summary is of a live window, and whether the workload's metric is a latency (NaN: not
+        said, the model estimates it), as ``datasets.tensors`` builds them for training.
         ``summary [..., F]``: several workloads' summaries at once get the same probes and flags."""
         row = np.asarray(summary, dtype=np.float64)
         probe_names = self.metadata.features[row.shape[-1] :]
         if probe_names:
-            from cotenant.models.placement_probes import PROBE_FLAGS, PROBE_LIVE, PROBE_MEASURED, PROBE_PREFIX
+            from cotenant.models.placement_probes import (
+                PROBE_FLAGS,
+                PROBE_LATENCY,
+                PROBE_LIVE,
+                PROBE_MEASURED,
+                PROBE_PREFIX,
+            )
 
             given = probes or {}
             deficits = {
@@ -237,7 +248,11 @@ class Predictor:
                 if name not in PROBE_FLAGS
             }
             measured = float(any(np.isfinite(list(deficits.values()))))
-            flags = {PROBE_MEASURED: measured, PROBE_LIVE: float(live)}
+            flags = {
+                PROBE_MEASURED: measured,
+                PROBE_LIVE: float(live),
+                PROBE_LATENCY: np.nan if latency is None else float(latency),
+            }
             inputs = [deficits.get(name, flags.get(name, np.nan)) for name in probe_names]
             row = np.concatenate([row, np.broadcast_to(inputs, (*row.shape[:-1], len(inputs)))], axis=-1)
         return self._stats().transform(row.astype(np.float32))
@@ -257,11 +272,14 @@ class Predictor:
         metrics = list(self.metadata.metrics)
         return FeatureSchema(schema_id(metrics, window_seconds), metrics, window_seconds)
 
-    def encode_profile(self, profile: Series, probes: Probes | None = None, live: bool = False) -> np.ndarray:
+    def encode_profile(
+        self, profile: Series, probes: Probes | None = None, live: bool = False, latency: bool | None = None
+    ) -> np.ndarray:
         """A workload's embedding ``[V, E]``: row 0 as is, row 1+g with group g occluded. ``live``: the series
-        is an incumbent's window on its host, not a solo profile."""
+        is an incumbent's window on its host, not a solo profile; ``latency``: whether its metric is a
+        latency (None: not said)."""
         self._require("placement")
-        return self.encode_summaries(self.profile_summary(profile, probes, live)[None])[0]
+        return self.encode_summaries(self.profile_summary(profile, probes, live, latency)[None])[0]
 
     def encode_summaries(self, summaries: np.ndarray) -> np.ndarray:  # [N, F_p] normalised -> [N, V, E]
         variants = np.stack([occlusion_variants(row, self._masks, per_step=False) for row in summaries])

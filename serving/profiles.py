@@ -18,6 +18,7 @@ class Profile:
     profile_id: str
     series: Series
     probes: dict[str, float] = field(default_factory=dict)  # P by probe name, as registered
+    latency: bool | None = None  # whether its metric is a latency, as registered (None: not said)
     encodings: dict[str, np.ndarray] = field(default_factory=dict)  # model key -> encoding
 
     def inputs(self, placement: LoadedModel | None) -> tuple[list[str], list[str]]:
@@ -42,14 +43,18 @@ class ProfileStore:
         telemetry: dict[str, list[float]],
         placement: LoadedModel | None,
         probes: dict[str, float] | None = None,
+        latency: bool | None = None,
     ) -> Profile:
         """Store (or replace) a profile and encode it now, so that queries only look it up."""
         profile = Profile(
-            profile_id=profile_id, series=telemetry_to_series(telemetry), probes=dict(probes or {})
+            profile_id=profile_id,
+            series=telemetry_to_series(telemetry),
+            probes=dict(probes or {}),
+            latency=latency,
         )
         if placement is not None:
             profile.encodings[placement.key] = placement.predictor.encode_profile(
-                profile.series, profile.probes
+                profile.series, profile.probes, latency=profile.latency
             )
         with self._lock:
             self.check_room(profile_id)
@@ -71,6 +76,8 @@ class ProfileStore:
     def encoding(self, profile: Profile, placement: LoadedModel) -> np.ndarray:
         cached = profile.encodings.get(placement.key)
         if cached is None:  # registered under an earlier champion
-            encoded = placement.predictor.encode_profile(profile.series, profile.probes)
+            encoded = placement.predictor.encode_profile(
+                profile.series, profile.probes, latency=profile.latency
+            )
             cached = profile.encodings[placement.key] = encoded
         return cached

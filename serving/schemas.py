@@ -159,6 +159,12 @@ class RegisterProfileRequest(StrictModel):
         default=None,
         description="the workload's sensitivity and pressure probe results (P by probe name), when measured",
     )
+    latency: bool | None = Field(
+        default=None,
+        description="whether the workload's metric is a latency (requests served at an offered load): a "
+        "placement champion that charges a latency the waiting of a queue reads it; omitted, it is estimated "
+        "from the telemetry",
+    )
 
 
 class ProfileSummary(BaseModel):

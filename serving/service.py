@@ -214,7 +214,9 @@ class InterferencePredictionService:
         """A workload's solo telemetry under an id, encoded now for placement queries."""
         self._authorise(ctx)
         try:
-            profile = self.state.register_profile(payload.profile_id, payload.telemetry, payload.probes)
+            profile = self.state.register_profile(
+                payload.profile_id, payload.telemetry, payload.probes, payload.latency
+            )
         except OverflowError as error:
             raise PayloadTooLarge(str(error)) from error
         except StateUnavailable as error:
@@ -280,16 +282,20 @@ class InterferencePredictionService:
                 raise NotFound(f"unknown profile {workload.profile_id!r}")
             newcomer = self.profiles.encoding(profile, model)
             name, series, probes = workload.profile_id, profile.series, profile.probes
+            latency = profile.latency
             inputs: WorkloadInputs = "probes" if profile.inputs(model)[0] else "telemetry"
         else:
             series = telemetry_to_series(workload.telemetry or {})
             newcomer = model.predictor.encode_profile(series)
             name, inputs, probes = "inline", "telemetry", {}
+            latency = None
         placements = scoring.score_hosts(newcomer, payload.hosts, self.hosts, model, payload.min_performance)
         self.metrics.placements(name, placements)
         challenger = self.champions.champions.placement_shadow
         if challenger is not None and self.shadow is not None:  # scored in the background, never served
-            request = ShadowRequest.of_placements(series, placements, model.version, challenger, probes)
+            request = ShadowRequest.of_placements(
+                series, placements, model.version, challenger, probes, latency
+            )
             self.shadow.submit(request)
         return ScorePlacementResult(
             placements=placements, model_version=model.version, newcomer_inputs=inputs
@@ -409,7 +415,7 @@ class InterferencePredictionService:
         challenger = self.champions.champions.placement_shadow
         if challenger is not None and self.shadow is not None:  # scored in the background, never served
             request = ShadowRequest.of_candidates(
-                profile.series, scores, placement.version, challenger, profile.probes
+                profile.series, scores, placement.version, challenger, profile.probes, profile.latency
             )
             self.shadow.submit(request)
         return pod, names, scores

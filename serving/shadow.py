@@ -42,6 +42,7 @@ class ShadowRequest:
     champion_version: str
     challenger: LoadedModel
     newcomer_probes: dict[str, float] | None = None  # its registered probe results, if any
+    newcomer_latency: bool | None = None  # whether its metric is a latency, as registered
 
     @classmethod
     def of_placements(
@@ -51,13 +52,14 @@ class ShadowRequest:
         champion_version: str,
         challenger: LoadedModel,
         probes: dict[str, float] | None = None,
+        latency: bool | None = None,
     ) -> ShadowRequest:
         """From an explained reply (``/score_placement``)."""
         answered = [p for p in served if p.status in ("scored", "empty_host") and p.newcomer is not None]
         hosts = [p.host for p in answered]
         newcomer_p = np.array([p.newcomer.p for p in answered if p.newcomer is not None])
         score = np.array([p.score for p in answered])
-        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes)
+        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes, latency)
 
     @classmethod
     def of_candidates(
@@ -67,13 +69,14 @@ class ShadowRequest:
         champion_version: str,
         challenger: LoadedModel,
         probes: dict[str, float] | None = None,
+        latency: bool | None = None,
     ) -> ShadowRequest:
         """From the extender's vectorised scores (``/filter``, ``/prioritize``)."""
         positions = np.flatnonzero(scores.scored)
         hosts = [scores.hosts[i] for i in positions.tolist()]
         newcomer_p = scores.newcomer_p[positions]
         score = scores.score[positions]
-        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes)
+        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes, latency)
 
 
 @dataclass
@@ -196,7 +199,9 @@ class ShadowScorer:
         kept = [i for i, encoding in enumerate(encodings) if encoding is not None]
         if not kept:
             return
-        newcomer = challenger.predictor.encode_profile(request.newcomer, request.newcomer_probes)
+        newcomer = challenger.predictor.encode_profile(
+            request.newcomer, request.newcomer_probes, latency=request.newcomer_latency
+        )
         quantiles, _, offsets = challenger.predictor.score_placement_arrays(
             newcomer, [encodings[i] for i in kept], explain=False
         )

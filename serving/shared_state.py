@@ -77,7 +77,11 @@ class HostStateWriter(Protocol):
     ) -> IngestOutcome: ...
 
     def register_profile(
-        self, profile_id: str, telemetry: dict[str, list[float]], probes: dict[str, float] | None = None
+        self,
+        profile_id: str,
+        telemetry: dict[str, list[float]],
+        probes: dict[str, float] | None = None,
+        latency: bool | None = None,
     ) -> Profile: ...
 
     def close(self) -> None: ...
@@ -95,9 +99,13 @@ class LocalState:
         return self.hosts.ingest(host, samples, self.placement(), summaries=summaries)
 
     def register_profile(
-        self, profile_id: str, telemetry: dict[str, list[float]], probes: dict[str, float] | None = None
+        self,
+        profile_id: str,
+        telemetry: dict[str, list[float]],
+        probes: dict[str, float] | None = None,
+        latency: bool | None = None,
     ) -> Profile:
-        return self.profiles.register(profile_id, telemetry, self.placement(), probes)
+        return self.profiles.register(profile_id, telemetry, self.placement(), probes, latency)
 
     def close(self) -> None:
         pass
@@ -239,10 +247,15 @@ class RedisState:
         return IngestOutcome(targets, len(kept) - skipped.get("no_values", 0), skipped, len(kept_summaries))
 
     def register_profile(
-        self, profile_id: str, telemetry: dict[str, list[float]], probes: dict[str, float] | None = None
+        self,
+        profile_id: str,
+        telemetry: dict[str, list[float]],
+        probes: dict[str, float] | None = None,
+        latency: bool | None = None,
     ) -> Profile:
         self.profiles.check_room(profile_id)  # before anything reaches the shared log
-        payload = json.dumps({"telemetry": telemetry, "probes": probes or {}}, separators=(",", ":"))
+        stored = {"telemetry": telemetry, "probes": probes or {}, "latency": latency}
+        payload = json.dumps(stored, separators=(",", ":"))
         try:
             self.client.hset(self.profiles_key, profile_id, payload)
         except self._redis_errors as error:
@@ -251,7 +264,7 @@ class RedisState:
         self._wait_applied(entry)
         profile = self.profiles.get(profile_id)
         if profile is None:  # applied by the reader normally; under a stuck reader, register it here too
-            profile = self.profiles.register(profile_id, telemetry, self.placement(), probes)
+            profile = self.profiles.register(profile_id, telemetry, self.placement(), probes, latency)
         return profile
 
     def close(self) -> None:
@@ -353,7 +366,9 @@ class RedisState:
 
     def _register_stored(self, profile_id: str, stored: bytes, placement: LoadedModel | None) -> None:
         profile = json.loads(stored)
-        self.profiles.register(profile_id, profile["telemetry"], placement, profile.get("probes"))
+        self.profiles.register(
+            profile_id, profile["telemetry"], placement, profile.get("probes"), profile.get("latency")
+        )
 
     def _apply(
         self,

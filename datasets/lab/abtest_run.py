@@ -121,6 +121,11 @@ def workload_of(plan: AbTestPlan, tenant: TenantSpec) -> Workload:
     return WORKLOADS[tenant.workload]()
 
 
+def latency_metrics(plan: AbTestPlan) -> dict[str, bool]:
+    """Per tenant whether its metric is a latency (lower is better): what its profile is registered with."""
+    return {tenant.name: not workload_of(plan, tenant).higher_is_better for tenant in plan.tenants}
+
+
 def tenant_role(cluster: Cluster, host: str, tenant: TenantSpec, scratch: Path, logs: Path) -> Role:
     """A tenant as the lab runs a workload: its configuration in its cgroup under its host."""
     plan = cluster.plan
@@ -398,9 +403,14 @@ def live_service(
                     name=f"agent-{host}",
                 )
             )
+        latency = latency_metrics(cluster.plan)
         with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
             for tenant, telemetry in profiles.items():
-                body: dict[str, Any] = {"profile_id": tenant, "telemetry": telemetry}
+                body: dict[str, Any] = {
+                    "profile_id": tenant,
+                    "telemetry": telemetry,
+                    "latency": latency[tenant],
+                }
                 if tenant in probes:
                     body["probes"] = probes[tenant]
                 client.post("/register_profile", json=body).raise_for_status()
@@ -431,11 +441,14 @@ def predicted_p(
     )
     predictor.set_host_cores(float(plan.hosts.cpus))  # as the live service read the hosts (live_service)
     found: dict[str, tuple[float, float, float]] = {}
+    latency = latency_metrics(plan)
     for tenants in placement.hosts.values():
         for tenant in tenants:
             others = [t for t in tenants if t != tenant]
             own = predictor.encode_profile(
-                {m: np.asarray(v) for m, v in profiles[tenant].items()}, probes.get(tenant)
+                {m: np.asarray(v) for m, v in profiles[tenant].items()},
+                probes.get(tenant),
+                latency=latency[tenant],
             )
             incumbents = [
                 predictor.encode_profile({m: np.asarray(v) for m, v in profiles[o].items()}, probes.get(o))

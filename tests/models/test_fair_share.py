@@ -66,3 +66,35 @@ def test_the_grid_matches_exact_water_filling_where_demands_sit_on_the_grid(dema
 
 def test_a_tenant_demanding_nothing_is_never_slowed() -> None:
     assert shares([0.0, 2.0, 2.0], cores=2.0)[0] == 1.0
+
+
+def queue_p(own: float, others: list[float], cores: float) -> float:
+    """P a latency's queue keeps beside ``others`` (``service_queue``'s term, ``exp(-term)``)."""
+    from cotenant.models.placement_probes import ProbePlacementModel
+
+    model = ProbePlacementModel(service_queue=True)
+    model.host_cores_ = cores
+    levels = np.asarray(FAIR_LEVELS) * cores
+    term = model._queue_slowdown(capped([own], levels)[None], capped(others or [0.0], levels)[None], levels)
+    return float(np.exp(-term[0]))
+
+
+def test_a_latency_waits_as_a_queue_on_the_cpu_the_fair_share_leaves_it() -> None:
+    """A service of 0.2 cores beside half a core: the fair share leaves it 0.5 of the CPU, where it is
+    busy 0.2 / 0.5 of the time against 0.2 alone: response time (1 - 0.2) / (1 - 0.4) longer, P 0.75; the
+    fair share itself gives it all it asks (P 1)."""
+    assert queue_p(0.2, [0.5], cores=1.0) == pytest.approx(0.75)
+    assert shares([0.2, 0.5], cores=1.0)[0] == 1.0
+    assert queue_p(0.2, [], cores=1.0) == pytest.approx(1.0)  # alone, as in its solo run
+    # On two cores beside two one-core jobs the level where it asks for everything is 2/3 of a core.
+    assert queue_p(0.5, [1.0, 1.0], cores=2.0) == pytest.approx((1 - 0.5 / (2 / 3)) / (1 - 0.25))
+
+
+def test_a_latency_offered_more_than_it_is_left_queues_without_bound() -> None:
+    from cotenant.models.base import P_FLOOR
+
+    assert queue_p(0.6, [0.5], cores=1.0) == pytest.approx(P_FLOOR)
+    assert queue_p(0.3, [0.25, 0.25, 0.25], cores=1.0) == pytest.approx(P_FLOOR)  # left exactly 0.25
+    # more neighbours of the same demand never leave it more
+    ps = [queue_p(0.1, [0.2] * n, cores=1.0) for n in range(5)]
+    assert ps == sorted(ps, reverse=True) and ps[0] == pytest.approx(1.0) and ps[-1] < 0.8

@@ -53,8 +53,16 @@ def test_serving_builds_the_row_training_built_for_the_same_workload(table: RunT
         trained = stats.transform(frame.filter(pl.col("profile_id") == application).select(names).to_numpy())[
             0
         ]
-        served = predictor.profile_summary(series_of(table, application), probes_of(table, application))
+        series, probes = series_of(table, application), probes_of(table, application)
+        served = predictor.profile_summary(series, probes, latency=False)  # the synthetic metrics are rates
         np.testing.assert_allclose(served, trained, rtol=1e-5, atol=1e-6, equal_nan=True)
+        # a profile registered without saying what its metric is leaves the flag to the model's estimate
+        unsaid = predictor.profile_summary(series, probes)
+        latency = names.index("probe:latency")
+        assert np.isnan(unsaid[latency]) and trained[latency] == 0.0
+        np.testing.assert_allclose(
+            np.delete(unsaid, latency), np.delete(trained, latency), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_measured_probes_are_used_as_given_and_the_describer_fills_the_rest(
@@ -593,3 +601,73 @@ def test_a_shadowed_challenger_encodes_incumbents_as_the_store_encodes_its_champ
     np.testing.assert_allclose(encoding.block, snapshot.encoding.block, rtol=1e-6)
     as_solo = fitted.predictor.encode_profile(shadowed.incumbent_series("node-1")[1][0])
     assert not np.allclose(as_solo, encoding.embeddings[0])
+
+
+def test_a_latency_service_is_charged_its_queue_and_recognised_by_its_telemetry(table: RunTable) -> None:
+    """``service_queue``: runs whose metric is a latency (lower is better) carry ``probe:latency`` = 1; the
+    law gains one input, the queue's slowdown times that flag, zero for every other workload; the describers
+    learn the flag (a vote: 0 or 1), so that a service registered without saying so (or seen only live, as an
+    incumbent) is still charged; and where no training workload measures a latency, the queue's own weight
+    (1) is taken."""
+    from dataclasses import replace
+
+    from cotenant.datasets.tensors import PROBE_LATENCY
+
+    split = leave_programs_out(table, k=4)[0]
+    service = sorted(split.train_apps)[0]
+    runs = table.runs.with_columns(higher_is_better=pl.col("application") != service)
+    latency_table = replace(table, runs=runs, meta={**table.meta, "machine": {"cores": 2}})
+    _, frame = placement_inputs(latency_table, probes=True)
+    flags = dict(frame.select("profile_id", PROBE_LATENCY).iter_rows())
+    assert flags[service] == 1.0 and {v for k, v in flags.items() if k != service} == {0.0}
+
+    def fitted(table: RunTable, queue: bool) -> Any:
+        options = {"neighbour_load": True, "service_queue": queue, "head": "factorised"}
+        cfg = TrainConfig(model="placement-probes", progress=False, model_options=options)
+        return fit_model(table, split, cfg).predictor
+
+    predictor, without = fitted(latency_table, True), fitted(latency_table, False)
+    model = predictor.model
+    assert model.embedding_width == without.model.embedding_width + 1
+    # the describer says which is the service from its telemetry alone (a registered profile, an incumbent)
+    for application, expected in ((service, 1.0), (sorted(split.train_apps)[1], 0.0)):
+        series = series_of(latency_table, application)
+        estimated = model.embed(predictor.profile_summary(series)[None])[0]
+        assert estimated[-2] == expected
+        said = model.embed(predictor.profile_summary(series, latency=not expected)[None])[0]
+        assert said[-2] == (not expected)  # what a caller says is taken as said
+    # beside the same busy neighbour, the same workload costs more as a latency, and nothing alone
+    batch = predictor.profile_summary(series_of(latency_table, sorted(split.train_apps)[1]), latency=False)
+    busy = model.embed(batch[None])
+    as_service = model.embed(predictor.profile_summary(series_of(latency_table, service), latency=True)[None])
+    as_batch = model.embed(predictor.profile_summary(series_of(latency_table, service), latency=False)[None])
+    plain = without.model.embed(batch[None])
+    width = without.model.features(plain, plain, np.ones(1)).shape[1]
+    assert model.features(as_service, busy, np.ones(1)).shape[1] == width + 1
+    term = model.features(as_service, busy, np.ones(1))[0, -1]
+    assert term > 0.0 and model.features(as_batch, busy, np.ones(1))[0, -1] == 0.0
+    alone = model.features(as_service, np.zeros_like(busy), np.zeros(1))[0, -1]
+    assert alone == pytest.approx(0.0, abs=1e-9)
+    assert model.head_.coef_[-1] >= 0.0
+    # without any latency in training the flag never fires there, and the queue keeps its own weight
+    unflagged = fitted(replace(table, meta=latency_table.meta), True).model
+    assert unflagged.head_.coef_[-1] == 1.0
+    # the extender's path (the law's columns of each host gathered once) answers as the general path does,
+    # the service a newcomer (said) and an incumbent seen live (estimated)
+    from cotenant.models.host_batch import stack_hosts
+
+    others = sorted(split.train_apps)[1:4]
+    newcomer = predictor.encode_profile(series_of(latency_table, service), latency=True)
+    batch_jobs = [predictor.encode_profile(series_of(latency_table, app), latency=False) for app in others]
+    live = predictor.encode_profile(series_of(latency_table, service), live=True)
+    hosts = [
+        predictor.encode_host(members)
+        for members in ([batch_jobs[0]], [live, batch_jobs[1]], [batch_jobs[2], live, batch_jobs[0]])
+    ]
+    fast = predictor.stack_hosts(hosts)
+    assert fast.host_part is not None
+    general = stack_hosts(hosts, (hosts[0].embeddings.shape[1], predictor.backend.embedding_width()), None)
+    got = predictor.score_placement_arrays(newcomer, fast, explain=False)
+    want = predictor.score_placement_arrays(newcomer, general, explain=False)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

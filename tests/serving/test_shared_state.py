@@ -130,9 +130,15 @@ def test_a_restarted_replica_replays_hosts_and_profiles(make_replica: Callable[[
     push(first, "node-a", 1, intensity=0.3)
     push(first, "node-b", 2, intensity=3.0)
     first.state.register_profile("web", profile_payload("web")["telemetry"])
+    first.state.register_profile("db", profile_payload("db")["telemetry"], {"sens_cpu_2": 0.8}, latency=True)
     later = make_replica()  # a replica (re)started after the pushes: it replays the log's retained tail
     assert windows(later) == windows(first)
     assert placements(later) == placements(first)
+    # every fact a profile was registered with comes back: its probes, and that its metric is a latency
+    for replica in (first, later):
+        web, db = replica.profiles.get("web"), replica.profiles.get("db")
+        assert (web.probes, web.latency) == ({}, None)
+        assert (db.probes, db.latency) == ({"sens_cpu_2": 0.8}, True)
 
 
 def test_redis_restart_answers_neutrally_with_the_reason_until_state_returns(
