@@ -26,6 +26,10 @@ class Profile:
         read = set(placement.predictor.probe_names()) if placement is not None else set()
         return sorted(read & set(self.probes)), sorted(set(self.probes) - read)
 
+    def encode(self, placement: LoadedModel) -> np.ndarray:
+        """Its embedding under ``placement``, from everything it was registered with."""
+        return placement.predictor.encode_profile(self.series, self.probes, latency=self.latency)
+
     @property
     def seconds(self) -> int:
         return max((len(values) for values in self.series.values()), default=0)
@@ -53,9 +57,7 @@ class ProfileStore:
             latency=latency,
         )
         if placement is not None:
-            profile.encodings[placement.key] = placement.predictor.encode_profile(
-                profile.series, profile.probes, latency=profile.latency
-            )
+            profile.encodings[placement.key] = profile.encode(placement)
         with self._lock:
             self.check_room(profile_id)
             self.profiles[profile_id] = profile
@@ -76,8 +78,5 @@ class ProfileStore:
     def encoding(self, profile: Profile, placement: LoadedModel) -> np.ndarray:
         cached = profile.encodings.get(placement.key)
         if cached is None:  # registered under an earlier champion
-            encoded = placement.predictor.encode_profile(
-                profile.series, profile.probes, latency=profile.latency
-            )
-            cached = profile.encodings[placement.key] = encoded
+            cached = profile.encodings[placement.key] = profile.encode(placement)
         return cached

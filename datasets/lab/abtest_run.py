@@ -121,7 +121,7 @@ def workload_of(plan: AbTestPlan, tenant: TenantSpec) -> Workload:
     return WORKLOADS[tenant.workload]()
 
 
-def latency_metrics(plan: AbTestPlan) -> dict[str, bool]:
+def tenant_latency(plan: AbTestPlan) -> dict[str, bool]:
     """Per tenant whether its metric is a latency (lower is better): what its profile is registered with."""
     return {tenant.name: not workload_of(plan, tenant).higher_is_better for tenant in plan.tenants}
 
@@ -403,7 +403,7 @@ def live_service(
                     name=f"agent-{host}",
                 )
             )
-        latency = latency_metrics(cluster.plan)
+        latency = tenant_latency(cluster.plan)
         with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
             for tenant, telemetry in profiles.items():
                 body: dict[str, Any] = {
@@ -441,7 +441,7 @@ def predicted_p(
     )
     predictor.set_host_cores(float(plan.hosts.cpus))  # as the live service read the hosts (live_service)
     found: dict[str, tuple[float, float, float]] = {}
-    latency = latency_metrics(plan)
+    latency = tenant_latency(plan)
     for tenants in placement.hosts.values():
         for tenant in tenants:
             others = [t for t in tenants if t != tenant]
