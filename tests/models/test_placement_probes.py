@@ -412,6 +412,40 @@ def test_core_wait_charges_the_same_share_more_on_a_node_with_fewer_cores(outcom
         ProbePlacementConfig(core_wait=True)
 
 
+def test_contended_batch_load_charges_a_batch_job_the_load_only_where_its_fair_share_falls_short(
+    outcome: Any,
+) -> None:
+    """``contended_batch_load``: the load terms of a batch workload (latency flag 0) are scaled by 1 - fair
+    share: nothing for a job capped at 0.1 of a core beside 0.3 of a core on one CPU (it gets all it asks),
+    the ungated charge for the same workload as a service, and 1 - 0.7 / 0.9 of it for a 0.9-core job that
+    the max-min share leaves 0.7; every other input as without the gate."""
+    from cotenant.models.placement_probes import PROBE_LATENCY, ProbePlacementConfig
+
+    model = with_shares(outcome, cores=1.0)
+    model.neighbour_load, model.service_queue = True, True
+    model.latency_column = model.names.index(PROBE_LATENCY)
+    rows = service_rows(model, [0.1, 0.1, 0.9, 0.3])  # capped job, the same as a service, big job, neighbour
+    cpu_sensitivity = model.deficit_columns[model.pairs[model._cpu_pair()][0]]
+    rows[:, cpu_sensitivity] = 0.5
+    rows[:, model.latency_column] = [0.0, 1.0, 0.0, 0.0]
+    capped, service, big, neighbour = model.embed(rows)
+    own, others = np.stack([capped, service, big]), np.stack([neighbour] * 3)
+
+    def inputs(gated: bool) -> np.ndarray:
+        model.contended_batch_load = gated
+        return model.features(own, others, np.ones(3))
+
+    ungated, gated = inputs(False), inputs(True)
+    load, sensitive_load = slice(-3, -2), slice(-2, -1)  # the queue's slowdown is the last input
+    np.testing.assert_allclose(ungated[:, load].ravel(), [0.3, 0.3, 0.3], atol=1e-5)
+    np.testing.assert_allclose(gated[:, load].ravel(), [0.0, 0.3, 0.3 * (1 - 0.7 / 0.9)], atol=1e-5)
+    np.testing.assert_allclose(gated[:, sensitive_load], 0.5 * gated[:, load], atol=1e-6)
+    np.testing.assert_allclose(np.delete(gated, [-3, -2], axis=1), np.delete(ungated, [-3, -2], axis=1))
+    assert gated[1, -1] > 0.0 and gated[0, -1] == 0.0  # the service's queue, none for the batch job
+    with pytest.raises(ValueError, match=r"contended_batch_load: .*needs neighbour_load=true and service"):
+        ProbePlacementConfig(contended_batch_load=True, neighbour_load=True)
+
+
 def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
     table: RunTable, outcome: Any
 ) -> None:
