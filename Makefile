@@ -44,12 +44,14 @@ CLOSED_LOOP_CAMPAIGNS := v2 v3-p1 bundled_v3-p1 bundled_v4-p1 fractional crowded
 CLOSED_LOOP_DATA := bundled:$(CLOSED_LOOP)/data
 CLOSED_LOOP_REGISTRY := sqlite:///$(CLOSED_LOOP)/mlflow.db
 # Chosen on the validation programs of that data (`cotenant evaluate --data $(CLOSED_LOOP_DATA) --folds 5
-# --models "placement-probes[pressure_at_demand=true,neighbour_load=true],placement-probes[pressure_at_demand=true,neighbour_load=true,service_queue=true]"`):
-# with both halves of the one-CPU campaign, service_queue 11.04 against neighbour_load's 11.67 pp (test programs
-# 11.60 against 12.67, coverage 0.77 against 0.76; the held-out latency service 13.40 against 23.74; constant
-# 22.13, fair-share heuristic 11.64 on the same folds); before it neighbour_load 11.76 against core_wait's
-# 11.81, and 11.86 against pressure_at_demand alone 12.72.
-CLOSED_LOOP_PLACEMENT_OPTIONS := {"pressure_at_demand": true, "neighbour_load": true, "service_queue": true}
+# --models "placement-probes[pressure_at_demand=true,neighbour_load=true,service_queue=true,contended_batch_load=true]"`,
+# each option against the model without it, same data digest and folds): contended_batch_load 10.78 against
+# service_queue's 11.04 pp (test programs 10.89 against 11.60, coverage 0.78 against 0.77; constant 22.13,
+# fair-share heuristic 11.64 on the same folds); before it service_queue 11.04 against neighbour_load's 11.67
+# (the held-out latency service 13.40 against 23.74), neighbour_load 11.76 against core_wait's 11.81, and 11.86
+# against pressure_at_demand alone 12.72.
+CLOSED_LOOP_PLACEMENT_OPTIONS := {"pressure_at_demand": true, "neighbour_load": true, "service_queue": true, \
+	"contended_batch_load": true}
 
 abtest: setup
 	rm -rf $(CLOSED_LOOP) var/abtest
