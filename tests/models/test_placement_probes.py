@@ -446,6 +446,36 @@ def test_contended_batch_load_charges_a_batch_job_the_load_only_where_its_fair_s
         ProbePlacementConfig(contended_batch_load=True, neighbour_load=True)
 
 
+def test_concurrent_pressure_charges_shared_resources_only_for_neighbours_that_can_run_alongside(
+    outcome: Any,
+) -> None:
+    """``concurrent_pressure``: the cache, memory-bandwidth and I/O pairs are scaled by the share of the
+    others' CPU time that can overlap the workload's, ``min(1, (cores - 1) / their demand)``: nothing on a
+    node of one CPU (they only take turns), all of it for half a core of neighbours on two cores, half of it
+    for two cores' worth; the CPU pair and every other law input as without it."""
+    model = with_shares(outcome, cores=2.0)
+    cpu = model._cpu_pair()
+    shared = [i for i in range(len(model.pairs)) if i != cpu]
+    assert shared
+    rows = service_rows(model, [0.25, 0.5, 2.0])  # the workload; half a core, two cores of neighbours
+    rows[:, model.deficit_columns] = 0.2
+
+    def law_inputs(cores: float, concurrent: bool) -> np.ndarray:
+        model.host_cores_, model.concurrent_pressure = cores, concurrent
+        own, light, heavy = model.embed(rows)
+        return model.interactions(np.stack([own, own]), np.stack([light, heavy]), np.ones(2))
+
+    pairs = len(model.pairs)
+    for cores, overlap in ((1.0, [0.0, 0.0]), (2.0, [1.0, 0.5])):
+        before, after = law_inputs(cores, False), law_inputs(cores, True)
+        assert before[:, shared].min() > 0.0  # without it the pairs charge both hosts
+        np.testing.assert_allclose(
+            after[:, shared], before[:, shared] * np.array(overlap)[:, None], atol=1e-6
+        )
+        np.testing.assert_allclose(after[:, cpu], before[:, cpu])
+        np.testing.assert_allclose(after[:, pairs:], before[:, pairs:])
+
+
 def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
     table: RunTable, outcome: Any
 ) -> None:
