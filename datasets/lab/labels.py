@@ -179,6 +179,13 @@ class NoiseWatch:
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.window)
 
+    def new_sitting(self) -> None:
+        """Start the running window afresh (a resumed campaign): the solos already in the journal stay the
+        references new ones are compared with, but whether the machine is too noisy *now* is said by this
+        sitting's solos alone; the window that stopped the last sitting would stop a resume after its first
+        solo, whatever the machine has become since."""
+        self._recent.clear()
+
     def add(self, record: RunRecord) -> None:
         if record.kind != "solo":
             return

@@ -288,6 +288,7 @@ def run_lab(
         watch = NoiseWatch(limit_pp=max_noise_pp)
         for record in records:  # the journal's solos, earlier sessions' included, in the order measured
             watch.add(record)
+        watch.new_sitting()
         check_leftovers(hierarchy, group, allow_concurrent=allow_concurrent, clean_stale=clean_stale)
         scratch, logs = out / "scratch", out / "logs"
         scratch.mkdir(exist_ok=True)

@@ -271,3 +271,8 @@ def test_the_noise_watch_follows_each_new_solo_against_the_earlier_ones_of_its_c
     assert stuttering.exceeded and stuttering.median_pp is not None and stuttering.median_pp > 20
     assert "median of the last 4 solos" in stuttering.describe()
     assert not NoiseWatch(window=4).exceeded  # no limit: it only reports
+    # a resumed campaign: the journal's solos stay references, the window is this sitting's alone
+    stuttering.new_sitting()
+    assert not stuttering.exceeded and stuttering.median_pp is None
+    stuttering.add(record("s5", "solo", 100))
+    assert stuttering.median_pp == pytest.approx(0.0) and not stuttering.exceeded  # against 100's median
