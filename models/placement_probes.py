@@ -157,6 +157,10 @@ class ProbePlacementConfig(ModelConfig):
     # of concurrent pressure, not two. The lab's capped batch jobs on one CPU measured a median P of 1.0 up to
     # a node filled 1.5 times by quotas, where the law charged them 5-20 pp through the cache and memory
     # bandwidth pairs (the A/B test's stream 0.80, sqlite 0.81, xz 0.82 predicted; 1.0, 1.0, 0.96 measured).
+    # Rejected on the closed-loop data's validation programs: 11.53 pp against 10.78 without (with
+    # contended_batch_load; test programs 11.28 against 10.89): the memory-bound programs gain
+    # (stressng_stream 12.9 -> 11.1, xz 14.4 -> 12.7), the I/O- and cache-bound ones lose more (fio 9.6 ->
+    # 13.9, zstd 6.7 -> 9.4).
     concurrent_pressure: bool = False
 
     @model_validator(mode="after")
