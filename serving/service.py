@@ -35,7 +35,7 @@ with bentoml.importing():
     from cotenant.serving.metrics import PlacementBatch, ServiceMetrics
     from cotenant.serving.middleware import RequestLimitsMiddleware
     from cotenant.serving.models import Champions, ChampionSource, ChampionStore, LoadedModel
-    from cotenant.serving.profiles import ProfileStore, telemetry_to_series
+    from cotenant.serving.profiles import Profile, ProfileStore, telemetry_to_series
     from cotenant.serving.schemas import (
         MAX_PACKED_CHARS,
         AcceleratorLatencies,
@@ -281,22 +281,16 @@ class InterferencePredictionService:
             if profile is None:
                 raise NotFound(f"unknown profile {workload.profile_id!r}")
             newcomer = self.profiles.encoding(profile, model)
-            name, series, probes = workload.profile_id, profile.series, profile.probes
-            latency = profile.latency
             inputs: WorkloadInputs = "probes" if profile.inputs(model)[0] else "telemetry"
         else:
-            series = telemetry_to_series(workload.telemetry or {})
-            newcomer = model.predictor.encode_profile(series)
-            name, inputs, probes = "inline", "telemetry", {}
-            latency = None
+            profile = Profile(profile_id="inline", series=telemetry_to_series(workload.telemetry or {}))
+            newcomer = profile.encode(model)
+            inputs = "telemetry"
         placements = scoring.score_hosts(newcomer, payload.hosts, self.hosts, model, payload.min_performance)
-        self.metrics.placements(name, placements)
+        self.metrics.placements(profile.profile_id, placements)
         challenger = self.champions.champions.placement_shadow
         if challenger is not None and self.shadow is not None:  # scored in the background, never served
-            request = ShadowRequest.of_placements(
-                series, placements, model.version, challenger, probes, latency
-            )
-            self.shadow.submit(request)
+            self.shadow.submit(ShadowRequest.of_placements(profile, placements, model.version, challenger))
         return ScorePlacementResult(
             placements=placements, model_version=model.version, newcomer_inputs=inputs
         )
@@ -414,10 +408,7 @@ class InterferencePredictionService:
         )
         challenger = self.champions.champions.placement_shadow
         if challenger is not None and self.shadow is not None:  # scored in the background, never served
-            request = ShadowRequest.of_candidates(
-                profile.series, scores, placement.version, challenger, profile.probes, profile.latency
-            )
-            self.shadow.submit(request)
+            self.shadow.submit(ShadowRequest.of_candidates(profile, scores, placement.version, challenger))
         return pod, names, scores
 
     def _check_candidates(self, count: int) -> None:

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from cotenant.models.base import MEDIAN
 from cotenant.serving.hosts import HostStore, encode_incumbents
-from cotenant.serving.models import LoadedModel, Series
+from cotenant.serving.models import LoadedModel
+from cotenant.serving.profiles import Profile
 from cotenant.serving.schemas import HostPlacement
 from cotenant.serving.scoring import CandidateScores
 
@@ -35,48 +36,42 @@ EXPERIMENT = "cotenant-shadow"
 class ShadowRequest:
     """What the champion answered for the hosts it scored (known, fresh, an empty host included)."""
 
-    newcomer: Series
+    newcomer: Profile  # as registered (its probes and latency flag), or its inline telemetry alone
     hosts: list[str]
     newcomer_p: np.ndarray  # [H] the champion's median P of the newcomer on each host
     score: np.ndarray  # [H] the champion's score of each host
     champion_version: str
     challenger: LoadedModel
-    newcomer_probes: dict[str, float] | None = None  # its registered probe results, if any
-    newcomer_latency: bool | None = None  # whether its metric is a latency, as registered
 
     @classmethod
     def of_placements(
         cls,
-        newcomer: Series,
+        newcomer: Profile,
         served: list[HostPlacement],
         champion_version: str,
         challenger: LoadedModel,
-        probes: dict[str, float] | None = None,
-        latency: bool | None = None,
     ) -> ShadowRequest:
         """From an explained reply (``/score_placement``)."""
         answered = [p for p in served if p.status in ("scored", "empty_host") and p.newcomer is not None]
         hosts = [p.host for p in answered]
         newcomer_p = np.array([p.newcomer.p for p in answered if p.newcomer is not None])
         score = np.array([p.score for p in answered])
-        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes, latency)
+        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger)
 
     @classmethod
     def of_candidates(
         cls,
-        newcomer: Series,
+        newcomer: Profile,
         scores: CandidateScores,
         champion_version: str,
         challenger: LoadedModel,
-        probes: dict[str, float] | None = None,
-        latency: bool | None = None,
     ) -> ShadowRequest:
         """From the extender's vectorised scores (``/filter``, ``/prioritize``)."""
         positions = np.flatnonzero(scores.scored)
         hosts = [scores.hosts[i] for i in positions.tolist()]
         newcomer_p = scores.newcomer_p[positions]
         score = scores.score[positions]
-        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger, probes, latency)
+        return cls(newcomer, hosts, newcomer_p, score, champion_version, challenger)
 
 
 @dataclass
@@ -199,9 +194,7 @@ class ShadowScorer:
         kept = [i for i, encoding in enumerate(encodings) if encoding is not None]
         if not kept:
             return
-        newcomer = challenger.predictor.encode_profile(
-            request.newcomer, request.newcomer_probes, latency=request.newcomer_latency
-        )
+        newcomer = request.newcomer.encode(challenger)
         quantiles, _, offsets = challenger.predictor.score_placement_arrays(
             newcomer, [encodings[i] for i in kept], explain=False
         )
