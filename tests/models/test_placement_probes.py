@@ -476,6 +476,41 @@ def test_concurrent_pressure_charges_shared_resources_only_for_neighbours_that_c
         np.testing.assert_allclose(after[:, pairs:], before[:, pairs:])
 
 
+def test_turn_taking_pairs_weigh_the_overlapping_and_the_turn_taking_neighbours_apart(outcome: Any) -> None:
+    """``turn_taking_pairs``: each shared-resource pair becomes two law inputs that add up to the pair, the
+    overlapping share (``concurrent_pressure``'s) in its place and the turn-taking rest right after the pairs:
+    all of it turns on one CPU, all overlap for half a core of neighbours on two cores, half and half for two
+    cores' worth; the CPU pair and every other input as without it, and the fit reads the wider law."""
+    from cotenant.models.placement_probes import ProbePlacementConfig
+
+    model = with_shares(outcome, cores=2.0)
+    shared = model._shared_pairs()
+    pairs = len(model.pairs)
+    rows = service_rows(model, [0.25, 0.5, 2.0])
+    rows[:, model.deficit_columns] = 0.2
+
+    def law_inputs(cores: float, split: bool) -> np.ndarray:
+        model.host_cores_, model.turn_taking_pairs = cores, split
+        own, light, heavy = model.embed(rows)
+        return model.interactions(np.stack([own, own]), np.stack([light, heavy]), np.ones(2))
+
+    for cores, overlap in ((1.0, [0.0, 0.0]), (2.0, [1.0, 0.5])):
+        before, after = law_inputs(cores, False), law_inputs(cores, True)
+        assert after.shape[1] == before.shape[1] + len(shared)
+        turns = after[:, pairs : pairs + len(shared)]
+        np.testing.assert_allclose(
+            after[:, shared], before[:, shared] * np.array(overlap)[:, None], atol=1e-6
+        )
+        np.testing.assert_allclose(turns, before[:, shared] * (1 - np.array(overlap))[:, None], atol=1e-6)
+        np.testing.assert_allclose(after[:, shared] + turns, before[:, shared], atol=1e-6)
+        np.testing.assert_allclose(after[:, pairs + len(shared) :], before[:, pairs:])
+        features = np.concatenate([np.zeros((2, 3)), after], axis=1)
+        np.testing.assert_allclose(model._interactions(features), after)
+    model.turn_taking_pairs = False
+    with pytest.raises(ValueError, match=r"turn_taking_pairs: .*choose one"):
+        ProbePlacementConfig(turn_taking_pairs=True, concurrent_pressure=True)
+
+
 def test_predicting_a_run_through_the_serving_calls_gives_the_training_answer(
     table: RunTable, outcome: Any
 ) -> None:
