@@ -81,6 +81,7 @@ def info_command(
         runs.add_row("lab kind", ", ".join(f"{k}: {v}" for k, v in facts["runs_by_kind"].items()))
     runs.add_row("run-seconds", str(facts["seconds"]))
     runs.add_row("solo profiles", str(facts["profiles"]))
+    runs.add_row("co-runs with an unprofiled neighbour", str(facts["unprofiled_neighbours"]))
     console.print(runs)
     labels = Table(title=f"label P (mean {facts['label_mean']:.3f})")
     labels.add_column("P")

@@ -82,6 +82,10 @@ def summary(table: RunTable) -> dict[str, Any]:
         "n_runs": runs.height,
         "scenarios": dict(runs.group_by("scenario").len().sort("scenario").iter_rows()),
         "neighbour_counts": dict(runs.group_by("n_neighbours").len().sort("n_neighbours").iter_rows()),
+        # co-runs a placement model sees with fewer neighbours than ran: a neighbour with no solo profile
+        "unprofiled_neighbours": runs.filter(
+            pl.col("neighbour_profiles").list.len() < pl.col("n_neighbours")
+        ).height,
         "node_cores": node_counts(table),
         "label_histogram": label_histogram(runs["label"]),
         "label_mean": float(runs["label"].mean() or 0.0),
@@ -228,6 +232,8 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         f"- labelled co-runs: {facts['n_runs']}; runs by kind in the lab: {facts['runs_by_kind']}",
         f"- scenarios: {facts['scenarios']}",
         f"- neighbour counts (co-runs per number of neighbours): {facts['neighbour_counts']}",
+        f"- co-runs with a neighbour that has no solo profile (placement models see fewer neighbours): "
+        f"{facts['unprofiled_neighbours']}",
         f"- nodes (co-runs per number of cores of the node they measured): {facts['node_cores']}",
         f"- telemetry: {facts['seconds']} run-seconds; solo profiles: {facts['profiles']}",
         f"- dropped: {table.meta.get('dropped', {})}",

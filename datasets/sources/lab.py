@@ -123,6 +123,19 @@ def build_profiles(root: Path, records: pl.DataFrame, metrics: list[str]) -> pl.
     return profiles.sort("profile_id", "second").select("profile_id", "second", *metrics).collect()
 
 
+def linked_to_profiles(runs: pl.DataFrame, known: set[str]) -> pl.DataFrame:
+    """Runs with ``target_profile`` and ``neighbour_profiles``: the configurations (their own, their
+    neighbours') that have a solo profile among ``known``. Pooled campaigns are linked again against every
+    campaign's profiles: a plan measured in parts (``parts_by: targets``) takes each configuration's solos in
+    the part where it is a target, so a neighbour's profile is often in another part."""
+    return runs.with_columns(
+        pl.when(pl.col("config_key").is_in(list(known))).then(pl.col("config_key")).alias("target_profile"),
+        pl.col("neighbours")
+        .list.eval(pl.element().filter(pl.element().is_in(list(known))))
+        .alias("neighbour_profiles"),
+    )
+
+
 @SOURCES.register("lab")
 def load_lab(path: Path | None = None, **options: Any) -> RunTable:
     if path is None:
@@ -139,12 +152,9 @@ def load_lab(path: Path | None = None, **options: Any) -> RunTable:
         pl.col("neighbours").list.len().alias("n_neighbours"),
         (pl.col("neighbour_cgroups").list.len() > 0).alias("has_neighbours"),
         pl.lit("lab").alias("source"),
-        pl.when(pl.col("config_key").is_in(list(known))).then(pl.col("config_key")).alias("target_profile"),
-        pl.col("neighbours")
-        .list.eval(pl.element().filter(pl.element().is_in(list(known))))
-        .alias("neighbour_profiles"),
         (pl.col("ended_at") - pl.col("started_at")).dt.total_seconds().alias("duration_s"),
     )
+    runs = linked_to_profiles(runs, known)
     runs = runs.drop("target_cgroup", "neighbour_cgroups").sort("started_at", "run_id")
     meta = {
         "source": "lab",
@@ -233,6 +243,7 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
         [prefixed(t.telemetry, n) for n, t in zip(names, tables, strict=True)], how="diagonal_relaxed"
     )
     profiles = first_per([t.profiles for t in tables], "profile_id")
+    runs = linked_to_profiles(runs, set(profiles["profile_id"].unique()))
     extras: dict[str, pl.DataFrame] = {
         "records": pl.concat(
             [

@@ -71,6 +71,10 @@ def test_bundled_loads_without_download() -> None:
     assert table.runs.height >= 300
     assert (BUNDLED_DIR / "CARD.md").is_file()
     assert sum(p.stat().st_size for p in BUNDLED_DIR.iterdir()) <= 20 * 1024 * 1024
+    # every neighbour of every co-run is known to the placement models by its solo profile
+    runs = table.runs
+    assert runs.filter(pl.col("neighbour_profiles").list.len() != pl.col("n_neighbours")).is_empty()
+    assert runs["target_profile"].null_count() == 0
 
 
 def test_the_card_carries_the_labs_sessions_and_its_operators_notes(lab_dir: Path, tmp_path: Path) -> None:
@@ -213,3 +217,31 @@ def test_pooled_campaigns_keep_the_cores_of_the_node_each_run_measured(tmp_path:
     card = (out / "CARD.md").read_text()
     nodes = f"- nodes (co-runs per number of cores of the node they measured): {{'1': {half}, '64': {half}}}"
     assert nodes in card
+
+
+def test_pooled_campaigns_link_a_neighbour_to_its_profile_measured_in_another_part(tmp_path: Path) -> None:
+    """A plan measured in parts takes each configuration's solos where it is a target: a part whose
+    neighbour (the cache aggressor) was profiled only in the other part sees it once the parts are pooled,
+    and the card counts the co-runs still without a neighbour's profile."""
+    import json
+
+    from labdir_fixture import write_lab_dir
+
+    first, second = write_lab_dir(tmp_path / "part1"), write_lab_dir(tmp_path / "part2")
+    records = [json.loads(line) for line in (second / "runs.jsonl").read_text().splitlines()]
+    kept = [r for r in records if r["kind"] != "neighbour_solo"]  # part 2 never profiled the aggressor
+    (second / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    alone = load_source(second)
+    linked = dict(zip(alone.runs["run_id"], alone.runs["neighbour_profiles"].to_list(), strict=True))
+    assert linked["r0006"] == [] and linked["r0007"] == ["alpha/static/l1"]
+    for sources, out, unprofiled in (([second], "alone", 2), ([first, second], "pooled", 0)):
+        result = CliRunner().invoke(app, ["pack", *map(str, sources), "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+        card = (tmp_path / out / "CARD.md").read_text()
+        counted = f"no solo profile (placement models see fewer neighbours): {unprofiled}"
+        assert counted in card
+    pooled = load_source(f"bundled:{tmp_path / 'pooled'}")
+    linked = dict(zip(pooled.runs["run_id"], pooled.runs["neighbour_profiles"].to_list(), strict=True))
+    assert linked["part2/r0006"] == ["stress-cache/l2"]
+    assert linked["part2/r0007"] == ["stress-cache/l2", "alpha/static/l1"]
+    assert linked["part2/r0008"] == [] and linked["part1/r0006"] == ["stress-cache/l2"]
