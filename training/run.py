@@ -37,10 +37,17 @@ def is_global_zero() -> bool:
 
 
 def data_digest(table: RunTable) -> str:
-    """Content digest of a RunTable: labels, run ids, telemetry and profile contents (row hashes)."""
+    """Content digest of a RunTable: labels, run ids, the profiles each run is linked to, telemetry, profile
+    and probe contents (row hashes): whatever a model reads, so that two tables a model would see
+    differently never share a digest."""
     hasher = hashlib.sha256()
-    hasher.update(table.runs.select("run_id", "application", "label").sort("run_id").write_csv().encode())
-    for frame in (table.telemetry, table.profiles):
+    links = [c for c in ("target_profile", "neighbour_profiles") if c in table.runs.columns]
+    runs = table.runs.select("run_id", "application", "label", *links).sort("run_id")
+    if "neighbour_profiles" in links:
+        runs = runs.with_columns(pl.col("neighbour_profiles").list.join("|"))
+    hasher.update(runs.write_csv().encode())
+    probes = [table.extras[name] for name in ("sensitivity", "pressure") if name in table.extras]
+    for frame in (table.telemetry, table.profiles, *probes):
         hasher.update(",".join(frame.columns).encode())
         hasher.update(
             str(int(frame.hash_rows(seed=0).cast(pl.UInt64).sum() or 0) if frame.height else 0).encode()
