@@ -146,7 +146,8 @@ class ProbePlacementConfig(ModelConfig):
     # batch jobs measured a median P of 1.0 on nodes filled up to twice their cores by quotas, where the
     # pooled law, its load weights learnt mostly from uncapped programs, charged them 8-16 pp (the A/B test's
     # refusals: batch tenants predicted 0.77-0.92 that measured 0.91-1.0). On the closed-loop data's
-    # validation programs 10.78 pp against 11.04 without (test programs 10.89 against 11.60).
+    # validation programs 10.78 pp against 11.04 without (test programs 10.89 against 11.60); 8.76 against
+    # 8.87 (test 8.80 against 9.34) once every run's neighbours were linked to their profiles.
     contended_batch_load: bool = False
     # Charge the shared-resource probe pairs (cache, memory bandwidth, I/O: own sensitivity x the others'
     # pressure) only as far as the neighbours can run at the same time as the workload: while it runs on one
@@ -160,7 +161,7 @@ class ProbePlacementConfig(ModelConfig):
     # Rejected on the closed-loop data's validation programs: 11.53 pp against 10.78 without (with
     # contended_batch_load; test programs 11.28 against 10.89): the memory-bound programs gain
     # (stressng_stream 12.9 -> 11.1, xz 14.4 -> 12.7), the I/O- and cache-bound ones lose more (fio 9.6 ->
-    # 13.9, zstd 6.7 -> 9.4).
+    # 13.9, zstd 6.7 -> 9.4). With every run's neighbours linked to their profiles: 9.38 against 8.76.
     concurrent_pressure: bool = False
     # Give the shared-resource probe pairs two weights instead of one: the pair times the share of the
     # neighbours' CPU time that can overlap the workload's (``concurrent_pressure``'s share), and the pair
@@ -171,6 +172,7 @@ class ProbePlacementConfig(ModelConfig):
     # closed-loop data's validation programs: 11.51 pp against 10.78 without (with contended_batch_load;
     # test programs 11.36 against 10.89), the same trade as concurrent_pressure's: memory-bound programs gain
     # (stressng_stream 12.9 -> 11.7, xz 14.4 -> 12.9), I/O- and cache-bound ones lose (fio 9.6 -> 14.6).
+    # With every run's neighbours linked to their profiles: 9.36 against 8.76 (test 9.10 against 8.80).
     turn_taking_pairs: bool = False
 
     @model_validator(mode="after")
