@@ -1,9 +1,9 @@
 """The retraining notebook, run twice into one temporary MLflow registry, and once on a tiny real lab plan.
 
 Run 1 trains gradient boosting on the bundled dataset into an empty registry: it must become champion. Run 2
-trains a decision tree (on leave-programs-out fold 0, which holds out fio_randrw and redis: 21.05 pp against
-16.65 pp, and worse than a near-constant ridge at 18.73) into the same registry: the alias rule must make it
-challenger and leave the champion where it was. The registry is checked through
+trains a decision tree (worse on leave-programs-out fold 0's validation programs: on bundled v2 21.05 pp
+against 16.65) into the same registry: the alias rule must make it challenger and leave the champion where it
+was. The registry is checked through
 MlflowClient, not only through the JSON the notebook writes.
 """
 
