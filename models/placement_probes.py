@@ -410,7 +410,7 @@ class ProbePlacementModel:
         if self._splits_pairs():
             shared = self._shared_pairs()
             overlap = self._overlap(others_demand, counts)
-            if getattr(self, "turn_taking_pairs", False):
+            if self._weighs_turns():
                 turns = [products[:, shared] * (1.0 - overlap)]
             products[:, shared] *= overlap
         fair: list[np.ndarray] = []
@@ -460,6 +460,11 @@ class ProbePlacementModel:
         (``concurrent_pressure`` or ``turn_taking_pairs``; needs the host's cores)."""
         splits = getattr(self, "concurrent_pressure", False) or getattr(self, "turn_taking_pairs", False)
         return bool(splits) and self._can_read_cores()
+
+    def _weighs_turns(self) -> bool:
+        """Whether the turn-taking share of each shared-resource pair is a law input of its own
+        (``turn_taking_pairs``)."""
+        return self._splits_pairs() and bool(getattr(self, "turn_taking_pairs", False))
 
     def _shared_pairs(self) -> list[int]:
         """Positions of the shared-resource pairs (all but the CPU pair) among ``pairs``."""
@@ -568,8 +573,7 @@ class ProbePlacementModel:
         utilisation = int(self._can_read_cores())
         fair = int(len(self._fair_levels()) > 0)
         queue = int(self._reads_latency())
-        splits = self._splits_pairs() and getattr(self, "turn_taking_pairs", False)
-        turns = len(self._shared_pairs()) if splits else 0
+        turns = len(self._shared_pairs()) if self._weighs_turns() else 0
         width = len(self.pairs) + turns + 1 + utilisation + fair + self._load_width() + queue
         return features[:, -width:]
 

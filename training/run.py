@@ -41,11 +41,10 @@ def data_digest(table: RunTable) -> str:
     and probe contents (row hashes): whatever a model reads, so that two tables a model would see
     differently never share a digest."""
     hasher = hashlib.sha256()
-    links = [c for c in ("target_profile", "neighbour_profiles") if c in table.runs.columns]
-    runs = table.runs.select("run_id", "application", "label", *links).sort("run_id")
-    if "neighbour_profiles" in links:
-        runs = runs.with_columns(pl.col("neighbour_profiles").list.join("|"))
-    hasher.update(runs.write_csv().encode())
+    runs = table.runs.select(
+        "run_id", "application", "label", "target_profile", pl.col("neighbour_profiles").list.join("|")
+    )
+    hasher.update(runs.sort("run_id").write_csv().encode())
     probes = [table.extras[name] for name in ("sensitivity", "pressure") if name in table.extras]
     for frame in (table.telemetry, table.profiles, *probes):
         hasher.update(",".join(frame.columns).encode())
