@@ -7,15 +7,19 @@ its solo references', so the wander enters it twice. The canary samples it: ``sy
 and ``sysbench memory`` on one thread, ``seconds`` each, right before the run's neighbours start and right
 after they stop, so it measures the machine, never the run's own interference. Stored with the run
 (``speed_before``, ``speed_after``); ``cotenant lab labels`` says how far dividing by it moves the noise
-floor.
+floor. Before a sitting's first run, ``measure_steadiness`` samples it a few times to tell whether the machine
+is steady enough to label on at all (``cotenant lab run --max-speed-spread``).
 
 The canaries are catalogue workloads (their commands and parsers are the catalogue's, tested there).
 """
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import tempfile
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cotenant.datasets.lab.workloads import WORKLOADS
@@ -58,3 +62,36 @@ def measure_speed(spec: CanarySpec, cpus: int) -> dict[str, float]:
             except (OSError, subprocess.TimeoutExpired, ParseError) as error:
                 raise CanaryFailed(f"canary {name} ({' '.join(command)}): {error}") from error
     return speeds
+
+
+# A sitting's pre-flight: the canary a few times, a short pause apart, before the first run. The quiet gate
+# sees only the guest's own load; a machine whose speed wanders under it (a busy hypervisor) labels as badly,
+# and the noise watch only says so after a dozen solos (half an hour of lab time).
+STEADINESS_SAMPLES = 5
+STEADINESS_PAUSE_S = 2.0
+STEADY_WAIT_S = 1800.0  # how long a sitting waits for a steady machine before it gives up
+STEADY_RETRY_S = 60.0
+
+
+def speed_spread_pct(samples: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per canary, how far its samples spread: (fastest - slowest) / their median, in %."""
+    spreads: dict[str, float] = {}
+    for name in samples[0] if samples else ():
+        speeds = [sample[name] for sample in samples]
+        spreads[name] = 100.0 * (max(speeds) - min(speeds)) / statistics.median(speeds)
+    return spreads
+
+
+def measure_steadiness(
+    spec: CanarySpec,
+    cpus: int,
+    samples: int = STEADINESS_SAMPLES,
+    pause_s: float = STEADINESS_PAUSE_S,
+) -> dict[str, float]:
+    """``speed_spread_pct`` of ``samples`` canary measurements ``pause_s`` apart; raises CanaryFailed."""
+    speeds = []
+    for index in range(samples):
+        if index:
+            time.sleep(pause_s)
+        speeds.append(measure_speed(spec, cpus))
+    return speed_spread_pct(speeds)

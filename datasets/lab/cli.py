@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from cotenant.datasets.lab.canary import STEADY_WAIT_S
 from cotenant.datasets.lab.limits import Limits
 from cotenant.datasets.lab.plan import RUN_OVERHEAD_S, Plan, PlanPart
 from cotenant.datasets.lab.quiet import QuietSpec
@@ -55,6 +56,9 @@ def _run_with_progress(plan: Path, out: Path, **options: object) -> None:
         f"{result.done} runs done, {result.skipped} already done before, {len(result.failed)} failed; "
         f"telemetry {'on' if result.telemetry else 'off (--no-telemetry)'}; {result.noise}"
     )
+    if result.steadiness is not None:
+        spreads = ", ".join(f"{name} {spread:.1f}%" for name, spread in result.steadiness.items())
+        console.print(f"canary spread before the first run: {spreads}")
     for failure in result.failed:
         console.print(f"[red]failed[/red] {failure}")
     if result.stopped is not None:
@@ -81,6 +85,14 @@ def run(
         help="stop (resumable, exit code 3) once the median |1 - P| of the last solos against the earlier "
         "ones of their configuration passes this many pp: the machine has become too noisy to label",
     ),
+    max_speed_spread: float | None = typer.Option(
+        None,
+        min=0,
+        help="before the first run, sample the canary (sysbench cpu and memory) a few times and start only "
+        "once each spreads no more than this many % (fastest - slowest over the median); waits up to "
+        f"{STEADY_WAIT_S / 60:g} min, then stops (exit code 2) with nothing measured: the quiet gate "
+        "cannot see a machine whose speed wanders under the guest",
+    ),
 ) -> None:
     """Run (or resume) PLAN into OUT, with progress and ETA; Ctrl-C stops cleanly and can be resumed."""
     _run_with_progress(
@@ -92,6 +104,7 @@ def run(
         max_runs=max_runs,
         part=_parse_part(part),
         max_noise_pp=max_noise_pp,
+        max_speed_spread_pct=max_speed_spread,
     )
 
 

@@ -24,7 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from cotenant.datasets.lab.canary import CanaryFailed, measure_speed
+from cotenant.datasets.lab.canary import (
+    STEADY_RETRY_S,
+    STEADY_WAIT_S,
+    CanaryFailed,
+    CanarySpec,
+    measure_speed,
+    measure_steadiness,
+)
 from cotenant.datasets.lab.cgroups import (
     LAB_PREFIX,
     CgroupError,
@@ -70,6 +77,7 @@ class LabResult:
     failed: list[str] = field(default_factory=list)
     telemetry: bool = False
     noise: str = ""  # the running noise floor when it ended (``NoiseWatch.describe``)
+    steadiness: dict[str, float] | None = None  # the pre-flight's canary spreads, % (``--max-speed-spread``)
     stopped: str | None = None  # why it stopped before the end (the running noise floor passed its limit)
 
 
@@ -254,10 +262,14 @@ def run_lab(
     part: PlanPart | None = None,
     on_progress: ProgressCallback | None = None,
     max_noise_pp: float | None = None,
+    max_speed_spread_pct: float | None = None,
+    steady_wait_s: float = STEADY_WAIT_S,
 ) -> LabResult:
     """Runs (or resumes) ``plan_path`` into ``out``. ``max_runs`` stops after that many new runs (a pilot);
     ``part`` measures only that part of the plan (over the plan's own ``part``); ``max_noise_pp`` stops it
-    (resumable) once the running noise floor of its solos passes that many pp (``NoiseWatch``)."""
+    (resumable) once the running noise floor of its solos passes that many pp (``NoiseWatch``);
+    ``max_speed_spread_pct`` starts the first run only once the canary's samples spread no more than that
+    (``wait_for_steady_machine``, at most ``steady_wait_s``)."""
     out = out.resolve()  # workloads chdir (redis --dir), so every path handed to them must be absolute
     plan = load_plan(plan_path)
     if part is not None:
@@ -310,9 +322,13 @@ def run_lab(
             if telemetry:
                 collector = start_collector(hierarchy, group, out / "telemetry", out / "collector.log")
                 result.telemetry = True
-            _write_session_note(out, plan, group, result.telemetry)
-            settings = RunSettings(warmup_s=plan.warmup_s)
             cpus = machine_cpus
+            if max_speed_spread_pct is not None:
+                result.steadiness = wait_for_steady_machine(
+                    plan.canary or CanarySpec(), cpus, max_speed_spread_pct, steady_wait_s, on_progress
+                )
+            _write_session_note(out, plan, group, result.telemetry, result.steadiness)
+            settings = RunSettings(warmup_s=plan.warmup_s)
             pending = [spec for spec in specs if spec.run_id not in done]
             if max_runs is not None:
                 pending = pending[:max_runs]
@@ -360,6 +376,39 @@ def run_lab(
     return result
 
 
+def wait_for_steady_machine(
+    spec: CanarySpec,
+    cpus: int,
+    max_spread_pct: float,
+    max_wait_s: float,
+    on_progress: ProgressCallback | None = None,
+    retry_s: float = STEADY_RETRY_S,
+) -> dict[str, float]:
+    """The canary's spreads once none passes ``max_spread_pct``; LabError (nothing measured) when the machine
+    has not become steady within ``max_wait_s``."""
+    started, checks = time.monotonic(), 0
+    while True:
+        checks += 1
+        try:
+            spreads = measure_steadiness(spec, cpus)
+        except CanaryFailed as error:
+            raise LabError(f"--max-speed-spread: {error}") from error
+        shown = ", ".join(f"{name} {spread:.1f}%" for name, spread in spreads.items())
+        if max(spreads.values()) <= max_spread_pct:
+            return spreads
+        waited = time.monotonic() - started
+        if waited + retry_s > max_wait_s:
+            raise LabError(
+                f"the machine is unsteady: the canary's speed spread {shown} over its samples, more than "
+                f"{max_spread_pct:g}% at each of {checks} checks over {waited / 60:.0f} min; no run was "
+                "started. Labels measured now would carry the machine's wander; run the same command later "
+                "to resume"
+            )
+        if on_progress:
+            on_progress(0, 0, None, f"waiting for a steady machine (canary spread {shown})")
+        time.sleep(retry_s)
+
+
 def _waiting_report(
     on_progress: ProgressCallback | None, index: int, total: int, spec: RunSpec
 ) -> Callable[[float, float | None, float], None]:
@@ -372,7 +421,9 @@ def _waiting_report(
     return report
 
 
-def _write_session_note(out: Path, plan: Plan, group: str, telemetry: bool) -> None:
+def _write_session_note(
+    out: Path, plan: Plan, group: str, telemetry: bool, steadiness: dict[str, float] | None
+) -> None:
     note = {
         "plan": plan.name,
         "plan_digest": plan.digest(),
@@ -381,6 +432,7 @@ def _write_session_note(out: Path, plan: Plan, group: str, telemetry: bool) -> N
         "started_at": datetime.now(UTC).isoformat(),
         "host_cpus": os.cpu_count(),
         "python": sys.version.split()[0],
+        "canary_spread_pct": steadiness,
     }
     with (out / "sessions.jsonl").open("a") as sessions:
         sessions.write(json.dumps(note) + "\n")

@@ -6,6 +6,7 @@ background), so these runs pass ``allow_concurrent``; the assertions hold on a n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -228,3 +229,18 @@ def test_adjacent_references_and_the_canary_end_to_end(tmp_path: Path) -> None:
         labels = label_runs(records, canary=canary).filter(pl.col("kind") == "corun")
         assert labels.height == 2 and (labels["n_solo_references"] == 2).all()
         assert (labels["label"] < 0.9).all()  # a CPU neighbour on both cores slows the CPU-bound target
+
+
+def test_a_sitting_starts_only_on_a_steady_machine(tmp_path: Path) -> None:
+    """The pre-flight samples the real canary: a limit no machine meets starts nothing; a loose one records
+    the spreads in the session note and runs."""
+    out = tmp_path / "lab"
+    with pytest.raises(LabError, match="unsteady"):
+        run_lab(SMOKE, out, allow_concurrent=True, max_speed_spread_pct=0.0, steady_wait_s=0.0)
+    assert read_journal(out / "runs.jsonl") == []
+    assert not (out / "sessions.jsonl").exists()
+    result = run_lab(SMOKE, out, allow_concurrent=True, max_runs=1, max_speed_spread_pct=1000.0)
+    assert result.done == 1 and result.steadiness is not None
+    assert set(result.steadiness) == {"cpu", "memory"} and min(result.steadiness.values()) > 0
+    note = json.loads((out / "sessions.jsonl").read_text().splitlines()[-1])
+    assert note["canary_spread_pct"] == result.steadiness
