@@ -48,7 +48,9 @@ CLOSED_LOOP_REGISTRY := sqlite:///$(CLOSED_LOOP)/mlflow.db
 # each option against the model without it, same data digest and folds). With every run's neighbours linked to
 # their profiles (2026-12-02; 117 of bundled_v4-p1's co-runs had lost one): contended_batch_load 8.76 against
 # service_queue's 8.87 pp (test programs 8.80 against 9.34, coverage 0.82 against 0.79; constant 22.13, fair-share
-# heuristic 9.69 on the same folds); concurrent_pressure 9.38 and turn_taking_pairs 9.36 with it, rejected.
+# heuristic 9.69 on the same folds); concurrent_pressure 9.38 and turn_taking_pairs 9.36 with it, rejected;
+# contended_cpu_pair=false (better on bundled's validation programs) changes nothing here: 8.76 (test 8.80), so
+# the default stays.
 # Before that fix: contended_batch_load 10.78 against
 # service_queue's 11.04 pp (test programs 10.89 against 11.60, coverage 0.78 against 0.77; constant 22.13,
 # fair-share heuristic 11.64 on the same folds); before it service_queue 11.04 against neighbour_load's 11.67
