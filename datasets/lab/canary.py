@@ -82,6 +82,11 @@ def speed_spread_pct(samples: Sequence[Mapping[str, float]]) -> dict[str, float]
     return spreads
 
 
+def describe_spread(spreads: Mapping[str, float]) -> str:
+    """``cpu 2.8%, memory 3.3%``: the spreads as the lab prints them."""
+    return ", ".join(f"{name} {spread:.1f}%" for name, spread in spreads.items())
+
+
 def measure_steadiness(
     spec: CanarySpec,
     cpus: int,

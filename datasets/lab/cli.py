@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from cotenant.datasets.lab.canary import STEADY_WAIT_S
+from cotenant.datasets.lab.canary import STEADY_WAIT_S, describe_spread
 from cotenant.datasets.lab.limits import Limits
 from cotenant.datasets.lab.plan import RUN_OVERHEAD_S, Plan, PlanPart
 from cotenant.datasets.lab.quiet import QuietSpec
@@ -57,8 +57,7 @@ def _run_with_progress(plan: Path, out: Path, **options: object) -> None:
         f"telemetry {'on' if result.telemetry else 'off (--no-telemetry)'}; {result.noise}"
     )
     if result.steadiness is not None:
-        spreads = ", ".join(f"{name} {spread:.1f}%" for name, spread in result.steadiness.items())
-        console.print(f"canary spread before the first run: {spreads}")
+        console.print(f"canary spread before the first run: {describe_spread(result.steadiness)}")
     for failure in result.failed:
         console.print(f"[red]failed[/red] {failure}")
     if result.stopped is not None:

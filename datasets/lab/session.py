@@ -29,6 +29,7 @@ from cotenant.datasets.lab.canary import (
     STEADY_WAIT_S,
     CanaryFailed,
     CanarySpec,
+    describe_spread,
     measure_speed,
     measure_steadiness,
 )
@@ -393,7 +394,7 @@ def wait_for_steady_machine(
             spreads = measure_steadiness(spec, cpus)
         except CanaryFailed as error:
             raise LabError(f"--max-speed-spread: {error}") from error
-        shown = ", ".join(f"{name} {spread:.1f}%" for name, spread in spreads.items())
+        shown = describe_spread(spreads)
         if max(spreads.values()) <= max_spread_pct:
             return spreads
         waited = time.monotonic() - started
