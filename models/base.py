@@ -160,6 +160,33 @@ def sort_quantiles(values: np.ndarray) -> np.ndarray:
     return np.sort(values, axis=-1)
 
 
+def probability_below(
+    quantiles: np.ndarray, threshold: float, levels: Sequence[float] = QUANTILES
+) -> np.ndarray:
+    """Per row of sorted ``quantiles [N, Q]`` (at ``levels``), the chance that P falls below ``threshold``:
+    the predictive CDF drawn through the quantiles, linear between two of them and past the outer ones along
+    the nearest segment's slope, within [0, 1].
+
+    Three quantiles say nothing more about the tails; a straight line is the least that assumes no shape,
+    and it gives the decision that reads it (the extender's expected misses) a chance that moves smoothly
+    with the prediction instead of the median's all-or-nothing. Where two quantiles coincide (an upper end
+    clipped at P = 1) the segment between them is a step."""
+    values = np.asarray(quantiles, dtype=np.float64)
+    at = np.asarray(levels, dtype=np.float64)
+    if values.shape[-1] != len(at) or len(at) < 2:
+        raise ValueError(f"probability_below: {values.shape[-1]} quantiles for {len(at)} levels")
+    # the segment the threshold falls on (past an outer quantile: the outer segment)
+    segment = np.clip((values < threshold).sum(axis=-1) - 1, 0, len(at) - 2)
+    low = np.take_along_axis(values, segment[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(values, segment[..., None] + 1, axis=-1)[..., 0]
+    width = high - low
+    along = np.divide(threshold - low, width, out=np.zeros_like(width), where=width > 0)
+    chance = at[segment] + along * (at[segment + 1] - at[segment])
+    # A step (width 0): every bit of mass at or under the threshold, or none of it.
+    step = np.where(threshold > high, 1.0, np.where(threshold < low, 0.0, at[segment]))
+    return np.clip(np.where(width > 0, chance, step), 0.0, 1.0)
+
+
 def set_torch_threads(threads: int | None = None) -> None:
     """One intra-op thread unless asked: these models' matrices are small, and on 2 cores a second thread made
     a cloudformer training step 1.8x slower on a quiet machine (0.17 vs 0.09 s) and ~30x slower on a busy one.

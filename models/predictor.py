@@ -333,6 +333,23 @@ class Predictor:
         shares = occlusion_shares(out[..., MEDIAN]) if explain else np.zeros((out.shape[0], 0))
         return out[:, 0], shares, batch.offsets
 
+    def score_incumbents_arrays(self, batch: HostBatch) -> np.ndarray:
+        """Quantiles ``[sumK, Q]`` of each incumbent of ``batch`` beside its host's other incumbents, with no
+        newcomer (in the batch's incumbent order, host by host): the host as it runs now, the baseline that
+        a newcomer's cost to the incumbents is measured from. An incumbent alone on its host runs as in its
+        solo profile (P = 1)."""
+        self._require("placement")
+        own = batch.incumbents[:, :1]  # [sumK, 1, E]: no occlusion variant
+        others = batch.totals[batch.owner, :1] - own
+        count = (batch.counts[batch.owner] - 1).astype(np.float32)
+        rows = own.shape[0]
+        if rows == 0:
+            return np.zeros((0, len(self.metadata.quantiles)), dtype=np.float32)
+        out = self._placement_head(own.reshape(rows, -1), others.reshape(rows, -1), count)
+        out = self._calibrated(sort_quantiles(out))
+        out[count == 0] = 1.0
+        return out
+
     def _placement_head(self, own: np.ndarray, others: np.ndarray, count: np.ndarray) -> np.ndarray:
         """Quantiles ``[N, Q]`` (unsorted) for rows of (own embedding, sum of the others', their count)."""
         return self.backend.head(own, others, count)

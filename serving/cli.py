@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+import click
 import typer
-from cotenant.serving.config import ServiceSettings
+from cotenant.serving.config import ExtenderRule, ServiceSettings
 
 SERVICE_IMPORT = "cotenant.serving.service:InterferencePredictionService"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -87,6 +88,11 @@ def serve(
         min=0,
         help="CPUs of every candidate host, for placement models that read it (0: the training host's).",
     ),
+    extender_rule: str = typer.Option(
+        setting("extender_rule"),
+        click_type=click.Choice(get_args(ExtenderRule)),
+        help="How the extender reads a pod's minimum P (docs/serving.md, the scheduler extender).",
+    ),
 ) -> None:
     """Serve degradation and placement predictions, the Kubernetes scheduler extender and telemetry ingest."""
     values: dict[str, object] = {
@@ -100,6 +106,7 @@ def serve(
         "shadow_alias": shadow_alias,
         "state_url": state_url,
         "host_cores": host_cores,
+        "extender_rule": extender_rule,
     }
     if tracking_uri:
         values["tracking_uri"] = tracking_uri

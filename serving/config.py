@@ -7,7 +7,7 @@ class in a fresh worker process: the environment is the one channel that reaches
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotenant.paths import default_tracking_uri
 
 ENV_PREFIX = "COTENANT_SERVE_"
+# How the extender's filter and prioritize read a pod's minimum P. ``medians``: a node fails where the pod's
+# or an incumbent's median P falls below it, and ranks by the lower median's headroom above it.
+# ``expected_misses``: a node fails only where placing the pod is expected to cost at least one SLO miss, what
+# leaving it pending costs, and ranks by fewest (serving/scoring.py ``host_expected_misses``); it places a
+# pod no node would keep at its minimum where that harms the incumbents least, rather than leaving it pending.
+ExtenderRule = Literal["medians", "expected_misses"]
 
 
 class ServiceSettings(BaseModel):
@@ -55,6 +61,7 @@ class ServiceSettings(BaseModel):
     profile_key: str = "cotenant.io/profile"
     min_performance_key: str = "cotenant.io/min-performance"
     default_min_performance: float = Field(default=0.0, ge=0, le=1)
+    extender_rule: ExtenderRule = "medians"
     # CPUs of every candidate host, for placement models that read the host's size (placement-probes' CPU
     # shares); 0 keeps the size of the host the model was trained on. Per-host sizes are not read yet.
     host_cores: float = Field(default=0.0, ge=0, le=4096)

@@ -128,9 +128,13 @@ def read_pod(pod: Pod, settings: ServiceSettings) -> PodRequest:
 
 
 def infeasible_positions(scores: CandidateScores | None, min_performance: float) -> list[int]:
-    """Request positions of scored nodes whose score falls below the minimum (neutral nodes always pass)."""
+    """Request positions of scored nodes that fail (neutral nodes always pass): by the ``medians`` rule
+    where the score falls below the minimum; by the ``expected_misses`` rule (``scores.expected_misses``
+    given) where placing the pod is expected to cost at least the one miss that leaving it pending costs."""
     if scores is None:
         return []
+    if scores.expected_misses is not None:
+        return np.flatnonzero(scores.scored & (scores.expected_misses >= 1.0)).tolist()
     return np.flatnonzero(scores.scored & (scores.raw < min_performance)).tolist()
 
 
@@ -145,7 +149,7 @@ def filter_result(args: ExtenderArgs, failed: dict[str, str]) -> ExtenderFilterR
     return ExtenderFilterResult(Nodes=kept, FailedNodes=failed)
 
 
-def failure_reason(placement: HostPlacement) -> str:
+def failure_reason(placement: HostPlacement, expected_misses: float | None = None) -> str:
     parts = []
     if placement.newcomer is not None:
         parts.append(f"newcomer P {placement.newcomer.p:.2f}")
@@ -154,6 +158,11 @@ def failure_reason(placement: HostPlacement) -> str:
             f"worst incumbent {placement.worst_incumbent_target} P {placement.worst_incumbent.p:.2f}"
         )
     driver = f", driven by {placement.driving_resource}" if placement.driving_resource else ""
+    if expected_misses is not None:
+        return (
+            f"cotenant: placing here is expected to cost {expected_misses:.2f} SLO misses, no fewer than "
+            f"leaving the pod pending (1): predicted {' and '.join(parts)}{driver}"
+        )
     return f"cotenant: predicted {' and '.join(parts)} below the minimum{driver}"
 
 
@@ -164,9 +173,12 @@ def extender_scores(scores: CandidateScores, min_performance: float = 0.0) -> li
     kube-scheduler allows an extender eleven integer levels. Nodes under the minimum fail ``filter``, so
     spending levels below it wastes them: with a minimum of 0.8, ``round(10 x P)`` leaves the nodes that pass
     three levels (8, 9, 10) and calls a node at 0.86 and one at 0.94 equal. Without a minimum (0) this is
-    ``round(10 x P)``; a node under the minimum scores 0.
+    ``round(10 x P)``; a node under the minimum scores 0. By the ``expected_misses`` rule the levels spread
+    the misses a node is expected to cost over the one that filter allows: ``round(10 x (1 - misses))``.
     """
-    if min_performance < 1.0:
+    if scores.expected_misses is not None:
+        headroom = 1.0 - np.nan_to_num(scores.expected_misses, nan=1.0)
+    elif min_performance < 1.0:
         headroom = (scores.score - min_performance) / (1.0 - min_performance)
     else:
         headroom = (scores.score >= 1.0).astype(np.float64)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from cotenant.models.base import MEDIAN
+from cotenant.models.base import MEDIAN, probability_below
 from cotenant.serving.hosts import HostIndex, HostSnapshot, HostStore
 from cotenant.serving.models import LoadedModel
 from cotenant.serving.schemas import EstimateView, HostPlacement
@@ -139,7 +139,9 @@ class CandidateScores:
 
     ``raw`` is the lower of the newcomer's and the worst incumbent's median P (what feasibility compares with
     the minimum), ``score`` the same clipped to [0, 1]; both are ``NEUTRAL_SCORE`` where a host is not scored.
-    ``newcomer_p`` and ``worst_incumbent_p`` are NaN where absent.
+    ``newcomer_p`` and ``worst_incumbent_p`` are NaN where absent. ``expected_misses`` (asked for with a
+    minimum, the ``expected_misses`` extender rule; else None) is the SLO misses placing the workload there is
+    expected to cost (``host_expected_misses``), NaN where a host is not scored.
     """
 
     hosts: Sequence[str]
@@ -153,6 +155,7 @@ class CandidateScores:
     score: np.ndarray
     newcomer_p: np.ndarray
     worst_incumbent_p: np.ndarray
+    expected_misses: np.ndarray | None = None
 
     def neutral_reasons(self) -> dict[str, str]:
         return {self.hosts[position]: reason for position, (_, reason) in self.unscored.items()}
@@ -167,6 +170,11 @@ def host_medians(newcomer: np.ndarray, batch: Any, placement: LoadedModel) -> tu
     """Per host of ``batch`` (a ``HostBatch`` of one variant): the newcomer's median P and the worst
     incumbent's (NaN on a host without incumbents)."""
     quantiles, _, offsets = placement.predictor.score_placement_arrays(newcomer, batch, explain=False)
+    return medians_of(quantiles, offsets)
+
+
+def medians_of(quantiles: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``host_medians`` from the rows ``score_placement_arrays`` answered."""
     medians = quantiles[:, MEDIAN].astype(np.float64)  # [R]: per host its newcomer row, then incumbents
     starts = offsets[:-1]
     incumbent_rows = medians.copy()
@@ -174,6 +182,31 @@ def host_medians(newcomer: np.ndarray, batch: Any, placement: LoadedModel) -> tu
     worst = np.minimum.reduceat(incumbent_rows, starts)
     worst[np.diff(offsets) == 1] = np.nan  # a host without incumbents
     return medians[starts], worst
+
+
+def host_expected_misses(
+    newcomer: np.ndarray, batch: Any, placement: LoadedModel, min_performance: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per host of ``batch`` (a ``HostBatch`` of one variant): the SLO misses placing the newcomer there is
+    expected to cost, ``Pr(newcomer under the minimum) + sum over incumbents of the rise in their chance of
+    falling under it`` (against the host as it runs now, never below 0: a newcomer is not counted as
+    rescuing anyone), each chance read off the predicted quantiles (``probability_below``); with the
+    newcomer's and worst incumbent's medians (``host_medians``'s), from the same answer.
+
+    The alternative to placing a workload is leaving it pending, which misses its SLO for certain: one
+    miss. A host whose expected cost stays under one is better than no host, even when the newcomer's own
+    median falls short of its minimum; a host where it would push an incumbent that now meets its minimum
+    under it is not (a rise of about one)."""
+    predictor = placement.predictor
+    quantiles, _, offsets = predictor.score_placement_arrays(newcomer, batch, explain=False)
+    chance = probability_below(quantiles, min_performance)  # [R], host-major: newcomer, then incumbents
+    starts = offsets[:-1]
+    is_incumbent = np.ones(len(chance), dtype=bool)
+    is_incumbent[starts] = False
+    now = probability_below(predictor.score_incumbents_arrays(batch), min_performance)
+    rise = np.maximum(chance[is_incumbent] - now, 0.0)  # the batch's incumbent order is host-major too
+    expected = chance[starts] + np.bincount(batch.owner, weights=rise, minlength=len(starts))
+    return (*medians_of(quantiles, offsets), expected)
 
 
 class WorkloadMedians:
@@ -255,9 +288,12 @@ def score_candidates(
     store: HostStore,
     placement: LoadedModel,
     kept: WorkloadMedians | None = None,
+    misses_below: float | None = None,
 ) -> CandidateScores:
     """Medians only, vectorised: the same P and score as ``score_hosts`` without intervals or drivers; with
-    ``kept``, this workload's medians from its earlier requests where their hosts have not changed since."""
+    ``kept``, this workload's medians from its earlier requests where their hosts have not changed since.
+    With ``misses_below`` (a minimum P), also each host's expected SLO misses (``host_expected_misses``;
+    every scored host is scored afresh, ``kept`` unused: the chances depend on the minimum)."""
     index = store.index(placement)
     rows = index.lookup(hosts)
     if store.outage is not None:
@@ -281,7 +317,13 @@ def score_candidates(
     positions = np.flatnonzero(scored)
     newcomer_p = np.full(len(hosts), np.nan)
     worst_p = np.full(len(hosts), np.nan)
-    if len(positions) and kept is not None:
+    expected = None if misses_below is None else np.full(len(hosts), np.nan)
+    if len(positions) and expected is not None and misses_below is not None:
+        batch = index.batch.select(rows[positions], variants=1)
+        newcomer_p[positions], worst_p[positions], expected[positions] = host_expected_misses(
+            newcomer, batch, placement, misses_below
+        )
+    elif len(positions) and kept is not None:
         newcomer_p[positions], worst_p[positions] = kept.read(index, rows[positions], placement)
     elif len(positions):
         batch = index.batch.select(rows[positions], variants=1)
@@ -290,5 +332,5 @@ def score_candidates(
     raw[~np.isfinite(raw)] = NEUTRAL_SCORE  # unscored hosts (NaN) and any non-finite prediction
     clipped = np.clip(raw, 0.0, 1.0)
     return CandidateScores(
-        hosts, newcomer, placement, index, rows, unscored, scored, raw, clipped, newcomer_p, worst_p
+        hosts, newcomer, placement, index, rows, unscored, scored, raw, clipped, newcomer_p, worst_p, expected
     )

@@ -356,13 +356,16 @@ class InterferencePredictionService:
     # the vectorised path (medians only, arrays) and explain only the nodes that fail the filter.
     @bentoml.api(route="/filter")
     def filter_nodes(self, args: ExtenderArgs, /) -> ExtenderFilterResult:
-        """Extender filter verb: nodes where the pod or an incumbent would fall below its minimum P fail."""
+        """Extender filter verb: nodes fail by the extender rule (``extender_rule``: under the minimum P, or
+        expected to cost at least one SLO miss)."""
         pod, _, scores = self._extender_scores(args, "filter")
         failed: dict[str, str] = {}
         positions = extender.infeasible_positions(scores, pod.min_performance)
         if scores is not None and positions:
-            for placement in scores.explain(positions, pod.min_performance):
-                failed[placement.host] = extender.failure_reason(placement)
+            explained = scores.explain(positions, pod.min_performance)
+            for position, placement in zip(positions, explained, strict=True):
+                misses = None if scores.expected_misses is None else float(scores.expected_misses[position])
+                failed[placement.host] = extender.failure_reason(placement, misses)
         return extender.filter_result(args, failed)
 
     @bentoml.api(route="/prioritize", output_spec=HostPriorityList)
@@ -392,7 +395,8 @@ class InterferencePredictionService:
             return pod, names, None
         newcomer = self.profiles.encoding(profile, placement)
         kept = self.medians.workload(profile.profile_id, placement, newcomer)
-        scores = scoring.score_candidates(newcomer, names, self.hosts, placement, kept)
+        misses_below = pod.min_performance if self.settings.extender_rule == "expected_misses" else None
+        scores = scoring.score_candidates(newcomer, names, self.hosts, placement, kept, misses_below)
         if scores.unscored:
             reasons = scores.neutral_reasons()
             self.metrics.neutral(verb, "host", len(reasons))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from cotenant.datasets.lab.command import CommandSpec
@@ -78,6 +78,8 @@ class AbTestPlan(BaseModel):
         default=8.0, ge=0, le=120, description="after placing a tenant, seconds of telemetry before the next"
     )
     policies: list[Policy] = Field(default_factory=lambda: list(POLICIES), min_length=1)
+    # How cotenant's extender reads the SLO: the service's ``extender_rule`` (serving/config.py owns them).
+    extender_rule: str = "medians"
     commands: dict[str, CommandSpec] = Field(default_factory=dict)
     tenants: list[TenantSpec] = Field(min_length=1)
 
@@ -86,6 +88,11 @@ class AbTestPlan(BaseModel):
         names = [tenant.name for tenant in self.tenants]
         if repeated := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"tenants: names must be unique; repeated: {', '.join(repeated)}")
+        from cotenant.serving.config import ExtenderRule  # serving's fact, read only to check the plan
+
+        if self.extender_rule not in get_args(ExtenderRule):
+            known_rules = ", ".join(get_args(ExtenderRule))
+            raise ValueError(f"extender_rule: unknown rule {self.extender_rule!r}; known: {known_rules}")
         known = sorted({*WORKLOADS, *self.commands})
         for index, tenant in enumerate(self.tenants):
             if tenant.workload not in known:

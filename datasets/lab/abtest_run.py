@@ -375,6 +375,7 @@ def live_service(
         host_cores=float(
             cluster.plan.hosts.cpus
         ),  # the model's CPU shares read the hosts' cpusets, not the machine
+        extender_rule=cluster.plan.extender_rule,
     )
     command, env = serve_command("127.0.0.1", port, 1, settings.to_env(), [])
     url = f"http://127.0.0.1:{port}"
@@ -624,7 +625,8 @@ def write_report(report: dict[str, Any], out: Path) -> Path:
             "",
             f"cotenant asked placement champion `{champion['model']}` v{champion['version']} (trained on "
             f"`{champion['source']}`, programs held out: {', '.join(champion['held_out_programs']) or '-'}); "
-            f"tenants whose programs it never trained on: {', '.join(champion['unseen_tenants']) or '-'}.",
+            f"tenants whose programs it never trained on: {', '.join(champion['unseen_tenants']) or '-'}; "
+            f"its extender's rule: `{plan.get('extender_rule', 'medians')}` (docs/serving.md).",
         ]
     lines += ["", "Placements:", ""]
     for policy, placement in report["placements"].items():

@@ -114,6 +114,11 @@ def test_bad_plans_are_refused_before_anything_starts() -> None:
         )
     with pytest.raises(ValueError, match="2 hosts x 1 CPUs need 2 CPUs; this machine has 1"):
         plan().check_machine(cpu_count=1)
+    with pytest.raises(
+        ValidationError, match="extender_rule: unknown rule 'fewest'; known: medians, expected_misses"
+    ):
+        plan(extender_rule="fewest")
+    assert plan(extender_rule="expected_misses").extender_rule == "expected_misses"
 
 
 def test_refused_tenants_count_as_slo_misses_and_predictions_are_scored() -> None:

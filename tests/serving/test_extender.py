@@ -26,8 +26,11 @@ from cotenant.serving.schemas import EstimateView, HostPlacement
 from cotenant.serving.scoring import NEUTRAL_SCORE, CandidateScores
 
 
-def candidate_scores(hosts: list[str], raw: list[float | None]) -> CandidateScores:
-    """Scores as ``score_candidates`` returns them; None marks a host that was not scored (neutral)."""
+def candidate_scores(
+    hosts: list[str], raw: list[float | None], expected_misses: list[float] | None = None
+) -> CandidateScores:
+    """Scores as ``score_candidates`` returns them; None marks a host that was not scored (neutral); with
+    ``expected_misses`` as the ``expected_misses`` rule has them (NaN where not scored)."""
     scored = np.array([value is not None for value in raw])
     values = np.array([NEUTRAL_SCORE if value is None else value for value in raw])
     unscored = {i: ("unknown_host", "no telemetry") for i, value in enumerate(raw) if value is None}
@@ -37,7 +40,18 @@ def candidate_scores(hosts: list[str], raw: list[float | None]) -> CandidateScor
     no_index = HostIndex("m/1", 0, {}, [], np.zeros(0), np.zeros(0, dtype=bool), None)
     clipped = np.clip(values, 0, 1)
     return CandidateScores(
-        hosts, np.zeros(1), no_model, no_index, rows, unscored, scored, values, clipped, newcomer, newcomer
+        hosts,
+        np.zeros(1),
+        no_model,
+        no_index,
+        rows,
+        unscored,
+        scored,
+        values,
+        clipped,
+        newcomer,
+        newcomer,
+        None if expected_misses is None else np.where(scored, expected_misses, np.nan),
     )
 
 
@@ -71,6 +85,16 @@ def test_only_scored_nodes_below_the_minimum_are_infeasible() -> None:
     assert infeasible_positions(scores, 0.5) == [1]  # node-c is unknown: neutral, it passes
     assert infeasible_positions(scores, 0.0) == []
     assert infeasible_positions(None, 1.0) == []  # unknown pod: every node passes
+
+
+def test_by_expected_misses_a_node_fails_only_where_placing_costs_a_whole_miss() -> None:
+    """The pod's median under its minimum (node-a, node-b) is no reason to fail a node by this rule: leaving
+    the pod pending costs one miss for certain, and a node expected to cost less is better."""
+    hosts = ["node-a", "node-b", "node-c", "node-d"]
+    scores = candidate_scores(hosts, [0.5, 0.7, 0.95, None], expected_misses=[1.0, 0.62, 0.04, 0.0])
+    assert infeasible_positions(scores, 0.8) == [0]  # by the medians: [0, 1]
+    assert infeasible_positions(candidate_scores(hosts, [0.5, 0.7, 0.95, None]), 0.8) == [0, 1]
+    assert extender_scores(scores, 0.8) == [0, 4, 10, NEUTRAL_EXTENDER_SCORE]
 
 
 def test_filter_fails_the_named_nodes_in_both_request_forms() -> None:

@@ -93,3 +93,49 @@ def test_kept_medians_are_the_fresh_ones_and_only_changed_hosts_are_scored_again
         cache.workload(name, placement, newcomer)
     assert len(cache._workloads) == 4 and ("web", placement.key) not in cache._workloads
     assert scoring.MedianCache(max_workloads=0).workload("web", placement, newcomer) is None
+
+
+def test_expected_misses_add_the_newcomers_chance_to_the_rise_of_each_incumbents(
+    placement: LoadedModel,
+) -> None:
+    """Per host: the newcomer's chance under the minimum plus each incumbent's rise in its own, against the
+    host as it runs now, the baseline being each incumbent scored as a newcomer beside the others alone."""
+    from cotenant.models.base import probability_below
+
+    store = HostStore(window_samples=10, stale_after_s=60, max_hosts=50)
+    for h, load in enumerate((0.3, 1.5, 3.0)):
+        for t in range(1 + h):
+            store.ingest(f"node-{h}", samples(f"pod-{t}", 3, value=load + t), placement)
+    store.ingest("node-3", samples("host", 3, value=1.0), placement)  # no incumbents
+    hosts = [f"node-{h}" for h in range(4)]
+    predictor = placement.predictor
+    heavy = newcomer_of(placement, 3.0)
+    minimum = 0.6
+    answer = scoring.score_candidates(heavy, hosts, store, placement, misses_below=minimum)
+    medians_only = scoring.score_candidates(heavy, hosts, store, placement)
+    assert answer.expected_misses is not None and medians_only.expected_misses is None
+    np.testing.assert_allclose(answer.newcomer_p, medians_only.newcomer_p, rtol=1e-6)
+    np.testing.assert_allclose(answer.worst_incumbent_p, medians_only.worst_incumbent_p, rtol=1e-6)
+    index = store.index(placement)
+    rises = []
+    for position, host in enumerate(hosts):
+        encoding = index.snapshots[index.lookup([host])[0]].encoding
+        with_newcomer = predictor.score_placement(heavy, [encoding], explain=False)[0]
+        own = [with_newcomer.newcomer.lower, with_newcomer.newcomer.p, with_newcomer.newcomer.upper]
+        expected = float(probability_below(np.array([own]), minimum)[0])
+        embeddings = encoding.embeddings
+        for i, incumbent in enumerate(with_newcomer.incumbents):
+            others = predictor.encode_host(list(np.delete(embeddings, i, axis=0)))
+            now = predictor.score_placement(embeddings[i], [others], explain=False)[0].newcomer
+            chance_now = probability_below(np.array([[now.lower, now.p, now.upper]]), minimum)[0]
+            beside = probability_below(np.array([[incumbent.lower, incumbent.p, incumbent.upper]]), minimum)
+            rises.append(float(beside[0] - chance_now))
+            expected += max(0.0, rises[-1])
+        assert answer.expected_misses[position] == pytest.approx(expected, abs=1e-5), host
+    assert answer.expected_misses[3] == 0.0  # alone, the newcomer runs as in its solo profile
+    assert max(rises) > 0.05, f"a heavy newcomer raises no incumbent's chance of a miss: {rises}"
+    light_newcomer = newcomer_of(placement, 0.1)
+    light = scoring.score_candidates(light_newcomer, hosts, store, placement, misses_below=minimum)
+    assert light.expected_misses is not None
+    assert (light.expected_misses <= answer.expected_misses + 1e-9).all()
+    assert (light.expected_misses < answer.expected_misses - 0.5).any(), (light.expected_misses, answer)

@@ -341,3 +341,42 @@ def test_a_challenger_is_shadowed_on_live_requests_logged_and_never_served(
     assert run.data.metrics["shadow_requests"] == 4
     assert run.data.metrics["shadow_hosts"] == 8
     assert 0 <= run.data.metrics["shadow_same_best_host_share"] <= 1
+
+
+def test_by_expected_misses_the_filter_keeps_a_node_under_the_minimum_that_costs_less_than_a_miss(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``COTENANT_SERVE_EXTENDER_RULE=expected_misses``: a node where the pod's own median falls short of its
+    minimum passes when placing it there is expected to cost under one miss, and the filter's reason for a
+    node it fails gives the expected cost."""
+    from cotenant.serving.service import InterferencePredictionService
+
+    monkeypatch.setenv("COTENANT_SERVE_EXTENDER_RULE", "expected_misses")
+    service = InterferencePredictionService()
+    try:
+        for host, seed, intensity in (("node-a", 1, 0.3), ("node-b", 2, 3.0)):
+            feed(service, host, seed, intensity)
+        register(service, "web")
+        hosts = ["node-a", "node-b"]
+        placement = service.champions.champions.placement
+        newcomer = service.profiles.encoding(service.profiles.get("web"), placement)
+        medians = scoring.score_candidates(newcomer, hosts, service.hosts, placement)
+        minimum = round(float(medians.raw[0]) + 0.01, 3)  # node-a's lower median just under it
+        misses = scoring.score_candidates(newcomer, hosts, service.hosts, placement, misses_below=minimum)
+        assert misses.expected_misses is not None
+        assert 0.0 < misses.expected_misses[0] < 1.0, misses.expected_misses
+        pod = fixture_json("pod.json")
+        pod["metadata"]["annotations"]["cotenant.io/min-performance"] = str(minimum)
+        result = service.filter_nodes(ExtenderArgs.model_validate({"Pod": pod, "NodeNames": hosts}))
+        assert "node-a" in (result.NodeNames or [])  # the medians rule fails it: its score is under it
+        failing = [hosts[i] for i in np.flatnonzero(misses.expected_misses >= 1.0)]
+        assert sorted((result.FailedNodes or {}).keys()) == failing
+        args = ExtenderArgs.model_validate({"Pod": pod, "NodeNames": hosts})
+        scores = [s.Score for s in prioritized(service, args)]
+        assert scores == np.clip(np.rint(10 * (1 - misses.expected_misses)), 0, 10).astype(int).tolist()
+        pod["metadata"]["annotations"]["cotenant.io/min-performance"] = "1.0"  # nothing can meet it
+        result = service.filter_nodes(ExtenderArgs.model_validate({"Pod": pod, "NodeNames": hosts}))
+        assert result.NodeNames == [] and "expected to cost" in result.FailedNodes["node-a"]
+    finally:
+        service.champions.stop()
+        service.metrics.stop()
