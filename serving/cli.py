@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-import click
 import typer
 from cotenant.serving.config import ExtenderRule, ServiceSettings
 
@@ -38,6 +37,12 @@ def serve_command(
 def setting(name: str) -> Any:
     """A service setting's default, for the command line's options (``ServiceSettings`` owns them)."""
     return ServiceSettings.model_fields[name].default
+
+
+def one_of(choices: tuple[str, ...], value: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def serve(
@@ -90,8 +95,9 @@ def serve(
     ),
     extender_rule: str = typer.Option(
         setting("extender_rule"),
-        click_type=click.Choice(get_args(ExtenderRule)),
-        help="How the extender reads a pod's minimum P (docs/serving.md, the scheduler extender).",
+        callback=lambda value: one_of(get_args(ExtenderRule), value),
+        help=f"How the extender reads a pod's minimum P: {', '.join(get_args(ExtenderRule))} "
+        "(docs/serving.md, the scheduler extender).",
     ),
 ) -> None:
     """Serve degradation and placement predictions, the Kubernetes scheduler extender and telemetry ingest."""
