@@ -394,8 +394,11 @@ class InterferencePredictionService:
             log.info("extender %s %s: neutral for all nodes: %s", verb, pod.pod, "; ".join(pod.reasons))
             return pod, names, None
         newcomer = self.profiles.encoding(profile, placement)
-        kept = self.medians.workload(profile.profile_id, placement, newcomer)
         misses_below = pod.min_performance if self.settings.extender_rule == "expected_misses" else None
+        # the kept medians serve the medians rule only (score_candidates scores expected misses whole)
+        kept = None
+        if misses_below is None:
+            kept = self.medians.workload(profile.profile_id, placement, newcomer)
         scores = scoring.score_candidates(newcomer, names, self.hosts, placement, kept, misses_below)
         if scores.unscored:
             reasons = scores.neutral_reasons()
