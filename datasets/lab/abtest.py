@@ -29,6 +29,7 @@ from cotenant.datasets.lab.workloads import WORKLOADS
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Policy = Literal["cotenant", "most_allocated", "least_allocated", "random"]
+CpuWeights = Literal["equal", "requests"]
 POLICIES: tuple[Policy, ...] = ("cotenant", "most_allocated", "least_allocated", "random")
 
 
@@ -80,6 +81,10 @@ class AbTestPlan(BaseModel):
     policies: list[Policy] = Field(default_factory=lambda: list(POLICIES), min_length=1)
     # How cotenant's extender reads the SLO: the service's ``extender_rule`` (serving/config.py owns them).
     extender_rule: str = "medians"
+    # How a host's CPU is shared between its tenants under contention: ``equal`` (every tenant's cgroup at the
+    # kernel's default weight) or ``requests`` (each tenant's cpu.shares from its CPU request, as kubelet sets
+    # a pod's: a service asking 0.2 CPU weighs five times a batch job asking 0.04).
+    cpu_weights: CpuWeights = "equal"
     commands: dict[str, CommandSpec] = Field(default_factory=dict)
     tenants: list[TenantSpec] = Field(min_length=1)
 

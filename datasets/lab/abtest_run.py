@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cotenant.datasets.lab.abtest import AbTestPlan, Placement, TenantSpec, place_stream
+from cotenant.datasets.lab.abtest import AbTestPlan, CpuWeights, Placement, TenantSpec, place_stream
 from cotenant.datasets.lab.cgroups import (
     LAB_PREFIX,
     Cgroup,
@@ -38,6 +38,7 @@ from cotenant.datasets.lab.cgroups import (
     cpu_list,
     detect_hierarchy,
     kill_tree,
+    kubelet_cpu_shares,
     pin_cpus,
     with_cpuset,
 )
@@ -101,8 +102,10 @@ def _enable(directory: Path, controllers: list[str]) -> None:
 
 # ---- running tenants -------------------------------------------------------------------------------------
 def role_config(plan: AbTestPlan, tenant: TenantSpec) -> RoleConfig:
-    """The tenant's cgroup runs at its limits (the scheduler placed it by its requests)."""
+    """The tenant's cgroup runs at its limits (the scheduler placed it by its requests), weighted by its
+    CPU request where the plan's ``cpu_weights`` says so."""
     limits = tenant.limits or tenant.requests.model_copy(update={"cpus": float(plan.hosts.cpus)})
+    shares = kubelet_cpu_shares(tenant.requests.cpus) if plan.cpu_weights == "requests" else None
     return RoleConfig(
         workload=tenant.workload,
         phase_levels=(tenant.level,),
@@ -110,6 +113,7 @@ def role_config(plan: AbTestPlan, tenant: TenantSpec) -> RoleConfig:
         cpus=limits.cpus,
         memory_mib=limits.memory_mib,
         duration_s=plan.duration_s,
+        cpu_shares=shares,
     )
 
 
@@ -594,6 +598,12 @@ def run_abtest(
     return report
 
 
+WEIGHTS_TEXT: dict[CpuWeights, str] = {
+    "equal": "Every tenant's cgroup has the same CPU weight.",
+    "requests": "Each tenant's cgroup has the CPU weight kubelet gives its request (1024 shares per CPU).",
+}
+
+
 def write_report(report: dict[str, Any], out: Path) -> Path:
     """``abtest.md`` and ``predicted_vs_measured.png`` beside ``abtest.json``."""
     import matplotlib
@@ -608,7 +618,8 @@ def write_report(report: dict[str, Any], out: Path) -> Path:
         f"{len(plan['tenants'])} tenants arriving one by one on {plan['hosts']['count']} hosts "
         f"({plan['hosts']['cpus']} CPU(s), {plan['hosts']['memory_mib']} MiB each); SLO P >= "
         f"{plan['min_performance']}; each final placement run {plan['repeats']} times for "
-        f"{plan['duration_s']} s; P is the median over those runs against each tenant's solo median.",
+        f"{plan['duration_s']} s; P is the median over those runs against each tenant's solo median. "
+        f"{WEIGHTS_TEXT[plan.get('cpu_weights', 'equal')]}",
         "",
         "| policy | placed | refused | mean P | worst P | SLO misses | prediction MAE (pp) |",
         "|---|---|---|---|---|---|---|",

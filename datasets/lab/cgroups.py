@@ -68,7 +68,9 @@ class Cgroup:
         self.hierarchy = hierarchy
         self.relative = relative
 
-    def create(self, cpus: float, memory_mib: int) -> None:
+    def create(self, cpus: float, memory_mib: int, cpu_shares: int | None = None) -> None:
+        """The cgroup with its CPU quota and memory limit; with ``cpu_shares`` also its CPU weight (v1 shares,
+        converted for v2 as ``v2_weight`` does), else the kernel's default (a nice-0 process's)."""
         if self.hierarchy.pure_v2:
             self._enable_v2_controllers()
         for directory in self.hierarchy.directories(self.relative):
@@ -85,6 +87,8 @@ class Cgroup:
             (cpu / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
             (cpu / "cpu.cfs_quota_us").write_text(str(quota))
             (self.hierarchy.v1["memory"] / self.relative / "memory.limit_in_bytes").write_text(str(memory))
+        if cpu_shares is not None:
+            write_cpu_weight(self.hierarchy, self.relative, cpu_shares, v2_weight(cpu_shares))
 
     def _enable_v2_controllers(self) -> None:
         # A v2 controller is available to a child only when every ancestor enables it in subtree_control;
@@ -188,9 +192,32 @@ def prioritise(hierarchy: CgroupHierarchy, relative: str) -> None:
         assert hierarchy.unified is not None
         control = hierarchy.unified / "cgroup.subtree_control"
         control.write_text("+cpu")
-        (hierarchy.unified / relative / "cpu.weight").write_text(str(V2_WEIGHT))
+    write_cpu_weight(hierarchy, relative, V1_SHARES, V2_WEIGHT)
+
+
+def write_cpu_weight(hierarchy: CgroupHierarchy, relative: str, v1_shares: int, v2_weight: int) -> None:
+    if hierarchy.pure_v2:
+        assert hierarchy.unified is not None
+        (hierarchy.unified / relative / "cpu.weight").write_text(str(v2_weight))
     else:
-        (hierarchy.v1["cpu"] / relative / "cpu.shares").write_text(str(V1_SHARES))
+        (hierarchy.v1["cpu"] / relative / "cpu.shares").write_text(str(v1_shares))
+
+
+# kubelet's arithmetic (pkg/kubelet/cm: MilliCPUToShares, and the runtime's shares -> cgroup v2 weight):
+# a container's cpu.shares are its CPU request in milli-CPUs x 1024 / 1000, at least 2.
+MIN_SHARES = 2
+MAX_SHARES = 262_144
+
+
+def kubelet_cpu_shares(request_cpus: float) -> int:
+    """The cpu.shares kubelet gives a container (or a Burstable pod) requesting ``request_cpus``."""
+    milli = round(request_cpus * 1000)
+    return min(MAX_SHARES, max(MIN_SHARES, milli * 1024 // 1000))
+
+
+def v2_weight(shares: int) -> int:
+    """cgroup v1 shares [2, 262144] mapped onto v2's cpu.weight [1, 10000] as the container runtimes do."""
+    return 1 + ((shares - MIN_SHARES) * 9999) // (MAX_SHARES - MIN_SHARES)
 
 
 def read_pids(directory: Path) -> set[int]:

@@ -275,6 +275,9 @@ class RoleConfig:
     cpus: float
     memory_mib: int
     duration_s: int
+    # the cgroup's cpu.shares (None: the kernel's default); not part of the configuration's key, since the
+    # lab's plans leave it unset and the A/B test sets it alike for a tenant's solo references and co-runs
+    cpu_shares: int | None = None
 
     @property
     def phase_s(self) -> int:

@@ -80,7 +80,7 @@ class Role:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def setup(self) -> None:
-        self.cgroup.create(self.config.cpus, self.config.memory_mib)
+        self.cgroup.create(self.config.cpus, self.config.memory_mib, self.config.cpu_shares)
         self.context.role_dir.mkdir(parents=True, exist_ok=True)
         command = self.workload.service_command(self.context)
         if command is None:

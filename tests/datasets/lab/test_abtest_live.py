@@ -103,3 +103,32 @@ def test_a_collector_starts_beside_pinned_hosts(tmp_path: Path) -> None:
     finally:
         cluster.remove()
     assert not any(d.exists() for d in cluster.hierarchy.directories(cluster.group))
+
+
+@pytest.mark.skipif(os.cpu_count() is None or os.cpu_count() < 2, reason="two hosts need two CPUs")
+def test_with_cpu_weights_from_requests_a_host_shares_its_cpu_as_kubelet_would(tmp_path: Path) -> None:
+    """``cpu_weights: requests``: two spinning tenants on one host's CPU share it by their requests (0.8
+    against 0.2 CPU: 819 against 204 shares, about 4 to 1), where equal weights would split it evenly."""
+    plan = AbTestPlan.model_validate(
+        {
+            "name": "weights",
+            "hosts": {"count": 2, "cpus": 1, "memory_mib": 512},
+            "duration_s": 3,
+            "warmup_s": 0,
+            "cpu_weights": "requests",
+            "commands": {"pinned": PINNED},
+            "tenants": [
+                {"name": name, "workload": "pinned", "level": 1, "requests": {"cpus": cpus, "memory_mib": 64}}
+                for name, cpus in (("large", 0.8), ("small", 0.2))
+            ],
+        }
+    )
+    cluster = Cluster(plan, with_cpuset(detect_hierarchy()), f"cotenant-abtest-test-{os.getpid()}-weights")
+    cluster.create()
+    try:
+        results = measure_together(
+            cluster, {"host-1": list(plan.tenants), "host-2": []}, tmp_path / "scratch", tmp_path / "logs"
+        )
+    finally:
+        cluster.remove()
+    assert results["large"] > 2.5 * results["small"] > 0, results
