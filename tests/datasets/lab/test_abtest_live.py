@@ -55,7 +55,7 @@ def two_hosts(tenants: tuple[str, ...]) -> Cluster:
     return Cluster(plan, with_cpuset(detect_hierarchy()), f"cotenant-abtest-test-{os.getpid()}")
 
 
-@pytest.mark.skipif(os.cpu_count() is None or os.cpu_count() < 2, reason="two hosts need two CPUs")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two hosts need two CPUs")
 def test_hosts_are_disjoint_cpus_and_tenants_are_measured_together(tmp_path: Path) -> None:
     cluster = two_hosts(("a", "b", "c"))
     plan = cluster.plan
@@ -85,7 +85,7 @@ def test_hosts_are_disjoint_cpus_and_tenants_are_measured_together(tmp_path: Pat
     assert not any(d.exists() for d in cluster.hierarchy.directories(cluster.group))
 
 
-@pytest.mark.skipif(os.cpu_count() is None or os.cpu_count() < 2, reason="two hosts need two CPUs")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two hosts need two CPUs")
 def test_a_collector_starts_beside_pinned_hosts(tmp_path: Path) -> None:
     """The test's collectors (the solo references' and each host's agent) run in the cluster's group on no
     node: beside hosts pinned through a cpuset, where a new cgroup takes no process until its CPUs are set."""
@@ -105,7 +105,7 @@ def test_a_collector_starts_beside_pinned_hosts(tmp_path: Path) -> None:
     assert not any(d.exists() for d in cluster.hierarchy.directories(cluster.group))
 
 
-@pytest.mark.skipif(os.cpu_count() is None or os.cpu_count() < 2, reason="two hosts need two CPUs")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two hosts need two CPUs")
 def test_with_cpu_weights_from_requests_a_host_shares_its_cpu_as_kubelet_would(tmp_path: Path) -> None:
     """``cpu_weights: requests``: two spinning tenants on one host's CPU share it by their requests (0.8
     against 0.2 CPU: 819 against 204 shares, about 4 to 1), where equal weights would split it evenly."""
