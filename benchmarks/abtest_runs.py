@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from cotenant.datasets.lab.abtest import Policy
+from cotenant.datasets.lab.abtest import AbTestPlan, Policy
 
 CANDIDATE: Policy = "cotenant"
 
@@ -87,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = {str(path): read_run(path) for path in args.runs}
     for name, run in runs.items():
-        rule = run["plan"].get("extender_rule", "medians")
+        rule = run["plan"].get("extender_rule", AbTestPlan.model_fields["extender_rule"].default)
         cells = ", ".join(
             f"{policy} {o['slo_misses']} misses (worst P {o['worst_p']:.3f})"
             for policy, o in run["outcomes"].items()

@@ -619,7 +619,7 @@ def write_report(report: dict[str, Any], out: Path) -> Path:
         f"({plan['hosts']['cpus']} CPU(s), {plan['hosts']['memory_mib']} MiB each); SLO P >= "
         f"{plan['min_performance']}; each final placement run {plan['repeats']} times for "
         f"{plan['duration_s']} s; P is the median over those runs against each tenant's solo median. "
-        f"{WEIGHTS_TEXT[plan.get('cpu_weights', 'equal')]}",
+        f"{WEIGHTS_TEXT[plan.get('cpu_weights', AbTestPlan.model_fields['cpu_weights'].default)]}",
         "",
         "| policy | placed | refused | mean P | worst P | SLO misses | prediction MAE (pp) |",
         "|---|---|---|---|---|---|---|",

@@ -195,10 +195,11 @@ def prioritise(hierarchy: CgroupHierarchy, relative: str) -> None:
     write_cpu_weight(hierarchy, relative, V1_SHARES, V2_WEIGHT)
 
 
-def write_cpu_weight(hierarchy: CgroupHierarchy, relative: str, v1_shares: int, v2_weight: int) -> None:
+def write_cpu_weight(hierarchy: CgroupHierarchy, relative: str, v1_shares: int, v2_cpu_weight: int) -> None:
+    """cpu.shares on a v1 host, cpu.weight on a pure-v2 one."""
     if hierarchy.pure_v2:
         assert hierarchy.unified is not None
-        (hierarchy.unified / relative / "cpu.weight").write_text(str(v2_weight))
+        (hierarchy.unified / relative / "cpu.weight").write_text(str(v2_cpu_weight))
     else:
         (hierarchy.v1["cpu"] / relative / "cpu.shares").write_text(str(v1_shares))
 

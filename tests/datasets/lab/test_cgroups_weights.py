@@ -69,15 +69,11 @@ def test_on_one_busy_cpu_the_larger_request_gets_the_larger_share() -> None:
                     ["taskset", "-c", cpu, "sh", "-c", "while :; do :; done"], preexec_fn=joiner(cgroup)
                 )
             )
+        roles = {"service": service, "batch": batch}
         time.sleep(0.5)
-        start = {
-            name: cpu_seconds(hierarchy, c.relative) for name, c in (("service", service), ("batch", batch))
-        }
+        start = {name: cpu_seconds(hierarchy, c.relative) for name, c in roles.items()}
         time.sleep(2.0)
-        used = {
-            name: cpu_seconds(hierarchy, c.relative) - start[name]
-            for name, c in (("service", service), ("batch", batch))
-        }
+        used = {name: cpu_seconds(hierarchy, c.relative) - start[name] for name, c in roles.items()}
     finally:
         kill_tree(hierarchy, group)
         for process in processes:
