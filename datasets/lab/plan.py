@@ -45,6 +45,7 @@ from typing import Literal
 
 import yaml
 from cotenant.datasets.lab.canary import CanarySpec
+from cotenant.datasets.lab.cgroups import kubelet_cpu_shares
 from cotenant.datasets.lab.command import CommandSpec, CommandWorkload
 from cotenant.datasets.lab.limits import Limits
 from cotenant.datasets.lab.probes import AggressorSpec, ProbeSpec
@@ -59,6 +60,14 @@ class PlanError(ValueError):
     """A plan that cannot run; the message names the file and the field."""
 
 
+# A tenant's CPU request weighs its cgroup as kubelet weighs a pod's (cpu.shares = 1024 per requested CPU):
+# under contention on a Kubernetes node a tenant asking 0.2 CPU gets five times the CPU of one asking 0.04.
+CPU_REQUEST_HELP = (
+    "the CPU request (cores) kubelet would weigh this tenant's cgroup by (cpu.shares = 1024 per CPU); null: "
+    "the kernel's default weight"
+)
+
+
 class TargetSpec(BaseModel):
     """A target workload: static levels and/or named dynamic schedules, each one target configuration."""
 
@@ -68,6 +77,7 @@ class TargetSpec(BaseModel):
     levels: list[int] = Field(default_factory=list)
     schedules: list[str] = Field(default_factory=list)
     limits: Limits | None = None
+    cpu_request: float | None = Field(default=None, gt=0, le=64, description=CPU_REQUEST_HELP)
 
 
 class NeighbourSpec(BaseModel):
@@ -76,6 +86,7 @@ class NeighbourSpec(BaseModel):
     workload: str
     level: int = Field(ge=1)
     limits: Limits | None = None
+    cpu_request: float | None = Field(default=None, gt=0, le=64, description=CPU_REQUEST_HELP)
 
 
 # Neighbours of one co-run at most. The bundled plans use 1-3 (a newcomer beside a few tenants); plans of
@@ -275,8 +286,9 @@ class RoleConfig:
     cpus: float
     memory_mib: int
     duration_s: int
-    # the cgroup's cpu.shares (None: the kernel's default); not part of the configuration's key, since the
-    # lab's plans leave it unset and the A/B test sets it alike for a tenant's solo references and co-runs
+    # the cgroup's cpu.shares (None: the kernel's default); not part of the configuration's key: a weight
+    # only matters beside others, and a configuration's solo references run alone (each run records the
+    # weights it ran with)
     cpu_shares: int | None = None
 
     @property
@@ -313,9 +325,18 @@ class RunSpec:
     references: tuple[str, ...] = ()
 
 
-def static_config(plan: Plan, workload: str, level: int, limits: Limits | None) -> RoleConfig:
+def static_config(
+    plan: Plan, workload: str, level: int, limits: Limits | None, cpu_request: float | None = None
+) -> RoleConfig:
     chosen = limits or plan.limits
-    return RoleConfig(workload, (level,), None, chosen.cpus, chosen.memory_mib, plan.duration_s)
+    return RoleConfig(
+        workload, (level,), None, chosen.cpus, chosen.memory_mib, plan.duration_s, request_shares(cpu_request)
+    )
+
+
+def request_shares(cpu_request: float | None) -> int | None:
+    """kubelet's cpu.shares for a CPU request, None (the kernel's default weight) where none is given."""
+    return None if cpu_request is None else kubelet_cpu_shares(cpu_request)
 
 
 def target_configs(plan: Plan) -> list[RoleConfig]:
@@ -323,12 +344,18 @@ def target_configs(plan: Plan) -> list[RoleConfig]:
     for target in plan.targets:
         limits = target.limits or plan.limits
         for level in target.levels:
-            configs.append(static_config(plan, target.workload, level, limits))
+            configs.append(static_config(plan, target.workload, level, limits, target.cpu_request))
         for name in target.schedules:
             levels = tuple(schedule_levels(plan.schedules[name], plan.seed))
             configs.append(
                 RoleConfig(
-                    target.workload, levels, name, limits.cpus, limits.memory_mib, plan.duration_for(name)
+                    target.workload,
+                    levels,
+                    name,
+                    limits.cpus,
+                    limits.memory_mib,
+                    plan.duration_for(name),
+                    request_shares(target.cpu_request),
                 )
             )
     return configs
@@ -336,7 +363,7 @@ def target_configs(plan: Plan) -> list[RoleConfig]:
 
 def neighbour_configs(plan: Plan) -> dict[str, RoleConfig]:
     return {
-        name: static_config(plan, spec.workload, spec.level, spec.limits)
+        name: static_config(plan, spec.workload, spec.level, spec.limits, spec.cpu_request)
         for name, spec in plan.neighbours.items()
     }
 

@@ -59,6 +59,9 @@ class RunRecord(BaseModel):
     # The CPUs the run was pinned to (a plan's ``host_cpus``): the size of the node it measured; None: the
     # whole machine.
     host_cores: int | None = None
+    # The cgroups' cpu.shares, target's first then each neighbour's, where the plan weighs tenants by their
+    # CPU requests (None: every cgroup at the kernel's default weight; a None inside: that one at it).
+    cpu_shares: list[int | None] | None = None
 
 
 class JournalError(ValueError):

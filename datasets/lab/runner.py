@@ -252,4 +252,11 @@ def execute_run(
         background=background,
         references=list(spec.references),
         host_cores=plan.host_cpus,
+        cpu_shares=run_cpu_shares(spec),
     )
+
+
+def run_cpu_shares(spec: RunSpec) -> list[int | None] | None:
+    """The weights the run's cgroups had (``RunRecord.cpu_shares``), None where all had the default."""
+    shares = [config.cpu_shares for config in (spec.target, *spec.neighbours)]
+    return None if all(value is None for value in shares) else shares

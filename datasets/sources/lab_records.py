@@ -44,6 +44,9 @@ RECORD_SCHEMA: dict[str, Any] = {
     **{f"speed_{edge}_{canary}": pl.Float64 for edge in ("before", "after") for canary in CANARIES},
     # The CPUs a plan's host_cpus pinned the run to (null: the whole machine): the table's RUN_HOST_CORES.
     "host_cores": pl.Int64,
+    # The cgroups' cpu.shares, target's first then each neighbour's, where a plan weighed them by CPU requests
+    # (null: all at the kernel's default).
+    "cpu_shares": pl.List(pl.Int64),
 }
 
 
