@@ -118,13 +118,19 @@ def _noise_cells(noise: Any, application: str) -> str:
     )
 
 
+def sessions_text(sessions: dict[str, Any]) -> str:
+    """The lab sessions of a campaign (a start or resume each), by when each began: the journal keeps their
+    start times only, so a single session is one time, not a range."""
+    if sessions["count"] == 1:
+        return f"1 lab session, started {sessions['first']}"
+    return (
+        f"{sessions['count']} lab sessions (starts and resumes of the campaign), the first started "
+        f"{sessions['first']}, the last {sessions['last']}"
+    )
+
+
 def _session_lines(sessions: dict[str, Any] | None) -> list[str]:
-    if not sessions:
-        return []
-    return [
-        f"- lab sessions (starts and resumes of the campaign): {sessions['count']}, first "
-        f"{sessions['first']}, last {sessions['last']}"
-    ]
+    return [f"- {sessions_text(sessions)}"] if sessions else []
 
 
 def _campaign_lines(meta: dict[str, Any]) -> list[str]:
@@ -140,9 +146,7 @@ def _campaign_lines(meta: dict[str, Any]) -> list[str]:
     for name, found in each.items():
         machine_text = ", ".join(f"{k} {v}" for k, v in found.get("machine", {}).items()) or "unknown"
         sessions = found.get("lab_sessions")
-        when = (
-            f"; {sessions['count']} sessions, {sessions['first']} to {sessions['last']}" if sessions else ""
-        )
+        when = f"; {sessions_text(sessions)}" if sessions else ""
         floor = f"; noise floor {noise_text(floors[name])}" if name in floors else ""
         lines.append(f"- campaign `{name}`: machine {machine_text}{when}{floor}")
     return lines

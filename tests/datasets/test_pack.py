@@ -87,12 +87,18 @@ def test_the_card_carries_the_labs_sessions_and_its_operators_notes(lab_dir: Pat
     result = CliRunner().invoke(app, ["pack", str(lab_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     card = (out / "CARD.md").read_text()
-    assert "lab sessions (starts and resumes of the campaign): 2, first 2026-11-29T17:00:00+00:00" in card
+    assert (
+        "2 lab sessions (starts and resumes of the campaign), the first started 2026-11-29T17:00:00+00:00"
+        in card
+    )
     assert "## Lab notes\n\nAfter 98 runs, 12 runs were removed from the journal and redone." in card
     (lab_dir / "NOTES.md").unlink()
-    (lab_dir / "sessions.jsonl").unlink()
+    (lab_dir / "sessions.jsonl").write_text('{"plan": "tiny", "started_at": "2026-11-29T17:00:00+00:00"}\n')
     again = CliRunner().invoke(app, ["pack", str(lab_dir), "--out", str(tmp_path / "plain")])
-    assert again.exit_code == 0 and "## Lab notes" not in (tmp_path / "plain" / "CARD.md").read_text()
+    plain = (tmp_path / "plain" / "CARD.md").read_text()
+    assert again.exit_code == 0 and "## Lab notes" not in plain
+    # one session is one start time, not a range from it to itself
+    assert "- 1 lab session, started 2026-11-29T17:00:00+00:00\n" in plain
 
 
 def test_several_campaigns_pack_as_one_each_labelled_against_its_own_solos(tmp_path: Path) -> None:
