@@ -40,7 +40,7 @@ pytest:
 # campaign in a registry of their own, then the test itself (~15 min on a quiet 2-core machine once set up, nothing else running).
 CLOSED_LOOP := var/closed-loop
 CLOSED_LOOP_CAMPAIGNS := v2 v3-p1 bundled_v3-p1 bundled_v4-p1 fractional crowded service_probes crowded_node1-p1 \
-	crowded_node1-p2
+	crowded_node1-p2 crowded_node1_requests
 CLOSED_LOOP_DATA := bundled:$(CLOSED_LOOP)/data
 CLOSED_LOOP_REGISTRY := sqlite:///$(CLOSED_LOOP)/mlflow.db
 # Chosen on the validation programs of that data (`cotenant evaluate --data $(CLOSED_LOOP_DATA) --folds 5
