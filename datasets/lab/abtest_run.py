@@ -38,11 +38,10 @@ from cotenant.datasets.lab.cgroups import (
     cpu_list,
     detect_hierarchy,
     kill_tree,
-    kubelet_cpu_shares,
     pin_cpus,
     with_cpuset,
 )
-from cotenant.datasets.lab.plan import RoleConfig
+from cotenant.datasets.lab.plan import RoleConfig, request_shares
 from cotenant.datasets.lab.runner import Role
 from cotenant.datasets.lab.workloads import WORKLOADS
 from cotenant.datasets.lab.workloads.base import Workload
@@ -105,7 +104,7 @@ def role_config(plan: AbTestPlan, tenant: TenantSpec) -> RoleConfig:
     """The tenant's cgroup runs at its limits (the scheduler placed it by its requests), weighted by its
     CPU request where the plan's ``cpu_weights`` says so."""
     limits = tenant.limits or tenant.requests.model_copy(update={"cpus": float(plan.hosts.cpus)})
-    shares = kubelet_cpu_shares(tenant.requests.cpus) if plan.cpu_weights == "requests" else None
+    shares = request_shares(tenant.requests.cpus if plan.cpu_weights == "requests" else None)
     return RoleConfig(
         workload=tenant.workload,
         phase_levels=(tenant.level,),
