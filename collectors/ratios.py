@@ -54,3 +54,63 @@ def with_shares(series: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             steps = min(len(a), len(b))
             out[name] = run_share(a[len(a) - steps :], b[len(b) - steps :])
     return out
+
+
+# ---- relative to the workload's own solo profile ---------------------------------------------------------
+# Rates of work done (CPU time, scheduler run time, I/O bytes and calls, switches, faults): a program slowed
+# to P by its neighbours does each at about P times its solo rate, whichever resource it waits for. Divided by
+# the same workload's mean rate in its solo profile (measured at admission, as placement needs it anyway),
+# each reads as an observed slowdown on a scale that is the same for every program; the raw rates are not
+# (one program runs 1.7 cores alone, another 0.5), which is why models that see only the co-run's rates
+# must guess each unseen program's solo level. The list is every work rate the collectors read, fixed by what
+# the metrics mean, not by how well any did; models choose among them on training programs.
+# The CPU work rate (cgroup v2 cores of CPU time per second): a CPU-bound program's progress itself.
+CPU_RATE = "cgroup_cpu_usage_seconds_per_second"
+SOLO_RELATIVE: tuple[str, ...] = (
+    CPU_RATE,
+    "cgroup_v1_cpuacct_usage_seconds_per_second",
+    "sched_run_seconds_per_second",
+    "tasks_run_seconds_per_second",
+    "tasks_read_chars_bytes_per_second",
+    "tasks_written_chars_bytes_per_second",
+    "tasks_read_syscalls_per_second",
+    "tasks_write_syscalls_per_second",
+    "tasks_storage_read_bytes_per_second",
+    "tasks_storage_written_bytes_per_second",
+    "cgroup_v1_blkio_total_bytes_per_second",
+    "cgroup_v1_blkio_total_operations_per_second",
+    "perf_context_switches_per_second",
+    "tasks_voluntary_context_switches_per_second",
+    "perf_page_faults_per_second",
+    "tasks_minor_faults_per_second",
+)
+# A rate far above its solo mean says the profile hardly knew it (a phase it did not reach), not a speed-up:
+# capped so that one such second cannot dominate a run's summary.
+SOLO_RELATIVE_CAP = 4.0
+# Below this solo mean (per second) the workload hardly did that kind of work alone: no ratio is read from it.
+SOLO_RELATIVE_FLOOR = 1e-6
+
+
+def solo_relative(values: np.ndarray, solo_mean: float | np.ndarray | None) -> np.ndarray:
+    """Each second's rate over the workload's solo mean (a number, or one per second), in
+    [0, SOLO_RELATIVE_CAP]; NaN where the rate is, and where the solo mean is missing or too small to divide
+    by."""
+    values = np.asarray(values, dtype=np.float64)
+    given = np.asarray(np.nan if solo_mean is None else solo_mean, dtype=np.float64)
+    mean = np.broadcast_to(given, values.shape)
+    usable = np.isfinite(mean) & (mean >= SOLO_RELATIVE_FLOOR)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = values / np.where(usable, mean, 1.0)
+    return np.where(usable, np.clip(ratio, 0.0, SOLO_RELATIVE_CAP), np.nan)
+
+
+def solo_means(profile: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """A solo profile's (metric -> per-second values) mean of every ``SOLO_RELATIVE`` metric it has (NaNs
+    skipped; a metric never read is left out)."""
+    means: dict[str, float] = {}
+    for metric in SOLO_RELATIVE:
+        values = np.asarray(profile.get(metric, []), dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            means[metric] = float(finite.mean())
+    return means

@@ -20,6 +20,9 @@ from cotenant.collectors.base import MetricGroup
 SELF = "self__"
 NEIGHBOUR_MEAN = "neighbour_mean__"
 HOST = "host__"
+# Derived per-second columns: the target's work rates over its own solo profile's means
+# (``collectors.ratios.SOLO_RELATIVE``; ``RunTable.with_solo_relative``).
+VS_SOLO = "vs_solo__"
 # The resource vocabulary is the collector's (one owner), from telemetry to the service's driving resource.
 METRIC_GROUPS: tuple[str, ...] = tuple(group.value for group in MetricGroup)
 
@@ -101,6 +104,10 @@ class RunTable:
         return [c for c in self.telemetry.columns if c.startswith(NEIGHBOUR_MEAN)]
 
     @property
+    def solo_relative_columns(self) -> list[str]:
+        return [c for c in self.telemetry.columns if c.startswith(VS_SOLO)]
+
+    @property
     def host_columns(self) -> list[str]:
         return [c for c in self.telemetry.columns if c.startswith(HOST)]
 
@@ -156,6 +163,32 @@ class RunTable:
             return self
         return RunTable(self.runs, telemetry, profiles, groups, dict(self.meta), dict(self.extras))
 
+    def with_solo_relative(self) -> RunTable:
+        """Every ``collectors.ratios.SOLO_RELATIVE`` metric that both the telemetry and the profiles have, as
+        a ``vs_solo__`` column: the target's rate each second over its own solo profile's mean
+        (``solo_relative``, as the service computes it from a registered profile); null for runs without a
+        profile. Tables without profiles, or that have the columns, are returned as they are."""
+        from cotenant.collectors.ratios import SOLO_RELATIVE, solo_means, solo_relative
+
+        metrics = [m for m in SOLO_RELATIVE if m in self.metrics and m in self.profile_metrics]
+        if not metrics or self.solo_relative_columns or self.profiles.is_empty():
+            return self
+        means = {
+            str(profile_id): solo_means({m: frame[m].to_numpy() for m in metrics})
+            for (profile_id,), frame in self.profiles.group_by("profile_id")
+        }
+        profile_of = dict(self.runs.select("run_id", "target_profile").iter_rows())
+        run_ids = self.telemetry["run_id"].to_list()
+        columns = []
+        for metric in metrics:
+            by_run = {run: means.get(str(p), {}).get(metric, np.nan) for run, p in profile_of.items()}
+            solo = np.array([by_run.get(run, np.nan) for run in run_ids], dtype=np.float64)
+            values = solo_relative(self.telemetry[SELF + metric].cast(pl.Float64).to_numpy(), solo)
+            columns.append(pl.Series(VS_SOLO + metric, values, dtype=pl.Float64, nan_to_null=True))
+        telemetry = self.telemetry.with_columns(columns)
+        groups, meta, extras = self.metric_groups, dict(self.meta), dict(self.extras)
+        return RunTable(self.runs, telemetry, self.profiles, groups, meta, extras)
+
     def select_runs(self, run_ids: list[str] | pl.Series) -> RunTable:
         """The sub-table of the given runs (profiles and extras are per workload, so they are kept whole)."""
         ids = pl.Series("run_id", list(run_ids), dtype=pl.Utf8)
@@ -185,8 +218,10 @@ class RunTable:
         _check_columns(self.telemetry, tel_at, {"run_id": pl.Utf8, "second": pl.Int32})
         metric_cols = [c for c in self.telemetry.columns if c not in ("run_id", "second")]
         for name in metric_cols:
-            if not name.startswith((SELF, NEIGHBOUR_MEAN, HOST)):
-                raise RunTableError(f"{tel_at}: column {name!r} has no self__/neighbour_mean__/host__ prefix")
+            if not name.startswith((SELF, NEIGHBOUR_MEAN, HOST, VS_SOLO)):
+                raise RunTableError(
+                    f"{tel_at}: column {name!r} has no self__/neighbour_mean__/host__/vs_solo__ prefix"
+                )
         _check_floats(self.telemetry, tel_at, metric_cols)
         own = {c.removeprefix(SELF) for c in self.self_columns}
         others = {c.removeprefix(NEIGHBOUR_MEAN) for c in self.neighbour_columns}

@@ -20,8 +20,10 @@ CHUNK_ROWS = 16_384
 
 
 def monitoring_features(table: RunTable, include_host: bool = True) -> list[str]:
-    """Per-second input columns: self__*, neighbour_mean__* and (optionally) host__*."""
-    return table.self_columns + table.neighbour_columns + (table.host_columns if include_host else [])
+    """Per-second input columns: self__*, neighbour_mean__*, vs_solo__* (where the table has solo profiles)
+    and (optionally) host__*."""
+    host = table.host_columns if include_host else []
+    return table.self_columns + table.neighbour_columns + table.solo_relative_columns + host
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ GROUPS: tuple[str, ...] = METRIC_GROUPS
 # 0.1 / 0.5 / 0.9: the median is the point estimate, the outer two give an 80 % interval.
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
 MEDIAN = QUANTILES.index(0.5)
-PREFIXES = ("self__", "neighbour_mean__", "host__")
+PREFIXES = ("self__", "neighbour_mean__", "vs_solo__", "host__")
 # The smallest P a model may output: labels live in (0, 1] and the Gamma GLM needs strictly positive values.
 P_FLOOR = 1e-3
 

@@ -113,10 +113,14 @@ class Predictor:
 
     # ---- monitoring --------------------------------------------------------------------------------------
     def monitoring_matrix(
-        self, target: Series, neighbours: list[Series], host: Series | None
+        self, target: Series, neighbours: list[Series], host: Series | None, solo: Series | None = None
     ) -> tuple[np.ndarray, tuple[str, ...]]:
-        """A request's series -> raw ``[T, F]`` in feature order (last max_steps s), missing."""
-        from cotenant.collectors.ratios import SHARES, run_share
+        """A request's series -> raw ``[T, F]`` in feature order (last max_steps s), missing. ``solo``: the
+        target's solo profile (its ``vs_solo__`` features: the target's rates over the profile's means;
+        without it they are missing)."""
+        from cotenant.collectors.ratios import SHARES, run_share, solo_means, solo_relative
+
+        means = solo_means(solo) if solo is not None else {}
 
         lengths = [len(values) for values in target.values()]
         steps = min(max(lengths, default=1), self.metadata.max_steps) or 1
@@ -128,6 +132,9 @@ class Predictor:
             if prefix == "self":
                 found = target.get(metric)
                 return None if found is None else _last(found, steps)
+            if prefix == "vs_solo":
+                own = column("self", metric)
+                return None if own is None or metric not in means else solo_relative(own, means[metric])
             if prefix == "neighbour_mean":
                 present = [n[metric] for n in neighbours if metric in n]
                 return _mean_of(present, steps) if present else (np.zeros(steps) if not neighbours else None)
@@ -174,9 +181,12 @@ class Predictor:
         out[~neighbour_mask.any(axis=1)] = 1.0  # alone: as in its solo profile (see score_placement_arrays)
         return out
 
-    def predict_degradation(self, target: Series, neighbours: list[Series], host: Series | None) -> Estimate:
+    def predict_degradation(
+        self, target: Series, neighbours: list[Series], host: Series | None, solo: Series | None = None
+    ) -> Estimate:
+        """P now of ``target`` beside ``neighbours`` (``solo``: the target's solo profile, where known)."""
         self._require("monitoring")
-        matrix, missing = self.monitoring_matrix(target, neighbours, host)
+        matrix, missing = self.monitoring_matrix(target, neighbours, host, solo)
         quantiles, shares = self.predict_steps([matrix], explain=True)
         return _estimate(quantiles[0], shares[0], list(self._masks), missing)
 

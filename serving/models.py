@@ -40,7 +40,9 @@ class PredictorLike(Protocol):
 
     metadata: Any
 
-    def predict_degradation(self, target: Series, neighbours: list[Series], host: Series | None) -> Any: ...
+    def predict_degradation(
+        self, target: Series, neighbours: list[Series], host: Series | None, solo: Series | None = None
+    ) -> Any: ...
     def encode_profile(
         self, profile: Series, probes: dict[str, float] | None = None, live: bool = False
     ) -> np.ndarray: ...

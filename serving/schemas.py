@@ -194,6 +194,9 @@ class DegradationRequest(StrictModel):
     target: Telemetry
     neighbours: list[Telemetry] = Field(default_factory=list, max_length=256)
     host: Telemetry | None = None
+    # The target's solo profile as registered (``/register_profile``): a model reading the target's rates
+    # relative to running alone gets them from it; without it they are reported missing.
+    profile_id: Name | None = None
 
 
 class HostDegradationRequest(StrictModel):
@@ -201,6 +204,7 @@ class HostDegradationRequest(StrictModel):
 
     host: Name
     target: Name
+    profile_id: Name | None = None  # the target's registered solo profile, as for /predict_degradation
 
 
 class DegradationResult(BaseModel):

@@ -34,7 +34,7 @@ with bentoml.importing():
     from cotenant.serving.hosts import CompactOnly, CompactSummary, HostStore
     from cotenant.serving.metrics import PlacementBatch, ServiceMetrics
     from cotenant.serving.middleware import RequestLimitsMiddleware
-    from cotenant.serving.models import Champions, ChampionSource, ChampionStore, LoadedModel
+    from cotenant.serving.models import Champions, ChampionSource, ChampionStore, LoadedModel, Series
     from cotenant.serving.profiles import Profile, ProfileStore, telemetry_to_series
     from cotenant.serving.schemas import (
         MAX_PACKED_CHARS,
@@ -240,6 +240,7 @@ class InterferencePredictionService:
             telemetry_to_series(payload.target),
             [telemetry_to_series(n) for n in payload.neighbours],
             telemetry_to_series(payload.host) if payload.host else None,
+            self._solo_series(payload.profile_id),
         )
         return DegradationResult(
             estimate=scoring.estimate_view(estimate),
@@ -260,7 +261,8 @@ class InterferencePredictionService:
         if found is None:
             raise NotFound(f"unknown host/target {payload.host}/{payload.target}")
         own, neighbours, host_series = found
-        view = scoring.estimate_view(model.predictor.predict_degradation(own, neighbours, host_series))
+        solo = self._solo_series(payload.profile_id)
+        view = scoring.estimate_view(model.predictor.predict_degradation(own, neighbours, host_series, solo))
         self.metrics.predicted(payload.host, payload.target, "monitoring", view.p)
         return DegradationResult(
             estimate=view,
@@ -269,6 +271,15 @@ class InterferencePredictionService:
             host=payload.host,
             target=payload.target,
         )
+
+    def _solo_series(self, profile_id: str | None) -> Series | None:
+        """The series of a registered solo profile (None when none is named; 404 when it is unknown)."""
+        if profile_id is None:
+            return None
+        profile = self.profiles.get(profile_id)
+        if profile is None:
+            raise NotFound(f"profile_id: unknown profile {profile_id!r}")
+        return profile.series
 
     @bentoml.api
     def score_placement(self, payload: ScorePlacementRequest, /) -> ScorePlacementResult:

@@ -27,7 +27,11 @@ from cotenant.training.learning_curve import (
     targets_markdown,
 )
 from cotenant.training.metrics import BAND_NAMES, error_bands, errors_pp, mean_std, per_application
-from cotenant.training.references import constant_reference, utilisation_reference
+from cotenant.training.references import (
+    constant_reference,
+    solo_relative_reference,
+    utilisation_reference,
+)
 from cotenant.training.run import data_digest
 
 # Characters MLflow refuses in metric names.
@@ -133,6 +137,7 @@ def evaluate_models(
     report["constant_reference"] = constant_reference(table, splits)
     report["utilisation_reference"] = utilisation_reference(table, splits)
     report["fair_share_reference"] = utilisation_reference(table, splits, law="fair")
+    report["solo_relative_reference"] = solo_relative_reference(table, splits)
     report["targets"] = targets(report)
     return report
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from cotenant.datasets.splits import Split, program_of
-from cotenant.datasets.table import RunTable
+from cotenant.datasets.splits import FeatureStats, Split, program_of
+from cotenant.datasets.table import VS_SOLO, RunTable
 from cotenant.models.base import QUANTILES, DataShape, ModelSpec, feature_groups, set_torch_threads, summarise
 from cotenant.models.predictor import Predictor, PredictorMetadata
 from cotenant.training.config import TrainConfig
@@ -122,6 +122,7 @@ def _fit_monitoring(
     if spec.family == "neural":
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
         module = spec.build(model_cfg, shape)
+        tell_solo_prior(module, data.stats)
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
         stopping = data.validation
@@ -184,6 +185,19 @@ def _fit_monitoring(
         validation_predicted=validation_answers if validation is not None else None,
         validation_labels=validation.y if validation is not None else None,
     )
+
+
+def tell_solo_prior(module: Any, stats: FeatureStats) -> None:
+    """Give every part of ``module`` that can start from the solo-relative CPU prior (``set_prior``) the
+    column carrying it and that column's normalisation; nothing where the inputs lack it."""
+    from cotenant.collectors.ratios import CPU_RATE
+
+    if VS_SOLO + CPU_RATE not in stats.names:
+        return
+    column = stats.names.index(VS_SOLO + CPU_RATE)
+    for part in module.modules():
+        if hasattr(part, "set_prior"):
+            part.set_prior(column, float(stats.mean[column]), float(stats.std[column]))
 
 
 def _runs_of(data: MonitoringDataset) -> list[np.ndarray]:

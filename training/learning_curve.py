@@ -219,6 +219,13 @@ def references_markdown(report: dict[str, Any]) -> list[str]:
             f"between equal-weight cgroups: P = allocation / demand, no learning): {fair['mean']:.2f} +- "
             f"{fair['std']:.2f} pp."
         )
+    solo = report.get("solo_relative_reference")
+    if solo:
+        lines.append(
+            f"- Solo-relative heuristic (monitoring: P = min(1, the target's mean CPU use in the co-run / "
+            f"its mean CPU use in its own solo profile), no learning): {solo['mean']:.2f} +- "
+            f"{solo['std']:.2f} pp."
+        )
     if not lines:
         return []
     heading = "References on the same folds (no learning; the heuristics read each tenant's solo CPU demand):"

@@ -8,6 +8,9 @@
 - a **fair-share heuristic**, the same demands shared as the kernel shares CPU between sibling cgroups of
   equal weight (max-min fair: whoever asks less than the water level gets all it asks), ``P = allocation /
   demand``: a stronger no-learning answer than the proportional one, set beside it;
+- for the monitoring task, a **solo-relative heuristic**: no learning, the target's CPU use during the co-run
+  over its mean CPU use in its own solo profile, ``P = min(1, mean vs_solo CPU)`` (``collectors.ratios``): a
+  CPU-bound program slowed to P runs at P times its solo rate. Only where the table has the target's profile;
 - the labels' **noise floor** (reported by the source itself).
 """
 
@@ -17,12 +20,13 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from cotenant.collectors.ratios import CPU_RATE
 from cotenant.datasets.splits import Split
-from cotenant.datasets.table import RunTable
+from cotenant.datasets.table import VS_SOLO, RunTable
 from cotenant.training.metrics import mean_std
 
 # The profile metric a load-aware scorer reads: cores of CPU time used per second.
-CPU_DEMAND_METRIC = "cgroup_cpu_usage_seconds_per_second"
+CPU_DEMAND_METRIC = CPU_RATE
 
 
 def constant_reference(table: RunTable, splits: list[Split]) -> dict[str, float]:
@@ -91,3 +95,34 @@ def utilisation_reference(
         return None
     mean, std = mean_std(maes)
     return {"mean": mean, "std": std, "cores": float(cores), "metric": CPU_DEMAND_METRIC, "law": law}
+
+
+def solo_relative_predictions(table: RunTable) -> pl.DataFrame:
+    """``run_id`` and ``predicted`` P of every run whose target has a solo profile: its mean CPU use over the
+    run relative to that profile's (``RunTable.with_solo_relative``), at most 1."""
+    column = VS_SOLO + CPU_DEMAND_METRIC
+    if column not in table.telemetry.columns:
+        return pl.DataFrame(schema={"run_id": pl.Utf8, "predicted": pl.Float64})
+    return (
+        table.telemetry.group_by("run_id")
+        .agg(pl.col(column).mean().clip(upper_bound=1.0).alias("predicted"))
+        .drop_nulls("predicted")
+    )
+
+
+def solo_relative_reference(table: RunTable, splits: list[Split]) -> dict[str, Any] | None:
+    """MAE (pp) of the solo-relative heuristic on each split's test runs that it answers; None where the table
+    has no solo-relative CPU column."""
+    predicted = solo_relative_predictions(table)
+    if predicted.is_empty():
+        return None
+    labelled = table.runs.select("run_id", "label").join(predicted, on="run_id")
+    maes = []
+    for split in splits:
+        test = labelled.filter(pl.col("run_id").is_in(split.test_runs))
+        if test.height:
+            maes.append(float((test["predicted"] - test["label"]).abs().mean() or 0.0) * 100)
+    if not maes:
+        return None
+    mean, std = mean_std(maes)
+    return {"mean": mean, "std": std, "metric": CPU_DEMAND_METRIC, "runs": labelled.height}

@@ -18,7 +18,7 @@ __all__ = ["SOURCES", "bundled", "cloudperftrace", "lab", "load_source", "synthe
 
 def load_source(name_or_path: str | Path, **options: Any) -> RunTable:
     """A RunTable from a registered source name, ``name:PATH``, or a directory whose kind is recognised."""
-    return _read_source(name_or_path, **options).with_run_shares()
+    return _read_source(name_or_path, **options).with_run_shares().with_solo_relative()
 
 
 def _read_source(name_or_path: str | Path, **options: Any) -> RunTable:

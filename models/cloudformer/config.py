@@ -41,3 +41,8 @@ class CloudFormerConfig(ModelConfig):
     # (0: none) and the share of steps and of metrics hidden.
     pretrain_epochs: int = Field(default=0, ge=0)
     pretrain_mask: float = Field(default=0.25, gt=0.0, lt=1.0)
+    # Start every quantile from the solo-relative CPU heuristic (the target's CPU use in the co-run over its
+    # solo profile's, ``collectors.ratios``): the head's output is added to that prior's logit instead of
+    # standing alone, so the network learns where a program departs from "slowed as much as its CPU time"
+    # rather than each unseen program's solo level. No effect where the input lacks the column.
+    solo_prior: bool = False

@@ -16,11 +16,15 @@ apart, so each token also gets a learned identity vector (not a position: the se
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from cotenant.models.base import QuantileHead
 from cotenant.models.cloudformer.config import CloudFormerConfig
 from torch import nn
+
+# The solo-relative prior's range: P lives in (0, 1], and the prior's logit must stay finite at both ends.
+PRIOR_LOW, PRIOR_HIGH = 0.02, 0.99
 
 
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
@@ -126,6 +130,10 @@ def pooled_metrics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, 
 class CloudFormer(nn.Module):
     """Both branches (or one, for the ablations); CLS outputs concatenated into the MLP quantile head."""
 
+    prior_column: torch.Tensor  # buffers of the solo-relative prior (``solo_prior``)
+    prior_mean: torch.Tensor
+    prior_std: torch.Tensor
+
     def __init__(
         self, n_features: int, max_steps: int, temporal: bool, system: bool, cfg: CloudFormerConfig
     ) -> None:
@@ -162,6 +170,13 @@ class CloudFormer(nn.Module):
             nn.Dropout(cfg.head_dropout),
             QuantileHead(cfg.head_width),
         )
+        # The solo-relative CPU prior (``solo_prior``): which input column carries it and that column's
+        # normalisation, as buffers so that they travel with the weights; column -1: no prior.
+        self.solo_prior = cfg.solo_prior
+        if cfg.solo_prior:
+            self.register_buffer("prior_column", torch.tensor(-1, dtype=torch.long))
+            self.register_buffer("prior_mean", torch.tensor(0.0))
+            self.register_buffer("prior_std", torch.tensor(1.0))
         # Decoders of the self-supervised pretraining (masked reconstruction); absent when it is off, so a
         # model without it keeps its state dict.
         self.pretrain_mask = cfg.pretrain_mask
@@ -174,13 +189,32 @@ class CloudFormer(nn.Module):
             else None
         )
 
+    def set_prior(self, column: int, mean: float, std: float) -> None:
+        """The input column of the solo-relative CPU rate and its normalisation (``FeatureStats``)."""
+        if self.solo_prior:
+            self.prior_column.fill_(column)
+            self.prior_mean.fill_(mean)
+            self.prior_std.fill_(std)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, Q]
         parts = []
         if self.temporal is not None:
             parts.append(self.temporal(x, mask))
         if self.system is not None:
             parts.append(self.system(x, mask))
-        return self.head(torch.cat(parts, dim=-1))
+        hidden = torch.cat(parts, dim=-1)
+        if not self.solo_prior or int(self.prior_column) < 0:
+            return self.head(hidden)
+        head = cast(QuantileHead, self.head[-1])
+        logits = head.out(self.head[:-1](hidden))  # [B, Q], before the head's sigmoid
+        return torch.sigmoid(logits + torch.logit(self.prior(x, mask))[:, None])
+
+    def prior(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
+        """The solo-relative heuristic from the inputs: the column's mean over the real steps, de-normalised,
+        kept inside (PRIOR_LOW, PRIOR_HIGH) so that its logit is finite. A missing value reads as the
+        training mean (0 after normalisation), as for every input."""
+        rate = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
+        return (rate * self.prior_std + self.prior_mean).clamp(PRIOR_LOW, PRIOR_HIGH)
 
     def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked reconstruction, labels unused: whole time steps and whole metrics of each run are hidden
