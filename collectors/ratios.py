@@ -14,7 +14,7 @@ numpy only: the per-node agent imports this without the training stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -104,11 +104,11 @@ def solo_relative(values: np.ndarray, solo_mean: float | np.ndarray | None) -> n
     return np.where(usable, np.clip(ratio, 0.0, SOLO_RELATIVE_CAP), np.nan)
 
 
-def solo_means(profile: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """A solo profile's (metric -> per-second values) mean of every ``SOLO_RELATIVE`` metric it has (NaNs
-    skipped; a metric never read is left out)."""
+def solo_means(profile: Mapping[str, np.ndarray], metrics: Sequence[str] = SOLO_RELATIVE) -> dict[str, float]:
+    """A solo profile's (metric -> per-second values) mean of each of ``metrics`` it has (NaNs skipped; a
+    metric never read is left out)."""
     means: dict[str, float] = {}
-    for metric in SOLO_RELATIVE:
+    for metric in metrics:
         values = np.asarray(profile.get(metric, []), dtype=np.float64)
         finite = values[np.isfinite(values)]
         if finite.size:

@@ -22,12 +22,17 @@ from rich.console import Console
 from cotenant.serving.local_servers import start_server, stop_server, wait_ready
 from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 
-# The candidates for a first champion of each task. Every one is trained on the same split; the alias rule
-# makes champion the one with the lowest MAE on the split's validation programs among those the promotion gate
-# lets through (training/gate.py, training/tracking.py). placement-probes needs the lab's probes in the data;
-# without them it is skipped.
+# The candidates for a first champion of each task (``model`` or ``model[option=value]``, as `cotenant
+# evaluate` writes them). Every one is trained on the same split; the alias rule makes champion the one with
+# the lowest MAE on the split's validation programs among those the promotion gate lets through
+# (training/gate.py, training/tracking.py). placement-probes needs the lab's probes in the data; without them
+# it is skipped. CloudFormer starts from the solo-relative prior, its variant chosen on validation programs
+# (reports/evaluation).
 CHAMPIONS = {
-    REGISTERED["monitoring"]: ["cloudformer", "hist-gradient-boosting"],
+    REGISTERED["monitoring"]: [
+        "cloudformer[solo_prior=true,early_stopping_patience=4]",
+        "hist-gradient-boosting",
+    ],
     REGISTERED["placement"]: ["placement-probes", "placement", "placement-forest"],
 }
 
@@ -51,7 +56,7 @@ def train_champions(names: list[str], tracking_uri: str, epochs: int, console: C
     which, or that none passed."""
     from mlflow import MlflowClient
 
-    from cotenant.training.config import TrainConfig
+    from cotenant.training.config import ModelChoice, TrainConfig
     from cotenant.training.run import train
     from cotenant.training.tracking import version_by_alias
 
@@ -60,16 +65,11 @@ def train_champions(names: list[str], tracking_uri: str, epochs: int, console: C
         for model in CHAMPIONS[name]:
             console.print(f"[bold]training[/] {model} on the bundled dataset for {name} (no champion yet)")
             started = time.monotonic()
+            base = TrainConfig(
+                model="linear", source="bundled", tracking_uri=tracking_uri, epochs=epochs, enforce_gate=True
+            )
             try:
-                result = train(
-                    TrainConfig(
-                        model=model,
-                        source="bundled",
-                        tracking_uri=tracking_uri,
-                        epochs=epochs,
-                        enforce_gate=True,
-                    )
-                )
+                result = train(ModelChoice.parse(model).config(base))
             except ValueError as error:  # e.g. placement-probes on data without probes
                 console.print(f"  {model}: skipped ({error})")
                 continue

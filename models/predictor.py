@@ -119,8 +119,10 @@ class Predictor:
         target's solo profile (its ``vs_solo__`` features: the target's rates over the profile's means;
         without it they are missing)."""
         from cotenant.collectors.ratios import SHARES, run_share, solo_means, solo_relative
+        from cotenant.datasets.table import VS_SOLO
 
-        means = solo_means(solo) if solo is not None else {}
+        relative = [f.removeprefix(VS_SOLO) for f in self.metadata.features if f.startswith(VS_SOLO)]
+        means = solo_means(solo, relative) if solo is not None else {}
 
         lengths = [len(values) for values in target.values()]
         steps = min(max(lengths, default=1), self.metadata.max_steps) or 1
@@ -132,7 +134,7 @@ class Predictor:
             if prefix == "self":
                 found = target.get(metric)
                 return None if found is None else _last(found, steps)
-            if prefix == "vs_solo":
+            if prefix + "__" == VS_SOLO:
                 own = column("self", metric)
                 return None if own is None or metric not in means else solo_relative(own, means[metric])
             if prefix == "neighbour_mean":

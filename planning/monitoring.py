@@ -39,8 +39,10 @@ class MonitoringView:
             target = {m: frame[f"self__{m}"].to_numpy() for m in table.metrics}
             neighbours = {m: frame[f"neighbour_mean__{m}"].to_numpy() for m in table.metrics}
             host = {c.removeprefix("host__"): frame[c].to_numpy() for c in table.host_columns}
-            self._p[key] = (self.predictor.predict_degradation(target, [neighbours], host).p, RECORDED)
-        else:  # no host series: the model fills them with its training mean
+            estimate = self.predictor.predict_degradation(target, [neighbours], host, self.solo.get(profile))
+            self._p[key] = (estimate.p, RECORDED)
+        else:  # no host series: the model fills them with its training mean (its solo-relative rates too:
+            # the tenant's solo series stands in for its co-run one here, which would read as never slowed)
             estimate = self.predictor.predict_degradation(
                 self.solo[profile], [self.solo[o] for o in others], None
             )

@@ -48,7 +48,8 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "/ingest": (401, 409, 503),
     "/register_profile": (401, 503),
     "/feature_schema": (409, 503),
-    "/predict_degradation": (503,),
+    # 404: a profile_id naming no registered profile
+    "/predict_degradation": (404, 503),
     # 409: the host pushes compact summaries, monitoring needs series
     "/predict_host_degradation": (404, 409, 503),
     "/score_placement": (404, 503),

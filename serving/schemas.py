@@ -213,6 +213,9 @@ class DegradationResult(BaseModel):
     neighbours: int
     host: str | None = None
     target: str | None = None
+    # The model's inputs the request could not give (filled with the training mean), e.g. the ``vs_solo__``
+    # ones when no profile_id was named: an answer resting on fewer inputs than the model was trained on.
+    missing: list[str] = Field(default_factory=list)
 
 
 def _exactly_one_of(*fields: str) -> Callable[[dict[str, Any]], None]:

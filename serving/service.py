@@ -246,6 +246,7 @@ class InterferencePredictionService:
             estimate=scoring.estimate_view(estimate),
             model_version=model.version,
             neighbours=len(payload.neighbours),
+            missing=list(estimate.missing),
         )
 
     @bentoml.api
@@ -262,7 +263,8 @@ class InterferencePredictionService:
             raise NotFound(f"unknown host/target {payload.host}/{payload.target}")
         own, neighbours, host_series = found
         solo = self._solo_series(payload.profile_id)
-        view = scoring.estimate_view(model.predictor.predict_degradation(own, neighbours, host_series, solo))
+        estimate = model.predictor.predict_degradation(own, neighbours, host_series, solo)
+        view = scoring.estimate_view(estimate)
         self.metrics.predicted(payload.host, payload.target, "monitoring", view.p)
         return DegradationResult(
             estimate=view,
@@ -270,6 +272,7 @@ class InterferencePredictionService:
             neighbours=len(neighbours),
             host=payload.host,
             target=payload.target,
+            missing=list(estimate.missing),
         )
 
     def _solo_series(self, profile_id: str | None) -> Series | None:

@@ -112,6 +112,8 @@ def monitoring_predictor(seed: int) -> Predictor:
     rng = np.random.default_rng(seed)
     features = [f"self__{m}" for m in METRICS] + [f"neighbour_mean__{m}" for m in METRICS]
     features += [f"host__{h}" for h in HOST_METRICS]
+    # the target's CPU rate relative to its solo profile, read from the profile a request names
+    features += [f"vs_solo__{METRICS[0]}"]
     cfg = LstmConfig(hidden=8, layers=1, dropout=0.0)
     rows = rng.gamma(4.0, 0.25, size=(256, len(features)))
     metadata = PredictorMetadata(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from bentoml.exceptions import NotFound, ServiceUnavailable
 from conftest import fixture_json, ingest_payload, profile_payload
+from cotenant.datasets.table import VS_SOLO
 from cotenant.serving import scoring
 from cotenant.serving.extender import ExtenderArgs, HostPriority, HostPriorityList
 from cotenant.serving.schemas import (
@@ -105,6 +106,30 @@ def test_degradation_inline_and_for_a_known_target(service: Any) -> None:
     assert known.neighbours == 1 and 0 < known.estimate.p <= 1
     with pytest.raises(NotFound):
         service.predict_host_degradation(HostDegradationRequest(host="node-a", target="kubepods/nope"))
+
+
+def test_degradation_reads_the_targets_registered_profile_and_names_an_unknown_one(service: Any) -> None:
+    rng = np.random.default_rng(4)
+    register(service, "web")
+    body = {"target": solo_telemetry(rng, 20), "neighbours": [solo_telemetry(rng, 20, 2.0)]}
+    named = service.predict_degradation(DegradationRequest.model_validate({**body, "profile_id": "web"}))
+    assert 0 < named.estimate.p <= 1 and named.neighbours == 1
+    plain = service.predict_degradation(DegradationRequest.model_validate(body))
+    monitoring = service.champions.champions.monitoring.predictor
+    solo_inputs = [f for f in monitoring.metadata.features if f.startswith(VS_SOLO)]
+    assert solo_inputs and set(solo_inputs) <= set(plain.missing)  # without the profile: said missing
+    assert not set(solo_inputs) & set(named.missing)
+    with pytest.raises(NotFound, match="profile_id"):
+        service.predict_degradation(DegradationRequest.model_validate({**body, "profile_id": "nope"}))
+    feed(service, "node-a", 1)
+    with pytest.raises(NotFound, match="profile_id"):
+        service.predict_host_degradation(
+            HostDegradationRequest(host="node-a", target="kubepods/pod1", profile_id="nope")
+        )
+    known = service.predict_host_degradation(
+        HostDegradationRequest(host="node-a", target="kubepods/pod1", profile_id="web")
+    )
+    assert 0 < known.estimate.p <= 1
 
 
 def test_extender_verbs_on_a_recorded_request(service: Any) -> None:

@@ -1,0 +1,145 @@
+"""A target's work rates relative to its own solo profile (``vs_solo__``) are one set of numbers in every
+path: the run table computes them from the target's profile, the service from the profile a request names,
+the monitoring reference and CloudFormer's prior read the same CPU column."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from cotenant.collectors.ratios import (
+    CPU_RATE,
+    SOLO_RELATIVE,
+    SOLO_RELATIVE_CAP,
+    solo_means,
+    solo_relative,
+)
+from cotenant.datasets import RunTable, load_source
+from cotenant.datasets.splits import leave_programs_out
+from cotenant.datasets.table import NEIGHBOUR_MEAN, SELF, VS_SOLO
+from cotenant.models.base import MODELS, DataShape
+from cotenant.models.cloudformer.module import CloudFormer
+from cotenant.models.predictor import Predictor
+from cotenant.training.config import TrainConfig
+from cotenant.training.fit import fit_model, tell_solo_prior
+from cotenant.training.references import solo_relative_predictions, solo_relative_reference
+
+RATE = VS_SOLO + CPU_RATE
+
+
+def test_the_ratio_is_each_second_over_the_solo_mean_capped_and_missing_without_a_usable_mean() -> None:
+    values = np.array([0.5, 1.0, 9.0, np.nan, -1.0])
+    np.testing.assert_allclose(
+        solo_relative(values, 0.5), [1.0, 2.0, SOLO_RELATIVE_CAP, np.nan, 0.0], equal_nan=True
+    )
+    assert np.isnan(solo_relative(values, None)).all() and np.isnan(solo_relative(values, 0.0)).all()
+    np.testing.assert_allclose(solo_relative(np.array([1.0, 1.0]), np.array([2.0, np.nan])), [0.5, np.nan])
+    means = solo_means({CPU_RATE: np.array([1.0, np.nan, 3.0]), "not_a_rate": np.array([5.0])})
+    assert means == {CPU_RATE: pytest.approx(2.0)}
+
+
+@pytest.fixture(scope="module")
+def table() -> RunTable:
+    """The synthetic source with its first metric named as the CPU rate (it reads no cgroup), and one run's
+    target profile unknown."""
+    raw = load_source(
+        "synthetic", n_apps=8, n_runs=80, min_length=8, max_length=10, profile_length=10, seed=5
+    )
+    first = raw.metrics[0]
+    renamed = {p + first: p + CPU_RATE for p in (SELF, NEIGHBOUR_MEAN)}
+    runs = raw.runs.with_columns(
+        pl.when(pl.col("run_id") == raw.runs["run_id"][0])
+        .then(None)
+        .otherwise(pl.col("target_profile"))
+        .alias("target_profile")
+    )
+    groups = {(CPU_RATE if m == first else m): g for m, g in raw.metric_groups.items()}
+    telemetry = raw.telemetry.rename(renamed).with_columns(pl.col(SELF + CPU_RATE).abs())
+    profiles = raw.profiles.rename({first: CPU_RATE}).with_columns(pl.col(CPU_RATE).abs() + 0.1)
+    return RunTable(runs, telemetry, profiles, groups, raw.meta, raw.extras).with_solo_relative()
+
+
+def test_the_run_table_divides_each_runs_rate_by_its_targets_profile_mean(table: RunTable) -> None:
+    assert table.solo_relative_columns == [RATE]  # only the rates both telemetry and profiles have
+    table.validate()
+    means = table.profiles.group_by("profile_id").agg(pl.col(CPU_RATE).mean().alias("solo"))
+    joined = (
+        table.telemetry.select("run_id", SELF + CPU_RATE, RATE)
+        .join(table.runs.select("run_id", "target_profile"), on="run_id")
+        .join(means, left_on="target_profile", right_on="profile_id", how="left")
+    )
+    known = joined.filter(pl.col("solo").is_not_null())
+    want = np.clip(known[SELF + CPU_RATE].to_numpy() / known["solo"].to_numpy(), 0, SOLO_RELATIVE_CAP)
+    np.testing.assert_allclose(known[RATE].to_numpy(), want)
+    assert joined.filter(pl.col("solo").is_null())[RATE].is_null().all()  # no profile: no ratio
+    assert joined.filter(pl.col("solo").is_null()).height > 0
+    assert table.with_solo_relative() is table  # applied once
+    assert set(SOLO_RELATIVE) >= {CPU_RATE}
+
+
+def test_the_service_computes_the_training_rows_from_the_named_profile(table: RunTable) -> None:
+    outcome = fit_model(table, leave_programs_out(table, k=4)[0], TrainConfig(model="linear", progress=False))
+    predictor = outcome.predictor
+    assert RATE in predictor.metadata.features
+    run = table.runs.filter(pl.col("target_profile").is_not_null() & pl.col("has_neighbours"))["run_id"][0]
+    profile_id = table.runs.filter(pl.col("run_id") == run)["target_profile"][0]
+    frame = table.telemetry.filter(pl.col("run_id") == run).sort("second")
+    own = {m: frame[SELF + m].to_numpy() for m in table.metrics}
+    neighbours = [{m: frame[NEIGHBOUR_MEAN + m].to_numpy() for m in table.metrics}]
+    host = {c.removeprefix("host__"): frame[c].to_numpy() for c in table.host_columns}
+    profile = table.profiles.filter(pl.col("profile_id") == profile_id)
+    solo = {m: profile[m].to_numpy() for m in table.profile_metrics}
+    served, missing = predictor.monitoring_matrix(own, neighbours, host, solo)
+    assert not missing
+    np.testing.assert_allclose(served, frame.select(predictor.metadata.features).to_numpy(), rtol=1e-9)
+    _, without = predictor.monitoring_matrix(own, neighbours, host)
+    assert without == (RATE,)  # no profile named: the ratio is reported missing, not invented
+
+
+def test_the_monitoring_reference_is_the_mean_cpu_ratio_at_most_one(table: RunTable) -> None:
+    predicted = dict(solo_relative_predictions(table).iter_rows())
+    means = table.telemetry.group_by("run_id").agg(pl.col(RATE).mean())
+    for run_id, mean in means.iter_rows():
+        if mean is None:
+            assert run_id not in predicted
+        else:
+            assert predicted[run_id] == pytest.approx(min(1.0, mean))
+    splits = leave_programs_out(table, k=4)
+    reference = solo_relative_reference(table, splits)
+    assert reference is not None and reference["mean"] > 0
+
+
+def test_cloudformer_with_the_prior_starts_from_the_heuristic_and_keeps_it_through_the_artifact(
+    table: RunTable, tmp_path
+) -> None:
+    spec = MODELS.get("cloudformer")
+    config = spec.config_type.model_validate({"solo_prior": True, "blocks": 1})
+    x = torch.zeros(3, 5, 4)
+    x[..., 2] = torch.tensor([[-1.0], [0.0], [1.0]])  # normalised CPU ratios: 0.4, 0.6, 0.8 below
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    model = spec.build(config, DataShape(4, 0, 5)).eval()
+    assert isinstance(model, CloudFormer)
+    model.set_prior(2, 0.6, 0.2)
+    head = model.head[-1].out
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    with torch.no_grad():
+        answered = model(x, mask)
+    np.testing.assert_allclose(answered.numpy(), np.repeat([[0.4], [0.6], [0.8]], 3, axis=1), atol=1e-6)
+    # Trained on the table, the prior's column is the CPU ratio's, and the artifact answers as the fit did.
+    outcome = fit_model(
+        table,
+        leave_programs_out(table, k=4)[0],
+        TrainConfig(model="cloudformer", epochs=1, model_options={"solo_prior": True}, progress=False),
+    )
+    outcome.predictor.save(tmp_path)
+    loaded = Predictor.load(tmp_path)
+    assert int(loaded.model.prior_column) == loaded.metadata.features.index(RATE)
+    runs = [np.zeros((6, loaded.metadata.n_inputs), dtype=np.float32)]
+    np.testing.assert_allclose(
+        loaded.predict_normalised(runs), outcome.predictor.predict_normalised(runs), rtol=1e-6
+    )
+    plain = spec.build(spec.config_type(), DataShape(4, 0, 5))
+    tell_solo_prior(plain, type("Stats", (), {"names": ["a"]})())  # no column, no prior: nothing to tell
+    assert "prior_column" not in plain.state_dict()
