@@ -1,8 +1,9 @@
 """MLflow models-from-code entry: the predictor artifact as a pickle-free pyfunc model.
 
 MLflow copies this file into the logged model and runs it at load time; the predictor directory travels as an
-artifact. Input: a DataFrame with one JSON column ``request``; monitoring requests are
-``{"target": {metric: [values]}, "neighbours": [{...}], "host": {...} | null}``, placement requests are
+artifact. Input: a DataFrame with one JSON column ``request``; monitoring requests are ``{"target": {metric:
+[values]}, "neighbours": [{...}], "host": {...} | null, "solo": {...} | null}`` (``solo``: the target's solo
+profile, for models reading rates relative to it), placement requests are
 ``{"profile": {...}, "hosts": [[incumbent profile, ...], ...]}`` (newcomer P per host).
 """
 
@@ -39,6 +40,7 @@ class PredictorModel(PythonModel):
                     _series(request["target"]),
                     [_series(n) for n in request.get("neighbours", [])],
                     _series(request["host"]) if request.get("host") else None,
+                    _series(request["solo"]) if request.get("solo") else None,
                 )
                 rows.append(
                     {

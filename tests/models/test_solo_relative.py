@@ -143,3 +143,47 @@ def test_cloudformer_with_the_prior_starts_from_the_heuristic_and_keeps_it_throu
     plain = spec.build(spec.config_type(), DataShape(4, 0, 5))
     tell_solo_prior(plain, type("Stats", (), {"names": ["a"]})())  # no column, no prior: nothing to tell
     assert "prior_column" not in plain.state_dict()
+
+
+def test_the_mlflow_model_takes_the_targets_solo_profile(table: RunTable, tmp_path) -> None:
+    """The registered pyfunc (a real sqlite store) answers a monitoring request with ``solo`` as the
+    predictor does, and without it as the predictor does without the profile."""
+    import json
+
+    import mlflow
+    import pandas as pd
+    from cotenant.training.tracking import log_predictor, use_experiment
+
+    outcome = fit_model(table, leave_programs_out(table, k=4)[0], TrainConfig(model="linear", progress=False))
+    predictor = outcome.predictor
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        use_experiment("solo-relative", uri)
+        with mlflow.start_run():
+            name, version = log_predictor(predictor, "monitoring")
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    finally:  # the process-wide store is left as the other tests expect it
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+    run = table.runs.filter(pl.col("target_profile").is_not_null() & pl.col("has_neighbours"))["run_id"][0]
+    profile_id = table.runs.filter(pl.col("run_id") == run)["target_profile"][0]
+    frame = table.telemetry.filter(pl.col("run_id") == run).sort("second")
+    own = {m: frame[SELF + m].to_list() for m in table.metrics}
+    neighbours = [{m: frame[NEIGHBOUR_MEAN + m].to_list() for m in table.metrics}]
+    profile = table.profiles.filter(pl.col("profile_id") == profile_id)
+    solo = {m: profile[m].to_list() for m in table.profile_metrics}
+    requests = [
+        {"target": own, "neighbours": neighbours, "solo": solo},
+        {"target": own, "neighbours": neighbours},
+    ]
+    answered = model.predict(pd.DataFrame({"request": [json.dumps(r) for r in requests]}))
+
+    def direct(with_solo: bool) -> float:
+        series = {k: np.asarray(v) for k, v in own.items()}
+        others = [{k: np.asarray(v) for k, v in neighbours[0].items()}]
+        given = {k: np.asarray(v) for k, v in solo.items()} if with_solo else None
+        return predictor.predict_degradation(series, others, None, given).p
+
+    assert answered["p"].tolist() == pytest.approx([direct(True), direct(False)], abs=1e-9)
+    assert answered["p"][0] != pytest.approx(answered["p"][1], abs=1e-6)  # the profile changes the answer
