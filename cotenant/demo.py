@@ -78,11 +78,16 @@ def ingest_payload(fleet: DemoFleet, host: str, now: datetime, seconds: int) -> 
             samples.append(
                 {
                     "timestamp": (now - timedelta(seconds=back)).isoformat(),
-                    "target": f"pod-{slot + 1}-{profile_id}"[:253],
+                    "target": tenant_target(slot, profile_id),
                     "metrics": {name: values[second % len(values)] for name, values in series.items()},
                 }
             )
     return {"host": host, "samples": samples}
+
+
+def tenant_target(slot: int, profile_id: str) -> str:
+    """The cgroup name a demo host reports its ``slot``-th incumbent under."""
+    return f"pod-{slot + 1}-{profile_id}"[:253]
 
 
 class FleetFeeder:
@@ -157,10 +162,17 @@ def example_requests(fleet: DemoFleet) -> dict[str, tuple[str, dict[str, Any]]]:
         },
         "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
     }
+    crowded = max(nodes, key=lambda host: (len(fleet.hosts[host]), host))
+    tenant = fleet.hosts[crowded][0]
     return {
         "placement scoring": (
             "/score_placement",
             {"workload": {"profile_id": fleet.newcomer}, "hosts": nodes, "min_performance": 0.7},
+        ),
+        # a running tenant's P now, from its host's telemetry and the solo profile it was registered with
+        "monitoring a running tenant": (
+            "/predict_host_degradation",
+            {"host": crowded, "target": tenant_target(0, tenant), "profile_id": tenant},
         ),
         "extender prioritize": (
             "/prioritize",

@@ -199,7 +199,7 @@ def up(
             console.print(curl(url, path, body, examples_dir, name), soft_wrap=True, highlight=False)
             if response.status_code != 200:
                 raise RuntimeError(f"example {name!r} failed: {response.text[:500]}")
-            console.print(summarise_reply(path, response.json(), fleet), highlight=False)
+            console.print(summarise_reply(path, response.json(), fleet), highlight=False, soft_wrap=True)
         if once:
             return
         console.print("\nPress Ctrl-C to stop.")
@@ -234,6 +234,13 @@ def summarise_reply(path: str, reply: Any, fleet: Any) -> str:
                 f"worst incumbent P {_p_of(placement.get('worst_incumbent'))}, score {placement['score']:.2f}"
             )
         return "\n".join(lines)
+    if path == "/predict_host_degradation":
+        estimate = reply["estimate"]
+        return (
+            f"{reply['target']} on {reply['host']} beside {reply['neighbours']} neighbours: P "
+            f"{estimate['p']:.2f} (80% interval {estimate['lower']:.2f}-{estimate['upper']:.2f}), "
+            f"driven by {estimate['driving_resource']}"
+        )
     if path == "/prioritize":
         ranked = sorted(reply, key=lambda entry: -entry["Score"])
         return "scheduler scores (0-10): " + ", ".join(f"{e['Host']} {e['Score']}" for e in ranked)
