@@ -184,7 +184,7 @@ def _track(cfg: TrainConfig, table: RunTable, result: TrainResult) -> None:
 
         key = f"{result.digest[:16]}:{result.split.name}"
         result.gate = promotion_gate(
-            table, result.split, judged_runs, answers[:, MEDIAN], labels, task, cfg.gate_margin, judged_on
+            table, result.split, judged_runs, answers[:, MEDIAN], labels, cfg.gate_margin, judged_on
         )
         mlflow.log_metrics({f"gate_{k}_mae": v for k, v in result.gate.references_pp.items()})
         mlflow.log_metric("gate_model_mae", result.gate.model_mae_pp)

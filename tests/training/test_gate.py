@@ -29,22 +29,20 @@ def held_out(table: RunTable) -> tuple[object, list[str], np.ndarray]:
 def test_a_model_worse_than_the_constant_fails_and_a_good_one_passes(table: RunTable) -> None:
     split, runs, labels = held_out(table)
     train_mean = table.runs.filter(pl.col("run_id").is_in(split.train_runs))["label"].mean()
-    worse = promotion_gate(
-        table, split, runs, np.full(len(labels), train_mean + 0.15), labels, "placement", 0.1
-    )
+    worse = promotion_gate(table, split, runs, np.full(len(labels), train_mean + 0.15), labels, 0.1)
     assert not worse.passed and worse.references_pp["constant"] < worse.model_mae_pp
     assert worse.reason.startswith("fails the promotion gate") and "constant" in worse.reason
     close = labels + np.random.default_rng(0).normal(0, 0.01, len(labels))
-    good = promotion_gate(table, split, runs, close, labels, "placement", 0.1)
+    good = promotion_gate(table, split, runs, close, labels, 0.1)
     assert good.passed and good.tags()["gate"] == "passed"
     # Only just better than the constant is not enough: the margin is part of the rule.
     constant = np.full(len(labels), train_mean)
-    assert not promotion_gate(table, split, runs, constant, labels, "placement", 0.1).passed
+    assert not promotion_gate(table, split, runs, constant, labels, 0.1).passed
 
 
-def test_a_placement_model_no_better_than_the_utilisation_heuristic_fails(table: RunTable) -> None:
-    """Where the table has CPU-demand profiles and the host's cores, the heuristic is a reference too: a model
-    answering what it answers is refused even when it beats the constant."""
+def test_a_model_no_better_than_the_utilisation_heuristic_fails(table: RunTable) -> None:
+    """Where the table has CPU-demand profiles and the host's cores, the heuristic is a reference too, for
+    either task: a model answering what it answers is refused even when it beats the constant."""
     cpu = next(m for m in table.profile_metrics if m.startswith("cpu"))
     with_demand = RunTable(
         table.runs,
@@ -57,7 +55,7 @@ def test_a_placement_model_no_better_than_the_utilisation_heuristic_fails(table:
     split, runs, labels = held_out(with_demand)
     heuristic = dict(utilisation_predictions(with_demand, 2.0).iter_rows())
     answers = np.array([heuristic[run] for run in runs])
-    gate = promotion_gate(with_demand, split, runs, answers, labels, "placement", 0.1)
+    gate = promotion_gate(with_demand, split, runs, answers, labels, 0.1)
     assert set(gate.references_pp) == {"constant", "utilisation"} and not gate.passed
 
 
