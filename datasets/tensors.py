@@ -78,8 +78,10 @@ def iter_chunks(
             frame = columns.slice(int(plan.rows[part.start]), part.stop - part.start)
         else:
             frame = columns[plan.rows[part]]
-        # Column-major export is a memcpy per column (row-major would interleave): about 2x faster.
-        values = frame.select(pl.all().cast(pl.Float32)).to_numpy(order="fortran")
+        # Column-major export is a memcpy per column (row-major would interleave): about 2x faster. Writable:
+        # a single float32 column without nulls exports as a read-only view of the frame, and the transform
+        # works in place.
+        values = frame.select(pl.all().cast(pl.Float32)).to_numpy(order="fortran", writable=True)
         yield part, stats.transform(values)
 
 

@@ -79,9 +79,11 @@ def learning_curves(
     base: TrainConfig,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Per model: MAE mean +- std over ``splits`` per training-application count and per run fraction."""
+    """Per model: MAE mean +- std over ``splits`` per training-application count and per run fraction. A model
+    the report evaluated in several variants is drawn in the one chosen on validation programs
+    (``chosen_variant``), the one its targets quote."""
     digest = data_digest(table)
-    names = [best_baseline(report) if m == BEST_BASELINE else m for m in models]
+    names = [best_baseline(report) if m == BEST_BASELINE else chosen_variant(report, m) or m for m in models]
     curves: dict[str, Any] = {"folds": [split.name for split in splits], "models": {}}
     for name in [n for n in names if n and n in report["models"]]:
         full = {s["fold"]: s["mae"] for s in report["models"][name]["per_fold"]}

@@ -15,7 +15,7 @@ from cotenant.datasets.torch_data import ranked_features
 from cotenant.training.config import ModelChoice, TrainConfig, parse_model_choices
 from cotenant.training.evaluate import evaluate_models, markdown
 from cotenant.training.fit import fit_model
-from cotenant.training.learning_curve import chosen_variant, targets
+from cotenant.training.learning_curve import chosen_variant, fewer_applications, learning_curves, targets
 
 
 def test_choices_read_names_and_typed_options() -> None:
@@ -80,6 +80,33 @@ def test_the_variant_is_chosen_by_validation_error_never_by_test_error() -> None
     report["models"]["cloudformer[blocks=2]"]["validation_mae"] = None
     report["models"]["cloudformer"]["validation_mae"] = None
     assert chosen_variant(report, "cloudformer") == "cloudformer"  # nothing to choose on: the plain model
+
+
+def test_learning_curves_are_drawn_for_the_variant_chosen_on_validation() -> None:
+    """Asked for ``decision-tree``, the curves train the variant the report chose (its options reach the
+    fits: another seed searches other trees), not the plain model."""
+    table = load_source("synthetic", n_apps=9, n_runs=90, min_length=6, max_length=8, seed=2)
+    split = leave_programs_out(table, k=3)[0]
+    per_fold = {"per_fold": [{"fold": 0, "mae": 10.0}]}
+    report: dict[str, Any] = {
+        "models": {
+            "decision-tree": _entry("decision-tree", test_mae=9.0, validation_mae=6.0) | per_fold,
+            "decision-tree[seed=7]": _entry("decision-tree", test_mae=12.0, validation_mae=5.0) | per_fold,
+        }
+    }
+    base = TrainConfig(progress=False, tracking_uri="none")
+    curves = learning_curves(table, report, ["decision-tree"], [split], [1], [], base, log=lambda _: None)
+    assert list(curves["models"]) == ["decision-tree[seed=7]"]
+    smaller = fewer_applications(table, split, 1, 0)
+
+    def mae(choice: str) -> float:
+        outcome = fit_model(table, smaller, ModelChoice.parse(choice).config(base))
+        return float(np.mean(np.abs(outcome.predicted[:, 1] - outcome.labels)) * 100)
+
+    drawn = curves["models"]["decision-tree[seed=7]"]["applications"]["1"][0]
+    assert drawn == pytest.approx(mae("decision-tree[seed=7]")) and drawn != pytest.approx(
+        mae("decision-tree")
+    )
 
 
 def test_evaluation_reports_variants_with_their_validation_error() -> None:
