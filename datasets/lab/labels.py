@@ -8,6 +8,7 @@ same way and leaving themselves out, which is the noise floor: how far from 1 P 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -126,6 +127,9 @@ class NoiseFloor:
     median_abs_deviation: float  # median |1 - ratio| over solo rows
     p90_abs_deviation: float
     mean_solo_label: float  # mean clipped P of solo rows (1.0 would be a noiseless machine)
+    # Mean |1 - ratio|: about the MAE a predictor that knew each run's expected P would still score, since an
+    # MAE is a mean and these deviations have a long tail (the median says how quiet a typical run is).
+    mean_abs_deviation: float = float("nan")
 
     def describe(self) -> str:
         return "noise floor: " + noise_text(asdict(self))
@@ -137,12 +141,19 @@ def noise_text(noise: Any) -> str:
     if isinstance(noise, dict) and noise.get("n_solo_pairs"):
         return (
             f"solo-vs-solo |1 - P| median {100 * noise['median_abs_deviation']:.2f} pp, "
-            f"p90 {100 * noise['p90_abs_deviation']:.2f} pp, mean solo P {noise['mean_solo_label']:.3f} "
+            f"p90 {100 * noise['p90_abs_deviation']:.2f} pp{_mean_text(noise)}, "
+            f"mean solo P {noise['mean_solo_label']:.3f} "
             f"over {noise['n_solo_pairs']} solo runs"
         )
     if isinstance(noise, int | float) and not isinstance(noise, bool):
         return f"label noise sd about {100 * noise:.2f} pp (synthetic ground truth)"
     return "not measured (fewer than two solo repeats per configuration)"
+
+
+def _mean_text(noise: dict[str, Any]) -> str:
+    # Summaries stored before the mean was recorded lack it.
+    mean = noise.get("mean_abs_deviation")
+    return f", mean {100 * mean:.2f} pp" if isinstance(mean, float) and not math.isnan(mean) else ""
 
 
 def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
@@ -156,6 +167,7 @@ def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
         median_abs_deviation=float(deviation.median()),  # type: ignore[arg-type]
         p90_abs_deviation=float(deviation.quantile(0.9)),  # type: ignore[arg-type]
         mean_solo_label=float(solo["label"].mean()),  # type: ignore[arg-type]
+        mean_abs_deviation=float(deviation.mean()),  # type: ignore[arg-type]
     )
 
 

@@ -15,7 +15,13 @@ from cotenant.datasets.torch_data import ranked_features
 from cotenant.training.config import ModelChoice, TrainConfig, parse_model_choices
 from cotenant.training.evaluate import evaluate_models, markdown
 from cotenant.training.fit import fit_model
-from cotenant.training.learning_curve import chosen_variant, fewer_applications, learning_curves, targets
+from cotenant.training.learning_curve import (
+    chosen_variant,
+    fewer_applications,
+    learning_curves,
+    targets,
+    targets_markdown,
+)
 
 
 def test_choices_read_names_and_typed_options() -> None:
@@ -68,7 +74,7 @@ def test_the_variant_is_chosen_by_validation_error_never_by_test_error() -> None
             "cloudformer[blocks=2]": _entry("cloudformer", test_mae=4.0, validation_mae=7.0),
             "hist-gradient-boosting": _entry("hist-gradient-boosting", test_mae=10.0, validation_mae=1.0),
         },
-        "noise_floor": {"n_solo_pairs": 10, "median_abs_deviation": 0.04},
+        "noise_floor": {"n_solo_pairs": 10, "median_abs_deviation": 0.04, "mean_abs_deviation": 0.06},
     }
     assert chosen_variant(report, "cloudformer") == "cloudformer[members=3]"
     found = targets(report)
@@ -76,6 +82,8 @@ def test_the_variant_is_chosen_by_validation_error_never_by_test_error() -> None
     assert found["cloudformer_mae"] == 12.0  # its test error, however bad: the choice was made beforehand
     assert math.isclose(found["cloudformer_over_best_baseline"], 1.2)
     assert math.isclose(found["cloudformer_over_noise_floor"], 3.0)
+    assert math.isclose(found["noise_floor_mean_pp"], 6.0)
+    assert "solo-vs-solo |1 - P| is 6.00 pp" in "\n".join(targets_markdown(report))
     report["models"]["cloudformer[members=3]"]["validation_mae"] = None
     report["models"]["cloudformer[blocks=2]"]["validation_mae"] = None
     report["models"]["cloudformer"]["validation_mae"] = None

@@ -72,6 +72,9 @@ def test_solo_rows_are_leave_one_out_and_give_the_noise_floor() -> None:
     floor = noise_floor(table)
     assert floor.n_solo_pairs == 3
     assert floor.median_abs_deviation == pytest.approx(1 / 9)
+    # the mean keeps the tail the median drops: s2's 0.2 weighs in (an MAE is a mean too)
+    assert floor.mean_abs_deviation == pytest.approx((1 / 9 + 0.2 + 1 / 9) / 3)
+    assert "median 11.11 pp, p90" in floor.describe() and "mean 14.07 pp" in floor.describe()
 
 
 def test_unreferenced_coruns_and_neighbour_profiles_are_not_labelled() -> None:
