@@ -30,7 +30,7 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 # (reports/evaluation).
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
-        "cloudformer[solo_prior=true,early_stopping_patience=4]",
+        "cloudformer[solo_prior=true,early_stopping_patience=4,members=5]",
         "hist-gradient-boosting",
     ],
     REGISTERED["placement"]: ["placement-probes", "placement", "placement-forest"],
