@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cotenant.serving.local_servers import start_server, stop_server, wait_ready
 from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
@@ -62,20 +63,26 @@ def train_champions(names: list[str], tracking_uri: str, epochs: int, console: C
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     for name in names:
-        for model in CHAMPIONS[name]:
-            console.print(f"[bold]training[/] {model} on the bundled dataset for {name} (no champion yet)")
+        for choice in CHAMPIONS[name]:
+            model = escape(choice)  # as written, not read as rich markup: "[members=5]" is no style
+            console.print(
+                f"[bold]training[/] {model} on the bundled dataset for {name} (no champion yet)",
+                soft_wrap=True,
+            )
             started = time.monotonic()
             base = TrainConfig(
                 model="linear", source="bundled", tracking_uri=tracking_uri, epochs=epochs, enforce_gate=True
             )
             try:
-                result = train(ModelChoice.parse(model).config(base))
+                result = train(ModelChoice.parse(choice).config(base))
             except ValueError as error:  # e.g. placement-probes on data without probes
-                console.print(f"  {model}: skipped ({error})")
+                console.print(f"  {model}: skipped ({error})", soft_wrap=True)
                 continue
             mae = result.metrics.get("mae", float("nan"))
             seconds = time.monotonic() - started
-            console.print(f"  {model}: MAE {mae:.2f} pp on held-out programs, {seconds:.0f} s")
+            console.print(
+                f"  {model}: MAE {mae:.2f} pp on held-out programs, {seconds:.0f} s", soft_wrap=True
+            )
             if result.gate is not None:
                 console.print(f"  {model} {result.gate.reason}")
         champion = version_by_alias(client, name)

@@ -18,9 +18,13 @@ DEFAULT_MODELS = (
 
 
 def train(
-    model: Annotated[str, typer.Option(help="registered model name (see `cotenant.models.MODELS`)")] = TRAIN[
-        "model"
-    ].default,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="registered model name, optionally with options as `cotenant evaluate` writes them: "
+            "cloudformer[solo_prior=true,members=5]"
+        ),
+    ] = TRAIN["model"].default,
     data: Annotated[str, typer.Option(help="source name, name:PATH, or a directory")] = TRAIN[
         "source"
     ].default,
@@ -55,13 +59,19 @@ def train(
     ] = TRAIN["enforce_gate"].default,
 ) -> None:
     """Train one model, log it to MLflow and register its predictor (champion only if it wins)."""
-    from cotenant.training.config import OptimConfig, TrainConfig
+    from cotenant.training.config import ModelChoice, OptimConfig, TrainConfig
     from cotenant.training.run import train as run_training
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
-    cfg = TrainConfig(
-        model=model,
+    try:
+        # The form reports and `cotenant up` name variants in, so that a variant chosen there trains here.
+        choice = ModelChoice.parse(model)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from error
+    base = TrainConfig(
+        model=choice.model,
         source=data,
         epochs=epochs,
         batch_size=batch_size,
@@ -80,14 +90,14 @@ def train(
         model_options=json.loads(model_options),
         enforce_gate=enforce_gate,
     )
-    result = run_training(cfg)
+    result = run_training(choice.config(base))
     from cotenant.training.run import is_global_zero
 
     if not is_global_zero():
         return  # the other DDP processes trained the same weights; rank 0 reports and registers
     m = result.metrics
     console.print(
-        f"[bold]{model}[/] on {data}: test MAE {m['mae']:.2f} pp, RMSE {m['rmse']:.2f} pp, "
+        f"[bold]{escape(model)}[/] on {data}: test MAE {m['mae']:.2f} pp, RMSE {m['rmse']:.2f} pp, "
         f"train {m['train_seconds']:.1f} s ({m['runs_per_second']:.0f} runs/s)"
     )
     if result.registered:

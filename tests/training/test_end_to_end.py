@@ -43,6 +43,26 @@ def test_train_registers_a_champion_and_a_challenger(tmp_path: Path) -> None:
     )
 
 
+def test_train_takes_a_variant_as_evaluate_writes_it(tmp_path: Path) -> None:
+    """The variant a report chose trains as written there: its option reaches the model's logged config,
+    and the same option without it is the plain model; a name that is no model is refused naming --model."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = ["train", "--data", "synthetic", "--tracking-uri", uri, "--no-register", "--model"]
+    for model in ("decision-tree[search_iterations=2]", "decision-tree"):
+        result = CliRunner().invoke(app, [*command, model])
+        assert result.exit_code == 0, result.output
+        assert f"{model} on synthetic: test MAE" in " ".join(result.output.split())
+    client = MlflowClient(tracking_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "cotenant"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.data.params["model.search_iterations"] for run in runs) == ["12", "2"]
+    refused = CliRunner().invoke(app, [*command, "decision-forest[search_iterations=2]"])
+    assert refused.exit_code == 2
+    assert "--model" in refused.output and "'decision-forest' is not a registered model" in refused.output
+
+
 @pytest.mark.slow
 def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
     out = tmp_path / "report"
