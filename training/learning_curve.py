@@ -8,10 +8,10 @@ noise floor is the limit. Also the report's targets: the paper's margins, comput
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
+from cotenant.datasets.lab.labels import noise_pp
 from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import ModelChoice, TrainConfig
@@ -123,13 +123,7 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     baseline = best_baseline(report)
     variant = chosen_variant(report, "cloudformer")
     cloudformer, base_mae, placement = mae(variant), mae(baseline), mae("placement")
-    noise = report.get("noise_floor")
-    noise_median = (
-        100 * noise["median_abs_deviation"] if isinstance(noise, dict) and noise.get("n_solo_pairs") else None
-    )
-    noise_mean = (
-        noise.get("mean_abs_deviation") if isinstance(noise, dict) and noise.get("n_solo_pairs") else None
-    )
+    noise_median = noise_pp(report.get("noise_floor"), "median_abs_deviation")
     coverage = models[variant]["coverage"] if variant else None
     placement_models = {
         n: m["summary"]["mae"]["mean"]
@@ -145,9 +139,7 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
         "cloudformer_coverage": coverage,
         "noise_floor_median_pp": noise_median,
         "cloudformer_over_noise_floor": cloudformer / noise_median if cloudformer and noise_median else None,
-        "noise_floor_mean_pp": 100 * noise_mean
-        if isinstance(noise_mean, float) and not math.isnan(noise_mean)
-        else None,
+        "noise_floor_mean_pp": noise_pp(report.get("noise_floor"), "mean_abs_deviation"),
         "best_baseline_mae": base_mae,
         "cloudformer_over_best_baseline": cloudformer / base_mae if cloudformer and base_mae else None,
         "paper_margin": PAPER_MARGIN,

@@ -150,10 +150,19 @@ def noise_text(noise: Any) -> str:
     return "not measured (fewer than two solo repeats per configuration)"
 
 
+def noise_pp(noise: Any, statistic: str) -> float | None:
+    """One statistic of a lab's noise floor summary (a ``NoiseFloor`` field, e.g. ``median_abs_deviation``)
+    in percentage points; None where the source reports no such summary or it lacks the statistic (summaries
+    stored before ``mean_abs_deviation`` was recorded)."""
+    if not (isinstance(noise, dict) and noise.get("n_solo_pairs")):
+        return None
+    value = noise.get(statistic)
+    return 100 * value if isinstance(value, float) and not math.isnan(value) else None
+
+
 def _mean_text(noise: dict[str, Any]) -> str:
-    # Summaries stored before the mean was recorded lack it.
-    mean = noise.get("mean_abs_deviation")
-    return f", mean {100 * mean:.2f} pp" if isinstance(mean, float) and not math.isnan(mean) else ""
+    mean = noise_pp(noise, "mean_abs_deviation")
+    return "" if mean is None else f", mean {mean:.2f} pp"
 
 
 def noise_floor(labels: pl.DataFrame) -> NoiseFloor:
