@@ -243,7 +243,9 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         f"- dropped: {table.meta.get('dropped', {})}",
         f"- noise floor: {noise_text(facts['noise_floor'])}",
         f"- metrics: {len(table.metrics)} per cgroup (as self__ and neighbour_mean__), "
-        f"{len(table.host_columns)} host; {len(unavailable)} dropped as null throughout "
+        f"{len(table.host_columns)} host, {len(table.solo_relative_columns)} target rates over its own "
+        "campaign's solo profile (vs_solo__); "
+        f"{len(unavailable)} dropped as null throughout "
         "(unavailable on the lab machine), by family: " + (families_text(unavailable) or "none"),
         "",
         "## Label P histogram",

@@ -208,14 +208,18 @@ def load_labs(paths: Sequence[Path]) -> RunTable:
     of its own solo references (no label compares runs of two campaigns, which a machine's drift between them
     would bias); run ids are prefixed by the campaign's directory name; a configuration measured by more than
     one campaign keeps the first listed campaign's profile and pressure probes (its runs in every campaign
-    point to that profile), and a program's sensitivity the first campaign's that probed it. The noise floor
-    is over every campaign's solo runs; solo drift is read within each campaign."""
+    point to that profile), and a program's sensitivity the first campaign's that probed it. The rates
+    relative to the solo profile (``vs_solo__``, ``RunTable.with_solo_relative``) are read within each
+    campaign, against that campaign's own profile of the run's configuration, as the labels are: campaigns
+    may run on different machines (one's disk, another's cores), and a ratio of a rate measured on one to a
+    profile measured on another reads the machines' difference as a slowdown. The noise floor is over every
+    campaign's solo runs; solo drift is read within each campaign."""
     if len(paths) == 1 and is_lab_directory(paths[0]):
-        return load_lab(paths[0])
+        return load_lab(paths[0]).with_solo_relative()
     names = [path.name for path in paths]
     if len(set(names)) != len(names):
         raise ValueError(f"lab directories must have distinct names (their runs are prefixed by it): {names}")
-    tables = [load_campaign(path) for path in paths]
+    tables = [load_campaign(path).with_solo_relative() for path in paths]
 
     def prefixed(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         renamed = frame.with_columns((pl.lit(f"{name}/") + pl.col("run_id")).alias("run_id"))

@@ -140,6 +140,43 @@ def test_several_campaigns_pack_as_one_each_labelled_against_its_own_solos(tmp_p
     assert same.exit_code == 2 and "distinct names" in same.output
 
 
+def test_pooled_campaigns_read_rates_against_their_own_campaigns_profile(tmp_path: Path) -> None:
+    """Two campaigns on machines of different speed (the second does every kind of work at half the rate,
+    solos and co-runs alike): each co-run's rates relative to the solo profile are read against its own
+    campaign's profile, so the two campaigns' co-runs read the same ratios, those of either campaign alone;
+    against the first campaign's profile the second's would read the machines' difference as a slowdown."""
+    import numpy as np
+    from cotenant.collectors.ratios import CPU_RATE
+    from cotenant.datasets.table import VS_SOLO
+    from labdir_fixture import write_lab_dir
+
+    def with_work_rate(root: Path, scale: float) -> Path:
+        for part in (root / "telemetry" / "table=cgroup").glob("*.parquet"):
+            frame = pl.read_parquet(part).rename({"cpu_usage_seconds_per_second": CPU_RATE})
+            frame.with_columns(pl.col(CPU_RATE) * scale).write_parquet(part)
+        return root
+
+    fast = with_work_rate(write_lab_dir(tmp_path / "fast"), 1.0)
+    slow = with_work_rate(write_lab_dir(tmp_path / "slow"), 0.5)
+    out = tmp_path / "pooled"
+    result = CliRunner().invoke(app, ["pack", str(fast), str(slow), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    column = VS_SOLO + CPU_RATE
+
+    def mean_ratios(table_source: str | Path, prefix: str = "") -> dict[str, float]:
+        table = load_source(table_source)
+        means = table.telemetry.group_by("run_id").agg(pl.col(column).mean())
+        return {str(run).removeprefix(prefix): float(v) for run, v in means.iter_rows()}
+
+    alone = mean_ratios(fast)
+    assert set(alone) == {"r0006", "r0007", "r0008"} and all(np.isfinite(list(alone.values())))
+    assert mean_ratios(slow) == pytest.approx(alone)
+    pooled = mean_ratios(f"bundled:{out}")
+    for run_id, ratio in alone.items():
+        assert pooled[f"fast/{run_id}"] == pytest.approx(ratio)
+        assert pooled[f"slow/{run_id}"] == pytest.approx(ratio)  # not half of it
+
+
 def test_a_packed_campaign_packs_again_with_a_lab_directory(tmp_path: Path) -> None:
     """A campaign whose lab directory is gone packs from its packed dataset: the same runs, labels, profiles
     and noise floor as from its directory, its own provenance (machine, notes) kept, the floor also per
