@@ -33,6 +33,17 @@ def _print_catalogue() -> None:
     Console(stderr=True).print(f"{len(specs)} metrics")
 
 
+def profile_links(given: list[str]) -> dict[str, str]:
+    """``--profile TARGET=PROFILE_ID`` options as target -> profile id (a bad one named in the error)."""
+    links: dict[str, str] = {}
+    for text in given:
+        target, sep, profile_id = text.partition("=")
+        if not sep or not target.strip() or not profile_id.strip():
+            raise typer.BadParameter(f"{text!r} is not TARGET=PROFILE_ID", param_hint="--profile")
+        links[target.strip().strip("/")] = profile_id.strip()
+    return links
+
+
 def collect(
     out: Annotated[
         Path | None, typer.Option("--out", help="output directory (hive-partitioned Parquet)")
@@ -65,6 +76,14 @@ def collect(
             "(about 2 KB) instead of a row a second; raw when the service has no schema to give",
         ),
     ] = False,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--profile",
+            help="with --push: TARGET=PROFILE_ID, the registered solo profile of a target as the collector "
+            "names it (kubepods/pod1; repeatable): the service's host monitoring reads the target against it",
+        ),
+    ] = None,
     cgroup_root: Annotated[Path, typer.Option(help="cgroup filesystem root")] = Path("/sys/fs/cgroup"),
     procfs_root: Annotated[Path, typer.Option(help="procfs root")] = Path("/proc"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -83,6 +102,9 @@ def collect(
         raise typer.BadParameter("--push needs --token", param_hint="--token")
     if compact and not push:
         raise typer.BadParameter("--compact needs --push", param_hint="--compact")
+    if profile and not push:
+        raise typer.BadParameter("--profile needs --push", param_hint="--profile")
+    profiles = profile_links(profile or [])
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
@@ -118,7 +140,9 @@ def collect(
         if push:
             from cotenant.collectors.push import Pusher
 
-            pusher = Pusher(push, token or "", host_name or socket.gethostname(), compact=compact)
+            pusher = Pusher(
+                push, token or "", host_name or socket.gethostname(), compact=compact, profiles=profiles
+            )
             sinks.append(pusher)
             closers.append(pusher.close)
         collector = Collector(config, sinks)

@@ -3,7 +3,8 @@
 The sampling thread only appends to a bounded deque (the oldest batch is dropped, and counted, when the
 service is down for long); a background thread posts batches to ``POST URL/ingest`` with a bearer token,
 retrying with exponential backoff. Body (docs/architecture.md section 5):
-``{"host": str, "samples": [{"timestamp": iso8601, "target": str, "metrics": {name: float}}]}``.
+``{"host": str, "samples": [{"timestamp": iso8601, "target": str, "metrics": {name: float}}]}``, and with
+``--profile TARGET=PROFILE_ID`` the links ``"profiles": {target: profile_id}``.
 
 ``--compact``: every ``push_interval_s`` the batch carries the host's rows as they are and, per workload
 target, only what the placement champion needs: its metrics' summaries over the last window, packed
@@ -19,6 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +127,12 @@ class Pusher:
         max_backoff: float = 30.0,
         compact: bool = False,
         push_interval_s: float = 5.0,
+        profiles: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url
+        # Each workload target's registered solo profile (target -> profile_id), sent with every push: the
+        # service's host monitoring reads a target against its profile without its callers naming it.
+        self.profiles = dict(profiles or {})
         self.endpoint = url.rstrip("/") + "/ingest"
         self.host = host
         self.compact = compact
@@ -204,9 +210,10 @@ class Pusher:
                 continue
             body = self.queue[0]
             try:
-                response = self._client.post(
-                    self.endpoint, json={k: v for k, v in body.items() if k != RAW_FALLBACK}
-                )
+                sent = {k: v for k, v in body.items() if k != RAW_FALLBACK}
+                if self.profiles:
+                    sent["profiles"] = self.profiles
+                response = self._client.post(self.endpoint, json=sent)
                 if response.status_code == httpx.codes.CONFLICT and RAW_FALLBACK in body:
                     self._schema_changed(body, response.text)
                     continue

@@ -82,7 +82,9 @@ def ingest_payload(fleet: DemoFleet, host: str, now: datetime, seconds: int) -> 
                     "metrics": {name: values[second % len(values)] for name, values in series.items()},
                 }
             )
-    return {"host": host, "samples": samples}
+    # Each tenant's registered profile, as a node's collector links them (cotenant collect --profile).
+    links = {tenant_target(slot, profile_id): profile_id for slot, profile_id in enumerate(fleet.hosts[host])}
+    return {"host": host, "samples": samples, "profiles": links}
 
 
 def tenant_target(slot: int, profile_id: str) -> str:
@@ -170,9 +172,10 @@ def example_requests(fleet: DemoFleet) -> dict[str, tuple[str, dict[str, Any]]]:
             {"workload": {"profile_id": fleet.newcomer}, "hosts": nodes, "min_performance": 0.7},
         ),
         # a running tenant's P now, from its host's telemetry and the solo profile it was registered with
+        # (linked to the tenant by its node's collector: the caller names the tenant only)
         "monitoring a running tenant": (
             "/predict_host_degradation",
-            {"host": crowded, "target": tenant_target(0, tenant), "profile_id": tenant},
+            {"host": crowded, "target": tenant_target(0, tenant)},
         ),
         "extender prioritize": (
             "/prioritize",

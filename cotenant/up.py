@@ -242,11 +242,12 @@ def summarise_reply(path: str, reply: Any, fleet: Any) -> str:
             )
         return "\n".join(lines)
     if path == "/predict_host_degradation":
-        estimate = reply["estimate"]
+        estimate, profile = reply["estimate"], reply.get("profile_id")
         return (
             f"{reply['target']} on {reply['host']} beside {reply['neighbours']} neighbours: P "
             f"{estimate['p']:.2f} (80% interval {estimate['lower']:.2f}-{estimate['upper']:.2f}), "
-            f"driven by {estimate['driving_resource']}"
+            f"driven by {estimate['driving_resource']}; "
+            + (f"read against its solo profile {profile}" if profile else "no solo profile")
         )
     if path == "/prioritize":
         ranked = sorted(reply, key=lambda entry: -entry["Score"])

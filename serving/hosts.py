@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -192,6 +192,9 @@ class HostState:
     # Bumped whenever the host's incumbents or their windows may have changed (each re-encode): a cache of
     # encodings by another model (shadow mode) is current while this is unchanged.
     data_version: int = 0
+    # Each workload target's registered solo profile as the host's collector last linked them (target ->
+    # profile_id): host monitoring reads a target's rates against it when the caller names none.
+    profiles: dict[str, str] = field(default_factory=dict)
 
 
 class HostStore:
@@ -225,10 +228,11 @@ class HostStore:
         placement: LoadedModel | None,
         received_at: datetime | None = None,
         summaries: Sequence[CompactSummary] = (),
+        profiles: Mapping[str, str] | None = None,
     ) -> IngestOutcome:
         """Screen the samples (``screen_samples``), append the kept ones to their windows, re-encode."""
         kept, kept_summaries, skipped = screen_push(samples, summaries, received_at or datetime.now(UTC))
-        touched = self.apply(host, kept, placement, summaries=kept_summaries)
+        touched = self.apply(host, kept, placement, summaries=kept_summaries, profiles=profiles)
         return IngestOutcome(touched, len(kept) - skipped.get("no_values", 0), skipped, len(kept_summaries))
 
     def apply(
@@ -239,13 +243,15 @@ class HostStore:
         heard_at: float | None = None,
         summaries: Sequence[CompactSummary] = (),
         encoded: SummaryEncodings | None = None,
+        profiles: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Append screened samples to their windows and re-encode the host; the targets whose windows changed.
 
         ``heard_at`` is when the push arrived on this store's clock (now by default): replicas sharing state
         replay a push with the time it was published, so each of them ages the host alike. ``encoded``: the
         push's summaries already encoded by the replica that received it (``encode_summaries``), used when
-        made by this store's champion instead of encoding them again.
+        made by this store's champion instead of encoding them again. ``profiles``: the collector's links of
+        targets to registered solo profiles, replacing the host's earlier ones (None keeps them).
         """
         now = self.clock() if heard_at is None else heard_at
         with self._lock:
@@ -253,6 +259,8 @@ class HostStore:
             if state is None:
                 self._evict_if_full()
                 state = self.hosts[host] = HostState(host=host)
+            if profiles is not None:
+                state.profiles = dict(profiles)
             touched: set[str] = set()
             for sample in samples:
                 if sample.target != HOST_TARGET and not sample.has_values():
@@ -423,6 +431,11 @@ class HostStore:
             host_window = state.targets.get(HOST_TARGET)
             host_series = host_window.series() if host_window is not None else None
         return own, neighbours, host_series
+
+    def profile_of(self, host: str, target: str) -> str | None:
+        """The solo profile the host's collector linked to ``target`` (None when it linked none)."""
+        state = self.hosts.get(host)
+        return None if state is None else state.profiles.get(target)
 
     def _live_targets(self, state: HostState) -> list[str]:
         """Incumbent targets in a stable order; targets silent past the staleness bound have left the host."""

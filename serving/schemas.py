@@ -115,6 +115,14 @@ class IngestRequest(StrictModel):
         description="the feature schema of the summaries (/feature_schema); another one, or none: 409",
     )
     summaries: list[TargetSummary] = Field(default_factory=list, max_length=10_000)
+    profiles: dict[Name, Name] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="each workload target's registered solo profile (target -> profile_id), as the host's "
+        "collector knows them (cotenant collect --profile TARGET=PROFILE_ID): host monitoring then reads a "
+        "target's rates against its profile without the caller naming it. A push that carries them replaces "
+        "the host's earlier links; one without keeps them",
+    )
 
 
 class FeatureSchemaView(BaseModel):
@@ -204,7 +212,9 @@ class HostDegradationRequest(StrictModel):
 
     host: Name
     target: Name
-    profile_id: Name | None = None  # the target's registered solo profile, as for /predict_degradation
+    # The target's registered solo profile, as for /predict_degradation; omitted, the one the host's collector
+    # linked to the target (IngestRequest.profiles), if any.
+    profile_id: Name | None = None
 
 
 class DegradationResult(BaseModel):
@@ -216,6 +226,11 @@ class DegradationResult(BaseModel):
     # The model's inputs the request could not give (filled with the training mean), e.g. the ``vs_solo__``
     # ones when no profile_id was named: an answer resting on fewer inputs than the model was trained on.
     missing: list[str] = Field(default_factory=list)
+    profile_id: str | None = Field(
+        default=None,
+        description="the solo profile the target's rates were read against: named in the request, or linked "
+        "by the host's collector; null when none (its inputs are then in missing)",
+    )
 
 
 def _exactly_one_of(*fields: str) -> Callable[[dict[str, Any]], None]:

@@ -153,7 +153,7 @@ class InterferencePredictionService:
         self._authorise(ctx)
         summaries = self._compact_summaries(payload)
         try:
-            outcome = self.state.ingest(payload.host, payload.samples, summaries)
+            outcome = self.state.ingest(payload.host, payload.samples, summaries, payload.profiles)
         except StateUnavailable as error:
             raise ServiceUnavailable(str(error)) from error
         self.metrics.ingested(payload.host, outcome.accepted + outcome.summaries)
@@ -247,6 +247,7 @@ class InterferencePredictionService:
             model_version=model.version,
             neighbours=len(payload.neighbours),
             missing=list(estimate.missing),
+            profile_id=payload.profile_id,
         )
 
     @bentoml.api
@@ -262,7 +263,15 @@ class InterferencePredictionService:
         if found is None:
             raise NotFound(f"unknown host/target {payload.host}/{payload.target}")
         own, neighbours, host_series = found
-        solo = self._solo_series(payload.profile_id)
+        if payload.profile_id is not None:
+            profile_id: str | None = payload.profile_id
+            solo = self._solo_series(profile_id)
+        else:
+            # The collector's link: a profile it names that was never registered (or was since lost) leaves
+            # the answer without it, listed in ``missing``; the caller asked for nothing unknown.
+            profile_id = self.hosts.profile_of(payload.host, payload.target)
+            linked = self.profiles.get(profile_id) if profile_id is not None else None
+            solo, profile_id = (linked.series, profile_id) if linked is not None else (None, None)
         estimate = model.predictor.predict_degradation(own, neighbours, host_series, solo)
         view = scoring.estimate_view(estimate)
         self.metrics.predicted(payload.host, payload.target, "monitoring", view.p)
@@ -273,6 +282,7 @@ class InterferencePredictionService:
             host=payload.host,
             target=payload.target,
             missing=list(estimate.missing),
+            profile_id=profile_id,
         )
 
     def _solo_series(self, profile_id: str | None) -> Series | None:

@@ -36,7 +36,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -73,7 +73,11 @@ class StateUnavailable(RuntimeError):
 
 class HostStateWriter(Protocol):
     def ingest(
-        self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
+        self,
+        host: str,
+        samples: Sequence[IngestSample],
+        summaries: Sequence[CompactSummary] = (),
+        profiles: Mapping[str, str] | None = None,
     ) -> IngestOutcome: ...
 
     def register_profile(
@@ -94,9 +98,13 @@ class LocalState:
         self.hosts, self.profiles, self.placement = hosts, profiles, placement
 
     def ingest(
-        self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
+        self,
+        host: str,
+        samples: Sequence[IngestSample],
+        summaries: Sequence[CompactSummary] = (),
+        profiles: Mapping[str, str] | None = None,
     ) -> IngestOutcome:
-        return self.hosts.ingest(host, samples, self.placement(), summaries=summaries)
+        return self.hosts.ingest(host, samples, self.placement(), summaries=summaries, profiles=profiles)
 
     def register_profile(
         self,
@@ -228,10 +236,16 @@ class RedisState:
 
     # ---- writes --------------------------------------------------------------------------------------------
     def ingest(
-        self, host: str, samples: Sequence[IngestSample], summaries: Sequence[CompactSummary] = ()
+        self,
+        host: str,
+        samples: Sequence[IngestSample],
+        summaries: Sequence[CompactSummary] = (),
+        profiles: Mapping[str, str] | None = None,
     ) -> IngestOutcome:
         kept, kept_summaries, skipped = screen_push(samples, summaries, datetime.now(UTC))
         fields = {"kind": "ingest", "host": host, "samples": encode_samples(kept)}
+        if profiles is not None:  # the collector's links travel with its push, in the log's order
+            fields["profiles"] = json.dumps(dict(profiles), separators=(",", ":")).encode()
         compact = None
         if kept_summaries:
             # Encoded once, here: every replica would otherwise run the same model on the same summaries
@@ -389,7 +403,8 @@ class RedisState:
                 summaries = decode_summaries(fields[b"summaries"])
                 encoded = unpack_encodings(fields[b"encodings"]) if b"encodings" in fields else None
             samples = decode_samples(fields[b"samples"])
-            self.hosts.apply(host, samples, placement, entry_seconds(entry_id), summaries, encoded)
+            profiles = json.loads(fields[b"profiles"]) if b"profiles" in fields else None
+            self.hosts.apply(host, samples, placement, entry_seconds(entry_id), summaries, encoded, profiles)
         elif kind == b"profile":
             profile_id = fields[b"profile_id"].decode()
             stored = self.client.hget(self.profiles_key, profile_id)

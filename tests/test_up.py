@@ -63,13 +63,17 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
     examples = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "examples").glob("*.json")}
     assert set(examples) == {name.replace(" ", "-") for name in names}
     assert examples["extender-prioritize"]["Pod"]["metadata"]["labels"]["cotenant.io/profile"]
-    # Monitoring names the tenant's registered profile (its rates are read relative to it) and answers a P
-    # with its interval for the crowded node's first incumbent, beside the other two.
+    # Monitoring names the tenant only: its node's collector linked it to its registered profile, which its
+    # rates are read against; a P with its interval for the crowded node's first incumbent, beside the other
+    # two.
     monitored = examples["monitoring-a-running-tenant"]
-    assert monitored["target"] == f"pod-1-{monitored['profile_id']}"[:253]
-    assert re.search(
-        r"pod-1-\S+ on demo-node-\d+ beside 2 neighbours: P (0\.\d\d|1\.00) \(80% interval", first.stdout
-    ), first.stdout[-3000:]
+    assert set(monitored) == {"host", "target"} and monitored["target"].startswith("pod-1-")
+    found = re.search(
+        r"(pod-1-\S+) on demo-node-\d+ beside 2 neighbours: P (0\.\d\d|1\.00) \(80% interval.*"
+        r"read against its solo profile (\S+)",
+        first.stdout,
+    )
+    assert found and found[1] == f"pod-1-{found[3]}"[:253], first.stdout[-3000:]
     # The ranked demo: the fleet's two empty nodes first, then the occupied ones; the service's own output
     # (an access-log line per ingest) goes to its log file, not to the console.
     ranked = [line for line in first.stdout.splitlines() if re.match(r"\s+\d+\. demo-node-\d+ ", line)]

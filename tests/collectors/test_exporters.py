@@ -70,7 +70,8 @@ def test_push_never_blocks_and_counts_drops_when_service_is_down() -> None:
 
 
 def test_the_command_pushes_without_writing_parquet(tmp_path: Path) -> None:
-    """`cotenant collect --push URL` alone (the README's node-agent line): no --out, nothing written."""
+    """`cotenant collect --push URL` alone (the README's node-agent line): no --out, nothing written; the
+    target's link to its registered profile (--profile) goes with every push."""
     import subprocess
     import sys
 
@@ -90,6 +91,8 @@ def test_the_command_pushes_without_writing_parquet(tmp_path: Path) -> None:
         "secret",
         "--host-name",
         "node-9",
+        "--profile",
+        "lab/a=web",
         "--duration",
         "2",
         "--cgroup-root",
@@ -102,8 +105,23 @@ def test_the_command_pushes_without_writing_parquet(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "pushing to http://127.0.0.1" in done.stderr
     assert not list(tmp_path.iterdir())  # no Parquet anywhere
-    samples = [s for body in Ingest.bodies if body["host"] == "node-9" for s in body["samples"]]
-    assert any(s["target"] == "lab/a" for s in samples)
+    bodies = [body for body in Ingest.bodies if body["host"] == "node-9"]
+    assert any(s["target"] == "lab/a" for body in bodies for s in body["samples"])
+    assert bodies and all(body["profiles"] == {"lab/a": "web"} for body in bodies)
+
+
+def test_a_profile_link_that_is_not_target_equals_profile_is_refused_naming_the_option() -> None:
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-c",
+        "import typer; from cotenant.collectors.cli import collect; typer.run(collect)",
+        *("--push", "http://127.0.0.1:9", "--token", "t", "--profile", "lab/a"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--profile" in done.stderr and "TARGET=PROFILE_ID" in done.stderr
 
 
 def test_the_command_needs_somewhere_to_send_samples() -> None:

@@ -132,6 +132,36 @@ def test_degradation_reads_the_targets_registered_profile_and_names_an_unknown_o
     assert 0 < known.estimate.p <= 1
 
 
+def test_host_monitoring_reads_the_profile_the_collector_linked(service: Any) -> None:
+    """A collector that knows each target's registered profile pushes the links with its samples: host
+    monitoring then reads the target against its profile without the caller naming it (the same answer as
+    naming it), says which profile it read, answers a link to a profile never registered without one, and
+    keeps the links until a push carries new ones."""
+    register(service, "web")
+    monitoring = service.champions.champions.monitoring.predictor
+    solo_inputs = {f for f in monitoring.metadata.features if f.startswith(VS_SOLO)}
+    body = ingest_payload("node-a", np.random.default_rng(5))
+    links = {"kubepods/pod1": "web", "kubepods/pod0": "gone"}
+    linked = IngestRequest.model_validate({**body, "profiles": links})
+    service.state.ingest(linked.host, linked.samples, profiles=linked.profiles)
+
+    def ask(target: str, profile_id: str | None = None) -> Any:
+        request = HostDegradationRequest(host="node-a", target=target, profile_id=profile_id)
+        return service.predict_host_degradation(request)
+
+    found, named, plain = ask("kubepods/pod1"), ask("kubepods/pod1", "web"), ask("kubepods/pod0")
+    assert found.profile_id == named.profile_id == "web" and not solo_inputs & set(found.missing)
+    assert found.estimate == named.estimate
+    assert plain.profile_id is None and solo_inputs <= set(plain.missing)  # "gone" was never registered
+    assert ask("kubepods/pod0", "web").profile_id == "web"  # the caller's profile comes first
+    unlinked = IngestRequest.model_validate(ingest_payload("node-a", np.random.default_rng(6)))
+    service.state.ingest(unlinked.host, unlinked.samples)  # a push without links keeps them
+    assert ask("kubepods/pod1").profile_id == "web"
+    service.state.ingest(unlinked.host, unlinked.samples, profiles={})  # one with links replaces them
+    dropped = ask("kubepods/pod1")
+    assert dropped.profile_id is None and solo_inputs <= set(dropped.missing)
+
+
 def test_extender_verbs_on_a_recorded_request(service: Any) -> None:
     for host, seed in (("node-a", 1), ("node-b", 2)):
         feed(service, host, seed)

@@ -98,6 +98,13 @@ def test_replicas_answer_alike_for_nodes_pushed_to_either(make_replica: Callable
     wait_until(lambda: first.profiles.get("web") is not None, what="the profile on the other replica")
     answers = placements(first)
     assert answers == placements(second)
+    # a collector's links of targets to profiles reach every replica with its push
+    body = ingest_payload("node-a", np.random.default_rng(3), intensity=0.3)
+    linked = IngestRequest.model_validate({**body, "profiles": {"kubepods/pod1": "web"}})
+    second.state.ingest(linked.host, linked.samples, profiles=linked.profiles)
+    wait_until(lambda: first.hosts.profile_of("node-a", "kubepods/pod1") == "web", what="the link elsewhere")
+    answers = placements(first)
+    assert answers == placements(second)
     by_host = {p["host"]: p for p in answers}
     assert by_host["node-a"]["status"] == by_host["node-b"]["status"] == "scored"
     assert by_host["node-a"]["score"] != by_host["node-b"]["score"]  # real, different answers
