@@ -298,6 +298,10 @@ class HostView(BaseModel):
     last_seen: datetime
     age_s: float
     stale: bool
+    profiles: dict[str, str] = Field(
+        default_factory=dict,
+        description="each target's registered solo profile, as its collector linked them",
+    )
 
 
 class HostList(BaseModel):

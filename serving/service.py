@@ -334,6 +334,7 @@ class InterferencePredictionService:
                     last_seen=snapshot.last_seen_wall,
                     age_s=self.hosts.age_s(state.last_seen),
                     stale=self.hosts.is_stale(state.last_seen),
+                    profiles={t: p for t, p in state.profiles.items() if t in snapshot.incumbents},
                 )
             )
         return HostList(hosts=sorted(views, key=lambda v: v.host), stale_after_s=self.settings.stale_after_s)

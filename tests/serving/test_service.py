@@ -149,6 +149,8 @@ def test_host_monitoring_reads_the_profile_the_collector_linked(service: Any) ->
         request = HostDegradationRequest(host="node-a", target=target, profile_id=profile_id)
         return service.predict_host_degradation(request)
 
+    (view,) = [v for v in service.list_hosts().hosts if v.host == "node-a"]
+    assert view.profiles == links  # operators see each target's link
     found, named, plain = ask("kubepods/pod1"), ask("kubepods/pod1", "web"), ask("kubepods/pod0")
     assert found.profile_id == named.profile_id == "web" and not solo_inputs & set(found.missing)
     assert found.estimate == named.estimate
