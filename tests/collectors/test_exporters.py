@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -18,6 +20,13 @@ from cotenant.collectors.runner import Collector
 from cotenant.serving.local_servers import free_port
 
 SOURCES = ("host_memory", "cgroup_v2")
+
+
+def run_collect(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``cotenant collect ARGS`` in a fresh interpreter (its exit status and output as a user sees them)."""
+    program = "import typer; from cotenant.collectors.cli import collect; typer.run(collect)"
+    command = [sys.executable, "-c", program, *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 class Ingest(BaseHTTPRequestHandler):
@@ -72,17 +81,11 @@ def test_push_never_blocks_and_counts_drops_when_service_is_down() -> None:
 def test_the_command_pushes_without_writing_parquet(tmp_path: Path) -> None:
     """`cotenant collect --push URL` alone (the README's node-agent line): no --out, nothing written; the
     target's link to its registered profile (--profile) goes with every push."""
-    import subprocess
-    import sys
-
     Ingest.bodies.clear()
     server = HTTPServer(("127.0.0.1", 0), Ingest)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     roots = fixture_roots("v2")
-    command = [
-        sys.executable,
-        "-c",
-        "import typer; from cotenant.collectors.cli import collect; typer.run(collect)",
+    done = run_collect(
         "--cgroup",
         f"{roots.cgroup}/lab/a",  # an absolute path, as copied from the cgroup filesystem
         "--push",
@@ -99,8 +102,8 @@ def test_the_command_pushes_without_writing_parquet(tmp_path: Path) -> None:
         str(roots.cgroup),
         "--procfs-root",
         str(roots.procfs),
-    ]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        cwd=tmp_path,
+    )
     server.shutdown()
     assert done.returncode == 0, done.stderr
     assert "pushing to http://127.0.0.1" in done.stderr
@@ -111,37 +114,17 @@ def test_the_command_pushes_without_writing_parquet(tmp_path: Path) -> None:
 
 
 def test_a_profile_link_that_is_not_target_equals_profile_is_refused_naming_the_option() -> None:
-    import subprocess
-    import sys
-
-    command = [
-        sys.executable,
-        "-c",
-        "import typer; from cotenant.collectors.cli import collect; typer.run(collect)",
-        *("--push", "http://127.0.0.1:9", "--token", "t", "--profile", "lab/a"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = run_collect("--push", "http://127.0.0.1:9", "--token", "t", "--profile", "lab/a")
     assert done.returncode == 2 and "--profile" in done.stderr and "TARGET=PROFILE_ID" in done.stderr
 
 
 def test_the_command_needs_somewhere_to_send_samples() -> None:
-    import subprocess
-    import sys
-
-    command = [
-        sys.executable,
-        "-c",
-        "import typer; from cotenant.collectors.cli import collect; typer.run(collect)",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = run_collect()
     assert done.returncode == 2 and "--out (Parquet), --push" in done.stderr
 
 
 def test_an_agent_without_parquet_never_loads_the_writer_libraries() -> None:
     """Pushing or serving Prometheus needs no Parquet: Polars and numpy (about 50 MiB RSS) stay unloaded."""
-    import subprocess
-    import sys
-
     roots = fixture_roots("v2")
     program = (
         "import sys, threading\nfrom pathlib import Path\n"
