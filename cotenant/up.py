@@ -27,12 +27,14 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 # evaluate` writes them). Every one is trained on the same split; the alias rule makes champion the one with
 # the lowest MAE on the split's validation programs among those the promotion gate lets through
 # (training/gate.py, training/tracking.py). placement-probes needs the lab's probes in the data; without them
-# it is skipped. CloudFormer starts from the solo-relative prior, its variant chosen on validation programs
-# (reports/evaluation).
+# it is skipped. CloudFormer and gradient boosting start from the solo-relative prior, their variants chosen
+# on validation programs (reports/evaluation); the solo-relative heuristic itself stands beside them, so that
+# the service answers with no learned model where none beats it.
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
         "cloudformer[solo_prior=true,early_stopping_patience=4,members=5]",
-        "hist-gradient-boosting",
+        "hist-gradient-boosting[solo_prior=true]",
+        "solo-relative",
     ],
     REGISTERED["placement"]: ["placement-probes", "placement", "placement-forest"],
 }

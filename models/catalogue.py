@@ -11,6 +11,7 @@ from cotenant.models import (  # noqa: F401  (imported for their @register side 
     placement_forest,
     placement_probes,
     random_forest,
+    solo_relative,
 )
 from cotenant.models.base import MODELS, ModelSpec, models_for
 

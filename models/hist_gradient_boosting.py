@@ -12,17 +12,24 @@ class HistGradientBoostingConfig(ModelConfig):
     learning_rate: float = 0.05
     max_leaf_nodes: int = 15
     seed: int = 0
+    # Learn the departures from the solo-relative heuristic rather than P itself (models/solo_prior.py).
+    solo_prior: bool = False
 
 
 def build(cfg: HistGradientBoostingConfig, shape: DataShape) -> Any:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    return HistGradientBoostingRegressor(
+    estimator = HistGradientBoostingRegressor(
         max_iter=cfg.max_iter,
         learning_rate=cfg.learning_rate,
         max_leaf_nodes=cfg.max_leaf_nodes,
         random_state=cfg.seed,
     )
+    if not cfg.solo_prior:
+        return estimator
+    from cotenant.models.solo_prior import SoloPriorRegressor
+
+    return SoloPriorRegressor(estimator)
 
 
 register(

@@ -19,6 +19,7 @@ TRUSTED_PREFIXES = (
     "builtins.",
     "cotenant.models.gamma_glm.",
     "cotenant.models.placement_probes.",
+    "cotenant.models.solo_prior.",
 )
 
 

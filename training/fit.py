@@ -134,9 +134,9 @@ def _fit_monitoring(
         n_inputs = len(features)
     else:
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
-        model, residual_quantiles, training_scores = _fit_tabular(
-            spec.build(model_cfg, shape), x, train.y, train_apps
-        )
+        estimator = spec.build(model_cfg, shape)
+        tell_solo_prior(estimator, data.stats)
+        model, residual_quantiles, training_scores = _fit_tabular(estimator, x, train.y, train_apps)
         n_inputs = x.shape[1]
     metadata = _metadata(
         spec,
@@ -187,15 +187,17 @@ def _fit_monitoring(
     )
 
 
-def tell_solo_prior(module: Any, stats: FeatureStats) -> None:
-    """Give every part of ``module`` that can start from the solo-relative CPU prior (``set_prior``) the
-    column carrying it and that column's normalisation; nothing where the inputs lack it."""
+def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
+    """Give every part of ``model`` (a torch module's parts, or a scikit-learn estimator) that can start from
+    the solo-relative CPU prior (``set_prior``) the input column carrying it and that column's normalisation;
+    nothing where the inputs lack it. A tabular model reads the column's mean over time at the same index
+    (``base.summarise`` puts the means first)."""
     from cotenant.collectors.ratios import CPU_RATE
 
     if VS_SOLO + CPU_RATE not in stats.names:
         return
     column = stats.names.index(VS_SOLO + CPU_RATE)
-    for part in module.modules():
+    for part in model.modules() if hasattr(model, "modules") else [model]:
         if hasattr(part, "set_prior"):
             part.set_prior(column, float(stats.mean[column]), float(stats.std[column]))
 
