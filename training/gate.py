@@ -31,7 +31,9 @@ from cotenant.training.references import CPU_DEMAND_METRIC, Law, utilisation_pre
 # placement-probes is level with the fair share (9.46 vs 9.48 pp on the test folds; 5.88 vs 5.54 pp on fold
 # 0's validation programs), and on today's bundled data the monitoring CloudFormer with the solo prior is
 # level with the solo-relative heuristic (4.99 vs 5.09 pp), so gating on them would leave the main job with
-# no model at all rather than one as good as the best heuristic.
+# no model at all rather than one as good as the best heuristic. The solo-relative heuristic is a servable
+# model instead (``solo-relative``), a candidate beside the learned ones (``cotenant.up.CHAMPIONS``): where
+# nothing learned beats it on validation programs, it is champion.
 GATE_HEURISTICS: dict[str, Law] = {"utilisation": "proportional"}
 
 

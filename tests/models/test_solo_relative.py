@@ -187,3 +187,56 @@ def test_the_mlflow_model_takes_the_targets_solo_profile(table: RunTable, tmp_pa
 
     assert answered["p"].tolist() == pytest.approx([direct(True), direct(False)], abs=1e-9)
     assert answered["p"][0] != pytest.approx(answered["p"][1], abs=1e-6)  # the profile changes the answer
+
+
+def test_the_served_heuristic_answers_the_reference_through_the_artifact(table: RunTable, tmp_path) -> None:
+    """``solo-relative`` trained and saved as any tabular model answers each test run ``min(1, mean CPU
+    ratio)``, the reference's answer, and its interval is calibrated around that."""
+    split = leave_programs_out(table, k=4)[0]
+    outcome = fit_model(table, split, TrainConfig(model="solo-relative", input_clip=None, progress=False))
+    reference = dict(solo_relative_predictions(table).iter_rows())
+    answered = dict(zip(outcome.test_runs, outcome.predicted[:, 1], strict=True))
+    known = [run for run in outcome.test_runs if run in reference]
+    assert len(known) > 10
+    np.testing.assert_allclose([answered[r] for r in known], [reference[r] for r in known], atol=1e-9)
+    assert (outcome.predicted[:, 0] <= outcome.predicted[:, 1]).all()
+    assert (outcome.predicted[:, 0] < outcome.predicted[:, 2]).any()  # an interval, not a point
+    outcome.predictor.save(tmp_path)
+    loaded = Predictor.load(tmp_path)
+    runs = [np.full((6, loaded.metadata.n_inputs), value, dtype=np.float32) for value in (-1.0, 0.0, 1.0)]
+    np.testing.assert_allclose(
+        loaded.predict_normalised(runs), outcome.predictor.predict_normalised(runs), rtol=1e-9
+    )
+    assert len(set(np.round(loaded.predict_normalised(runs)[:, 1], 6))) == 3  # it reads the ratio
+
+
+def test_the_served_heuristic_is_refused_on_data_without_solo_profiles(tiny_table: RunTable) -> None:
+    assert not tiny_table.solo_relative_columns
+    with pytest.raises(ValueError, match="vs_solo__"):
+        fit_model(tiny_table, leave_programs_out(tiny_table, k=2)[0], TrainConfig(model="solo-relative"))
+
+
+def test_boosting_on_the_departures_keeps_the_prior_beyond_the_training_levels(tmp_path) -> None:
+    """Trained on programs whose CPU ratios lie in 0.2-0.5 with P = ratio - 0.05, a tree on P answers an
+    unseen program at ratio 0.9 with the levels it saw; one on the departures answers about 0.85."""
+    from cotenant.models.solo_prior import SoloPriorRegressor
+    from cotenant.models.tabular import load_estimator, save_estimator
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(0)
+    ratio = rng.uniform(0.2, 0.5, 400)
+    features = np.column_stack([ratio, rng.normal(size=400)])  # the summary's first column: the ratio
+    labels = ratio - 0.05
+    unseen = np.array([[0.9, 0.0]])
+    plain = HistGradientBoostingRegressor(random_state=0).fit(features, labels)
+    assert plain.predict(unseen)[0] < 0.5
+    prior = SoloPriorRegressor(HistGradientBoostingRegressor(random_state=0))
+    prior.set_prior(0, 0.0, 1.0)
+    prior.fit(features, labels)
+    assert prior.predict(unseen)[0] == pytest.approx(0.85, abs=0.01)
+    save_estimator(prior, tmp_path / "estimator.skops")  # stored pickle-free and loaded as trusted
+    np.testing.assert_allclose(
+        load_estimator(tmp_path / "estimator.skops").predict(unseen), prior.predict(unseen)
+    )
+    without = SoloPriorRegressor(HistGradientBoostingRegressor(random_state=0)).fit(features, labels)
+    np.testing.assert_allclose(without.predict(unseen), np.clip(plain.predict(unseen), 1e-3, 1.0))

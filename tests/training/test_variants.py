@@ -84,6 +84,15 @@ def test_the_variant_is_chosen_by_validation_error_never_by_test_error() -> None
     assert math.isclose(found["cloudformer_over_noise_floor"], 3.0)
     assert math.isclose(found["noise_floor_mean_pp"], 6.0)
     assert "solo-vs-solo |1 - P| is 6.00 pp" in "\n".join(targets_markdown(report))
+    # A baseline competes in its variant chosen on validation too, however its test error compares.
+    report["models"]["hist-gradient-boosting[solo_prior=True]"] = _entry(
+        "hist-gradient-boosting", test_mae=11.0, validation_mae=0.5
+    )
+    report["models"]["linear"] = _entry("linear", test_mae=14.0, validation_mae=2.0)
+    assert targets(report)["best_baseline"] == "hist-gradient-boosting[solo_prior=True]"
+    assert math.isclose(targets(report)["cloudformer_over_best_baseline"], 12.0 / 11.0)
+    report["models"]["solo-relative"] = _entry("solo-relative", test_mae=8.0, validation_mae=3.0)
+    assert targets(report)["best_baseline"] == "solo-relative"  # the hardest of the chosen competitors
     report["models"]["cloudformer[members=3]"]["validation_mae"] = None
     report["models"]["cloudformer[blocks=2]"]["validation_mae"] = None
     report["models"]["cloudformer"]["validation_mae"] = None
