@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from cotenant.models.base import DataShape, ModelConfig, ModelSpec, register
 
@@ -12,6 +12,8 @@ class HistGradientBoostingConfig(ModelConfig):
     learning_rate: float = 0.05
     max_leaf_nodes: int = 15
     seed: int = 0
+    # absolute_error fits the median, what an MAE rewards, and heeds a noisy label's size less.
+    loss: Literal["squared_error", "absolute_error"] = "squared_error"
     # Learn the departures from the solo-relative heuristic rather than P itself (models/solo_prior.py).
     solo_prior: bool = False
 
@@ -23,6 +25,7 @@ def build(cfg: HistGradientBoostingConfig, shape: DataShape) -> Any:
         max_iter=cfg.max_iter,
         learning_rate=cfg.learning_rate,
         max_leaf_nodes=cfg.max_leaf_nodes,
+        loss=cfg.loss,
         random_state=cfg.seed,
     )
     if not cfg.solo_prior:
