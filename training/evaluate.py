@@ -29,6 +29,7 @@ from cotenant.training.learning_curve import (
 from cotenant.training.metrics import BAND_NAMES, error_bands, errors_pp, mean_std, per_application
 from cotenant.training.references import (
     constant_reference,
+    repeat_reference,
     solo_relative_reference,
     utilisation_reference,
 )
@@ -138,6 +139,7 @@ def evaluate_models(
     report["utilisation_reference"] = utilisation_reference(table, splits)
     report["fair_share_reference"] = utilisation_reference(table, splits, law="fair")
     report["solo_relative_reference"] = solo_relative_reference(table, splits)
+    report["repeat_reference"] = repeat_reference(table)
     report["targets"] = targets(report)
     return report
 

@@ -199,8 +199,8 @@ def targets_markdown(report: dict[str, Any]) -> list[str]:
         + (
             ""
             if t["noise_floor_mean_pp"] is None
-            else f" (the labels' mean solo-vs-solo |1 - P| is {t['noise_floor_mean_pp']:.2f} pp: about "
-            "what a predictor of each run's expected P would score, for an MAE is a mean)"
+            else f" (the labels' mean solo-vs-solo |1 - P| is {t['noise_floor_mean_pp']:.2f} pp: an MAE is a "
+            "mean, and the deviations have a long tail)"
         )
         + ".",
         "- its 80% interval coverage: "
@@ -248,6 +248,17 @@ def references_markdown(report: dict[str, Any]) -> list[str]:
             f"- Solo-relative heuristic (monitoring: P = min(1, the target's mean CPU use in the co-run / "
             f"its mean CPU use in its own solo profile), no learning): {solo['mean']:.2f} +- "
             f"{solo['std']:.2f} pp."
+        )
+    repeats = report.get("repeat_reference")
+    if repeats:
+        lines.append(
+            f"- Repeated co-runs (the labels' own spread under interference: {repeats['runs']} measurements "
+            f"of {repeats['configurations']} co-runs the lab measured more than once, the same target "
+            "configuration, load and neighbours, each against the median of the other measurements, as the "
+            f"noise floor reads solos): median {repeats['median']:.2f} pp, mean {repeats['mean']:.2f} pp, "
+            f"p90 {repeats['p90']:.2f} pp. Two measurements differ by more than either does from the "
+            "co-run's expected P, so the mean bounds from above what a predictor of every co-run's expected "
+            "P would score."
         )
     if not lines:
         return []

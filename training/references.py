@@ -11,7 +11,8 @@
 - for the monitoring task, a **solo-relative heuristic**: no learning, the target's CPU use during the co-run
   over its mean CPU use in its own solo profile, ``P = min(1, mean vs_solo CPU)`` (``collectors.ratios``): a
   CPU-bound program slowed to P runs at P times its solo rate. Only where the table has the target's profile;
-- the labels' **noise floor** (reported by the source itself).
+- the labels' **noise floor** (reported by the source itself: solo vs solo), and beside it the co-runs' own
+  spread where the lab measured a co-run more than once (``repeat_reference``).
 """
 
 from __future__ import annotations
@@ -126,3 +127,41 @@ def solo_relative_reference(table: RunTable, splits: list[Split]) -> dict[str, A
         return None
     mean, std = mean_std(maes)
     return {"mean": mean, "std": std, "metric": CPU_DEMAND_METRIC, "runs": labelled.height}
+
+
+# What makes two co-runs measurements of the same thing: the target's configuration, its load or schedule and
+# its neighbours (a set: the order they were started in is no property of the co-run).
+REPEAT_KEY = ("application", "config_key", "scenario", "load")
+
+
+def repeat_reference(table: RunTable) -> dict[str, Any] | None:
+    """The labels' spread where interference is present: every co-run the lab measured more than once (the
+    same target configuration, load and neighbours; different campaigns and days included) against the median
+    of the other measurements of it, |P - P_others| in pp, as the noise floor reads solos. Two measurements
+    each off the co-run's expected P differ by more than either does from it (about 1.4 x for Gaussian noise),
+    so the mean bounds from above what a predictor of every co-run's expected P would score. None where no
+    co-run was repeated."""
+    runs = table.runs.filter(pl.col("has_neighbours"))
+    if runs.is_empty() or not set(REPEAT_KEY) <= set(runs.columns) or "neighbours" not in runs.columns:
+        return None
+    grouped = (
+        runs.with_columns(pl.col("neighbours").list.sort().list.join("+").alias("neighbour_set"))
+        .group_by([*REPEAT_KEY, "neighbour_set"])
+        .agg(pl.col("label"))
+        .filter(pl.col("label").list.len() >= 2)
+    )
+    deviations = []
+    for labels in grouped["label"].to_list():
+        values = np.asarray(labels, dtype=float)
+        for i, value in enumerate(values):
+            deviations.append(abs(value - float(np.median(np.delete(values, i)))))
+    if not deviations:
+        return None
+    pp = 100 * np.asarray(deviations)
+    return {
+        "runs": len(deviations),
+        "configurations": grouped.height,
+        "median": float(np.median(pp)),
+        "mean": float(pp.mean()),
+        "p90": float(np.quantile(pp, 0.9)),
+    }

@@ -127,8 +127,9 @@ class NoiseFloor:
     median_abs_deviation: float  # median |1 - ratio| over solo rows
     p90_abs_deviation: float
     mean_solo_label: float  # mean clipped P of solo rows (1.0 would be a noiseless machine)
-    # Mean |1 - ratio|: about the MAE a predictor that knew each run's expected P would still score, since an
-    # MAE is a mean and these deviations have a long tail (the median says how quiet a typical run is).
+    # Mean |1 - ratio| beside the median: an MAE is a mean, and these deviations have a long tail (the median
+    # says how quiet a typical run is). Each solo is read against the median of the others, themselves noisy,
+    # so both overstate a single run's distance from its expected P.
     mean_abs_deviation: float = float("nan")
 
     def describe(self) -> str:

@@ -87,3 +87,40 @@ def test_runs_measured_on_a_smaller_node_share_that_nodes_cores() -> None:
         assert predicted[first] < on_the_machine[first]
     table.meta = {k: v for k, v in table.meta.items() if k != "machine"}
     assert np.isnan(table.run_cores([second]))[0] and table.run_cores([first]).tolist() == [1.0]
+
+
+def test_repeated_co_runs_are_read_against_the_median_of_their_other_measurements() -> None:
+    """Co-runs of the same target configuration, load and neighbours (in any order) are one measurement
+    repeated: each is read against the median of the others; a co-run measured once, a solo, or the same
+    target with other neighbours is no repeat."""
+    from types import SimpleNamespace
+
+    from cotenant.training.references import repeat_reference
+
+    def run(label: float, neighbours: list[str], has_neighbours: bool = True, load: str = "level 1") -> dict:
+        return {
+            "application": "app",
+            "config_key": "app/level=1",
+            "scenario": "static",
+            "load": load,
+            "neighbours": neighbours,
+            "has_neighbours": has_neighbours,
+            "label": label,
+        }
+
+    runs = pl.DataFrame(
+        [
+            run(0.50, ["a", "b"]),
+            run(0.60, ["b", "a"]),  # the same neighbours started in the other order
+            run(0.80, ["a", "b"]),
+            run(0.70, ["a"]),  # other neighbours: measured once
+            run(0.40, ["a", "b"], load="level 2"),  # another load: measured once
+            run(1.00, [], has_neighbours=False),
+            run(0.98, [], has_neighbours=False),
+        ]
+    )
+    found = repeat_reference(SimpleNamespace(runs=runs))  # type: ignore[arg-type]
+    # 0.50 vs median(0.60, 0.80) = 0.70; 0.60 vs 0.65; 0.80 vs 0.55: 20, 5 and 25 pp.
+    assert found is not None and (found["runs"], found["configurations"]) == (3, 1)
+    assert found["median"] == pytest.approx(20.0) and found["mean"] == pytest.approx(50 / 3)
+    assert repeat_reference(SimpleNamespace(runs=runs[3:])) is None  # type: ignore[arg-type]

@@ -83,7 +83,7 @@ def test_the_variant_is_chosen_by_validation_error_never_by_test_error() -> None
     assert math.isclose(found["cloudformer_over_best_baseline"], 1.2)
     assert math.isclose(found["cloudformer_over_noise_floor"], 3.0)
     assert math.isclose(found["noise_floor_mean_pp"], 6.0)
-    assert "solo-vs-solo |1 - P| is 6.00 pp" in "\n".join(targets_markdown(report))
+    assert "solo-vs-solo |1 - P| is 6.00 pp: an MAE is a mean" in "\n".join(targets_markdown(report))
     # A baseline competes in its variant chosen on validation too, however its test error compares.
     report["models"]["hist-gradient-boosting[solo_prior=True]"] = _entry(
         "hist-gradient-boosting", test_mae=11.0, validation_mae=0.5
