@@ -39,6 +39,11 @@ PREFIXES = ("self__", "neighbour_mean__", "vs_solo__", "host__")
 P_FLOOR = 1e-3
 
 
+class UnsuitableData(ValueError):
+    """The data lacks what the model needs (solo profiles, probes): a wrong pairing of model and data, which
+    the command line reports naming the data rather than as a failure of the code."""
+
+
 class ModelConfig(BaseModel):
     """Base of every model's typed config (pydantic: validated, JSON round-trips into predictor.json)."""
 

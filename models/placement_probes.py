@@ -45,7 +45,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
-from cotenant.models.base import P_FLOOR, DataShape, ModelConfig, ModelSpec, register
+from cotenant.models.base import P_FLOOR, DataShape, ModelConfig, ModelSpec, UnsuitableData, register
 from pydantic import Field, model_validator
 
 PROBE_PREFIX = "probe:"  # as datasets.tensors names them (kept here so that loading needs no Polars)
@@ -656,7 +656,7 @@ class ProbePlacementModel:
         rows = rows.astype(np.float64)
         measured = rows[np.nan_to_num(rows[:, self.measured_column]) >= 0.5]
         if not len(measured):
-            raise ValueError("placement-probes: no training workload has measured probes")
+            raise UnsuitableData("placement-probes: no training workload has measured probes")
         targets = measured[:, self.deficit_columns]
         fill = np.nanmedian(targets, axis=0)
         targets = np.where(np.isnan(targets), np.nan_to_num(fill), targets)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cotenant.models.base import P_FLOOR
+from cotenant.models.base import P_FLOOR, UnsuitableData
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 
@@ -56,7 +56,7 @@ class SoloPriorRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, features: np.ndarray, labels: np.ndarray) -> SoloPriorRegressor:
         if self.prior_column < 0 and self.requires_prior:
-            raise ValueError(
+            raise UnsuitableData(
                 "the solo-relative prior needs the target's rates over its solo profile (vs_solo__ inputs): "
                 "data with solo profiles"
             )

@@ -90,7 +90,12 @@ def train(
         model_options=json.loads(model_options),
         enforce_gate=enforce_gate,
     )
-    result = run_training(choice.config(base))
+    from cotenant.models.base import UnsuitableData
+
+    try:
+        result = run_training(choice.config(base))
+    except UnsuitableData as error:
+        raise typer.BadParameter(f"{escape(model)}: {error}", param_hint="--data") from error
     from cotenant.training.run import is_global_zero
 
     if not is_global_zero():

@@ -61,6 +61,10 @@ def test_train_takes_a_variant_as_evaluate_writes_it(tmp_path: Path) -> None:
     refused = CliRunner().invoke(app, [*command, "decision-forest[search_iterations=2]"])
     assert refused.exit_code == 2
     assert "--model" in refused.output and "'decision-forest' is not a registered model" in refused.output
+    # A model the data cannot feed (the synthetic source has no solo profiles) is refused naming --data.
+    unsuitable = CliRunner().invoke(app, [*command, "solo-relative"])
+    assert unsuitable.exit_code == 2, unsuitable.output
+    assert "--data" in unsuitable.output and "vs_solo__" in " ".join(unsuitable.output.split())
 
 
 @pytest.mark.slow
