@@ -19,11 +19,14 @@ from cotenant.datasets.table import SELF, RunTable
 CHUNK_ROWS = 16_384
 
 
-def monitoring_features(table: RunTable, include_host: bool = True) -> list[str]:
-    """Per-second input columns: self__*, neighbour_mean__*, vs_solo__* (where the table has solo profiles)
-    and (optionally) host__*."""
+def monitoring_features(
+    table: RunTable, include_host: bool = True, include_own_levels: bool = True
+) -> list[str]:
+    """Per-second input columns: (optionally) self__*, neighbour_mean__*, vs_solo__* (where the table has
+    solo profiles) and (optionally) host__*."""
+    own = table.self_columns if include_own_levels else []
     host = table.host_columns if include_host else []
-    return table.self_columns + table.neighbour_columns + table.solo_relative_columns + host
+    return own + table.neighbour_columns + table.solo_relative_columns + host
 
 
 @dataclass(frozen=True)

@@ -157,10 +157,11 @@ def build_monitoring(
     max_steps: int | None = None,
     clip: float | None = None,
     max_features: int | None = None,
+    include_own_levels: bool = True,
 ) -> TaskData:
     """With ``max_features``, only the features that rank best with P over the training runs are kept
     (``ranked_features``); the statistics and the choice see the training runs only."""
-    features = monitoring_features(table, include_host)
+    features = monitoring_features(table, include_host, include_own_levels)
     train_rows = table.telemetry.filter(pl.col("run_id").is_in(pl.Series(split.train_runs).implode()))
     stats = FeatureStats.fit(train_rows, features, clip)
     if max_features is not None and max_features < len(features):

@@ -34,6 +34,10 @@ class TrainConfig(BaseModel):
     batch_size: int = 32
     max_steps: int = 128  # seconds per run kept (the first ones); positional table size
     include_host: bool = True
+    # The target's own rates as measured (self__): they say which program it is as much as how it fares, so
+    # a network may learn each training program's departures by name; without them (False) a monitoring
+    # model reads the target only relative to its solo profile (vs_solo__), beside its neighbours and host.
+    include_own_levels: bool = True
     # Monitoring inputs kept: the features whose per-run mean ranks best with P over the training runs
     # (cotenant.datasets.torch_data.ranked_features); None keeps them all.
     max_features: int | None = Field(default=None, ge=1)
@@ -79,6 +83,7 @@ TRAINING_OPTIONS = frozenset(
     {
         "max_features",
         "include_host",
+        "include_own_levels",
         "max_steps",
         "input_clip",
         "epochs",

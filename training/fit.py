@@ -105,6 +105,7 @@ def _fit_monitoring(
         max_steps=cfg.max_steps,
         clip=cfg.input_clip,
         max_features=cfg.max_features,
+        include_own_levels=cfg.include_own_levels,
     )
     features = list(data.stats.names)
     shape = DataShape(len(features), 0, cfg.max_steps)

@@ -21,7 +21,7 @@ from cotenant.datasets.table import NEIGHBOUR_MEAN, SELF, VS_SOLO
 from cotenant.models.base import MODELS, DataShape
 from cotenant.models.cloudformer.module import CloudFormer
 from cotenant.models.predictor import Predictor
-from cotenant.training.config import TrainConfig
+from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model, tell_solo_prior
 from cotenant.training.references import solo_relative_predictions, solo_relative_reference
 
@@ -240,3 +240,26 @@ def test_boosting_on_the_departures_keeps_the_prior_beyond_the_training_levels(t
     )
     without = SoloPriorRegressor(HistGradientBoostingRegressor(random_state=0)).fit(features, labels)
     np.testing.assert_allclose(without.predict(unseen), np.clip(plain.predict(unseen), 1e-3, 1.0))
+
+
+def test_without_its_own_levels_a_model_reads_the_target_only_against_its_solo_profile(
+    table: RunTable,
+) -> None:
+    """``include_own_levels=false`` drops the target's raw rates (self__), keeps its rates over its solo
+    profile, its neighbours' and the host's; the service still computes those from the request's series."""
+    cfg = ModelChoice.parse("linear[include_own_levels=false]").config(TrainConfig(progress=False))
+    predictor = fit_model(table, leave_programs_out(table, k=4)[0], cfg).predictor
+    features = predictor.metadata.features
+    assert RATE in features and any(f.startswith(NEIGHBOUR_MEAN) for f in features)
+    assert not any(f.startswith(SELF) for f in features)
+    run = table.runs.filter(pl.col("target_profile").is_not_null() & pl.col("has_neighbours"))["run_id"][0]
+    profile_id = table.runs.filter(pl.col("run_id") == run)["target_profile"][0]
+    frame = table.telemetry.filter(pl.col("run_id") == run).sort("second")
+    own = {m: frame[SELF + m].to_numpy() for m in table.metrics}
+    neighbours = [{m: frame[NEIGHBOUR_MEAN + m].to_numpy() for m in table.metrics}]
+    host = {c.removeprefix("host__"): frame[c].to_numpy() for c in table.host_columns}
+    profile = table.profiles.filter(pl.col("profile_id") == profile_id)
+    solo = {m: profile[m].to_numpy() for m in table.profile_metrics}
+    served, missing = predictor.monitoring_matrix(own, neighbours, host, solo)
+    assert not missing
+    np.testing.assert_allclose(served, frame.select(features).to_numpy(), rtol=1e-9)
