@@ -33,7 +33,7 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
         "cloudformer[solo_prior=true,early_stopping_patience=4,members=5]",
-        "hist-gradient-boosting[solo_prior=true]",
+        "hist-gradient-boosting[solo_prior=true,loss=absolute_error]",
         "solo-relative",
     ],
     REGISTERED["placement"]: ["placement-probes", "placement", "placement-forest"],

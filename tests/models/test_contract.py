@@ -14,6 +14,7 @@ from cotenant.models.base import GROUPS
 from cotenant.models.predictor import Predictor
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
+from solo_tables import NEEDS_SOLO_PROFILES, with_cpu_rate
 
 FAST = {"random-forest": {"search_iterations": 2}, "decision-tree": {"search_iterations": 2}}
 
@@ -24,6 +25,7 @@ def _series(frame: pl.DataFrame, prefix: str) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_fit_save_load_predicts_identically(name: str, tiny_table: RunTable, tmp_path: Path) -> None:
+    tiny_table = with_cpu_rate(tiny_table) if name in NEEDS_SOLO_PROFILES else tiny_table
     cfg = TrainConfig(model=name, epochs=1, batch_size=8, progress=False, model_options=FAST.get(name, {}))
     outcome = fit_model(tiny_table, leave_applications_out(tiny_table, 0), cfg)
     assert outcome.predicted.shape == (len(outcome.labels), 3)
@@ -43,16 +45,28 @@ def test_fit_save_load_predicts_identically(name: str, tiny_table: RunTable, tmp
             _series(frame, "neighbour_mean__"),
             _series(frame, "host__"),
         )
-        before = outcome.predictor.predict_degradation(target, [neighbour], host)
-        after = loaded.predict_degradation(target, [neighbour], host)
+        # The target's solo profile, as a request names it (only models reading vs_solo__ inputs use it).
+        profile_id = tiny_table.runs.filter(pl.col("run_id") == run_id)["target_profile"][0]
+        profile = tiny_table.profiles.filter(pl.col("profile_id") == profile_id)
+        solo = {m: profile[m].to_numpy() for m in tiny_table.profile_metrics}
+        before = outcome.predictor.predict_degradation(target, [neighbour], host, solo)
+        after = loaded.predict_degradation(target, [neighbour], host, solo)
+        assert not before.missing
         assert before == after
         assert before.lower <= before.p <= before.upper
         assert set(before.drivers) <= set(GROUPS)
         assert sum(before.drivers.values()) == pytest.approx(1.0, abs=1e-6) or not any(
             before.drivers.values()
         )
-        missing = loaded.predict_degradation({k: v for k, v in list(target.items())[1:]}, [neighbour], host)
-        assert missing.missing == (f"self__{next(iter(target))}",)
+        dropped = next(iter(target))
+        missing = loaded.predict_degradation(
+            {k: v for k, v in target.items() if k != dropped}, [neighbour], host, solo
+        )
+        # Every input read from the dropped series is missing: its own rate, and its rate over the profile.
+        wanted = tuple(
+            f for f in loaded.metadata.features if f in (f"self__{dropped}", f"vs_solo__{dropped}")
+        )
+        assert missing.missing == wanted and wanted[0] == f"self__{dropped}"
     else:
         profiles = tiny_table.profiles.sort("profile_id", "second")
         first, second, third = profiles["profile_id"].unique(maintain_order=True)[:3]

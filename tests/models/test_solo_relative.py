@@ -24,6 +24,7 @@ from cotenant.models.predictor import Predictor
 from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model, tell_solo_prior
 from cotenant.training.references import solo_relative_predictions, solo_relative_reference
+from solo_tables import with_cpu_rate
 
 RATE = VS_SOLO + CPU_RATE
 
@@ -46,18 +47,13 @@ def table() -> RunTable:
     raw = load_source(
         "synthetic", n_apps=8, n_runs=80, min_length=8, max_length=10, profile_length=10, seed=5
     )
-    first = raw.metrics[0]
-    renamed = {p + first: p + CPU_RATE for p in (SELF, NEIGHBOUR_MEAN)}
     runs = raw.runs.with_columns(
         pl.when(pl.col("run_id") == raw.runs["run_id"][0])
         .then(None)
         .otherwise(pl.col("target_profile"))
         .alias("target_profile")
     )
-    groups = {(CPU_RATE if m == first else m): g for m, g in raw.metric_groups.items()}
-    telemetry = raw.telemetry.rename(renamed).with_columns(pl.col(SELF + CPU_RATE).abs())
-    profiles = raw.profiles.rename({first: CPU_RATE}).with_columns(pl.col(CPU_RATE).abs() + 0.1)
-    return RunTable(runs, telemetry, profiles, groups, raw.meta, raw.extras).with_solo_relative()
+    return with_cpu_rate(RunTable(runs, raw.telemetry, raw.profiles, raw.metric_groups, raw.meta, raw.extras))
 
 
 def test_the_run_table_divides_each_runs_rate_by_its_targets_profile_mean(table: RunTable) -> None:
