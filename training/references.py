@@ -129,8 +129,8 @@ def solo_relative_reference(table: RunTable, splits: list[Split]) -> dict[str, A
     return {"mean": mean, "std": std, "metric": CPU_DEMAND_METRIC, "runs": labelled.height}
 
 
-# What makes two co-runs measurements of the same thing: the target's configuration, its load or schedule and
-# its neighbours (a set: the order they were started in is no property of the co-run).
+# What makes two co-runs measurements of the same thing: the target's configuration and its load or schedule,
+# with its neighbours read as a set (the order they were started in is no property of the co-run).
 REPEAT_KEY = ("application", "config_key", "scenario", "load")
 
 
@@ -142,7 +142,7 @@ def repeat_reference(table: RunTable) -> dict[str, Any] | None:
     so the mean bounds from above what a predictor of every co-run's expected P would score. None where no
     co-run was repeated."""
     runs = table.runs.filter(pl.col("has_neighbours"))
-    if runs.is_empty() or not set(REPEAT_KEY) <= set(runs.columns) or "neighbours" not in runs.columns:
+    if not {*REPEAT_KEY, "neighbours"} <= set(runs.columns):
         return None
     grouped = (
         runs.with_columns(pl.col("neighbours").list.sort().list.join("+").alias("neighbour_set"))

@@ -56,6 +56,23 @@ def table() -> RunTable:
     return with_cpu_rate(RunTable(runs, raw.telemetry, raw.profiles, raw.metric_groups, raw.meta, raw.extras))
 
 
+Series = dict[str, np.ndarray]
+
+
+def served_request(table: RunTable) -> tuple[pl.DataFrame, Series, list[Series], Series, Series]:
+    """A co-run whose target has a solo profile, as a monitoring request carries it: its telemetry frame,
+    the target's, neighbours' and host's series, and the target's solo profile."""
+    run = table.runs.filter(pl.col("target_profile").is_not_null() & pl.col("has_neighbours"))["run_id"][0]
+    profile_id = table.runs.filter(pl.col("run_id") == run)["target_profile"][0]
+    frame = table.telemetry.filter(pl.col("run_id") == run).sort("second")
+    own = {m: frame[SELF + m].to_numpy() for m in table.metrics}
+    neighbours = [{m: frame[NEIGHBOUR_MEAN + m].to_numpy() for m in table.metrics}]
+    host = {c.removeprefix("host__"): frame[c].to_numpy() for c in table.host_columns}
+    profile = table.profiles.filter(pl.col("profile_id") == profile_id)
+    solo = {m: profile[m].to_numpy() for m in table.profile_metrics}
+    return frame, own, neighbours, host, solo
+
+
 def test_the_run_table_divides_each_runs_rate_by_its_targets_profile_mean(table: RunTable) -> None:
     assert table.solo_relative_columns == [RATE]  # only the rates both telemetry and profiles have
     table.validate()
@@ -78,14 +95,7 @@ def test_the_service_computes_the_training_rows_from_the_named_profile(table: Ru
     outcome = fit_model(table, leave_programs_out(table, k=4)[0], TrainConfig(model="linear", progress=False))
     predictor = outcome.predictor
     assert RATE in predictor.metadata.features
-    run = table.runs.filter(pl.col("target_profile").is_not_null() & pl.col("has_neighbours"))["run_id"][0]
-    profile_id = table.runs.filter(pl.col("run_id") == run)["target_profile"][0]
-    frame = table.telemetry.filter(pl.col("run_id") == run).sort("second")
-    own = {m: frame[SELF + m].to_numpy() for m in table.metrics}
-    neighbours = [{m: frame[NEIGHBOUR_MEAN + m].to_numpy() for m in table.metrics}]
-    host = {c.removeprefix("host__"): frame[c].to_numpy() for c in table.host_columns}
-    profile = table.profiles.filter(pl.col("profile_id") == profile_id)
-    solo = {m: profile[m].to_numpy() for m in table.profile_metrics}
+    frame, own, neighbours, host, solo = served_request(table)
     served, missing = predictor.monitoring_matrix(own, neighbours, host, solo)
     assert not missing
     np.testing.assert_allclose(served, frame.select(predictor.metadata.features).to_numpy(), rtol=1e-9)
@@ -248,14 +258,7 @@ def test_without_its_own_levels_a_model_reads_the_target_only_against_its_solo_p
     features = predictor.metadata.features
     assert RATE in features and any(f.startswith(NEIGHBOUR_MEAN) for f in features)
     assert not any(f.startswith(SELF) for f in features)
-    run = table.runs.filter(pl.col("target_profile").is_not_null() & pl.col("has_neighbours"))["run_id"][0]
-    profile_id = table.runs.filter(pl.col("run_id") == run)["target_profile"][0]
-    frame = table.telemetry.filter(pl.col("run_id") == run).sort("second")
-    own = {m: frame[SELF + m].to_numpy() for m in table.metrics}
-    neighbours = [{m: frame[NEIGHBOUR_MEAN + m].to_numpy() for m in table.metrics}]
-    host = {c.removeprefix("host__"): frame[c].to_numpy() for c in table.host_columns}
-    profile = table.profiles.filter(pl.col("profile_id") == profile_id)
-    solo = {m: profile[m].to_numpy() for m in table.profile_metrics}
+    frame, own, neighbours, host, solo = served_request(table)
     served, missing = predictor.monitoring_matrix(own, neighbours, host, solo)
     assert not missing
     np.testing.assert_allclose(served, frame.select(features).to_numpy(), rtol=1e-9)
