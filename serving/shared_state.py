@@ -281,6 +281,13 @@ class RedisState:
             profile = self.profiles.register(profile_id, telemetry, self.placement(), probes, latency)
         return profile
 
+    @property
+    def applied_through(self) -> bytes:
+        """The log entry this replica has applied up to: two replicas at the same entry hold the same state
+        (a replica that has seen a push's host or link may still be encoding it, answering one push old)."""
+        with self._applied:
+            return self._last_id
+
     def close(self) -> None:
         self._stop.set()
         self._reader.join(timeout=READ_BLOCK_MS / 1000.0 + 5.0)

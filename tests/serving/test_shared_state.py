@@ -68,6 +68,11 @@ def push(replica: Any, host: str, seed: int, intensity: float = 1.0) -> Any:
     return replica.state.ingest(payload.host, payload.samples)
 
 
+def in_step(*replicas: Any) -> bool:
+    """Every replica has applied the log up to the same entry: only then do they hold the same state."""
+    return len({replica.state.applied_through for replica in replicas}) == 1
+
+
 def placements(replica: Any) -> list[dict[str, Any]]:
     request = ScorePlacementRequest.model_validate({"workload": {"profile_id": "web"}, "hosts": HOSTS})
     return [p.model_dump() for p in replica.score_placement(request).placements]
@@ -96,6 +101,7 @@ def test_replicas_answer_alike_for_nodes_pushed_to_either(make_replica: Callable
     # Each replica reads its own write at once; the other follows the log within a blocking read.
     wait_until(lambda: {"node-a", "node-b"} <= set(first.hosts.hosts) <= set(second.hosts.hosts))
     wait_until(lambda: first.profiles.get("web") is not None, what="the profile on the other replica")
+    wait_until(lambda: in_step(first, second), what="both replicas at the log's end")
     answers = placements(first)
     assert answers == placements(second)
     # a collector's links of targets to profiles reach every replica with its push
@@ -103,6 +109,8 @@ def test_replicas_answer_alike_for_nodes_pushed_to_either(make_replica: Callable
     linked = IngestRequest.model_validate({**body, "profiles": {"kubepods/pod1": "web"}})
     second.state.ingest(linked.host, linked.samples, profiles=linked.profiles)
     wait_until(lambda: first.hosts.profile_of("node-a", "kubepods/pod1") == "web", what="the link elsewhere")
+    # the link is visible while the push's encoding still runs; answers compare once both applied all of it
+    wait_until(lambda: in_step(first, second), what="both replicas at the log's end")
     answers = placements(first)
     assert answers == placements(second)
     by_host = {p["host"]: p for p in answers}
@@ -183,6 +191,7 @@ def test_compact_pushes_reach_every_replica_alike(make_replica: Callable[[], Any
     assert ingest_compact(first, body).summaries == 2
     second.state.register_profile("web", profile_payload("web")["telemetry"])
     wait_until(lambda: "node-a" in second.hosts.hosts and first.profiles.get("web") is not None)
+    wait_until(lambda: in_step(first, second), what="both replicas at the log's end")
     summaries = [
         {target: window.summary for target, window in replica.hosts.hosts["node-a"].targets.items()}
         for replica in (first, second)
