@@ -391,7 +391,8 @@ def probe_runs(plan: Plan, targets: list[RoleConfig]) -> list[tuple[RunKind, Rol
                 for level in aggressor.levels:
                     runs.append(("probe", config, aggressor_config(plan, aggressor, level)))
     if probes.pressure:
-        pressing = list(dict.fromkeys([*neighbour_configs(plan).values(), *first.values()]))
+        pressed_neighbours = neighbour_configs(plan).values() if probes.pressure_of_neighbours else ()
+        pressing = list(dict.fromkeys([*pressed_neighbours, *first.values()]))
         for victim in probes.victims.values():
             victim_config = static_config(plan, victim.workload, victim.level, victim.limits)
             for config in pressing:

@@ -60,6 +60,11 @@ class ProbeSpec(BaseModel):
 
     sensitivity: bool = Field(default=True, description="each application against each aggressor level")
     pressure: bool = Field(default=True, description="each neighbour and application beside each victim")
+    # A campaign pooled after one that measured its neighbours' pressure need not measure it again (a pooled
+    # table keeps each configuration's first pressure vector): False measures only its applications'.
+    pressure_of_neighbours: bool = Field(
+        default=True, description="False: only the applications' pressure, not the neighbours'"
+    )
     aggressors: dict[str, AggressorSpec] = Field(default_factory=default_aggressors)
     victims: dict[str, VictimSpec] = Field(default_factory=default_victims)
 

@@ -6,6 +6,8 @@ Adding a workload is one file plus its import here (explicit, so a missing file 
 from cotenant.datasets.lab.workloads import (
     ffmpeg_x264,
     fio_randrw,
+    fio_seqrw,
+    fio_wal,
     gcc_build,
     memcached,
     nginx_wrk,
@@ -37,6 +39,8 @@ __all__ = [
     "Workload",
     "ffmpeg_x264",
     "fio_randrw",
+    "fio_seqrw",
+    "fio_wal",
     "gcc_build",
     "memcached",
     "nginx_wrk",

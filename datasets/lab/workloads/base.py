@@ -7,12 +7,14 @@ functions of the program's captured output, tested on real captured outputs.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from cotenant.registry import Registry
 
@@ -202,3 +204,71 @@ class StressNgWorkload(Workload):
 
     def parse(self, output: str) -> float:
         return parse_stress_ng(output, self.stressor)
+
+
+def fio_job(output: str) -> dict[str, Any]:
+    """The first job of fio's JSON output (fio may print warnings before the JSON)."""
+    start = output.find("{")
+    if start < 0:
+        raise ParseError(f"no fio JSON in the output ({output[-200:]!r})")
+    try:
+        job = json.loads(output[start : output.rfind("}") + 1])["jobs"][0]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as error:
+        raise ParseError(f"fio JSON without jobs[0]: {error}") from error
+    if not isinstance(job, dict):
+        raise ParseError("fio JSON: jobs[0] is not an object")
+    return job
+
+
+def fio_total(output: str, field: str) -> float:
+    """A field summed over the first job's reads and writes (``iops``, ``bw_bytes``)."""
+    job = fio_job(output)
+    try:
+        return sum(float(job[direction][field]) for direction in ("read", "write"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ParseError(f"fio JSON without jobs[0].read/write.{field}: {error}") from error
+
+
+class FioWorkload(Workload):
+    """fio on one file laid out once per session and reused by every run; level = jobs (``--numjobs``).
+    Subclasses give the file, the job's options and which total is the metric."""
+
+    category = "storage"
+    file_name: ClassVar[str]
+    file_size: ClassVar[str]
+    metric_field: ClassVar[str]  # summed over reads and writes
+
+    @abstractmethod
+    def job_options(self) -> list[str]:
+        """The I/O pattern: ``--rw``, block size, engine, syncing."""
+
+    def prepare(self, scratch: Path) -> None:
+        # Laying the file out costs seconds; done once so that runs measure I/O, not file creation.
+        subprocess.run(
+            [
+                "fio",
+                "--name=layout",
+                f"--filename={scratch / self.file_name}",
+                f"--size={self.file_size}",
+                "--create_only=1",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def phase_command(self, level: int, seconds: int, ctx: WorkContext) -> list[str]:
+        return [
+            "fio",
+            f"--name={self.name}",
+            f"--filename={ctx.scratch / self.file_name}",
+            f"--size={self.file_size}",
+            *self.job_options(),
+            f"--numjobs={level}",
+            "--time_based",
+            f"--runtime={seconds}",
+            "--group_reporting",
+            "--output-format=json",
+        ]
+
+    def parse(self, output: str) -> float:
+        return fio_total(output, self.metric_field)

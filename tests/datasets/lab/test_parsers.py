@@ -63,6 +63,24 @@ def test_parsers_reject_output_without_a_metric(parser) -> None:
         parser("command not found\n")
 
 
+@pytest.mark.parametrize(
+    ("name", "file", "expected"),
+    [
+        # bytes/s read + written (reads alone would be half of it; the IOPS 6720.76)
+        ("fio_seqrw", "fio_seqrw.json", 880903421),
+        # commits/s: the writes' IOPS, not their bytes/s (46616055)
+        ("fio_wal", "fio_wal.json", 5690.436521),
+    ],
+)
+def test_fio_workloads_read_their_own_total(name: str, file: str, expected: float) -> None:
+    workload = WORKLOADS[name]()
+    assert workload.parse(captured(file)) == pytest.approx(expected)
+    with pytest.raises(ParseError, match="no fio JSON"):
+        workload.parse("fio: failed to open the file\n")
+    with pytest.raises(ParseError, match=r"read/write\."):
+        workload.parse('{"jobs": [{"read": {}}]}')
+
+
 def test_fio_parser_skips_warnings_before_the_json() -> None:
     text = "fio: file hash not empty on exit\n" + captured("fio.json")
     assert parse_fio_iops(text) == pytest.approx(7159.42029 + 7145.927036)

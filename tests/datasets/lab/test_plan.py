@@ -157,6 +157,19 @@ def test_probes_cover_each_application_and_each_neighbour(tmp_path: Path) -> Non
     assert summarise(plan).probe == len(probes) and summarise(plan).pressure == len(pressure)
 
 
+def test_a_plan_may_measure_only_its_applications_pressure(tmp_path: Path) -> None:
+    """A campaign pooled after the one that measured its neighbours' pressure measures its applications'."""
+    plan = load_plan(write_plan(tmp_path, probes={"pressure_of_neighbours": False}))
+    runs = expand_plan(plan)
+    pressure = [run for run in runs if run.kind == "pressure"]
+    victims = {run.target.config_key for run in pressure}
+    assert {run.neighbours[0].workload for run in pressure} == {"sysbench_cpu", "redis"}
+    assert len(pressure) == 2 * len(victims) == 2 * 4
+    # the sensitivity probes and the victims' solo references are as before
+    assert [run for run in runs if run.kind == "probe"]
+    assert victims <= {run.target.config_key for run in runs if run.kind == "solo"}
+
+
 def test_a_plan_without_probes_has_none(tmp_path: Path) -> None:
     runs = expand_plan(load_plan(write_plan(tmp_path)))
     assert not [run for run in runs if run.kind in ("probe", "pressure")]
