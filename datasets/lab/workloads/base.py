@@ -14,7 +14,7 @@ import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from cotenant.registry import Registry
 
@@ -206,26 +206,16 @@ class StressNgWorkload(Workload):
         return parse_stress_ng(output, self.stressor)
 
 
-def fio_job(output: str) -> dict[str, Any]:
-    """The first job of fio's JSON output (fio may print warnings before the JSON)."""
+def fio_total(output: str, field: str) -> float:
+    """A field of fio's JSON output summed over its first job's reads and writes (``iops``, ``bw_bytes``); fio
+    may print warnings before the JSON."""
     start = output.find("{")
     if start < 0:
         raise ParseError(f"no fio JSON in the output ({output[-200:]!r})")
     try:
         job = json.loads(output[start : output.rfind("}") + 1])["jobs"][0]
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as error:
-        raise ParseError(f"fio JSON without jobs[0]: {error}") from error
-    if not isinstance(job, dict):
-        raise ParseError("fio JSON: jobs[0] is not an object")
-    return job
-
-
-def fio_total(output: str, field: str) -> float:
-    """A field summed over the first job's reads and writes (``iops``, ``bw_bytes``)."""
-    job = fio_job(output)
-    try:
         return sum(float(job[direction][field]) for direction in ("read", "write"))
-    except (KeyError, TypeError, ValueError) as error:
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as error:
         raise ParseError(f"fio JSON without jobs[0].read/write.{field}: {error}") from error
 
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from cotenant.datasets.lab.workloads.base import WORKLOADS, FioWorkload, fio_total
-
-
-def parse_fio_iops(output: str) -> float:
-    """Read + write IOPS of the first job from fio's JSON output."""
-    return fio_total(output, "iops")
+from cotenant.datasets.lab.workloads.base import WORKLOADS, FioWorkload
 
 
 @WORKLOADS.register("fio_randrw")

@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 from cotenant.datasets.lab.workloads import WORKLOADS, ParseError
 from cotenant.datasets.lab.workloads.base import parse_stress_ng
-from cotenant.datasets.lab.workloads.fio_randrw import parse_fio_iops
+from cotenant.datasets.lab.workloads.fio_randrw import FioRandRW
 from cotenant.datasets.lab.workloads.openssl_speed import parse_openssl_speed
 from cotenant.datasets.lab.workloads.redis import parse_redis_benchmark
 from cotenant.datasets.lab.workloads.sysbench_cpu import parse_sysbench_cpu
 from cotenant.datasets.lab.workloads.sysbench_cpu_rate import parse_sysbench_latency
 from cotenant.datasets.lab.workloads.sysbench_memory import parse_sysbench_memory
 from cotenant.datasets.lab.workloads.zstd_bench import parse_zstd_bench
+
+parse_fio_iops = FioRandRW().parse  # read + write IOPS
 
 CAPTURED = Path(__file__).parent / "captured"
 
