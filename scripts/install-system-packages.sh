@@ -2,13 +2,14 @@
 # Installs the Debian programs cotenant drives (lab workloads, the node_exporter baseline) when any is missing.
 set -euo pipefail
 # Lab applications with their load generators: nginx + wrk, memcached + memaslap (libmemcached-tools),
-# PostgreSQL + pgbench, sqlite3, ffmpeg (x264), gcc on binutils' libiberty sources, xz, ripgrep, GNU sort.
+# PostgreSQL + pgbench, sqlite3, ffmpeg (x264), gcc on binutils' libiberty sources, xz, bzip2 (gzip is
+# Essential), ripgrep, GNU sort.
 # Chromium renders the API docs page in a test (headless, network blocked), driven by Playwright.
 packages=(stress-ng sysbench fio redis-server redis-tools zstd p7zip-full prometheus-node-exporter openssl procps
     nginx wrk memcached libmemcached-tools postgresql postgresql-contrib sqlite3 ffmpeg binutils-source
-    gcc make xz-utils ripgrep coreutils util-linux chromium)
+    gcc make xz-utils bzip2 ripgrep coreutils util-linux chromium)
 binaries=(stress-ng sysbench fio redis-server redis-benchmark zstd 7z prometheus-node-exporter openssl ps
-    nginx wrk memcached memcaslap pgbench pg_isready sqlite3 ffmpeg gcc make xz rg sort setpriv chromium)
+    nginx wrk memcached memcaslap pgbench pg_isready sqlite3 ffmpeg gcc make xz bzip2 gzip rg sort setpriv chromium)
 missing=0
 for binary in "${binaries[@]}"; do
     command -v "$binary" >/dev/null 2>&1 || missing=1

@@ -16,6 +16,8 @@ Programs (``--threads`` = the library's thread count, which is what a lab level 
   32x32 images; units are samples, rate in samples per second.
 * ``numpy_blas``: float64 1024x1024 matrix multiplications through numpy's OpenBLAS; units are GFLOP
   (2 n^3 per product), rate in GFLOP/s.
+* ``numpy_stream``: STREAM's triad a = b + s * c over three float64 arrays of 32 MiB, each of ``--threads``
+  threads sweeping its own slice; units are GB of STREAM's accounting (24 bytes per element), rate in GB/s.
 
 Timing: start-up (imports, loading tables, building the model) and one warm-up iteration run before the
 clock starts; iterations then run while fewer than ``--seconds`` have passed and the rate is the work of
@@ -29,17 +31,19 @@ count variables, which the libraries read once, at import.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 RESULT_FORMAT = (
     "pyprograms: program={program} threads={threads} iterations={iterations} units={units:.3f} unit={unit} "
     "seconds={seconds:.3f} startup={startup:.3f} rate={rate:.6f} per_second"
 )
-PROGRAMS = ("analytics", "torch_inference", "torch_training", "numpy_blas")
+PROGRAMS = ("analytics", "torch_inference", "torch_training", "numpy_blas", "numpy_stream")
 SCRIPT = Path(__file__).resolve()
 
 
@@ -79,6 +83,11 @@ TPCH_SEED = 20240601
 TPCH_TABLES = ("lineitem", "orders", "customer")
 
 BLAS_N = 1024
+# 4 Mi float64 elements (32 MiB) per STREAM array: three of them are far beyond any L3 of the lab's machines.
+STREAM_ELEMENTS = 4 * 1024 * 1024
+# Elements per block of a sweep (512 KiB of each array): s * c goes to an L2-sized scratch buffer and is added
+# to b straight into a, so each array crosses the memory bus once per sweep, as in STREAM.
+STREAM_BLOCK = 64 * 1024
 
 # One iteration of a program: it does some work and returns how many units it did.
 Step = Callable[[], float]
@@ -305,17 +314,54 @@ def numpy_blas(threads: int, data: Path | None) -> Step:
     return step
 
 
+def triad(a: Any, b: Any, c: Any, scalar: float, first: int, end: int, block: int = STREAM_BLOCK) -> None:
+    """a[first:end] = b[first:end] + scalar * c[first:end] (numpy float64 arrays), one block at a time."""
+    import numpy as np
+
+    scratch = np.empty(block)
+    for start in range(first, end, block):
+        stop = min(start + block, end)
+        part = scratch[: stop - start]
+        np.multiply(c[start:stop], scalar, out=part)
+        np.add(b[start:stop], part, out=a[start:stop])
+
+
+def numpy_stream(threads: int, data: Path | None) -> Step:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal(STREAM_ELEMENTS)
+    c = rng.standard_normal(STREAM_ELEMENTS)
+    a = np.empty(STREAM_ELEMENTS)
+    bounds = [int(bound) for bound in np.linspace(0, STREAM_ELEMENTS, threads + 1)]
+    gigabytes = 3 * 8 * STREAM_ELEMENTS / 1e9  # STREAM's accounting for the triad: read b and c, write a
+    pool = ThreadPoolExecutor(max_workers=threads)
+
+    def step() -> float:
+        # numpy releases the GIL inside each ufunc's loop, so the threads' sweeps run side by side.
+        slices = itertools.pairwise(bounds)
+        for future in [pool.submit(triad, a, b, c, 3.0, first, end) for first, end in slices]:
+            future.result()
+        return gigabytes
+
+    return step
+
+
 UNITS = {
     "analytics": "queries",
     "torch_inference": "samples",
     "torch_training": "samples",
     "numpy_blas": "gflop",
+    "numpy_stream": "gigabytes",
 }
 BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
     "analytics": analytics,
     "torch_inference": torch_inference,
     "torch_training": torch_training,
     "numpy_blas": numpy_blas,
+    "numpy_stream": numpy_stream,
 }
 
 

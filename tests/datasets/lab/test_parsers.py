@@ -44,6 +44,7 @@ def test_parser_reads_the_metric(parser, file: str, expected: float) -> None:
 def test_stress_ng_parser_picks_the_named_stressor() -> None:
     assert parse_stress_ng(captured("stressng.txt"), "matrix") == pytest.approx(5400.84)
     assert parse_stress_ng(captured("stressng_stream.txt"), "stream") == pytest.approx(0.06)
+    assert WORKLOADS["stressng_memcpy"]().parse(captured("stressng_memcpy.txt")) == pytest.approx(53.61)
     with pytest.raises(ParseError, match="cpu bogo ops/s"):
         parse_stress_ng(captured("stressng.txt"), "cpu")
 

@@ -1,5 +1,6 @@
-"""ffmpeg_x264, gcc_build and xz_compress: parsers on outputs captured from the real programs on this machine
-kind (tests/datasets/lab/captured), their command lines and inputs, and one real phase of each (live)."""
+"""ffmpeg_x264, gcc_build and the compressors (xz, gzip, bzip2): parsers on outputs captured from the real
+programs on this machine kind (tests/datasets/lab/captured), their command lines and inputs, and one real
+phase of each (live)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import cotenant.datasets.lab.workloads.compress_input as compress_input
 import cotenant.datasets.lab.workloads.ffmpeg_x264 as ffmpeg_x264
 import cotenant.datasets.lab.workloads.gcc_build as gcc_build
 import cotenant.datasets.lab.workloads.xz_compress as xz_compress
@@ -17,7 +19,8 @@ import pytest
 from cotenant.datasets.lab.workloads.base import CATEGORIES, WORKLOADS, ParseError, WorkContext, Workload
 
 CAPTURED = Path(__file__).parent / "captured"
-NAMES = ("ffmpeg_x264", "gcc_build", "xz_compress")
+NAMES = ("ffmpeg_x264", "gcc_build", "xz_compress", "gzip_compress", "bzip2_compress")
+COMPRESSORS = {"xz_compress": "xz", "gzip_compress": "gzip", "bzip2_compress": "bzip2"}
 
 
 def captured(name: str) -> str:
@@ -31,6 +34,8 @@ def captured(name: str) -> str:
         ("ffmpeg_x264", "ffmpeg_x264.txt", 0.435098 * 120),
         ("gcc_build", "gcc_build_repeat.txt", 11.380629),
         ("xz_compress", "xz_repeat.txt", 2.555780),
+        ("gzip_compress", "gzip_repeat.txt", 8.256170),
+        ("bzip2_compress", "bzip2_repeat.txt", 5.887656),
     ],
 )
 def test_parser_reads_the_metric(name: str, file: str, expected: float) -> None:
@@ -72,9 +77,20 @@ def test_repeat_units_discard_their_output(tmp_path: Path) -> None:
     assert gcc_unit[-4:] == ["-c", "{item}", "-o", "/dev/null"]
 
 
-def test_xz_input_is_the_same_bytes_everywhere() -> None:
-    data = xz_compress.generate_log()
-    assert len(data) == xz_compress.INPUT_BYTES
+@pytest.mark.parametrize(("name", "program"), COMPRESSORS.items())
+def test_compressors_compress_the_shared_log_single_threaded(name: str, program: str, tmp_path: Path) -> None:
+    context = WorkContext(scratch=tmp_path, role_dir=tmp_path, runtime_dir=tmp_path)
+    unit = WORKLOADS[name]().unit_command(3, context)  # level is processes, never a compressor's threads
+    assert unit[:2] == ["sh", "-c"]
+    words = unit[2].split()
+    source = str(tmp_path / compress_input.INPUT_NAME)
+    assert words[:2] == ["exec", program] and words[-4:] == ["--", source, ">", "/dev/null"]
+    assert "-c" in words and not any(word.startswith("-T") and word != "-T1" for word in words)
+
+
+def test_compress_input_is_the_same_bytes_everywhere() -> None:
+    data = compress_input.generate_log()
+    assert len(data) == compress_input.INPUT_BYTES
     # Pinned: a different input would change the metric between sessions or Python versions.
     assert hashlib.sha256(data).hexdigest() == (
         "7c676c52fce4aecfbe07fa7fb2b3442fd6333650a17961a3352bb0edabaf70f2"
@@ -143,5 +159,7 @@ def test_gcc_build_phase_for_real(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-def test_xz_compress_phase_for_real(tmp_path: Path) -> None:
-    assert live_phase("xz_compress", "xz", tmp_path) > 0
+@pytest.mark.parametrize(("name", "program"), COMPRESSORS.items())
+def test_compressor_phase_for_real(name: str, program: str, tmp_path: Path) -> None:
+    assert live_phase(name, program, tmp_path) > 0
+    assert (tmp_path / compress_input.INPUT_NAME).stat().st_size == compress_input.INPUT_BYTES

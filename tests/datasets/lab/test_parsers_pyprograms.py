@@ -6,8 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cotenant.datasets.lab.workloads import pyprograms
 from cotenant.datasets.lab.workloads.base import ParseError, WorkContext
 from cotenant.datasets.lab.workloads.numpy_blas import NumpyBlas
+from cotenant.datasets.lab.workloads.numpy_stream import NumpyStream
 from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics
 from cotenant.datasets.lab.workloads.torch_inference import TorchInference
 from cotenant.datasets.lab.workloads.torch_training import TorchTraining
@@ -16,9 +18,16 @@ parse_polars_analytics = PolarsAnalytics().parse
 parse_torch_inference = TorchInference().parse
 parse_torch_training = TorchTraining().parse
 parse_numpy_blas = NumpyBlas().parse
+parse_numpy_stream = NumpyStream().parse
 
 CAPTURED = Path(__file__).parent / "captured"
-PARSERS = [parse_polars_analytics, parse_torch_inference, parse_torch_training, parse_numpy_blas]
+PARSERS = [
+    parse_polars_analytics,
+    parse_torch_inference,
+    parse_torch_training,
+    parse_numpy_blas,
+    parse_numpy_stream,
+]
 
 
 def captured(name: str) -> str:
@@ -36,6 +45,9 @@ def captured(name: str) -> str:
         (parse_torch_training, "pyprograms_torch_training_2.txt", 411.877258),
         (parse_numpy_blas, "pyprograms_numpy_blas_1.txt", 41.266454),
         (parse_numpy_blas, "pyprograms_numpy_blas_2.txt", 37.715719),
+        # captured beside a running evaluation (niced), so well under the machine's bandwidth
+        (parse_numpy_stream, "pyprograms_numpy_stream_1.txt", 1.104557),
+        (parse_numpy_stream, "pyprograms_numpy_stream_2.txt", 2.313383),
     ],
 )
 def test_parser_reads_the_rate(parser, file: str, expected: float) -> None:
@@ -62,6 +74,22 @@ def test_parser_reads_only_its_own_program() -> None:
         parse_torch_training(captured("pyprograms_torch_inference_1.txt"))
     with pytest.raises(ParseError):
         parse_numpy_blas(captured("pyprograms_analytics_1.txt"))
+    with pytest.raises(ParseError):
+        parse_numpy_stream(captured("pyprograms_numpy_blas_1.txt"))
+
+
+@pytest.mark.parametrize(
+    ("size", "first", "end"), [(1000, 0, 1000), (1000, 0, 333), (1000, 333, 1000), (7, 2, 5)]
+)
+def test_triad_computes_its_slice_and_leaves_the_rest(size: int, first: int, end: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    b, c = rng.standard_normal(size), rng.standard_normal(size)
+    a = np.full(size, np.nan)
+    pyprograms.triad(a, b, c, 3.0, first, end, block=64)  # blocks that do not divide the slice
+    np.testing.assert_allclose(a[first:end], b[first:end] + 3.0 * c[first:end])
+    assert np.isnan(a[:first]).all() and np.isnan(a[end:]).all()
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +101,7 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
     return WorkContext(scratch=scratch, role_dir=root / "role", runtime_dir=root / "run")
 
 
-@pytest.mark.parametrize("workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas])
+@pytest.mark.parametrize("workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas, NumpyStream])
 def test_program_runs_and_its_rate_parses(workload, context: WorkContext) -> None:
     instance = workload()
     done = subprocess.run(

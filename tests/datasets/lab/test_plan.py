@@ -311,3 +311,13 @@ def test_adjacent_references_in_parts_keep_each_part_self_contained(tmp_path: Pa
         assert {targets.count(key) for key in set(targets)} == {27 // 3 // 3}
     # Asking for a part gives the same runs as that part of the whole sequence.
     assert expand_plan(plan.model_copy(update={"part": PlanPart(index=2, count=3)})) == parts[1]
+
+
+def test_the_catalogue_plan_runs_every_application() -> None:
+    from cotenant.datasets.lab.workloads import WORKLOADS
+
+    plan = load_plan(PLANS / "catalogue.yaml")
+    targets = {target.workload for target in plan.targets}
+    applications = {name for name, workload in WORKLOADS.items() if workload.category != "synthetic"}
+    # sysbench_cpu_rate is sysbench_cpu at a fixed rate: the same program, not another application.
+    assert applications - {"sysbench_cpu_rate"} <= targets, "add the new workload to plans/catalogue.yaml"
