@@ -32,7 +32,7 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 # the service answers with no learned model where none beats it.
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
-        "cloudformer[solo_prior=true,early_stopping_patience=4,members=5]",
+        "cloudformer[solo_prior=true,members=3,early_stopping_patience=4]",
         "hist-gradient-boosting[solo_prior=true,loss=absolute_error]",
         "solo-relative",
     ],
