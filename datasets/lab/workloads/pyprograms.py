@@ -314,11 +314,12 @@ def numpy_blas(threads: int, data: Path | None) -> Step:
     return step
 
 
-def triad(a: Any, b: Any, c: Any, scalar: float, first: int, end: int, block: int = STREAM_BLOCK) -> None:
-    """a[first:end] = b[first:end] + scalar * c[first:end] (numpy float64 arrays), one block at a time."""
+def triad(a: Any, b: Any, c: Any, scalar: float, first: int, end: int, scratch: Any) -> None:
+    """a[first:end] = b[first:end] + scalar * c[first:end] (numpy float64 arrays), one block of ``scratch``'s
+    length at a time (``scratch``: the thread's own buffer, allocated once, not on every sweep)."""
     import numpy as np
 
-    scratch = np.empty(block)
+    block = len(scratch)
     for start in range(first, end, block):
         stop = min(start + block, end)
         part = scratch[: stop - start]
@@ -337,13 +338,18 @@ def numpy_stream(threads: int, data: Path | None) -> Step:
     a = np.empty(STREAM_ELEMENTS)
     bounds = [int(bound) for bound in np.linspace(0, STREAM_ELEMENTS, threads + 1)]
     gigabytes = 3 * 8 * STREAM_ELEMENTS / 1e9  # STREAM's accounting for the triad: read b and c, write a
+    slices = list(itertools.pairwise(bounds))
+    scratches = [np.empty(STREAM_BLOCK) for _ in slices]
     pool = ThreadPoolExecutor(max_workers=threads)
 
     def step() -> float:
         # numpy releases the GIL inside each ufunc's loop, so the threads' sweeps run side by side.
-        slices = itertools.pairwise(bounds)
-        for future in [pool.submit(triad, a, b, c, 3.0, first, end) for first, end in slices]:
-            future.result()
+        sweeps = [
+            pool.submit(triad, a, b, c, 3.0, first, end, scratch)
+            for (first, end), scratch in zip(slices, scratches, strict=True)
+        ]
+        for sweep in sweeps:
+            sweep.result()
         return gigabytes
 
     return step

@@ -87,7 +87,7 @@ def test_triad_computes_its_slice_and_leaves_the_rest(size: int, first: int, end
     rng = np.random.default_rng(1)
     b, c = rng.standard_normal(size), rng.standard_normal(size)
     a = np.full(size, np.nan)
-    pyprograms.triad(a, b, c, 3.0, first, end, block=64)  # blocks that do not divide the slice
+    pyprograms.triad(a, b, c, 3.0, first, end, np.empty(64))  # blocks that do not divide the slice
     np.testing.assert_allclose(a[first:end], b[first:end] + 3.0 * c[first:end])
     assert np.isnan(a[:first]).all() and np.isnan(a[end:]).all()
 
