@@ -33,6 +33,8 @@ class Split:
     test_apps: list[str] = field(default_factory=list)
     validation_runs: list[str] = field(default_factory=list)
     validation_apps: list[str] = field(default_factory=list)
+    # The seed of the grouping of programs into folds this split is one fold of (leave_programs_out).
+    partition: int = 0
 
     def train(self, table: RunTable) -> RunTable:
         return table.select_runs(self.train_runs)
@@ -104,16 +106,26 @@ def leave_programs_out(table: RunTable, k: int = 5, seed: int = 0) -> list[Split
         held_out = set(test_apps) | set(validation_apps)
         splits.append(
             Split(
-                name=f"programs-fold{index}",
+                name=f"programs-fold{index}" if seed == 0 else f"programs-seed{seed}-fold{index}",
                 train_runs=train["run_id"].to_list(),
                 test_runs=test["run_id"].to_list(),
                 train_apps=sorted(set(train["application"].to_list()) - held_out),
                 test_apps=test_apps,
                 validation_runs=validation["run_id"].to_list(),
                 validation_apps=validation_apps,
+                partition=seed,
             )
         )
     return splits
+
+
+def repeated_leave_programs_out(table: RunTable, k: int = 5, partitions: int = 1) -> list[Split]:
+    """``leave_programs_out`` under ``partitions`` groupings of the programs into folds (seeds 0, 1, ...):
+    repeated grouped K-fold. Which programs share a fold decides what a fold's training set lacks, so one
+    grouping's figures carry its luck; each program is held out once per partition."""
+    if partitions < 1:
+        raise ValueError(f"partitions must be >= 1; got {partitions}")
+    return [split for seed in range(partitions) for split in leave_programs_out(table, k, seed)]
 
 
 def n_test_applications(n_apps: int) -> int:

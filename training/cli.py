@@ -120,6 +120,14 @@ def evaluate(
         ),
     ] = DEFAULT_MODELS,
     folds: Annotated[int, typer.Option(help="leave-programs-out folds (each program held out once)")] = 5,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="groupings of the programs into those folds (seeds 0..N-1), every model and reference on "
+            "each: how much of a margin is one grouping's luck",
+        ),
+    ] = 1,
     # 20, not train's 40: every fold x every model must stay within an hour on 2 cores.
     epochs: Annotated[int, typer.Option(help="epochs for neural models")] = 20,
     out: Annotated[Path, typer.Option(help="report folder")] = Path("reports/evaluation"),
@@ -135,7 +143,7 @@ def evaluate(
 ) -> None:
     """Tables IV and V on any source: every model, leave-programs-out folds; MD + JSON + PNG."""
     from cotenant.datasets import load_source
-    from cotenant.datasets.splits import leave_programs_out
+    from cotenant.datasets.splits import repeated_leave_programs_out
     from cotenant.training.config import TrainConfig, parse_model_choices
     from cotenant.training.evaluate import evaluate_models, log_report, write_report
     from rich.console import Console
@@ -149,7 +157,7 @@ def evaluate(
         names = [choice.label for choice in parse_model_choices(models)]
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--models") from error
-    splits = leave_programs_out(table, folds)
+    splits = repeated_leave_programs_out(table, folds, partitions)
     report = evaluate_models(table, names, splits, base, log=console.print)
     if curve_models != "none":
         from cotenant.training.learning_curve import learning_curves

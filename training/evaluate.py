@@ -1,9 +1,11 @@
 """Every model on any source under leave-programs-out folds (the paper's Tables IV and V, held out honestly).
 
-Each program is held out once, in every role (``cotenant.datasets.splits.leave_programs_out``). Writes
-``evaluation.md``, ``evaluation.json`` and ``error_bands.png`` (MAE/MSE/RMSE mean +- std over folds in pp,
-per-application breakdown, error-band histogram, the constant reference, the dataset's noise floor) and logs
-them to MLflow.
+Each program is held out once, in every role (``cotenant.datasets.splits.leave_programs_out``), once per
+partition of the programs into folds where there are several (``repeated_leave_programs_out``): every model
+and reference is measured on the same folds, and the report gives each partition's figures beside their mean.
+Writes ``evaluation.md``, ``evaluation.json`` and ``error_bands.png`` (MAE/MSE/RMSE mean +- std over folds in
+pp, per-application breakdown, error-band histogram, the references, the dataset's noise floor) and logs them
+to MLflow.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from cotenant.datasets.table import RunTable
 from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model
 from cotenant.training.learning_curve import (
+    best_baseline,
+    chosen_variant,
     curves_markdown,
+    partition_ratios,
     plot_curves,
     references_markdown,
     targets,
@@ -51,7 +56,7 @@ def evaluate_models(
         "runs": table.runs.height,
         "applications": sorted(table.runs["application"].unique().to_list()),
         "noise_floor": table.meta.get("noise_floor"),
-        "folds": [{"name": split.name, "test_apps": split.test_apps} for split in splits],
+        "folds": [{"name": s.name, "partition": s.partition, "test_apps": s.test_apps} for s in splits],
         "epochs": base.epochs,
         "models": {},
     }
@@ -71,7 +76,7 @@ def evaluate_models(
                 break
             scores = errors_pp(outcome.predicted, outcome.labels)
             scores["train_seconds"] = outcome.train_seconds
-            fold_scores = {"fold": fold, "test_apps": split.test_apps, **scores}
+            fold_scores = {"fold": fold, "partition": split.partition, "test_apps": split.test_apps, **scores}
             metadata = outcome.predictor.metadata
             per_fold.append(
                 fold_scores
@@ -93,6 +98,7 @@ def evaluate_models(
                 found["per_fold"].append(
                     {
                         "fold": fold,
+                        "partition": split.partition,
                         "test_apps": split.test_apps,
                         **errors_pp(predicted_variant, outcome.labels),
                     }
@@ -135,25 +141,65 @@ def evaluate_models(
                 "per_application": per_application(pooled, pooled_labels, apps_all),
                 "error_bands": error_bands(pooled, pooled_labels),
             }
-    report["constant_reference"] = constant_reference(table, splits)
-    report["utilisation_reference"] = utilisation_reference(table, splits)
-    report["fair_share_reference"] = utilisation_reference(table, splits, law="fair")
-    report["solo_relative_reference"] = solo_relative_reference(table, splits)
+    report |= split_references(table, splits)
     report["repeat_reference"] = repeat_reference(table)
+    if len({split.partition for split in splits}) > 1:
+        report["partitions"] = partition_figures(report, table, splits)
     report["targets"] = targets(report)
     return report
 
 
+def split_references(table: RunTable, splits: list[Split]) -> dict[str, Any]:
+    """The no-learning references on ``splits``' test runs, by report key."""
+    return {
+        "constant_reference": constant_reference(table, splits),
+        "utilisation_reference": utilisation_reference(table, splits),
+        "fair_share_reference": utilisation_reference(table, splits, law="fair"),
+        "solo_relative_reference": solo_relative_reference(table, splits),
+    }
+
+
+def partition_figures(report: dict[str, Any], table: RunTable, splits: list[Split]) -> list[dict[str, Any]]:
+    """Per partition of the programs into folds: every model's and reference's MAE, mean over its folds."""
+    figures = []
+    for partition in sorted({split.partition for split in splits}):
+        members = [split for split in splits if split.partition == partition]
+        models = {
+            name: mean_std([f["mae"] for f in folds])[0]
+            for name, m in report["models"].items()
+            if (folds := [f for f in m["per_fold"] if f["partition"] == partition])
+        }
+        references = {
+            key: found["mean"] for key, found in split_references(table, members).items() if found is not None
+        }
+        figures.append(
+            {
+                "partition": partition,
+                "test_apps": [split.test_apps for split in members],
+                "models": models,
+                "references": references,
+            }
+        )
+    return figures
+
+
 def markdown(report: dict[str, Any]) -> str:
+    partitions = report.get("partitions") or []
+    folds = f"{len(report['folds'])} folds" + (
+        f": {len(partitions)} partitions of the programs x {len(report['folds']) // len(partitions)}"
+        if partitions
+        else ""
+    )
     lines = [
-        f"# Evaluation on `{report['source']}` (leave-programs-out, {len(report['folds'])} folds)",
+        f"# Evaluation on `{report['source']}` (leave-programs-out, {folds})",
         "",
         f"Runs: {report['runs']}, applications: {len(report['applications'])}, data digest "
         f"`{report['data_digest'][:16]}`, epochs (neural): {report['epochs']}. "
         f"Noise floor of the labels: {noise_text(report['noise_floor'])}.",
         "",
-        "Each program is held out in exactly one fold, in every role (target and neighbour); no statistic is "
-        "fit on it. Held out per fold: "
+        "Each program is held out in exactly one fold"
+        + (" of each partition" if partitions else "")
+        + ", in every role (target and neighbour); no statistic is fit on it. Held out per fold: "
         + "; ".join(f"{fold['name']}: {', '.join(fold['test_apps'])}" for fold in report["folds"])
         + ".",
         "",
@@ -199,8 +245,45 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{m['per_application'][a]['mae']:.2f}" if a in m["per_application"] else "-" for a in apps
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += targets_markdown(report) + curves_markdown(report)
+    lines += partitions_markdown(report) + targets_markdown(report) + curves_markdown(report)
     return "\n".join(lines) + "\n"
+
+
+# The references a partition's row sets beside the models, by report key.
+PARTITION_REFERENCES = {
+    "solo_relative_reference": "solo-relative",
+    "fair_share_reference": "fair share",
+    "constant_reference": "constant",
+}
+
+
+def partitions_markdown(report: dict[str, Any]) -> list[str]:
+    """Each partition's MAE of the chosen CloudFormer, the best baseline and the references: how much of a
+    margin is the grouping's luck."""
+    partitions = report.get("partitions") or []
+    shown = [n for n in (chosen_variant(report, "cloudformer"), best_baseline(report)) if n]
+    if not partitions or not shown:
+        return []
+    columns = shown + list(PARTITION_REFERENCES.values())
+    lines = [
+        "",
+        "## Partitions",
+        "",
+        "MAE (pp) per partition of the programs into folds, mean over its folds; the models as chosen on "
+        "validation over every partition.",
+        "",
+        "| partition | " + " | ".join(columns) + (" | CloudFormer / baseline |" if len(shown) == 2 else " |"),
+        "|---|" + "---|" * (len(columns) + (len(shown) == 2)),
+    ]
+    for partition in partitions:
+        found, references = partition["models"], partition["references"]
+        cells = [found.get(n) for n in shown] + [references.get(key) for key in PARTITION_REFERENCES]
+        text = ["-" if value is None else f"{value:.2f}" for value in cells]
+        if len(shown) == 2:
+            (ratio,) = partition_ratios({"partitions": [partition]}, *shown) or [None]
+            text.append("-" if ratio is None else f"{ratio:.2f}")
+        lines.append(f"| {partition['partition']} | " + " | ".join(text) + " |")
+    return lines
 
 
 def plot_bands(report: dict[str, Any], path: Path) -> None:

@@ -145,3 +145,22 @@ def test_two_folds_train_on_the_other_half_without_validation(table: RunTable) -
     for split in leave_programs_out(table, k=2):
         assert split.train_runs and not split.validation_runs and not split.validation_apps
         assert set(split.train_apps) | set(split.test_apps) == set(table.runs["application"])
+
+
+def test_repeated_partitions_hold_each_program_out_once_in_each(table: RunTable) -> None:
+    from cotenant.datasets.splits import leave_programs_out, repeated_leave_programs_out
+
+    splits = repeated_leave_programs_out(table, k=3, partitions=3)
+    assert [s.partition for s in splits] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert len({s.name for s in splits}) == len(splits)  # runs are tracked by split name
+    # The first partition is the single-partition protocol itself: earlier reports stay comparable.
+    assert splits[:3] == leave_programs_out(table, k=3)
+    groupings = []
+    for partition in range(3):
+        members = [s for s in splits if s.partition == partition]
+        held_out = [app for s in members for app in s.test_apps]
+        assert sorted(held_out) == sorted(set(table.runs["application"]))
+        groupings.append(sorted(tuple(s.test_apps) for s in members))
+    assert len({tuple(g) for g in groupings}) == 3  # each partition groups the programs differently
+    with pytest.raises(ValueError, match="partitions must be >= 1"):
+        repeated_leave_programs_out(table, k=3, partitions=0)

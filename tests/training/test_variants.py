@@ -194,3 +194,42 @@ def test_a_model_trained_on_fewer_features_serves_exactly_those() -> None:
     assert len(features) == 7
     assert features == [f for f in monitoring_features(table) if f in set(features)]
     assert np.isfinite(outcome.predicted).all()
+
+
+def test_evaluation_over_partitions_reports_each_beside_the_mean() -> None:
+    """Every model and reference measured on every partition's folds; each partition's figure is the mean
+    of its own folds, and the margin is read partition by partition with the same chosen models."""
+    from cotenant.datasets.splits import repeated_leave_programs_out
+    from cotenant.training.references import constant_reference
+
+    table = load_source("synthetic", n_apps=6, n_runs=48, min_length=5, max_length=8, profile_length=6)
+    splits = repeated_leave_programs_out(table, 3, partitions=2)
+    base = TrainConfig(epochs=1, batch_size=16, progress=False)
+    cloudformer = "cloudformer[blocks=1,width=16,feed_forward=32]"
+    models = [cloudformer, "hist-gradient-boosting"]
+    report = evaluate_models(table, models, splits, base, log=lambda *_: None)
+    assert [f["partition"] for f in report["folds"]] == [0, 0, 0, 1, 1, 1]
+    partitions = report["partitions"]
+    assert [p["partition"] for p in partitions] == [0, 1]
+    for partition in partitions:
+        members = [s for s in splits if s.partition == partition["partition"]]
+        assert partition["test_apps"] == [s.test_apps for s in members]
+        for name in models:
+            per_fold = report["models"][name]["per_fold"]
+            folds = [f["mae"] for f in per_fold if f["partition"] == partition["partition"]]
+            assert len(folds) == 3 and partition["models"][name] == pytest.approx(np.mean(folds))
+        constant = constant_reference(table, members)["mean"]
+        assert partition["references"]["constant_reference"] == pytest.approx(constant)
+    # Equal folds per partition: the mean over every fold is the mean of the partitions' means.
+    assert report["constant_reference"]["mean"] == pytest.approx(
+        np.mean([p["references"]["constant_reference"] for p in partitions])
+    )
+    found = report["targets"]
+    assert found["cloudformer_variant"] == cloudformer
+    assert found["best_baseline"] == "hist-gradient-boosting"
+    assert found["cloudformer_over_best_baseline_by_partition"] == pytest.approx(
+        [p["models"][cloudformer] / p["models"]["hist-gradient-boosting"] for p in partitions]
+    )
+    text = markdown(report)
+    assert "6 folds: 2 partitions of the programs x 3" in text and "## Partitions" in text
+    assert "Partition by partition (the same choices): median" in "\n".join(targets_markdown(report))
