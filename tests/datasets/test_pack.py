@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from cotenant.datasets import load_source
 from cotenant.datasets.cli import app
+from cotenant.datasets.pack import FLOAT64_BUDGET_BYTES
 from cotenant.datasets.sources.bundled import BUNDLED_DIR, is_packed
 from typer.testing import CliRunner
 
@@ -55,6 +57,25 @@ def test_pack_too_big_is_refused(lab_dir: Path, tmp_path: Path) -> None:
         pack(lab_dir, tmp_path / "out", size_limit=1000)
 
 
+def test_pack_past_the_float64_budget_stores_float32(
+    lab_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cotenant.datasets import pack as packing
+    from cotenant.datasets.table import RunTable
+
+    full, _ = packing.pack(lab_dir, tmp_path / "float64")
+    monkeypatch.setattr(packing, "FLOAT64_BUDGET_BYTES", 1000)
+    packing.pack(lab_dir, tmp_path / "float32")
+    stored = pl.read_parquet(tmp_path / "float32" / "telemetry.parquet")
+    assert pl.Float32 in stored.dtypes and pl.Float64 not in stored.dtypes
+    assert "metrics stored as Float32" in (tmp_path / "float32" / "CARD.md").read_text()
+    loaded = RunTable.load(tmp_path / "float32").telemetry
+    metrics = [c for c, t in full.telemetry.schema.items() if t == pl.Float64]
+    assert metrics and all(loaded.schema[c] == pl.Float64 for c in metrics)  # loaded back as Float64
+    exact = full.telemetry.select(metrics).to_numpy()
+    assert np.allclose(loaded.select(metrics).to_numpy(), exact, rtol=1e-6, equal_nan=True)
+
+
 def test_info_prints_apps_labels_and_noise(lab_dir: Path) -> None:
     result = CliRunner().invoke(app, ["info", str(lab_dir)])
     assert result.exit_code == 0, result.output
@@ -70,7 +91,7 @@ def test_bundled_loads_without_download() -> None:
     assert table.runs["application"].n_unique() >= 8
     assert table.runs.height >= 300
     assert (BUNDLED_DIR / "CARD.md").is_file()
-    assert sum(p.stat().st_size for p in BUNDLED_DIR.iterdir()) <= 20 * 1024 * 1024
+    assert sum(p.stat().st_size for p in BUNDLED_DIR.iterdir()) <= FLOAT64_BUDGET_BYTES
     # every neighbour of every co-run is known to the placement models by its solo profile
     runs = table.runs
     assert runs.filter(pl.col("neighbour_profiles").list.len() != pl.col("n_neighbours")).is_empty()
