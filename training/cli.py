@@ -158,7 +158,11 @@ def evaluate(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--models") from error
     splits = repeated_leave_programs_out(table, folds, partitions)
-    report = evaluate_models(table, names, splits, base, log=console.print)
+
+    def log(message: str) -> None:
+        console.print(message, markup=False)  # model labels are bracketed: cloudformer[members=3]
+
+    report = evaluate_models(table, names, splits, base, log=log)
     if curve_models != "none":
         from cotenant.training.learning_curve import learning_curves
 
@@ -170,7 +174,7 @@ def evaluate(
             [int(k) for k in curve_apps.split(",") if k.strip()],
             [float(f) for f in curve_fractions.split(",") if f.strip()],
             base,
-            log=console.print,
+            log=log,
         )
     paths = write_report(report, out)
     if tracking_uri != "none":
