@@ -25,7 +25,6 @@ from cotenant.training.learning_curve import (
     best_baseline,
     chosen_variant,
     curves_markdown,
-    partition_ratios,
     plot_curves,
     references_markdown,
     targets,
@@ -264,7 +263,8 @@ def partitions_markdown(report: dict[str, Any]) -> list[str]:
     shown = [n for n in (chosen_variant(report, "cloudformer"), best_baseline(report)) if n]
     if not partitions or not shown:
         return []
-    columns = shown + list(PARTITION_REFERENCES.values())
+    with_ratio = len(shown) == 2  # both a CloudFormer and a baseline in the report
+    columns = shown + list(PARTITION_REFERENCES.values()) + (["CloudFormer / baseline"] if with_ratio else [])
     lines = [
         "",
         "## Partitions",
@@ -272,16 +272,16 @@ def partitions_markdown(report: dict[str, Any]) -> list[str]:
         "MAE (pp) per partition of the programs into folds, mean over its folds; the models as chosen on "
         "validation over every partition.",
         "",
-        "| partition | " + " | ".join(columns) + (" | CloudFormer / baseline |" if len(shown) == 2 else " |"),
-        "|---|" + "---|" * (len(columns) + (len(shown) == 2)),
+        "| partition | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
     for partition in partitions:
         found, references = partition["models"], partition["references"]
         cells = [found.get(n) for n in shown] + [references.get(key) for key in PARTITION_REFERENCES]
+        if with_ratio:
+            cloudformer, baseline = (found.get(n) for n in shown)
+            cells.append(cloudformer / baseline if cloudformer is not None and baseline else None)
         text = ["-" if value is None else f"{value:.2f}" for value in cells]
-        if len(shown) == 2:
-            (ratio,) = partition_ratios({"partitions": [partition]}, *shown) or [None]
-            text.append("-" if ratio is None else f"{ratio:.2f}")
         lines.append(f"| {partition['partition']} | " + " | ".join(text) + " |")
     return lines
 
