@@ -126,6 +126,16 @@ class PlacementDataset(Dataset[Batch]):
     def __len__(self) -> int:
         return len(self.run_ids)
 
+    def subset(self, keep: np.ndarray) -> PlacementDataset:
+        """The runs where ``keep [N]`` is True, in order (no re-reading of the table)."""
+        chosen = np.flatnonzero(keep)
+        out = PlacementDataset.__new__(PlacementDataset)
+        out.run_ids = [self.run_ids[i] for i in chosen]
+        out.features = self.features
+        out.newcomer, out.neighbours = self.newcomer[chosen], self.neighbours[chosen]
+        out.mask, out.y, out.cores = self.mask[chosen], self.y[chosen], self.cores[chosen]
+        return out
+
     def __getitem__(self, i: int) -> Batch:
         return {
             "newcomer": torch.from_numpy(self.newcomer[i]),  # [F_p]

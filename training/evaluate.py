@@ -203,7 +203,8 @@ def markdown(report: dict[str, Any]) -> str:
         + ".",
         "",
         "Errors in percentage points of P (MSE in pp^2), mean +- std over folds. Validation MAE: on the "
-        "validation programs inside each fold's training programs, the only figure a choice between variants "
+        "validation programs inside each fold's training programs that early stopping never reads (every "
+        "other one, the same runs for every model), the only figure a choice between variants "
         "(`model[option=value]`) looks at.",
         *references_markdown(report),
     ]

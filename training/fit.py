@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import polars as pl
@@ -114,11 +114,15 @@ def _fit_monitoring(
     train_runs, test_runs = _runs_of(train), _runs_of(test)
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
-    # The validation runs that give the validation MAE (what choices read): runs of programs the fitted model
-    # was never selected on. Early stopping selects the epoch on validation programs, so it stops on half of
-    # them and the other half judges (``stopping_and_judged``). The interval is calibrated on all of them
-    # (``calibration="programs"``) or on the judged half (``"validation"``).
-    judged = data.validation
+    # The validation programs are halved by program (``stopping_and_judged``): early stopping may read the
+    # first half; every model, stopped early or not, is judged on the second (the validation MAE that choices
+    # and promotion compare). The interval is calibrated on every validation program
+    # (``calibration="programs"``) or on those the model never read (``"validation"``).
+    every = data.validation
+    stopping, judged = every, every
+    if every is not None:
+        stopping, judged = stopping_and_judged(every, _applications(table, every.run_ids))
+    stops_early = spec.family == "neural" and cfg.early_stopping_patience is not None
     training_scores = None
     if spec.family == "neural":
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
@@ -126,11 +130,6 @@ def _fit_monitoring(
         tell_solo_prior(module, data.stats)
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
-        stopping = data.validation
-        if cfg.early_stopping_patience is not None and data.validation is not None:
-            stopping, judged = stopping_and_judged(
-                data.validation, _applications(table, data.validation.run_ids)
-            )
         model = _fit_neural(module, train, stopping, collate_monitoring, cfg, pretrain)
         n_inputs = len(features)
     else:
@@ -156,22 +155,19 @@ def _fit_monitoring(
     predictor = Predictor(metadata, model)
     if spec.family == "neural" and train.held_out_by is not None:
         training_scores = members_out_of_fold_scores(predictor, train)
-    validation = judged
     validation_error, validation_answers = None, None
-    if validation is not None:
-        validation_answers = predictor.predict_normalised(_runs_of(validation))
-        validation_error = validation_mae(validation_answers, validation.y)
-        if cfg.calibration == "programs" and data.validation is not None:
+    if every is not None and judged is not None:
+        validation_answers = predictor.predict_normalised(_runs_of(judged))
+        validation_error = validation_mae(validation_answers, judged.y)
+        if cfg.calibration == "programs" or not stops_early:
             # Every validation program calibrates (early stopping's choice of an epoch flatters the half it
             # stopped on far less than two or three programs' spread would mislead), with the training
-            # programs' out-of-fold scores where the model has them.
-            every = data.validation
-            answers = (
-                validation_answers if every is validation else predictor.predict_normalised(_runs_of(every))
-            )
-            predictor = calibrate(predictor, answers, every.y, training_scores)
+            # programs' out-of-fold scores where the model has them and calibration reads them.
+            pooled = training_scores if cfg.calibration == "programs" else None
+            answers = validation_answers if every is judged else predictor.predict_normalised(_runs_of(every))
+            predictor = calibrate(predictor, answers, every.y, pooled)
         else:
-            predictor = calibrate(predictor, validation_answers, validation.y)
+            predictor = calibrate(predictor, validation_answers, judged.y)
     predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
     return FitOutcome(
         predictor,
@@ -182,9 +178,9 @@ def _fit_monitoring(
         0.0,
         len(train_runs),
         validation_mae=validation_error,
-        validation_runs=list(validation.run_ids) if validation is not None else [],
-        validation_predicted=validation_answers if validation is not None else None,
-        validation_labels=validation.y if validation is not None else None,
+        validation_runs=list(judged.run_ids) if judged is not None else [],
+        validation_predicted=validation_answers,
+        validation_labels=judged.y if judged is not None else None,
     )
 
 
@@ -223,8 +219,15 @@ def _fit_placement(
     train = data.train
     apps = np.asarray(_applications(table, train.run_ids))
     fit_probes = None
+    # As for monitoring: early stopping may read one half of the validation programs, every model is judged
+    # on the other (``stopping_and_judged``).
+    every = data.validation
+    stopping, judged = every, every
+    if every is not None:
+        stopping, judged = stopping_and_judged(every, _applications(table, every.run_ids))
+    stops_early = spec.family == "neural" and cfg.early_stopping_patience is not None
     if spec.family == "neural":
-        model = _fit_neural(spec.build(model_cfg, shape), data.train, data.validation, collate_placement, cfg)
+        model = _fit_neural(spec.build(model_cfg, shape), data.train, stopping, collate_placement, cfg)
     elif spec.family == "probes":
         from cotenant.datasets.tensors import live_rows
 
@@ -269,44 +272,41 @@ def _fit_placement(
         residual_quantiles=residual_quantiles,
     )
     predictor = Predictor(metadata, model)
-    validation = data.validation
     validation_error, validation_answers = None, None
-    if validation is not None:
-        quantiles = predictor.predict_placement(
-            validation.newcomer, validation.neighbours, validation.mask, validation.cores
-        )
-        validation_error = validation_mae(quantiles, validation.y)
-        validation_answers = quantiles
-        if cfg.calibration == "programs" and fit_probes is not None and len(validation.y):
+    if every is not None and judged is not None:
+        # Calibrated on every validation program unless the model stopped early on some of them and
+        # calibration is to read only runs it never read (``"validation"``).
+        calibrating = judged if stops_early and cfg.calibration == "validation" else every
+        if cfg.calibration == "programs" and fit_probes is not None and len(calibrating.y):
             # Calibrated as the service answers (incumbents known by their telemetry), on the validation
             # programs and on every training program answered by a model fit without it.
             served = predictor.predict_placement(
-                validation.newcomer,
-                model.withhold_probes(validation.neighbours),
-                validation.mask,
-                validation.cores,
+                calibrating.newcomer,
+                model.withhold_probes(calibrating.neighbours),
+                calibrating.mask,
+                calibrating.cores,
             )
             training_scores = _cross_program_scores(fit_probes, metadata, train, apps)
-            predictor = calibrate(predictor, served, validation.y, training_scores)
-        elif cfg.calibration == "programs":
-            predictor = calibrate(predictor, quantiles, validation.y, training_scores)
+            predictor = calibrate(predictor, served, calibrating.y, training_scores)
         else:
-            predictor = calibrate(predictor, quantiles, validation.y)
-        if spec.family == "probes" and len(validation.y):
-            unprobed = model.withhold_probes(validation.newcomer)
-            quantiles = predictor.predict_placement(
-                unprobed, validation.neighbours, validation.mask, validation.cores
+            answers = predictor.predict_placement(
+                calibrating.newcomer, calibrating.neighbours, calibrating.mask, calibrating.cores
             )
-            widening = max(0.0, conformal_adjustment(quantiles, validation.y))
+            pooled = training_scores if cfg.calibration == "programs" else None
+            predictor = calibrate(predictor, answers, calibrating.y, pooled)
+        if spec.family == "probes" and len(calibrating.y):
+            unprobed = model.withhold_probes(calibrating.newcomer)
+            quantiles = predictor.predict_placement(
+                unprobed, calibrating.neighbours, calibrating.mask, calibrating.cores
+            )
+            widening = max(0.0, conformal_adjustment(quantiles, calibrating.y))
             update = {"interval_widening_unprobed": widening}
             predictor = Predictor(predictor.metadata.model_copy(update=update), predictor.model)
-            # As the service answers (incumbents by their telemetry only): what promotion judges.
-            validation_answers = predictor.predict_placement(
-                validation.newcomer,
-                model.withhold_probes(validation.neighbours),
-                validation.mask,
-                validation.cores,
-            )
+        # What promotion and choices judge, on the judged half: the probes family as the service answers
+        # (incumbents by their telemetry only), the others as they answer.
+        served = model.withhold_probes(judged.neighbours) if spec.family == "probes" else judged.neighbours
+        validation_answers = predictor.predict_placement(judged.newcomer, served, judged.mask, judged.cores)
+        validation_error = validation_mae(validation_answers, judged.y)
 
     test = data.test
     extra: dict[str, Any] = {}
@@ -342,9 +342,9 @@ def _fit_placement(
         len(data.train),
         extra,
         validation_error,
-        list(validation.run_ids) if validation is not None else [],
+        list(judged.run_ids) if judged is not None else [],
         validation_answers,
-        validation.y if validation is not None else None,
+        judged.y if judged is not None else None,
     )
 
 
@@ -434,11 +434,20 @@ def calibrate(
     return Predictor(metadata, predictor.model)
 
 
-def stopping_and_judged(
-    validation: MonitoringDataset, applications: list[str]
-) -> tuple[MonitoringDataset, MonitoringDataset]:
+class _Subsettable(Protocol):
+    run_ids: list[str]
+
+    def subset(self, keep: np.ndarray) -> Any: ...
+
+
+Validation = TypeVar("Validation", bound=_Subsettable)
+
+
+def stopping_and_judged(validation: Validation, applications: list[str]) -> tuple[Validation, Validation]:
     """Validation runs split by program: every other program (sorted) for early stopping, the rest to judge
-    the stopped model (calibration, validation MAE). With one validation program both are that program."""
+    (validation MAE, promotion). Every model of a split is judged on the same half, whether it stopped early
+    or not, so that a choice between candidates compares them on the same runs, none of which any of them
+    read. With one validation program both are that program."""
     programs = sorted(set(applications))
     if len(programs) < 2:
         return validation, validation

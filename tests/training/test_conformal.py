@@ -73,16 +73,25 @@ def test_training_programs_answered_out_of_fold_calibrate_beside_the_validation_
     metadata = pooled.predictor.metadata
     assert metadata.calibration_runs == len(split.validation_runs)
     assert metadata.calibration_training_runs == len(split.train_runs)
-    # The same model and validation answers either way; only the calibration set differs.
+    # The same model and validation answers either way; only the calibration set differs: every validation
+    # program (the judged half, on which validation_predicted answers, among them), answered uncalibrated.
     np.testing.assert_array_equal(pooled.predicted[:, 1], alone.predicted[:, 1])
-    validation_scores = conformity_scores(pooled.validation_predicted, pooled.validation_labels)
-    assert alone.predictor.metadata.interval_adjustment == conformal_quantile(validation_scores)
-    # Rebuild the training programs' scores from the model's out-of-fold residuals.
     from cotenant.datasets.torch_data import build_monitoring
     from cotenant.models.base import summarise
+    from cotenant.models.predictor import Predictor
     from cotenant.models.tabular import out_of_fold_residuals
 
     data = build_monitoring(table, split, clip=base.input_clip)
+    validation = data.validation
+    assert validation is not None and set(pooled.validation_runs) < set(validation.run_ids)
+    raw = Predictor(metadata.model_copy(update={"interval_adjustment": None}), pooled.predictor.model)
+    answers = raw.predict_normalised(
+        [validation.values[a:b] for a, b in zip(validation.offsets[:-1], validation.offsets[1:], strict=True)]
+    )
+    validation_scores = conformity_scores(answers, validation.y)
+    expected_alone = conformal_quantile(validation_scores)
+    assert alone.predictor.metadata.interval_adjustment == pytest.approx(expected_alone)
+    # Rebuild the training programs' scores from the model's out-of-fold residuals.
     train = data.train
     x = np.nan_to_num(
         np.stack(

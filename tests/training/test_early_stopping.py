@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
+import pytest
 import torch
 from cotenant.datasets import load_source
 from cotenant.datasets.splits import leave_programs_out
@@ -72,3 +73,55 @@ def test_validation_runs_split_by_program_for_stopping_and_judging() -> None:
             j = validation.run_ids.index(run)
             np.testing.assert_array_equal(part[i]["x"].numpy(), validation[j]["x"].numpy())
             assert part.y[i] == validation.y[j]
+
+
+def test_every_model_of_a_split_is_judged_on_the_same_validation_runs() -> None:
+    """Choices and promotion compare candidates on the same runs: the half of the validation programs early
+    stopping never reads, whether a candidate stopped early (the LSTM) or not (boosting, linear)."""
+    table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
+    split = leave_programs_out(table, k=3)[0]
+    base = TrainConfig(model="lstm", epochs=3, batch_size=16, progress=False)
+    stopped = fit_model(table, split, base.model_copy(update={"early_stopping_patience": 1}))
+    outcomes = [
+        stopped,
+        fit_model(table, split, base),
+        fit_model(table, split, base.model_copy(update={"model": "hist-gradient-boosting"})),
+        fit_model(table, split, base.model_copy(update={"model": "linear"})),
+    ]
+    application_of = dict(zip(table.runs["run_id"], table.runs["application"], strict=True))
+    label_of = dict(zip(table.runs["run_id"], table.runs["label"], strict=True))
+    judged = {application_of[run] for run in stopped.validation_runs}
+    assert judged and judged < set(split.validation_apps)
+    for outcome in outcomes:
+        assert outcome.validation_runs == stopped.validation_runs
+        assert outcome.validation_predicted is not None and outcome.validation_labels is not None
+        expected = [label_of[run] for run in outcome.validation_runs]
+        np.testing.assert_allclose(outcome.validation_labels, expected, rtol=1e-6)
+        # The validation MAE is the error of the answers given on exactly those runs.
+        mae = float(np.mean(np.abs(outcome.validation_predicted[:, 1] - outcome.validation_labels)) * 100)
+        assert outcome.validation_mae == pytest.approx(mae, rel=1e-5)
+    # Different models answer differently on them: the figures compared are the models' own.
+    figures = {round(outcome.validation_mae or 0.0, 6) for outcome in outcomes[1:]}
+    assert len(figures) == len(outcomes) - 1
+
+
+def test_placement_models_are_judged_on_the_same_validation_runs() -> None:
+    from cotenant.datasets.torch_data import build_placement
+
+    table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
+    split = leave_programs_out(table, k=3)[0]
+    base = TrainConfig(model="placement", epochs=3, batch_size=16, progress=False, early_stopping_patience=1)
+    stopped = fit_model(table, split, base)
+    forest = fit_model(table, split, base.model_copy(update={"model": "placement-forest"}))
+    validation = build_placement(table, split).validation
+    assert validation is not None
+    application_of = dict(zip(table.runs["run_id"], table.runs["application"], strict=True))
+    assert {application_of[run] for run in stopped.validation_runs} < set(split.validation_apps)
+    assert forest.validation_runs == stopped.validation_runs
+    keep = np.isin(validation.run_ids, forest.validation_runs)
+    judged = validation.subset(keep)
+    assert judged.run_ids == forest.validation_runs
+    predictor = forest.predictor
+    answers = predictor.predict_placement(judged.newcomer, judged.neighbours, judged.mask, judged.cores)
+    np.testing.assert_allclose(answers, forest.validation_predicted, rtol=1e-6)
+    assert forest.validation_mae == pytest.approx(float(np.mean(np.abs(answers[:, 1] - judged.y)) * 100))
