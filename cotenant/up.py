@@ -32,7 +32,7 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 # the service answers with no learned model where none beats it.
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
-        "cloudformer[solo_prior=true,members=3,early_stopping_patience=4]",
+        "cloudformer[solo_prior=true,early_stopping_patience=4,pretrain_epochs=10]",
         "hist-gradient-boosting[solo_prior=true,loss=absolute_error]",
         "solo-relative",
     ],
@@ -40,18 +40,32 @@ CHAMPIONS = {
 }
 
 
-def missing_champions(tracking_uri: str) -> list[str]:
+# The example requests (``cotenant.demo.example_requests``, by path) that a task's champion answers: where the
+# task has none, the service answers 503 saying why, and the example says so instead of failing the job.
+EXAMPLE_TASKS = {
+    "/score_placement": REGISTERED["placement"],
+    "/predict_host_degradation": REGISTERED["monitoring"],
+}
+
+
+def untrained(tracking_uri: str) -> list[str]:
+    """The registered models no candidate has been trained for yet (no version at all). A task whose
+    candidates were all trained and all failed the promotion gate is not trained again on every start: it
+    stays without a champion, and the job says so."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    missing = []
-    for name in CHAMPIONS:
-        try:
-            client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-        except MlflowException:
-            missing.append(name)
-    return missing
+    return [name for name in CHAMPIONS if not client.search_model_versions(f"name = '{name}'", max_results=1)]
+
+
+def without_champion(tracking_uri: str) -> list[str]:
+    """The registered models with no ``champion`` version (none passed the promotion gate)."""
+    from mlflow import MlflowClient
+
+    from cotenant.training.tracking import version_by_alias
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return [name for name in CHAMPIONS if version_by_alias(client, name) is None]
 
 
 def train_champions(names: list[str], tracking_uri: str, epochs: int, console: Console) -> None:
@@ -164,11 +178,17 @@ def up(
         f"bundled dataset: {table.runs.height} runs, {table.runs['application'].n_unique()} applications"
     )
 
-    missing = missing_champions(tracking_uri)
+    missing = untrained(tracking_uri)
     if missing:
         train_champions(missing, tracking_uri, epochs, console)
     else:
         console.print("champions found in the registry: reusing them")
+    unserved = without_champion(tracking_uri)
+    for name in set(unserved) - set(missing):  # train_champions said so as it trained
+        console.print(
+            f"[yellow]no {name} champion:[/] no candidate passed the promotion gate when trained; the "
+            "service answers that task neutrally, saying why"
+        )
     register_shipped_accelerator_profiles(tracking_uri, console)
 
     token = service_token(home)
@@ -203,6 +223,14 @@ def up(
         console.print(f"service log: {log_path}\n")
         for name, (path, body) in example_requests(fleet).items():
             response = client.post(path, json=body)
+            if EXAMPLE_TASKS.get(path) in unserved and response.status_code == 503:
+                console.print(
+                    f"[bold]{name}[/]: skipped, answered 503: no {EXAMPLE_TASKS[path]} champion "
+                    "(no candidate passed the promotion gate)",
+                    soft_wrap=True,
+                )
+                console.print(curl(url, path, body, examples_dir, name), soft_wrap=True, highlight=False)
+                continue
             status = "ok" if response.status_code == 200 else f"FAILED ({response.status_code})"
             console.print(f"[bold]{name}[/]: {status}")
             console.print(curl(url, path, body, examples_dir, name), soft_wrap=True, highlight=False)

@@ -92,10 +92,6 @@ class Champions:
     # Optional: the placement challenger, scored beside the champion in shadow mode and never served.
     placement_shadow: LoadedModel | None = None
 
-    @property
-    def ready(self) -> bool:
-        return self.monitoring is not None and self.placement is not None
-
     def versions(self) -> dict[str, str | None]:
         return {
             task: loaded.version if loaded else None
@@ -157,6 +153,10 @@ class ChampionSource:
         return LoadedCatalogue(name=name, version=version, catalogue=catalogue)
 
 
+# The tasks the service answers with a registered champion (``Champions`` fields); readiness reads them.
+SERVED_TASKS = ("monitoring", "placement")
+
+
 class ChampionStore:
     """Holds the current champions; ``refresh`` loads any alias that moved; a daemon thread calls it."""
 
@@ -164,6 +164,10 @@ class ChampionStore:
         self.source = source
         self.champions = Champions()
         self.last_error: str | None = None
+        # The served tasks whose registered model had no champion at the last refresh: none of its versions
+        # passed the promotion gate (or none was trained). Their requests are answered 503, the extender
+        # neutrally, each saying so; the other task is served meanwhile.
+        self.without_champion: set[str] = set()
         self._on_swap = on_swap
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -185,6 +189,8 @@ class ChampionStore:
                 if not alias:
                     continue
                 version = self.source.champion_version(name, alias)
+                if field in SERVED_TASKS:
+                    (self.without_champion.add if version is None else self.without_champion.discard)(field)
                 loaded: LoadedModel | LoadedCatalogue | None = getattr(current, field)
                 if version is None and field == "placement_shadow" and loaded is not None:
                     updated = replace(updated, placement_shadow=None)  # the alias is gone: stop shadowing
@@ -203,6 +209,27 @@ class ChampionStore:
             if self._on_swap is not None:
                 self._on_swap(updated)
             return True
+
+    @property
+    def ready(self) -> bool:
+        """At least one task's champion is loaded, and every champion the registry names is: a task with none
+        (no version passed the promotion gate) does not hold back the other, while a champion that failed to
+        load, or is not loaded yet, does."""
+        loaded = {task: getattr(self.champions, task) for task in SERVED_TASKS}
+        return any(model is not None for model in loaded.values()) and all(
+            model is not None or task in self.without_champion for task, model in loaded.items()
+        )
+
+    def missing(self, task: str) -> str:
+        """Why ``task`` has no champion to answer with."""
+        settings = self.source.settings
+        if task in self.without_champion:
+            name = {"monitoring": settings.monitoring_model, "placement": settings.placement_model}[task]
+            return (
+                f"no {task} champion: no version of {name} has passed the promotion gate "
+                "(`cotenant train` says why)"
+            )
+        return f"no {task} champion loaded yet"
 
     def start_watching(self, interval_s: float) -> None:
         if interval_s <= 0 or self._thread is not None:

@@ -130,7 +130,7 @@ class InterferencePredictionService:
         sys.setswitchinterval(INTERPRETER_SWITCH_S)
 
     def __is_ready__(self) -> bool:
-        return self.champions.champions.ready
+        return self.champions.ready
 
     def _on_swap(self, champions: Champions) -> None:
         self.metrics.model_versions(champions.versions())
@@ -143,7 +143,7 @@ class InterferencePredictionService:
     def _model(self, task: str) -> LoadedModel:
         loaded: LoadedModel | None = getattr(self.champions.champions, task)
         if loaded is None:
-            raise ServiceUnavailable(f"no {task} champion loaded yet")
+            raise ServiceUnavailable(self.champions.missing(task))
         return loaded
 
     # ---- writes (token) ------------------------------------------------------------------------------------
@@ -413,7 +413,7 @@ class InterferencePredictionService:
         if pod.profile_id is not None and profile is None:
             pod.reasons.append(f"unknown profile {pod.profile_id!r}")
         if placement is None:
-            pod.reasons.append("no placement champion loaded yet")
+            pod.reasons.append(self.champions.missing("placement"))
         if profile is None or placement is None:
             self.metrics.neutral(verb, "pod", len(names))
             log.info("extender %s %s: neutral for all nodes: %s", verb, pod.pod, "; ".join(pod.reasons))

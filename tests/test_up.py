@@ -48,8 +48,23 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
     # champion is the best on the validation programs the gate lets through.
     for choice in (choice for candidates in CHAMPIONS.values() for choice in candidates):
         assert f"training {choice} on the bundled dataset" in first.stdout, first.stdout[-3000:]
+    # Each task's champion is named, or the job says that none of its candidates passed the gate; a task
+    # without one has its example answered 503 by the service, saying so (the extender stays neutral).
+    from cotenant.training.tracking import version_by_alias
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    served = {}
     for task in ("cotenant-monitoring", "cotenant-placement"):
-        assert re.search(rf"{task} champion: [\w-]+ \(v\d+\), best on validation programs", first.stdout)
+        served[task] = bool(
+            re.search(rf"{task} champion: [\w-]+ \(v\d+\), best on validation programs", first.stdout)
+        )
+        refused = f"no {task} candidate passed the promotion gate" in " ".join(first.stdout.split())
+        assert served[task] != refused, first.stdout[-3000:]
+        assert (version_by_alias(client, task) is not None) == served[task]
+    # The solo-relative heuristic, at least, passes the monitoring gate.
+    assert served["cotenant-monitoring"], first.stdout[-3000:]
     assert "fitted accelerator profiles" in first.stdout
     names = (
         "placement scoring",
@@ -58,8 +73,14 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
         "accelerator placement",
         "accelerator latency by model",
     )
-    for name in names:
+    answered = [name for name in names if served["cotenant-placement"] or name != "placement scoring"]
+    for name in answered:
         assert f"{name}: ok" in first.stdout
+    if not served["cotenant-placement"]:
+        assert re.search(
+            r"placement scoring: skipped, answered 503: no cotenant-placement champion",
+            " ".join(first.stdout.split()),
+        )
     examples = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "examples").glob("*.json")}
     assert set(examples) == {name.replace(" ", "-") for name in names}
     assert examples["extender-prioritize"]["Pod"]["metadata"]["labels"]["cotenant.io/profile"]
@@ -77,7 +98,7 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
     # The ranked demo: the fleet's two empty nodes first, then the occupied ones; the service's own output
     # (an access-log line per ingest) goes to its log file, not to the console.
     ranked = [line for line in first.stdout.splitlines() if re.match(r"\s+\d+\. demo-node-\d+ ", line)]
-    assert len(ranked) == 6, first.stdout[-3000:]
+    assert len(ranked) == (6 if served["cotenant-placement"] else 0), first.stdout[-3000:]
     assert all("empty_host" in line for line in ranked[:2]), ranked
     assert not any("empty_host" in line for line in ranked[2:]), ranked
     assert "/ingest" not in first.stdout and "/ingest" in (tmp_path / "serve.log").read_text()
@@ -104,7 +125,7 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
         assert listening(port), log.read_text()[-3000:]
         second = log.read_text()
         assert "reusing them" in second and "training" not in second, second[-3000:]
-        assert all(f"{name}: ok" in second for name in names), second[-3000:]
+        assert all(f"{name}: ok" in second for name in answered), second[-3000:]
         os.killpg(job.pid, signal.SIGINT)
         assert job.wait(timeout=60) == 0, log.read_text()[-3000:]
         assert not listening(port)  # the service and its workers went with it

@@ -327,6 +327,32 @@ def test_not_ready_without_champions(service_env: dict[str, str], monkeypatch: p
         instance.metrics.stop()
 
 
+def test_ready_when_one_task_has_no_champion_and_says_so(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task none of whose versions passed the promotion gate does not hold back the other: the service is
+    ready and answers monitoring; placement requests get 503 naming the gate, the extender stays neutral."""
+    from cotenant.serving.service import InterferencePredictionService
+
+    monkeypatch.setenv("COTENANT_SERVE_PLACEMENT_MODEL", "cotenant-placement-never-promoted")
+    instance = InterferencePredictionService()
+    try:
+        assert instance.champions.champions.monitoring is not None
+        assert instance.champions.champions.placement is None
+        assert instance.__is_ready__()
+        with pytest.raises(
+            ServiceUnavailable, match="cotenant-placement-never-promoted has passed the promotion"
+        ):
+            instance.score_placement(
+                ScorePlacementRequest.model_validate({"workload": {"profile_id": "w"}, "hosts": ["h"]})
+            )
+        args = ExtenderArgs.model_validate({"Pod": fixture_json("pod.json"), "NodeNames": ["node-a"]})
+        assert prioritized(instance, args)[0].Score == 5
+    finally:
+        instance.champions.stop()
+        instance.metrics.stop()
+
+
 def test_a_new_accelerator_catalogue_champion_is_swapped_in(
     service: Any, store_uri: str, champion_store: Any
 ) -> None:
