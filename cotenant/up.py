@@ -224,11 +224,8 @@ def up(
         for name, (path, body) in example_requests(fleet).items():
             response = client.post(path, json=body)
             if EXAMPLE_TASKS.get(path) in unserved and response.status_code == 503:
-                console.print(
-                    f"[bold]{name}[/]: skipped, answered 503: no {EXAMPLE_TASKS[path]} champion "
-                    "(no candidate passed the promotion gate)",
-                    soft_wrap=True,
-                )
+                reason = escape(str(response.json().get("error", response.text))[:500])
+                console.print(f"[bold]{name}[/]: skipped, answered 503: {reason}", soft_wrap=True)
                 console.print(curl(url, path, body, examples_dir, name), soft_wrap=True, highlight=False)
                 continue
             status = "ok" if response.status_code == 200 else f"FAILED ({response.status_code})"

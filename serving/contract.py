@@ -7,6 +7,11 @@ answer: 413 for a body over the limit, 415 for a body that is not JSON, 422 for 
 ``RequestLimitsMiddleware`` uses ``canonical_error`` on every error reply and ``patch_openapi`` on
 ``/docs.json``.
 
+BentoML replaces the message of every 5xx reply with "An unexpected error has occurred" (its server app),
+which would hide why the service cannot answer (no champion for the task, the shared state down). The
+service raises its 503s through ``unavailable``, which also leaves the reason in the request's
+``reason_box``; the middleware puts it back into the reply.
+
 BentoML publishes pydantic's JSON Schema (2020-12) under ``openapi: 3.0.2`` and inlines each operation's
 body with its optional fields' ``null`` dropped, so a client generated from it, or a contract tester, would
 call ``"NodeNames": null`` (what kube-scheduler sends) invalid. ``openapi30`` rewrites the 2020-12 forms into
@@ -17,8 +22,11 @@ lossy inline copy. Validation stays pydantic's.
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
+
+from bentoml.exceptions import ServiceUnavailable
 
 ERROR_SCHEMA_NAME = "Error"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -60,6 +68,26 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
 
 def errors_of(route: str) -> tuple[int, ...]:
     return tuple(sorted({*EVERY_OPERATION, *ROUTE_ERRORS.get(route, ())}))
+
+
+# The reason of the 503 a request is answered with, set by ``unavailable`` (a box per request, made by the
+# middleware: the API runs in a worker thread with a copy of the request's context, which shares the box).
+_UNAVAILABLE_REASON: ContextVar[dict[str, str] | None] = ContextVar("unavailable_reason", default=None)
+
+
+def reason_box() -> dict[str, str]:
+    """A fresh box for this request's 503 reason (the middleware calls it before the app answers)."""
+    box: dict[str, str] = {}
+    _UNAVAILABLE_REASON.set(box)
+    return box
+
+
+def unavailable(reason: str) -> ServiceUnavailable:
+    """The 503 to raise, with ``reason`` kept for the reply (BentoML's own reply would not say it)."""
+    box = _UNAVAILABLE_REASON.get()
+    if box is not None:
+        box["error"] = reason
+    return ServiceUnavailable(reason)
 
 
 def canonical_error(body: bytes) -> bytes:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from cotenant.serving.contract import canonical_error, patch_openapi
+from cotenant.serving.contract import canonical_error, patch_openapi, reason_box
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,6 +69,7 @@ class RequestLimitsMiddleware:
 
         error_start: Message | None = None
         error_body = bytearray()
+        unavailable = reason_box()  # this request's 503 reason, if the service raises one
 
         async def rewriting_send(message: Message) -> None:
             nonlocal error_start
@@ -82,6 +83,8 @@ class RequestLimitsMiddleware:
             if error_start is not None and message["type"] == "http.response.body":
                 error_body.extend(message.get("body", b""))
                 if not message.get("more_body"):
+                    if error_start["status"] == 503 and "error" in unavailable:
+                        error_body[:] = json.dumps(unavailable).encode()
                     await _send_json(send, error_start, canonical_error(bytes(error_body)))
                 return
             await send(message)

@@ -226,8 +226,8 @@ class ChampionStore:
         if task in self.without_champion:
             name = {"monitoring": settings.monitoring_model, "placement": settings.placement_model}[task]
             return (
-                f"no {task} champion: no version of {name} has passed the promotion gate "
-                "(`cotenant train` says why)"
+                f"no {task} champion: no version of {name} is aliased {settings.alias!r} (none has passed "
+                "the promotion gate, or none was trained; `cotenant train` says why)"
             )
         return f"no {task} champion loaded yet"
 

@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any, cast
 
 import bentoml
-from bentoml.exceptions import BentoMLException, NotFound, ServiceUnavailable, UnprocessableEntity
+from bentoml.exceptions import BentoMLException, NotFound, UnprocessableEntity
 from starlette.responses import Response
 
 with bentoml.importing():
@@ -29,6 +29,7 @@ with bentoml.importing():
     from cotenant.serving import extender, scoring
     from cotenant.serving.catalogue import NoCatalogue, UnknownModel, resolve_apps
     from cotenant.serving.config import ServiceSettings
+    from cotenant.serving.contract import unavailable
     from cotenant.serving.docs_page import DocsPageMiddleware
     from cotenant.serving.extender import ExtenderArgs, ExtenderFilterResult, HostPriorityList
     from cotenant.serving.hosts import CompactOnly, CompactSummary, HostStore
@@ -143,7 +144,7 @@ class InterferencePredictionService:
     def _model(self, task: str) -> LoadedModel:
         loaded: LoadedModel | None = getattr(self.champions.champions, task)
         if loaded is None:
-            raise ServiceUnavailable(self.champions.missing(task))
+            raise unavailable(self.champions.missing(task))
         return loaded
 
     # ---- writes (token) ------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ class InterferencePredictionService:
         try:
             outcome = self.state.ingest(payload.host, payload.samples, summaries, payload.profiles)
         except StateUnavailable as error:
-            raise ServiceUnavailable(str(error)) from error
+            raise unavailable(str(error)) from error
         self.metrics.ingested(payload.host, outcome.accepted + outcome.summaries)
         return IngestResult(
             host=payload.host,
@@ -220,7 +221,7 @@ class InterferencePredictionService:
         except OverflowError as error:
             raise PayloadTooLarge(str(error)) from error
         except StateUnavailable as error:
-            raise ServiceUnavailable(str(error)) from error
+            raise unavailable(str(error)) from error
         used, ignored = profile.inputs(self.champions.champions.placement)
         return ProfileSummary(
             profile_id=profile.profile_id,
@@ -255,7 +256,7 @@ class InterferencePredictionService:
         """Monitoring for a target on a host whose telemetry the service receives."""
         model = self._model("monitoring")
         if self.hosts.outage is not None:
-            raise ServiceUnavailable(f"host state unavailable: {self.hosts.outage}")
+            raise unavailable(f"host state unavailable: {self.hosts.outage}")
         try:
             found = self.hosts.series(payload.host, payload.target)
         except CompactOnly as error:
@@ -372,7 +373,7 @@ class InterferencePredictionService:
         try:
             return resolve_apps(apps, self.champions.champions.accelerators, kind)
         except NoCatalogue as error:
-            raise ServiceUnavailable(str(error)) from error
+            raise unavailable(str(error)) from error
         except UnknownModel as error:
             raise NotFound(str(error)) from error
 

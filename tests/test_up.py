@@ -78,7 +78,8 @@ def test_up_trains_serves_and_its_examples_succeed(tmp_path: Path) -> None:
         assert f"{name}: ok" in first.stdout
     if not served["cotenant-placement"]:
         assert re.search(
-            r"placement scoring: skipped, answered 503: no cotenant-placement champion",
+            r"placement scoring: skipped, answered 503: no placement champion: "
+            r"no version of cotenant-placement is aliased 'champion'",
             " ".join(first.stdout.split()),
         )
     examples = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "examples").glob("*.json")}

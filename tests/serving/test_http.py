@@ -251,7 +251,10 @@ def test_not_ready_is_503(service_env: dict[str, str], monkeypatch: pytest.Monke
         assert client.get("/readyz").status_code == 503
         assert client.get("/livez").status_code == 200
         query = {"workload": {"profile_id": "web"}, "hosts": ["node-a"]}
-        assert client.post("/score_placement", json=query).status_code == 503
+        refused = client.post("/score_placement", json=query)
+        # The reply says why (BentoML's own 5xx reply would not): no version carries the alias served.
+        assert refused.status_code == 503
+        assert "no version of cotenant-placement is aliased 'no-such-alias'" in refused.json()["error"]
         request = {"Pod": fixture_json("pod.json"), "NodeNames": ["node-a"]}
         assert client.post("/prioritize", json=request).json() == [{"Host": "node-a", "Score": 5}]
 

@@ -341,7 +341,7 @@ def test_ready_when_one_task_has_no_champion_and_says_so(
         assert instance.champions.champions.placement is None
         assert instance.__is_ready__()
         with pytest.raises(
-            ServiceUnavailable, match="cotenant-placement-never-promoted has passed the promotion"
+            ServiceUnavailable, match="no version of cotenant-placement-never-promoted is aliased 'champion'"
         ):
             instance.score_placement(
                 ScorePlacementRequest.model_validate({"workload": {"profile_id": "w"}, "hosts": ["h"]})
