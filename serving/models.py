@@ -164,10 +164,10 @@ class ChampionStore:
         self.source = source
         self.champions = Champions()
         self.last_error: str | None = None
-        # The served tasks whose registered model had no champion at the last refresh: none of its versions
-        # passed the promotion gate (or none was trained). Their requests are answered 503, the extender
-        # neutrally, each saying so; the other task is served meanwhile.
-        self.without_champion: set[str] = set()
+        # The served tasks whose registered model had no champion at the last refresh (task -> that model's
+        # name): none of its versions passed the promotion gate (or none was trained). Their requests are
+        # answered 503, the extender neutrally, each saying so; the other task is served meanwhile.
+        self.without_champion: dict[str, str] = {}
         self._on_swap = on_swap
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -189,8 +189,10 @@ class ChampionStore:
                 if not alias:
                     continue
                 version = self.source.champion_version(name, alias)
-                if field in SERVED_TASKS:
-                    (self.without_champion.add if version is None else self.without_champion.discard)(field)
+                if field in SERVED_TASKS and version is None:
+                    self.without_champion[field] = name
+                elif field in SERVED_TASKS:
+                    self.without_champion.pop(field, None)
                 loaded: LoadedModel | LoadedCatalogue | None = getattr(current, field)
                 if version is None and field == "placement_shadow" and loaded is not None:
                     updated = replace(updated, placement_shadow=None)  # the alias is gone: stop shadowing
@@ -222,12 +224,11 @@ class ChampionStore:
 
     def missing(self, task: str) -> str:
         """Why ``task`` has no champion to answer with."""
-        settings = self.source.settings
-        if task in self.without_champion:
-            name = {"monitoring": settings.monitoring_model, "placement": settings.placement_model}[task]
+        name = self.without_champion.get(task)
+        if name is not None:
             return (
-                f"no {task} champion: no version of {name} is aliased {settings.alias!r} (none has passed "
-                "the promotion gate, or none was trained; `cotenant train` says why)"
+                f"no {task} champion: no version of {name} is aliased {self.source.settings.alias!r} "
+                "(none has passed the promotion gate, or none was trained; `cotenant train` says why)"
             )
         return f"no {task} champion loaded yet"
 

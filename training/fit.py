@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import polars as pl
@@ -114,15 +114,7 @@ def _fit_monitoring(
     train_runs, test_runs = _runs_of(train), _runs_of(test)
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
-    # The validation programs are halved by program (``stopping_and_judged``): early stopping may read the
-    # first half; every model, stopped early or not, is judged on the second (the validation MAE that choices
-    # and promotion compare). The interval is calibrated on every validation program
-    # (``calibration="programs"``) or on those the model never read (``"validation"``).
-    every = data.validation
-    stopping, judged = every, every
-    if every is not None:
-        stopping, judged = stopping_and_judged(every, _applications(table, every.run_ids))
-    stops_early = spec.family == "neural" and cfg.early_stopping_patience is not None
+    roles = validation_roles(data.validation, table, spec, cfg)
     training_scores = None
     if spec.family == "neural":
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
@@ -130,6 +122,7 @@ def _fit_monitoring(
         tell_solo_prior(module, data.stats)
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
+        stopping = roles.stopping if roles is not None else None
         model = _fit_neural(module, train, stopping, collate_monitoring, cfg, pretrain)
         n_inputs = len(features)
     else:
@@ -156,18 +149,18 @@ def _fit_monitoring(
     if spec.family == "neural" and train.held_out_by is not None:
         training_scores = members_out_of_fold_scores(predictor, train)
     validation_error, validation_answers = None, None
-    if every is not None and judged is not None:
-        validation_answers = predictor.predict_normalised(_runs_of(judged))
-        validation_error = validation_mae(validation_answers, judged.y)
-        if cfg.calibration == "programs" or not stops_early:
-            # Every validation program calibrates (early stopping's choice of an epoch flatters the half it
-            # stopped on far less than two or three programs' spread would mislead), with the training
-            # programs' out-of-fold scores where the model has them and calibration reads them.
-            pooled = training_scores if cfg.calibration == "programs" else None
-            answers = validation_answers if every is judged else predictor.predict_normalised(_runs_of(every))
-            predictor = calibrate(predictor, answers, every.y, pooled)
-        else:
-            predictor = calibrate(predictor, validation_answers, judged.y)
+    if roles is not None:
+        validation_answers = predictor.predict_normalised(_runs_of(roles.judged))
+        validation_error = validation_mae(validation_answers, roles.judged.y)
+        calibrating = roles.calibrating
+        answers = (
+            validation_answers
+            if calibrating is roles.judged
+            else predictor.predict_normalised(_runs_of(calibrating))
+        )
+        # With the training programs' out-of-fold scores where the model has them and calibration reads them.
+        pooled = training_scores if cfg.calibration == "programs" else None
+        predictor = calibrate(predictor, answers, calibrating.y, pooled)
     predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
     return FitOutcome(
         predictor,
@@ -178,9 +171,9 @@ def _fit_monitoring(
         0.0,
         len(train_runs),
         validation_mae=validation_error,
-        validation_runs=list(judged.run_ids) if judged is not None else [],
+        validation_runs=list(roles.judged.run_ids) if roles is not None else [],
         validation_predicted=validation_answers,
-        validation_labels=judged.y if judged is not None else None,
+        validation_labels=roles.judged.y if roles is not None else None,
     )
 
 
@@ -219,14 +212,9 @@ def _fit_placement(
     train = data.train
     apps = np.asarray(_applications(table, train.run_ids))
     fit_probes = None
-    # As for monitoring: early stopping may read one half of the validation programs, every model is judged
-    # on the other (``stopping_and_judged``).
-    every = data.validation
-    stopping, judged = every, every
-    if every is not None:
-        stopping, judged = stopping_and_judged(every, _applications(table, every.run_ids))
-    stops_early = spec.family == "neural" and cfg.early_stopping_patience is not None
+    roles = validation_roles(data.validation, table, spec, cfg)
     if spec.family == "neural":
+        stopping = roles.stopping if roles is not None else None
         model = _fit_neural(spec.build(model_cfg, shape), data.train, stopping, collate_placement, cfg)
     elif spec.family == "probes":
         from cotenant.datasets.tensors import live_rows
@@ -273,10 +261,8 @@ def _fit_placement(
     )
     predictor = Predictor(metadata, model)
     validation_error, validation_answers = None, None
-    if every is not None and judged is not None:
-        # Calibrated on every validation program unless the model stopped early on some of them and
-        # calibration is to read only runs it never read (``"validation"``).
-        calibrating = judged if stops_early and cfg.calibration == "validation" else every
+    if roles is not None:
+        calibrating, judged = roles.calibrating, roles.judged
         if cfg.calibration == "programs" and fit_probes is not None and len(calibrating.y):
             # Calibrated as the service answers (incumbents known by their telemetry), on the validation
             # programs and on every training program answered by a model fit without it.
@@ -342,9 +328,9 @@ def _fit_placement(
         len(data.train),
         extra,
         validation_error,
-        list(judged.run_ids) if judged is not None else [],
+        list(roles.judged.run_ids) if roles is not None else [],
         validation_answers,
-        judged.y if judged is not None else None,
+        roles.judged.y if roles is not None else None,
     )
 
 
@@ -441,6 +427,31 @@ class _Subsettable(Protocol):
 
 
 Validation = TypeVar("Validation", bound=_Subsettable)
+
+
+@dataclass(frozen=True)
+class ValidationRoles(Generic[Validation]):
+    """What each part of a fit reads of the split's validation programs."""
+
+    stopping: Validation  # what early stopping may read
+    judged: Validation  # the validation MAE (choices, promotion): the same runs for every model of the split
+    calibrating: Validation  # the conformal calibration's runs
+
+
+def validation_roles(
+    validation: Validation | None, table: RunTable, spec: ModelSpec, cfg: TrainConfig
+) -> ValidationRoles[Validation] | None:
+    """The validation programs halved by program (``stopping_and_judged``): early stopping may read the first
+    half; every model, stopped early or not, is judged on the second. The interval is calibrated on every
+    validation program (``calibration="programs"``: early stopping's choice of an epoch flatters the half it
+    stopped on far less than two or three programs' spread would mislead), or on the runs the model never
+    read (``"validation"``). None where the split has no validation programs."""
+    if validation is None:
+        return None
+    stopping, judged = stopping_and_judged(validation, _applications(table, validation.run_ids))
+    stopped_early = spec.family == "neural" and cfg.early_stopping_patience is not None
+    calibrating = judged if stopped_early and cfg.calibration == "validation" else validation
+    return ValidationRoles(stopping, judged, calibrating)
 
 
 def stopping_and_judged(validation: Validation, applications: list[str]) -> tuple[Validation, Validation]:
