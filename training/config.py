@@ -44,7 +44,8 @@ class TrainConfig(BaseModel):
     # Standardised inputs clipped to +-input_clip (cotenant.datasets FeatureStats); None keeps them as is.
     input_clip: float | None = 3.0
     # What calibrates the 80% interval (split conformal, training/fit.py): "validation", the split's
-    # validation programs only (for a model that stopped early, the half it did not stop on); "programs",
+    # validation programs only (for a model that stopped early, each half answered by the model stopped on
+    # the other: training/fit.py StoppingHalves); "programs",
     # every validation program plus, where the model has them, the training programs' out-of-fold answers
     # (tabular models' grouped refits; the probes model refit per group of training programs, answered as
     # the service answers). Four or five validation programs estimate a new program's error too noisily:

@@ -203,9 +203,10 @@ def markdown(report: dict[str, Any]) -> str:
         + ".",
         "",
         "Errors in percentage points of P (MSE in pp^2), mean +- std over folds. Validation MAE: on the "
-        "validation programs inside each fold's training programs that early stopping never reads (every "
-        "other one, the same runs for every model), the only figure a choice between variants "
-        "(`model[option=value]`) looks at.",
+        "validation programs inside each fold's training programs, the same runs for every model, each run "
+        "answered by a model that never read it (a model stopped early: by its twin stopped on the other "
+        "half of those programs); the only figure a choice between variants (`model[option=value]`) looks "
+        "at.",
         *references_markdown(report),
     ]
     for task in ("monitoring", "placement"):

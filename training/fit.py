@@ -114,22 +114,24 @@ def _fit_monitoring(
     train_runs, test_runs = _runs_of(train), _runs_of(test)
     train_apps = np.asarray(_applications(table, train.run_ids))
     residual_quantiles = None
-    roles = validation_roles(data.validation, table, spec, cfg)
+    halves = stopping_halves(data.validation, table)
     training_scores = None
+    models: list[Any] = []
     if spec.family == "neural":
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
         module = spec.build(model_cfg, shape)
         tell_solo_prior(module, data.stats)
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
-        stopping = roles.stopping if roles is not None else None
-        model = _fit_neural(module, train, stopping, collate_monitoring, cfg, pretrain)
+        models = _fit_neural(module, train, halves, collate_monitoring, cfg, pretrain)
+        model = models[0]
         n_inputs = len(features)
     else:
         x = np.nan_to_num(np.stack([summarise(run) for run in train_runs]))  # [N, 3F]
         estimator = spec.build(model_cfg, shape)
         tell_solo_prior(estimator, data.stats)
         model, residual_quantiles, training_scores = _fit_tabular(estimator, x, train.y, train_apps)
+        models = [model]
         n_inputs = x.shape[1]
     metadata = _metadata(
         spec,
@@ -149,18 +151,15 @@ def _fit_monitoring(
     if spec.family == "neural" and train.held_out_by is not None:
         training_scores = members_out_of_fold_scores(predictor, train)
     validation_error, validation_answers = None, None
-    if roles is not None:
-        validation_answers = predictor.predict_normalised(_runs_of(roles.judged))
-        validation_error = validation_mae(validation_answers, roles.judged.y)
-        calibrating = roles.calibrating
-        answers = (
-            validation_answers
-            if calibrating is roles.judged
-            else predictor.predict_normalised(_runs_of(calibrating))
+    if halves is not None:
+        validation_answers = halves.answers(
+            [Predictor(metadata, fitted) for fitted in models],
+            lambda answering, runs: answering.predict_normalised(_runs_of(runs)),
         )
+        validation_error = validation_mae(validation_answers, halves.validation.y)
         # With the training programs' out-of-fold scores where the model has them and calibration reads them.
         pooled = training_scores if cfg.calibration == "programs" else None
-        predictor = calibrate(predictor, answers, calibrating.y, pooled)
+        predictor = calibrate(predictor, validation_answers, halves.validation.y, pooled)
     predicted = predictor.predict_normalised(test_runs) if test_runs else np.zeros((0, len(QUANTILES)))
     return FitOutcome(
         predictor,
@@ -171,9 +170,9 @@ def _fit_monitoring(
         0.0,
         len(train_runs),
         validation_mae=validation_error,
-        validation_runs=list(roles.judged.run_ids) if roles is not None else [],
+        validation_runs=list(halves.validation.run_ids) if halves is not None else [],
         validation_predicted=validation_answers,
-        validation_labels=roles.judged.y if roles is not None else None,
+        validation_labels=halves.validation.y if halves is not None else None,
     )
 
 
@@ -212,10 +211,11 @@ def _fit_placement(
     train = data.train
     apps = np.asarray(_applications(table, train.run_ids))
     fit_probes = None
-    roles = validation_roles(data.validation, table, spec, cfg)
+    halves = stopping_halves(data.validation, table)
+    models: list[Any] = []
     if spec.family == "neural":
-        stopping = roles.stopping if roles is not None else None
-        model = _fit_neural(spec.build(model_cfg, shape), data.train, stopping, collate_placement, cfg)
+        models = _fit_neural(spec.build(model_cfg, shape), data.train, halves, collate_placement, cfg)
+        model = models[0]
     elif spec.family == "probes":
         from cotenant.datasets.tensors import live_rows
 
@@ -261,38 +261,31 @@ def _fit_placement(
     )
     predictor = Predictor(metadata, model)
     validation_error, validation_answers = None, None
-    if roles is not None:
-        calibrating, judged = roles.calibrating, roles.judged
-        if cfg.calibration == "programs" and fit_probes is not None and len(calibrating.y):
-            # Calibrated as the service answers (incumbents known by their telemetry), on the validation
-            # programs and on every training program answered by a model fit without it.
-            served = predictor.predict_placement(
-                calibrating.newcomer,
-                model.withhold_probes(calibrating.neighbours),
-                calibrating.mask,
-                calibrating.cores,
-            )
+    if halves is not None:
+        validation = halves.validation
+
+        def served_answers(answering: Predictor, runs: Any) -> np.ndarray:
+            """As the service answers: for the probes family, incumbents known by their telemetry only."""
+            probed = spec.family == "probes"
+            neighbours = model.withhold_probes(runs.neighbours) if probed else runs.neighbours
+            return answering.predict_placement(runs.newcomer, neighbours, runs.mask, runs.cores)
+
+        fitted = [Predictor(metadata, m) for m in models or [model]]
+        validation_answers = halves.answers(fitted, served_answers)
+        validation_error = validation_mae(validation_answers, validation.y)
+        if cfg.calibration == "programs" and fit_probes is not None and len(validation.y):
+            # And every training program answered (as served) by a model fit without it.
             training_scores = _cross_program_scores(fit_probes, metadata, train, apps)
-            predictor = calibrate(predictor, served, calibrating.y, training_scores)
-        else:
-            answers = predictor.predict_placement(
-                calibrating.newcomer, calibrating.neighbours, calibrating.mask, calibrating.cores
-            )
-            pooled = training_scores if cfg.calibration == "programs" else None
-            predictor = calibrate(predictor, answers, calibrating.y, pooled)
-        if spec.family == "probes" and len(calibrating.y):
-            unprobed = model.withhold_probes(calibrating.newcomer)
+        pooled = training_scores if cfg.calibration == "programs" else None
+        predictor = calibrate(predictor, validation_answers, validation.y, pooled)
+        if spec.family == "probes" and len(validation.y):
+            unprobed = model.withhold_probes(validation.newcomer)
             quantiles = predictor.predict_placement(
-                unprobed, calibrating.neighbours, calibrating.mask, calibrating.cores
+                unprobed, validation.neighbours, validation.mask, validation.cores
             )
-            widening = max(0.0, conformal_adjustment(quantiles, calibrating.y))
+            widening = max(0.0, conformal_adjustment(quantiles, validation.y))
             update = {"interval_widening_unprobed": widening}
             predictor = Predictor(predictor.metadata.model_copy(update=update), predictor.model)
-        # What promotion and choices judge, on the judged half: the probes family as the service answers
-        # (incumbents by their telemetry only), the others as they answer.
-        served = model.withhold_probes(judged.neighbours) if spec.family == "probes" else judged.neighbours
-        validation_answers = predictor.predict_placement(judged.newcomer, served, judged.mask, judged.cores)
-        validation_error = validation_mae(validation_answers, judged.y)
 
     test = data.test
     extra: dict[str, Any] = {}
@@ -328,9 +321,9 @@ def _fit_placement(
         len(data.train),
         extra,
         validation_error,
-        list(roles.judged.run_ids) if roles is not None else [],
+        list(halves.validation.run_ids) if halves is not None else [],
         validation_answers,
-        roles.judged.y if roles is not None else None,
+        halves.validation.y if halves is not None else None,
     )
 
 
@@ -427,54 +420,70 @@ class _Subsettable(Protocol):
 
 
 Validation = TypeVar("Validation", bound=_Subsettable)
+Answering = TypeVar("Answering")
 
 
 @dataclass(frozen=True)
-class ValidationRoles(Generic[Validation]):
-    """What each part of a fit reads of the split's validation programs."""
+class StoppingHalves(Generic[Validation]):
+    """A split's validation runs, their programs halved for early stopping (``first``: a run's program is
+    in the first half; every other program, sorted). A model stopped early is trained once and kept twice,
+    each stopped on one half (``_fit_neural``), and each half is answered by the model that never read it
+    (cross-fitting): every model of the split, stopped early or not, is judged and calibrated on every
+    validation run, each answered by a model that did not read it."""
 
-    stopping: Validation  # what early stopping may read
-    judged: Validation  # the validation MAE (choices, promotion): the same runs for every model of the split
-    calibrating: Validation  # the conformal calibration's runs
+    validation: Validation
+    first: np.ndarray  # [N] bool
+
+    @property
+    def parts(self) -> list[Validation]:
+        """The two halves' runs; the one validation program alone where there is only one (then early
+        stopping reads the runs it is judged on: nothing else is left)."""
+        if self.first.all() or not self.first.any():
+            return [self.validation]
+        return [self.validation.subset(self.first), self.validation.subset(~self.first)]
+
+    def answers(
+        self, models: list[Answering], answer: Callable[[Answering, Validation], np.ndarray]
+    ) -> np.ndarray:
+        """Every validation run's answer ``[N, Q]``, in ``validation``'s order: from the one model where
+        there is one, else from the model stopped on the other half (``models[i]`` stopped on part ``i``)."""
+        if len(models) == 1:
+            return answer(models[0], self.validation)
+        first, second = self.parts
+        answers = np.zeros((len(self.first), len(QUANTILES)))
+        answers[~self.first] = answer(models[0], second)
+        answers[self.first] = answer(models[1], first)
+        return answers
 
 
-def validation_roles(
-    validation: Validation | None, table: RunTable, spec: ModelSpec, cfg: TrainConfig
-) -> ValidationRoles[Validation] | None:
-    """The validation programs halved by program (``stopping_and_judged``): early stopping may read the first
-    half; every model, stopped early or not, is judged on the second. The interval is calibrated on every
-    validation program (``calibration="programs"``: early stopping's choice of an epoch flatters the half it
-    stopped on far less than two or three programs' spread would mislead), or on the runs the model never
-    read (``"validation"``). None where the split has no validation programs."""
+def stopping_halves(validation: Validation | None, table: RunTable) -> StoppingHalves[Validation] | None:
+    """``validation``'s runs halved by program (``StoppingHalves``); None where the split has none."""
     if validation is None:
         return None
-    stopping, judged = stopping_and_judged(validation, _applications(table, validation.run_ids))
-    stopped_early = spec.family == "neural" and cfg.early_stopping_patience is not None
-    calibrating = judged if stopped_early and cfg.calibration == "validation" else validation
-    return ValidationRoles(stopping, judged, calibrating)
-
-
-def stopping_and_judged(validation: Validation, applications: list[str]) -> tuple[Validation, Validation]:
-    """Validation runs split by program: every other program (sorted) for early stopping, the rest to judge
-    (validation MAE, promotion). Every model of a split is judged on the same half, whether it stopped early
-    or not, so that a choice between candidates compares them on the same runs, none of which any of them
-    read. With one validation program both are that program."""
-    programs = sorted(set(applications))
-    if len(programs) < 2:
-        return validation, validation
-    stopping_programs = set(programs[::2])
-    stops = np.array([application in stopping_programs for application in applications])
-    return validation.subset(stops), validation.subset(~stops)
+    applications = _applications(table, validation.run_ids)
+    first_programs = set(sorted(set(applications))[::2])
+    return StoppingHalves(validation, np.array([app in first_programs for app in applications], dtype=bool))
 
 
 def _fit_neural(
-    module: Any, train: Any, validation: Any, collate: Any, cfg: TrainConfig, pretrain_epochs: int = 0
-) -> Any:
+    module: Any,
+    train: Any,
+    halves: StoppingHalves[Any] | None,
+    collate: Any,
+    cfg: TrainConfig,
+    pretrain_epochs: int = 0,
+) -> list[Any]:
     """The one Lightning loop on already-built datasets; the validation programs (never the test ones) are
-    what it reports while training. ``pretrain_epochs`` of the model's self-supervised objective on the
-    training runs' inputs come first."""
+    what it reports while training, and with early stopping one model per half (``StoppingHalves``).
+    ``pretrain_epochs`` of the model's self-supervised objective on the training runs' inputs come first."""
     from cotenant.training.loop import Devices, RunsDataModule, fit_neural, pretrain_neural
 
+    if halves is None:
+        validation: list[Any] = []
+    elif cfg.early_stopping_patience is not None:
+        validation = halves.parts
+    else:
+        validation = [halves.validation]
     loader = RunsDataModule(train, validation, collate, cfg.batch_size, cfg.seed)
     where = Devices(cfg.devices, cfg.strategy, cfg.accelerator, cfg.num_nodes, cfg.progress)
     if pretrain_epochs:

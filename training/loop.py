@@ -7,10 +7,11 @@ log-cosh on the median plus pinball on every quantile (``cotenant.models.base.qu
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -94,25 +95,39 @@ class RegressionModule(_Optimised):
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
         return loss
 
-    def validation_step(self, batch: Batch, batch_index: int) -> None:
+    def validation_step(self, batch: Batch, batch_index: int, dataloader_idx: int = 0) -> None:
         quantiles = self(batch)
         mae = (quantiles[:, MEDIAN] - batch["y"]).abs().mean() * 100
-        self.log("val_mae_pp", mae, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
+        self.log(
+            validation_metric(dataloader_idx),
+            mae,
+            prog_bar=True,
+            batch_size=len(batch["y"]),
+            sync_dist=True,
+            add_dataloader_idx=False,
+        )
+
+
+def validation_metric(index: int) -> str:
+    """The logged validation MAE (pp) of the ``index``-th validation set."""
+    return "val_mae_pp" if index == 0 else f"val_mae_pp_{index}"
 
 
 class RunsDataModule(L.LightningDataModule):
-    """Wraps already-built datasets (cotenant.datasets.torch_data); every process builds the same ones."""
+    """Wraps already-built datasets (cotenant.datasets.torch_data); every process builds the same ones. The
+    validation runs may come as several sets, each with its own MAE (``validation_metric``)."""
 
     def __init__(
         self,
         train: Dataset[Batch],
-        validation: Dataset[Batch] | None,
+        validation: Sequence[Dataset[Batch]],
         collate: Callable[[list[Batch]], Batch],
         batch_size: int,
         seed: int,
     ) -> None:
         super().__init__()
-        self.train_set, self.validation_set = train, validation
+        self.train_set = train
+        self.validation_sets = [s for s in validation if len(s)]  # type: ignore[arg-type]
         self.collate, self.batch_size, self.seed = collate, batch_size, seed
 
     def train_dataloader(self) -> DataLoader[Batch]:
@@ -121,11 +136,20 @@ class RunsDataModule(L.LightningDataModule):
             self.train_set, self.batch_size, shuffle=True, collate_fn=self.collate, generator=generator
         )
 
-    def val_dataloader(self) -> DataLoader[Batch] | list[Any]:
-        if self.validation_set is None or len(self.validation_set) == 0:  # type: ignore[arg-type]
-            return []
-        # drop_last stays False: every evaluation run counts (a classic bug in copied loops).
-        return DataLoader(self.validation_set, self.batch_size, shuffle=False, collate_fn=self.collate)
+    def val_dataloader(self) -> list[DataLoader[Batch]]:
+        # drop_last stays False: every evaluation run counts (a classic bug in copied loops). Each loader has
+        # a generator of its own: a loader without one draws its workers' seed from the global generator, so
+        # validating would change the dropout draws of training after it, and so the weights it leads to.
+        return [
+            DataLoader(
+                validation,
+                self.batch_size,
+                shuffle=False,
+                collate_fn=self.collate,
+                generator=torch.Generator().manual_seed(self.seed),
+            )
+            for validation in self.validation_sets
+        ]
 
 
 @dataclass(frozen=True)
@@ -147,23 +171,30 @@ def fit_neural(
     optim: OptimConfig,
     where: Devices = Devices(),
     early_stopping_patience: int | None = None,
-) -> nn.Module:
-    """Train in place and return the model in eval mode (weights identical on every DDP process). With
-    ``early_stopping_patience`` and validation data: stop once the validation MAE has not improved for that
-    many epochs and return the best epoch's weights."""
+) -> list[nn.Module]:
+    """Train in place and return the model in eval mode (weights identical on every DDP process), as a list
+    of one. With ``early_stopping_patience`` and validation data: one model per validation set, each with
+    the weights of the epoch best on that set until it went that many epochs without improving (the first
+    is ``model`` itself); training stops once every set has. Training never reads the validation sets, so
+    each model is the one a training stopped on its set alone would give (the same seed, the same steps),
+    all from one training."""
     module = RegressionModule(model, optim, _steps_per_epoch(data, where) * epochs)
     callbacks: list[Any] = []
-    validating = len(data.validation_set or []) > 0  # type: ignore[arg-type]
-    best = BestWeights()
-    if early_stopping_patience is not None and validating:
-        from lightning.pytorch.callbacks import EarlyStopping
-
-        callbacks += [EarlyStopping("val_mae_pp", patience=early_stopping_patience, mode="min"), best]
-    check_every = 1 if best in callbacks else max(1, epochs // 5)
+    keepers = [
+        BestWeights(validation_metric(i), early_stopping_patience) for i in range(len(data.validation_sets))
+    ]
+    stopping = early_stopping_patience is not None and bool(keepers)
+    if stopping:
+        callbacks += [*keepers, StopWhenAllDone(keepers)]
+    check_every = 1 if stopping else max(1, epochs // 5)
     trainer = _trainer(epochs, where, callbacks, check_val_every_n_epoch=check_every)
     trainer.fit(module, datamodule=data)
-    best.restore(model)
-    return model.eval()
+    if not stopping:
+        return [model.eval()]
+    models = [model] + [copy.deepcopy(model) for _ in keepers[1:]]
+    for keeper, kept in zip(keepers, models, strict=True):
+        keeper.restore(kept)
+    return [kept.eval() for kept in models]
 
 
 def pretrain_neural(
@@ -208,20 +239,45 @@ def _trainer(epochs: int, where: Devices, callbacks: list[Any], **options: Any) 
 
 
 class BestWeights(L.Callback):
-    """Keeps a copy of the weights at the best validation MAE seen (restored after training)."""
+    """Keeps a copy of the weights at the best validation MAE seen on one validation set (``metric``),
+    restored after training. With ``patience``: early stopping on that set, so that once it has not improved
+    for that many validations the keeper is done and later epochs change nothing (training may go on for
+    another set's keeper)."""
 
-    def __init__(self) -> None:
+    def __init__(self, metric: str = "val_mae_pp", patience: int | None = None) -> None:
+        self.metric, self.patience = metric, patience
         self.best = math.inf
         self.state: dict[str, torch.Tensor] | None = None
         self.epoch: int | None = None
+        self.since_best = 0
+
+    @property
+    def done(self) -> bool:
+        return self.patience is not None and self.since_best >= self.patience
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        value = trainer.callback_metrics.get("val_mae_pp")
-        if value is not None and float(value) < self.best:
-            self.best, self.epoch = float(value), trainer.current_epoch
+        value = trainer.callback_metrics.get(self.metric)
+        if value is None or self.done:
+            return
+        if math.isfinite(float(value)) and float(value) < self.best:
+            self.best, self.epoch, self.since_best = float(value), trainer.current_epoch, 0
             inner = module.model if isinstance(module, RegressionModule) else module
             self.state = {key: tensor.detach().clone() for key, tensor in inner.state_dict().items()}
+        else:
+            self.since_best += 1
 
     def restore(self, model: nn.Module) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
+
+
+class StopWhenAllDone(L.Callback):
+    """Stops training once every keeper's early stopping is done (with one, Lightning's ``EarlyStopping``).
+    Listed after the keepers, so that it reads this epoch's counts."""
+
+    def __init__(self, keepers: list[BestWeights]) -> None:
+        self.keepers = keepers
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if all(keeper.done for keeper in self.keepers):
+            trainer.should_stop = True

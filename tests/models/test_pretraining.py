@@ -48,7 +48,7 @@ def test_pretraining_learns_to_rebuild_hidden_values_and_never_reads_labels() ->
         train = data.train
         if labels == "shuffled":
             train.y = np.random.default_rng(1).permutation(train.y)
-        loader = RunsDataModule(train, None, collate_monitoring, 16, seed=0)
+        loader = RunsDataModule(train, [], collate_monitoring, 16, seed=0)
         L.seed_everything(0, verbose=False)
         where = Devices(accelerator="cpu", progress=False)
         pretrain_neural(model.train(), loader, 15, OptimConfig(lr=3e-3), where)

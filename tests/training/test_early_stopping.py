@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
+import lightning as L
 import numpy as np
 import polars as pl
 import pytest
@@ -12,7 +14,7 @@ from cotenant.datasets import load_source
 from cotenant.datasets.splits import leave_programs_out
 from cotenant.datasets.torch_data import build_monitoring
 from cotenant.training.config import OptimConfig, TrainConfig
-from cotenant.training.fit import fit_model, stopping_and_judged
+from cotenant.training.fit import fit_model, stopping_halves
 from cotenant.training.loop import BestWeights, RegressionModule
 from torch import nn
 
@@ -33,6 +35,76 @@ def test_best_weights_are_the_lowest_validation_error_seen() -> None:
     assert torch.equal(model.weight, seen[1])
 
 
+def test_a_keeper_whose_patience_ran_out_keeps_its_best_weights() -> None:
+    """Once its set has not improved for ``patience`` validations, a keeper is done: a later, better epoch
+    (training going on for another set) changes nothing, as if training had stopped there."""
+    model = nn.Linear(2, 1)
+    module = RegressionModule(model, OptimConfig(), total_steps=1)
+    keeper = BestWeights("val_mae_pp_1", patience=2)
+    for epoch, mae in enumerate([5.0, 3.0, 4.0, 4.5, 1.0]):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        trainer = SimpleNamespace(callback_metrics={"val_mae_pp_1": torch.tensor(mae)}, current_epoch=epoch)
+        keeper.on_validation_epoch_end(trainer, module)  # type: ignore[arg-type]
+        assert keeper.done == (epoch >= 3)
+    keeper.restore(model)
+    assert keeper.epoch == 1 and keeper.best == 3.0
+    assert float(model.weight.detach()[0, 0]) == 1.0
+
+
+def _monitoring_parts() -> tuple[Any, Any, Any]:
+    table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
+    split = leave_programs_out(table, k=3)[0]
+    cfg = TrainConfig()  # the inputs as fit_model builds them
+    data = build_monitoring(
+        table,
+        split,
+        include_host=cfg.include_host,
+        max_steps=cfg.max_steps,
+        clip=cfg.input_clip,
+        max_features=cfg.max_features,
+        include_own_levels=cfg.include_own_levels,
+    )
+    halves = stopping_halves(data.validation, table)
+    assert halves is not None
+    return table, split, (data, halves)
+
+
+def _runs(data: Any) -> list[np.ndarray]:
+    return [data.values[a:b] for a, b in zip(data.offsets[:-1], data.offsets[1:], strict=True)]
+
+
+def test_one_training_gives_the_model_each_half_alone_would_stop_at() -> None:
+    """Stopped on both halves at once, training goes on until both are done, and the model kept for each
+    half has the weights a training stopped on that half alone gives: training never reads the halves."""
+    from cotenant.datasets.torch_data import collate_monitoring
+    from cotenant.models import MODELS
+    from cotenant.models.base import DataShape
+    from cotenant.training.loop import Devices, RunsDataModule, fit_neural
+
+    _, _, (data, halves) = _monitoring_parts()
+    first, second = halves.parts
+    spec = MODELS["lstm"]
+    where = Devices(progress=False)
+
+    def trained(validation: list[Any]) -> list[nn.Module]:
+        L.seed_everything(0, workers=True, verbose=False)
+        model = spec.build(spec.config_type(), DataShape(data.train.values.shape[1], 0, None))
+        loader = RunsDataModule(data.train, validation, collate_monitoring, 16, seed=0)
+        return fit_neural(model, loader, 20, OptimConfig(lr=1e-2), where, early_stopping_patience=2)
+
+    both = trained([first, second])
+    assert len(both) == 2
+    for alone, kept in ((trained([first])[0], both[0]), (trained([second])[0], both[1])):
+        for (name, weight), (_, kept_weight) in zip(
+            alone.state_dict().items(), kept.state_dict().items(), strict=True
+        ):
+            torch.testing.assert_close(kept_weight, weight, rtol=0, atol=1e-6, msg=name)
+    # The two halves stop at different epochs here, so the two models differ: each half's own choice.
+    weights = [model.state_dict().values() for model in both]
+    assert any(not torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
 def test_training_with_early_stopping_needs_and_uses_validation_programs() -> None:
     table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
     cfg = TrainConfig(model="lstm", epochs=20, batch_size=16, progress=False, early_stopping_patience=2)
@@ -41,57 +113,56 @@ def test_training_with_early_stopping_needs_and_uses_validation_programs() -> No
     for outcome in (with_validation, without):
         assert outcome.predicted.shape == (len(outcome.labels), 3)
         assert torch.isfinite(torch.from_numpy(outcome.predicted)).all()
-    # The stopped model is judged (its validation MAE taken) on validation programs it did not stop on: half
-    # the split's validation programs. Its interval is calibrated on all of them (calibration="programs"), or
-    # on the judged half only (calibration="validation").
+    assert without.validation_mae is None and not without.validation_runs
+    # The stopped model is judged (its validation MAE taken) and calibrated on every validation program, each
+    # answered by the model stopped on the other half: under either calibration.
     split = leave_programs_out(table, k=3)[0]
     judged = set(table.runs.filter(pl.col("run_id").is_in(with_validation.validation_runs))["application"])
-    assert judged and judged < set(split.validation_apps)
+    assert judged == set(split.validation_apps)
     assert len(with_validation.validation_runs) == len(with_validation.validation_labels)
     assert with_validation.predictor.metadata.calibration_runs == len(split.validation_runs)
     judged_only = fit_model(table, split, cfg.model_copy(update={"calibration": "validation"}))
-    assert judged_only.predictor.metadata.calibration_runs == len(with_validation.validation_runs)
+    assert judged_only.predictor.metadata.calibration_runs == len(split.validation_runs)
     assert with_validation.predictor.metadata.calibration_training_runs == 0  # no out-of-fold answers
 
 
-def test_validation_runs_split_by_program_for_stopping_and_judging() -> None:
-    table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
-    split = leave_programs_out(table, k=3)[0]
-    validation = build_monitoring(table, split).validation
-    assert validation is not None
+def test_validation_runs_halved_by_program_for_stopping() -> None:
+    table, split, (data, halves) = _monitoring_parts()
+    validation = data.validation
     application_of = dict(zip(table.runs["run_id"], table.runs["application"], strict=True))
-    applications = [application_of[run] for run in validation.run_ids]
-    stopping, judged = stopping_and_judged(validation, applications)
-    programs = [
-        {applications[validation.run_ids.index(r)] for r in part.run_ids} for part in (stopping, judged)
-    ]
+    parts = halves.parts
+    assert len(parts) == 2
+    programs = [{application_of[r] for r in part.run_ids} for part in parts]
     assert programs[0] and programs[1] and not programs[0] & programs[1]
-    assert programs[0] | programs[1] == set(split.validation_apps) == set(applications)
-    assert len(stopping) + len(judged) == len(validation)
-    for part in (stopping, judged):
+    assert programs[0] | programs[1] == set(split.validation_apps)
+    assert len(parts[0]) + len(parts[1]) == len(validation)
+    assert [application_of[r] in programs[0] for r in validation.run_ids] == halves.first.tolist()
+    for part in parts:
         for i, run in enumerate(part.run_ids):
             j = validation.run_ids.index(run)
             np.testing.assert_array_equal(part[i]["x"].numpy(), validation[j]["x"].numpy())
             assert part.y[i] == validation.y[j]
+    # Each half answered by the model stopped on the other, in the validation runs' order.
+    answers = halves.answers(["first", "second"], lambda model, runs: np.full((len(runs), 3), len(model)))
+    np.testing.assert_array_equal(answers[:, 0], np.where(halves.first, len("second"), len("first")))
 
 
-def test_every_model_of_a_split_is_judged_on_the_same_validation_runs() -> None:
-    """Choices and promotion compare candidates on the same runs: the half of the validation programs early
-    stopping never reads, whether a candidate stopped early (the LSTM) or not (boosting, linear)."""
-    table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
-    split = leave_programs_out(table, k=3)[0]
-    base = TrainConfig(model="lstm", epochs=3, batch_size=16, progress=False)
-    stopped = fit_model(table, split, base.model_copy(update={"early_stopping_patience": 1}))
+def test_every_model_of_a_split_is_judged_on_every_validation_run() -> None:
+    """Choices and promotion compare candidates on the same runs, all the validation programs, each run
+    answered by a model that did not read it: a stopped model (the LSTM) by the one stopped on the other
+    half, unstopped ones (boosting, linear, an LSTM without stopping) by themselves."""
+    table, split, (data, halves) = _monitoring_parts()
+    base = TrainConfig(model="lstm", epochs=6, batch_size=16, progress=False)
+    stopping = {"early_stopping_patience": 2, "epochs": 20, "optim": OptimConfig(lr=1e-2)}
+    stopped = fit_model(table, split, base.model_copy(update=stopping))
     outcomes = [
         stopped,
         fit_model(table, split, base),
         fit_model(table, split, base.model_copy(update={"model": "hist-gradient-boosting"})),
         fit_model(table, split, base.model_copy(update={"model": "linear"})),
     ]
-    application_of = dict(zip(table.runs["run_id"], table.runs["application"], strict=True))
     label_of = dict(zip(table.runs["run_id"], table.runs["label"], strict=True))
-    judged = {application_of[run] for run in stopped.validation_runs}
-    assert judged and judged < set(split.validation_apps)
+    assert stopped.validation_runs == list(data.validation.run_ids)
     for outcome in outcomes:
         assert outcome.validation_runs == stopped.validation_runs
         assert outcome.validation_predicted is not None and outcome.validation_labels is not None
@@ -100,12 +171,17 @@ def test_every_model_of_a_split_is_judged_on_the_same_validation_runs() -> None:
         # The validation MAE is the error of the answers given on exactly those runs.
         mae = float(np.mean(np.abs(outcome.validation_predicted[:, 1] - outcome.validation_labels)) * 100)
         assert outcome.validation_mae == pytest.approx(mae, rel=1e-5)
+    # On the second half the answers are the served (stopped) model's own medians; on the first half, which
+    # it stopped on, another model's: the one stopped on the second half.
+    own = [stopped.predictor.predict_normalised(_runs(part))[:, 1] for part in halves.parts]
+    np.testing.assert_allclose(stopped.validation_predicted[~halves.first, 1], own[1], rtol=1e-5)
+    assert not np.allclose(stopped.validation_predicted[halves.first, 1], own[0], rtol=1e-5)
     # Different models answer differently on them: the figures compared are the models' own.
-    figures = {round(outcome.validation_mae or 0.0, 6) for outcome in outcomes[1:]}
-    assert len(figures) == len(outcomes) - 1
+    figures = {round(outcome.validation_mae or 0.0, 6) for outcome in outcomes}
+    assert len(figures) == len(outcomes)
 
 
-def test_placement_models_are_judged_on_the_same_validation_runs() -> None:
+def test_placement_models_are_judged_on_every_validation_run() -> None:
     from cotenant.datasets.torch_data import build_placement
 
     table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
@@ -113,15 +189,15 @@ def test_placement_models_are_judged_on_the_same_validation_runs() -> None:
     base = TrainConfig(model="placement", epochs=3, batch_size=16, progress=False, early_stopping_patience=1)
     stopped = fit_model(table, split, base)
     forest = fit_model(table, split, base.model_copy(update={"model": "placement-forest"}))
-    validation = build_placement(table, split).validation
+    validation = build_placement(table, split, clip=base.input_clip).validation
     assert validation is not None
     application_of = dict(zip(table.runs["run_id"], table.runs["application"], strict=True))
-    assert {application_of[run] for run in stopped.validation_runs} < set(split.validation_apps)
-    assert forest.validation_runs == stopped.validation_runs
-    keep = np.isin(validation.run_ids, forest.validation_runs)
-    judged = validation.subset(keep)
-    assert judged.run_ids == forest.validation_runs
+    assert {application_of[run] for run in stopped.validation_runs} == set(split.validation_apps)
+    assert forest.validation_runs == stopped.validation_runs == list(validation.run_ids)
     predictor = forest.predictor
-    answers = predictor.predict_placement(judged.newcomer, judged.neighbours, judged.mask, judged.cores)
-    np.testing.assert_allclose(answers, forest.validation_predicted, rtol=1e-6)
-    assert forest.validation_mae == pytest.approx(float(np.mean(np.abs(answers[:, 1] - judged.y)) * 100))
+    answers = predictor.predict_placement(
+        validation.newcomer, validation.neighbours, validation.mask, validation.cores
+    )
+    # Medians: calibration moves only the interval's ends.
+    np.testing.assert_allclose(answers[:, 1], forest.validation_predicted[:, 1], rtol=1e-6)
+    assert forest.validation_mae == pytest.approx(float(np.mean(np.abs(answers[:, 1] - validation.y)) * 100))
