@@ -27,16 +27,16 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 # evaluate` writes them). Every one is trained on the same split; the alias rule makes champion the one with
 # the lowest MAE on the split's validation programs among those the promotion gate lets through
 # (training/gate.py, training/tracking.py). placement-probes needs the lab's probes in the data; without them
-# it is skipped. CloudFormer and gradient boosting start from the solo-relative prior, their variants chosen
-# on validation programs (reports/evaluation); the solo-relative heuristic itself stands beside them, so that
-# the service answers with no learned model where none beats it.
+# it is skipped. CloudFormer and gradient boosting start from the solo-relative prior; their variants and the
+# placement-probes head are those chosen on validation programs (reports/evaluation). The solo-relative
+# heuristic itself stands beside them, so that the service answers with no learned model where none beats it.
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
-        "cloudformer[solo_prior=true,early_stopping_patience=4,pretrain_epochs=10]",
+        "cloudformer[solo_prior=true,early_stopping_patience=4]",
         "hist-gradient-boosting[solo_prior=true,loss=absolute_error]",
         "solo-relative",
     ],
-    REGISTERED["placement"]: ["placement-probes", "placement", "placement-forest"],
+    REGISTERED["placement"]: ["placement-probes[head=factorised]", "placement", "placement-forest"],
 }
 
 

@@ -112,7 +112,9 @@ def apply_alias_rules(
     when ``gate`` (``GateResult.tags``) says it failed the promotion gate. ``mae`` is what promotion compares
     (on validation programs, tag ``promotion_mae_pp``); ``held_out_mae`` the test programs' figure for the
     card (tag ``mae_pp``; ``mae`` when not given). ``score_champion`` loads the current champion's predictor
-    and scores it on the same runs as ``mae`` (None: compare stored figures of the same evaluation key)."""
+    and scores it on the same runs as ``mae``; a champion of the same evaluation key is compared by the
+    figure stored when it was judged there (loaded all the same: one this code cannot load is replaced), and
+    so is every champion when ``score_champion`` is None."""
     client.set_model_version_tag(name, version, "evaluation", evaluation_key)
     client.set_model_version_tag(name, version, "promotion_mae_pp", f"{mae:.6f}")
     card_mae = mae if held_out_mae is None else held_out_mae
@@ -128,6 +130,7 @@ def apply_alias_rules(
     if champion is None:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
         return CHAMPION_ALIAS
+    measured_here = champion.tags.get("evaluation") == evaluation_key and "promotion_mae_pp" in champion.tags
     if score_champion is not None:
         try:
             champion_mae = score_champion(champion)
@@ -141,6 +144,11 @@ def apply_alias_rules(
             client.set_model_version_tag(name, version, "replaced_unloadable_champion", reason[:4000])
             client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
             return CHAMPION_ALIAS
+        if measured_here:
+            # Trained on this very split, it was judged on these runs as every candidate is, each answered by
+            # a model that had not read it (one stopped early: half of them by its twin). Re-scored, it would
+            # answer the half its early stopping read itself, a figure no newcomer's is measured like.
+            champion_mae = float(champion.tags["promotion_mae_pp"])
     elif champion.tags.get("evaluation") == evaluation_key:
         champion_mae = float(champion.tags.get("promotion_mae_pp", champion.tags.get("mae_pp", "inf")))
     else:

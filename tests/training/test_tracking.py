@@ -107,3 +107,26 @@ def test_promotion_compares_validation_figures_and_the_card_keeps_the_held_out_o
     second = _version(client, name)
     assert apply_alias_rules(client, name, second, "k", 7.0, None, held_out_mae=5.0) == "challenger"
     assert str(client.get_model_version_by_alias(name, "champion").version) == first
+
+
+def test_a_champion_of_the_same_split_is_compared_by_its_judged_figure(client: MlflowClient) -> None:
+    """Re-scored on the split it was trained on, a champion that stopped early answers the validation half its
+    stopping read, a figure flattered against every newcomer's; its own judged figure is compared instead,
+    and it is still loaded (one this code cannot load is replaced)."""
+    name = "cotenant-monitoring"
+    first = _version(client, name)
+    apply_alias_rules(client, name, first, "digestA:programs-fold0", 8.0, None)
+    loaded: list[str] = []
+
+    def flattering(champion: object) -> float:
+        loaded.append(str(champion.version))  # type: ignore[attr-defined]
+        return 3.0
+
+    second = _version(client, name)
+    assert apply_alias_rules(client, name, second, "digestA:programs-fold0", 7.5, flattering) == "champion"
+    assert loaded == [first]
+    assert client.get_model_version(name, second).tags["champion_mae_pp_same_evaluation"] == "8.000000"
+    # On another split the champion has no figure of its own: it is re-scored there.
+    third = _version(client, name)
+    assert apply_alias_rules(client, name, third, "digestA:programs-fold1", 7.0, flattering) == "challenger"
+    assert loaded == [first, second]
