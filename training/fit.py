@@ -23,7 +23,7 @@ from cotenant.training.config import TrainConfig
 from cotenant.training.metrics import errors_pp
 
 if TYPE_CHECKING:
-    from cotenant.datasets.torch_data import MonitoringDataset
+    from cotenant.datasets.torch_data import MonitoringDataset, TaskData
 
 
 @dataclass
@@ -96,17 +96,9 @@ def _metadata(
 def _fit_monitoring(
     spec: ModelSpec, table: RunTable, split: Split, cfg: TrainConfig, digest: str
 ) -> FitOutcome:
-    from cotenant.datasets.torch_data import build_monitoring, collate_monitoring
+    from cotenant.datasets.torch_data import collate_monitoring
 
-    data = build_monitoring(
-        table,
-        split,
-        include_host=cfg.include_host,
-        max_steps=cfg.max_steps,
-        clip=cfg.input_clip,
-        max_features=cfg.max_features,
-        include_own_levels=cfg.include_own_levels,
-    )
+    data = monitoring_data(table, split, cfg)
     features = list(data.stats.names)
     shape = DataShape(len(features), 0, cfg.max_steps)
     model_cfg = model_config(spec, cfg)
@@ -173,6 +165,21 @@ def _fit_monitoring(
         validation_runs=list(halves.validation.run_ids) if halves is not None else [],
         validation_predicted=validation_answers,
         validation_labels=halves.validation.y if halves is not None else None,
+    )
+
+
+def monitoring_data(table: RunTable, split: Split, cfg: TrainConfig) -> TaskData:
+    """The split's monitoring datasets with the inputs ``cfg`` asks for, as every monitoring fit builds."""
+    from cotenant.datasets.torch_data import build_monitoring
+
+    return build_monitoring(
+        table,
+        split,
+        include_host=cfg.include_host,
+        max_steps=cfg.max_steps,
+        clip=cfg.input_clip,
+        max_features=cfg.max_features,
+        include_own_levels=cfg.include_own_levels,
     )
 
 
@@ -245,6 +252,7 @@ def _fit_placement(
         model, residual_quantiles, training_scores = _fit_tabular(
             spec.build(model_cfg, shape), x, train.y, apps
         )
+    models = models or [model]  # the fitted models: one, or a stopped neural model's two copies
     metadata = _metadata(
         spec,
         model_cfg,
@@ -270,7 +278,7 @@ def _fit_placement(
             neighbours = model.withhold_probes(runs.neighbours) if probed else runs.neighbours
             return answering.predict_placement(runs.newcomer, neighbours, runs.mask, runs.cores)
 
-        fitted = [Predictor(metadata, m) for m in models or [model]]
+        fitted = [Predictor(metadata, m) for m in models]
         validation_answers = halves.answers(fitted, served_answers)
         validation_error = validation_mae(validation_answers, validation.y)
         if cfg.calibration == "programs" and fit_probes is not None and len(validation.y):

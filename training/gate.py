@@ -29,10 +29,9 @@ from cotenant.training.references import CPU_DEMAND_METRIC, Law, utilisation_pre
 # load-aware scorers compute. The stronger fair share and, for monitoring, the solo-relative heuristic
 # (references.py) are reported beside every evaluation but not gated. The solo-relative heuristic is a
 # servable model instead (``solo-relative``), a candidate beside the learned ones (``cotenant.up.CHAMPIONS``):
-# where nothing learned beats it on validation programs, it is champion. Placement has no such candidate: on
-# today's bundled data no placement candidate beats the proportional share by the margin on `cotenant up`'s
-# split (placement-forest 8.97 pp, placement-probes 9.20, against 9.01; the fair share itself scores 8.54
-# there), so the main job serves monitoring and answers placement neutrally, saying why.
+# where nothing learned beats it on validation programs, it is champion. Placement has no such candidate: a
+# split on which no placement candidate beats the proportional share by the margin leaves placement without a
+# champion, and the service answers it 503 (the extender neutrally), saying why.
 GATE_HEURISTICS: dict[str, Law] = {"utilisation": "proportional"}
 
 

@@ -12,9 +12,8 @@ import pytest
 import torch
 from cotenant.datasets import load_source
 from cotenant.datasets.splits import leave_programs_out
-from cotenant.datasets.torch_data import build_monitoring
 from cotenant.training.config import OptimConfig, TrainConfig
-from cotenant.training.fit import fit_model, stopping_halves
+from cotenant.training.fit import _runs_of, fit_model, monitoring_data, stopping_halves
 from cotenant.training.loop import BestWeights, RegressionModule
 from torch import nn
 
@@ -55,23 +54,10 @@ def test_a_keeper_whose_patience_ran_out_keeps_its_best_weights() -> None:
 def _monitoring_parts() -> tuple[Any, Any, Any]:
     table = load_source("synthetic", n_apps=9, n_runs=90, min_length=5, max_length=8, profile_length=6)
     split = leave_programs_out(table, k=3)[0]
-    cfg = TrainConfig()  # the inputs as fit_model builds them
-    data = build_monitoring(
-        table,
-        split,
-        include_host=cfg.include_host,
-        max_steps=cfg.max_steps,
-        clip=cfg.input_clip,
-        max_features=cfg.max_features,
-        include_own_levels=cfg.include_own_levels,
-    )
+    data = monitoring_data(table, split, TrainConfig())  # the inputs as fit_model builds them
     halves = stopping_halves(data.validation, table)
     assert halves is not None
     return table, split, (data, halves)
-
-
-def _runs(data: Any) -> list[np.ndarray]:
-    return [data.values[a:b] for a, b in zip(data.offsets[:-1], data.offsets[1:], strict=True)]
 
 
 def test_one_training_gives_the_model_each_half_alone_would_stop_at() -> None:
@@ -173,7 +159,7 @@ def test_every_model_of_a_split_is_judged_on_every_validation_run() -> None:
         assert outcome.validation_mae == pytest.approx(mae, rel=1e-5)
     # On the second half the answers are the served (stopped) model's own medians; on the first half, which
     # it stopped on, another model's: the one stopped on the second half.
-    own = [stopped.predictor.predict_normalised(_runs(part))[:, 1] for part in halves.parts]
+    own = [stopped.predictor.predict_normalised(_runs_of(part))[:, 1] for part in halves.parts]
     np.testing.assert_allclose(stopped.validation_predicted[~halves.first, 1], own[1], rtol=1e-5)
     assert not np.allclose(stopped.validation_predicted[halves.first, 1], own[0], rtol=1e-5)
     # Different models answer differently on them: the figures compared are the models' own.

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from cotenant.datasets import load_source
 from cotenant.datasets.splits import leave_programs_out
-from cotenant.datasets.torch_data import build_monitoring, build_placement
+from cotenant.datasets.torch_data import build_placement
 from cotenant.models.predictor import Predictor
 from cotenant.training.config import TrainConfig
-from cotenant.training.fit import _runs_of, fit_model
+from cotenant.training.fit import _runs_of, fit_model, monitoring_data
 
 pytestmark = pytest.mark.gpu
 
@@ -31,16 +31,7 @@ def test_trained_on_the_gpu_predicts_the_same_on_the_cpu(model: str, tmp_path: P
     reloaded = Predictor.load(tmp_path / "artifact")  # weights stored as numpy: loads on the CPU
     assert reloaded.metadata == outcome.predictor.metadata
     if model == "cloudformer":
-        data = build_monitoring(
-            table,
-            split,
-            include_host=cfg.include_host,
-            max_steps=cfg.max_steps,
-            clip=cfg.input_clip,
-            max_features=cfg.max_features,
-            include_own_levels=cfg.include_own_levels,
-        )
-        again = reloaded.predict_normalised(_runs_of(data.test))
+        again = reloaded.predict_normalised(_runs_of(monitoring_data(table, split, cfg).test))
     else:
         test = build_placement(table, split, clip=cfg.input_clip).test
         again = reloaded.predict_placement(test.newcomer, test.neighbours, test.mask, test.cores)
