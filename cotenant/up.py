@@ -28,11 +28,12 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 # the lowest MAE on the split's validation programs among those the promotion gate lets through
 # (training/gate.py, training/tracking.py). placement-probes needs the lab's probes in the data; without them
 # it is skipped. CloudFormer and gradient boosting start from the solo-relative prior; their variants and the
-# placement-probes head are those chosen on validation programs (reports/evaluation). The solo-relative
+# placement-probes head are those chosen on validation programs (reports/evaluation and its more-variants
+# runs). The solo-relative
 # heuristic itself stands beside them, so that the service answers with no learned model where none beats it.
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
-        "cloudformer[solo_prior=true,early_stopping_patience=4]",
+        "cloudformer[solo_prior=true,early_stopping_patience=4,include_host=false]",
         "hist-gradient-boosting[solo_prior=true,loss=absolute_error]",
         "solo-relative",
     ],
