@@ -36,6 +36,7 @@ from cotenant.training.references import (
     repeat_reference,
     solo_relative_reference,
     utilisation_reference,
+    work_rate_reference,
 )
 from cotenant.training.run import data_digest
 
@@ -142,6 +143,7 @@ def evaluate_models(
             }
     report |= split_references(table, splits)
     report["repeat_reference"] = repeat_reference(table)
+    report["work_rate_reference"] = work_rate_reference(table)
     if len({split.partition for split in splits}) > 1:
         report["partitions"] = partition_figures(report, table, splits)
     report["targets"] = targets(report)

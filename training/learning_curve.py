@@ -17,6 +17,7 @@ from cotenant.datasets.table import RunTable
 from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model
 from cotenant.training.metrics import errors_pp, mean_std
+from cotenant.training.references import CLOSER_RATE_PP
 from cotenant.training.run import data_digest
 
 BEST_BASELINE = "best-baseline"  # resolved to the monitoring baseline with the lowest MAE in the report
@@ -278,10 +279,32 @@ def references_markdown(report: dict[str, Any]) -> list[str]:
             "co-run's expected P, so the mean bounds from above what a predictor of every co-run's expected "
             "P would score."
         )
+    rates = report.get("work_rate_reference")
+    if rates:
+        lines.append(work_rates_markdown(rates))
     if not lines:
         return []
     heading = "References on the same folds (no learning; the heuristics read each tenant's solo CPU demand):"
     return ["", heading, "", *lines]
+
+
+def work_rates_markdown(rates: dict[str, Any]) -> str:
+    """The work-rate reference as one line: the CPU ratio's and each program's closest rate's MAE, and the
+    programs another rate serves much better."""
+    closer = [
+        f"{name} ({found['closest']} {found['closest_mae']:.1f} against {found['cpu_mae']:.1f})"
+        for name, found in rates["programs"].items()
+        if found["cpu_mae"] - found["closest_mae"] >= CLOSER_RATE_PP
+    ]
+    return (
+        f"- Work rates (which collected rate of the target, over its solo profile, follows P program by "
+        f"program; it reads every program's labels, choosing nothing): on {rates['runs']} co-runs the CPU "
+        f"ratio (the solo-relative heuristic) scores {rates['cpu_mae']:.2f} pp, each program read through "
+        f"the rate closest to its own labels {rates['closest_mae']:.2f} pp: what a model that knew which "
+        f"rate is an unseen program's progress could approach with this telemetry. Another rate is closer by "
+        f"{CLOSER_RATE_PP:g} pp or more for {len(closer)} of {len(rates['programs'])} programs"
+        + (f": {'; '.join(closer)}." if closer else ".")
+    )
 
 
 def curves_markdown(report: dict[str, Any]) -> list[str]:

@@ -12,7 +12,9 @@
   over its mean CPU use in its own solo profile, ``P = min(1, mean vs_solo CPU)`` (``collectors.ratios``): a
   CPU-bound program slowed to P runs at P times its solo rate. Only where the table has the target's profile;
 - the labels' **noise floor** (reported by the source itself: solo vs solo), and beside it the co-runs' own
-  spread where the lab measured a co-run more than once (``repeat_reference``).
+  spread where the lab measured a co-run more than once (``repeat_reference``);
+- which collected **work rate** follows P, program by program (``work_rate_reference``): how far a model that
+  knew which rate is each program's progress could reach with the telemetry, beside the CPU ratio's.
 """
 
 from __future__ import annotations
@@ -164,4 +166,57 @@ def repeat_reference(table: RunTable) -> dict[str, Any] | None:
         "median": float(np.median(pp)),
         "mean": float(pp.mean()),
         "p90": float(np.quantile(pp, 0.9)),
+    }
+
+
+# A program for which another work rate beats the CPU ratio by at least this much is named in the report.
+CLOSER_RATE_PP = 2.0
+
+
+def work_rate_reference(table: RunTable) -> dict[str, Any] | None:
+    """Which collected work rate follows P, program by program: for every program, the MAE (pp) over its
+    co-runs of each of the target's ``vs_solo__`` rates (its mean over the run, at most 1, read as P, as the
+    solo-relative heuristic reads the CPU one) that every such co-run has, and the rate closest to its labels.
+    Like ``repeat_reference`` it reads every program's labels to measure the data and chooses nothing: read
+    through each program's own closest rate, the MAE is what a model that knew which rate is an unseen
+    program's progress could approach with this telemetry; the CPU ratio's MAE on the same co-runs is beside
+    it. Co-runs without the CPU ratio (no solo profile) are left out; None where the table has none."""
+    columns = table.solo_relative_columns
+    cpu = VS_SOLO + CPU_DEMAND_METRIC
+    if cpu not in columns:
+        return None
+    means = table.telemetry.group_by("run_id").agg(pl.col(column).mean() for column in columns)
+    runs = (
+        table.runs.filter(pl.col("has_neighbours"))
+        .select("run_id", "application", "label")
+        .join(means, on="run_id")
+        .filter(pl.col(cpu).is_not_null() & pl.col(cpu).is_not_nan())
+        .sort("application", "run_id")
+    )
+    if runs.is_empty():
+        return None
+    programs: dict[str, dict[str, Any]] = {}
+    cpu_errors: list[np.ndarray] = []
+    closest_errors: list[np.ndarray] = []
+    for (application,), frame in runs.group_by("application", maintain_order=True):
+        labels = frame["label"].to_numpy().astype(np.float64)
+        errors = {}
+        for column in columns:
+            values = frame[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            if np.isfinite(values).all():
+                errors[column] = 100 * np.abs(np.minimum(values, 1.0) - labels)
+        closest = min(errors, key=lambda column: float(errors[column].mean()))
+        programs[str(application)] = {
+            "runs": frame.height,
+            "cpu_mae": float(errors[cpu].mean()),
+            "closest": closest.removeprefix(VS_SOLO),
+            "closest_mae": float(errors[closest].mean()),
+        }
+        cpu_errors.append(errors[cpu])
+        closest_errors.append(errors[closest])
+    return {
+        "runs": runs.height,
+        "cpu_mae": float(np.concatenate(cpu_errors).mean()),
+        "closest_mae": float(np.concatenate(closest_errors).mean()),
+        "programs": programs,
     }

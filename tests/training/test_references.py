@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 from cotenant.datasets import load_source
+from cotenant.datasets.table import VS_SOLO
 
 
 def test_the_utilisation_reference_reads_solo_cpu_demand_against_the_cores() -> None:
@@ -124,3 +125,59 @@ def test_repeated_co_runs_are_read_against_the_median_of_their_other_measurement
     assert found is not None and (found["runs"], found["configurations"]) == (3, 1)
     assert found["median"] == pytest.approx(20.0) and found["mean"] == pytest.approx(50 / 3)
     assert repeat_reference(SimpleNamespace(runs=runs[3:])) is None  # type: ignore[arg-type]
+
+
+def test_the_work_rate_reference_reads_each_program_through_the_rate_closest_to_its_labels() -> None:
+    """Per program, each target rate over its solo profile (its mean over the run, at most 1) read as P; the
+    closest one names the program's progress. A rate some co-run lacks is not a candidate for its program,
+    solos and co-runs without the CPU ratio are left out, and the report line names the programs another
+    rate serves 2 pp better."""
+    from types import SimpleNamespace
+
+    from cotenant.training.learning_curve import work_rates_markdown
+    from cotenant.training.references import CPU_DEMAND_METRIC, work_rate_reference
+
+    cpu, faults, switches = (VS_SOLO + m for m in (CPU_DEMAND_METRIC, "faults", "switches"))
+    runs = pl.DataFrame(
+        {
+            "run_id": ["a1", "a2", "b1", "b2", "solo", "c1"],
+            "application": ["a", "a", "b", "b", "a", "c"],
+            "label": [0.5, 0.7, 0.9, 0.6, 1.0, 0.5],
+            "has_neighbours": [True, True, True, True, False, True],
+        }
+    )
+    # Two seconds per run: the rate read is the mean over them.
+    seconds = {
+        # a: its page faults follow P, its CPU stays at its solo level (one second above it, capped at 1)
+        "a1": {cpu: [1.0, 1.2], faults: [0.5, 0.5], switches: [0.1, 0.1]},
+        "a2": {cpu: [1.0, 1.0], faults: [0.6, 0.8], switches: [0.2, None]},
+        # b: the CPU ratio follows P; the faults ratio is exact on b2 but missing on b1, so not read for b
+        "b1": {cpu: [0.8, 0.8], faults: [None, None], switches: [0.0, 0.0]},
+        "b2": {cpu: [0.6, 0.6], faults: [0.6, 0.6], switches: [0.0, 0.0]},
+        "solo": {cpu: [1.0, 1.0], faults: [1.0, 1.0], switches: [1.0, 1.0]},
+        # c: no solo profile, so no CPU ratio: left out
+        "c1": {cpu: [None, None], faults: [0.5, 0.5], switches: [0.5, 0.5]},
+    }
+    telemetry = pl.DataFrame(
+        [
+            {"run_id": run, cpu: values[cpu][i], faults: values[faults][i], switches: values[switches][i]}
+            for run, values in seconds.items()
+            for i in range(2)
+        ],
+        schema={"run_id": pl.Utf8, cpu: pl.Float64, faults: pl.Float64, switches: pl.Float64},
+    )
+    table = SimpleNamespace(runs=runs, telemetry=telemetry, solo_relative_columns=[cpu, faults, switches])
+    found = work_rate_reference(table)  # type: ignore[arg-type]
+    assert found is not None and found["runs"] == 4 and set(found["programs"]) == {"a", "b"}
+    a, b = found["programs"]["a"], found["programs"]["b"]
+    # a: CPU reads 1.0 and 1.0 against 0.5 and 0.7 -> 40 pp; faults 0.5 and 0.7 -> 0; switches 0.1, 0.2 -> 45
+    assert a["cpu_mae"] == pytest.approx(40.0) and (a["closest"], a["closest_mae"]) == ("faults", 0.0)
+    # b: CPU 0.8 and 0.6 against 0.9 and 0.6 -> 5 pp; switches 0 -> 75; faults missing on b1
+    assert b["cpu_mae"] == pytest.approx(5.0) and b["closest"] == CPU_DEMAND_METRIC
+    assert found["cpu_mae"] == pytest.approx((40 + 40 + 10 + 0) / 4)
+    assert found["closest_mae"] == pytest.approx((0 + 0 + 10 + 0) / 4)
+    line = work_rates_markdown(found)
+    assert "for 1 of 2 programs: a (faults 0.0 against 40.0)" in line and " b (" not in line
+    # Without the CPU ratio there is nothing to set the rates beside.
+    table.solo_relative_columns = [faults, switches]
+    assert work_rate_reference(table) is None  # type: ignore[arg-type]
