@@ -244,7 +244,7 @@ class BestWeights(L.Callback):
     for that many validations the keeper is done and later epochs change nothing (training may go on for
     another set's keeper)."""
 
-    def __init__(self, metric: str = "val_mae_pp", patience: int | None = None) -> None:
+    def __init__(self, metric: str = validation_metric(0), patience: int | None = None) -> None:
         self.metric, self.patience = metric, patience
         self.best = math.inf
         self.state: dict[str, torch.Tensor] | None = None
