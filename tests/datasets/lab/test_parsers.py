@@ -12,6 +12,7 @@ from cotenant.datasets.lab.workloads.openssl_speed import parse_openssl_speed
 from cotenant.datasets.lab.workloads.redis import parse_redis_benchmark
 from cotenant.datasets.lab.workloads.sysbench_cpu import parse_sysbench_cpu
 from cotenant.datasets.lab.workloads.sysbench_cpu_rate import parse_sysbench_latency
+from cotenant.datasets.lab.workloads.sysbench_fileio import parse_sysbench_fileio
 from cotenant.datasets.lab.workloads.sysbench_memory import parse_sysbench_memory
 from cotenant.datasets.lab.workloads.zstd_bench import parse_zstd_bench
 
@@ -30,6 +31,8 @@ def captured(name: str) -> str:
         (parse_sysbench_cpu, "sysbench_cpu.txt", 3144.57),
         (parse_sysbench_latency, "sysbench_cpu_rate.txt", 0.69),
         (parse_sysbench_memory, "sysbench_memory.txt", 41155.30),
+        # reads/s + writes/s; the fsyncs/s (1575.97) are not operations of their own
+        (parse_sysbench_fileio, "sysbench_fileio.txt", 23624.58 + 15749.72),
         (parse_redis_benchmark, "redis_benchmark.txt", 92889.8),  # the last overall figure, not the first
         (parse_zstd_bench, "zstd.txt", 281.5),  # compression speed of the final line
         (parse_openssl_speed, "openssl.txt", 5548040.36),
@@ -55,6 +58,7 @@ def test_stress_ng_parser_picks_the_named_stressor() -> None:
         parse_sysbench_cpu,
         parse_sysbench_latency,
         parse_sysbench_memory,
+        parse_sysbench_fileio,
         parse_redis_benchmark,
         parse_zstd_bench,
         parse_openssl_speed,

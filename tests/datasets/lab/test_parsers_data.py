@@ -1,6 +1,7 @@
-"""The data workloads (PostgreSQL/pgbench, SQLite, ripgrep, sort): parsers on outputs captured from the real
-programs on this machine kind (tests/datasets/lab/captured), their generated inputs, and one short live phase
-of each (prepare with small inputs, then a 3 s phase as the runner starts it)."""
+"""The data workloads (PostgreSQL/pgbench read-write and select-only, SQLite, sysbench fileio, ripgrep,
+sort): parsers on outputs captured from the real programs on this machine kind (tests/datasets/lab/captured),
+their generated inputs, and one short live phase of each (prepare with small inputs, then a 3 s phase as the
+runner starts it)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cotenant.datasets.lab.workloads.postgres_pgbench as postgres_pgbench
+import cotenant.datasets.lab.workloads.postgres_select as postgres_select
 import cotenant.datasets.lab.workloads.ripgrep_search as ripgrep_search
 import cotenant.datasets.lab.workloads.sort_data as sort_data
 import cotenant.datasets.lab.workloads.sqlite_oltp as sqlite_oltp
+import cotenant.datasets.lab.workloads.sysbench_fileio as sysbench_fileio
 import pytest
 from cotenant.datasets.lab.workloads.base import CATEGORIES, WORKLOADS, ParseError, WorkContext, Workload
 
@@ -27,7 +30,9 @@ SERVICE_START_TIMEOUT_S = 10.0  # as the runner's
 
 DATA_WORKLOADS: list[type[Workload]] = [
     postgres_pgbench.PostgresPgbench,
+    postgres_select.PostgresSelect,
     sqlite_oltp.SqliteOltp,
+    sysbench_fileio.SysbenchFileio,
     ripgrep_search.RipgrepSearch,
     sort_data.SortData,
 ]
@@ -41,6 +46,7 @@ def captured(name: str) -> str:
     ("workload", "file", "expected"),
     [
         (postgres_pgbench.PostgresPgbench, "pgbench.txt", 5245.523097),
+        (postgres_select.PostgresSelect, "pgbench_select.txt", 60081.933549),
         (sqlite_oltp.SqliteOltp, "sqlite_repeat.txt", 7.725683),
         (ripgrep_search.RipgrepSearch, "ripgrep_repeat.txt", 2.494326),
         (sort_data.SortData, "sort_repeat.txt", 1.103481),
@@ -97,6 +103,12 @@ def test_commands_use_the_level_as_documented(tmp_path: Path) -> None:
     pgbench = postgres_pgbench.PostgresPgbench().phase_command(3, 7, ctx)
     assert pgbench[pgbench.index("-c") + 1] == "3" and pgbench[pgbench.index("-j") + 1] == "3"
     assert pgbench[pgbench.index("-T") + 1] == "7" and "-S" not in pgbench  # read-write TPC-B
+    select = postgres_select.PostgresSelect().phase_command(3, 7, ctx)
+    # the same clients and duration, the select-only script, and the database name still last
+    assert select == [*pgbench[:-1], "-S", pgbench[-1]]
+    fileio = sysbench_fileio.SysbenchFileio().phase_command(3, 7, ctx)
+    assert fileio[:2] == ["sh", "-c"] and fileio[4] == str(ctx.scratch / "sysbench-fileio")
+    assert "--threads=3" in fileio and "--time=7" in fileio and "--file-fsync-freq=16" in fileio
     sort = sort_data.SortData().phase_command(3, 7, ctx)
     assert sort[sort.index("--parallel") + 1] == "1" and "--parallel=3" in sort  # one sort of 3 threads
     rg = ripgrep_search.RipgrepSearch().phase_command(3, 7, ctx)
@@ -111,6 +123,14 @@ def test_commands_use_the_level_as_documented(tmp_path: Path) -> None:
 
 class SmallPgbench(postgres_pgbench.PostgresPgbench):
     scale = 1
+
+
+class SmallSelect(postgres_select.PostgresSelect):
+    scale = 1
+
+
+class SmallFileio(sysbench_fileio.SysbenchFileio):
+    options = ("--file-num=2", "--file-total-size=8M", "--file-block-size=16384")
 
 
 class SmallSqlite(sqlite_oltp.SqliteOltp):
@@ -195,6 +215,22 @@ def test_pgbench_runs_a_phase_and_its_segment_is_removed(context: WorkContext) -
         postgres_pgbench.remove_orphan_segments(uid)
         time.sleep(0.1)
     assert _segments_created_by(server) == []
+
+
+@pytest.mark.live
+def test_select_only_pgbench_runs_on_the_read_write_template(context: WorkContext) -> None:
+    rate, server = run_one_phase(SmallSelect(), context)
+    assert rate > 0 and server is not None
+    # one cluster serves both programs: the select-only one reuses the template the read-write one laid out
+    assert SmallSelect().template(context.scratch) == SmallPgbench().template(context.scratch)
+
+
+@pytest.mark.live
+def test_sysbench_fileio_runs_a_phase_in_its_files_directory(context: WorkContext) -> None:
+    rate, _ = run_one_phase(SmallFileio(), context)
+    assert rate > 0
+    files = sorted(path.name for path in (context.scratch / "sysbench-fileio").iterdir())
+    assert files == ["test_file.0", "test_file.1"]  # laid out once by prepare, not in the runner's directory
 
 
 @pytest.mark.live
