@@ -185,17 +185,25 @@ def monitoring_data(table: RunTable, split: Split, cfg: TrainConfig) -> TaskData
 
 def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
     """Give every part of ``model`` (a torch module's parts, or a scikit-learn estimator) that can start from
-    the solo-relative CPU prior (``set_prior``) the input column carrying it and that column's normalisation;
-    nothing where the inputs lack it. A tabular model reads the column's mean over time at the same index
-    (``base.summarise`` puts the means first)."""
-    from cotenant.collectors.ratios import CPU_RATE
+    the solo-relative CPU prior (``set_prior``) the input column carrying it and that column's normalisation,
+    and every part that mixes the work rates (``set_rate_priors``) the column of each ``SOLO_RELATIVE`` rate
+    (-1 where the inputs lack it); nothing where the inputs lack the CPU one. A tabular model reads the
+    column's mean over time at the same index (``base.summarise`` puts the means first)."""
+    from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
 
     if VS_SOLO + CPU_RATE not in stats.names:
         return
     column = stats.names.index(VS_SOLO + CPU_RATE)
+    rate_columns = [
+        stats.names.index(VS_SOLO + rate) if VS_SOLO + rate in stats.names else -1 for rate in SOLO_RELATIVE
+    ]
+    means = [float(stats.mean[c]) if c >= 0 else 0.0 for c in rate_columns]
+    stds = [float(stats.std[c]) if c >= 0 else 1.0 for c in rate_columns]
     for part in model.modules() if hasattr(model, "modules") else [model]:
         if hasattr(part, "set_prior"):
             part.set_prior(column, float(stats.mean[column]), float(stats.std[column]))
+        if hasattr(part, "set_rate_priors"):
+            part.set_rate_priors(rate_columns, means, stds)
 
 
 def _runs_of(data: MonitoringDataset) -> list[np.ndarray]:

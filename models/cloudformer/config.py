@@ -46,3 +46,10 @@ class CloudFormerConfig(ModelConfig):
     # standing alone, so the network learns where a program departs from "slowed as much as its CPU time"
     # rather than each unseen program's solo level. No effect where the input lacks the column.
     solo_prior: bool = False
+    # With ``solo_prior``: start instead from a mixture of the target's work rates over its solo profile
+    # (each ``collectors.ratios.SOLO_RELATIVE`` rate the inputs carry, its mean over the run), weighed by a
+    # gate read from the run's encoding: which rate is this program's progress (its blocking calls for a
+    # storage program, its messages for a server, its CPU time for a compute kernel: per program, the rate
+    # closest to P is in every report's work-rate reference). The gate starts on the CPU rate, so an
+    # untrained gate is close to the CPU prior.
+    rate_prior: bool = False

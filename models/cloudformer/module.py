@@ -19,12 +19,17 @@ import math
 from typing import cast
 
 import torch
+from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
 from cotenant.models.base import QuantileHead
 from cotenant.models.cloudformer.config import CloudFormerConfig
 from torch import nn
 
 # The solo-relative prior's range: P lives in (0, 1], and the prior's logit must stay finite at both ends.
 PRIOR_LOW, PRIOR_HIGH = 0.02, 0.99
+# The rate gate's starting logit for the CPU rate (the others start at 0): e^4 / (e^4 + 15) = 0.78 of the
+# mixture on CPU time with all 16 rates present, so the network starts near the CPU prior it is known to hold.
+RATE_GATE_CPU_START = 4.0
+CPU_RATE_INDEX = SOLO_RELATIVE.index(CPU_RATE)
 
 
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
@@ -133,6 +138,9 @@ class CloudFormer(nn.Module):
     prior_column: torch.Tensor  # buffers of the solo-relative prior (``solo_prior``)
     prior_mean: torch.Tensor
     prior_std: torch.Tensor
+    rate_columns: torch.Tensor  # buffers of the work-rate mixture (``rate_prior``), one per rate
+    rate_means: torch.Tensor
+    rate_stds: torch.Tensor
 
     def __init__(
         self, n_features: int, max_steps: int, temporal: bool, system: bool, cfg: CloudFormerConfig
@@ -177,6 +185,17 @@ class CloudFormer(nn.Module):
             self.register_buffer("prior_column", torch.tensor(-1, dtype=torch.long))
             self.register_buffer("prior_mean", torch.tensor(0.0))
             self.register_buffer("prior_std", torch.tensor(1.0))
+        # The work-rate mixture (``rate_prior``): the input column of each SOLO_RELATIVE rate (-1: absent)
+        # with its normalisation, and the gate that weighs them from the run's encoding.
+        self.rate_gate = nn.Linear(fused, len(SOLO_RELATIVE)) if cfg.solo_prior and cfg.rate_prior else None
+        if self.rate_gate is not None:
+            nn.init.zeros_(self.rate_gate.weight)
+            with torch.no_grad():
+                self.rate_gate.bias.zero_()
+                self.rate_gate.bias[CPU_RATE_INDEX] = RATE_GATE_CPU_START
+            self.register_buffer("rate_columns", torch.full((len(SOLO_RELATIVE),), -1, dtype=torch.long))
+            self.register_buffer("rate_means", torch.zeros(len(SOLO_RELATIVE)))
+            self.register_buffer("rate_stds", torch.ones(len(SOLO_RELATIVE)))
         # Decoders of the self-supervised pretraining (masked reconstruction); absent when it is off, so a
         # model without it keeps its state dict.
         self.pretrain_mask = cfg.pretrain_mask
@@ -196,6 +215,14 @@ class CloudFormer(nn.Module):
             self.prior_mean.fill_(mean)
             self.prior_std.fill_(std)
 
+    def set_rate_priors(self, columns: list[int], means: list[float], stds: list[float]) -> None:
+        """The input column of each ``SOLO_RELATIVE`` rate, in its order (-1: the inputs lack it), and each
+        column's normalisation (``FeatureStats``)."""
+        if self.rate_gate is not None:
+            self.rate_columns.copy_(torch.tensor(columns, dtype=torch.long))
+            self.rate_means.copy_(torch.tensor(means))
+            self.rate_stds.copy_(torch.tensor(stds))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, Q]
         parts = []
         if self.temporal is not None:
@@ -207,7 +234,8 @@ class CloudFormer(nn.Module):
             return self.head(hidden)
         head = cast(QuantileHead, self.head[-1])
         logits = head.out(self.head[:-1](hidden))  # [B, Q], before the head's sigmoid
-        return torch.sigmoid(logits + torch.logit(self.prior(x, mask))[:, None])
+        prior = self.prior(x, mask) if self.rate_gate is None else self.rate_mixture(x, mask, hidden)
+        return torch.sigmoid(logits + torch.logit(prior)[:, None])
 
     def prior(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
         """The solo-relative heuristic from the inputs: the column's mean over the real steps, de-normalised,
@@ -215,6 +243,22 @@ class CloudFormer(nn.Module):
         training mean (0 after normalisation), as for every input."""
         rate = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
         return (rate * self.prior_std + self.prior_mean).clamp(PRIOR_LOW, PRIOR_HIGH)
+
+    def rate_mixture(self, x: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B]``: the gate's mixture of the run's work rates over its solo profile, each its mean over the
+        real steps, de-normalised and kept inside (PRIOR_LOW, PRIOR_HIGH). A rate the inputs lack, or that the
+        run lacks (a program that hardly does that work alone has no ratio: every step reads exactly the
+        training mean, 0 after normalisation), gets no weight; the CPU rate always has its place (a run
+        without it reads the training mean, as ``prior`` does)."""
+        assert self.rate_gate is not None
+        columns = self.rate_columns.clamp(min=0)
+        steps = x[..., columns]  # [B, T, K]
+        rates = pooled_metrics(steps, mask) * self.rate_stds + self.rate_means  # [B, K]
+        measured = ((steps != 0) & mask[..., None]).any(dim=1)  # [B, K]
+        usable = measured & (self.rate_columns >= 0)
+        usable[:, CPU_RATE_INDEX] = True
+        weights = torch.softmax(self.rate_gate(hidden).masked_fill(~usable, -1e9), dim=-1)
+        return (weights * rates.clamp(PRIOR_LOW, PRIOR_HIGH)).sum(-1).clamp(PRIOR_LOW, PRIOR_HIGH)
 
     def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked reconstruction, labels unused: whole time steps and whole metrics of each run are hidden

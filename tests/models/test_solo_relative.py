@@ -24,7 +24,7 @@ from cotenant.models.predictor import Predictor
 from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model, tell_solo_prior
 from cotenant.training.references import solo_relative_predictions, solo_relative_reference
-from solo_tables import with_cpu_rate
+from solo_tables import with_cpu_rate, with_work_rates
 
 RATE = VS_SOLO + CPU_RATE
 
@@ -149,6 +149,107 @@ def test_cloudformer_with_the_prior_starts_from_the_heuristic_and_keeps_it_throu
     plain = spec.build(spec.config_type(), DataShape(4, 0, 5))
     tell_solo_prior(plain, type("Stats", (), {"names": ["a"]})())  # no column, no prior: nothing to tell
     assert "prior_column" not in plain.state_dict()
+
+
+VCS = SOLO_RELATIVE.index("tasks_voluntary_context_switches_per_second")
+READ = SOLO_RELATIVE.index("tasks_read_chars_bytes_per_second")
+
+
+def _rate_prior_model() -> CloudFormer:
+    """A one-block CloudFormer with the work-rate prior over four inputs: column 2 the CPU ratio, column 3
+    the voluntary context switches' and column 1 the bytes read (each normalised with mean 0.6, std 0.2);
+    its head answers 0 (the prior alone)."""
+    spec = MODELS.get("cloudformer")
+    config = spec.config_type.model_validate({"solo_prior": True, "rate_prior": True, "blocks": 1})
+    model = spec.build(config, DataShape(4, 0, 5)).eval()
+    assert isinstance(model, CloudFormer)
+    model.set_prior(2, 0.6, 0.2)
+    columns = [-1] * len(SOLO_RELATIVE)
+    columns[SOLO_RELATIVE.index(CPU_RATE)], columns[VCS], columns[READ] = 2, 3, 1
+    model.set_rate_priors(columns, [0.6] * len(columns), [0.2] * len(columns))
+    torch.nn.init.zeros_(model.head[-1].out.weight)
+    torch.nn.init.zeros_(model.head[-1].out.bias)
+    return model
+
+
+def test_the_rate_prior_answers_the_rate_its_gate_weighs_and_never_one_the_run_lacks() -> None:
+    model = _rate_prior_model()
+    x = torch.zeros(3, 5, 4)
+    x[..., 2] = torch.tensor([[1.0], [1.0], [1.0]])  # CPU ratio 0.8 for every run
+    x[..., 3] = torch.tensor([[-1.0], [0.5], [-2.0]])  # context switches' ratio 0.4, 0.7, 0.2
+    x[:2, :, 1] = 0.5  # bytes read 0.7; run 2 reads nothing (its column is the training mean throughout)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    assert model.rate_gate is not None
+    with torch.no_grad():
+        # Untrained, the gate starts near the CPU rate (e^4 against 1 for each other usable rate).
+        start = model(x, mask)[:, 0].numpy()
+        expected = [
+            (np.exp(4) * 0.8 + 0.4 + 0.7) / (np.exp(4) + 2),
+            (np.exp(4) * 0.8 + 0.7 + 0.7) / (np.exp(4) + 2),
+        ]
+        np.testing.assert_allclose(start[:2], expected, atol=1e-5)
+        np.testing.assert_allclose(start[2], (np.exp(4) * 0.8 + 0.2) / (np.exp(4) + 1), atol=1e-5)
+        model.rate_gate.bias.zero_()
+        model.rate_gate.bias[VCS] = 30.0
+        np.testing.assert_allclose(model(x, mask)[:, 0].numpy(), [0.4, 0.7, 0.2], atol=1e-5)
+        model.rate_gate.bias.zero_()
+        model.rate_gate.bias[READ] = 30.0
+        # run 2 lacks the bytes read: it gets the other two rates, equally weighed
+        np.testing.assert_allclose(model(x, mask)[:, 0].numpy(), [0.7, 0.7, (0.8 + 0.2) / 2], atol=1e-5)
+
+
+def test_the_rate_prior_learns_a_progress_that_is_not_cpu_time() -> None:
+    """Runs whose P is their context switches' ratio while their CPU ratio says otherwise: trained, the
+    mixture moves onto the context switches and answers far closer than the CPU prior."""
+    torch.manual_seed(0)
+    model = _rate_prior_model().train()
+    generator = torch.Generator().manual_seed(1)
+    switches = torch.rand(64, generator=generator) * 0.6 + 0.3  # P in [0.3, 0.9]
+    cpu = torch.rand(64, generator=generator) * 0.6 + 0.3  # unrelated to P
+    x = torch.zeros(64, 5, 4)
+    x[..., 2] = ((cpu - 0.6) / 0.2)[:, None]
+    x[..., 3] = ((switches - 0.6) / 0.2)[:, None]
+    mask = torch.ones(64, 5, dtype=torch.bool)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = (model(x, mask)[:, 0] - switches).abs().mean()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        error = (model(x, mask)[:, 0] - switches).abs().mean().item()
+    assert error < 0.3 * (cpu - switches).abs().mean().item()
+
+
+def test_a_fit_tells_the_rate_prior_where_each_rate_is_and_the_artifact_keeps_it(tmp_path) -> None:
+    raw = load_source(
+        "synthetic", n_apps=8, n_runs=80, min_length=8, max_length=10, profile_length=10, seed=5
+    )
+    table = with_work_rates(raw, (CPU_RATE, SOLO_RELATIVE[VCS], SOLO_RELATIVE[READ]))
+    outcome = fit_model(
+        table,
+        leave_programs_out(table, k=4)[0],
+        TrainConfig(
+            model="cloudformer",
+            epochs=1,
+            model_options={"solo_prior": True, "rate_prior": True},
+            progress=False,
+        ),
+    )
+    outcome.predictor.save(tmp_path)
+    loaded = Predictor.load(tmp_path)
+    features = loaded.metadata.features
+    told = [int(column) for column in loaded.model.rate_columns]
+    assert told == [
+        features.index(VS_SOLO + rate) if VS_SOLO + rate in features else -1 for rate in SOLO_RELATIVE
+    ]
+    assert told[SOLO_RELATIVE.index(CPU_RATE)] == int(loaded.model.prior_column) >= 0
+    assert sorted(i for i, column in enumerate(told) if column >= 0) == sorted([SOLO_RELATIVE.index(CPU_RATE), VCS, READ])
+    runs = [np.random.default_rng(0).normal(size=(6, loaded.metadata.n_inputs)).astype(np.float32)]
+    np.testing.assert_allclose(
+        loaded.predict_normalised(runs), outcome.predictor.predict_normalised(runs), rtol=1e-6
+    )
 
 
 def test_the_mlflow_model_takes_the_targets_solo_profile(table: RunTable, tmp_path) -> None:
