@@ -245,7 +245,9 @@ def test_a_fit_tells_the_rate_prior_where_each_rate_is_and_the_artifact_keeps_it
         features.index(VS_SOLO + rate) if VS_SOLO + rate in features else -1 for rate in SOLO_RELATIVE
     ]
     assert told[SOLO_RELATIVE.index(CPU_RATE)] == int(loaded.model.prior_column) >= 0
-    assert sorted(i for i, column in enumerate(told) if column >= 0) == sorted([SOLO_RELATIVE.index(CPU_RATE), VCS, READ])
+    assert sorted(i for i, column in enumerate(told) if column >= 0) == sorted(
+        [SOLO_RELATIVE.index(CPU_RATE), VCS, READ]
+    )
     runs = [np.random.default_rng(0).normal(size=(6, loaded.metadata.n_inputs)).astype(np.float32)]
     np.testing.assert_allclose(
         loaded.predict_normalised(runs), outcome.predictor.predict_normalised(runs), rtol=1e-6
