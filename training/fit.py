@@ -193,10 +193,10 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
 
     if VS_SOLO + CPU_RATE not in stats.names:
         return
-    column = stats.names.index(VS_SOLO + CPU_RATE)
     rate_columns = [
         stats.names.index(VS_SOLO + rate) if VS_SOLO + rate in stats.names else -1 for rate in SOLO_RELATIVE
     ]
+    column = rate_columns[SOLO_RELATIVE.index(CPU_RATE)]
     means = [float(stats.mean[c]) if c >= 0 else 0.0 for c in rate_columns]
     stds = [float(stats.std[c]) if c >= 0 else 1.0 for c in rate_columns]
     for part in model.modules() if hasattr(model, "modules") else [model]:
