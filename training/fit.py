@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import numpy as np
 import polars as pl
 from cotenant.datasets.splits import FeatureStats, Split, program_of
-from cotenant.datasets.table import VS_SOLO, RunTable
+from cotenant.datasets.table import SELF, VS_SOLO, RunTable
 from cotenant.models.base import QUANTILES, DataShape, ModelSpec, feature_groups, set_torch_threads, summarise
 from cotenant.models.predictor import Predictor, PredictorMetadata
 from cotenant.training.config import TrainConfig
@@ -186,9 +186,10 @@ def monitoring_data(table: RunTable, split: Split, cfg: TrainConfig) -> TaskData
 def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
     """Give every part of ``model`` (a torch module's parts, or a scikit-learn estimator) that can start from
     the solo-relative CPU prior (``set_prior``) the input column carrying it and that column's normalisation,
-    and every part that mixes the work rates (``set_rate_priors``) the column of each ``SOLO_RELATIVE`` rate
-    (-1 where the inputs lack it); nothing where the inputs lack the CPU one. A tabular model reads the
-    column's mean over time at the same index (``base.summarise`` puts the means first)."""
+    and every part that mixes the work rates (``set_rate_priors``) the column of each ``SOLO_RELATIVE`` rate's
+    ratio and of the target's own rate (-1 where the inputs lack it); nothing where the inputs lack the CPU
+    one. A tabular model reads the column's mean over time at the same index (``base.summarise`` puts the
+    means first)."""
     from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
 
     if VS_SOLO + CPU_RATE not in stats.names:
@@ -197,13 +198,19 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
         stats.names.index(VS_SOLO + rate) if VS_SOLO + rate in stats.names else -1 for rate in SOLO_RELATIVE
     ]
     column = rate_columns[SOLO_RELATIVE.index(CPU_RATE)]
-    means = [float(stats.mean[c]) if c >= 0 else 0.0 for c in rate_columns]
-    stds = [float(stats.std[c]) if c >= 0 else 1.0 for c in rate_columns]
+    own_columns = [
+        stats.names.index(SELF + rate) if SELF + rate in stats.names else -1 for rate in SOLO_RELATIVE
+    ]
+
+    def normalisation(columns: list[int]) -> tuple[list[int], list[float], list[float]]:
+        means = [float(stats.mean[c]) if c >= 0 else 0.0 for c in columns]
+        return columns, means, [float(stats.std[c]) if c >= 0 else 1.0 for c in columns]
+
     for part in model.modules() if hasattr(model, "modules") else [model]:
         if hasattr(part, "set_prior"):
             part.set_prior(column, float(stats.mean[column]), float(stats.std[column]))
         if hasattr(part, "set_rate_priors"):
-            part.set_rate_priors(rate_columns, means, stds)
+            part.set_rate_priors(*normalisation(rate_columns), own=normalisation(own_columns))
 
 
 def _runs_of(data: MonitoringDataset) -> list[np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from cotenant.models.base import ModelConfig
 from pydantic import Field
 
@@ -53,3 +55,10 @@ class CloudFormerConfig(ModelConfig):
     # closest to P is in every report's work-rate reference). The gate starts on the CPU rate, so an
     # untrained gate is close to the CPU prior.
     rate_prior: bool = False
+    # What the rate gate reads. "encoding": the fused encoding of the whole run (64+ numbers, free to fit
+    # each training program's own rate). "solo_profile": only the program's solo profile, the log of its
+    # solo mean of each rate (how much CPU it used alone, how often it blocked, how many bytes it moved): a
+    # linear gate on those says "a program that used a third of a core alone and blocked 40k times a second
+    # makes progress as its blocking calls do", a rule that can carry to an unseen program of the same kind,
+    # where the encoding's gate can learn each training program's name.
+    rate_gate: Literal["encoding", "solo_profile"] = "encoding"

@@ -30,6 +30,13 @@ PRIOR_LOW, PRIOR_HIGH = 0.02, 0.99
 # mixture on CPU time with all 16 rates present, so the network starts near the CPU prior it is known to hold.
 RATE_GATE_CPU_START = 4.0
 CPU_RATE_INDEX = SOLO_RELATIVE.index(CPU_RATE)
+# The profile gate's floors: below this mean ratio a run says nothing of its program's solo rate, and a solo
+# rate (per second) below the least is read as none, so that the log stays finite.
+SOLO_RATIO_FLOOR, SOLO_LEAST = 1e-3, 1e-3
+# The profile gate's logits are this times its linear map: Adam moves a weight by about the learning rate a
+# step, and a few hundred steps at 1e-3 must be able to move a logit by the several units that move the
+# mixture from one rate to another.
+PROFILE_GATE_SCALE = 10.0
 
 
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
@@ -141,6 +148,9 @@ class CloudFormer(nn.Module):
     rate_columns: torch.Tensor  # buffers of the work-rate mixture (``rate_prior``), one per rate
     rate_means: torch.Tensor
     rate_stds: torch.Tensor
+    self_columns: torch.Tensor  # buffers of the profile gate (``rate_gate="solo_profile"``): own rates
+    self_means: torch.Tensor
+    self_stds: torch.Tensor
 
     def __init__(
         self, n_features: int, max_steps: int, temporal: bool, system: bool, cfg: CloudFormerConfig
@@ -186,13 +196,23 @@ class CloudFormer(nn.Module):
             self.register_buffer("prior_mean", torch.tensor(0.0))
             self.register_buffer("prior_std", torch.tensor(1.0))
         # The work-rate mixture (``rate_prior``): the input column of each SOLO_RELATIVE rate (-1: absent)
-        # with its normalisation, and the gate that weighs them from the run's encoding.
-        self.rate_gate = nn.Linear(fused, len(SOLO_RELATIVE)) if cfg.solo_prior and cfg.rate_prior else None
+        # with its normalisation, and the gate that weighs them from the run's encoding or, with
+        # ``rate_gate="solo_profile"``, from the program's solo means of the rates (``solo_profile``: the
+        # columns of the target's own rates, ``self__``, give them with the ratios).
+        self.gate_reads_profile = cfg.rate_gate == "solo_profile"
+        self.gate_scale = PROFILE_GATE_SCALE if self.gate_reads_profile else 1.0
+        gate_inputs = len(SOLO_RELATIVE) if self.gate_reads_profile else fused
+        rates = len(SOLO_RELATIVE)
+        self.rate_gate = nn.Linear(gate_inputs, rates) if cfg.solo_prior and cfg.rate_prior else None
+        if self.rate_gate is not None and self.gate_reads_profile:
+            self.register_buffer("self_columns", torch.full((rates,), -1, dtype=torch.long))
+            self.register_buffer("self_means", torch.zeros(rates))
+            self.register_buffer("self_stds", torch.ones(rates))
         if self.rate_gate is not None:
             nn.init.zeros_(self.rate_gate.weight)
             with torch.no_grad():
                 self.rate_gate.bias.zero_()
-                self.rate_gate.bias[CPU_RATE_INDEX] = RATE_GATE_CPU_START
+                self.rate_gate.bias[CPU_RATE_INDEX] = RATE_GATE_CPU_START / self.gate_scale
             self.register_buffer("rate_columns", torch.full((len(SOLO_RELATIVE),), -1, dtype=torch.long))
             self.register_buffer("rate_means", torch.zeros(len(SOLO_RELATIVE)))
             self.register_buffer("rate_stds", torch.ones(len(SOLO_RELATIVE)))
@@ -215,13 +235,24 @@ class CloudFormer(nn.Module):
             self.prior_mean.fill_(mean)
             self.prior_std.fill_(std)
 
-    def set_rate_priors(self, columns: list[int], means: list[float], stds: list[float]) -> None:
-        """The input column of each ``SOLO_RELATIVE`` rate, in its order (-1: the inputs lack it), and each
-        column's normalisation (``FeatureStats``)."""
+    def set_rate_priors(
+        self,
+        columns: list[int],
+        means: list[float],
+        stds: list[float],
+        own: tuple[list[int], list[float], list[float]] | None = None,
+    ) -> None:
+        """The input column of each ``SOLO_RELATIVE`` rate's ratio, in its order (-1: the inputs lack it), and
+        each column's normalisation (``FeatureStats``); ``own``: the same of the target's own rates
+        (``self__``), which the gate that reads the solo profile divides by the ratios."""
         if self.rate_gate is not None:
             self.rate_columns.copy_(torch.tensor(columns, dtype=torch.long))
             self.rate_means.copy_(torch.tensor(means))
             self.rate_stds.copy_(torch.tensor(stds))
+        if self.rate_gate is not None and self.gate_reads_profile and own is not None:
+            self.self_columns.copy_(torch.tensor(own[0], dtype=torch.long))
+            self.self_means.copy_(torch.tensor(own[1]))
+            self.self_stds.copy_(torch.tensor(own[2]))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, Q]
         parts = []
@@ -244,21 +275,40 @@ class CloudFormer(nn.Module):
         rate = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
         return (rate * self.prior_std + self.prior_mean).clamp(PRIOR_LOW, PRIOR_HIGH)
 
-    def rate_mixture(self, x: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """``[B]``: the gate's mixture of the run's work rates over its solo profile, each its mean over the
-        real steps, de-normalised and kept inside (PRIOR_LOW, PRIOR_HIGH). A rate the inputs lack, or that the
+    def work_rates(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, K]`` each ``SOLO_RELATIVE`` rate's ratio to the solo profile, its mean over the real steps,
+        de-normalised, and ``[B, K]`` whether the mixture may weigh it: a rate the inputs lack, or that the
         run lacks (a program that hardly does that work alone has no ratio: every step reads exactly the
-        training mean, 0 after normalisation), gets no weight; the CPU rate always has its place (a run
-        without it reads the training mean, as ``prior`` does)."""
-        assert self.rate_gate is not None
+        training mean, 0 after normalisation), may not; the CPU rate always may (a run without it reads the
+        training mean, as ``prior`` does)."""
         columns = self.rate_columns.clamp(min=0)
         steps = x[..., columns]  # [B, T, K]
-        rates = pooled_metrics(steps, mask) * self.rate_stds + self.rate_means  # [B, K]
-        measured = ((steps != 0) & mask[..., None]).any(dim=1)  # [B, K]
-        usable = measured & (self.rate_columns >= 0)
+        rates = pooled_metrics(steps, mask) * self.rate_stds + self.rate_means
+        usable = ((steps != 0) & mask[..., None]).any(dim=1) & (self.rate_columns >= 0)
         usable[:, CPU_RATE_INDEX] = True
-        weights = torch.softmax(self.rate_gate(hidden).masked_fill(~usable, -1e9), dim=-1)
+        return rates, usable
+
+    def rate_mixture(self, x: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B]``: the gate's mixture of the run's usable work rates (``work_rates``), each kept inside
+        (PRIOR_LOW, PRIOR_HIGH); the gate reads the run's encoding (``hidden``) or its solo profile."""
+        assert self.rate_gate is not None
+        rates, usable = self.work_rates(x, mask)
+        reads = self.solo_profile(x, mask) if self.gate_reads_profile else hidden
+        logits = self.rate_gate(reads) * self.gate_scale
+        weights = torch.softmax(logits.masked_fill(~usable, -1e9), dim=-1)
         return (weights * rates.clamp(PRIOR_LOW, PRIOR_HIGH)).sum(-1).clamp(PRIOR_LOW, PRIOR_HIGH)
+
+    def solo_profile(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[B, K]``: what the profile gate reads, each rate's solo mean per second as (log10 + 3) / 3,
+        at least 0: 10^-3 a second (and a rate the run lacks, or whose own column the inputs lack) reads 0,
+        one a second 1, 10^6 a second 3, so that an absent rate adds nothing to any logit. The solo mean is
+        the run's mean rate over its mean ratio to the solo profile (each second's ratio divides by the same
+        solo mean), both de-normalised."""
+        ratios, usable = self.work_rates(x, mask)
+        own = pooled_metrics(x[..., self.self_columns.clamp(min=0)], mask) * self.self_stds + self.self_means
+        known = usable & (self.self_columns >= 0) & (ratios > SOLO_RATIO_FLOOR) & (own > 0)
+        solo = torch.where(known, own / ratios.clamp(min=SOLO_RATIO_FLOOR), torch.full_like(own, SOLO_LEAST))
+        return (torch.log10(solo.clamp(min=SOLO_LEAST)) - math.log10(SOLO_LEAST)) / 3.0
 
     def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked reconstruction, labels unused: whole time steps and whole metrics of each run are hidden

@@ -365,3 +365,86 @@ def test_without_its_own_levels_a_model_reads_the_target_only_against_its_solo_p
     served, missing = predictor.monitoring_matrix(own, neighbours, host, solo)
     assert not missing
     np.testing.assert_allclose(served, frame.select(features).to_numpy(), rtol=1e-9)
+
+
+def _profile_gate_model() -> CloudFormer:
+    """A one-block CloudFormer whose rate gate reads the solo profile, over four inputs: the target's CPU use
+    (column 0, cores) and its CPU ratio (1); its voluntary context switches (2, per ms: std 1000) and their
+    ratio (3); its head answers 0 (the mixture alone)."""
+    spec = MODELS.get("cloudformer")
+    options = {"solo_prior": True, "rate_prior": True, "rate_gate": "solo_profile", "blocks": 1}
+    model = spec.build(spec.config_type.model_validate(options), DataShape(4, 0, 5)).eval()
+    assert isinstance(model, CloudFormer)
+    model.set_prior(1, 0.0, 1.0)
+    ratios, own = [-1] * len(SOLO_RELATIVE), [-1] * len(SOLO_RELATIVE)
+    ratios[SOLO_RELATIVE.index(CPU_RATE)], ratios[VCS] = 1, 3
+    own[SOLO_RELATIVE.index(CPU_RATE)], own[VCS] = 0, 2
+    stds = [1.0] * len(SOLO_RELATIVE)
+    stds[VCS] = 1000.0
+    zeros = [0.0] * len(SOLO_RELATIVE)
+    model.set_rate_priors(ratios, zeros, [1.0] * len(SOLO_RELATIVE), own=(own, zeros, stds))
+    torch.nn.init.zeros_(model.head[-1].out.weight)
+    torch.nn.init.zeros_(model.head[-1].out.bias)
+    return model
+
+
+def _runs(solo_cpu: torch.Tensor, solo_switches: torch.Tensor, cpu: torch.Tensor, switches: torch.Tensor):
+    """``[R, 5, 4]`` inputs of runs with these solo means and ratios (each steady over the run)."""
+    x = torch.zeros(len(cpu), 5, 4)
+    x[..., 0] = (cpu * solo_cpu)[:, None]
+    x[..., 1] = cpu[:, None]
+    x[..., 2] = (switches * solo_switches / 1000.0)[:, None]
+    x[..., 3] = switches[:, None]
+    return x
+
+
+def test_the_profile_gate_reads_each_rates_solo_mean() -> None:
+    model = _profile_gate_model()
+    x = _runs(
+        torch.tensor([0.3, 1.0]),
+        torch.tensor([20000.0, 0.0]),
+        torch.tensor([0.5, 0.8]),
+        torch.tensor([0.9, 0.0]),
+    )
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    with torch.no_grad():
+        read = model.solo_profile(x, mask).numpy()
+    np.testing.assert_allclose(
+        read[:, SOLO_RELATIVE.index(CPU_RATE)], (np.log10([0.3, 1.0]) + 3) / 3, atol=1e-5
+    )
+    # run 1 never blocked: its switches read as none (10^-3 per second), as every rate the inputs lack
+    np.testing.assert_allclose(read[:, VCS], [(np.log10(20000.0) + 3) / 3, 0.0], atol=1e-5)
+    assert (read[:, READ] == 0.0).all()
+
+
+def test_the_profile_gate_learns_which_kind_of_program_progresses_as_its_blocking_calls() -> None:
+    """Storage-like programs (a third of a core alone, 20k blocking calls a second) whose P is their
+    context switches' ratio while their CPU ratio says otherwise, and compute programs (a core, hardly
+    blocking) whose P is their CPU ratio. Trained on some, the gate answers other programs of both kinds
+    (solo means the training runs never had) far closer than either rate alone."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(2)
+
+    def programs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        storage = torch.arange(n) % 2 == 0
+        solo_cpu = torch.where(storage, 0.25, 1.0) + torch.rand(n, generator=generator) * 0.2
+        solo_switches = torch.where(storage, 15000.0, 2.0) * (1 + torch.rand(n, generator=generator))
+        cpu = torch.rand(n, generator=generator) * 0.6 + 0.3
+        switches = torch.rand(n, generator=generator) * 0.6 + 0.3
+        return _runs(solo_cpu, solo_switches, cpu, switches), torch.where(storage, switches, cpu)
+
+    x, p = programs(96)
+    model = _profile_gate_model().train()
+    mask = torch.ones(len(p), 5, dtype=torch.bool)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        optimiser.zero_grad()
+        (model(x, mask)[:, 0] - p).abs().mean().backward()
+        optimiser.step()
+    unseen, p_unseen = programs(32)
+    model.eval()
+    with torch.no_grad():
+        error = (model(unseen, torch.ones(32, 5, dtype=torch.bool))[:, 0] - p_unseen).abs().mean().item()
+    cpu_alone = (unseen[:, 0, 1] - p_unseen).abs().mean().item()
+    switches_alone = (unseen[:, 0, 3] - p_unseen).abs().mean().item()
+    assert error < 0.3 * min(cpu_alone, switches_alone)
