@@ -113,6 +113,7 @@ def _fit_monitoring(
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
         module = spec.build(model_cfg, shape)
         tell_solo_prior(module, data.stats)
+        fit_rate_gates(module, train)
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
         models = _fit_neural(module, train, halves, collate_monitoring, cfg, pretrain)
@@ -211,6 +212,24 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
             part.set_prior(column, float(stats.mean[column]), float(stats.std[column]))
         if hasattr(part, "set_rate_priors"):
             part.set_rate_priors(*normalisation(rate_columns), own=normalisation(own_columns))
+
+
+def fit_rate_gates(model: Any, train: MonitoringDataset) -> None:
+    """Fit every part of a torch ``model`` whose work-rate gate is fitted before the network
+    (``fit_rate_gate``) on the training runs: each run's inputs as their mean over its steps (the gate reads
+    only means over the run), and its label."""
+    import torch
+
+    parts = [part for part in model.modules() if hasattr(part, "fit_rate_gate")]
+    if not parts:
+        return
+    lengths = np.diff(train.offsets)
+    means = np.add.reduceat(train.values, train.offsets[:-1], axis=0) / lengths[:, None]
+    x = torch.from_numpy(means.astype(np.float32))[:, None, :]  # [N, 1, F]
+    mask = torch.ones(len(x), 1, dtype=torch.bool)
+    labels = torch.as_tensor(np.asarray(train.y, dtype=np.float32))
+    for part in parts:
+        part.fit_rate_gate(x, mask, labels)
 
 
 def _runs_of(data: MonitoringDataset) -> list[np.ndarray]:

@@ -60,5 +60,9 @@ class CloudFormerConfig(ModelConfig):
     # solo mean of each rate (how much CPU it used alone, how often it blocked, how many bytes it moved): a
     # linear gate on those says "a program that used a third of a core alone and blocked 40k times a second
     # makes progress as its blocking calls do", a rule that can carry to an unseen program of the same kind,
-    # where the encoding's gate can learn each training program's name.
+    # where the encoding's gate can learn each training program's name. The profile gate is fitted first,
+    # alone, and frozen (``CloudFormer.fit_rate_gate``).
     rate_gate: Literal["encoding", "solo_profile"] = "encoding"
+    # The profile gate is fitted alone, before the network, on the training runs (``fit_rate_gate``); the
+    # penalty on its squared weights keeps it from telling training programs apart by their profiles.
+    rate_gate_l2: float = Field(default=1e-3, ge=0.0)

@@ -33,10 +33,9 @@ CPU_RATE_INDEX = SOLO_RELATIVE.index(CPU_RATE)
 # The profile gate's floors: below this mean ratio a run says nothing of its program's solo rate, and a solo
 # rate (per second) below the least is read as none, so that the log stays finite.
 SOLO_RATIO_FLOOR, SOLO_LEAST = 1e-3, 1e-3
-# The profile gate's logits are this times its linear map: Adam moves a weight by about the learning rate a
-# step, and a few hundred steps at 1e-3 must be able to move a logit by the several units that move the
-# mixture from one rate to another.
-PROFILE_GATE_SCALE = 10.0
+# The profile gate's own fit (``fit_rate_gate``): Adam steps and learning rate (a few units of logit must be
+# reachable: the CPU rate starts RATE_GATE_CPU_START ahead), and what the z-scored solo means may reach.
+PROFILE_GATE_STEPS, PROFILE_GATE_LR, PROFILE_Z_CLIP = 400, 0.05, 5.0
 
 
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
@@ -151,6 +150,8 @@ class CloudFormer(nn.Module):
     self_columns: torch.Tensor  # buffers of the profile gate (``rate_gate="solo_profile"``): own rates
     self_means: torch.Tensor
     self_stds: torch.Tensor
+    profile_means: torch.Tensor  # the training runs' mean and std of each log solo mean (``fit_rate_gate``)
+    profile_stds: torch.Tensor
 
     def __init__(
         self, n_features: int, max_steps: int, temporal: bool, system: bool, cfg: CloudFormerConfig
@@ -200,7 +201,7 @@ class CloudFormer(nn.Module):
         # ``rate_gate="solo_profile"``, from the program's solo means of the rates (``solo_profile``: the
         # columns of the target's own rates, ``self__``, give them with the ratios).
         self.gate_reads_profile = cfg.rate_gate == "solo_profile"
-        self.gate_scale = PROFILE_GATE_SCALE if self.gate_reads_profile else 1.0
+        self.rate_gate_l2 = cfg.rate_gate_l2
         gate_inputs = len(SOLO_RELATIVE) if self.gate_reads_profile else fused
         rates = len(SOLO_RELATIVE)
         self.rate_gate = nn.Linear(gate_inputs, rates) if cfg.solo_prior and cfg.rate_prior else None
@@ -208,11 +209,13 @@ class CloudFormer(nn.Module):
             self.register_buffer("self_columns", torch.full((rates,), -1, dtype=torch.long))
             self.register_buffer("self_means", torch.zeros(rates))
             self.register_buffer("self_stds", torch.ones(rates))
+            self.register_buffer("profile_means", torch.zeros(rates))
+            self.register_buffer("profile_stds", torch.ones(rates))
         if self.rate_gate is not None:
             nn.init.zeros_(self.rate_gate.weight)
             with torch.no_grad():
                 self.rate_gate.bias.zero_()
-                self.rate_gate.bias[CPU_RATE_INDEX] = RATE_GATE_CPU_START / self.gate_scale
+                self.rate_gate.bias[CPU_RATE_INDEX] = RATE_GATE_CPU_START
             self.register_buffer("rate_columns", torch.full((len(SOLO_RELATIVE),), -1, dtype=torch.long))
             self.register_buffer("rate_means", torch.zeros(len(SOLO_RELATIVE)))
             self.register_buffer("rate_stds", torch.ones(len(SOLO_RELATIVE)))
@@ -294,21 +297,45 @@ class CloudFormer(nn.Module):
         assert self.rate_gate is not None
         rates, usable = self.work_rates(x, mask)
         reads = self.solo_profile(x, mask) if self.gate_reads_profile else hidden
-        logits = self.rate_gate(reads) * self.gate_scale
-        weights = torch.softmax(logits.masked_fill(~usable, -1e9), dim=-1)
+        weights = torch.softmax(self.rate_gate(reads).masked_fill(~usable, -1e9), dim=-1)
         return (weights * rates.clamp(PRIOR_LOW, PRIOR_HIGH)).sum(-1).clamp(PRIOR_LOW, PRIOR_HIGH)
 
     def solo_profile(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``[B, K]``: what the profile gate reads, each rate's solo mean per second as (log10 + 3) / 3,
-        at least 0: 10^-3 a second (and a rate the run lacks, or whose own column the inputs lack) reads 0,
-        one a second 1, 10^6 a second 3, so that an absent rate adds nothing to any logit. The solo mean is
-        the run's mean rate over its mean ratio to the solo profile (each second's ratio divides by the same
-        solo mean), both de-normalised."""
+        """``[B, K]``: what the profile gate reads, the log10 of each rate's solo mean per second, z-scored
+        over the training runs (``fit_rate_gate``) and kept within +-PROFILE_Z_CLIP. A rate the run lacks,
+        or whose own column the inputs lack, reads as 10^-3 a second. The solo mean is the run's mean rate
+        over its mean ratio to the solo profile (each second's ratio divides by the same solo mean), both
+        de-normalised."""
         ratios, usable = self.work_rates(x, mask)
         own = pooled_metrics(x[..., self.self_columns.clamp(min=0)], mask) * self.self_stds + self.self_means
         known = usable & (self.self_columns >= 0) & (ratios > SOLO_RATIO_FLOOR) & (own > 0)
         solo = torch.where(known, own / ratios.clamp(min=SOLO_RATIO_FLOOR), torch.full_like(own, SOLO_LEAST))
-        return (torch.log10(solo.clamp(min=SOLO_LEAST)) - math.log10(SOLO_LEAST)) / 3.0
+        logs = torch.log10(solo.clamp(min=SOLO_LEAST))
+        return ((logs - self.profile_means) / self.profile_stds).clamp(-PROFILE_Z_CLIP, PROFILE_Z_CLIP)
+
+    def fit_rate_gate(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> None:
+        """Fit the profile gate alone on the training runs (``x``: their inputs, ``labels``: their P), then
+        freeze it: the mixture's MAE, plus ``rate_gate_l2`` x the squared weights. Trained with the network
+        instead, the gate hardly moves: the network learns each training program's departure from the CPU
+        prior by its inputs sooner than the gate learns which rate that program's progress is, and nothing
+        is left for the gate to carry to an unseen program. No-op without the profile gate."""
+        if self.rate_gate is None or not self.gate_reads_profile:
+            return
+        with torch.no_grad():
+            self.profile_means.zero_()
+            self.profile_stds.fill_(1.0)
+            logs = self.solo_profile(x, mask)
+            self.profile_means.copy_(logs.mean(0))
+            self.profile_stds.copy_(logs.std(0).clamp(min=1e-2))
+        gate = self.rate_gate
+        optimiser = torch.optim.Adam(gate.parameters(), lr=PROFILE_GATE_LR)
+        with torch.enable_grad():
+            for _ in range(PROFILE_GATE_STEPS):
+                optimiser.zero_grad()
+                error = (self.rate_mixture(x, mask, x.new_zeros(len(x), 0)) - labels).abs().mean()
+                (error + self.rate_gate_l2 * gate.weight.pow(2).sum()).backward()
+                optimiser.step()
+        gate.requires_grad_(False)
 
     def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked reconstruction, labels unused: whole time steps and whole metrics of each run are hidden
