@@ -254,6 +254,31 @@ def test_a_fit_tells_the_rate_prior_where_each_rate_is_and_the_artifact_keeps_it
     )
 
 
+def test_a_fit_fits_the_profile_gate_on_the_training_runs_and_the_artifact_keeps_it(tmp_path) -> None:
+    raw = load_source(
+        "synthetic", n_apps=8, n_runs=80, min_length=8, max_length=10, profile_length=10, seed=5
+    )
+    table = with_work_rates(raw, (CPU_RATE, SOLO_RELATIVE[VCS], SOLO_RELATIVE[READ]))
+    options = {"solo_prior": True, "rate_prior": True, "rate_gate": "solo_profile"}
+    config = TrainConfig(model="cloudformer", epochs=1, model_options=options, progress=False)
+    outcome = fit_model(table, leave_programs_out(table, k=4)[0], config)
+    outcome.predictor.save(tmp_path)
+    loaded = Predictor.load(tmp_path)
+    features = loaded.metadata.features
+    own = [int(column) for column in loaded.model.self_columns]
+    assert own == [features.index(SELF + rate) if SELF + rate in features else -1 for rate in SOLO_RELATIVE]
+    present = [i for i, column in enumerate(own) if column >= 0]
+    assert sorted(present) == sorted([SOLO_RELATIVE.index(CPU_RATE), VCS, READ])
+    # fitted: the training runs' log solo means z-scored, and a gate moved off its start
+    assert (loaded.model.profile_means[present] != 0).all()
+    gate = outcome.predictor.model.rate_gate
+    assert not gate.weight.requires_grad and gate.weight.abs().sum() > 0
+    runs = [np.random.default_rng(0).normal(size=(6, loaded.metadata.n_inputs)).astype(np.float32)]
+    np.testing.assert_allclose(
+        loaded.predict_normalised(runs), outcome.predictor.predict_normalised(runs), rtol=1e-6
+    )
+
+
 def test_the_mlflow_model_takes_the_targets_solo_profile(table: RunTable, tmp_path) -> None:
     """The registered pyfunc (a real sqlite store) answers a monitoring request with ``solo`` as the
     predictor does, and without it as the predictor does without the profile."""
