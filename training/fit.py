@@ -113,7 +113,7 @@ def _fit_monitoring(
         pretrain = getattr(model_cfg, "pretrain_epochs", 0)
         module = spec.build(model_cfg, shape)
         tell_solo_prior(module, data.stats)
-        fit_rate_gates(module, train)
+        fit_rate_gates(module, train, list(train_apps))
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
         models = _fit_neural(module, train, halves, collate_monitoring, cfg, pretrain)
@@ -214,10 +214,10 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
             part.set_rate_priors(*normalisation(rate_columns), own=normalisation(own_columns))
 
 
-def fit_rate_gates(model: Any, train: MonitoringDataset) -> None:
+def fit_rate_gates(model: Any, train: MonitoringDataset, programs: list[str]) -> None:
     """Fit every part of a torch ``model`` whose work-rate gate is fitted before the network
     (``fit_rate_gate``) on the training runs: each run's inputs as their mean over its steps (the gate reads
-    only means over the run), and its label."""
+    only means over the run), its label and its program."""
     import torch
 
     parts = [part for part in model.modules() if hasattr(part, "fit_rate_gate")]
@@ -229,7 +229,7 @@ def fit_rate_gates(model: Any, train: MonitoringDataset) -> None:
     mask = torch.ones(len(x), 1, dtype=torch.bool)
     labels = torch.as_tensor(np.asarray(train.y, dtype=np.float32))
     for part in parts:
-        part.fit_rate_gate(x, mask, labels)
+        part.fit_rate_gate(x, mask, labels, programs)
 
 
 def _runs_of(data: MonitoringDataset) -> list[np.ndarray]:

@@ -64,5 +64,6 @@ class CloudFormerConfig(ModelConfig):
     # alone, and frozen (``CloudFormer.fit_rate_gate``).
     rate_gate: Literal["encoding", "solo_profile"] = "encoding"
     # The profile gate is fitted alone, before the network, on the training runs (``fit_rate_gate``); the
-    # penalty on its squared weights keeps it from telling training programs apart by their profiles.
-    rate_gate_l2: float = Field(default=1e-3, ge=0.0)
+    # penalty on its squared weights keeps it from telling training programs apart by their profiles. None:
+    # chosen over folds of the training programs, the CPU rate alone among the candidates.
+    rate_gate_l2: float | None = Field(default=None, ge=0.0)

@@ -16,6 +16,7 @@ apart, so each token also gets a learned identity vector (not a position: the se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import cast
 
 import torch
@@ -36,6 +37,9 @@ SOLO_RATIO_FLOOR, SOLO_LEAST = 1e-3, 1e-3
 # The profile gate's own fit (``fit_rate_gate``): Adam steps and learning rate (a few units of logit must be
 # reachable: the CPU rate starts RATE_GATE_CPU_START ahead), and what the z-scored solo means may reach.
 PROFILE_GATE_STEPS, PROFILE_GATE_LR, PROFILE_Z_CLIP = 400, 0.05, 5.0
+# Penalties the gate's fit chooses between (``rate_gate_l2=None``) over folds of the training programs, and
+# the CPU logit that leaves the mixture on the CPU rate alone (e^30 against 15 others).
+PROFILE_GATE_PENALTIES, PROFILE_GATE_FOLDS, CPU_ONLY_LOGIT = (1e-3, 1e-2, 1e-1), 5, 30.0
 
 
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
@@ -152,6 +156,7 @@ class CloudFormer(nn.Module):
     self_stds: torch.Tensor
     profile_means: torch.Tensor  # the training runs' mean and std of each log solo mean (``fit_rate_gate``)
     profile_stds: torch.Tensor
+    gate_penalty: torch.Tensor
 
     def __init__(
         self, n_features: int, max_steps: int, temporal: bool, system: bool, cfg: CloudFormerConfig
@@ -211,6 +216,7 @@ class CloudFormer(nn.Module):
             self.register_buffer("self_stds", torch.ones(rates))
             self.register_buffer("profile_means", torch.zeros(rates))
             self.register_buffer("profile_stds", torch.ones(rates))
+            self.register_buffer("gate_penalty", torch.tensor(math.nan))  # the fit's (inf: CPU alone)
         if self.rate_gate is not None:
             nn.init.zeros_(self.rate_gate.weight)
             with torch.no_grad():
@@ -313,12 +319,18 @@ class CloudFormer(nn.Module):
         logs = torch.log10(solo.clamp(min=SOLO_LEAST))
         return ((logs - self.profile_means) / self.profile_stds).clamp(-PROFILE_Z_CLIP, PROFILE_Z_CLIP)
 
-    def fit_rate_gate(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> None:
+    def fit_rate_gate(
+        self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, programs: Sequence[str] | None = None
+    ) -> None:
         """Fit the profile gate alone on the training runs (``x``: their inputs, ``labels``: their P), then
-        freeze it: the mixture's MAE, plus ``rate_gate_l2`` x the squared weights. Trained with the network
+        freeze it: the mixture's MAE, plus a penalty x the squared weights. Trained with the network
         instead, the gate hardly moves: the network learns each training program's departure from the CPU
         prior by its inputs sooner than the gate learns which rate that program's progress is, and nothing
-        is left for the gate to carry to an unseen program. No-op without the profile gate."""
+        is left for the gate to carry to an unseen program. The penalty is ``rate_gate_l2``, or where that is
+        None the one of PROFILE_GATE_PENALTIES whose gates, fitted on some training ``programs`` (one per
+        run), answer the others best, folds of programs as the evaluation's; the CPU rate alone is a
+        candidate too (penalty inf), so that a gate whose rule does not carry between training programs is
+        not trusted on an unseen one. No-op without the profile gate."""
         if self.rate_gate is None or not self.gate_reads_profile:
             return
         with torch.no_grad():
@@ -327,15 +339,54 @@ class CloudFormer(nn.Module):
             logs = self.solo_profile(x, mask)
             self.profile_means.copy_(logs.mean(0))
             self.profile_stds.copy_(logs.std(0).clamp(min=1e-2))
+        penalty = self.rate_gate_l2
+        if penalty is None:
+            penalty = self._penalty_between_programs(x, mask, labels, programs)
+        self._fit_gate(x, mask, labels, penalty)
+        self.gate_penalty.fill_(penalty)
+        self.rate_gate.requires_grad_(False)
+
+    def _fit_gate(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, penalty: float) -> None:
+        """The gate from its start, fitted on these runs with this penalty (inf: the CPU rate alone)."""
         gate = self.rate_gate
+        assert gate is not None
+        with torch.no_grad():
+            gate.weight.zero_()
+            gate.bias.zero_()
+            gate.bias[CPU_RATE_INDEX] = CPU_ONLY_LOGIT if math.isinf(penalty) else RATE_GATE_CPU_START
+        if math.isinf(penalty):
+            return
         optimiser = torch.optim.Adam(gate.parameters(), lr=PROFILE_GATE_LR)
         with torch.enable_grad():
             for _ in range(PROFILE_GATE_STEPS):
                 optimiser.zero_grad()
                 error = (self.rate_mixture(x, mask, x.new_zeros(len(x), 0)) - labels).abs().mean()
-                (error + self.rate_gate_l2 * gate.weight.pow(2).sum()).backward()
+                (error + penalty * gate.weight.pow(2).sum()).backward()
                 optimiser.step()
-        gate.requires_grad_(False)
+
+    def _penalty_between_programs(
+        self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, programs: Sequence[str] | None
+    ) -> float:
+        """The candidate penalty (PROFILE_GATE_PENALTIES, then inf: the CPU rate alone) whose gates, each
+        fitted on all but one fold of the training programs, answer the held-out folds' runs with the least
+        MAE; inf where there are too few programs to hold any out."""
+        from sklearn.model_selection import GroupKFold
+
+        names = sorted(set(programs or []))
+        if len(names) < 3:
+            return math.inf
+        groups = [names.index(program) for program in programs or []]
+        folds = list(GroupKFold(n_splits=min(PROFILE_GATE_FOLDS, len(names))).split(labels, groups=groups))
+        errors = {}
+        for penalty in (*PROFILE_GATE_PENALTIES, math.inf):
+            held_out = []
+            for fit_on, answer in folds:
+                self._fit_gate(x[fit_on], mask[fit_on], labels[fit_on], penalty)
+                with torch.no_grad():
+                    mixture = self.rate_mixture(x[answer], mask[answer], x.new_zeros(len(answer), 0))
+                held_out.append((mixture - labels[answer]).abs())
+            errors[penalty] = float(torch.cat(held_out).mean())
+        return min(errors, key=errors.__getitem__)
 
     def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked reconstruction, labels unused: whole time steps and whole metrics of each run are hidden

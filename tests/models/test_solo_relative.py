@@ -254,12 +254,29 @@ def test_a_fit_tells_the_rate_prior_where_each_rate_is_and_the_artifact_keeps_it
     )
 
 
+def test_the_profile_gate_stays_on_the_cpu_rate_without_programs_to_check_it_on() -> None:
+    """Two programs cannot tell whether a gate's rule carries to a third: the gate keeps the CPU rate alone
+    and the answer is the CPU ratio itself."""
+    x = _runs(
+        torch.tensor([0.3, 1.0] * 4),
+        torch.tensor([20000.0, 2.0] * 4),
+        torch.rand(8) * 0.5 + 0.3,
+        torch.rand(8) * 0.5 + 0.3,
+    )
+    mask = torch.ones(8, 5, dtype=torch.bool)
+    model = _profile_gate_model()
+    model.fit_rate_gate(x, mask, x[:, 0, 3], ["storage", "compute"] * 4)
+    assert float(model.gate_penalty) == np.inf
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x, mask)[:, 0].numpy(), x[:, 0, 1].numpy(), atol=1e-5)
+
+
 def test_a_fit_fits_the_profile_gate_on_the_training_runs_and_the_artifact_keeps_it(tmp_path) -> None:
     raw = load_source(
         "synthetic", n_apps=8, n_runs=80, min_length=8, max_length=10, profile_length=10, seed=5
     )
     table = with_work_rates(raw, (CPU_RATE, SOLO_RELATIVE[VCS], SOLO_RELATIVE[READ]))
-    options = {"solo_prior": True, "rate_prior": True, "rate_gate": "solo_profile"}
+    options = {"solo_prior": True, "rate_prior": True, "rate_gate": "solo_profile", "rate_gate_l2": 1e-3}
     config = TrainConfig(model="cloudformer", epochs=1, model_options=options, progress=False)
     outcome = fit_model(table, leave_programs_out(table, k=4)[0], config)
     outcome.predictor.save(tmp_path)
@@ -271,6 +288,7 @@ def test_a_fit_fits_the_profile_gate_on_the_training_runs_and_the_artifact_keeps
     assert sorted(present) == sorted([SOLO_RELATIVE.index(CPU_RATE), VCS, READ])
     # fitted: the training runs' log solo means z-scored, and a gate moved off its start
     assert (loaded.model.profile_means[present] != 0).all()
+    assert float(loaded.model.gate_penalty) == pytest.approx(1e-3)
     gate = outcome.predictor.model.rate_gate
     assert not gate.weight.requires_grad and gate.weight.abs().sum() > 0
     runs = [np.random.default_rng(0).normal(size=(6, loaded.metadata.n_inputs)).astype(np.float32)]
@@ -459,8 +477,10 @@ def test_the_profile_gate_learns_which_kind_of_program_progresses_as_its_blockin
 
     x, p = programs(96)
     model = _profile_gate_model()
-    model.fit_rate_gate(x, torch.ones(len(p), 5, dtype=torch.bool), p)
+    # twelve programs of eight runs, each of one kind: the penalty is chosen over folds of them
+    model.fit_rate_gate(x, torch.ones(len(p), 5, dtype=torch.bool), p, [f"p{i % 12}" for i in range(96)])
     assert model.rate_gate is not None and not model.rate_gate.weight.requires_grad
+    assert np.isfinite(float(model.gate_penalty))  # a gate that carries between programs is kept
     unseen, p_unseen = programs(32)
     with torch.no_grad():
         error = (model(unseen, torch.ones(32, 5, dtype=torch.bool))[:, 0] - p_unseen).abs().mean().item()
