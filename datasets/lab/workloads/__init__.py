@@ -23,6 +23,7 @@ from cotenant.datasets.lab.workloads import (
     redis,
     ripgrep_search,
     sort_data,
+    sqlite_fsync,
     sqlite_oltp,
     stressng_matrix,
     stressng_memcpy,
@@ -35,6 +36,7 @@ from cotenant.datasets.lab.workloads import (
     torch_training,
     xz_compress,
     zstd_bench,
+    zstd_direct,
 )
 from cotenant.datasets.lab.workloads.base import WORKLOADS, ParseError, WorkContext, Workload
 
@@ -62,6 +64,7 @@ __all__ = [
     "redis",
     "ripgrep_search",
     "sort_data",
+    "sqlite_fsync",
     "sqlite_oltp",
     "stressng_matrix",
     "stressng_memcpy",
@@ -74,4 +77,5 @@ __all__ = [
     "torch_training",
     "xz_compress",
     "zstd_bench",
+    "zstd_direct",
 ]

@@ -37,8 +37,8 @@ SCRIPTS = 16
 HISTORY_KEPT = 5000
 
 
-def _script(rng: random.Random, accounts: int, transactions: int) -> str:
-    lines = [".bail on", "PRAGMA synchronous=NORMAL;"]
+def _script(rng: random.Random, accounts: int, transactions: int, synchronous: str = "NORMAL") -> str:
+    lines = [".bail on", f"PRAGMA synchronous={synchronous};"]
     for _ in range(transactions):
         aid = rng.randrange(1, accounts + 1)
         if rng.random() < 0.2:
@@ -74,9 +74,12 @@ class SqliteOltp(RepeatWorkload):
     category = "embedded_db"
     accounts: ClassVar[int] = 100_000
     transactions: ClassVar[int] = 2000
+    # The scripts' durability: NORMAL appends each commit to the WAL without waiting on the disk.
+    synchronous: ClassVar[str] = "NORMAL"
 
     def directory(self, scratch: Path) -> Path:
-        return scratch / f"sqlite-oltp-a{self.accounts}-t{self.transactions}"
+        durability = "" if self.synchronous == "NORMAL" else f"-{self.synchronous.lower()}"
+        return scratch / f"sqlite-oltp-a{self.accounts}-t{self.transactions}{durability}"
 
     def prepare(self, scratch: Path) -> None:
         directory = self.directory(scratch)
@@ -121,7 +124,7 @@ class SqliteOltp(RepeatWorkload):
         scripts = []
         for index in range(SCRIPTS):
             script = directory / f"script-{index:02d}.sql"
-            script.write_text(_script(rng, self.accounts, self.transactions))
+            script.write_text(_script(rng, self.accounts, self.transactions, self.synchronous))
             scripts.append(str(script))
         (directory / "scripts.txt").write_text("\n".join(scripts) + "\n")
         ready.touch()

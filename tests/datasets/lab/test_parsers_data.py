@@ -1,7 +1,7 @@
-"""The data workloads (PostgreSQL/pgbench read-write and select-only, SQLite, sysbench fileio, ripgrep,
-sort): parsers on outputs captured from the real programs on this machine kind (tests/datasets/lab/captured),
-their generated inputs, and one short live phase of each (prepare with small inputs, then a 3 s phase as the
-runner starts it)."""
+"""The data workloads (PostgreSQL/pgbench read-write and select-only, SQLite with and without an fsync per
+commit, sysbench fileio, ripgrep, sort): parsers on outputs captured from the real programs on this machine
+kind (tests/datasets/lab/captured), their generated inputs, and one short live phase of each (prepare with
+small inputs, then a 3 s phase as the runner starts it)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import cotenant.datasets.lab.workloads.postgres_pgbench as postgres_pgbench
 import cotenant.datasets.lab.workloads.postgres_select as postgres_select
 import cotenant.datasets.lab.workloads.ripgrep_search as ripgrep_search
 import cotenant.datasets.lab.workloads.sort_data as sort_data
+import cotenant.datasets.lab.workloads.sqlite_fsync as sqlite_fsync
 import cotenant.datasets.lab.workloads.sqlite_oltp as sqlite_oltp
 import cotenant.datasets.lab.workloads.sysbench_fileio as sysbench_fileio
 import pytest
@@ -32,6 +33,7 @@ DATA_WORKLOADS: list[type[Workload]] = [
     postgres_pgbench.PostgresPgbench,
     postgres_select.PostgresSelect,
     sqlite_oltp.SqliteOltp,
+    sqlite_fsync.SqliteFsync,
     sysbench_fileio.SysbenchFileio,
     ripgrep_search.RipgrepSearch,
     sort_data.SortData,
@@ -48,6 +50,7 @@ def captured(name: str) -> str:
         (postgres_pgbench.PostgresPgbench, "pgbench.txt", 5245.523097),
         (postgres_select.PostgresSelect, "pgbench_select.txt", 60081.933549),
         (sqlite_oltp.SqliteOltp, "sqlite_repeat.txt", 7.725683),
+        (sqlite_fsync.SqliteFsync, "sqlite_fsync_repeat.txt", 15.905438),
         (ripgrep_search.RipgrepSearch, "ripgrep_repeat.txt", 2.494326),
         (sort_data.SortData, "sort_repeat.txt", 1.103481),
     ],
@@ -98,6 +101,19 @@ def test_generated_inputs_are_the_same_bytes_every_time(tmp_path: Path) -> None:
     assert all(line.count(",") == 5 for line in records.read_text().splitlines()[:1000])
 
 
+def test_sqlite_fsync_runs_sqlite_oltps_transactions_with_an_fsync_per_commit(tmp_path: Path) -> None:
+    oltp, fsync = SmallSqlite(), SmallSqliteFsync()
+    oltp.prepare(tmp_path)
+    fsync.prepare(tmp_path)
+    assert oltp.directory(tmp_path) != fsync.directory(tmp_path)  # each its own scripts
+    oltp_script = (oltp.directory(tmp_path) / "script-00.sql").read_text().splitlines()
+    fsync_script = (fsync.directory(tmp_path) / "script-00.sql").read_text().splitlines()
+    assert oltp_script[1] == "PRAGMA synchronous=NORMAL;" and fsync_script[1] == "PRAGMA synchronous=FULL;"
+    # the same seeded transactions, fewer of them
+    assert fsync_script[2:12] == oltp_script[2:12]
+    assert sum(line == "COMMIT;" for line in fsync_script) < sum(line == "COMMIT;" for line in oltp_script)
+
+
 def test_commands_use_the_level_as_documented(tmp_path: Path) -> None:
     ctx = WorkContext(scratch=tmp_path / "s", role_dir=tmp_path / "r", runtime_dir=tmp_path / "x")
     pgbench = postgres_pgbench.PostgresPgbench().phase_command(3, 7, ctx)
@@ -136,6 +152,11 @@ class SmallFileio(sysbench_fileio.SysbenchFileio):
 class SmallSqlite(sqlite_oltp.SqliteOltp):
     accounts = 10_000
     transactions = 200
+
+
+class SmallSqliteFsync(sqlite_fsync.SqliteFsync):
+    accounts = 10_000
+    transactions = 50
 
 
 class SmallRipgrep(ripgrep_search.RipgrepSearch):
@@ -234,7 +255,7 @@ def test_sysbench_fileio_runs_a_phase_in_its_files_directory(context: WorkContex
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("workload", [SmallSqlite, SmallRipgrep, SmallSort])
+@pytest.mark.parametrize("workload", [SmallSqlite, SmallSqliteFsync, SmallRipgrep, SmallSort])
 def test_repeated_program_runs_a_phase(workload: type[Workload], context: WorkContext) -> None:
     rate, _ = run_one_phase(workload(), context)
     assert rate > 0

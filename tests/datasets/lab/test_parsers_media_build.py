@@ -1,6 +1,6 @@
-"""ffmpeg_x264, gcc_build and the compressors (xz, gzip, bzip2): parsers on outputs captured from the real
-programs on this machine kind (tests/datasets/lab/captured), their command lines and inputs, and one real
-phase of each (live)."""
+"""ffmpeg_x264, gcc_build and the compressors (xz, gzip, bzip2, zstd from direct reads): parsers on outputs
+captured from the real programs on this machine kind (tests/datasets/lab/captured), their command lines and
+inputs, and one real phase of each (live)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import cotenant.datasets.lab.workloads.compress_input as compress_input
 import cotenant.datasets.lab.workloads.ffmpeg_x264 as ffmpeg_x264
 import cotenant.datasets.lab.workloads.gcc_build as gcc_build
 import cotenant.datasets.lab.workloads.xz_compress as xz_compress
+import cotenant.datasets.lab.workloads.zstd_direct as zstd_direct
 import pytest
 from cotenant.datasets.lab.workloads.base import CATEGORIES, WORKLOADS, ParseError, WorkContext, Workload
 
 CAPTURED = Path(__file__).parent / "captured"
-NAMES = ("ffmpeg_x264", "gcc_build", "xz_compress", "gzip_compress", "bzip2_compress")
+NAMES = ("ffmpeg_x264", "gcc_build", "xz_compress", "gzip_compress", "bzip2_compress", "zstd_direct")
 COMPRESSORS = {"xz_compress": "xz", "gzip_compress": "gzip", "bzip2_compress": "bzip2"}
 
 
@@ -36,6 +37,7 @@ def captured(name: str) -> str:
         ("xz_compress", "xz_repeat.txt", 2.555780),
         ("gzip_compress", "gzip_repeat.txt", 8.256170),
         ("bzip2_compress", "bzip2_repeat.txt", 5.887656),
+        ("zstd_direct", "zstd_direct_repeat.txt", 2.503812),
     ],
 )
 def test_parser_reads_the_metric(name: str, file: str, expected: float) -> None:
@@ -86,6 +88,17 @@ def test_compressors_compress_the_shared_log_single_threaded(name: str, program:
     source = str(tmp_path / compress_input.INPUT_NAME)
     assert words[:2] == ["exec", program] and words[-4:] == ["--", source, ">", "/dev/null"]
     assert "-c" in words and not any(word.startswith("-T") and word != "-T1" for word in words)
+
+
+def test_zstd_direct_reads_its_input_past_the_page_cache(tmp_path: Path) -> None:
+    context = WorkContext(scratch=tmp_path, role_dir=tmp_path, runtime_dir=tmp_path)
+    unit = zstd_direct.ZstdDirect().unit_command(3, context)  # level is pipelines, never zstd's threads
+    assert unit[:2] == ["sh", "-c"]
+    reader, compressor = (part.split() for part in unit[2].split("|"))
+    source = tmp_path / f"{zstd_direct.ZstdDirect.copies}x-{zstd_direct.INPUT_NAME}"
+    assert reader[0] == "dd" and f"if={source}" in reader and "iflag=direct" in reader
+    assert compressor[:2] == ["zstd", "-1"] and compressor[-2:] == [">", "/dev/null"]
+    assert not any(word.startswith("-T") for word in compressor)
 
 
 def test_compress_input_is_the_same_bytes_everywhere() -> None:
@@ -163,3 +176,19 @@ def test_gcc_build_phase_for_real(tmp_path: Path) -> None:
 def test_compressor_phase_for_real(name: str, program: str, tmp_path: Path) -> None:
     assert live_phase(name, program, tmp_path) > 0
     assert (tmp_path / compress_input.INPUT_NAME).stat().st_size == compress_input.INPUT_BYTES
+
+
+class SmallZstdDirect(zstd_direct.ZstdDirect):
+    copies = 2
+
+
+@pytest.mark.live
+def test_zstd_direct_phase_for_real(tmp_path: Path) -> None:
+    if shutil.which("zstd") is None:
+        pytest.skip("zstd is not installed (scripts/install-system-packages.sh)")
+    workload = SmallZstdDirect()
+    workload.prepare(tmp_path)
+    workload.prepare(tmp_path)  # a second session's prepare reuses the input
+    assert run_phase(workload, 1, 3, tmp_path, tmp_path / "phase.log") > 0
+    source = tmp_path / f"2x-{zstd_direct.INPUT_NAME}"
+    assert source.read_bytes() == compress_input.generate_log() * 2
