@@ -220,10 +220,10 @@ def fit_rate_gates(model: Any, train: MonitoringDataset, programs: list[str]) ->
     only means over the run), its label and its program."""
     import torch
 
-    parts = [part for part in model.modules() if hasattr(part, "fit_rate_gate")]
-    if not parts:
+    parts = [part for part in model.modules() if getattr(part, "fits_rate_gate_first", False)]
+    if not parts or not len(train.y):
         return
-    lengths = np.diff(train.offsets)
+    lengths = np.maximum(np.diff(train.offsets), 1)  # every run has steps; never divide by 0
     means = np.add.reduceat(train.values, train.offsets[:-1], axis=0) / lengths[:, None]
     x = torch.from_numpy(means.astype(np.float32))[:, None, :]  # [N, 1, F]
     mask = torch.ones(len(x), 1, dtype=torch.bool)

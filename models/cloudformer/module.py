@@ -319,6 +319,11 @@ class CloudFormer(nn.Module):
         logs = torch.log10(solo.clamp(min=SOLO_LEAST))
         return ((logs - self.profile_means) / self.profile_stds).clamp(-PROFILE_Z_CLIP, PROFILE_Z_CLIP)
 
+    @property
+    def fits_rate_gate_first(self) -> bool:
+        """Whether the training loop fits the rate gate before the network (``fit_rate_gate``)."""
+        return self.rate_gate is not None and self.gate_reads_profile
+
     def fit_rate_gate(
         self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, programs: Sequence[str] | None = None
     ) -> None:
@@ -331,7 +336,7 @@ class CloudFormer(nn.Module):
         run), answer the others best, folds of programs as the evaluation's; the CPU rate alone is a
         candidate too (penalty inf), so that a gate whose rule does not carry between training programs is
         not trusted on an unseen one. No-op without the profile gate."""
-        if self.rate_gate is None or not self.gate_reads_profile:
+        if self.rate_gate is None or not self.fits_rate_gate_first:
             return
         with torch.no_grad():
             self.profile_means.zero_()
