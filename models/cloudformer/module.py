@@ -218,10 +218,7 @@ class CloudFormer(nn.Module):
             self.register_buffer("profile_stds", torch.ones(rates))
             self.register_buffer("gate_penalty", torch.tensor(math.nan))  # the fit's (inf: CPU alone)
         if self.rate_gate is not None:
-            nn.init.zeros_(self.rate_gate.weight)
-            with torch.no_grad():
-                self.rate_gate.bias.zero_()
-                self.rate_gate.bias[CPU_RATE_INDEX] = RATE_GATE_CPU_START
+            self._start_gate(RATE_GATE_CPU_START)
             self.register_buffer("rate_columns", torch.full((len(SOLO_RELATIVE),), -1, dtype=torch.long))
             self.register_buffer("rate_means", torch.zeros(len(SOLO_RELATIVE)))
             self.register_buffer("rate_stds", torch.ones(len(SOLO_RELATIVE)))
@@ -355,10 +352,7 @@ class CloudFormer(nn.Module):
         """The gate from its start, fitted on these runs with this penalty (inf: the CPU rate alone)."""
         gate = self.rate_gate
         assert gate is not None
-        with torch.no_grad():
-            gate.weight.zero_()
-            gate.bias.zero_()
-            gate.bias[CPU_RATE_INDEX] = CPU_ONLY_LOGIT if math.isinf(penalty) else RATE_GATE_CPU_START
+        self._start_gate(CPU_ONLY_LOGIT if math.isinf(penalty) else RATE_GATE_CPU_START)
         if math.isinf(penalty):
             return
         optimiser = torch.optim.Adam(gate.parameters(), lr=PROFILE_GATE_LR)
@@ -369,6 +363,14 @@ class CloudFormer(nn.Module):
                 (error + penalty * gate.weight.pow(2).sum()).backward()
                 optimiser.step()
 
+    def _start_gate(self, cpu_logit: float) -> None:
+        """The gate's start: no weights, every rate's logit 0 but the CPU rate's."""
+        assert self.rate_gate is not None
+        with torch.no_grad():
+            self.rate_gate.weight.zero_()
+            self.rate_gate.bias.zero_()
+            self.rate_gate.bias[CPU_RATE_INDEX] = cpu_logit
+
     def _penalty_between_programs(
         self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, programs: Sequence[str] | None
     ) -> float:
@@ -377,11 +379,10 @@ class CloudFormer(nn.Module):
         MAE; inf where there are too few programs to hold any out."""
         from sklearn.model_selection import GroupKFold
 
-        names = sorted(set(programs or []))
-        if len(names) < 3:
+        distinct = len(set(programs or []))
+        if distinct < 3:
             return math.inf
-        groups = [names.index(program) for program in programs or []]
-        folds = list(GroupKFold(n_splits=min(PROFILE_GATE_FOLDS, len(names))).split(labels, groups=groups))
+        folds = list(GroupKFold(n_splits=min(PROFILE_GATE_FOLDS, distinct)).split(labels, groups=programs))
         errors = {}
         for penalty in (*PROFILE_GATE_PENALTIES, math.inf):
             held_out = []

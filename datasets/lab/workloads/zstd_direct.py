@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cotenant.datasets.lab.workloads.base import WORKLOADS, RepeatWorkload, WorkContext
-from cotenant.datasets.lab.workloads.compress_input import generate_log
+from cotenant.datasets.lab.workloads.compress_input import INPUT_BYTES, generate_log
 
 INPUT_NAME = "direct-input.log"
 # Direct reads of this size: large enough that the disk streams, small enough that a unit waits many times.
@@ -37,9 +37,9 @@ class ZstdDirect(RepeatWorkload):
 
     def prepare(self, scratch: Path) -> None:
         target = self.input(scratch)
-        log = generate_log()
-        if target.exists() and target.stat().st_size == self.copies * len(log):
+        if target.exists() and target.stat().st_size == self.copies * INPUT_BYTES:
             return
+        log = generate_log()
         partial = target.with_suffix(".partial")
         with partial.open("wb") as out:
             for _ in range(self.copies):
