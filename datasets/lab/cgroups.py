@@ -234,6 +234,14 @@ def read_pids(directory: Path) -> set[int]:
     return found
 
 
+def tree_pids(hierarchy: CgroupHierarchy, relative: str) -> set[int]:
+    """Pids under ``relative`` in every hierarchy."""
+    pids: set[int] = set()
+    for directory in hierarchy.directories(relative):
+        pids |= read_pids(directory)
+    return pids
+
+
 def kill_tree(hierarchy: CgroupHierarchy, relative: str, timeout_s: float = 5.0) -> None:
     """Kills every process under ``relative`` (all hierarchies) and removes the directories, deepest first."""
     if hierarchy.unified is not None:
@@ -243,9 +251,7 @@ def kill_tree(hierarchy: CgroupHierarchy, relative: str, timeout_s: float = 5.0)
                 kill_file.write_text("1")
     deadline = time.monotonic() + timeout_s
     while True:
-        pids: set[int] = set()
-        for directory in hierarchy.directories(relative):
-            pids |= read_pids(directory)
+        pids = tree_pids(hierarchy, relative)
         if not pids:
             break
         for pid in pids:

@@ -43,6 +43,7 @@ from cotenant.datasets.lab.cgroups import (
     owner_pid,
     pid_alive,
     prioritise,
+    tree_pids,
     with_cpuset,
     without_cpuset,
 )
@@ -120,7 +121,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def check_leftovers(
     hierarchy: CgroupHierarchy, own_group: str, *, allow_concurrent: bool, clean_stale: bool
 ) -> list[str]:
-    """Removes this directory's own leftovers (we hold its lock, so their owner is gone); refuses others."""
+    """Removes this directory's own leftovers (we hold its lock, so their owner is gone) and other labs'
+    leftovers that hold no process (a lab killed outright leaves its directories; empty, they disturb no
+    measurement); refuses other leftovers, whose programs would still be running beside ours."""
     removed = []
     for group in lab_groups(hierarchy):
         owner = owner_pid(hierarchy, group)
@@ -134,7 +137,7 @@ def check_leftovers(
                     f"another lab run (pid {owner}) is active in cgroup {group}: co-running labs "
                     "would interfere with each other's measurements"
                 )
-        elif clean_stale:
+        elif clean_stale or not tree_pids(hierarchy, group):
             kill_tree(hierarchy, group)
             removed.append(group)
         else:

@@ -132,6 +132,24 @@ def test_refuses_then_cleans_stale_leftovers() -> None:
         clean_all(hierarchy)
 
 
+def test_a_killed_labs_empty_leftover_is_removed_without_asking() -> None:
+    """A lab killed outright (SIGKILL, a machine's session ending) leaves its directories but no process:
+    nothing there can disturb a measurement, so the next lab removes them instead of refusing to start."""
+    hierarchy = detect_hierarchy()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    group = f"{LAB_PREFIX}killed{os.getpid()}"
+    hierarchy.directories(f"{group}/owner-{dead.pid}")[0].mkdir(parents=True)
+    Cgroup(hierarchy, f"{group}/r0001/target").create(cpus=0.2, memory_mib=32)
+    try:
+        removed = check_leftovers(hierarchy, f"{LAB_PREFIX}mine", allow_concurrent=True, clean_stale=False)
+        assert group in removed
+        assert group not in lab_groups(hierarchy)
+        assert not any(directory.exists() for directory in hierarchy.directories(group))
+    finally:
+        clean_all(hierarchy)
+
+
 def test_sigterm_mid_plan_cleans_up_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "lab"
     command = [
