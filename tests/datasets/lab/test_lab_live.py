@@ -21,6 +21,7 @@ import yaml
 from cotenant.datasets.lab.cgroups import (
     LAB_PREFIX,
     Cgroup,
+    CgroupHierarchy,
     detect_hierarchy,
     lab_groups,
     pid_alive,
@@ -112,14 +113,20 @@ def test_a_part_resumes_only_as_that_part(tmp_path: Path) -> None:
         run_lab(SMOKE, tmp_path, allow_concurrent=True)
 
 
-def test_refuses_then_cleans_stale_leftovers() -> None:
-    hierarchy = detect_hierarchy()
+def dead_labs_group(hierarchy: CgroupHierarchy, name: str) -> tuple[str, Cgroup]:
+    """A lab group as a lab whose process is gone leaves it: its owner mark and one run's cgroup."""
     dead = subprocess.Popen(["true"])
     dead.wait()
-    group = f"{LAB_PREFIX}stale{os.getpid()}"
+    group = f"{LAB_PREFIX}{name}{os.getpid()}"
     hierarchy.directories(f"{group}/owner-{dead.pid}")[0].mkdir(parents=True)
     cgroup = Cgroup(hierarchy, f"{group}/r0001/target")
     cgroup.create(cpus=0.2, memory_mib=32)
+    return group, cgroup
+
+
+def test_refuses_then_cleans_stale_leftovers() -> None:
+    hierarchy = detect_hierarchy()
+    group, cgroup = dead_labs_group(hierarchy, "stale")
     orphan = subprocess.Popen(["sleep", "60"], preexec_fn=lambda: cgroup.join(os.getpid()))
     try:
         with pytest.raises(LabError, match=f"leftover lab cgroup {group}"):
@@ -136,11 +143,7 @@ def test_a_killed_labs_empty_leftover_is_removed_without_asking() -> None:
     """A lab killed outright (SIGKILL, a machine's session ending) leaves its directories but no process:
     nothing there can disturb a measurement, so the next lab removes them instead of refusing to start."""
     hierarchy = detect_hierarchy()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    group = f"{LAB_PREFIX}killed{os.getpid()}"
-    hierarchy.directories(f"{group}/owner-{dead.pid}")[0].mkdir(parents=True)
-    Cgroup(hierarchy, f"{group}/r0001/target").create(cpus=0.2, memory_mib=32)
+    group, _ = dead_labs_group(hierarchy, "killed")
     try:
         removed = check_leftovers(hierarchy, f"{LAB_PREFIX}mine", allow_concurrent=True, clean_stale=False)
         assert group in removed
