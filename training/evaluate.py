@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cotenant.datasets.lab.labels import noise_text
+from cotenant.datasets.lab.labels import noise_pp, noise_text
 from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import ModelChoice, TrainConfig
@@ -248,8 +248,33 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{m['per_application'][a]['mae']:.2f}" if a in m["per_application"] else "-" for a in apps
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if task == "monitoring":
+            lines += per_application_references(report, apps)
     lines += partitions_markdown(report) + targets_markdown(report) + curves_markdown(report)
     return "\n".join(lines) + "\n"
+
+
+def per_application_references(report: dict[str, Any], apps: list[str]) -> list[str]:
+    """Rows of the per-application table that measure the data rather than a model: each program's own
+    labels' spread (solo vs solo, mean |1 - P|: an MAE near it is all that program's labels allow) and the
+    work rate closest to its labels (what the telemetry holds for it, read with its labels)."""
+    floor = report.get("noise_floor")  # a synthetic source's is a number: no programs' spreads
+    noise = (floor.get("by_application") if isinstance(floor, dict) else None) or {}
+    rates = (report.get("work_rate_reference") or {}).get("programs") or {}
+    rows = [
+        (
+            "reference: labels' spread, solo vs solo",
+            {a: noise_pp(v, "mean_abs_deviation") for a, v in noise.items()},
+        ),
+        ("reference: closest work rate", {a: v["closest_mae"] for a, v in rates.items()}),
+    ]
+    return [
+        f"| {label} | "
+        + " | ".join("-" if values.get(a) is None else f"{values[a]:.2f}" for a in apps)
+        + " |"
+        for label, values in rows
+        if any(values.get(a) is not None for a in apps)
+    ]
 
 
 # The references a partition's row sets beside the models, by report key.

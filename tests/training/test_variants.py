@@ -13,7 +13,7 @@ from cotenant.datasets.splits import leave_programs_out
 from cotenant.datasets.tensors import monitoring_features
 from cotenant.datasets.torch_data import ranked_features
 from cotenant.training.config import ModelChoice, TrainConfig, parse_model_choices
-from cotenant.training.evaluate import evaluate_models, markdown
+from cotenant.training.evaluate import evaluate_models, markdown, per_application_references
 from cotenant.training.fit import fit_model
 from cotenant.training.learning_curve import (
     chosen_variant,
@@ -233,3 +233,25 @@ def test_evaluation_over_partitions_reports_each_beside_the_mean() -> None:
     text = markdown(report)
     assert "6 folds: 2 partitions of the programs x 3" in text and "## Partitions" in text
     assert "Partition by partition (the same choices): median" in "\n".join(targets_markdown(report))
+
+
+def test_each_program_is_set_beside_its_own_labels_spread_and_closest_work_rate() -> None:
+    """The per-application table shows what the data allows program by program: a model's 12 pp on a
+    program whose own solos differ by 12 pp is at that program's floor, not a miss."""
+    report: dict[str, Any] = {
+        "noise_floor": {
+            "n_solo_pairs": 36,
+            "by_application": {
+                "noisy": {"n_solo_pairs": 12, "median_abs_deviation": 0.1, "mean_abs_deviation": 0.123},
+                "quiet": {"n_solo_pairs": 12, "median_abs_deviation": 0.01, "mean_abs_deviation": 0.014},
+                # a summary stored before the mean was recorded: no figure rather than a wrong one
+                "old": {"n_solo_pairs": 12, "median_abs_deviation": 0.02},
+            },
+        },
+        "work_rate_reference": {"programs": {"noisy": {"closest": "cpu", "closest_mae": 11.3}}},
+    }
+    spread, rate = per_application_references(report, ["noisy", "old", "quiet", "unprofiled"])
+    assert spread == "| reference: labels' spread, solo vs solo | 12.30 | - | 1.40 | - |"
+    assert rate == "| reference: closest work rate | 11.30 | - | - | - |"
+    # a source without a lab noise floor or work rates (synthetic) adds no rows
+    assert per_application_references({"noise_floor": 0.05}, ["noisy"]) == []
