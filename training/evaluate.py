@@ -244,20 +244,26 @@ def markdown(report: dict[str, Any]) -> str:
         apps = sorted({a for m in rows.values() for a in m["per_application"]})
         lines += ["| model | " + " | ".join(apps) + " |", "|---|" + "---|" * len(apps)]
         for name, m in rows.items():
-            cells = [
-                f"{m['per_application'][a]['mae']:.2f}" if a in m["per_application"] else "-" for a in apps
-            ]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append(application_row(name, {a: v["mae"] for a, v in m["per_application"].items()}, apps))
         if task == "monitoring":
             lines += per_application_references(report, apps)
     lines += partitions_markdown(report) + targets_markdown(report) + curves_markdown(report)
     return "\n".join(lines) + "\n"
 
 
+def application_row(label: str, values: dict[str, float | None], apps: list[str]) -> str:
+    """One row of a per-application table: each of ``apps``' value in pp, ``-`` where it has none."""
+    return (
+        f"| {label} | "
+        + " | ".join("-" if values.get(a) is None else f"{values[a]:.2f}" for a in apps)
+        + " |"
+    )
+
+
 def per_application_references(report: dict[str, Any], apps: list[str]) -> list[str]:
     """Rows of the per-application table that measure the data rather than a model: each program's own
-    labels' spread (solo vs solo, mean |1 - P|: an MAE near it is all that program's labels allow) and the
-    work rate closest to its labels (what the telemetry holds for it, read with its labels)."""
+    labels' spread (solo vs solo, mean |1 - P|: an MAE near it is about what that program's labels allow)
+    and the work rate closest to its labels (what the telemetry holds for it, read with its labels)."""
     floor = report.get("noise_floor")  # a synthetic source's is a number: no programs' spreads
     noise = (floor.get("by_application") if isinstance(floor, dict) else None) or {}
     rates = (report.get("work_rate_reference") or {}).get("programs") or {}
@@ -269,9 +275,7 @@ def per_application_references(report: dict[str, Any], apps: list[str]) -> list[
         ("reference: closest work rate", {a: v["closest_mae"] for a, v in rates.items()}),
     ]
     return [
-        f"| {label} | "
-        + " | ".join("-" if values.get(a) is None else f"{values[a]:.2f}" for a in apps)
-        + " |"
+        application_row(label, values, apps)
         for label, values in rows
         if any(values.get(a) is not None for a in apps)
     ]
