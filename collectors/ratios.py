@@ -84,6 +84,15 @@ SOLO_RELATIVE: tuple[str, ...] = (
     "perf_page_faults_per_second",
     "tasks_minor_faults_per_second",
 )
+# The rate of blocking and waking (perf's software context-switch count): a program that waits on a disk, a
+# lock or a client switches once per request or I/O, so for it this rate is its progress where its CPU time
+# is not (a few polled cycles per I/O, or CPU time spent on waiting itself).
+SWITCH_RATE = "perf_context_switches_per_second"
+# What tells such a program from a compute one, read from its solo profile alone: its context switches per
+# second of CPU time, log10 (a compute kernel switches a few to a hundred times per CPU-second, a server or a
+# storage program tens of thousands). A per-run constant beside the ratios (``vs_solo__`` + this name), so
+# that a model can weigh the switch ratio by it (``models/solo_prior.py`` ``switch_mixture``).
+SWITCH_DENSITY = "solo_switches_per_cpu_second_log10"
 # A rate far above its solo mean says the profile hardly knew it (a phase it did not reach), not a speed-up:
 # capped so that one such second cannot dominate a run's summary.
 SOLO_RELATIVE_CAP = 4.0
@@ -114,3 +123,13 @@ def solo_means(profile: Mapping[str, np.ndarray], metrics: Sequence[str] = SOLO_
         if finite.size:
             means[metric] = float(finite.mean())
     return means
+
+
+def switch_density(means: Mapping[str, float]) -> float:
+    """A solo profile's (``solo_means``) context switches per CPU-second, log10 (one switch and one
+    millisecond added so that a program that never switched, or hardly ran, reads finite); NaN where it lacks
+    either rate."""
+    switches, cpu = means.get(SWITCH_RATE), means.get(CPU_RATE)
+    if switches is None or cpu is None or not (np.isfinite(switches) and np.isfinite(cpu)):
+        return float("nan")
+    return float(np.log10((max(switches, 0.0) + 1.0) / (max(cpu, 0.0) + 1e-3)))

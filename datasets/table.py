@@ -167,11 +167,27 @@ class RunTable:
         """Every ``collectors.ratios.SOLO_RELATIVE`` metric that both the telemetry and the profiles have, as
         a ``vs_solo__`` column: the target's rate each second over its own solo profile's mean
         (``solo_relative``, as the service computes it from a registered profile); null for runs without a
-        profile. Tables without profiles, or that have the columns, are returned as they are."""
-        from cotenant.collectors.ratios import SOLO_RELATIVE, solo_means, solo_relative
+        profile. With the CPU and context-switch rates comes the profile's switch density
+        (``vs_solo__`` + ``SWITCH_DENSITY``, the same every second of a run), added alone to a table that
+        has the rates without it (one packed before it existed). Tables without profiles, or that have the
+        columns, are returned as they are."""
+        from cotenant.collectors.ratios import (
+            CPU_RATE,
+            SOLO_RELATIVE,
+            SWITCH_DENSITY,
+            SWITCH_RATE,
+            solo_means,
+            solo_relative,
+            switch_density,
+        )
 
         metrics = [m for m in SOLO_RELATIVE if m in self.metrics and m in self.profile_metrics]
-        if not metrics or self.solo_relative_columns or self.profiles.is_empty():
+        has_rates = bool(self.solo_relative_columns)
+        # A table packed before the density existed has the rates and lacks it: it is added alone.
+        wants_density = {SWITCH_RATE, CPU_RATE} <= set(metrics) and (
+            VS_SOLO + SWITCH_DENSITY not in self.telemetry.columns
+        )
+        if not metrics or self.profiles.is_empty() or (has_rates and not wants_density):
             return self
         means = {
             str(profile_id): solo_means({m: frame[m].to_numpy() for m in metrics})
@@ -180,11 +196,15 @@ class RunTable:
         profile_of = dict(self.runs.select("run_id", "target_profile").iter_rows())
         run_ids = self.telemetry["run_id"].to_list()
         columns = []
-        for metric in metrics:
+        for metric in [] if has_rates else metrics:
             by_run = {run: means.get(str(p), {}).get(metric, np.nan) for run, p in profile_of.items()}
             solo = np.array([by_run.get(run, np.nan) for run in run_ids], dtype=np.float64)
             values = solo_relative(self.telemetry[SELF + metric].cast(pl.Float64).to_numpy(), solo)
             columns.append(pl.Series(VS_SOLO + metric, values, dtype=pl.Float64, nan_to_null=True))
+        if wants_density:
+            density = {run: switch_density(means.get(str(p), {})) for run, p in profile_of.items()}
+            values = np.array([density.get(run, np.nan) for run in run_ids], dtype=np.float64)
+            columns.append(pl.Series(VS_SOLO + SWITCH_DENSITY, values, dtype=pl.Float64, nan_to_null=True))
         telemetry = self.telemetry.with_columns(columns)
         groups, meta, extras = self.metric_groups, dict(self.meta), dict(self.extras)
         return RunTable(self.runs, telemetry, self.profiles, groups, meta, extras)

@@ -37,6 +37,10 @@ MEDIAN = QUANTILES.index(0.5)
 PREFIXES = ("self__", "neighbour_mean__", "vs_solo__", "host__")
 # The smallest P a model may output: labels live in (0, 1] and the Gamma GLM needs strictly positive values.
 P_FLOOR = 1e-3
+# Which work rates a solo-relative prior reads (``models/solo_prior.py``; CloudFormer's ``solo_prior``):
+# "cpu", the CPU ratio alone (the solo-relative heuristic); "switches", the CPU and context-switch ratios
+# mixed by a gate on the solo profile's switches per CPU-second (``solo_prior.switch_mixture``).
+PriorRate = Literal["cpu", "switches"]
 
 
 class UnsuitableData(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from cotenant.models.base import DataShape, ModelConfig, ModelSpec, register
+from cotenant.models.base import DataShape, ModelConfig, ModelSpec, PriorRate, register
 
 
 class HistGradientBoostingConfig(ModelConfig):
@@ -16,6 +16,8 @@ class HistGradientBoostingConfig(ModelConfig):
     loss: Literal["squared_error", "absolute_error"] = "squared_error"
     # Learn the departures from the solo-relative heuristic rather than P itself (models/solo_prior.py).
     solo_prior: bool = False
+    # With ``solo_prior``: which rates the prior reads (``models/solo_prior.py`` ``PriorRate``).
+    prior: PriorRate = "cpu"
 
 
 def build(cfg: HistGradientBoostingConfig, shape: DataShape) -> Any:
@@ -32,7 +34,7 @@ def build(cfg: HistGradientBoostingConfig, shape: DataShape) -> Any:
         return estimator
     from cotenant.models.solo_prior import SoloPriorRegressor
 
-    return SoloPriorRegressor(estimator)
+    return SoloPriorRegressor(estimator, rate=cfg.prior)
 
 
 register(

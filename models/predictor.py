@@ -118,11 +118,21 @@ class Predictor:
         """A request's series -> raw ``[T, F]`` in feature order (last max_steps s), missing. ``solo``: the
         target's solo profile (its ``vs_solo__`` features: the target's rates over the profile's means;
         without it they are missing)."""
-        from cotenant.collectors.ratios import SHARES, run_share, solo_means, solo_relative
+        from cotenant.collectors.ratios import (
+            CPU_RATE,
+            SHARES,
+            SWITCH_DENSITY,
+            SWITCH_RATE,
+            run_share,
+            solo_means,
+            solo_relative,
+            switch_density,
+        )
         from cotenant.datasets.table import VS_SOLO
 
         relative = [f.removeprefix(VS_SOLO) for f in self.metadata.features if f.startswith(VS_SOLO)]
-        means = solo_means(solo, relative) if solo is not None else {}
+        means = solo_means(solo, [*relative, CPU_RATE, SWITCH_RATE]) if solo is not None else {}
+        density = switch_density(means)
 
         lengths = [len(values) for values in target.values()]
         steps = min(max(lengths, default=1), self.metadata.max_steps) or 1
@@ -134,6 +144,8 @@ class Predictor:
             if prefix == "self":
                 found = target.get(metric)
                 return None if found is None else _last(found, steps)
+            if prefix + "__" == VS_SOLO and metric == SWITCH_DENSITY:  # the profile's, every second
+                return None if np.isnan(density) else np.full(steps, density)
             if prefix + "__" == VS_SOLO:
                 own = column("self", metric)
                 return None if own is None or metric not in means else solo_relative(own, means[metric])

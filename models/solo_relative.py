@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cotenant.models.base import DataShape, ModelConfig, ModelSpec, register
+from cotenant.models.base import DataShape, ModelConfig, ModelSpec, PriorRate, register
 
 
 class SoloRelativeConfig(ModelConfig):
-    pass
+    # "switches": the switch-gated prior (two numbers, its gate, fitted on the training runs; nothing else).
+    prior: PriorRate = "cpu"
 
 
 def build(cfg: SoloRelativeConfig, shape: DataShape) -> Any:
@@ -20,7 +21,9 @@ def build(cfg: SoloRelativeConfig, shape: DataShape) -> Any:
     from sklearn.dummy import DummyRegressor
 
     # The departures from the prior are answered as 0: the heuristic itself.
-    return SoloPriorRegressor(DummyRegressor(strategy="constant", constant=0.0), requires_prior=True)
+    return SoloPriorRegressor(
+        DummyRegressor(strategy="constant", constant=0.0), requires_prior=True, rate=cfg.prior
+    )
 
 
 register(

@@ -188,10 +188,11 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
     """Give every part of ``model`` (a torch module's parts, or a scikit-learn estimator) that can start from
     the solo-relative CPU prior (``set_prior``) the input column carrying it and that column's normalisation,
     and every part that mixes the work rates (``set_rate_priors``) the column of each ``SOLO_RELATIVE`` rate's
-    ratio and of the target's own rate (-1 where the inputs lack it); nothing where the inputs lack the CPU
-    one. A tabular model reads the column's mean over time at the same index (``base.summarise`` puts the
-    means first)."""
-    from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
+    ratio and of the target's own rate (-1 where the inputs lack it), and every part that can read the
+    switch-gated prior (``set_switch_prior``) the columns of the switch ratio and the profile's switch
+    density; nothing where the inputs lack the CPU one. A tabular model reads the column's mean over time at
+    the same index (``base.summarise`` puts the means first)."""
+    from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE, SWITCH_DENSITY, SWITCH_RATE
 
     if VS_SOLO + CPU_RATE not in stats.names:
         return
@@ -207,9 +208,16 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
         means = [float(stats.mean[c]) if c >= 0 else 0.0 for c in columns]
         return columns, means, [float(stats.std[c]) if c >= 0 else 1.0 for c in columns]
 
+    switch_columns = [
+        stats.names.index(VS_SOLO + name) if VS_SOLO + name in stats.names else -1
+        for name in (SWITCH_RATE, SWITCH_DENSITY)
+    ]
     for part in model.modules() if hasattr(model, "modules") else [model]:
         if hasattr(part, "set_prior"):
             part.set_prior(column, float(stats.mean[column]), float(stats.std[column]))
+        if hasattr(part, "set_switch_prior"):
+            _, means, stds = normalisation(switch_columns)
+            part.set_switch_prior(tuple(switch_columns), tuple(means), tuple(stds))
         if hasattr(part, "set_rate_priors"):
             part.set_rate_priors(*normalisation(rate_columns), own=normalisation(own_columns))
 

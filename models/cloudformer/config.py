@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from cotenant.models.base import ModelConfig
+from cotenant.models.base import ModelConfig, PriorRate
 from pydantic import Field
 
 
@@ -48,6 +48,11 @@ class CloudFormerConfig(ModelConfig):
     # standing alone, so the network learns where a program departs from "slowed as much as its CPU time"
     # rather than each unseen program's solo level. No effect where the input lacks the column.
     solo_prior: bool = False
+    # With ``solo_prior``: which rates the prior reads. "switches": the CPU ratio and the context-switch ratio
+    # mixed by a gate on the solo profile's switches per CPU-second (``models/solo_prior.py``
+    # ``switch_mixture``; the gate's two numbers fitted on the training runs before the network, then fixed),
+    # the same prior as the tabular models' ``prior="switches"``.
+    prior: PriorRate = "cpu"
     # With ``solo_prior``: start instead from a mixture of the target's work rates over its solo profile
     # (each ``collectors.ratios.SOLO_RELATIVE`` rate the inputs carry, its mean over the run), weighed by a
     # gate read from the run's encoding: which rate is this program's progress (its blocking calls for a

@@ -23,6 +23,7 @@ import torch
 from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
 from cotenant.models.base import QuantileHead
 from cotenant.models.cloudformer.config import CloudFormerConfig
+from cotenant.models.solo_prior import fit_switch_gate, switch_mixture
 from torch import nn
 
 # The solo-relative prior's range: P lives in (0, 1], and the prior's logit must stay finite at both ends.
@@ -157,6 +158,10 @@ class CloudFormer(nn.Module):
     profile_means: torch.Tensor  # the training runs' mean and std of each log solo mean (``fit_rate_gate``)
     profile_stds: torch.Tensor
     gate_penalty: torch.Tensor
+    switch_columns: torch.Tensor  # buffers of the switch-gated prior (``prior="switches"``)
+    switch_means: torch.Tensor
+    switch_stds: torch.Tensor
+    switch_gate: torch.Tensor
 
     def __init__(
         self, n_features: int, max_steps: int, temporal: bool, system: bool, cfg: CloudFormerConfig
@@ -201,6 +206,14 @@ class CloudFormer(nn.Module):
             self.register_buffer("prior_column", torch.tensor(-1, dtype=torch.long))
             self.register_buffer("prior_mean", torch.tensor(0.0))
             self.register_buffer("prior_std", torch.tensor(1.0))
+        # The switch-gated prior (``prior="switches"``): the columns of the switch ratio and the profile's
+        # switch density with their normalisation, and the gate (slope, threshold; NaN until fitted).
+        self.reads_switches = cfg.solo_prior and cfg.prior == "switches"
+        if self.reads_switches:
+            self.register_buffer("switch_columns", torch.full((2,), -1, dtype=torch.long))
+            self.register_buffer("switch_means", torch.zeros(2))
+            self.register_buffer("switch_stds", torch.ones(2))
+            self.register_buffer("switch_gate", torch.full((2,), math.nan))
         # The work-rate mixture (``rate_prior``): the input column of each SOLO_RELATIVE rate (-1: absent)
         # with its normalisation, and the gate that weighs them from the run's encoding or, with
         # ``rate_gate="solo_profile"``, from the program's solo means of the rates (``solo_profile``: the
@@ -241,6 +254,29 @@ class CloudFormer(nn.Module):
             self.prior_mean.fill_(mean)
             self.prior_std.fill_(std)
 
+    def set_switch_prior(
+        self, columns: tuple[int, int], means: tuple[float, float], stds: tuple[float, float]
+    ) -> None:
+        """The input columns of the switch ratio and the profile's switch density (-1: the inputs lack it)
+        and their normalisation (``FeatureStats``), for ``prior="switches"``."""
+        if self.reads_switches:
+            self.switch_columns.copy_(torch.tensor(columns, dtype=torch.long))
+            self.switch_means.copy_(torch.tensor(means))
+            self.switch_stds.copy_(torch.tensor(stds))
+
+    def switch_rates(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[B, 2]``: the run's mean switch ratio and the profile's switch density, de-normalised."""
+        pooled = pooled_metrics(x[..., self.switch_columns.clamp(min=0)], mask)
+        return pooled * self.switch_stds + self.switch_means
+
+    def rate_set_by_gate(self) -> bool:
+        """Whether the switch-gated prior applies: asked for, its inputs present, its gate fitted."""
+        return (
+            self.reads_switches
+            and bool((self.switch_columns >= 0).all())
+            and not bool(torch.isnan(self.switch_gate).any())
+        )
+
     def set_rate_priors(
         self,
         columns: list[int],
@@ -279,7 +315,12 @@ class CloudFormer(nn.Module):
         kept inside (PRIOR_LOW, PRIOR_HIGH) so that its logit is finite. A missing value reads as the
         training mean (0 after normalisation), as for every input."""
         rate = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
-        return (rate * self.prior_std + self.prior_mean).clamp(PRIOR_LOW, PRIOR_HIGH)
+        cpu = rate * self.prior_std + self.prior_mean
+        if self.rate_set_by_gate():
+            switches = self.switch_rates(x, mask)
+            slope, threshold = (float(v) for v in self.switch_gate)
+            cpu = switch_mixture(cpu, switches[:, 0], switches[:, 1], slope, threshold)
+        return cpu.clamp(PRIOR_LOW, PRIOR_HIGH)
 
     def work_rates(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, K]`` each ``SOLO_RELATIVE`` rate's ratio to the solo profile, its mean over the real steps,
@@ -318,8 +359,9 @@ class CloudFormer(nn.Module):
 
     @property
     def fits_rate_gate_first(self) -> bool:
-        """Whether the training loop fits the rate gate before the network (``fit_rate_gate``)."""
-        return self.rate_gate is not None and self.gate_reads_profile
+        """Whether the training loop fits a rate gate before the network (``fit_rate_gate``): the profile
+        gate, or the switch-gated prior's."""
+        return (self.rate_gate is not None and self.gate_reads_profile) or self.reads_switches
 
     def fit_rate_gate(
         self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, programs: Sequence[str] | None = None
@@ -332,8 +374,18 @@ class CloudFormer(nn.Module):
         None the one of PROFILE_GATE_PENALTIES whose gates, fitted on some training ``programs`` (one per
         run), answer the others best, folds of programs as the evaluation's; the CPU rate alone is a
         candidate too (penalty inf), so that a gate whose rule does not carry between training programs is
-        not trusted on an unseen one. No-op without the profile gate."""
-        if self.rate_gate is None or not self.fits_rate_gate_first:
+        not trusted on an unseen one. The switch-gated prior's gate (``prior="switches"``) is fitted here
+        too, on the same runs (``solo_prior.fit_switch_gate``). No-op without either."""
+        if self.reads_switches and bool((self.switch_columns >= 0).all()) and int(self.prior_column) >= 0:
+            with torch.no_grad():
+                cpu = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
+                cpu = cpu * self.prior_std + self.prior_mean
+                switches = self.switch_rates(x, mask)
+            gate = fit_switch_gate(
+                cpu.double().numpy(), *(switches.double().numpy().T), labels.double().numpy()
+            )
+            self.switch_gate.copy_(torch.tensor(gate))
+        if self.rate_gate is None or not self.gate_reads_profile:
             return
         with torch.no_grad():
             self.profile_means.zero_()
