@@ -181,10 +181,10 @@ def work_rate_reference(table: RunTable) -> dict[str, Any] | None:
     through each program's own closest rate, the MAE is what a model that knew which rate is an unseen
     program's progress could approach with this telemetry; the CPU ratio's MAE on the same co-runs is beside
     it. Co-runs without the CPU ratio (no solo profile) are left out; None where the table has none."""
-    from cotenant.collectors.ratios import SOLO_RELATIVE
+    from cotenant.collectors.ratios import SWITCH_DENSITY
 
-    # The rates only (not the profile's switch density beside them).
-    columns = [c for c in table.solo_relative_columns if c.removeprefix(VS_SOLO) in SOLO_RELATIVE]
+    # The rates only: the profile's switch density beside them is no rate.
+    columns = [c for c in table.solo_relative_columns if c != VS_SOLO + SWITCH_DENSITY]
     cpu = VS_SOLO + CPU_DEMAND_METRIC
     if cpu not in columns:
         return None

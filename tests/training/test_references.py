@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from cotenant.collectors.ratios import SWITCH_DENSITY
 from cotenant.datasets import load_source
 from cotenant.datasets.table import VS_SOLO
 
@@ -158,15 +159,32 @@ def test_the_work_rate_reference_reads_each_program_through_the_rate_closest_to_
         # c: no solo profile, so no CPU ratio: left out
         "c1": {cpu: [None, None], faults: [0.5, 0.5], switches: [0.5, 0.5]},
     }
+    # The profile's switch density sits beside the rates; it is no rate, though here it equals every label.
+    density = VS_SOLO + SWITCH_DENSITY
+    label_of = dict(runs.select("run_id", "label").iter_rows())
     telemetry = pl.DataFrame(
         [
-            {"run_id": run, cpu: values[cpu][i], faults: values[faults][i], switches: values[switches][i]}
+            {
+                "run_id": run,
+                cpu: values[cpu][i],
+                faults: values[faults][i],
+                switches: values[switches][i],
+                density: label_of[run],
+            }
             for run, values in seconds.items()
             for i in range(2)
         ],
-        schema={"run_id": pl.Utf8, cpu: pl.Float64, faults: pl.Float64, switches: pl.Float64},
+        schema={
+            "run_id": pl.Utf8,
+            cpu: pl.Float64,
+            faults: pl.Float64,
+            switches: pl.Float64,
+            density: pl.Float64,
+        },
     )
-    table = SimpleNamespace(runs=runs, telemetry=telemetry, solo_relative_columns=[cpu, faults, switches])
+    table = SimpleNamespace(
+        runs=runs, telemetry=telemetry, solo_relative_columns=[cpu, faults, switches, density]
+    )
     found = work_rate_reference(table)  # type: ignore[arg-type]
     assert found is not None and found["runs"] == 4 and set(found["programs"]) == {"a", "b"}
     a, b = found["programs"]["a"], found["programs"]["b"]
@@ -179,5 +197,5 @@ def test_the_work_rate_reference_reads_each_program_through_the_rate_closest_to_
     line = work_rates_markdown(found)
     assert "for 1 of 2 programs: a (faults 0.0 against 40.0)" in line and " b (" not in line
     # Without the CPU ratio there is nothing to set the rates beside.
-    table.solo_relative_columns = [faults, switches]
+    table.solo_relative_columns = [faults, switches, density]
     assert work_rate_reference(table) is None  # type: ignore[arg-type]
