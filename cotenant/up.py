@@ -31,8 +31,9 @@ from cotenant.training.tracking import CHAMPION_ALIAS, REGISTERED
 # (``prior=switches``); their variants and the placement-probes head are those chosen on validation programs
 # over every fold of reports/evaluation (the switch prior in its switch-prior/ runs: validation 4.92 for
 # boosting against 5.77 with the CPU prior, the CloudFormer without host inputs 5.16 against 5.18 with them,
-# 5.25 pretrained and 6.09 with the CPU prior; more-variants, bundled-v7 and bundled-v8 measured the others). The heuristic itself, with the
-# same prior, stands beside them, so that the service answers with no learned model where none beats it.
+# 5.25 pretrained and 6.09 with the CPU prior; more-variants, bundled-v7 and bundled-v8 measured the others).
+# The heuristic itself, with the same prior, stands beside them, so that the service answers with no learned
+# model where none beats it.
 CHAMPIONS = {
     REGISTERED["monitoring"]: [
         "cloudformer[solo_prior=true,early_stopping_patience=4,include_host=false,prior=switches]",
