@@ -42,8 +42,9 @@ def fit_switch_gate(
     """The gate (slope, threshold) among the candidates whose mixture, at most 1, is closest to these
     training runs' labels (least MAE; two numbers fitted on every training run, so a gate that routes one
     training program alone cannot pay)."""
-    arrays = [np.asarray(a, dtype=np.float64) for a in (cpu_ratio, switch_ratio, density, labels)]
-    cpu, switches, dens, target = arrays
+    cpu, switches, dens, target = (
+        np.asarray(a, dtype=np.float64) for a in (cpu_ratio, switch_ratio, density, labels)
+    )
 
     def error(gate: tuple[float, float]) -> float:
         mixture = switch_mixture(cpu, switches, dens, *gate)

@@ -208,8 +208,8 @@ class CloudFormer(nn.Module):
             self.register_buffer("prior_std", torch.tensor(1.0))
         # The switch-gated prior (``prior="switches"``): the columns of the switch ratio and the profile's
         # switch density with their normalisation, and the gate (slope, threshold; NaN until fitted).
-        self.reads_switches = cfg.solo_prior and cfg.prior == "switches"
-        if self.reads_switches:
+        self.switch_prior = cfg.solo_prior and cfg.prior == "switches"
+        if self.switch_prior:
             self.register_buffer("switch_columns", torch.full((2,), -1, dtype=torch.long))
             self.register_buffer("switch_means", torch.zeros(2))
             self.register_buffer("switch_stds", torch.ones(2))
@@ -259,7 +259,7 @@ class CloudFormer(nn.Module):
     ) -> None:
         """The input columns of the switch ratio and the profile's switch density (-1: the inputs lack it)
         and their normalisation (``FeatureStats``), for ``prior="switches"``."""
-        if self.reads_switches:
+        if self.switch_prior:
             self.switch_columns.copy_(torch.tensor(columns, dtype=torch.long))
             self.switch_means.copy_(torch.tensor(means))
             self.switch_stds.copy_(torch.tensor(stds))
@@ -269,13 +269,16 @@ class CloudFormer(nn.Module):
         pooled = pooled_metrics(x[..., self.switch_columns.clamp(min=0)], mask)
         return pooled * self.switch_stds + self.switch_means
 
-    def rate_set_by_gate(self) -> bool:
-        """Whether the switch-gated prior applies: asked for, its inputs present, its gate fitted."""
-        return (
-            self.reads_switches
-            and bool((self.switch_columns >= 0).all())
-            and not bool(torch.isnan(self.switch_gate).any())
-        )
+    def reads_switches(self) -> bool:
+        """Whether the switch-gated prior can be read: asked for, and the inputs carry the CPU ratio, the
+        switch ratio and the density."""
+        return self.switch_prior and bool((self.switch_columns >= 0).all()) and int(self.prior_column) >= 0
+
+    def cpu_ratio(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
+        """The run's mean CPU ratio over its real steps, de-normalised (the solo-relative heuristic before
+        its clamping)."""
+        rate = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
+        return rate * self.prior_std + self.prior_mean
 
     def set_rate_priors(
         self,
@@ -311,16 +314,16 @@ class CloudFormer(nn.Module):
         return torch.sigmoid(logits + torch.logit(prior)[:, None])
 
     def prior(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
-        """The solo-relative heuristic from the inputs: the column's mean over the real steps, de-normalised,
-        kept inside (PRIOR_LOW, PRIOR_HIGH) so that its logit is finite. A missing value reads as the
-        training mean (0 after normalisation), as for every input."""
-        rate = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
-        cpu = rate * self.prior_std + self.prior_mean
-        if self.rate_set_by_gate():
+        """The solo-relative heuristic from the inputs: the column's mean over the real steps, de-normalised
+        (with ``prior="switches"`` and its gate fitted, ``switch_mixture`` of it and the switch ratio), kept
+        inside (PRIOR_LOW, PRIOR_HIGH) so that its logit is finite. A missing value reads as the training
+        mean (0 after normalisation), as for every input."""
+        prior = self.cpu_ratio(x, mask)
+        if self.reads_switches() and not bool(torch.isnan(self.switch_gate).any()):
             switches = self.switch_rates(x, mask)
             slope, threshold = (float(v) for v in self.switch_gate)
-            cpu = switch_mixture(cpu, switches[:, 0], switches[:, 1], slope, threshold)
-        return cpu.clamp(PRIOR_LOW, PRIOR_HIGH)
+            prior = switch_mixture(prior, switches[:, 0], switches[:, 1], slope, threshold)
+        return prior.clamp(PRIOR_LOW, PRIOR_HIGH)
 
     def work_rates(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, K]`` each ``SOLO_RELATIVE`` rate's ratio to the solo profile, its mean over the real steps,
@@ -361,7 +364,7 @@ class CloudFormer(nn.Module):
     def fits_rate_gate_first(self) -> bool:
         """Whether the training loop fits a rate gate before the network (``fit_rate_gate``): the profile
         gate, or the switch-gated prior's."""
-        return (self.rate_gate is not None and self.gate_reads_profile) or self.reads_switches
+        return (self.rate_gate is not None and self.gate_reads_profile) or self.switch_prior
 
     def fit_rate_gate(
         self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, programs: Sequence[str] | None = None
@@ -376,11 +379,9 @@ class CloudFormer(nn.Module):
         candidate too (penalty inf), so that a gate whose rule does not carry between training programs is
         not trusted on an unseen one. The switch-gated prior's gate (``prior="switches"``) is fitted here
         too, on the same runs (``solo_prior.fit_switch_gate``). No-op without either."""
-        if self.reads_switches and bool((self.switch_columns >= 0).all()) and int(self.prior_column) >= 0:
+        if self.reads_switches():
             with torch.no_grad():
-                cpu = pooled_metrics(x[..., int(self.prior_column)][..., None], mask)[:, 0]
-                cpu = cpu * self.prior_std + self.prior_mean
-                switches = self.switch_rates(x, mask)
+                cpu, switches = self.cpu_ratio(x, mask), self.switch_rates(x, mask)
             gate = fit_switch_gate(
                 cpu.double().numpy(), *(switches.double().numpy().T), labels.double().numpy()
             )
