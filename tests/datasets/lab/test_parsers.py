@@ -48,6 +48,9 @@ def test_stress_ng_parser_picks_the_named_stressor() -> None:
     assert parse_stress_ng(captured("stressng.txt"), "matrix") == pytest.approx(5400.84)
     assert parse_stress_ng(captured("stressng_stream.txt"), "stream") == pytest.approx(0.06)
     assert WORKLOADS["stressng_memcpy"]().parse(captured("stressng_memcpy.txt")) == pytest.approx(53.61)
+    # pipe prints a second line under its name (its write rate in MB/s): the bogo ops/s line is the metric
+    assert WORKLOADS["stressng_pipe"]().parse(captured("stressng_pipe.txt")) == pytest.approx(711345.15)
+    assert WORKLOADS["stressng_eventfd"]().parse(captured("stressng_eventfd.txt")) == pytest.approx(18258.77)
     with pytest.raises(ParseError, match="cpu bogo ops/s"):
         parse_stress_ng(captured("stressng.txt"), "cpu")
 
@@ -137,3 +140,26 @@ def test_commands_are_time_bounded(tmp_path: Path) -> None:
             )
         )
         assert bounded, f"{name}: {command}"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("name", ["stressng_pipe", "stressng_eventfd"])
+def test_ipc_stressors_run_a_phase_and_block_on_every_unit(name: str, tmp_path: Path) -> None:
+    """One short phase of the real program: its rate parses, and it switches context thousands of times per
+    second of CPU it uses (what sets these programs apart from the compute kernels; getrusage of the reaped
+    stress-ng processes)."""
+    import resource
+    import subprocess
+
+    from cotenant.datasets.lab.workloads import WorkContext
+
+    context = WorkContext(scratch=tmp_path, role_dir=tmp_path, runtime_dir=tmp_path)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        WORKLOADS[name]().phase_command(1, 2, context), capture_output=True, text=True, timeout=20, check=True
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert WORKLOADS[name]().parse(done.stdout + done.stderr) > 0
+    switches = (after.ru_nvcsw - before.ru_nvcsw) + (after.ru_nivcsw - before.ru_nivcsw)
+    cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert switches / max(cpu_seconds, 1e-3) > 2_000
