@@ -48,8 +48,7 @@ def test_stress_ng_parser_picks_the_named_stressor() -> None:
     assert parse_stress_ng(captured("stressng.txt"), "matrix") == pytest.approx(5400.84)
     assert parse_stress_ng(captured("stressng_stream.txt"), "stream") == pytest.approx(0.06)
     assert WORKLOADS["stressng_memcpy"]().parse(captured("stressng_memcpy.txt")) == pytest.approx(53.61)
-    # pipe prints a second line under its name (its write rate in MB/s): the bogo ops/s line is the metric
-    assert WORKLOADS["stressng_pipe"]().parse(captured("stressng_pipe.txt")) == pytest.approx(711345.15)
+    assert WORKLOADS["stressng_msg"]().parse(captured("stressng_msg.txt")) == pytest.approx(1011050.34)
     assert WORKLOADS["stressng_eventfd"]().parse(captured("stressng_eventfd.txt")) == pytest.approx(18258.77)
     with pytest.raises(ParseError, match="cpu bogo ops/s"):
         parse_stress_ng(captured("stressng.txt"), "cpu")
@@ -143,7 +142,7 @@ def test_commands_are_time_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("name", ["stressng_pipe", "stressng_eventfd"])
+@pytest.mark.parametrize("name", ["stressng_msg", "stressng_eventfd"])
 def test_ipc_stressors_run_a_phase_and_block_on_every_unit(name: str, tmp_path: Path) -> None:
     """One short phase of the real program: its rate parses, and it switches context thousands of times per
     second of CPU it uses (what sets these programs apart from the compute kernels; getrusage of the reaped
