@@ -83,7 +83,7 @@ CATEGORIES: dict[str, str] = {
     "compression": "data compression",
     "ml": "machine-learning inference and training",
     "text": "text search and processing",
-    "ipc": "processes exchanging messages on one host (pipes, event notifications)",
+    "ipc": "processes exchanging messages on one host (message queues, event notifications)",
     "synthetic": "stress-ng aggressors (calibrated pressure, not applications)",
     "custom": "a user's own command (plans' `commands` section)",
 }
