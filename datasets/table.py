@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from cotenant.collectors.base import MetricGroup
+from cotenant.datasets.probe_inputs import PROBE_INPUT
 
 SELF = "self__"
 NEIGHBOUR_MEAN = "neighbour_mean__"
@@ -209,6 +210,44 @@ class RunTable:
         groups, meta, extras = self.metric_groups, dict(self.meta), dict(self.extras)
         return RunTable(self.runs, telemetry, self.profiles, groups, meta, extras)
 
+    def with_probe_inputs(self) -> RunTable:
+        """The lab's probe results as per-run monitoring inputs (``datasets.probe_inputs``): every run's
+        target's sensitivity deficits and its neighbours' summed pressure deficits, the same every second,
+        under ``PROBE_INPUT``, each in its probe's metric group. Tables without probes, or that have the
+        columns, are returned as they are."""
+        from cotenant.datasets.probe_inputs import probe_input_names, probe_inputs, probe_of
+        from cotenant.datasets.tensors import probe_columns, probe_results
+        from cotenant.models.placement_probes import probe_group
+
+        names = probe_input_names(probe_columns(self))
+        if not names or names[0] in self.telemetry.columns:
+            return self
+        runs = self.runs.select("run_id", "target_profile", "neighbour_profiles")
+        profiles = set(runs["target_profile"].drop_nulls()) | set(
+            runs["neighbour_profiles"].explode().drop_nulls()
+        )
+        results = {str(p): probe_results(self, str(p)) for p in profiles}
+        rows = [
+            {
+                "run_id": run_id,
+                **probe_inputs(
+                    names, results.get(str(target), {}), [results.get(str(n), {}) for n in neighbours or []]
+                ),
+            }
+            for run_id, target, neighbours in runs.iter_rows()
+        ]
+        schema = {"run_id": pl.Utf8} | {name: pl.Float64 for name in names}
+        per_run = pl.DataFrame(rows, schema=schema).fill_nan(None)
+        telemetry = self.telemetry.join(per_run, on="run_id", how="left", maintain_order="left")
+        groups = dict(self.metric_groups) | {
+            name.removeprefix(PROBE_INPUT): probe_group(probe_of(name)) for name in names
+        }
+        return RunTable(self.runs, telemetry, self.profiles, groups, dict(self.meta), dict(self.extras))
+
+    @property
+    def probe_input_columns(self) -> list[str]:
+        return [c for c in self.telemetry.columns if c.startswith(PROBE_INPUT)]
+
     def select_runs(self, run_ids: list[str] | pl.Series) -> RunTable:
         """The sub-table of the given runs (profiles and extras are per workload, so they are kept whole)."""
         ids = pl.Series("run_id", list(run_ids), dtype=pl.Utf8)
@@ -238,9 +277,10 @@ class RunTable:
         _check_columns(self.telemetry, tel_at, {"run_id": pl.Utf8, "second": pl.Int32})
         metric_cols = [c for c in self.telemetry.columns if c not in ("run_id", "second")]
         for name in metric_cols:
-            if not name.startswith((SELF, NEIGHBOUR_MEAN, HOST, VS_SOLO)):
+            if not name.startswith((SELF, NEIGHBOUR_MEAN, HOST, VS_SOLO, PROBE_INPUT)):
                 raise RunTableError(
-                    f"{tel_at}: column {name!r} has no self__/neighbour_mean__/host__/vs_solo__ prefix"
+                    f"{tel_at}: column {name!r} has no self__/neighbour_mean__/host__/vs_solo__/probes__ "
+                    "prefix"
                 )
         _check_floats(self.telemetry, tel_at, metric_cols)
         own = {c.removeprefix(SELF) for c in self.self_columns}

@@ -20,13 +20,15 @@ CHUNK_ROWS = 16_384
 
 
 def monitoring_features(
-    table: RunTable, include_host: bool = True, include_own_levels: bool = True
+    table: RunTable, include_host: bool = True, include_own_levels: bool = True, include_probes: bool = False
 ) -> list[str]:
     """Per-second input columns: (optionally) self__*, neighbour_mean__*, vs_solo__* (where the table has
-    solo profiles) and (optionally) host__*."""
+    solo profiles), (optionally) host__* and (optionally, where ``RunTable.with_probe_inputs`` added them)
+    the per-run probes__*."""
     own = table.self_columns if include_own_levels else []
     host = table.host_columns if include_host else []
-    return own + table.neighbour_columns + table.solo_relative_columns + host
+    probes = table.probe_input_columns if include_probes else []
+    return own + table.neighbour_columns + table.solo_relative_columns + host + probes
 
 
 @dataclass(frozen=True)

@@ -168,10 +168,14 @@ def build_monitoring(
     clip: float | None = None,
     max_features: int | None = None,
     include_own_levels: bool = True,
+    include_probes: bool = False,
 ) -> TaskData:
     """With ``max_features``, only the features that rank best with P over the training runs are kept
-    (``ranked_features``); the statistics and the choice see the training runs only."""
-    features = monitoring_features(table, include_host, include_own_levels)
+    (``ranked_features``); the statistics and the choice see the training runs only. With
+    ``include_probes`` the runs' probe inputs (``RunTable.with_probe_inputs``) come last."""
+    if include_probes:
+        table = table.with_probe_inputs()
+    features = monitoring_features(table, include_host, include_own_levels, include_probes)
     train_rows = table.telemetry.filter(pl.col("run_id").is_in(pl.Series(split.train_runs).implode()))
     stats = FeatureStats.fit(train_rows, features, clip)
     if max_features is not None and max_features < len(features):

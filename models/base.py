@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from cotenant.datasets.probe_inputs import PROBE_INPUT
 from cotenant.datasets.table import METRIC_GROUPS
 from pydantic import BaseModel, ConfigDict
 from torch import nn
@@ -34,7 +35,7 @@ GROUPS: tuple[str, ...] = METRIC_GROUPS
 # 0.1 / 0.5 / 0.9: the median is the point estimate, the outer two give an 80 % interval.
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
 MEDIAN = QUANTILES.index(0.5)
-PREFIXES = ("self__", "neighbour_mean__", "vs_solo__", "host__")
+PREFIXES = ("self__", "neighbour_mean__", "vs_solo__", "host__", PROBE_INPUT)
 # The smallest P a model may output: labels live in (0, 1] and the Gamma GLM needs strictly positive values.
 P_FLOOR = 1e-3
 # Which work rates a solo-relative prior reads (``models/solo_prior.py``; CloudFormer's ``solo_prior``):

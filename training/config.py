@@ -38,6 +38,10 @@ class TrainConfig(BaseModel):
     # a network may learn each training program's departures by name; without them (False) a monitoring
     # model reads the target only relative to its solo profile (vs_solo__), beside its neighbours and host.
     include_own_levels: bool = True
+    # The target's measured probe sensitivities and its neighbours' summed probe pressures as constants of
+    # the run (``datasets.probe_inputs``): what a memory-bound program's telemetry cannot say without a PMU.
+    # The service reads them from the registered profiles' probes (``/register_profile``).
+    include_probes: bool = False
     # Monitoring inputs kept: the features whose per-run mean ranks best with P over the training runs
     # (cotenant.datasets.torch_data.ranked_features); None keeps them all.
     max_features: int | None = Field(default=None, ge=1)
@@ -85,6 +89,7 @@ TRAINING_OPTIONS = frozenset(
         "max_features",
         "include_host",
         "include_own_levels",
+        "include_probes",
         "max_steps",
         "input_clip",
         "epochs",

@@ -98,6 +98,8 @@ def _fit_monitoring(
 ) -> FitOutcome:
     from cotenant.datasets.torch_data import collate_monitoring
 
+    if cfg.include_probes:  # the same table the datasets read, so that the probes' metric groups are known
+        table = table.with_probe_inputs()
     data = monitoring_data(table, split, cfg)
     features = list(data.stats.names)
     shape = DataShape(len(features), 0, cfg.max_steps)
@@ -181,6 +183,7 @@ def monitoring_data(table: RunTable, split: Split, cfg: TrainConfig) -> TaskData
         clip=cfg.input_clip,
         max_features=cfg.max_features,
         include_own_levels=cfg.include_own_levels,
+        include_probes=cfg.include_probes,
     )
 
 

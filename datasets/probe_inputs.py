@@ -1,0 +1,56 @@
+"""The lab's probes as monitoring inputs: the target's measured sensitivity, its neighbours' pressure.
+
+No collected rate follows a memory-bound program's slowdown (without a PMU a stall is CPU time like any
+other): on the bundled data numpy_stream's CPU ratio reads 9.8 pp above its labels on average, and a model
+that reads telemetry alone cannot tell that an unseen program is of that kind. The probes measured for
+placement at admission can (Bubble-Up, Paragon): how much the program loses beside each calibrated aggressor
+(``sens_<resource>_<level>``) and how much each of its neighbours costs the fixed victims
+(``press_<victim>``). A monitoring model with ``include_probes`` reads them as constants of the run beside
+its telemetry: the target's sensitivity deficits (1 - P) and the sum of its neighbours' pressure deficits
+(the placement model's DeepSets sum), under ``PROBE_INPUT``.
+
+Pure (no I/O): the run table (``RunTable.with_probe_inputs``) and the service's predictor
+(``Predictor.monitoring_matrix``) compute the same numbers from the same probe results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+# Prefix of the per-run probe columns (telemetry columns and model features, beside self__, vs_solo__, ...).
+PROBE_INPUT = "probes__"
+# What names a sum over the neighbours (``probes__neighbours_press_io``) rather than the target's own value.
+NEIGHBOURS = "neighbours_"
+
+
+def probe_input_names(probe_names: Sequence[str]) -> list[str]:
+    """The monitoring inputs for these probe names (``sens_*``, ``press_*``: ``tensors.probe_columns``): the
+    target's sensitivities, then the neighbours' summed pressures, each under ``PROBE_INPUT``."""
+    sensitivity = [PROBE_INPUT + name for name in probe_names if name.startswith("sens_")]
+    pressure = [PROBE_INPUT + NEIGHBOURS + name for name in probe_names if name.startswith("press_")]
+    return sensitivity + pressure
+
+
+def probe_of(input_name: str) -> str:
+    """``probes__sens_membw_2`` -> ``sens_membw_2``; ``probes__neighbours_press_io`` -> ``press_io``."""
+    return input_name.removeprefix(PROBE_INPUT).removeprefix(NEIGHBOURS)
+
+
+def probe_inputs(
+    names: Sequence[str], target: Mapping[str, float], neighbours: Sequence[Mapping[str, float]]
+) -> dict[str, float]:
+    """Each input of ``names`` (``probe_input_names``) from probe results (P by probe name, as registered):
+    the target's deficit ``1 - P``, or the sum of its neighbours' (0 with no neighbour); NaN where a probe
+    it needs was not measured (the target's, or any neighbour's: a partial sum reads as less pressure)."""
+    values: dict[str, float] = {}
+    for name in names:
+        probe = probe_of(name)
+        if name.startswith(PROBE_INPUT + NEIGHBOURS):
+            measured = [neighbour.get(probe) for neighbour in neighbours]
+            known = [float(p) for p in measured if p is not None]
+            values[name] = math.nan if len(known) < len(measured) else sum(1.0 - p for p in known)
+        else:
+            own = target.get(probe)
+            values[name] = math.nan if own is None else 1.0 - float(own)
+    return values
