@@ -2,8 +2,10 @@
 
 MLflow copies this file into the logged model and runs it at load time; the predictor directory travels as an
 artifact. Input: a DataFrame with one JSON column ``request``; monitoring requests are ``{"target": {metric:
-[values]}, "neighbours": [{...}], "host": {...} | null, "solo": {...} | null}`` (``solo``: the target's solo
-profile, for models reading rates relative to it), placement requests are
+[values]}, "neighbours": [{...}], "host": {...} | null, "solo": {...} | null, "probes": {...} | null,
+"neighbour_probes": [{...} | null, ...] | null}`` (``solo``: the target's solo profile, for models reading
+rates relative to it; ``probes``, ``neighbour_probes``: the target's and each neighbour's probe results, P by
+probe name, for models reading them), placement requests are
 ``{"profile": {...}, "hosts": [[incumbent profile, ...], ...]}`` (newcomer P per host).
 """
 
@@ -41,6 +43,8 @@ class PredictorModel(PythonModel):
                     [_series(n) for n in request.get("neighbours", [])],
                     _series(request["host"]) if request.get("host") else None,
                     _series(request["solo"]) if request.get("solo") else None,
+                    request.get("probes"),
+                    request.get("neighbour_probes"),
                 )
                 rows.append(
                     {

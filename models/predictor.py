@@ -113,11 +113,20 @@ class Predictor:
 
     # ---- monitoring --------------------------------------------------------------------------------------
     def monitoring_matrix(
-        self, target: Series, neighbours: list[Series], host: Series | None, solo: Series | None = None
+        self,
+        target: Series,
+        neighbours: list[Series],
+        host: Series | None,
+        solo: Series | None = None,
+        probes: Probes | None = None,
+        neighbour_probes: Sequence[Probes | None] | None = None,
     ) -> tuple[np.ndarray, tuple[str, ...]]:
         """A request's series -> raw ``[T, F]`` in feature order (last max_steps s), missing. ``solo``: the
         target's solo profile (its ``vs_solo__`` features: the target's rates over the profile's means;
-        without it they are missing)."""
+        without it they are missing). For a model with probe inputs (``include_probes``): ``probes``, the
+        target's registered probe results (P by probe name), and ``neighbour_probes``, each neighbour's (one
+        per neighbour workload, None where it has none; the neighbours' series may be one mean series);
+        an input whose probes are not all known is missing."""
         from cotenant.collectors.ratios import (
             CPU_RATE,
             SHARES,
@@ -128,11 +137,16 @@ class Predictor:
             solo_relative,
             switch_density,
         )
+        from cotenant.datasets.probe_inputs import PROBE_INPUT, probe_inputs
         from cotenant.datasets.table import VS_SOLO
 
         relative = [f.removeprefix(VS_SOLO) for f in self.metadata.features if f.startswith(VS_SOLO)]
         means = solo_means(solo, [*relative, CPU_RATE, SWITCH_RATE]) if solo is not None else {}
         density = switch_density(means)
+        probe_names = [f for f in self.metadata.features if f.startswith(PROBE_INPUT)]
+        # Not told the neighbours' probes: unknown, unless there is no neighbour at all (nothing presses).
+        listed = neighbour_probes if neighbour_probes is not None else ([None] if neighbours else [])
+        probe_values = probe_inputs(probe_names, probes or {}, [given or {} for given in listed])
 
         lengths = [len(values) for values in target.values()]
         steps = min(max(lengths, default=1), self.metadata.max_steps) or 1
@@ -144,6 +158,9 @@ class Predictor:
             if prefix == "self":
                 found = target.get(metric)
                 return None if found is None else _last(found, steps)
+            if prefix + "__" == PROBE_INPUT:  # the run's constants, every second
+                value = probe_values[PROBE_INPUT + metric]
+                return None if np.isnan(value) else np.full(steps, value)
             if prefix + "__" == VS_SOLO and metric == SWITCH_DENSITY:  # the profile's, every second
                 return None if np.isnan(density) else np.full(steps, density)
             if prefix + "__" == VS_SOLO:
@@ -196,11 +213,19 @@ class Predictor:
         return out
 
     def predict_degradation(
-        self, target: Series, neighbours: list[Series], host: Series | None, solo: Series | None = None
+        self,
+        target: Series,
+        neighbours: list[Series],
+        host: Series | None,
+        solo: Series | None = None,
+        probes: Probes | None = None,
+        neighbour_probes: Sequence[Probes | None] | None = None,
     ) -> Estimate:
-        """P now of ``target`` beside ``neighbours`` (``solo``: the target's solo profile, where known)."""
+        """P now of ``target`` beside ``neighbours`` (``solo``: the target's solo profile, where known;
+        ``probes``, ``neighbour_probes``: the workloads' probe results, as ``monitoring_matrix`` reads
+        them)."""
         self._require("monitoring")
-        matrix, missing = self.monitoring_matrix(target, neighbours, host, solo)
+        matrix, missing = self.monitoring_matrix(target, neighbours, host, solo, probes, neighbour_probes)
         quantiles, shares = self.predict_steps([matrix], explain=True)
         return _estimate(quantiles[0], shares[0], list(self._masks), missing)
 

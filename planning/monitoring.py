@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from cotenant.datasets.table import RunTable
+from cotenant.datasets.tensors import probe_results
 from cotenant.planning.rescheduling import Fleet, State
 
 ALONE, RECORDED, SOLO = "alone", "co-run telemetry", "solo profiles"
@@ -31,6 +32,9 @@ class MonitoringView:
         key = (profile, others)
         if key in self._p:
             return self._p[key]
+        # The workloads' probes as the lab measured them, for a model that reads them (include_probes).
+        probes = probe_results(self.table, profile)
+        neighbour_probes = [probe_results(self.table, other) for other in others]
         if not others:
             self._p[key] = (1.0, ALONE)
         elif key in self.recorded:
@@ -39,12 +43,14 @@ class MonitoringView:
             target = {m: frame[f"self__{m}"].to_numpy() for m in table.metrics}
             neighbours = {m: frame[f"neighbour_mean__{m}"].to_numpy() for m in table.metrics}
             host = {c.removeprefix("host__"): frame[c].to_numpy() for c in table.host_columns}
-            estimate = self.predictor.predict_degradation(target, [neighbours], host, self.solo.get(profile))
+            estimate = self.predictor.predict_degradation(
+                target, [neighbours], host, self.solo.get(profile), probes, neighbour_probes
+            )
             self._p[key] = (estimate.p, RECORDED)
         else:  # no host series: the model fills them with its training mean (its solo-relative rates too:
             # the tenant's solo series stands in for its co-run one here, which would read as never slowed)
             estimate = self.predictor.predict_degradation(
-                self.solo[profile], [self.solo[o] for o in others], None
+                self.solo[profile], [self.solo[o] for o in others], None, None, probes, neighbour_probes
             )
             self._p[key] = (estimate.p, SOLO)
         return self._p[key]

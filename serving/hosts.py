@@ -412,8 +412,11 @@ class HostStore:
     def age_s(self, last_seen: float) -> float:
         return max(0.0, self.clock() - last_seen)
 
-    def series(self, host: str, target: str) -> tuple[Series, list[Series], Series | None] | None:
-        """Monitoring input for a known target: its series, its live neighbours', the host's (or None)."""
+    def series(
+        self, host: str, target: str
+    ) -> tuple[Series, list[Series], Series | None, list[str | None]] | None:
+        """Monitoring input for a known target: its series, its live neighbours', the host's (or None), and
+        the solo profile the collector linked to each neighbour (None where it linked none)."""
         state = self.hosts.get(host)
         if state is None:
             return None
@@ -427,10 +430,12 @@ class HostStore:
                     "of every target on the host (cotenant collect --push without --compact)"
                 )
             own = state.targets[target].series()
-            neighbours = [state.targets[name].series() for name in live if name != target]
+            others = [name for name in live if name != target]
+            neighbours = [state.targets[name].series() for name in others]
+            links = [state.profiles.get(name) for name in others]
             host_window = state.targets.get(HOST_TARGET)
             host_series = host_window.series() if host_window is not None else None
-        return own, neighbours, host_series
+        return own, neighbours, host_series, links
 
     def profile_of(self, host: str, target: str) -> str | None:
         """The solo profile the host's collector linked to ``target`` (None when it linked none)."""

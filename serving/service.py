@@ -35,7 +35,7 @@ with bentoml.importing():
     from cotenant.serving.hosts import CompactOnly, CompactSummary, HostStore
     from cotenant.serving.metrics import PlacementBatch, ServiceMetrics
     from cotenant.serving.middleware import RequestLimitsMiddleware
-    from cotenant.serving.models import Champions, ChampionSource, ChampionStore, LoadedModel, Series
+    from cotenant.serving.models import Champions, ChampionSource, ChampionStore, LoadedModel
     from cotenant.serving.profiles import Profile, ProfileStore, telemetry_to_series
     from cotenant.serving.schemas import (
         MAX_PACKED_CHARS,
@@ -237,11 +237,19 @@ class InterferencePredictionService:
     def predict_degradation(self, payload: DegradationRequest, /) -> DegradationResult:
         """Monitoring: P now for a target from its own and its neighbours' telemetry, sent inline."""
         model = self._model("monitoring")
+        profile = self._profile("profile_id", payload.profile_id) if payload.profile_id is not None else None
+        neighbour_probes = (
+            [self._profile("neighbour_profile_ids", name).probes for name in payload.neighbour_profile_ids]
+            if payload.neighbour_profile_ids is not None
+            else None
+        )
         estimate = model.predictor.predict_degradation(
             telemetry_to_series(payload.target),
             [telemetry_to_series(n) for n in payload.neighbours],
             telemetry_to_series(payload.host) if payload.host else None,
-            self._solo_series(payload.profile_id),
+            profile.series if profile is not None else None,
+            profile.probes if profile is not None else None,
+            neighbour_probes,
         )
         return DegradationResult(
             estimate=scoring.estimate_view(estimate),
@@ -263,17 +271,27 @@ class InterferencePredictionService:
             raise Conflict(str(error)) from error
         if found is None:
             raise NotFound(f"unknown host/target {payload.host}/{payload.target}")
-        own, neighbours, host_series = found
+        own, neighbours, host_series, neighbour_links = found
+        profile_id: str | None = payload.profile_id
+        profile: Profile | None
         if payload.profile_id is not None:
-            profile_id: str | None = payload.profile_id
-            solo = self._solo_series(profile_id)
+            profile = self._profile("profile_id", payload.profile_id)
         else:
             # The collector's link: a profile it names that was never registered (or was since lost) leaves
             # the answer without it, listed in ``missing``; the caller asked for nothing unknown.
             profile_id = self.hosts.profile_of(payload.host, payload.target)
-            linked = self.profiles.get(profile_id) if profile_id is not None else None
-            solo, profile_id = (linked.series, profile_id) if linked is not None else (None, None)
-        estimate = model.predictor.predict_degradation(own, neighbours, host_series, solo)
+            profile = self.profiles.get(profile_id) if profile_id is not None else None
+            profile_id = profile_id if profile is not None else None
+        # The neighbours' probes through their collector's links, as the target's (unlinked: missing).
+        linked = [self.profiles.get(name) if name is not None else None for name in neighbour_links]
+        estimate = model.predictor.predict_degradation(
+            own,
+            neighbours,
+            host_series,
+            profile.series if profile is not None else None,
+            profile.probes if profile is not None else None,
+            [neighbour.probes if neighbour is not None else None for neighbour in linked],
+        )
         view = scoring.estimate_view(estimate)
         self.metrics.predicted(payload.host, payload.target, "monitoring", view.p)
         return DegradationResult(
@@ -286,14 +304,13 @@ class InterferencePredictionService:
             profile_id=profile_id,
         )
 
-    def _solo_series(self, profile_id: str | None) -> Series | None:
-        """The series of a registered solo profile (None when none is named; 404 when it is unknown)."""
-        if profile_id is None:
-            return None
+    def _profile(self, field_name: str, profile_id: str) -> Profile:
+        """A registered solo profile named by the request's ``field_name`` (404 naming the field when it is
+        unknown)."""
         profile = self.profiles.get(profile_id)
         if profile is None:
-            raise NotFound(f"profile_id: unknown profile {profile_id!r}")
-        return profile.series
+            raise NotFound(f"{field_name}: unknown profile {profile_id!r}")
+        return profile
 
     @bentoml.api
     def score_placement(self, payload: ScorePlacementRequest, /) -> ScorePlacementResult:

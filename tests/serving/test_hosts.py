@@ -72,8 +72,18 @@ def test_host_telemetry_is_not_an_incumbent(placement: LoadedModel) -> None:
     assert snapshot is not None and snapshot.incumbents == ("pod-a",)
     found = store.series("node-1", "pod-a")
     assert found is not None
-    own, neighbours, host = found
-    assert neighbours == [] and host is not None and len(own[METRICS[0]]) == 3
+    own, neighbours, host, links = found
+    assert neighbours == [] and links == [] and host is not None and len(own[METRICS[0]]) == 3
+
+
+def test_a_targets_neighbours_come_with_the_profiles_their_collector_linked(placement: LoadedModel) -> None:
+    store = HostStore(window_samples=5, stale_after_s=30, max_hosts=10)
+    pushed = samples("pod-a", 3) + samples("pod-b", 3) + samples("pod-c", 3)
+    store.ingest("node-1", pushed, placement, profiles={"pod-a": "web", "pod-b": "db"})
+    found = store.series("node-1", "pod-a")
+    assert found is not None
+    _, neighbours, _, links = found
+    assert len(neighbours) == 2 and links == ["db", None]  # pod-b linked, pod-c not: in the neighbours' order
 
 
 def test_silent_targets_leave_and_silent_hosts_go_stale(placement: LoadedModel) -> None:

@@ -17,6 +17,7 @@ from cotenant.serving.schemas import (
     IngestRequest,
     ScorePlacementRequest,
 )
+from pydantic import ValidationError
 from serving_champions import placement_truth, solo_telemetry
 
 
@@ -130,6 +131,26 @@ def test_degradation_reads_the_targets_registered_profile_and_names_an_unknown_o
         HostDegradationRequest(host="node-a", target="kubepods/pod1", profile_id="web")
     )
     assert 0 < known.estimate.p <= 1
+
+
+def test_degradation_names_the_neighbour_profiles_it_cannot_read(service: Any) -> None:
+    """The neighbours' registered profiles (for a champion reading their probes) come one per neighbour:
+    a list of another length is refused naming the field, an unknown profile is a 404 naming it, and known
+    ones give the same answer as none for a champion that reads no probe."""
+    rng = np.random.default_rng(6)
+    register(service, "web")
+    body = {"target": solo_telemetry(rng, 20), "neighbours": [solo_telemetry(rng, 20, 2.0)]}
+    with pytest.raises(ValidationError, match="neighbour_profile_ids"):
+        DegradationRequest.model_validate({**body, "neighbour_profile_ids": ["web", "web"]})
+    with pytest.raises(NotFound, match="neighbour_profile_ids"):
+        service.predict_degradation(
+            DegradationRequest.model_validate({**body, "neighbour_profile_ids": ["nope"]})
+        )
+    named = service.predict_degradation(
+        DegradationRequest.model_validate({**body, "neighbour_profile_ids": ["web"]})
+    )
+    plain = service.predict_degradation(DegradationRequest.model_validate(body))
+    assert named.estimate.p == pytest.approx(plain.estimate.p)
 
 
 def test_host_monitoring_reads_the_profile_the_collector_linked(service: Any) -> None:
