@@ -30,6 +30,11 @@ class CloudFormerConfig(ModelConfig):
     metric_identity: bool = True
     head_width: int = 64
     head_dropout: float = 0.4
+    # The run's probe inputs (``include_probes``: the target's measured sensitivities, its neighbours'
+    # summed pressures, constants of the run) also go straight into the head beside the branches' encoding:
+    # as tokens they are 16 of ~300 metrics, patched with others, and the network did not read them
+    # (reports/evaluation/probe-inputs) where boosting, splitting on them, did.
+    probe_head: bool = False
     # Copies trained side by side with their own initial weights, answering their mean (models/ensemble.py):
     # a candidate for issue-13 validation, each member costing one more model's training and inference time.
     members: int = Field(default=1, ge=1, le=16)

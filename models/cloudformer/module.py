@@ -159,6 +159,7 @@ class CloudFormer(nn.Module):
     profile_stds: torch.Tensor
     gate_penalty: torch.Tensor
     switch_columns: torch.Tensor  # buffers of the switch-gated prior (``prior="switches"``)
+    probe_columns: torch.Tensor  # the inputs the head reads beside the encoding (``probe_head``)
     switch_means: torch.Tensor
     switch_stds: torch.Tensor
     switch_gate: torch.Tensor
@@ -192,8 +193,14 @@ class CloudFormer(nn.Module):
             else None
         )
         fused = (cfg.width if temporal else 0) + (cfg.system_width if system else 0)
+        # ``probe_head``: which input columns (the probe inputs, ``set_probe_columns``) the head reads beside
+        # the encoding, as their means over the run; a weight per input column, those of the others never
+        # see anything but 0.
+        self.probe_head = cfg.probe_head
+        if cfg.probe_head:
+            self.register_buffer("probe_columns", torch.zeros(n_features, dtype=torch.bool))
         self.head = nn.Sequential(
-            nn.Linear(fused, cfg.head_width),
+            nn.Linear(fused + (n_features if cfg.probe_head else 0), cfg.head_width),
             nn.SiLU(),  # Swish
             nn.LayerNorm(cfg.head_width),
             nn.Dropout(cfg.head_dropout),
@@ -274,6 +281,12 @@ class CloudFormer(nn.Module):
         switch ratio and the density."""
         return self.switch_prior and bool((self.switch_columns >= 0).all()) and int(self.prior_column) >= 0
 
+    def set_probe_columns(self, columns: list[int]) -> None:
+        """The input columns of the probe inputs, which ``probe_head`` gives the head (none: it reads 0)."""
+        if self.probe_head:
+            self.probe_columns.zero_()
+            self.probe_columns[torch.tensor(columns, dtype=torch.long)] = True
+
     def cpu_ratio(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
         """The run's mean CPU ratio over its real steps, de-normalised (the solo-relative heuristic before
         its clamping)."""
@@ -306,10 +319,13 @@ class CloudFormer(nn.Module):
         if self.system is not None:
             parts.append(self.system(x, mask))
         hidden = torch.cat(parts, dim=-1)
+        head_input = hidden
+        if self.probe_head:
+            head_input = torch.cat([hidden, pooled_metrics(x, mask) * self.probe_columns], dim=-1)
         if not self.solo_prior or int(self.prior_column) < 0:
-            return self.head(hidden)
+            return self.head(head_input)
         head = cast(QuantileHead, self.head[-1])
-        logits = head.out(self.head[:-1](hidden))  # [B, Q], before the head's sigmoid
+        logits = head.out(self.head[:-1](head_input))  # [B, Q], before the head's sigmoid
         prior = self.prior(x, mask) if self.rate_gate is None else self.rate_mixture(x, mask, hidden)
         return torch.sigmoid(logits + torch.logit(prior)[:, None])
 
