@@ -13,6 +13,7 @@ from cotenant.datasets.probe_inputs import PROBE_INPUT, probe_input_names, probe
 from cotenant.datasets.splits import Split, leave_programs_out
 from cotenant.datasets.table import NEIGHBOUR_MEAN, SELF
 from cotenant.datasets.tensors import probe_results
+from cotenant.models.predictor import Predictor
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
 
@@ -75,3 +76,33 @@ def test_the_table_and_the_service_read_the_same_probe_inputs(probed: tuple[RunT
     # Without the option the model reads no probe.
     plain = fit_model(table, split, TrainConfig(model="linear", progress=False)).predictor
     assert not [f for f in plain.metadata.features if f.startswith(PROBE_INPUT)]
+
+
+def test_the_cloudformers_probe_head_reads_the_probe_columns_and_travels_with_the_artifact(
+    probed: tuple[RunTable, Split], tmp_path
+) -> None:
+    table, split = probed
+    options = {"probe_head": True, "blocks": 1}
+    outcome = fit_model(
+        table,
+        split,
+        TrainConfig(
+            model="cloudformer", model_options=options, include_probes=True, epochs=1, progress=False
+        ),
+    )
+    features = outcome.predictor.metadata.features
+    module = outcome.predictor.model
+    assert module.probe_columns.tolist() == [f.startswith(PROBE_INPUT) for f in features]
+    run = table.runs.filter(pl.col("has_neighbours")).row(0, named=True)
+    frame = table.telemetry.filter(pl.col("run_id") == run["run_id"]).sort("second")
+    own = {m: frame[SELF + m].to_numpy() for m in table.metrics}
+    neighbours = [{m: frame[NEIGHBOUR_MEAN + m].to_numpy() for m in table.metrics}]
+    probes = probe_results(table, run["target_profile"])
+    others = [probe_results(table, n) for n in run["neighbour_profiles"]]
+    answer = outcome.predictor.predict_degradation(own, neighbours, None, None, probes, others)
+    outcome.predictor.save(tmp_path / "artifact")
+    loaded = Predictor.load(tmp_path / "artifact")
+    assert loaded.predict_degradation(own, neighbours, None, None, probes, others) == answer
+    # The answer reads the probes: a target told it is insensitive to everything is answered otherwise.
+    insensitive = {name: 1.0 for name in probes}
+    assert loaded.predict_degradation(own, neighbours, None, None, insensitive, others).p != answer.p
