@@ -205,19 +205,11 @@ class DegradationRequest(StrictModel):
     # The target's solo profile as registered (``/register_profile``): a model reading the target's rates
     # relative to running alone gets them from it; without it they are reported missing.
     profile_id: Name | None = None
-    # Each neighbour's registered profile, in the order of ``neighbours``: a model reading the workloads'
-    # probes (the target's sensitivity, the neighbours' pressure) gets the neighbours' from them; without
-    # them those inputs are reported missing.
+    # The registered profiles of the workloads beside the target: a model reading the workloads' probes (the
+    # target's sensitivity, the sum of its neighbours' pressure) gets the neighbours' from them; without
+    # them those inputs are reported missing. One per neighbour workload, whatever the number of series in
+    # ``neighbours`` (a caller may send the neighbours' telemetry as one mean series).
     neighbour_profile_ids: list[Name] | None = Field(default=None, max_length=256)
-
-    @model_validator(mode="after")
-    def _one_profile_per_neighbour(self) -> Self:
-        if self.neighbour_profile_ids is not None and len(self.neighbour_profile_ids) != len(self.neighbours):
-            raise ValueError(
-                f"neighbour_profile_ids: {len(self.neighbour_profile_ids)} profiles for "
-                f"{len(self.neighbours)} neighbours; give one per neighbour, in their order"
-            )
-        return self
 
 
 class HostDegradationRequest(StrictModel):

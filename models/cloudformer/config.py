@@ -32,7 +32,7 @@ class CloudFormerConfig(ModelConfig):
     head_dropout: float = 0.4
     # The run's probe inputs (``include_probes``: the target's measured sensitivities, its neighbours'
     # summed pressures, constants of the run) also go straight into the head beside the branches' encoding:
-    # as tokens alone they are 16 of ~300 metrics, patched with others, and the network did not read them
+    # as tokens alone they are 16 of ~450 inputs, patched with others, and the network did not read them
     # (validation 5.02 pp against 5.00 without them; with them in the head 4.89: reports/evaluation/
     # probe-inputs).
     probe_head: bool = False
