@@ -26,6 +26,28 @@ PROBE_INPUT = "probes__"
 NEIGHBOURS = "neighbours_"
 
 
+# Probe resource -> the metric group its results belong to (explanations of the models that read them).
+RESOURCE_GROUPS = {
+    "cpu": "cpu",
+    "cache": "cache_membw",
+    "membw": "cache_membw",
+    "memory": "memory",
+    "io": "io",
+    "network": "network",
+}
+
+
+def resource_of(probe: str) -> str:
+    """``sens_membw_2`` / ``press_io`` -> ``membw`` / ``io``."""
+    kind, _, rest = probe.partition("_")
+    return rest.rsplit("_", 1)[0] if kind == "sens" else rest
+
+
+def metric_group_of(probe: str) -> str:
+    """A probe's metric group (``sens_membw_2`` -> ``cache_membw``), ``other`` for an unknown resource."""
+    return RESOURCE_GROUPS.get(resource_of(probe), "other")
+
+
 def probe_input_names(probe_names: Sequence[str]) -> list[str]:
     """The monitoring inputs for these probe names (``sens_*``, ``press_*``: ``tensors.probe_columns``): the
     target's sensitivities, then the neighbours' summed pressures, each under ``PROBE_INPUT``."""

@@ -215,9 +215,8 @@ class RunTable:
         target's sensitivity deficits and its neighbours' summed pressure deficits, the same every second,
         under ``PROBE_INPUT``, each in its probe's metric group. Tables without probes, or that have the
         columns, are returned as they are."""
-        from cotenant.datasets.probe_inputs import probe_input_names, probe_inputs, probe_of
+        from cotenant.datasets.probe_inputs import metric_group_of, probe_input_names, probe_inputs, probe_of
         from cotenant.datasets.tensors import probe_columns, probe_results
-        from cotenant.models.placement_probes import probe_group
 
         names = probe_input_names(probe_columns(self))
         if not names or names[0] in self.telemetry.columns:
@@ -240,7 +239,7 @@ class RunTable:
         per_run = pl.DataFrame(rows, schema=schema).fill_nan(None)
         telemetry = self.telemetry.join(per_run, on="run_id", how="left", maintain_order="left")
         groups = dict(self.metric_groups) | {
-            name.removeprefix(PROBE_INPUT): probe_group(probe_of(name)) for name in names
+            name.removeprefix(PROBE_INPUT): metric_group_of(probe_of(name)) for name in names
         }
         return RunTable(self.runs, telemetry, self.profiles, groups, dict(self.meta), dict(self.extras))
 

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+from cotenant.datasets.probe_inputs import metric_group_of, resource_of
 from cotenant.models.base import P_FLOOR, DataShape, ModelConfig, ModelSpec, UnsuitableData, register
 from pydantic import Field, model_validator
 
@@ -53,15 +54,6 @@ PROBE_MEASURED = PROBE_PREFIX + "measured"
 PROBE_LIVE = PROBE_PREFIX + "live"
 PROBE_LATENCY = PROBE_PREFIX + "latency"  # 1: the workload's metric is a latency (datasets.tensors)
 PROBE_FLAGS = (PROBE_MEASURED, PROBE_LIVE, PROBE_LATENCY)  # inputs that are not probe deficits
-# Probe resource -> the metric group its occlusion belongs to (explanations).
-RESOURCE_GROUPS = {
-    "cpu": "cpu",
-    "cache": "cache_membw",
-    "membw": "cache_membw",
-    "memory": "memory",
-    "io": "io",
-    "network": "network",
-}
 # The profile metric whose mean is a workload's CPU demand (as the utilisation reference reads it).
 CPU_DEMAND_METRICS = ("cgroup_cpu_usage_seconds_per_second", "cpu_usage_seconds_per_second")
 # Water levels, as fractions of the host's cores, at which each workload's capped demand is embedded (the fair
@@ -193,13 +185,11 @@ class ProbePlacementConfig(ModelConfig):
 
 def probe_resource(column: str) -> str:
     """``probe:sens_membw_2`` / ``probe:press_io`` -> ``membw`` / ``io``."""
-    name = column.removeprefix(PROBE_PREFIX)
-    kind, _, rest = name.partition("_")
-    return rest.rsplit("_", 1)[0] if kind == "sens" else rest
+    return resource_of(column.removeprefix(PROBE_PREFIX))
 
 
 def probe_group(column: str) -> str:
-    return "other" if column in PROBE_FLAGS else RESOURCE_GROUPS.get(probe_resource(column), "other")
+    return "other" if column in PROBE_FLAGS else metric_group_of(column.removeprefix(PROBE_PREFIX))
 
 
 def _demand_column(names: list[str], feature_groups: list[str]) -> int | None:
