@@ -32,12 +32,13 @@ class MonitoringView:
         key = (profile, others)
         if key in self._p:
             return self._p[key]
+        if not others:
+            self._p[key] = (1.0, ALONE)
+            return self._p[key]
         # The workloads' probes as the lab measured them, for a model that reads them (include_probes).
         probes = probe_results(self.table, profile)
         neighbour_probes = [probe_results(self.table, other) for other in others]
-        if not others:
-            self._p[key] = (1.0, ALONE)
-        elif key in self.recorded:
+        if key in self.recorded:
             table = self.table
             frame = table.telemetry.filter(pl.col("run_id") == self.recorded[key]).sort("second")
             target = {m: frame[f"self__{m}"].to_numpy() for m in table.metrics}
