@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import polars as pl
-from cotenant.datasets.probe_inputs import PROBE_INPUT
 from cotenant.datasets.splits import FeatureStats, Split, program_of
 from cotenant.datasets.table import SELF, VS_SOLO, RunTable
 from cotenant.models.base import QUANTILES, DataShape, ModelSpec, feature_groups, set_torch_threads, summarise
@@ -196,13 +195,12 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
     switch-gated prior (``set_switch_prior``) the columns of the switch ratio and the profile's switch
     density; nothing where the inputs lack the CPU one. A tabular model reads the column's mean over time at
     the same index (``base.summarise`` puts the means first). Every part that reads the probe inputs apart
-    (``set_probe_columns``) is given their columns."""
+    (``set_head_columns``) is given the column names."""
     from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE, SWITCH_DENSITY, SWITCH_RATE
 
-    probe_columns = [i for i, name in enumerate(stats.names) if name.startswith(PROBE_INPUT)]
     for part in model.modules() if hasattr(model, "modules") else [model]:
-        if hasattr(part, "set_probe_columns"):  # the head's direct probe inputs (CloudFormer ``probe_head``)
-            part.set_probe_columns(probe_columns)
+        if hasattr(part, "set_head_columns"):  # the head's direct inputs (CloudFormer ``probe_head``, ...)
+            part.set_head_columns(stats.names)
     if VS_SOLO + CPU_RATE not in stats.names:
         return
     rate_columns = [

@@ -36,6 +36,10 @@ class CloudFormerConfig(ModelConfig):
     # (validation 5.02 pp against 5.00 without them; with them in the head 4.89: reports/evaluation/
     # probe-inputs).
     probe_head: bool = False
+    # The target's rates over its solo profile (``vs_solo__``, the inputs boosting reads best) as their means
+    # over the run, straight into the head too, beside the probes' columns (with or without ``probe_head``):
+    # in the branches they are patched with the neighbours' levels and read only through attention.
+    ratio_head: bool = False
     # Copies trained side by side with their own initial weights, answering their mean (models/ensemble.py):
     # a candidate for issue-13 validation, each member costing one more model's training and inference time.
     members: int = Field(default=1, ge=1, le=16)

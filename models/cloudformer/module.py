@@ -21,6 +21,8 @@ from typing import cast
 
 import torch
 from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
+from cotenant.datasets.probe_inputs import PROBE_INPUT
+from cotenant.datasets.table import VS_SOLO
 from cotenant.models.base import QuantileHead
 from cotenant.models.cloudformer.config import CloudFormerConfig
 from cotenant.models.solo_prior import fit_switch_gate, switch_mixture
@@ -159,7 +161,7 @@ class CloudFormer(nn.Module):
     profile_stds: torch.Tensor
     gate_penalty: torch.Tensor
     switch_columns: torch.Tensor  # buffers of the switch-gated prior (``prior="switches"``)
-    probe_columns: torch.Tensor  # the inputs the head reads beside the encoding (``probe_head``)
+    probe_columns: torch.Tensor  # what the head reads beside the encoding (``probe_head``, ``ratio_head``)
     switch_means: torch.Tensor
     switch_stds: torch.Tensor
     switch_gate: torch.Tensor
@@ -193,14 +195,17 @@ class CloudFormer(nn.Module):
             else None
         )
         fused = (cfg.width if temporal else 0) + (cfg.system_width if system else 0)
-        # ``probe_head``: which input columns (the probe inputs, ``set_probe_columns``) the head reads beside
-        # the encoding, as their means over the run; a weight per input column, those of the others never
-        # see anything but 0.
-        self.probe_head = cfg.probe_head
-        if cfg.probe_head:
+        # ``probe_head`` / ``ratio_head``: which input columns (the probe inputs, the solo-relative ratios:
+        # ``set_head_columns``) the head reads beside the encoding, as their means over the run; a weight per
+        # input column, those of the others never see anything but 0.
+        self.probe_head = cfg.probe_head or cfg.ratio_head
+        self.head_prefixes = tuple(
+            prefix for prefix, wanted in ((PROBE_INPUT, cfg.probe_head), (VS_SOLO, cfg.ratio_head)) if wanted
+        )
+        if self.probe_head:
             self.register_buffer("probe_columns", torch.zeros(n_features, dtype=torch.bool))
         self.head = nn.Sequential(
-            nn.Linear(fused + (n_features if cfg.probe_head else 0), cfg.head_width),
+            nn.Linear(fused + (n_features if self.probe_head else 0), cfg.head_width),
             nn.SiLU(),  # Swish
             nn.LayerNorm(cfg.head_width),
             nn.Dropout(cfg.head_dropout),
@@ -281,11 +286,11 @@ class CloudFormer(nn.Module):
         switch ratio and the density."""
         return self.switch_prior and bool((self.switch_columns >= 0).all()) and int(self.prior_column) >= 0
 
-    def set_probe_columns(self, columns: list[int]) -> None:
-        """The input columns of the probe inputs, which ``probe_head`` gives the head (none: it reads 0)."""
+    def set_head_columns(self, names: Sequence[str]) -> None:
+        """Of the input columns ``names``, mark those ``probe_head`` (the probe inputs) and ``ratio_head``
+        (the solo-relative ratios) give the head (none: it reads 0)."""
         if self.probe_head:
-            self.probe_columns.zero_()
-            self.probe_columns[torch.tensor(columns, dtype=torch.long)] = True
+            self.probe_columns.copy_(torch.tensor([name.startswith(self.head_prefixes) for name in names]))
 
     def cpu_ratio(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
         """The run's mean CPU ratio over its real steps, de-normalised (the solo-relative heuristic before
