@@ -140,8 +140,16 @@ def evaluate(
     curve_fractions: Annotated[
         str, typer.Option(help="shares of each application's runs to try")
     ] = "0.25,0.5",
+    answers: Annotated[
+        bool,
+        typer.Option(
+            help="also write answers.parquet: every run each fold's model answered (test and validation), "
+            "its label and quantiles, for error analysis and run-by-run comparisons"
+        ),
+    ] = False,
 ) -> None:
     """Tables IV and V on any source: every model, leave-programs-out folds; MD + JSON + PNG."""
+    import polars as pl
     from cotenant.datasets import load_source
     from cotenant.datasets.splits import repeated_leave_programs_out
     from cotenant.training.config import TrainConfig, parse_model_choices
@@ -162,7 +170,8 @@ def evaluate(
     def log(message: str) -> None:
         console.print(message, markup=False)  # model labels are bracketed: cloudformer[members=3]
 
-    report = evaluate_models(table, names, splits, base, log=log)
+    answered: list[pl.DataFrame] | None = [] if answers else None
+    report = evaluate_models(table, names, splits, base, log=log, answers=answered)
     if curve_models != "none":
         from cotenant.training.learning_curve import learning_curves
 
@@ -177,6 +186,9 @@ def evaluate(
             log=log,
         )
     paths = write_report(report, out)
+    if answered:
+        paths.append(out / "answers.parquet")
+        pl.concat(answered).write_parquet(paths[-1])
     if tracking_uri != "none":
         log_report(paths, report, tracking_uri or default_tracking_uri(), "cotenant-evaluation")
     console.print(f"wrote {', '.join(str(p) for p in paths)}")

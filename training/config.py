@@ -95,6 +95,8 @@ TRAINING_OPTIONS = frozenset(
         "epochs",
         "early_stopping_patience",
         "calibration",
+        # The weights' and the data order's seed: a model's spread over seeds, measured beside its choices.
+        "seed",
     }
 )
 # ``name`` or ``name[key=value,...]``, entries separated by commas outside the brackets.

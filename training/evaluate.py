@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 from cotenant.datasets.lab.labels import noise_pp, noise_text
 from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
+from cotenant.models.base import QUANTILES
 from cotenant.training.config import ModelChoice, TrainConfig
-from cotenant.training.fit import fit_model
+from cotenant.training.fit import FitOutcome, fit_model
 from cotenant.training.learning_curve import (
     best_baseline,
     chosen_variant,
@@ -44,9 +46,49 @@ from cotenant.training.run import data_digest
 MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")
 
 
+# The quantile columns of ``answers.parquet``: p10, p50, p90.
+ANSWER_QUANTILES = [f"p{round(q * 100):02d}" for q in QUANTILES]
+
+
+def answer_rows(table: RunTable, model: str, fold: int, split: Split, outcome: FitOutcome) -> pl.DataFrame:
+    """Every run one fold's model answered, a row each: its test runs (the interval calibrated) and its
+    validation runs, each answered as the choice between variants read it (a model stopped early: by the
+    copy stopped on the other half; the interval before calibration). For error analysis and for combining
+    models' answers run by run, which the report's per-fold means cannot."""
+    roles = [("test", outcome.test_runs, outcome.predicted, outcome.labels)]
+    if outcome.validation_predicted is not None and outcome.validation_labels is not None:
+        roles.append(
+            ("validation", outcome.validation_runs, outcome.validation_predicted, outcome.validation_labels)
+        )
+    programs = dict(zip(table.runs["run_id"], table.runs["application"], strict=True))
+    frames = [
+        pl.DataFrame(
+            {
+                "model": model,
+                "fold": fold,
+                "partition": split.partition,
+                "role": role,
+                "run_id": runs,
+                "application": [programs[run] for run in runs],
+                "label": np.asarray(labels, dtype=np.float64),
+            }
+            | {name: np.asarray(answers, dtype=np.float64)[:, i] for i, name in enumerate(ANSWER_QUANTILES)}
+        )
+        for role, runs, answers, labels in roles
+    ]
+    return pl.concat(frames)
+
+
 def evaluate_models(
-    table: RunTable, models: list[str], splits: list[Split], base: TrainConfig, log: Any = print
+    table: RunTable,
+    models: list[str],
+    splits: list[Split],
+    base: TrainConfig,
+    log: Any = print,
+    answers: list[pl.DataFrame] | None = None,
 ) -> dict[str, Any]:
+    """Every model of ``models`` on every split, as the report's dict; with ``answers`` (a list), each
+    fold's runs and answers are appended to it too (``answer_rows``)."""
     from cotenant.models import MODELS
 
     digest = data_digest(table)
@@ -89,6 +131,8 @@ def evaluate_models(
             )
             predicted_all.append(outcome.predicted)
             labels_all.append(outcome.labels)
+            if answers is not None:
+                answers.append(answer_rows(table, name, fold, split, outcome))
             apps_all.extend(outcome.applications)
             for variant, predicted_variant in outcome.extra.get("variants", {}).items():
                 # "<model>:<inputs>" named after this choice ("<model>[options]:<inputs>"): every choice of a

@@ -106,3 +106,24 @@ def test_the_cloudformers_probe_head_reads_the_probe_columns_and_travels_with_th
     # The answer reads the probes: a target told it is insensitive to everything is answered otherwise.
     insensitive = {name: 1.0 for name in probes}
     assert loaded.predict_degradation(own, neighbours, None, None, insensitive, others).p != answer.p
+
+
+@pytest.mark.parametrize(
+    ("options", "read"),
+    [
+        ({"probe_head": True}, [False, False, True, True]),
+        ({"ratio_head": True}, [False, True, False, False]),
+        ({"probe_head": True, "ratio_head": True}, [False, True, True, True]),
+    ],
+)
+def test_the_cloudformers_head_reads_the_columns_its_options_name(
+    options: dict[str, bool], read: list[bool]
+) -> None:
+    from cotenant.datasets.table import VS_SOLO
+    from cotenant.models.cloudformer.config import CloudFormerConfig
+    from cotenant.models.cloudformer.module import CloudFormer
+
+    names = [SELF + "cpu", VS_SOLO + "cpu", PROBE_INPUT + "sens_cache_1", PROBE_INPUT + "neighbours_press_io"]
+    module = CloudFormer(len(names), 4, True, True, CloudFormerConfig(blocks=1, **options))
+    module.set_head_columns(names)
+    assert module.probe_columns.tolist() == read

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -86,10 +87,23 @@ def test_evaluate_writes_both_tasks(tmp_path: Path) -> None:
             str(out),
             "--tracking-uri",
             f"sqlite:///{tmp_path / 'm.db'}",
+            "--answers",
         ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "evaluation.json").read_text())
+    # Every choice's answers, run by run, in both roles; the test rows give each fold's reported MAE.
+    answers = pl.read_parquet(out / "answers.parquet")
+    assert set(answers["model"]) == {m for m, entry in report["models"].items() if "variant_of" not in entry}
+    assert set(answers["role"]) == {"test", "validation"}
+    for name in ("linear", "placement-probes"):
+        for fold in report["models"][name]["per_fold"]:
+            rows = answers.filter(
+                (pl.col("model") == name) & (pl.col("fold") == fold["fold"]) & (pl.col("role") == "test")
+            )
+            assert set(rows["application"]) == set(fold["test_apps"])
+            mae = float((rows["p50"] - rows["label"]).abs().mean()) * 100  # type: ignore[operator]
+            assert mae == pytest.approx(fold["mae"])
     variants = {
         "placement-probes:incumbents-without-probes",
         "placement-probes:newcomer-without-probes",

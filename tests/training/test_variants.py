@@ -137,7 +137,9 @@ def test_evaluation_reports_variants_with_their_validation_error() -> None:
         model_options={"blocks": 1, "width": 16, "feed_forward": 32},
     )
     labels = ["cloudformer", "cloudformer[members=2]"]
-    report = evaluate_models(table, labels, splits, base, log=lambda *_: None)
+    answers: list[pl.DataFrame] = []
+    report = evaluate_models(table, labels, splits, base, log=lambda *_: None, answers=answers)
+    answered = pl.concat(answers)
     assert set(labels) <= set(report["models"])
     for label in labels:
         entry = report["models"][label]
@@ -152,6 +154,18 @@ def test_evaluation_reports_variants_with_their_validation_error() -> None:
         assert entry["validation_mae"] == pytest.approx(
             sum(fold["validation_mae"] for fold in entry["per_fold"]) / 3
         )
+        # The answers run by run: each fold's validation and test runs, giving its reported MAEs.
+        for fold, split in zip(entry["per_fold"], splits, strict=True):
+            for role, runs, reported in (
+                ("validation", split.validation_runs, fold["validation_mae"]),
+                ("test", split.test_runs, fold["mae"]),
+            ):
+                rows = answered.filter(
+                    (pl.col("model") == label) & (pl.col("fold") == fold["fold"]) & (pl.col("role") == role)
+                )
+                assert sorted(rows["run_id"]) == sorted(runs)
+                mae = float((rows["p50"] - rows["label"]).abs().mean()) * 100  # type: ignore[operator]
+                assert mae == pytest.approx(reported, rel=1e-5)
     assert report["models"]["cloudformer[members=2]"]["options"] == {"members": 2}
     best = min(labels, key=lambda label: report["models"][label]["validation_mae"])
     assert report["targets"]["cloudformer_variant"] == best
