@@ -7,6 +7,7 @@ evaluated is exactly what serving loads.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,7 +119,10 @@ def _fit_monitoring(
         fit_rate_gates(module, train, list(train_apps))
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
-        models = _fit_neural(module, train, halves, collate_monitoring, cfg, pretrain)
+        if getattr(model_cfg, "members_apart", False) and getattr(model_cfg, "members", 1) > 1:
+            models = _fit_members_apart(module, train, halves, collate_monitoring, cfg, pretrain)
+        else:
+            models = _fit_neural(module, train, halves, collate_monitoring, cfg, pretrain)
         model = models[0]
         n_inputs = len(features)
     else:
@@ -546,6 +550,37 @@ def _fit_neural(
     if pretrain_epochs:
         pretrain_neural(module, loader, pretrain_epochs, cfg.optim, where)
     return fit_neural(module, loader, cfg.epochs, cfg.optim, where, cfg.early_stopping_patience)
+
+
+def _fit_members_apart(
+    ensemble: Any,
+    train: Any,
+    halves: StoppingHalves[Any] | None,
+    collate: Any,
+    cfg: TrainConfig,
+    pretrain_epochs: int = 0,
+) -> list[Any]:
+    """An ensemble (``models.ensemble.MemberEnsemble``) whose members are trained one after another, each
+    alone by the one loop with its own seed (``cfg.seed`` + its index) and its own early stopping, as
+    ``_fit_neural`` returns them: one ensemble per kept copy (with stopping halves, the members' copies
+    stopped on the same half together)."""
+    if train.held_out_by is not None:
+        raise ValueError(
+            "members_apart trains every member on every training program: not with members_hold_out_programs"
+        )
+    import lightning as L
+
+    kept = []
+    for index, member in enumerate(ensemble.members):
+        own = cfg.model_copy(update={"seed": cfg.seed + index})
+        L.seed_everything(own.seed, workers=True, verbose=False)  # its dropout draws, as fit_model seeds one
+        kept.append(_fit_neural(member, train, halves, collate, own, pretrain_epochs))
+    copies = []
+    for copy_index in range(len(kept[0])):
+        together = ensemble if copy_index == 0 else copy.deepcopy(ensemble)
+        together.members = type(ensemble.members)(copies_of_member[copy_index] for copies_of_member in kept)
+        copies.append(together.eval())
+    return copies
 
 
 def program_shares(applications: np.ndarray, members: int) -> np.ndarray:

@@ -187,3 +187,41 @@ def test_placement_models_are_judged_on_every_validation_run() -> None:
     # Medians: calibration moves only the interval's ends.
     np.testing.assert_allclose(answers[:, 1], forest.validation_predicted[:, 1], rtol=1e-6)
     assert forest.validation_mae == pytest.approx(float(np.mean(np.abs(answers[:, 1] - validation.y)) * 100))
+
+
+def test_members_trained_apart_are_each_the_model_its_own_training_gives() -> None:
+    """``members_apart``: each member is trained alone with its own seed and its own early stopping, and the
+    ensemble kept for each stopping half holds every member's copy stopped on that half."""
+    import copy
+
+    from cotenant.datasets.torch_data import collate_monitoring
+    from cotenant.models import MODELS
+    from cotenant.models.base import DataShape
+    from cotenant.models.ensemble import MemberEnsemble
+    from cotenant.training.fit import _fit_members_apart, _fit_neural
+
+    _, _, (data, halves) = _monitoring_parts()
+    spec = MODELS["cloudformer"]
+    config = spec.config_type(members=2, members_apart=True, blocks=1, width=16, feed_forward=32)
+    cfg = TrainConfig(epochs=6, batch_size=16, early_stopping_patience=1, progress=False, seed=3)
+    torch.manual_seed(0)
+    ensemble = spec.build(config, DataShape(data.train.values.shape[1], 0, cfg.max_steps))
+    assert isinstance(ensemble, MemberEnsemble)
+    untrained = [copy.deepcopy(member) for member in ensemble.members]
+    kept = _fit_members_apart(ensemble, data.train, halves, collate_monitoring, cfg)
+    assert len(kept) == 2 and all(isinstance(together, MemberEnsemble) for together in kept)
+    for index, member in enumerate(untrained):
+        L.seed_everything(3 + index, workers=True, verbose=False)
+        alone = _fit_neural(
+            member, data.train, halves, collate_monitoring, cfg.model_copy(update={"seed": 3 + index})
+        )
+        for half, together in enumerate(kept):
+            for (name, weight), (_, kept_weight) in zip(
+                alone[half].state_dict().items(), together.members[index].state_dict().items(), strict=True
+            ):
+                torch.testing.assert_close(
+                    kept_weight, weight, rtol=0, atol=1e-6, msg=f"{index} {half} {name}"
+                )
+    # Their own seeds: the two members' trainings differ (weights, data order), so their answers do.
+    first, second = (member.state_dict() for member in kept[0].members)
+    assert any(not torch.equal(first[name], second[name]) for name in first)
