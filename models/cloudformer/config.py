@@ -51,8 +51,8 @@ class CloudFormerConfig(ModelConfig):
     # Each member trained alone, one after another, with its own seed (initial weights, data order, dropout)
     # and its own early stopping, then answering with the others: a deep ensemble of independent trainings.
     # Side by side (False) the members share batches and one stopping epoch: three of them scored 4.97 pp on
-    # validation programs against 4.89 for one, where three single models of seeds 0-2 averaged 4.80
-    # (reports/evaluation/head-inputs).
+    # validation programs against 4.89 for one; apart, five score 4.83 against 4.85 for one of the same
+    # variant, whose seeds alone span 4.85-5.11 (reports/evaluation/head-inputs).
     members_apart: bool = False
     # Self-supervised pretraining before the supervised epochs (masked reconstruction over time steps and
     # metrics of the training runs' telemetry, labels unused; CloudFormer.reconstruction_loss): epochs of it
