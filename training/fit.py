@@ -120,7 +120,11 @@ def _fit_monitoring(
         if getattr(model_cfg, "members_hold_out_programs", False):
             train.held_out_by = program_shares(train_apps, getattr(model_cfg, "members", 1))
         if getattr(model_cfg, "members_apart", False) and getattr(model_cfg, "members", 1) > 1:
-            models = _fit_members_apart(module, train, halves, collate_monitoring, cfg, pretrain)
+            models = _fit_members_apart(
+                module,
+                cfg,
+                lambda member, own: _fit_neural(member, train, halves, collate_monitoring, own, pretrain),
+            )
         else:
             models = _fit_neural(module, train, halves, collate_monitoring, cfg, pretrain)
         model = models[0]
@@ -553,28 +557,19 @@ def _fit_neural(
 
 
 def _fit_members_apart(
-    ensemble: Any,
-    train: Any,
-    halves: StoppingHalves[Any] | None,
-    collate: Any,
-    cfg: TrainConfig,
-    pretrain_epochs: int = 0,
+    ensemble: Any, cfg: TrainConfig, fit_member: Callable[[Any, TrainConfig], list[Any]]
 ) -> list[Any]:
     """An ensemble (``models.ensemble.MemberEnsemble``) whose members are trained one after another, each
-    alone by the one loop with its own seed (``cfg.seed`` + its index) and its own early stopping, as
-    ``_fit_neural`` returns them: one ensemble per kept copy (with stopping halves, the members' copies
+    alone by ``fit_member`` (the one loop, ``_fit_neural``) with its own seed (``cfg.seed`` + its index)
+    and its own early stopping: one ensemble per kept copy (with stopping halves, the members' copies
     stopped on the same half together)."""
-    if train.held_out_by is not None:
-        raise ValueError(
-            "members_apart trains every member on every training program: not with members_hold_out_programs"
-        )
     import lightning as L
 
     kept = []
     for index, member in enumerate(ensemble.members):
         own = cfg.model_copy(update={"seed": cfg.seed + index})
         L.seed_everything(own.seed, workers=True, verbose=False)  # its dropout draws, as fit_model seeds one
-        kept.append(_fit_neural(member, train, halves, collate, own, pretrain_epochs))
+        kept.append(fit_member(member, own))
     copies = []
     for copy_index in range(len(kept[0])):
         together = ensemble if copy_index == 0 else copy.deepcopy(ensemble)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from cotenant.models.base import ModelConfig, PriorRate
-from pydantic import Field
+from pydantic import Field, model_validator
 
 
 class CloudFormerConfig(ModelConfig):
@@ -88,3 +88,12 @@ class CloudFormerConfig(ModelConfig):
     # penalty on its squared weights keeps it from telling training programs apart by their profiles. None:
     # chosen over folds of the training programs, the CPU rate alone among the candidates.
     rate_gate_l2: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _members_apart_train_on_every_program(self) -> CloudFormerConfig:
+        if self.members_apart and self.members_hold_out_programs:
+            raise ValueError(
+                "members_apart trains every member on every training program: "
+                "not with members_hold_out_programs"
+            )
+        return self

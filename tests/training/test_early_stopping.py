@@ -208,7 +208,9 @@ def test_members_trained_apart_are_each_the_model_its_own_training_gives() -> No
     ensemble = spec.build(config, DataShape(data.train.values.shape[1], 0, cfg.max_steps))
     assert isinstance(ensemble, MemberEnsemble)
     untrained = [copy.deepcopy(member) for member in ensemble.members]
-    kept = _fit_members_apart(ensemble, data.train, halves, collate_monitoring, cfg)
+    kept = _fit_members_apart(
+        ensemble, cfg, lambda member, own: _fit_neural(member, data.train, halves, collate_monitoring, own)
+    )
     assert len(kept) == 2 and all(isinstance(together, MemberEnsemble) for together in kept)
     for index, member in enumerate(untrained):
         L.seed_everything(3 + index, workers=True, verbose=False)
@@ -225,3 +227,6 @@ def test_members_trained_apart_are_each_the_model_its_own_training_gives() -> No
     # Their own seeds: the two members' trainings differ (weights, data order), so their answers do.
     first, second = (member.state_dict() for member in kept[0].members)
     assert any(not torch.equal(first[name], second[name]) for name in first)
+    # Trained apart, a member cannot also be kept off a share of the training programs.
+    with pytest.raises(ValueError, match="members_hold_out_programs"):
+        spec.config_type(members=2, members_apart=True, members_hold_out_programs=True)
