@@ -202,8 +202,8 @@ def tell_solo_prior(model: Any, stats: FeatureStats) -> None:
     ratio and of the target's own rate (-1 where the inputs lack it), and every part that can read the
     switch-gated prior (``set_switch_prior``) the columns of the switch ratio and the profile's switch
     density; nothing where the inputs lack the CPU one. A tabular model reads the column's mean over time at
-    the same index (``base.summarise`` puts the means first). Every part that reads the probe inputs apart
-    (``set_head_columns``) is given the column names."""
+    the same index (``base.summarise`` puts the means first). Every part that reads some input columns
+    straight into its head (``set_head_columns``) is given the column names."""
     from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE, SWITCH_DENSITY, SWITCH_RATE
 
     for part in model.modules() if hasattr(model, "modules") else [model]:

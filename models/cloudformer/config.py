@@ -48,8 +48,9 @@ class CloudFormerConfig(ModelConfig):
     # the interval beside the validation programs' (the tabular models' out-of-fold rule, at no extra
     # training). A few validation programs alone give a noisy quantile: 0.70-0.77 coverage for an 80% one.
     members_hold_out_programs: bool = False
-    # Each member trained alone, one after another, with its own seed (initial weights, data order, dropout)
-    # and its own early stopping, then answering with the others: a deep ensemble of independent trainings.
+    # Each member trained alone, one after another, with its own seed (data order, dropout; its initial
+    # weights are its own draw when the ensemble is built) and its own early stopping, then answering with
+    # the others: a deep ensemble of independent trainings.
     # Side by side (False) the members share batches and one stopping epoch: three of them scored 4.97 pp on
     # validation programs against 4.89 for one; apart, five score 4.83 against 4.85 for one of the same
     # variant, whose seeds alone span 4.85-5.11 (reports/evaluation/head-inputs).

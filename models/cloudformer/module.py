@@ -198,14 +198,13 @@ class CloudFormer(nn.Module):
         # ``probe_head`` / ``ratio_head``: which input columns (the probe inputs, the solo-relative ratios:
         # ``set_head_columns``) the head reads beside the encoding, as their means over the run; a weight per
         # input column, those of the others never see anything but 0.
-        self.probe_head = cfg.probe_head or cfg.ratio_head
         self.head_prefixes = tuple(
             prefix for prefix, wanted in ((PROBE_INPUT, cfg.probe_head), (VS_SOLO, cfg.ratio_head)) if wanted
         )
-        if self.probe_head:
+        if self.head_prefixes:
             self.register_buffer("probe_columns", torch.zeros(n_features, dtype=torch.bool))
         self.head = nn.Sequential(
-            nn.Linear(fused + (n_features if self.probe_head else 0), cfg.head_width),
+            nn.Linear(fused + (n_features if self.head_prefixes else 0), cfg.head_width),
             nn.SiLU(),  # Swish
             nn.LayerNorm(cfg.head_width),
             nn.Dropout(cfg.head_dropout),
@@ -289,7 +288,7 @@ class CloudFormer(nn.Module):
     def set_head_columns(self, names: Sequence[str]) -> None:
         """Of the input columns ``names``, mark those ``probe_head`` (the probe inputs) and ``ratio_head``
         (the solo-relative ratios) give the head (none: it reads 0)."""
-        if self.probe_head:
+        if self.head_prefixes:
             self.probe_columns.copy_(torch.tensor([name.startswith(self.head_prefixes) for name in names]))
 
     def cpu_ratio(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
@@ -325,7 +324,7 @@ class CloudFormer(nn.Module):
             parts.append(self.system(x, mask))
         hidden = torch.cat(parts, dim=-1)
         head_input = hidden
-        if self.probe_head:
+        if self.head_prefixes:
             head_input = torch.cat([hidden, pooled_metrics(x, mask) * self.probe_columns], dim=-1)
         if not self.solo_prior or int(self.prior_column) < 0:
             return self.head(head_input)
