@@ -18,6 +18,9 @@ Programs (``--threads`` = the library's thread count, which is what a lab level 
   (2 n^3 per product), rate in GFLOP/s.
 * ``numpy_stream``: STREAM's triad a = b + s * c over three float64 arrays of 32 MiB, each of ``--threads``
   threads sweeping its own slice; units are GB of STREAM's accounting (24 bytes per element), rate in GB/s.
+* ``numpy_gather``: random lookups ``table[indices]`` into a float64 table of 256 MiB (an embedding or hash
+  table's access pattern), 1 Mi fixed random indices per iteration split among ``--threads`` threads; every
+  lookup a cache miss, so the rate is memory latency, not bandwidth; units are million lookups.
 
 Timing: start-up (imports, loading tables, building the model) and one warm-up iteration run before the
 clock starts; iterations then run while fewer than ``--seconds`` have passed and the rate is the work of
@@ -43,7 +46,7 @@ RESULT_FORMAT = (
     "pyprograms: program={program} threads={threads} iterations={iterations} units={units:.3f} unit={unit} "
     "seconds={seconds:.3f} startup={startup:.3f} rate={rate:.6f} per_second"
 )
-PROGRAMS = ("analytics", "torch_inference", "torch_training", "numpy_blas", "numpy_stream")
+PROGRAMS = ("analytics", "torch_inference", "torch_training", "numpy_blas", "numpy_stream", "numpy_gather")
 SCRIPT = Path(__file__).resolve()
 
 
@@ -88,6 +91,10 @@ STREAM_ELEMENTS = 4 * 1024 * 1024
 # Elements per block of a sweep (512 KiB of each array): s * c goes to an L2-sized scratch buffer and is added
 # to b straight into a, so each array crosses the memory bus once per sweep, as in STREAM.
 STREAM_BLOCK = 64 * 1024
+# 32 Mi float64 (256 MiB) in the gather table: lookups at random places in it miss every cache and most of the
+# TLB; 1 Mi indices (8 MiB, read in order) per iteration, about 0.1 s of lookups on one core.
+GATHER_ELEMENTS = 32 * 1024 * 1024
+GATHER_LOOKUPS = 1024 * 1024
 
 # One iteration of a program: it does some work and returns how many units it did.
 Step = Callable[[], float]
@@ -355,12 +362,43 @@ def numpy_stream(threads: int, data: Path | None) -> Step:
     return step
 
 
+def gather(table: Any, indices: Any, out: Any) -> None:
+    """out = table[indices] (numpy arrays; numpy releases the GIL in ``take``'s loop)."""
+    import numpy as np
+
+    np.take(table, indices, out=out)
+
+
+def numpy_gather(threads: int, data: Path | None) -> Step:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    table = rng.random(GATHER_ELEMENTS)
+    indices = rng.integers(0, GATHER_ELEMENTS, GATHER_LOOKUPS)
+    out = np.empty(GATHER_LOOKUPS)
+    bounds = [int(bound) for bound in np.linspace(0, GATHER_LOOKUPS, threads + 1)]
+    slices = list(itertools.pairwise(bounds))
+    pool = ThreadPoolExecutor(max_workers=threads)
+    millions = GATHER_LOOKUPS / 1e6
+
+    def step() -> float:
+        parts = [pool.submit(gather, table, indices[first:end], out[first:end]) for first, end in slices]
+        for part in parts:
+            part.result()
+        return millions
+
+    return step
+
+
 UNITS = {
     "analytics": "queries",
     "torch_inference": "samples",
     "torch_training": "samples",
     "numpy_blas": "gflop",
     "numpy_stream": "gigabytes",
+    "numpy_gather": "million_lookups",
 }
 BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
     "analytics": analytics,
@@ -368,6 +406,7 @@ BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
     "torch_training": torch_training,
     "numpy_blas": numpy_blas,
     "numpy_stream": numpy_stream,
+    "numpy_gather": numpy_gather,
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 from cotenant.datasets.lab.workloads import pyprograms
 from cotenant.datasets.lab.workloads.base import ParseError, WorkContext
 from cotenant.datasets.lab.workloads.numpy_blas import NumpyBlas
+from cotenant.datasets.lab.workloads.numpy_gather import NumpyGather
 from cotenant.datasets.lab.workloads.numpy_stream import NumpyStream
 from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics
 from cotenant.datasets.lab.workloads.torch_inference import TorchInference
@@ -19,6 +20,7 @@ parse_torch_inference = TorchInference().parse
 parse_torch_training = TorchTraining().parse
 parse_numpy_blas = NumpyBlas().parse
 parse_numpy_stream = NumpyStream().parse
+parse_numpy_gather = NumpyGather().parse
 
 CAPTURED = Path(__file__).parent / "captured"
 PARSERS = [
@@ -27,6 +29,7 @@ PARSERS = [
     parse_torch_training,
     parse_numpy_blas,
     parse_numpy_stream,
+    parse_numpy_gather,
 ]
 
 
@@ -48,6 +51,8 @@ def captured(name: str) -> str:
         # captured beside a running evaluation (niced), so well under the machine's bandwidth
         (parse_numpy_stream, "pyprograms_numpy_stream_1.txt", 1.104557),
         (parse_numpy_stream, "pyprograms_numpy_stream_2.txt", 2.313383),
+        (parse_numpy_gather, "pyprograms_numpy_gather_1.txt", 89.144324),
+        (parse_numpy_gather, "pyprograms_numpy_gather_2.txt", 171.174350),
     ],
 )
 def test_parser_reads_the_rate(parser, file: str, expected: float) -> None:
@@ -76,6 +81,8 @@ def test_parser_reads_only_its_own_program() -> None:
         parse_numpy_blas(captured("pyprograms_analytics_1.txt"))
     with pytest.raises(ParseError):
         parse_numpy_stream(captured("pyprograms_numpy_blas_1.txt"))
+    with pytest.raises(ParseError):
+        parse_numpy_gather(captured("pyprograms_numpy_stream_1.txt"))
 
 
 @pytest.mark.parametrize(
@@ -92,6 +99,17 @@ def test_triad_computes_its_slice_and_leaves_the_rest(size: int, first: int, end
     assert np.isnan(a[:first]).all() and np.isnan(a[end:]).all()
 
 
+def test_gather_looks_up_each_index_into_its_own_slice() -> None:
+    import numpy as np
+
+    table = np.arange(100, dtype=np.float64) * 0.5
+    indices = np.array([99, 0, 7, 7, 42])
+    out = np.full(8, np.nan)
+    pyprograms.gather(table, indices, out[2:7])
+    np.testing.assert_array_equal(out[2:7], [49.5, 0.0, 3.5, 3.5, 21.0])
+    assert np.isnan(out[:2]).all() and np.isnan(out[7:]).all()
+
+
 @pytest.fixture(scope="module")
 def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
     root = tmp_path_factory.mktemp("pyprograms")
@@ -101,7 +119,7 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
     return WorkContext(scratch=scratch, role_dir=root / "role", runtime_dir=root / "run")
 
 
-@pytest.mark.parametrize("workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas, NumpyStream])
+@pytest.mark.parametrize("workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas, NumpyStream, NumpyGather])
 def test_program_runs_and_its_rate_parses(workload, context: WorkContext) -> None:
     instance = workload()
     done = subprocess.run(
