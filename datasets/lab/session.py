@@ -68,6 +68,11 @@ class LabError(RuntimeError):
     """The lab cannot start or go on; the message says why and what to do."""
 
 
+class CollectorFailed(LabError):
+    """The telemetry collector exited: runs measured on would have no telemetry (useless to the monitoring
+    models, and nothing in their records would say so)."""
+
+
 class LabInterrupted(KeyboardInterrupt):
     """SIGTERM, turned into an exception so that clean-up runs exactly as for Ctrl-C."""
 
@@ -168,6 +173,24 @@ COLLECTOR_START_TIMEOUT_S = 180.0
 # ``cotenant collect`` itself, without importing every other area's CLI on the way (the full ``cotenant``
 # entry point takes minutes to start on a loaded 2-core host, the collect command alone seconds).
 COLLECTOR_ENTRY = "import typer; from cotenant.collectors.cli import collect; typer.run(collect)"
+COLLECTOR_LOG_LINES = 3  # of its log, in the error saying it exited
+
+
+def collector_command(arguments: list[str]) -> list[str]:
+    """The collector's command line. ``-P``: ``-c`` would put the working directory first on ``sys.path``,
+    and from a checkout of this repository (whose ``cotenant/`` folder is not the installed package) the
+    collector then failed to import ``cotenant.collectors`` and exited at once."""
+    return [sys.executable, "-P", "-c", COLLECTOR_ENTRY, *arguments]
+
+
+def collector_failure(process: subprocess.Popen[bytes], log: Path) -> str | None:
+    """None while the collector runs; once it has exited, its exit code and its log's last lines."""
+    code = process.poll()
+    if code is None:
+        return None
+    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    said = " | ".join(lines[-COLLECTOR_LOG_LINES:]) or "nothing"
+    return f"the telemetry collector exited with code {code}; its log ({log}) ends: {said}"
 
 
 def start_collector(
@@ -196,7 +219,7 @@ def start_collector(
 
     if arguments is None:
         arguments = ["--cgroup-glob", f"{group}/*/*", "--out", str(out)]
-    command = [sys.executable, "-c", COLLECTOR_ENTRY, *arguments]
+    command = collector_command(arguments)
     with log.open("ab") as output:
         process = subprocess.Popen(
             command,
@@ -211,6 +234,9 @@ def start_collector(
         if "collecting" in log.read_text(errors="replace"):
             break
         time.sleep(0.5)
+    failure = collector_failure(process, log)
+    if failure is not None:
+        raise CollectorFailed(failure)
     return process
 
 
@@ -337,6 +363,7 @@ def run_lab(
             if max_runs is not None:
                 pending = pending[:max_runs]
             for index, spec in enumerate(pending):
+                _stop_if_collector_failed(collector, out, f"before {spec.run_id}")
                 background = None
                 if plan.quiet is not None:
                     background = wait_for_quiet(
@@ -367,6 +394,7 @@ def run_lab(
                         "journal); run the same command to resume"
                     )
                     break
+            _stop_if_collector_failed(collector, out, "after the last run")
             result.noise = watch.describe()
             if on_progress:
                 on_progress(len(pending), len(pending), None, "done")
@@ -378,6 +406,16 @@ def run_lab(
                 stop_collector(collector)
             kill_tree(hierarchy, group)
     return result
+
+
+def _stop_if_collector_failed(collector: subprocess.Popen[bytes] | None, out: Path, when: str) -> None:
+    """A lab measuring with telemetry stops once its collector has exited, where no more runs lose theirs."""
+    failure = None if collector is None else collector_failure(collector, out / "collector.log")
+    if failure is not None:
+        raise CollectorFailed(
+            f"{failure}. Stopped {when}: the runs measured are in the journal (the last one may lack "
+            "telemetry from when the collector exited); fix it and run the same command to resume"
+        )
 
 
 def wait_for_steady_machine(

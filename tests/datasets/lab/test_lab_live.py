@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import cotenant.datasets.lab as lab_package
@@ -23,6 +24,7 @@ from cotenant.datasets.lab.cgroups import (
     Cgroup,
     CgroupHierarchy,
     detect_hierarchy,
+    kill_tree,
     lab_groups,
     pid_alive,
     read_pids,
@@ -30,7 +32,16 @@ from cotenant.datasets.lab.cgroups import (
 from cotenant.datasets.lab.labels import label_runs, noise_floor
 from cotenant.datasets.lab.plan import PlanPart, expand_plan, load_plan, write_plan
 from cotenant.datasets.lab.records import read_journal
-from cotenant.datasets.lab.session import LabError, check_leftovers, clean_all, lab_id, run_lab
+from cotenant.datasets.lab.session import (
+    COLLECTOR_ENTRY,
+    CollectorFailed,
+    LabError,
+    check_leftovers,
+    clean_all,
+    lab_id,
+    run_lab,
+    start_collector,
+)
 from cotenant.datasets.lab.workloads import WORKLOADS, WorkContext, Workload
 from cotenant.datasets.lab.workloads.sysbench_cpu import parse_sysbench_cpu
 
@@ -186,6 +197,49 @@ def test_sigterm_mid_plan_cleans_up_and_resumes(tmp_path: Path) -> None:
     after = [record.run_id for record in read_journal(journal)]
     assert resumed.skipped == len(done) and after[: len(done)] == done and len(after) == len(done) + 1
     assert len(set(after)) == len(after)
+
+
+def _collector_pids(telemetry: Path) -> list[int]:
+    """The collectors writing into ``telemetry`` (their command lines, from /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with suppress(OSError):
+            arguments = cmdline.read_bytes().decode(errors="replace").split("\0")
+            if COLLECTOR_ENTRY in arguments and str(telemetry) in arguments:
+                pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def test_a_collector_killed_mid_plan_stops_the_lab_naming_it(tmp_path: Path) -> None:
+    """Runs measured on after the collector died would have no telemetry and nothing saying so: the lab stops
+    before the next run with an error naming the collector and its log, keeping every finished run."""
+    out = tmp_path / "lab"
+    killed: list[int] = []
+
+    def kill_collector_at_second_run(index: int, total: int, spec: object, message: str) -> None:
+        if index == 1 and not killed:
+            killed.extend(_collector_pids(out / "telemetry"))
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+
+    specs = expand_plan(load_plan(SMOKE))
+    with pytest.raises(CollectorFailed, match=rf"code -9.*before {specs[2].run_id}"):
+        run_lab(SMOKE, out, allow_concurrent=True, on_progress=kill_collector_at_second_run)
+    assert len(killed) == 1
+    assert [record.run_id for record in read_journal(out / "runs.jsonl")] == [s.run_id for s in specs[:2]]
+    hierarchy = detect_hierarchy()
+    assert LAB_PREFIX + lab_id(load_plan(SMOKE), out) not in lab_groups(hierarchy)
+
+
+def test_a_collector_that_exits_at_start_is_an_error_naming_its_log(tmp_path: Path) -> None:
+    hierarchy = detect_hierarchy()
+    group = f"{LAB_PREFIX}collector-test-{os.getpid()}"
+    try:
+        with pytest.raises(CollectorFailed, match=r"exited with code 2.*No such option"):
+            start_collector(hierarchy, group, tmp_path / "telemetry", tmp_path / "log", ["--no-such-option"])
+    finally:
+        kill_tree(hierarchy, group)
+    assert not any(directory.exists() for directory in hierarchy.directories(group))
 
 
 class SilentWorkload(Workload):
