@@ -13,7 +13,7 @@ def test_the_collector_imports_the_installed_package_from_a_folder_holding_anoth
     installed package; with ``python -c`` it came first on ``sys.path`` and the collector exited at once."""
     shadow = tmp_path / "cotenant"
     shadow.mkdir()
-    (shadow / "__init__.py").write_text('raise ImportError("the working directory\'s cotenant was imported")\n')
+    (shadow / "__init__.py").write_text('raise ImportError("the shadowing cotenant was imported")\n')
     done = subprocess.run(
         collector_command(["--help"]), cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
     )

@@ -119,7 +119,9 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
     return WorkContext(scratch=scratch, role_dir=root / "role", runtime_dir=root / "run")
 
 
-@pytest.mark.parametrize("workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas, NumpyStream, NumpyGather])
+@pytest.mark.parametrize(
+    "workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas, NumpyStream, NumpyGather]
+)
 def test_program_runs_and_its_rate_parses(workload, context: WorkContext) -> None:
     instance = workload()
     done = subprocess.run(
