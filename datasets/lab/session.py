@@ -336,7 +336,7 @@ def run_lab(
         scratch.mkdir(exist_ok=True)
         logs.mkdir(exist_ok=True)
         marker = hierarchy.directories(f"{group}/owner-{os.getpid()}")[0]
-        collector = None
+        collector, collector_log = None, out / "collector.log"
         result = LabResult(done=0, skipped=len(done))
         try:
             marker.mkdir(parents=True)
@@ -350,7 +350,7 @@ def run_lab(
                 except (OSError, subprocess.CalledProcessError) as error:
                     raise LabError(f"{name}: preparing its inputs failed: {error}") from error
             if telemetry:
-                collector = start_collector(hierarchy, group, out / "telemetry", out / "collector.log")
+                collector = start_collector(hierarchy, group, out / "telemetry", collector_log)
                 result.telemetry = True
             cpus = machine_cpus
             if max_speed_spread_pct is not None:
@@ -363,7 +363,7 @@ def run_lab(
             if max_runs is not None:
                 pending = pending[:max_runs]
             for index, spec in enumerate(pending):
-                _stop_if_collector_failed(collector, out, f"before {spec.run_id}")
+                _stop_if_collector_failed(collector, collector_log, f"before {spec.run_id}")
                 background = None
                 if plan.quiet is not None:
                     background = wait_for_quiet(
@@ -394,7 +394,7 @@ def run_lab(
                         "journal); run the same command to resume"
                     )
                     break
-            _stop_if_collector_failed(collector, out, "after the last run")
+            _stop_if_collector_failed(collector, collector_log, "after the last run")
             result.noise = watch.describe()
             if on_progress:
                 on_progress(len(pending), len(pending), None, "done")
@@ -408,9 +408,9 @@ def run_lab(
     return result
 
 
-def _stop_if_collector_failed(collector: subprocess.Popen[bytes] | None, out: Path, when: str) -> None:
+def _stop_if_collector_failed(collector: subprocess.Popen[bytes] | None, log: Path, when: str) -> None:
     """A lab measuring with telemetry stops once its collector has exited, where no more runs lose theirs."""
-    failure = None if collector is None else collector_failure(collector, out / "collector.log")
+    failure = None if collector is None else collector_failure(collector, log)
     if failure is not None:
         raise CollectorFailed(
             f"{failure}. Stopped {when}: the runs measured are in the journal (the last one may lack "

@@ -321,6 +321,14 @@ def numpy_blas(threads: int, data: Path | None) -> Step:
     return step
 
 
+def thread_slices(length: int, threads: int) -> list[tuple[int, int]]:
+    """``threads`` contiguous (first, end) slices of ``range(length)``, as even as whole elements allow."""
+    import numpy as np
+
+    bounds = [int(bound) for bound in np.linspace(0, length, threads + 1)]
+    return list(itertools.pairwise(bounds))
+
+
 def triad(a: Any, b: Any, c: Any, scalar: float, first: int, end: int, scratch: Any) -> None:
     """a[first:end] = b[first:end] + scalar * c[first:end] (numpy float64 arrays), one block of ``scratch``'s
     length at a time (``scratch``: the thread's own buffer, allocated once, not on every sweep)."""
@@ -343,9 +351,8 @@ def numpy_stream(threads: int, data: Path | None) -> Step:
     b = rng.standard_normal(STREAM_ELEMENTS)
     c = rng.standard_normal(STREAM_ELEMENTS)
     a = np.empty(STREAM_ELEMENTS)
-    bounds = [int(bound) for bound in np.linspace(0, STREAM_ELEMENTS, threads + 1)]
     gigabytes = 3 * 8 * STREAM_ELEMENTS / 1e9  # STREAM's accounting for the triad: read b and c, write a
-    slices = list(itertools.pairwise(bounds))
+    slices = thread_slices(STREAM_ELEMENTS, threads)
     scratches = [np.empty(STREAM_BLOCK) for _ in slices]
     pool = ThreadPoolExecutor(max_workers=threads)
 
@@ -378,8 +385,7 @@ def numpy_gather(threads: int, data: Path | None) -> Step:
     table = rng.random(GATHER_ELEMENTS)
     indices = rng.integers(0, GATHER_ELEMENTS, GATHER_LOOKUPS)
     out = np.empty(GATHER_LOOKUPS)
-    bounds = [int(bound) for bound in np.linspace(0, GATHER_LOOKUPS, threads + 1)]
-    slices = list(itertools.pairwise(bounds))
+    slices = thread_slices(GATHER_LOOKUPS, threads)
     pool = ThreadPoolExecutor(max_workers=threads)
     millions = GATHER_LOOKUPS / 1e6
 
