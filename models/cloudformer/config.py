@@ -40,6 +40,13 @@ class CloudFormerConfig(ModelConfig):
     # over the run, straight into the head too, beside the probes' columns (with or without ``probe_head``):
     # in the branches they are patched with the neighbours' levels and read only through attention.
     ratio_head: bool = False
+    # Regularisers of what the two branches read while training (never at answering; the prior and the head's
+    # columns read the inputs as measured): Gaussian noise of this standard deviation on every normalised
+    # input, and the share of input columns hidden from each run (set to 0, the training mean, as a metric
+    # the run lacks reads). With ~1000 runs of ~30 programs the network can learn each training program's
+    # own levels; both make it read many metrics a little rather than a few that name a program.
+    input_noise: float = Field(default=0.0, ge=0.0)
+    metric_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     # Copies trained side by side with their own initial weights, answering their mean (models/ensemble.py):
     # a candidate for issue-13 validation, each member costing one more model's training and inference time.
     members: int = Field(default=1, ge=1, le=16)

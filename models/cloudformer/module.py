@@ -246,6 +246,8 @@ class CloudFormer(nn.Module):
             self.register_buffer("rate_columns", torch.full((len(SOLO_RELATIVE),), -1, dtype=torch.long))
             self.register_buffer("rate_means", torch.zeros(len(SOLO_RELATIVE)))
             self.register_buffer("rate_stds", torch.ones(len(SOLO_RELATIVE)))
+        self.input_noise = cfg.input_noise
+        self.metric_dropout = cfg.metric_dropout
         # Decoders of the self-supervised pretraining (masked reconstruction); absent when it is off, so a
         # model without it keeps its state dict.
         self.pretrain_mask = cfg.pretrain_mask
@@ -318,10 +320,11 @@ class CloudFormer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, Q]
         parts = []
+        branch_input = self.regularised(x, mask)
         if self.temporal is not None:
-            parts.append(self.temporal(x, mask))
+            parts.append(self.temporal(branch_input, mask))
         if self.system is not None:
-            parts.append(self.system(x, mask))
+            parts.append(self.system(branch_input, mask))
         hidden = torch.cat(parts, dim=-1)
         head_input = hidden
         if self.head_prefixes:
@@ -332,6 +335,18 @@ class CloudFormer(nn.Module):
         logits = head.out(self.head[:-1](head_input))  # [B, Q], before the head's sigmoid
         prior = self.prior(x, mask) if self.rate_gate is None else self.rate_mixture(x, mask, hidden)
         return torch.sigmoid(logits + torch.logit(prior)[:, None])
+
+    def regularised(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [B, T, F]
+        """What the branches read: while training, ``x`` with ``metric_dropout`` of each run's columns set to
+        0 (a missing metric after normalisation) and ``input_noise`` added on its real steps; else ``x``."""
+        if not self.training:
+            return x
+        if self.metric_dropout:
+            kept = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= self.metric_dropout
+            x = x * kept
+        if self.input_noise:
+            x = x + self.input_noise * torch.randn_like(x) * mask[..., None]
+        return x
 
     def prior(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [B]
         """The solo-relative heuristic from the inputs: the column's mean over the real steps, de-normalised

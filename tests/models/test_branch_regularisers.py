@@ -1,0 +1,77 @@
+"""CloudFormer's input regularisers: noise and hidden metrics while training, the inputs as measured when
+answering, and the prior reading the measured inputs either way."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from cotenant.models import MODELS
+from cotenant.models.base import DataShape
+from cotenant.models.cloudformer.module import CloudFormer
+from pydantic import ValidationError
+
+
+def _cloudformer(**options: float) -> CloudFormer:
+    spec = MODELS["cloudformer"]
+    cfg = spec.config_type.model_validate({"dropout": 0.0, "head_dropout": 0.0, **options})
+    torch.manual_seed(0)
+    model = spec.build(cfg, DataShape(n_features=6, n_profile_features=0, max_steps=8))
+    assert isinstance(model, CloudFormer)
+    return model
+
+
+def _run() -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(5, 8, 6, generator=torch.Generator().manual_seed(1)) + 2.0  # no column is 0 by chance
+    mask = torch.ones(5, 8, dtype=torch.bool)
+    mask[1, 5:] = False
+    return x, mask
+
+
+def test_metric_dropout_hides_whole_columns_of_a_run_while_training_only() -> None:
+    model = _cloudformer(metric_dropout=0.5)
+    x, mask = _run()
+    torch.manual_seed(2)
+    seen = model.train().regularised(x, mask)
+    hidden = seen == 0
+    # a hidden metric is hidden at every step of its run (its column reads the training mean, 0) ...
+    assert bool((hidden.all(dim=1) == hidden.any(dim=1)).all())
+    share = hidden.all(dim=1).float().mean().item()
+    assert 0.2 < share < 0.8
+    # ... and the others are read as measured
+    torch.testing.assert_close(seen[~hidden], x[~hidden])
+    torch.testing.assert_close(model.eval().regularised(x, mask), x)
+
+
+def test_input_noise_perturbs_real_steps_only_and_changes_what_training_sees() -> None:
+    model = _cloudformer(input_noise=0.3)
+    x, mask = _run()
+    torch.manual_seed(3)
+    seen = model.train().regularised(x, mask)
+    noise = seen - x
+    assert float(noise[~mask].abs().max()) == 0.0  # padding stays padding
+    assert 0.2 < float(noise[mask].std()) < 0.4
+    with torch.no_grad():
+        trained_view = model(x, mask)
+        answered = model.eval()(x, mask)
+    assert not torch.allclose(trained_view, answered)
+    torch.testing.assert_close(model.eval()(x, mask), answered)  # answering is deterministic
+
+
+def test_the_prior_reads_the_measured_cpu_ratio_whatever_the_branches_see() -> None:
+    model = _cloudformer(input_noise=5.0, metric_dropout=0.9, solo_prior=True)
+    model.set_prior(column=2, mean=0.6, std=0.1)
+    head = model.head[-1].out
+    torch.nn.init.zeros_(head.weight)  # the head adds nothing: every quantile is the prior
+    torch.nn.init.zeros_(head.bias)
+    x, mask = _run()
+    with torch.no_grad():
+        measured = model.eval().prior(x, mask)
+        torch.manual_seed(4)
+        trained_view = model.train()(x, mask)
+    torch.testing.assert_close(trained_view, measured[:, None].expand(-1, 3))
+
+
+@pytest.mark.parametrize("options", [{"metric_dropout": 1.0}, {"input_noise": -0.1}])
+def test_out_of_range_regularisers_are_refused(options: dict[str, float]) -> None:
+    with pytest.raises(ValidationError):
+        MODELS["cloudformer"].config_type.model_validate(options)
