@@ -72,6 +72,11 @@ class CloudFormerConfig(ModelConfig):
     # standing alone, so the network learns where a program departs from "slowed as much as its CPU time"
     # rather than each unseen program's solo level. No effect where the input lacks the column.
     solo_prior: bool = False
+    # With ``solo_prior``: the head's last layer starts at zero, so that every quantile starts at the prior
+    # and the network departs from it only as far as training moves it (boosting's start: its first tree
+    # fits the departures from the prior). Drawn as any linear layer's, the start departs by a logit of ~0.6
+    # at random, some 10 pp at P = 0.5, and what training leaves of that is noise on every unseen program.
+    start_at_prior: bool = False
     # With ``solo_prior``: which rates the prior reads. "switches": the CPU ratio and the context-switch ratio
     # mixed by a gate on the solo profile's switches per CPU-second (``models/solo_prior.py``
     # ``switch_mixture``; the gate's two numbers fitted on the training runs before the network, then fixed),

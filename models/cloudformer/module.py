@@ -210,6 +210,10 @@ class CloudFormer(nn.Module):
             nn.Dropout(cfg.head_dropout),
             QuantileHead(cfg.head_width),
         )
+        if cfg.solo_prior and cfg.start_at_prior:
+            start = cast(QuantileHead, self.head[-1]).out
+            nn.init.zeros_(start.weight)
+            nn.init.zeros_(start.bias)
         # The solo-relative CPU prior (``solo_prior``): which input column carries it and that column's
         # normalisation, as buffers so that they travel with the weights; column -1: no prior.
         self.solo_prior = cfg.solo_prior

@@ -75,3 +75,17 @@ def test_the_prior_reads_the_measured_cpu_ratio_whatever_the_branches_see() -> N
 def test_out_of_range_regularisers_are_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
         MODELS["cloudformer"].config_type.model_validate(options)
+
+
+def test_a_head_started_at_the_prior_answers_the_prior_until_trained() -> None:
+    model = _cloudformer(solo_prior=True, start_at_prior=True)
+    model.set_prior(column=2, mean=0.6, std=0.1)
+    x, mask = _run()
+    with torch.no_grad():
+        answered = model.eval()(x, mask)
+        prior = model.prior(x, mask)
+    torch.testing.assert_close(answered, prior[:, None].expand(-1, 3))
+    drawn = _cloudformer(solo_prior=True)
+    drawn.set_prior(column=2, mean=0.6, std=0.1)
+    with torch.no_grad():
+        assert float((drawn.eval()(x, mask) - prior[:, None]).abs().max()) > 0.01
