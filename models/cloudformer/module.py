@@ -140,6 +140,12 @@ def segment_means(x: torch.Tensor, mask: torch.Tensor, segments: int) -> torch.T
     return torch.einsum("bts,btf->bsf", weights, x) / weights.sum(1)[..., None].clamp(min=1.0)
 
 
+def hidden_metrics(x: torch.Tensor, share: float) -> torch.Tensor:  # [B, T, F] -> [B, F] bool
+    """Which metrics of each run to hide, each with probability ``share``: a hidden metric is set to 0 at
+    every step, the training mean after normalisation, as a metric the run lacks reads."""
+    return torch.rand(x.shape[0], x.shape[2], device=x.device) < share
+
+
 def pooled_metrics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F], [B, T] -> [B, F]
     """Each metric's mean over the real steps only."""
     return segment_means(x, mask, 1)[:, 0]
@@ -346,8 +352,7 @@ class CloudFormer(nn.Module):
         if not self.training:
             return x
         if self.metric_dropout:
-            kept = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= self.metric_dropout
-            x = x * kept
+            x = x.masked_fill(hidden_metrics(x, self.metric_dropout)[:, None, :], 0.0)
         if self.input_noise:
             x = x + self.input_noise * torch.randn_like(x) * mask[..., None]
         return x
@@ -493,17 +498,17 @@ class CloudFormer(nn.Module):
         branch each hidden metric's mean from its metric tokens. Mean squared error over the hidden values."""
         batch, steps, features = x.shape
         hidden_steps = (torch.rand(batch, steps, device=x.device) < self.pretrain_mask) & mask  # [B, T]
-        hidden_metrics = torch.rand(batch, features, device=x.device) < self.pretrain_mask  # [B, F]
-        hidden = (hidden_steps[..., None] | hidden_metrics[:, None, :]) & mask[..., None]  # [B, T, F]
+        metrics = hidden_metrics(x, self.pretrain_mask)  # [B, F]
+        hidden = (hidden_steps[..., None] | metrics[:, None, :]) & mask[..., None]  # [B, T, F]
         corrupted = x.masked_fill(hidden, 0.0)
         losses = []
         if self.temporal is not None and self.step_decoder is not None and hidden.any():
             rebuilt = self.step_decoder(self.temporal.outputs(corrupted, mask)[:, 1:])  # [B, T, F]
             losses.append(((rebuilt - x) ** 2)[hidden].mean())
-        if self.system is not None and self.metric_decoder is not None and hidden_metrics.any():
+        if self.system is not None and self.metric_decoder is not None and metrics.any():
             tokens = self.system.outputs(segment_means(corrupted, mask, self.system.segments))[:, 1:]
             rebuilt_means = self.metric_decoder(tokens).flatten(1)[:, :features]  # [B, F]
-            losses.append(((rebuilt_means - pooled_metrics(x, mask)) ** 2)[hidden_metrics].mean())
+            losses.append(((rebuilt_means - pooled_metrics(x, mask)) ** 2)[metrics].mean())
         if not losses:  # nothing hidden in this batch (tiny batches): no signal this step
             return torch.zeros((), device=x.device, requires_grad=True)
         return torch.stack(losses).mean()
