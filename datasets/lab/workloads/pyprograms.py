@@ -21,6 +21,14 @@ Programs (``--threads`` = the library's thread count, which is what a lab level 
 * ``numpy_gather``: random lookups ``table[indices]`` into a float64 table of 256 MiB (an embedding or hash
   table's access pattern), 1 Mi fixed random indices per iteration split among ``--threads`` threads; every
   lookup a cache miss, so the rate is memory latency, not bandwidth; units are million lookups.
+* ``scipy_pagerank``: PageRank's power iterations (a sparse matrix-vector product with scipy's CSR kernel)
+  over a fixed random graph of 1 Mi nodes and 16 Mi edges whose links go mostly to a few popular nodes, a
+  graph-analytics pattern: the edges stream from memory while the rank vector (8 MiB) is read at random,
+  mostly from the cache; units are million edges traversed.
+* ``python_json``: a Python web backend's request handling in the interpreter: each request is one of a
+  fixed set of JSON orders, parsed, totalled and summarised in Python code and answered as JSON; units are
+  requests. The interpreter's lock lets one thread run Python at a time, so ``--threads`` N runs N worker
+  processes, each answering its share of every iteration's requests.
 
 Timing: start-up (imports, loading tables, building the model) and one warm-up iteration run before the
 clock starts; iterations then run while fewer than ``--seconds`` have passed and the rate is the work of
@@ -46,7 +54,16 @@ RESULT_FORMAT = (
     "pyprograms: program={program} threads={threads} iterations={iterations} units={units:.3f} unit={unit} "
     "seconds={seconds:.3f} startup={startup:.3f} rate={rate:.6f} per_second"
 )
-PROGRAMS = ("analytics", "torch_inference", "torch_training", "numpy_blas", "numpy_stream", "numpy_gather")
+PROGRAMS = (
+    "analytics",
+    "torch_inference",
+    "torch_training",
+    "numpy_blas",
+    "numpy_stream",
+    "numpy_gather",
+    "scipy_pagerank",
+    "python_json",
+)
 SCRIPT = Path(__file__).resolve()
 
 
@@ -95,6 +112,18 @@ STREAM_BLOCK = 64 * 1024
 # TLB; 1 Mi indices (8 MiB, read in order) per iteration, about 0.1 s of lookups on one core.
 GATHER_ELEMENTS = 32 * 1024 * 1024
 GATHER_LOOKUPS = 1024 * 1024
+# The PageRank graph: 1 Mi nodes, 16 Mi edges (CSR: 128 MiB of weights, 64 MiB of int32 sources; ~400 MiB
+# peak while it is built), sources drawn as u^3 x nodes, so a tenth of the nodes gather ~46% of the links, as
+# a web or social graph's popular pages do; node numbers shuffled so that popular nodes lie anywhere in the
+# rank vector. One iteration (one product over every edge) takes ~35 ms on one core.
+PAGERANK_NODES = 1024 * 1024
+PAGERANK_EDGES = 16 * 1024 * 1024
+PAGERANK_SKEW = 3.0
+PAGERANK_DAMPING = 0.85
+# The JSON orders: 2000 distinct documents of 1-20 line items (~1 MB of JSON in all), every one answered once
+# per iteration (~40 ms on one core), so the interpreter's working set is a web worker's, not one document's.
+JSON_ORDERS = 2000
+JSON_SEED = 20261205
 
 # One iteration of a program: it does some work and returns how many units it did.
 Step = Callable[[], float]
@@ -398,6 +427,148 @@ def numpy_gather(threads: int, data: Path | None) -> Step:
     return step
 
 
+def pagerank_graph(nodes: int, edges: int, seed: int = 0) -> Any:
+    """The link matrix of a fixed random graph (scipy CSR, ``nodes`` x ``nodes``, float64): row ``i`` holds
+    one entry per link into node ``i``, at its source's column, weighing ``1 / out-degree`` of the source, so
+    that ``matrix @ rank`` is what each node receives in one PageRank step. Each node has about
+    ``edges / nodes`` in-links; sources are skewed towards popular nodes (``PAGERANK_SKEW``)."""
+    import numpy as np
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    popularity = rng.permutation(nodes).astype(np.int32)  # which node is the k-th most popular
+    sources = popularity[(nodes * rng.random(edges) ** PAGERANK_SKEW).astype(np.int64)]
+    in_degree = rng.multinomial(edges, np.full(nodes, 1.0 / nodes))
+    row_starts = np.concatenate(([0], np.cumsum(in_degree))).astype(np.int32)
+    out_degree = np.bincount(sources, minlength=nodes)
+    weights = 1.0 / out_degree[sources]
+    return sparse.csr_matrix((weights, sources, row_starts), shape=(nodes, nodes))
+
+
+def pagerank_step(block: Any, rank: Any, out: Any, teleport: float) -> None:
+    """out = damping x (block @ rank) + teleport: one PageRank step for ``block``'s rows (scipy releases the
+    interpreter's lock in its CSR product, so threads' blocks run side by side)."""
+    out[:] = block @ rank
+    out *= PAGERANK_DAMPING
+    out += teleport
+
+
+def scipy_pagerank(threads: int, data: Path | None) -> Step:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    matrix = pagerank_graph(PAGERANK_NODES, PAGERANK_EDGES)
+    slices = thread_slices(PAGERANK_NODES, threads)
+    # Row slices are copies: one thread reads the matrix itself, more read their slices of it alone.
+    blocks = [matrix] if len(slices) == 1 else [matrix[first:end] for first, end in slices]
+    del matrix
+    rank = np.full(PAGERANK_NODES, 1.0 / PAGERANK_NODES)
+    new_rank = np.empty(PAGERANK_NODES)
+    teleport = (1.0 - PAGERANK_DAMPING) / PAGERANK_NODES
+    pool = ThreadPoolExecutor(max_workers=threads)
+    millions = PAGERANK_EDGES / 1e6
+
+    def step() -> float:
+        nonlocal rank, new_rank
+        parts = [
+            pool.submit(pagerank_step, block, rank, new_rank[first:end], teleport)
+            for block, (first, end) in zip(blocks, slices, strict=True)
+        ]
+        for part in parts:
+            part.result()
+        rank, new_rank = new_rank, rank
+        return millions
+
+    return step
+
+
+def json_orders(count: int, seed: int = JSON_SEED) -> list[str]:
+    """``count`` JSON orders, the same on every call: a customer (tier, tags) and 1-20 line items."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    tiers = ("free", "pro", "enterprise")
+    orders = []
+    for number in range(count):
+        order = {
+            "id": number,
+            "created": f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T12:00:00Z",
+            "customer": {
+                "name": f"customer-{rng.randrange(10**6)}",
+                "tier": rng.choice(tiers),
+                "tags": [f"tag-{rng.randrange(50)}" for _ in range(rng.randrange(1, 6))],
+            },
+            "items": [
+                {
+                    "sku": f"sku-{rng.randrange(10**5)}",
+                    "quantity": rng.randrange(1, 10),
+                    "price": round(rng.uniform(1.0, 500.0), 2),
+                }
+                for _ in range(rng.randrange(1, 21))
+            ],
+        }
+        orders.append(json.dumps(order))
+    return orders
+
+
+def answer_order(document: str) -> str:
+    """One request: the order parsed, its lines totalled (enterprise customers at 10% off) and its summary
+    answered as JSON."""
+    import json
+
+    order = json.loads(document)
+    discount = 0.9 if order["customer"]["tier"] == "enterprise" else 1.0
+    total, quantity = 0.0, 0
+    for item in order["items"]:
+        total += item["quantity"] * item["price"] * discount
+        quantity += item["quantity"]
+    summary = {
+        "id": order["id"],
+        "month": order["created"][:7],
+        "total": round(total, 2),
+        "quantity": quantity,
+        "tags": sorted(set(order["customer"]["tags"])),
+    }
+    return json.dumps(summary)
+
+
+def answer_orders(documents: list[str]) -> int:
+    """Answers every one of ``documents``; how many."""
+    for document in documents:
+        answer_order(document)
+    return len(documents)
+
+
+def python_json(threads: int, data: Path | None) -> Step:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    orders = json_orders(JSON_ORDERS)
+    if threads == 1:
+        return lambda: float(answer_orders(orders))
+    # Forked workers start with the orders in memory; each iteration sends each its share's bounds only.
+    shares = thread_slices(len(orders), threads)
+    pool = ProcessPoolExecutor(max_workers=threads, mp_context=multiprocessing.get_context("fork"))
+    global _FORKED_ORDERS
+    _FORKED_ORDERS = orders
+
+    def step() -> float:
+        parts = [pool.submit(answer_forked_orders, first, end) for first, end in shares]
+        return float(sum(part.result() for part in parts))
+
+    return step
+
+
+# The orders a forked worker answers from (set before the pool forks them).
+_FORKED_ORDERS: list[str] = []
+
+
+def answer_forked_orders(first: int, end: int) -> int:
+    return answer_orders(_FORKED_ORDERS[first:end])
+
+
 UNITS = {
     "analytics": "queries",
     "torch_inference": "samples",
@@ -405,6 +576,8 @@ UNITS = {
     "numpy_blas": "gflop",
     "numpy_stream": "gigabytes",
     "numpy_gather": "million_lookups",
+    "scipy_pagerank": "million_edges",
+    "python_json": "requests",
 }
 BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
     "analytics": analytics,
@@ -413,6 +586,8 @@ BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
     "numpy_blas": numpy_blas,
     "numpy_stream": numpy_stream,
     "numpy_gather": numpy_gather,
+    "scipy_pagerank": scipy_pagerank,
+    "python_json": python_json,
 }
 
 

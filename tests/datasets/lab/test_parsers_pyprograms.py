@@ -12,6 +12,8 @@ from cotenant.datasets.lab.workloads.numpy_blas import NumpyBlas
 from cotenant.datasets.lab.workloads.numpy_gather import NumpyGather
 from cotenant.datasets.lab.workloads.numpy_stream import NumpyStream
 from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics
+from cotenant.datasets.lab.workloads.python_json import PythonJson
+from cotenant.datasets.lab.workloads.scipy_pagerank import ScipyPagerank
 from cotenant.datasets.lab.workloads.torch_inference import TorchInference
 from cotenant.datasets.lab.workloads.torch_training import TorchTraining
 
@@ -21,6 +23,8 @@ parse_torch_training = TorchTraining().parse
 parse_numpy_blas = NumpyBlas().parse
 parse_numpy_stream = NumpyStream().parse
 parse_numpy_gather = NumpyGather().parse
+parse_scipy_pagerank = ScipyPagerank().parse
+parse_python_json = PythonJson().parse
 
 CAPTURED = Path(__file__).parent / "captured"
 PARSERS = [
@@ -30,6 +34,8 @@ PARSERS = [
     parse_numpy_blas,
     parse_numpy_stream,
     parse_numpy_gather,
+    parse_scipy_pagerank,
+    parse_python_json,
 ]
 
 
@@ -53,6 +59,10 @@ def captured(name: str) -> str:
         (parse_numpy_stream, "pyprograms_numpy_stream_2.txt", 2.313383),
         (parse_numpy_gather, "pyprograms_numpy_gather_1.txt", 89.144324),
         (parse_numpy_gather, "pyprograms_numpy_gather_2.txt", 171.174350),
+        (parse_scipy_pagerank, "pyprograms_scipy_pagerank_1.txt", 385.868190),
+        (parse_scipy_pagerank, "pyprograms_scipy_pagerank_2.txt", 799.502912),
+        (parse_python_json, "pyprograms_python_json_1.txt", 55024.439198),
+        (parse_python_json, "pyprograms_python_json_2.txt", 99986.460633),
     ],
 )
 def test_parser_reads_the_rate(parser, file: str, expected: float) -> None:
@@ -83,6 +93,10 @@ def test_parser_reads_only_its_own_program() -> None:
         parse_numpy_stream(captured("pyprograms_numpy_blas_1.txt"))
     with pytest.raises(ParseError):
         parse_numpy_gather(captured("pyprograms_numpy_stream_1.txt"))
+    with pytest.raises(ParseError):
+        parse_scipy_pagerank(captured("pyprograms_numpy_gather_1.txt"))
+    with pytest.raises(ParseError):
+        parse_python_json(captured("pyprograms_scipy_pagerank_1.txt"))
 
 
 @pytest.mark.parametrize(
@@ -110,6 +124,53 @@ def test_gather_looks_up_each_index_into_its_own_slice() -> None:
     assert np.isnan(out[:2]).all() and np.isnan(out[7:]).all()
 
 
+def test_pagerank_graph_links_every_edge_once_weighted_by_its_source() -> None:
+    import numpy as np
+
+    nodes, edges = 1000, 20_000
+    matrix = pyprograms.pagerank_graph(nodes, edges)
+    assert matrix.shape == (nodes, nodes) and matrix.nnz == edges
+    # Each source's links weigh 1 / its out-degree: every column with links sums to 1 (the rank it gives
+    # away is the rank it has), so a step keeps the total rank.
+    column_sums = np.asarray(matrix.sum(axis=0)).ravel()
+    linked = column_sums > 0
+    np.testing.assert_allclose(column_sums[linked], 1.0)
+    # Skewed: the most-linked tenth of the nodes is the source of far more than a tenth of the links.
+    out_degree = np.sort(np.bincount(matrix.indices, minlength=nodes))[::-1]
+    assert out_degree[: nodes // 10].sum() > 0.4 * out_degree.sum()
+    assert (pyprograms.pagerank_graph(nodes, edges) != matrix).nnz == 0  # the same graph on every call
+
+
+def test_pagerank_step_keeps_the_total_rank() -> None:
+    import numpy as np
+
+    nodes = 500
+    matrix = pyprograms.pagerank_graph(nodes, 10_000)
+    rank = np.full(nodes, 1.0 / nodes)
+    out = np.empty(nodes)
+    dangling = 1.0 - np.asarray(matrix.sum(axis=0)).ravel()  # 1 for a node with no links out, else 0
+    pyprograms.pagerank_step(matrix, rank, out, (1.0 - pyprograms.PAGERANK_DAMPING) / nodes)
+    lost = pyprograms.PAGERANK_DAMPING * float(dangling @ rank)
+    assert out.sum() == pytest.approx(1.0 - lost)
+    teleport = (1.0 - pyprograms.PAGERANK_DAMPING) / nodes
+    np.testing.assert_allclose(out, pyprograms.PAGERANK_DAMPING * (matrix @ rank) + teleport)
+
+
+def test_json_orders_are_fixed_and_answered_with_their_totals() -> None:
+    import json
+
+    orders = pyprograms.json_orders(50)
+    assert orders == pyprograms.json_orders(50) and len(set(orders)) == 50
+    order = json.loads(orders[7])
+    answer = json.loads(pyprograms.answer_order(orders[7]))
+    discount = 0.9 if order["customer"]["tier"] == "enterprise" else 1.0
+    expected = sum(item["quantity"] * item["price"] for item in order["items"]) * discount
+    assert answer["id"] == 7 and answer["total"] == pytest.approx(round(expected, 2))
+    assert answer["quantity"] == sum(item["quantity"] for item in order["items"])
+    assert answer["tags"] == sorted(set(order["customer"]["tags"]))
+    assert pyprograms.answer_orders(orders) == 50
+
+
 @pytest.fixture(scope="module")
 def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
     root = tmp_path_factory.mktemp("pyprograms")
@@ -120,7 +181,17 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
 
 
 @pytest.mark.parametrize(
-    "workload", [PolarsAnalytics, TorchInference, TorchTraining, NumpyBlas, NumpyStream, NumpyGather]
+    "workload",
+    [
+        PolarsAnalytics,
+        TorchInference,
+        TorchTraining,
+        NumpyBlas,
+        NumpyStream,
+        NumpyGather,
+        ScipyPagerank,
+        PythonJson,
+    ],
 )
 def test_program_runs_and_its_rate_parses(workload, context: WorkContext) -> None:
     instance = workload()
