@@ -471,12 +471,8 @@ def scipy_pagerank(threads: int, data: Path | None) -> Step:
 
     def step() -> float:
         nonlocal rank, new_rank
-        parts = [
-            pool.submit(pagerank_step, block, rank, new_rank[first:end], teleport)
-            for block, (first, end) in zip(blocks, slices, strict=True)
-        ]
-        for part in parts:
-            part.result()
+        outs = [new_rank[first:end] for first, end in slices]
+        list(pool.map(pagerank_step, blocks, [rank] * threads, outs, [teleport] * threads))
         rank, new_rank = new_rank, rank
         return millions
 
@@ -555,8 +551,7 @@ def python_json(threads: int, data: Path | None) -> Step:
     _FORKED_ORDERS = orders
 
     def step() -> float:
-        parts = [pool.submit(answer_forked_orders, first, end) for first, end in shares]
-        return float(sum(part.result() for part in parts))
+        return float(sum(pool.map(answer_forked_orders, *zip(*shares, strict=True))))
 
     return step
 
