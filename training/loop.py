@@ -92,6 +92,11 @@ class RegressionModule(_Optimised):
             else:  # nothing for this member in the batch: a zero that keeps its parameters in the graph
                 losses.append(output.sum() * 0.0)
         loss = torch.stack(losses).mean()
+        # A model's own term on its last forward (CloudFormer's ``departure_penalty``), where it has one.
+        penalty = getattr(self.model, "training_penalty", None)
+        extra = penalty() if penalty is not None else None
+        if extra is not None:
+            loss = loss + extra
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
         return loss
 

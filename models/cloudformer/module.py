@@ -257,6 +257,9 @@ class CloudFormer(nn.Module):
             self.register_buffer("rate_means", torch.zeros(len(SOLO_RELATIVE)))
             self.register_buffer("rate_stds", torch.ones(len(SOLO_RELATIVE)))
         self.input_noise = cfg.input_noise
+        self.departure_penalty = cfg.departure_penalty
+        # The head's logits of the last forward while training (``training_penalty`` reads them).
+        self._departure: torch.Tensor | None = None
         self.metric_dropout = cfg.metric_dropout
         # Decoders of the self-supervised pretraining (masked reconstruction); absent when it is off, so a
         # model without it keeps its state dict.
@@ -343,8 +346,17 @@ class CloudFormer(nn.Module):
             return self.head(head_input)
         head = cast(QuantileHead, self.head[-1])
         logits = head.out(self.head[:-1](head_input))  # [B, Q], before the head's sigmoid
+        self._departure = logits if self.training and self.departure_penalty else None
         prior = self.prior(x, mask) if self.rate_gate is None else self.rate_mixture(x, mask, hidden)
         return torch.sigmoid(logits + torch.logit(prior)[:, None])
+
+    def training_penalty(self) -> torch.Tensor | None:
+        """What the training loop adds to the loss of the last forward (``departure_penalty`` times the mean
+        squared logit the head added to the prior's); None when there is nothing to add."""
+        departure, self._departure = self._departure, None
+        if departure is None:
+            return None
+        return self.departure_penalty * departure.square().mean()
 
     def regularised(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [B, T, F]
         """What the branches read: while training, ``x`` with ``metric_dropout`` of each run's columns set to

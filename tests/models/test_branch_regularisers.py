@@ -1,5 +1,5 @@
-"""CloudFormer's input regularisers: noise and hidden metrics while training, the inputs as measured when
-answering, and the prior reading the measured inputs either way."""
+"""CloudFormer's regularisers: noise and hidden metrics while training, the inputs as measured when answering,
+the prior reading the measured inputs either way, and the penalty on the head's departure from the prior."""
 
 from __future__ import annotations
 
@@ -89,3 +89,58 @@ def test_a_head_started_at_the_prior_answers_the_prior_until_trained() -> None:
     drawn.set_prior(column=2, mean=0.6, std=0.1)
     with torch.no_grad():
         assert float((drawn.eval()(x, mask) - prior[:, None]).abs().max()) > 0.01
+
+
+def _departing_model(penalty: float) -> CloudFormer:
+    model = _cloudformer(solo_prior=True, departure_penalty=penalty)
+    model.set_prior(column=2, mean=0.6, std=0.1)
+    return model
+
+
+def test_departure_penalty_weighs_the_squared_logits_added_to_the_prior_while_training_only() -> None:
+    model = _departing_model(0.5)
+    x, mask = _run()
+    with torch.no_grad():
+        answered = model.train()(x, mask)
+        penalty = model.training_penalty()
+        departure = torch.logit(answered.double()) - torch.logit(model.prior(x, mask).double())[:, None]
+    assert penalty is not None and float(penalty) > 0.0
+    torch.testing.assert_close(float(penalty), 0.5 * float(departure.square().mean()), rtol=1e-3, atol=1e-6)
+    assert model.training_penalty() is None  # read once: the next batch's forward sets its own
+    with torch.no_grad():
+        model.eval()(x, mask)
+    assert model.training_penalty() is None  # answering adds nothing
+    without = _departing_model(0.0)
+    with torch.no_grad():
+        without.train()(x, mask)
+    assert without.training_penalty() is None
+
+
+def test_the_training_loop_adds_the_model_s_penalty_to_its_loss() -> None:
+    from cotenant.models.base import quantile_loss
+    from cotenant.training.config import OptimConfig
+    from cotenant.training.loop import RegressionModule
+
+    x, mask = _run()
+    batch = {"x": x, "mask": mask, "y": torch.full((5,), 0.5)}
+    model = _departing_model(2.0)
+    with torch.no_grad():
+        answered = model.train()(x, mask)
+        expected = quantile_loss(answered, batch["y"]) + model.training_penalty()
+        loss = RegressionModule(model, OptimConfig(), total_steps=1).training_step(batch, 0)
+        plain = RegressionModule(_departing_model(0.0), OptimConfig(), total_steps=1).training_step(batch, 0)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(plain, quantile_loss(answered, batch["y"]))  # same weights, no penalty
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"departure_penalty": 1.0},  # no prior to depart from
+        {"departure_penalty": -1.0, "solo_prior": True},
+        {"departure_penalty": 1.0, "solo_prior": True, "members": 3},  # side by side: one loss for three
+    ],
+)
+def test_departure_penalty_is_refused_where_it_cannot_weigh_one_network(options: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        MODELS["cloudformer"].config_type.model_validate(options)
