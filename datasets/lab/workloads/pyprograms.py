@@ -42,11 +42,12 @@ count variables, which the libraries read once, at import.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -530,38 +531,39 @@ def answer_order(document: str) -> str:
     return json.dumps(summary)
 
 
-def answer_orders(documents: list[str]) -> int:
+def answer_orders(documents: Sequence[str]) -> int:
     """Answers every one of ``documents``; how many."""
     for document in documents:
         answer_order(document)
     return len(documents)
 
 
+@functools.cache
+def fixed_json_orders() -> tuple[str, ...]:
+    """The program's orders, built once per process (a forked worker inherits its parent's)."""
+    return tuple(json_orders(JSON_ORDERS))
+
+
+def answer_order_share(first: int, end: int) -> int:
+    """Answers orders ``first`` to ``end`` of ``fixed_json_orders`` (a worker process's share)."""
+    return answer_orders(fixed_json_orders()[first:end])
+
+
 def python_json(threads: int, data: Path | None) -> Step:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    orders = json_orders(JSON_ORDERS)
+    orders = fixed_json_orders()
     if threads == 1:
         return lambda: float(answer_orders(orders))
-    # Forked workers start with the orders in memory; each iteration sends each its share's bounds only.
-    shares = thread_slices(len(orders), threads)
+    # Each iteration sends each worker its share's bounds only; the orders are already in its memory.
+    firsts, ends = zip(*thread_slices(len(orders), threads), strict=True)
     pool = ProcessPoolExecutor(max_workers=threads, mp_context=multiprocessing.get_context("fork"))
-    global _FORKED_ORDERS
-    _FORKED_ORDERS = orders
 
     def step() -> float:
-        return float(sum(pool.map(answer_forked_orders, *zip(*shares, strict=True))))
+        return float(sum(pool.map(answer_order_share, firsts, ends)))
 
     return step
-
-
-# The orders a forked worker answers from (set before the pool forks them).
-_FORKED_ORDERS: list[str] = []
-
-
-def answer_forked_orders(first: int, end: int) -> int:
-    return answer_orders(_FORKED_ORDERS[first:end])
 
 
 UNITS = {
