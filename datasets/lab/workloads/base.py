@@ -72,7 +72,10 @@ WORKLOADS: Registry[type[Workload]] = Registry("workload")
 CATEGORIES: dict[str, str] = {
     "cpu": "compute-bound kernels (integer, floating point, crypto)",
     "memory": "memory bandwidth and latency bound",
-    "interpreter": "interpreted code (bytecode dispatch, object allocation): a Python web backend's work",
+    "interpreter": (
+        "interpreted code (bytecode dispatch, regular expressions, object allocation): a Python web "
+        "backend's work, a Perl log report"
+    ),
     "storage": "block I/O bound",
     "key_value": "in-memory key-value caches and stores",
     "web": "web serving",

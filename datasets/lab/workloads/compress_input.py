@@ -1,4 +1,5 @@
-"""The input every compression workload compresses: a 2 MiB synthetic text log, written once per session.
+"""The input every compression workload compresses (and perl_logs summarises): a 2 MiB synthetic text log,
+written once per session.
 
 ``generate_log`` makes web-server-like log lines (timestamps, addresses, request paths, status codes, user
 agents and messages of Zipf-distributed words) from a fixed-seed generator, so every session and machine
@@ -50,6 +51,18 @@ def generate_log(size: int = INPUT_BYTES, seed: int = SEED) -> bytes:
     return "".join(lines).encode("ascii")[:size]
 
 
+def write_log_input(scratch: Path) -> Path:
+    """The session's log under ``scratch``, written once (renamed into place when whole, so an existing
+    file of the right size is never a partial one); every program reading the log prepares it here."""
+    target = scratch / INPUT_NAME
+    if target.exists() and target.stat().st_size == INPUT_BYTES:
+        return target
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(generate_log())
+    partial.rename(target)
+    return target
+
+
 class LogCompressWorkload(RepeatWorkload):
     """One single-threaded compressor process over the session's log per unit; subclasses name the
     compressor's command (without its input and output, which are the log and stdout)."""
@@ -58,12 +71,7 @@ class LogCompressWorkload(RepeatWorkload):
     compressor: ClassVar[tuple[str, ...]]
 
     def prepare(self, scratch: Path) -> None:
-        target = scratch / INPUT_NAME
-        if target.exists() and target.stat().st_size == INPUT_BYTES:
-            return
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(generate_log())
-        partial.rename(target)
+        write_log_input(scratch)
 
     def unit_command(self, level: int, ctx: WorkContext) -> list[str]:
         command = shlex.join([*self.compressor, "-c", "--", str(ctx.scratch / INPUT_NAME)])

@@ -25,6 +25,11 @@ Programs (``--threads`` = the library's thread count, which is what a lab level 
   over a fixed random graph of 1 Mi nodes and 16 Mi edges whose links go mostly to a few popular nodes, a
   graph-analytics pattern: the edges stream from memory while the rank vector (8 MiB) is read at random,
   mostly from the cache; units are million edges traversed.
+* ``sklearn_forest``: a random forest's trees fitted one after another (scikit-learn's decision tree with
+  half the features tried at each split, as a forest's trees are) on a fixed table of ``FOREST_SAMPLES``
+  rows and ``FOREST_FEATURES`` float32 features; each of ``--threads`` threads fits its own tree per
+  iteration (scikit-learn's tree builder releases the interpreter's lock, as its forests' threads rely
+  on); units are trees.
 * ``python_json``: a Python web backend's request handling in the interpreter: each request is one of a
   fixed set of JSON orders, parsed, totalled and summarised in Python code and answered as JSON; units are
   requests. The interpreter's lock lets one thread run Python at a time, so ``--threads`` N runs N worker
@@ -63,6 +68,7 @@ PROGRAMS = (
     "numpy_stream",
     "numpy_gather",
     "scipy_pagerank",
+    "sklearn_forest",
     "python_json",
 )
 SCRIPT = Path(__file__).resolve()
@@ -121,6 +127,13 @@ PAGERANK_NODES = 1024 * 1024
 PAGERANK_EDGES = 16 * 1024 * 1024
 PAGERANK_SKEW = 3.0
 PAGERANK_DAMPING = 0.85
+# The forest's table: 16 000 rows of 24 float32 features (1.5 MiB, in the L2 and L3 of the lab's machines,
+# with the builder's sorted index arrays), labelled by a noisy non-linear rule so that trees grow deep
+# (~0.25 s a tree on one core). Trees' seeds cycle through FOREST_TREES, the same work in every run.
+FOREST_SAMPLES = 16_000
+FOREST_FEATURES = 24
+FOREST_TREES = 16
+FOREST_SEED = 20261206
 # The JSON orders: 2000 distinct documents of 1-20 line items (~1 MB of JSON in all), every one answered once
 # per iteration (~40 ms on one core), so the interpreter's working set is a web worker's, not one document's.
 JSON_ORDERS = 2000
@@ -480,6 +493,40 @@ def scipy_pagerank(threads: int, data: Path | None) -> Step:
     return step
 
 
+def forest_table(samples: int, features: int, seed: int = FOREST_SEED) -> tuple[Any, Any]:
+    """The forest's training table (float32 ``samples`` x ``features``) and its 0/1 labels: a linear rule
+    with an interaction and noise, the same for the same arguments."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    table = rng.normal(size=(samples, features)).astype(np.float32)
+    weights = rng.normal(size=features)
+    score = table @ weights + np.sin(3 * table[:, 0]) * table[:, 1] + rng.normal(size=samples)
+    return table, (score > 0).astype(np.int64)
+
+
+def fit_tree(table: Any, labels: Any, seed: int) -> Any:
+    """One forest tree: grown until its leaves hold 2 rows, half the features tried at each split."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier(max_features=0.5, min_samples_leaf=2, random_state=seed).fit(table, labels)
+
+
+def sklearn_forest(threads: int, data: Path | None) -> Step:
+    from concurrent.futures import ThreadPoolExecutor
+
+    table, labels = forest_table(FOREST_SAMPLES, FOREST_FEATURES)
+    seeds = itertools.cycle(range(FOREST_TREES))
+    pool = ThreadPoolExecutor(max_workers=threads)
+
+    def step() -> float:
+        trees = [next(seeds) for _ in range(threads)]
+        list(pool.map(fit_tree, [table] * threads, [labels] * threads, trees))
+        return float(threads)
+
+    return step
+
+
 def json_orders(count: int, seed: int = JSON_SEED) -> list[str]:
     """``count`` JSON orders, the same on every call: a customer (tier, tags) and 1-20 line items."""
     import json
@@ -574,6 +621,7 @@ UNITS = {
     "numpy_stream": "gigabytes",
     "numpy_gather": "million_lookups",
     "scipy_pagerank": "million_edges",
+    "sklearn_forest": "trees",
     "python_json": "requests",
 }
 BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
@@ -584,6 +632,7 @@ BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
     "numpy_stream": numpy_stream,
     "numpy_gather": numpy_gather,
     "scipy_pagerank": scipy_pagerank,
+    "sklearn_forest": sklearn_forest,
     "python_json": python_json,
 }
 

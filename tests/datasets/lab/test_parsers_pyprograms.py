@@ -14,6 +14,7 @@ from cotenant.datasets.lab.workloads.numpy_stream import NumpyStream
 from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics
 from cotenant.datasets.lab.workloads.python_json import PythonJson
 from cotenant.datasets.lab.workloads.scipy_pagerank import ScipyPagerank
+from cotenant.datasets.lab.workloads.sklearn_forest import SklearnForest
 from cotenant.datasets.lab.workloads.torch_inference import TorchInference
 from cotenant.datasets.lab.workloads.torch_training import TorchTraining
 
@@ -25,6 +26,7 @@ parse_numpy_stream = NumpyStream().parse
 parse_numpy_gather = NumpyGather().parse
 parse_scipy_pagerank = ScipyPagerank().parse
 parse_python_json = PythonJson().parse
+parse_sklearn_forest = SklearnForest().parse
 
 CAPTURED = Path(__file__).parent / "captured"
 PARSERS = [
@@ -36,6 +38,7 @@ PARSERS = [
     parse_numpy_gather,
     parse_scipy_pagerank,
     parse_python_json,
+    parse_sklearn_forest,
 ]
 
 
@@ -63,6 +66,8 @@ def captured(name: str) -> str:
         (parse_scipy_pagerank, "pyprograms_scipy_pagerank_2.txt", 799.502912),
         (parse_python_json, "pyprograms_python_json_1.txt", 55024.439198),
         (parse_python_json, "pyprograms_python_json_2.txt", 99986.460633),
+        (parse_sklearn_forest, "pyprograms_sklearn_forest_1.txt", 4.119550),
+        (parse_sklearn_forest, "pyprograms_sklearn_forest_2.txt", 7.309438),
     ],
 )
 def test_parser_reads_the_rate(parser, file: str, expected: float) -> None:
@@ -97,6 +102,8 @@ def test_parser_reads_only_its_own_program() -> None:
         parse_scipy_pagerank(captured("pyprograms_numpy_gather_1.txt"))
     with pytest.raises(ParseError):
         parse_python_json(captured("pyprograms_scipy_pagerank_1.txt"))
+    with pytest.raises(ParseError):
+        parse_sklearn_forest(captured("pyprograms_python_json_1.txt"))
 
 
 @pytest.mark.parametrize(
@@ -171,6 +178,22 @@ def test_json_orders_are_fixed_and_answered_with_their_totals() -> None:
     assert pyprograms.answer_orders(orders) == 50
 
 
+def test_forest_table_is_fixed_and_learnable() -> None:
+    import numpy as np
+
+    table, labels = pyprograms.forest_table(2000, 8)
+    again, labels_again = pyprograms.forest_table(2000, 8)
+    assert table.dtype == np.float32 and table.shape == (2000, 8)
+    assert np.array_equal(table, again) and np.array_equal(labels, labels_again)
+    assert 0.3 < labels.mean() < 0.7  # both classes, so trees split
+    # A tree of the program's kind fits its table far better than chance and is the same tree for a seed.
+    tree = pyprograms.fit_tree(table, labels, seed=3)
+    assert (tree.predict(table) == labels).mean() > 0.9 and tree.get_depth() > 5
+    features = tree.tree_.feature
+    np.testing.assert_array_equal(features, pyprograms.fit_tree(table, labels, seed=3).tree_.feature)
+    assert not np.array_equal(features, pyprograms.fit_tree(table, labels, seed=4).tree_.feature)
+
+
 @pytest.fixture(scope="module")
 def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
     root = tmp_path_factory.mktemp("pyprograms")
@@ -191,6 +214,7 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
         NumpyGather,
         ScipyPagerank,
         PythonJson,
+        SklearnForest,
     ],
 )
 def test_program_runs_and_its_rate_parses(workload, context: WorkContext) -> None:
