@@ -2,7 +2,8 @@
 
 ``pack`` keeps only what the RunTable needs (labelled co-runs with their per-second telemetry, the solo
 profiles, metric groups, plan and provenance), zstd-compressed. If the Float64 files exceed the size budget
-they are rewritten with Float32 storage (loaded back as Float64), which the card states.
+they are rewritten compact (Float32 rounded to 16 significant bits, loaded back as Float64), which the card
+states.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import polars as pl
 from cotenant.datasets.lab.labels import noise_text
 from cotenant.datasets.sources.lab import is_lab_directory, load_labs
 from cotenant.datasets.sources.lab_records import overrun_text
-from cotenant.datasets.table import HOST, NEIGHBOUR_MEAN, SELF, RunTable
+from cotenant.datasets.table import COMPACT_SIGNIFICANT_BITS, HOST, NEIGHBOUR_MEAN, SELF, RunTable
 
 SIZE_LIMIT_BYTES = 50 * 1024 * 1024
-# What a pack may take with its metrics as Float64: a larger one stores them as Float32 (loaded back as
-# Float64; more digits than any sensor has). The bundled data ships in the package and in every clone.
+# What a pack may take with its metrics as Float64: a larger one stores them compact (``RunTable.save``:
+# Float32 rounded to 16 significant bits, loaded back as Float64; more digits than any sensor has). The
+# bundled data ships in the package and in every clone.
 FLOAT64_BUDGET_BYTES = 20 * 1024 * 1024
+COMPACT_STORAGE_TEXT = (
+    f" (metrics stored as Float32 rounded to {COMPACT_SIGNIFICANT_BITS} significant bits, loaded as Float64)"
+)
 LABEL_BINS = [i / 10 for i in range(11)]
 
 
@@ -214,7 +219,7 @@ def _probe_lines(table: RunTable) -> list[str]:
     return lines
 
 
-def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) -> str:
+def card(table: RunTable, command: str, sizes: dict[str, int], compact: bool) -> str:
     facts = summary(table)
     runs = table.runs
     unavailable: list[str] = table.meta.get("unavailable_metrics", [])
@@ -230,7 +235,7 @@ def card(table: RunTable, command: str, sizes: dict[str, int], float32: bool) ->
         "- machine: " + ", ".join(f"{k} {v}" for k, v in table.meta.get("machine", machine()).items()),
         *_session_lines(table.meta.get("lab_sessions")),
         *_campaign_lines(table.meta),
-        f"- storage: zstd Parquet{' (metrics stored as Float32, loaded as Float64)' if float32 else ''}, "
+        f"- storage: zstd Parquet{COMPACT_STORAGE_TEXT if compact else ''}, "
         f"{sum(sizes.values()) / 2**20:.2f} MiB: "
         + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()),
         "",
@@ -375,16 +380,16 @@ def pack(
     table.meta.update(lab_provenance(dirs))
     table.meta["source"] = "bundled"
     table.meta.pop("path", None)
-    float32 = False
+    compact = False
     sizes = table.save(out)
     if sum(sizes.values()) > min(size_limit, FLOAT64_BUDGET_BYTES):
-        float32 = True
-        sizes = table.save(out, float32=True)
+        compact = True
+        sizes = table.save(out, compact=True)
     if sum(sizes.values()) > size_limit:
         raise ValueError(
             f"{out}: packed size {sum(sizes.values()) / 2**20:.1f} MiB exceeds {size_limit / 2**20} MiB"
         )
     named = " ".join(shlex.quote(lab_dir.name) for lab_dir in dirs)
     command = command or f"cotenant datasets pack {named} --out {shlex.quote(str(out))}"
-    (out / "CARD.md").write_text(card(table, command, sizes, float32))
+    (out / "CARD.md").write_text(card(table, command, sizes, compact))
     return table, sizes
