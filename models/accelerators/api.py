@@ -6,7 +6,13 @@ from __future__ import annotations
 from cotenant.models.accelerators.base import AppLatency, Unbounded, predict_node
 from cotenant.models.accelerators.policies import POLICIES
 from cotenant.models.accelerators.profiles import MAX_APPS, NETWORK_MS, AppProfile, ClusterSpec, NodeSpec
-from cotenant.models.accelerators.simulator import SimulatedApp, SimulationConfig, simulate
+from cotenant.models.accelerators.simulator import (
+    MAX_SIMULATED_REQUESTS,
+    SERVED_SIMULATED_REQUESTS,
+    SimulatedApp,
+    SimulationConfig,
+    simulate,
+)
 from pydantic import BaseModel, Field
 
 
@@ -42,6 +48,7 @@ def place(
     policy: str = "depth_first",
     simulation: SimulationConfig | None = None,
     run_simulation: bool = True,
+    max_requests: float = MAX_SIMULATED_REQUESTS,
 ) -> PlacementResult:
     names = [app.name for app in apps]
     if len(set(names)) != len(names):
@@ -57,7 +64,7 @@ def place(
             utilisation[node.name] = device.utilisation
         else:
             utilisation[node.name] = 0.0
-    outcome = simulate(placement, simulation) if run_simulation else None
+    outcome = simulate(placement, simulation, max_requests) if run_simulation else None
     return PlacementResult(
         policy=policy,
         assignment={app.name: placement.node_of(app.name) for app in apps},
@@ -71,4 +78,12 @@ def place(
 
 
 def serve_request(request: PlacementRequest) -> PlacementResult:
-    return place(request.cluster, request.apps, request.policy, request.simulation, request.simulate)
+    """A placement answered while its caller waits: simulated within the served budget."""
+    return place(
+        request.cluster,
+        request.apps,
+        request.policy,
+        request.simulation,
+        request.simulate,
+        max_requests=SERVED_SIMULATED_REQUESTS,
+    )

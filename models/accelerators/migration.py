@@ -4,8 +4,8 @@ over its SLO moves to the first node that passes the admission test.
 Queues restart empty each period (an approximation), and the run length is `horizon_s` as given: moves change
 the placement mid-run, so there is no single steady state whose mean a longer run would make precise. Apps are
 still judged by the point rule, and flagged unsettled when their interval is wider than asked for. The run is
-shortened to the simulator's request budget, and has at most `MAX_PERIODS` periods (longer
-ones past that).
+shortened to the simulator's request budget, and has at most `MAX_PERIODS` periods, and at most as many as the
+budget pays for at `APP_RUN_COST_REQUESTS` per app and period (longer ones past that).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from cotenant.models.accelerators.base import admits
 from cotenant.models.accelerators.policies.base import Placement
 from cotenant.models.accelerators.profiles import AppProfile
 from cotenant.models.accelerators.simulator import (
+    APP_RUN_COST_REQUESTS,
     MAX_SIMULATED_REQUESTS,
     SimulationConfig,
     SimulationResult,
@@ -26,12 +27,15 @@ from cotenant.models.accelerators.simulator import (
 MAX_PERIODS = 1_000
 
 
-def simulate_with_migration(placement: Placement, config: SimulationConfig) -> SimulationResult:
+def simulate_with_migration(
+    placement: Placement, config: SimulationConfig, max_requests: float = MAX_SIMULATED_REQUESTS
+) -> SimulationResult:
     nodes = {node.name: node for node in placement.cluster.nodes}
     hosted = {name: list(apps) for name, apps in placement.hosted.items()}
     every_app = [app for apps in hosted.values() for app in apps]
-    horizon_s = min(config.horizon_s, affordable_seconds(every_app, MAX_SIMULATED_REQUESTS))
-    periods = min(MAX_PERIODS, max(1, round(horizon_s / config.migration_period_s)))
+    horizon_s = min(config.horizon_s, affordable_seconds(every_app, max_requests))
+    affordable_periods = int(max_requests / (APP_RUN_COST_REQUESTS * max(1, len(every_app))))
+    periods = max(1, min(MAX_PERIODS, affordable_periods, round(horizon_s / config.migration_period_s)))
     period_s = horizon_s / periods
     # each period restarts with empty queues; a fifth of it is enough to drop their flattering start
     window = config.model_copy(

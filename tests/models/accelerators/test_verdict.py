@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from cotenant.models.accelerators import POLICIES
+from cotenant.models.accelerators import POLICIES, api, migration
 from cotenant.models.accelerators.profiles import (
     AppProfile,
     ClusterSpec,
@@ -13,6 +13,7 @@ from cotenant.models.accelerators.profiles import (
 )
 from cotenant.models.accelerators.report import scenarios, stream
 from cotenant.models.accelerators.simulator import (
+    APP_RUN_COST_REQUESTS,
     SimulationConfig,
     simulate,
     simulate_node,
@@ -109,3 +110,44 @@ def test_bad_settings_name_the_field() -> None:
         SimulationConfig(precision=0)
     with pytest.raises(ValueError, match="max_horizon_s"):
         SimulationConfig(max_horizon_s=-1)
+
+
+def test_a_served_placement_is_simulated_within_the_served_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2000 requests/s that no run measures to a precision of 1e-9 of its SLO: only the budget stops it
+    busy = AppProfile(
+        name="busy",
+        model="m",
+        input_rate=2000,
+        slo_ms=50.0,
+        devices={"gpu": DeviceProfile(service_ms=0.2, memory_mb=1)},
+    )
+    cluster = ClusterSpec(
+        network_ms=0, nodes=[NodeSpec(name="fast", kind="gpu", memory_mb=4096, frontend_ms=0.01)]
+    )
+    config = SimulationConfig(precision=1e-9, stop_when_decided=False, max_horizon_s=600)
+    monkeypatch.setattr(api, "SERVED_SIMULATED_REQUESTS", 20_000)
+    served = api.serve_request(api.PlacementRequest(cluster=cluster, apps=[busy], simulation=config))
+    (app,) = served.simulated
+    assert app.simulated_s == pytest.approx(10.0)  # 20 000 requests at 2000/s
+    assert app.requests == pytest.approx(2000 * (10.0 - config.warmup_s), rel=0.05)  # counted after warm-up
+    assert not app.settled  # cut short, and said so
+    offline = api.place(cluster, [busy], simulation=config, max_requests=40_000)
+    assert offline.simulated[0].simulated_s == pytest.approx(20.0)
+
+
+def test_migration_periods_are_paid_from_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # periods of 1e-300 s: each app's run in each period costs as much as APP_RUN_COST_REQUESTS requests
+    apps = [lone_app(1000.0).model_copy(update={"name": f"app{i}", "model": f"m{i}"}) for i in range(5)]
+    placement = POLICIES["first_fit"](ClusterSpec(nodes=[JETSON]), apps)
+    runs: list[int] = []
+
+    def counted(*args: object, **kwargs: object) -> dict[str, np.ndarray]:
+        runs.append(1)
+        return simulate_node(*args, **kwargs)
+
+    monkeypatch.setattr(migration, "simulate_node", counted)
+    config = SimulationConfig(horizon_s=60, seed=1, migration=True, migration_period_s=1e-300)
+    result = simulate(placement, config, max_requests=50 * APP_RUN_COST_REQUESTS)
+    assert len(runs) == 50 // len(apps)  # ten periods of the one node
+    assert {app.app for app in result.apps} == {app.name for app in apps}
+    assert all(app.simulated_s == pytest.approx(60.0) for app in result.apps)
