@@ -5,7 +5,10 @@ One decision = placing one more app on a cluster already holding the first `--in
 (Ibis's GPU and edgeTPU workload files cycled; 4 nodes of each kind). The policy is given the whole prefix, so
 its time includes re-placing the incumbents; the decision time is that minus the time to place the prefix
 alone (median over `--repeats`). Prediction = the device model + frontend for every app on one loaded node.
-Exact = branch and bound on 2 nodes for 6..`--max-exact` apps.
+Exact = branch and bound on 2 nodes for 6..`--max-exact` apps. Served simulations = the slowest requests
+the simulator knows, answered as the service answers them (its request budget) and as offline (the larger
+one), median of 3: migration periods of 1e-300 s, and an app at 2000 requests/s whose mean no run makes as
+precise as asked.
 Usage: `python benchmarks/accelerators_placement.py`.
 """
 
@@ -17,9 +20,23 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from cotenant.models.accelerators import POLICIES, ClusterSpec, NodeSpec, load_apps, predict_latencies
-from cotenant.models.accelerators.profiles import ibis_data_dir
+from cotenant.models.accelerators import (
+    POLICIES,
+    ClusterSpec,
+    NodeSpec,
+    api,
+    load_apps,
+    predict_latencies,
+    simulator,
+)
+from cotenant.models.accelerators.api import PlacementRequest, serve_request
+from cotenant.models.accelerators.profiles import AppProfile, DeviceProfile, ibis_data_dir
 from cotenant.models.accelerators.report import stream
+from cotenant.models.accelerators.simulator import (
+    MAX_SIMULATED_REQUESTS,
+    SERVED_SIMULATED_REQUESTS,
+    SimulationConfig,
+)
 
 BASELINE = "first_fit"
 POLICY_ORDER = ("first_fit", "best_fit", "worst_fit", "depth_first", "breadth_first", "heterogeneous")
@@ -79,6 +96,49 @@ def main() -> None:
         greedy = median_seconds(partial(POLICIES["depth_first"], small, apps), 3)
         hosted = f"{POLICIES['exact'](small, apps).n_hosted}/{POLICIES['depth_first'](small, apps).n_hosted}"
         print(f"{count:>5}{exact * 1e3:>12.1f}{greedy * 1e3:>16.2f}{exact / greedy:>10.0f}{hosted:>18}")
+
+    print(
+        f"\nserved simulations (median of 3): the service's budget of {SERVED_SIMULATED_REQUESTS:,} requests "
+        f"against the offline {MAX_SIMULATED_REQUESTS:,}"
+    )
+    print(f"{'request':<34}{'served s':>10}{'offline s':>11}{'ratio':>8}")
+    for name, request in slowest_requests().items():
+        served = median_seconds(partial(uncached, serve_request, request), 3)
+        offline = median_seconds(
+            partial(uncached, api.place, request.cluster, request.apps, request.policy, request.simulation), 3
+        )
+        print(f"{name:<34}{served:>10.2f}{offline:>11.2f}{offline / served:>8.1f}")
+
+
+def uncached(action: Callable[..., object], *args: object) -> object:
+    """``action`` with the simulator's memo emptied first: each repeat simulates anew."""
+    simulator.clear_cache()
+    return action(*args)
+
+
+def slowest_requests() -> dict[str, PlacementRequest]:
+    """Requests within the schema whose simulation the budget has to stop (tests/models/accelerators)."""
+
+    def app(name: str, rate: float, service_ms: float) -> AppProfile:
+        device = DeviceProfile(service_ms=service_ms, memory_mb=1)
+        return AppProfile(name=name, model=name, input_rate=rate, slo_ms=100.0, devices={"gpu": device})
+
+    jetsons = ClusterSpec(nodes=[NodeSpec(name=f"jetson-{i}", kind="gpu", memory_mb=4096) for i in range(5)])
+    fast = ClusterSpec(
+        network_ms=0, nodes=[NodeSpec(name="fast", kind="gpu", memory_mb=4096, frontend_ms=0.01)]
+    )
+    return {
+        "migration, 5 apps, periods 1e-300 s": PlacementRequest(
+            cluster=jetsons,
+            apps=[app(f"app{i}", 10.0, 1.0) for i in range(5)],
+            simulation=SimulationConfig(migration=True, migration_period_s=1e-300),
+        ),
+        "2000 req/s, precision 1e-9": PlacementRequest(
+            cluster=fast,
+            apps=[app("busy", 2000.0, 0.2)],
+            simulation=SimulationConfig(precision=1e-9, stop_when_decided=False),
+        ),
+    }
 
 
 if __name__ == "__main__":

@@ -241,6 +241,11 @@ _CACHE: OrderedDict[str, list[SimulatedApp]] = OrderedDict()
 _CACHE_SIZE = 4096
 
 
+def clear_cache() -> None:
+    """Forget every memoised node (a benchmark's repeats must each simulate)."""
+    _CACHE.clear()
+
+
 def affordable_seconds(apps: Sequence[AppProfile], max_requests: float) -> float:
     """The horizon in which ``apps`` send ``max_requests`` requests, expected."""
     return max_requests / max(sum(app.input_rate for app in apps), 1e-12)
