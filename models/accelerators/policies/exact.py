@@ -11,6 +11,11 @@ from cotenant.models.accelerators.policies.base import POLICIES, Placement, feas
 from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec
 
 MAX_APPS = 16
+# Admission tests the search may run (a few microseconds each: about 1.5 s on one core). The bound on hosted
+# apps prunes at once when every app fits; when few fit, the (node or reject) branches grow as nodes^apps
+# (ten apps of which five distinct nodes hold one each: 0.7 s; twelve on six: 16 s), and a served request
+# must not hold a worker that long: past the budget the search gives up and says so (the service: 422).
+MAX_ADMISSION_TESTS = 500_000
 
 
 # Exhaustive: small instances only (MAX_APPS), so not one of the report's streaming policies.
@@ -21,9 +26,10 @@ def exact(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
     best: dict[str, list[AppProfile]] = {}
     best_count = -1
     current = Placement(cluster)
+    tests = 0
 
     def search(index: int, count: int) -> None:
-        nonlocal best, best_count
+        nonlocal best, best_count, tests
         if count + (len(apps) - index) <= best_count:
             return  # bound: even hosting every remaining app cannot beat the incumbent
         if index == len(apps):
@@ -38,6 +44,12 @@ def exact(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
                 if signature in tried_empty:
                     continue
                 tried_empty.add(signature)
+            tests += 1
+            if tests > MAX_ADMISSION_TESTS:
+                raise ValueError(
+                    f"exact search gave up after {MAX_ADMISSION_TESTS} admission tests without proving an "
+                    f"optimum for {len(apps)} apps on {len(cluster.nodes)} nodes; use a greedy policy"
+                )
             if feasible(current, node, app):
                 current.hosted[node.name].append(app)
                 search(index + 1, count + 1)

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 from cotenant.models.accelerators import POLICIES, load_apps, load_cluster, place, predict_latencies
+from cotenant.models.accelerators.policies import exact
 from cotenant.models.accelerators.profiles import (
     AppProfile,
     ClusterSpec,
@@ -73,6 +74,21 @@ def test_exact_is_an_upper_bound() -> None:
     best = POLICIES["exact"](CLUSTER, apps).n_hosted
     for policy in ("depth_first", "breadth_first"):
         assert POLICIES[policy](CLUSTER, apps).n_hosted <= best
+
+
+def test_exact_search_past_its_budget_gives_up_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ten apps of which five nodes of distinct sizes hold one each: the bound on hosted apps never prunes
+    nodes = [NodeSpec(name=f"n{i}", kind="gpu", memory_mb=1000 + i) for i in range(5)]
+    apps = [app(f"a{i}", f"m{i}", 1.0, memory=700) for i in range(10)]
+    assert POLICIES["exact"](ClusterSpec(nodes=nodes[:3]), apps[:5]).n_hosted == 3  # small: solved
+    monkeypatch.setattr(exact, "MAX_ADMISSION_TESTS", 2_000)
+    with pytest.raises(
+        ValueError, match=r"exact search gave up after 2000 admission tests.*10 apps on 5 nodes"
+    ):
+        POLICIES["exact"](ClusterSpec(nodes=nodes), apps)
+    # the service's path: a 4xx for the input, not a worker held for minutes
+    with pytest.raises(ValueError, match="use a greedy policy"):
+        place(ClusterSpec(nodes=nodes), apps, policy="exact", run_simulation=False)
 
 
 def test_ibis_files_load_and_examples_place(tmp_path: Path) -> None:
