@@ -29,14 +29,10 @@ from cotenant.models.accelerators import (
     predict_latencies,
     simulator,
 )
-from cotenant.models.accelerators.api import PlacementRequest, serve_request
+from cotenant.models.accelerators.api import PlacementRequest
 from cotenant.models.accelerators.profiles import AppProfile, DeviceProfile, ibis_data_dir
 from cotenant.models.accelerators.report import stream
-from cotenant.models.accelerators.simulator import (
-    MAX_SIMULATED_REQUESTS,
-    SERVED_SIMULATED_REQUESTS,
-    SimulationConfig,
-)
+from cotenant.models.accelerators.simulator import SimulationConfig
 
 BASELINE = "first_fit"
 POLICY_ORDER = ("first_fit", "best_fit", "worst_fit", "depth_first", "breadth_first", "heterogeneous")
@@ -98,12 +94,13 @@ def main() -> None:
         print(f"{count:>5}{exact * 1e3:>12.1f}{greedy * 1e3:>16.2f}{exact / greedy:>10.0f}{hosted:>18}")
 
     print(
-        f"\nserved simulations (median of 3): the service's budget of {SERVED_SIMULATED_REQUESTS:,} requests "
-        f"against the offline {MAX_SIMULATED_REQUESTS:,}"
+        f"\nserved simulations (median of 3): the service's budget of "
+        f"{simulator.SERVED_SIMULATED_REQUESTS:,} requests against the offline "
+        f"{simulator.MAX_SIMULATED_REQUESTS:,}"
     )
     print(f"{'request':<34}{'served s':>10}{'offline s':>11}{'ratio':>8}")
     for name, request in slowest_requests().items():
-        served = median_seconds(partial(uncached, serve_request, request), 3)
+        served = median_seconds(partial(uncached, api.serve_request, request), 3)
         offline = median_seconds(
             partial(uncached, api.place, request.cluster, request.apps, request.policy, request.simulation), 3
         )
