@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cotenant.models.accelerators.base import AppLatency, Unbounded, predict_node
 from cotenant.models.accelerators.policies import POLICIES
+from cotenant.models.accelerators.policies.base import MAX_ADMISSION_TESTS, AdmissionBudgetExceeded
 from cotenant.models.accelerators.profiles import MAX_APPS, NETWORK_MS, AppProfile, ClusterSpec, NodeSpec
 from cotenant.models.accelerators.simulator import (
     MAX_SIMULATED_REQUESTS,
@@ -49,11 +50,19 @@ def place(
     simulation: SimulationConfig | None = None,
     run_simulation: bool = True,
     max_requests: float = MAX_SIMULATED_REQUESTS,
+    max_admission_tests: int | None = None,
 ) -> PlacementResult:
     names = [app.name for app in apps]
     if len(set(names)) != len(names):
         raise ValueError("app names must be unique within a request")
-    placement = POLICIES[policy](cluster, apps)
+    try:
+        placement = POLICIES[policy](cluster, apps, max_admission_tests)
+    except AdmissionBudgetExceeded as error:
+        raise ValueError(
+            f"{policy} placement of {len(apps)} apps on {len(cluster.nodes)} nodes {error}: apps that differ "
+            "need a test per app and node; send fewer apps or nodes per request, or replicas of fewer "
+            "distinct apps, or use a knapsack policy"
+        ) from error
     predicted: list[AppLatency] = []
     utilisation: dict[str, float] = {}
     for node in cluster.nodes:
@@ -78,7 +87,8 @@ def place(
 
 
 def serve_request(request: PlacementRequest) -> PlacementResult:
-    """A placement answered while its caller waits: simulated within the served budget."""
+    """A placement answered while its caller waits: placed within `MAX_ADMISSION_TESTS` and simulated
+    within the served request budget."""
     return place(
         request.cluster,
         request.apps,
@@ -86,4 +96,5 @@ def serve_request(request: PlacementRequest) -> PlacementResult:
         request.simulation,
         request.simulate,
         max_requests=SERVED_SIMULATED_REQUESTS,
+        max_admission_tests=MAX_ADMISSION_TESTS,
     )

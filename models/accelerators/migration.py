@@ -11,7 +11,6 @@ budget pays for at `APP_RUN_COST_REQUESTS` per app and period (longer ones past 
 from __future__ import annotations
 
 import numpy as np
-from cotenant.models.accelerators.base import admits
 from cotenant.models.accelerators.policies.base import Placement
 from cotenant.models.accelerators.profiles import AppProfile
 from cotenant.models.accelerators.simulator import (
@@ -31,7 +30,9 @@ def simulate_with_migration(
     placement: Placement, config: SimulationConfig, max_requests: float = MAX_SIMULATED_REQUESTS
 ) -> SimulationResult:
     nodes = {node.name: node for node in placement.cluster.nodes}
-    hosted = {name: list(apps) for name, apps in placement.hosted.items()}
+    # a copy whose apps move, keeping each node's admission state as they do
+    moving = Placement(placement.cluster, hosted=placement.hosted)
+    hosted = moving.hosted
     every_app = [app for apps in hosted.values() for app in apps]
     horizon_s = min(config.horizon_s, affordable_seconds(every_app, max_requests))
     affordable_periods = int(max_requests / (APP_RUN_COST_REQUESTS * max(1, len(every_app))))
@@ -54,17 +55,11 @@ def simulate_with_migration(
                 if len(recent) and recent.mean() > app.slo_ms:
                     late.append((name, app))
         for source, app in late:
-            for target in placement.cluster.nodes:
-                candidate = [*hosted[target.name], app]
-                if (
-                    target.name != source
-                    and target.kind in app.devices
-                    and admits(target, candidate, placement.cluster.network_ms)
-                ):
-                    hosted[source].remove(app)
-                    hosted[target.name].append(app)
-                    migrations += 1
-                    break
+            target = moving.first_admitting(app, besides=source)
+            if target is not None:
+                moving.unhost(nodes[source], app)
+                moving.host(target, app)
+                migrations += 1
     simulated_s = periods * period_s
     results = [
         summarise(app, name, np.concatenate(collected[app.name]), config, simulated_s)

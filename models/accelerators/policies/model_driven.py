@@ -14,54 +14,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cotenant.models.accelerators.base import utilisation
+import numpy as np
 from cotenant.models.accelerators.policies.base import (
     POLICIES,
     Placement,
-    feasible,
     place_each,
     utilisation_increase,
 )
 from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec, NodeSpec
 
 
-def first_feasible(placement: Placement, app: AppProfile, kind: str | None = None) -> NodeSpec | None:
-    for node in placement.cluster.nodes:
-        if (kind is None or node.kind == kind) and feasible(placement, node, app):
-            return node
-    return None
+def first_admitting(placement: Placement, app: AppProfile) -> NodeSpec | None:
+    return placement.first_admitting(app)
 
 
 @POLICIES.register("depth_first", family="model_driven")
-def depth_first(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
-    return place_each(cluster, apps, first_feasible)
+def depth_first(
+    cluster: ClusterSpec, apps: Sequence[AppProfile], max_admission_tests: int | None = None
+) -> Placement:
+    return place_each(cluster, apps, first_admitting, max_admission_tests)
 
 
 def breadth_choice(placement: Placement, app: AppProfile) -> NodeSpec | None:
-    nodes = [node for node in placement.cluster.nodes if feasible(placement, node, app)]
-    sharing = [
-        node for node in nodes if any(other.model == app.model for other in placement.hosted[node.name])
-    ]
-    if sharing:
-        return sharing[0]
-    idle = [node for node in nodes if not placement.hosted[node.name]]
-    if idle:
-        return idle[0]
-    return min(nodes, key=lambda node: utilisation(node, placement.hosted[node.name]), default=None)
+    admitting = placement.admitting(app)
+    for preferred in (admitting & placement.serving(app.model), admitting & placement.idle()):
+        if preferred.any():
+            return placement.cluster.nodes[int(preferred.argmax())]  # the first, in cluster order
+    if not admitting.any():
+        return None
+    least_utilised = np.where(admitting, placement.utilisations(), np.inf).argmin()  # the first of equals
+    return placement.cluster.nodes[int(least_utilised)]
 
 
 @POLICIES.register("breadth_first", family="model_driven")
-def breadth_first(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
-    return place_each(cluster, apps, breadth_choice)
+def breadth_first(
+    cluster: ClusterSpec, apps: Sequence[AppProfile], max_admission_tests: int | None = None
+) -> Placement:
+    return place_each(cluster, apps, breadth_choice, max_admission_tests)
 
 
 # Chooses between device kinds: only meaningful on a cluster that has several.
 @POLICIES.register("heterogeneous", family="model_driven", mixed_clusters_only=True)
-def heterogeneous(cluster: ClusterSpec, apps: Sequence[AppProfile]) -> Placement:
+def heterogeneous(
+    cluster: ClusterSpec, apps: Sequence[AppProfile], max_admission_tests: int | None = None
+) -> Placement:
     def choose(placement: Placement, app: AppProfile) -> NodeSpec | None:
         candidates = [
-            node for kind in app.devices if (node := first_feasible(placement, app, kind)) is not None
+            node for kind in app.devices if (node := placement.first_admitting(app, kind)) is not None
         ]
         return min(candidates, key=lambda node: utilisation_increase(placement, node, app), default=None)
 
-    return place_each(cluster, apps, choose)
+    return place_each(cluster, apps, choose, max_admission_tests)
