@@ -57,11 +57,14 @@ def place(
         raise ValueError("app names must be unique within a request")
     try:
         placement = POLICIES[policy](cluster, apps, max_admission_tests)
+        outcome = simulate(placement, simulation, max_requests) if run_simulation else None
     except AdmissionBudgetExceeded as error:
+        migrating = run_simulation and simulation is not None and simulation.migration
         raise ValueError(
-            f"{policy} placement of {len(apps)} apps on {len(cluster.nodes)} nodes {error}: apps that differ "
-            "need a test per app and node; send fewer apps or nodes per request, or replicas of fewer "
-            "distinct apps, or use a knapsack policy"
+            f"{policy} placement of {len(apps)} apps on {len(cluster.nodes)} nodes"
+            f"{' and its migrations' if migrating else ''} {error}: apps that differ need a test per app "
+            "and node; send fewer apps or nodes per request, or replicas of fewer distinct apps, or use a "
+            "knapsack policy without migration"
         ) from error
     predicted: list[AppLatency] = []
     utilisation: dict[str, float] = {}
@@ -73,7 +76,6 @@ def place(
             utilisation[node.name] = device.utilisation
         else:
             utilisation[node.name] = 0.0
-    outcome = simulate(placement, simulation, max_requests) if run_simulation else None
     return PlacementResult(
         policy=policy,
         assignment={app.name: placement.node_of(app.name) for app in apps},

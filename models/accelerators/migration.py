@@ -30,8 +30,12 @@ def simulate_with_migration(
     placement: Placement, config: SimulationConfig, max_requests: float = MAX_SIMULATED_REQUESTS
 ) -> SimulationResult:
     nodes = {node.name: node for node in placement.cluster.nodes}
-    # a copy whose apps move, keeping each node's admission state as they do
-    moving = Placement(placement.cluster, hosted=placement.hosted)
+    # a copy whose apps move, keeping each node's admission state as they do; its tests are paid from the
+    # placement's budget (a served request's: `AdmissionBudgetExceeded` past it)
+    moving = Placement(
+        placement.cluster, hosted=placement.hosted, max_admission_tests=placement.max_admission_tests
+    )
+    moving.admission_tests = placement.admission_tests
     hosted = moving.hosted
     every_app = [app for apps in hosted.values() for app in apps]
     horizon_s = min(config.horizon_s, affordable_seconds(every_app, max_requests))

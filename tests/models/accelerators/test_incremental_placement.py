@@ -192,6 +192,15 @@ def test_a_served_placement_past_its_admission_tests_is_refused_naming_them(
         api.serve_request(request)
     # a knapsack policy runs no admission test, and replicas of few apps need few
     assert api.serve_request(request.model_copy(update={"policy": "first_fit"})).assignment
+    # migrations are admission tests too, paid from the same budget (a cluster the simulator runs: no MPS)
+    corals, tpu_apps = cluster_of("tpu", 20, seed=4), varied(WORKLOADS["tpu"], 100, seed=4, distinct=True)
+    config = SimulationConfig(horizon_s=20, migration=True, migration_period_s=5)
+    assert api.place(corals, tpu_apps, "first_fit", config).migrations > 0  # offline: unbounded
+    migrating = api.PlacementRequest(cluster=corals, apps=tpu_apps, policy="first_fit", simulation=config)
+    with pytest.raises(
+        ValueError, match=r"first_fit placement of 100 apps on 20 nodes and its migrations gave"
+    ):
+        api.serve_request(migrating)
     replicas = varied(WORKLOADS["gpu"], 300, seed=4, distinct=False)
     served = api.serve_request(request.model_copy(update={"apps": replicas}))
     assert served.rejected and len(served.rejected) < len(replicas)
