@@ -159,33 +159,38 @@ class NodeLoad:
     def __post_init__(self) -> None:
         self._device_model = device_model_for(self.node)
 
-    def _with(self, app: AppProfile) -> tuple[float, dict[str, ModelLoad], dict[str, float]]:
-        """Memory, loads and budgets with `app` joining."""
+    def _memory_with(self, app: AppProfile) -> float:
+        """The memory with `app` joining: a copy of its model only where none is loaded."""
+        if app.model in self.loads:
+            return self.memory_mb
+        return self.memory_mb + app.on(self.node.kind).memory_mb
+
+    def _with(self, app: AppProfile) -> tuple[dict[str, ModelLoad], dict[str, float]]:
+        """Loads and budgets with `app` joining."""
         kind, model = self.node.kind, app.model
-        group = self.loads.get(model)
         budget = latency_budget_ms(self.node, app, self.network_ms)
-        memory_mb = self.memory_mb if group is not None else self.memory_mb + app.on(kind).memory_mb
-        loads = {**self.loads, model: joined_load(group, app, kind)}
+        loads = {**self.loads, model: joined_load(self.loads.get(model), app, kind)}
         budgets = {**self.budgets_ms, model: min(budget, self.budgets_ms.get(model, budget))}
-        return memory_mb, loads, budgets
+        return loads, budgets
 
     def joined(self, app: AppProfile) -> NodeLoad:
         """This node with `app` on it too."""
-        memory_mb, loads, budgets_ms = self._with(app)
-        return NodeLoad(self.node, self.network_ms, loads, budgets_ms, memory_mb)
+        return NodeLoad(self.node, self.network_ms, *self._with(app), memory_mb=self._memory_with(app))
 
     def admits(self, app: AppProfile) -> bool:
         """Whether the node with `app` joining passes the admission test (`joined(app).acceptable()`
-        without building the joined state: the test a placement runs per node and app)."""
-        return self._passes(*self._with(app))
+        without building the joined state: the test a placement runs per node and app; memory first, as
+        most refusals of a full node are)."""
+        return self._fits(self._memory_with(app)) and self._queues_pass(*self._with(app))
 
     def acceptable(self) -> bool:
         """Ibis's admission test on these apps: memory, utilisation, and every app within its budget."""
-        return self._passes(self.memory_mb, self.loads, self.budgets_ms)
+        return self._fits(self.memory_mb) and self._queues_pass(self.loads, self.budgets_ms)
 
-    def _passes(self, memory_mb: float, loads: dict[str, ModelLoad], budgets_ms: dict[str, float]) -> bool:
-        if memory_mb > MEMORY_LIMIT * self.node.memory_mb:
-            return False
+    def _fits(self, memory_mb: float) -> bool:
+        return memory_mb <= MEMORY_LIMIT * self.node.memory_mb
+
+    def _queues_pass(self, loads: dict[str, ModelLoad], budgets_ms: dict[str, float]) -> bool:
         prediction = self._device_model(list(loads.values()))
         if prediction.utilisation > UTILISATION_LIMIT:
             return False

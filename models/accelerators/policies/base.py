@@ -222,12 +222,12 @@ class Placement:
         """Per node, its device model's utilisation with the apps it hosts."""
         return self._utilisation.copy()
 
-    def container_candidates(self, app: AppProfile) -> tuple[list[NodeSpec], np.ndarray]:
-        """The nodes (in cluster order) where `app`'s own container fits beside every hosted app's (no
-        shared model copies), and the memory each would have free after it."""
+    def container_candidates(self, app: AppProfile) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the nodes (in cluster order) where `app`'s own container fits beside every hosted
+        app's (no shared model copies), and the memory each would have free after it."""
         free_after = self._memory_mb - (self._container_memory_mb + self._memory_needed_mb(app, None))
         fitting = np.flatnonzero(free_after >= 0)
-        return [self.cluster.nodes[position] for position in fitting], free_after[fitting]
+        return fitting, free_after[fitting]
 
 
 class Policy(Protocol):

@@ -26,8 +26,8 @@ def exact(
 ) -> Placement:
     """Runs within `MAX_ADMISSION_TESTS` always (or fewer if asked): the bound on hosted apps prunes at once
     when every app fits, but when few fit the (node or reject) branches grow as nodes^apps (ten apps of which
-    five distinct nodes hold one each: 226 500 tests, 0.7 s; twelve on six: 16 s), and no caller should
-    wait that long: past the budget the search gives up and says so (the service: 422)."""
+    five distinct nodes hold one each: 226 500 tests, 1.0 s; twelve on six: 16 s before the bound), and no
+    caller should wait that long: past the budget the search gives up and says so (the service: 422)."""
     if len(apps) > MAX_APPS:
         raise ValueError(f"exact search is for small instances: {len(apps)} apps > {MAX_APPS}")
     budget = MAX_ADMISSION_TESTS

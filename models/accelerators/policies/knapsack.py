@@ -16,8 +16,8 @@ def first_fit(
     cluster: ClusterSpec, apps: Sequence[AppProfile], max_admission_tests: int | None = None
 ) -> Placement:
     def choose(placement: Placement, app: AppProfile) -> NodeSpec | None:
-        nodes, _ = placement.container_candidates(app)
-        return nodes[0] if nodes else None
+        fitting, _ = placement.container_candidates(app)
+        return placement.cluster.nodes[fitting[0]] if len(fitting) else None
 
     return place_each(cluster, apps, choose, max_admission_tests)
 
@@ -27,8 +27,9 @@ def best_fit(
     cluster: ClusterSpec, apps: Sequence[AppProfile], max_admission_tests: int | None = None
 ) -> Placement:
     def choose(placement: Placement, app: AppProfile) -> NodeSpec | None:
-        nodes, free_after = placement.container_candidates(app)
-        return nodes[int(free_after.argmin())] if nodes else None  # the first of equals, as min() gives
+        fitting, free_after = placement.container_candidates(app)
+        # the first of equals, in cluster order
+        return placement.cluster.nodes[fitting[free_after.argmin()]] if len(fitting) else None
 
     return place_each(cluster, apps, choose, max_admission_tests)
 
@@ -38,7 +39,7 @@ def worst_fit(
     cluster: ClusterSpec, apps: Sequence[AppProfile], max_admission_tests: int | None = None
 ) -> Placement:
     def choose(placement: Placement, app: AppProfile) -> NodeSpec | None:
-        nodes, free_after = placement.container_candidates(app)
-        return nodes[int(free_after.argmax())] if nodes else None
+        fitting, free_after = placement.container_candidates(app)
+        return placement.cluster.nodes[fitting[free_after.argmax()]] if len(fitting) else None
 
     return place_each(cluster, apps, choose, max_admission_tests)

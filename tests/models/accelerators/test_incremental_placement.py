@@ -175,7 +175,7 @@ def test_unhosting_leaves_the_state_of_a_node_built_afresh() -> None:
     for probe in apps:  # every verdict and every memory filter as on a placement built with the apps left
         assert placement.first_admitting(probe) == fresh.first_admitting(probe)
         assert (placement.admitting(probe) == fresh.admitting(probe)).all()
-        assert placement.container_candidates(probe)[0] == fresh.container_candidates(probe)[0]
+        assert (placement.container_candidates(probe)[0] == fresh.container_candidates(probe)[0]).all()
 
 
 def test_a_served_placement_past_its_admission_tests_is_refused_naming_them(
