@@ -16,7 +16,7 @@ from cotenant.registry import Registry
 # Admission tests a placement answered while its caller waits may run, migrations in its simulation included:
 # 13-20 us each on a node holding a few models (measured on Ibis's apps), so 3-5 s on one core. Re-using
 # verdicts (`Placement.admits`), replicas of a few apps need few tests at any size (10 000 apps cycling
-# Ibis's workload on 1000 nodes: 6 000 or fewer); apps that all differ need about one per app and node (3000
+# Ibis's workload on 1000 nodes: 5 000-25 000); apps that all differ need about one per app and node (3000
 # on 300 nodes: 500 000 to 900 000, 10 s), and past the budget the request is refused (the service: 422).
 # The exact search grows as nodes^apps and runs under it always.
 MAX_ADMISSION_TESTS = 250_000
