@@ -18,7 +18,6 @@ Usage: `python benchmarks/accelerators_placement.py [--only sizes] [--sizes 1000
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from cotenant.models.accelerators import (
 )
 from cotenant.models.accelerators.api import PlacementRequest
 from cotenant.models.accelerators.profiles import AppProfile, DeviceProfile, ibis_data_dir
-from cotenant.models.accelerators.report import stream
+from cotenant.models.accelerators.report import differing, stream
 from cotenant.models.accelerators.simulator import SimulationConfig
 
 BASELINE = "first_fit"
@@ -134,19 +133,8 @@ def served_simulations() -> None:
 
 def request_stream(kind: str, count: int, differ: bool) -> list[AppProfile]:
     """`count` apps cycling Ibis's workload for `kind`: replicas, or each with its own rate and SLO."""
-    rng = random.Random(count)
     apps = stream(load_apps(ibis_data_dir() / WORKLOADS[kind]).apps, count)
-    if not differ:
-        return apps
-    return [
-        app.model_copy(
-            update={
-                "input_rate": app.input_rate * rng.uniform(0.5, 1.5),
-                "slo_ms": app.slo_ms * rng.uniform(0.8, 1.5),
-            }
-        )
-        for app in apps
-    ]
+    return differing(apps, seed=count) if differ else apps
 
 
 def request_sizes(sizes: list[tuple[int, int]]) -> None:

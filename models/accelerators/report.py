@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,21 @@ def stream(templates: Sequence[AppProfile], count: int) -> list[AppProfile]:
     """Cycle the profiles into `count` distinct apps (one deployment each)."""
     cycle = itertools.cycle(templates)
     return [next(cycle).model_copy(update={"name": f"app{index:02d}"}) for index in range(count)]
+
+
+def differing(apps: Sequence[AppProfile], seed: int) -> list[AppProfile]:
+    """The apps, each with its own rate (x 0.5-1.5) and SLO (x 0.8-1.5) drawn with `seed`: a stream whose apps
+    all differ, so that no admission verdict is re-used (replicas of `stream` re-use them)."""
+    rng = random.Random(seed)
+    return [
+        app.model_copy(
+            update={
+                "input_rate": app.input_rate * rng.uniform(0.5, 1.5),
+                "slo_ms": app.slo_ms * rng.uniform(0.8, 1.5),
+            }
+        )
+        for app in apps
+    ]
 
 
 def scenarios(n_apps: int = 40) -> list[Scenario]:

@@ -18,7 +18,7 @@ from cotenant.models.accelerators.base import admits, node_load, utilisation
 from cotenant.models.accelerators.policies import base as policies_base
 from cotenant.models.accelerators.policies.base import Placement
 from cotenant.models.accelerators.profiles import AppProfile, ibis_data_dir
-from cotenant.models.accelerators.report import stream
+from cotenant.models.accelerators.report import differing, stream
 from cotenant.models.accelerators.simulator import SimulationConfig
 
 IBIS = ibis_data_dir()
@@ -98,19 +98,8 @@ def reference_policies(cluster: ClusterSpec) -> dict[str, Callable[[Hosted, AppP
 
 def varied(templates: Sequence[AppProfile], count: int, seed: int, distinct: bool) -> list[AppProfile]:
     """`count` apps cycling `templates`: replicas, or each with its own rate and SLO."""
-    rng = random.Random(seed)
     apps = stream(templates, count)
-    if not distinct:
-        return apps
-    return [
-        app.model_copy(
-            update={
-                "input_rate": app.input_rate * rng.uniform(0.3, 2.5),
-                "slo_ms": app.slo_ms * rng.uniform(0.6, 1.6),
-            }
-        )
-        for app in apps
-    ]
+    return differing(apps, seed) if distinct else apps
 
 
 def cluster_of(workload: str, size: int, seed: int) -> ClusterSpec:
