@@ -38,9 +38,9 @@ class _Verdicts:
 class Placement:
     """Apps per node in placement order; `rejected` holds apps the policy refused.
 
-    Apps join and leave through `host` and `unhost_last`, which keep what the policies read of each node in
-    step: its admission state (`NodeLoad`) and, for every node at once, the memory its models and its apps'
-    own containers take, so that a policy rules out the nodes an app cannot fit in one vector operation
+    Apps join and leave through `host`, `unhost_last` and `unhost`, which keep what the policies read of each
+    node in step: its admission state (`NodeLoad`) and, for every node at once, the memory its models and its
+    apps' own containers take, so that a policy rules out the nodes an app cannot fit in one vector operation
     instead of one test per node. `max_admission_tests` bounds the tests `admits` runs (None: unbounded).
     """
 
