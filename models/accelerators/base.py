@@ -19,7 +19,7 @@ from cotenant.models.accelerators.device_models import (
     DevicePrediction,
     ModelLoad,
 )
-from cotenant.models.accelerators.profiles import FRONTEND_MS, NETWORK_MS, AppProfile, ClusterSpec, NodeSpec
+from cotenant.models.accelerators.profiles import FRONTEND_MS, AppProfile, ClusterSpec, NodeSpec
 from pydantic import BaseModel, WithJsonSchema
 
 # Ibis's admission limits (fractions) for a node with the candidate included.
@@ -221,7 +221,7 @@ def admits(node: NodeSpec, apps: Sequence[AppProfile], network_ms: float) -> boo
 
 
 def utilisation(node: NodeSpec, apps: Sequence[AppProfile]) -> float:
-    return node_load(node, apps, NETWORK_MS).utilisation
+    return device_model_for(node)(group_loads(apps, node.kind)).utilisation if apps else 0.0
 
 
 def node_by_name(cluster: ClusterSpec) -> dict[str, NodeSpec]:

@@ -242,15 +242,6 @@ class Policy(Protocol):
 POLICIES: Registry[Policy] = Registry("placement policy")
 
 
-def compatible(node: NodeSpec, app: AppProfile) -> bool:
-    return node.kind in app.devices
-
-
-def feasible(placement: Placement, node: NodeSpec, app: AppProfile) -> bool:
-    """The model-driven admission test with the candidate on this node."""
-    return placement.admits(node, app)
-
-
 def utilisation_increase(placement: Placement, node: NodeSpec, app: AppProfile) -> float:
     load = placement.load(node)
     return load.joined(app).utilisation - load.utilisation

@@ -12,7 +12,6 @@ from cotenant.models.accelerators.policies.base import (
     POLICIES,
     AdmissionBudgetExceeded,
     Placement,
-    feasible,
 )
 from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec
 
@@ -53,7 +52,7 @@ def exact(
                 if signature in tried_empty:
                     continue
                 tried_empty.add(signature)
-            if feasible(current, node, app):
+            if current.admits(node, app):
                 current.host(node, app)
                 search(index + 1, count + 1)
                 current.unhost_last(node)
