@@ -10,6 +10,9 @@ Programs (``--threads`` = the library's thread count, which is what a lab level 
 * ``analytics``: TPC-H-like queries Q1 (filter + group-by aggregation + sort), Q3 (two joins + group-by +
   top-10 sort) and Q6 (filter + sum) with Polars on the tables ``generate_tpch`` wrote under ``--data``;
   one unit = one query, rate in queries per second.
+* ``pandas_analytics``: the same three queries with pandas on the same tables, as a data scientist's
+  notebook runs them: single-threaded vectorised kernels, each intermediate a new frame; ``--threads`` N
+  runs N worker processes (pandas runs one thread), each running the three queries per iteration.
 * ``torch_inference``: batch inference of a small transformer encoder (seeded random weights) on random
   token embeddings in ``torch.inference_mode()``; units are samples, rate in samples per second.
 * ``torch_training``: training steps (forward, backward, an Adam update) of a small CNN on synthetic
@@ -25,6 +28,10 @@ Programs (``--threads`` = the library's thread count, which is what a lab level 
   over a fixed random graph of 1 Mi nodes and 16 Mi edges whose links go mostly to a few popular nodes, a
   graph-analytics pattern: the edges stream from memory while the rank vector (8 MiB) is read at random,
   mostly from the cache; units are million edges traversed.
+* ``scipy_dijkstra``: single-source shortest paths (scipy's Dijkstra) from one source after another over a
+  fixed road-network-like graph of ``DIJKSTRA_NODES`` nodes, each linked to ``DIJKSTRA_DEGREE`` others, most
+  of them near it and one in eight anywhere; units are million edges scanned (every edge once per source).
+  scipy holds the interpreter's lock while it searches, so ``--threads`` N runs N worker processes.
 * ``sklearn_forest``: a random forest's trees fitted one after another (scikit-learn's decision tree with
   half the features tried at each split, as a forest's trees are) on a fixed table of ``FOREST_SAMPLES``
   rows and ``FOREST_FEATURES`` float32 features; each of ``--threads`` threads fits its own tree per
@@ -62,12 +69,14 @@ RESULT_FORMAT = (
 )
 PROGRAMS = (
     "analytics",
+    "pandas_analytics",
     "torch_inference",
     "torch_training",
     "numpy_blas",
     "numpy_stream",
     "numpy_gather",
     "scipy_pagerank",
+    "scipy_dijkstra",
     "sklearn_forest",
     "python_json",
 )
@@ -127,6 +136,14 @@ PAGERANK_NODES = 1024 * 1024
 PAGERANK_EDGES = 16 * 1024 * 1024
 PAGERANK_SKEW = 3.0
 PAGERANK_DAMPING = 0.85
+# The shortest-path graph: 128 Ki nodes, 8 links out of each (CSR: 12 MiB of weights and targets, with 1 MiB
+# of distances and the search's heap: beyond the L2, within or near the L3 of the lab's machines), seven in
+# eight to one of the next 63 nodes (a road network's local streets) and one in eight anywhere (its
+# highways), weights uniform in [1, 10). One search from a source reaches every node: ~70 ms on one core.
+DIJKSTRA_NODES = 128 * 1024
+DIJKSTRA_DEGREE = 8
+DIJKSTRA_LOCAL_SPAN = 64
+DIJKSTRA_FAR_SHARE = 0.125
 # The forest's table: 16 000 rows of 24 float32 features (1.5 MiB, in the L2 and L3 of the lab's machines,
 # with the builder's sorted index arrays), labelled by a noisy non-linear rule so that trees grow deep
 # (~0.25 s a tree on one core). Trees' seeds cycle through FOREST_TREES, the same work in every run.
@@ -206,9 +223,8 @@ def generate_tpch(directory: Path, orders: int = ORDERS, customers: int = CUSTOM
         frame.write_parquet(directory / f"{name}.parquet")
 
 
-def analytics(threads: int, data: Path | None) -> Step:
-    if data is None:
-        raise SystemExit("pyprograms: analytics needs --data (the directory generate_tpch wrote)")
+def polars_queries(data: Path) -> tuple[Any, ...]:
+    """Q1, Q3 and Q6 as Polars lazy queries over the tables ``generate_tpch`` wrote in ``data``, loaded."""
     import datetime
 
     import polars as pl
@@ -249,7 +265,13 @@ def analytics(threads: int, data: Path | None) -> Step:
         & pl.col("l_discount").is_between(0.05, 0.07)
         & (pl.col("l_quantity") < 24)
     ).select((pl.col("l_extendedprice") * pl.col("l_discount")).sum().alias("revenue"))
-    queries = (q1, q3, q6)
+    return (q1, q3, q6)
+
+
+def analytics(threads: int, data: Path | None) -> Step:
+    if data is None:
+        raise SystemExit("pyprograms: analytics needs --data (the directory generate_tpch wrote)")
+    queries = polars_queries(data)
 
     def step() -> float:
         # One iteration runs each query once, so every rate weighs the three queries alike whenever the
@@ -261,6 +283,109 @@ def analytics(threads: int, data: Path | None) -> Step:
         return float(len(queries))
 
     return step
+
+
+# The step each forked worker runs, set before the pool forks so that every worker inherits it built.
+forked_step: Step | None = None
+# Pools of worker processes, shut down by main() once the clock stops: left to the interpreter's exit, a
+# pool's wake-up pipe may already be closed when its exit hook writes to it (a traceback after the result).
+worker_pools: list[Any] = []
+
+
+def run_forked_step(_: int) -> float:
+    """One iteration of ``forked_step`` in a worker process; its units."""
+    if forked_step is None:
+        raise RuntimeError("pyprograms: a worker process started without its step")
+    return forked_step()
+
+
+def in_worker_processes(step: Step, workers: int) -> Step:
+    """``step`` run once by each of ``workers`` forked processes per iteration, for libraries that hold the
+    interpreter's lock while they work (so threads would take turns); one worker runs it in this process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers == 1:
+        return step
+    global forked_step
+    forked_step = step
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    worker_pools.append(pool)
+    return lambda: float(sum(pool.map(run_forked_step, range(workers))))
+
+
+def pandas_queries(data: Path) -> tuple[Callable[[], Any], ...]:
+    """Q1, Q3 and Q6 (``polars_queries``' questions) as pandas code over the tables in ``data``, loaded."""
+    import pandas as pd
+
+    # Loaded once, dates as datetime64 (Parquet's dates arrive as Python objects), as analytics code loads
+    # them; the queries then measure in-memory analytics, not decoding.
+    lineitem = pd.read_parquet(data / "lineitem.parquet")
+    lineitem["l_shipdate"] = pd.to_datetime(lineitem["l_shipdate"])
+    orders = pd.read_parquet(data / "orders.parquet")
+    orders["o_orderdate"] = pd.to_datetime(orders["o_orderdate"])
+    customer = pd.read_parquet(data / "customer.parquet")
+
+    def q1() -> Any:
+        lines = lineitem[lineitem["l_shipdate"] <= pd.Timestamp(1998, 9, 2)]
+        price = lines["l_extendedprice"] * (1 - lines["l_discount"])
+        lines = lines.assign(disc_price=price, charge=price * (1 + lines["l_tax"]))
+        return (
+            lines.groupby(["l_returnflag", "l_linestatus"])
+            .agg(
+                sum_qty=("l_quantity", "sum"),
+                sum_base_price=("l_extendedprice", "sum"),
+                sum_disc_price=("disc_price", "sum"),
+                sum_charge=("charge", "sum"),
+                avg_qty=("l_quantity", "mean"),
+                avg_price=("l_extendedprice", "mean"),
+                avg_disc=("l_discount", "mean"),
+                count_order=("l_quantity", "size"),
+            )
+            .sort_index()
+        )
+
+    def q3() -> Any:
+        day = pd.Timestamp(1995, 3, 15)
+        joined = (
+            customer[customer["c_mktsegment"] == "BUILDING"]
+            .merge(orders[orders["o_orderdate"] < day], left_on="c_custkey", right_on="o_custkey")
+            .merge(lineitem[lineitem["l_shipdate"] > day], left_on="o_orderkey", right_on="l_orderkey")
+        )
+        joined = joined.assign(revenue=joined["l_extendedprice"] * (1 - joined["l_discount"]))
+        return (
+            joined.groupby(["o_orderkey", "o_orderdate", "o_shippriority"], as_index=False)["revenue"]
+            .sum()
+            .sort_values(["revenue", "o_orderdate"], ascending=[False, True])
+            .head(10)
+        )
+
+    def q6() -> Any:
+        shipped = lineitem["l_shipdate"]
+        chosen = (
+            (shipped >= pd.Timestamp(1994, 1, 1))
+            & (shipped < pd.Timestamp(1995, 1, 1))
+            & lineitem["l_discount"].between(0.05, 0.07)
+            & (lineitem["l_quantity"] < 24)
+        )
+        revenue = (lineitem["l_extendedprice"] * lineitem["l_discount"])[chosen].sum()
+        return pd.DataFrame({"revenue": [revenue]})
+
+    return (q1, q3, q6)
+
+
+def pandas_analytics(threads: int, data: Path | None) -> Step:
+    if data is None:
+        raise SystemExit("pyprograms: pandas_analytics needs --data (the directory generate_tpch wrote)")
+    queries = pandas_queries(data)
+
+    def step() -> float:
+        for query in queries:
+            if len(query()) == 0:
+                raise RuntimeError("pyprograms: a pandas_analytics query returned no rows (bad --data?)")
+        return float(len(queries))
+
+    return in_worker_processes(step, threads)
 
 
 def torch_inference(threads: int, data: Path | None) -> Step:
@@ -493,6 +618,39 @@ def scipy_pagerank(threads: int, data: Path | None) -> Step:
     return step
 
 
+def dijkstra_graph(nodes: int, degree: int = DIJKSTRA_DEGREE, seed: int = 0) -> Any:
+    """The shortest-path graph (scipy CSR, ``nodes`` x ``nodes``, ``degree`` links out of each node): each
+    link goes to one of the next ``DIJKSTRA_LOCAL_SPAN - 1`` nodes (wrapping round), or with probability
+    ``DIJKSTRA_FAR_SHARE`` to any node; weights uniform in [1, 10). The same graph for the same arguments."""
+    import numpy as np
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    links = nodes * degree
+    sources = np.repeat(np.arange(nodes), degree)
+    # Distinct offsets per node, so that its local links go to distinct nodes.
+    offsets = np.tile(np.arange(1, DIJKSTRA_LOCAL_SPAN, dtype=np.int32), (nodes, 1))
+    near = (sources + rng.permuted(offsets, axis=1)[:, :degree].ravel()) % nodes
+    targets = np.where(rng.random(links) < DIJKSTRA_FAR_SHARE, rng.integers(0, nodes, links), near)
+    weights = rng.uniform(1.0, 10.0, links)
+    # A far link landing on a local one (rare) is summed with it by the constructor, a longer road.
+    return sparse.csr_matrix((weights, (sources, targets)), shape=(nodes, nodes))
+
+
+def scipy_dijkstra(threads: int, data: Path | None) -> Step:
+    from scipy.sparse import csgraph
+
+    graph = dijkstra_graph(DIJKSTRA_NODES)
+    sources = itertools.cycle(range(0, DIJKSTRA_NODES, 997))  # sources spread over the graph
+    millions = graph.nnz / 1e6
+
+    def step() -> float:
+        csgraph.dijkstra(graph, directed=True, indices=next(sources))
+        return millions
+
+    return in_worker_processes(step, threads)
+
+
 def forest_table(samples: int, features: int, seed: int = FOREST_SEED) -> tuple[Any, Any]:
     """The forest's training table (float32 ``samples`` x ``features``) and its 0/1 labels: a linear rule
     with an interaction and noise, the same for the same arguments."""
@@ -615,23 +773,27 @@ def python_json(threads: int, data: Path | None) -> Step:
 
 UNITS = {
     "analytics": "queries",
+    "pandas_analytics": "queries",
     "torch_inference": "samples",
     "torch_training": "samples",
     "numpy_blas": "gflop",
     "numpy_stream": "gigabytes",
     "numpy_gather": "million_lookups",
     "scipy_pagerank": "million_edges",
+    "scipy_dijkstra": "million_edges",
     "sklearn_forest": "trees",
     "python_json": "requests",
 }
 BUILDERS: dict[str, Callable[[int, Path | None], Step]] = {
     "analytics": analytics,
+    "pandas_analytics": pandas_analytics,
     "torch_inference": torch_inference,
     "torch_training": torch_training,
     "numpy_blas": numpy_blas,
     "numpy_stream": numpy_stream,
     "numpy_gather": numpy_gather,
     "scipy_pagerank": scipy_pagerank,
+    "scipy_dijkstra": scipy_dijkstra,
     "sklearn_forest": sklearn_forest,
     "python_json": python_json,
 }
@@ -660,6 +822,8 @@ def main(argv: list[str] | None = None) -> int:
         units += step()
         iterations += 1
         last = time.monotonic() - start
+    for pool in worker_pools:
+        pool.shutdown()
     print(
         RESULT_FORMAT.format(
             program=args.program,

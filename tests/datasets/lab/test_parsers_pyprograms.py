@@ -11,8 +11,10 @@ from cotenant.datasets.lab.workloads.base import ParseError, WorkContext
 from cotenant.datasets.lab.workloads.numpy_blas import NumpyBlas
 from cotenant.datasets.lab.workloads.numpy_gather import NumpyGather
 from cotenant.datasets.lab.workloads.numpy_stream import NumpyStream
+from cotenant.datasets.lab.workloads.pandas_analytics import PandasAnalytics
 from cotenant.datasets.lab.workloads.polars_analytics import PolarsAnalytics
 from cotenant.datasets.lab.workloads.python_json import PythonJson
+from cotenant.datasets.lab.workloads.scipy_dijkstra import ScipyDijkstra
 from cotenant.datasets.lab.workloads.scipy_pagerank import ScipyPagerank
 from cotenant.datasets.lab.workloads.sklearn_forest import SklearnForest
 from cotenant.datasets.lab.workloads.torch_inference import TorchInference
@@ -27,6 +29,8 @@ parse_numpy_gather = NumpyGather().parse
 parse_scipy_pagerank = ScipyPagerank().parse
 parse_python_json = PythonJson().parse
 parse_sklearn_forest = SklearnForest().parse
+parse_pandas_analytics = PandasAnalytics().parse
+parse_scipy_dijkstra = ScipyDijkstra().parse
 
 CAPTURED = Path(__file__).parent / "captured"
 PARSERS = [
@@ -39,6 +43,8 @@ PARSERS = [
     parse_scipy_pagerank,
     parse_python_json,
     parse_sklearn_forest,
+    parse_pandas_analytics,
+    parse_scipy_dijkstra,
 ]
 
 
@@ -68,6 +74,10 @@ def captured(name: str) -> str:
         (parse_python_json, "pyprograms_python_json_2.txt", 99986.460633),
         (parse_sklearn_forest, "pyprograms_sklearn_forest_1.txt", 4.119550),
         (parse_sklearn_forest, "pyprograms_sklearn_forest_2.txt", 7.309438),
+        (parse_pandas_analytics, "pyprograms_pandas_analytics_1.txt", 8.166264),
+        (parse_pandas_analytics, "pyprograms_pandas_analytics_2.txt", 15.578812),
+        (parse_scipy_dijkstra, "pyprograms_scipy_dijkstra_1.txt", 16.384156),
+        (parse_scipy_dijkstra, "pyprograms_scipy_dijkstra_2.txt", 35.764339),
     ],
 )
 def test_parser_reads_the_rate(parser, file: str, expected: float) -> None:
@@ -104,6 +114,12 @@ def test_parser_reads_only_its_own_program() -> None:
         parse_python_json(captured("pyprograms_scipy_pagerank_1.txt"))
     with pytest.raises(ParseError):
         parse_sklearn_forest(captured("pyprograms_python_json_1.txt"))
+    with pytest.raises(ParseError):
+        parse_pandas_analytics(captured("pyprograms_analytics_1.txt"))  # Polars' line, not pandas'
+    with pytest.raises(ParseError):
+        parse_polars_analytics(captured("pyprograms_pandas_analytics_1.txt"))
+    with pytest.raises(ParseError):
+        parse_scipy_dijkstra(captured("pyprograms_scipy_pagerank_1.txt"))
 
 
 @pytest.mark.parametrize(
@@ -163,6 +179,48 @@ def test_pagerank_step_keeps_the_total_rank() -> None:
     np.testing.assert_allclose(out, pyprograms.PAGERANK_DAMPING * (matrix @ rank) + teleport)
 
 
+def test_dijkstra_graph_is_fixed_mostly_local_and_searched_whole() -> None:
+    import numpy as np
+    from scipy.sparse import csgraph
+
+    nodes = 4096
+    graph = pyprograms.dijkstra_graph(nodes)
+    assert graph.shape == (nodes, nodes) and (pyprograms.dijkstra_graph(nodes) != graph).nnz == 0
+    out_degree = np.diff(graph.indptr)
+    degree = pyprograms.DIJKSTRA_DEGREE
+    assert out_degree.min() >= degree - 2 and out_degree.max() == degree
+    assert (out_degree == degree).mean() > 0.95
+    assert graph.data.min() >= 1.0
+    sources = np.repeat(np.arange(nodes), out_degree)
+    ahead = (graph.indices - sources) % nodes
+    local = (ahead > 0) & (ahead < pyprograms.DIJKSTRA_LOCAL_SPAN)
+    assert 0.8 < local.mean() < 0.95  # seven in eight local, and a far link lands near by chance rarely
+    # One search reaches (nearly) every node, so every source's search scans the whole graph's links.
+    distances = csgraph.dijkstra(graph, directed=True, indices=0)
+    assert np.isfinite(distances).mean() > 0.99
+
+
+def test_pandas_answers_the_queries_polars_answers(context: WorkContext) -> None:
+    # The two analytics programs ask the same questions of the same tables; their answers must agree, or one
+    # of them measures other work.
+    import numpy as np
+
+    data = PolarsAnalytics().data(context)
+    polars = [query.collect().to_pandas() for query in pyprograms.polars_queries(data)]
+    pandas = [query() for query in pyprograms.pandas_queries(data)]
+    pandas[0] = pandas[0].reset_index()  # Q1's groups are pandas' index, Polars' columns
+    for ours, theirs in zip(polars, pandas, strict=True):
+        assert list(ours.columns) == list(theirs.columns) and len(ours) == len(theirs) > 0
+        for column in ours.columns:
+            mine, other = ours[column].to_numpy(), theirs[column].to_numpy()
+            if np.issubdtype(mine.dtype, np.floating):
+                np.testing.assert_allclose(mine, other.astype(float), rtol=1e-9)
+            else:
+                assert [str(value)[:10] for value in mine] == [str(value)[:10] for value in other], column
+    # Q1's groups: (A, F), (N, O), (R, F); Q3's top ten; Q6's one sum.
+    assert len(polars[0]) == 3 and len(polars[1]) == 10 and polars[2]["revenue"][0] > 0
+
+
 def test_json_orders_are_fixed_and_answered_with_their_totals() -> None:
     import json
 
@@ -215,6 +273,8 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> WorkContext:
         ScipyPagerank,
         PythonJson,
         SklearnForest,
+        PandasAnalytics,
+        ScipyDijkstra,
     ],
 )
 def test_program_runs_and_its_rate_parses(workload, context: WorkContext) -> None:
