@@ -10,8 +10,9 @@ the simulator knows, answered as the service answers them (its request budget) a
 one), median of 3: migration periods of 1e-300 s, and an app at 2000 requests/s whose mean no run makes as
 precise as asked. Request sizes = each policy placing a whole request (no simulation) of `--sizes` apps x
 nodes, once, for a stream of replicas (Ibis's workload cycled) and one whose apps all differ (each its own
-rate and SLO), with the admission tests it ran; then the service's answer (placement, simulation with
-migration) to the largest request of replicas, and to one whose apps differ.
+rate and SLO), each also without the admission screen (every node tested one by one: the reference),
+with the admission tests it ran and the verdicts the screen gave; then the service's answer (placement,
+simulation with migration) to the largest request of replicas, and to one whose apps differ.
 Usage: `python benchmarks/accelerators_placement.py [--only sizes] [--sizes 1000x100,10000x1000]`.
 """
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from functools import partial
 
 from cotenant.models.accelerators import (
@@ -33,6 +35,7 @@ from cotenant.models.accelerators import (
     simulator,
 )
 from cotenant.models.accelerators.api import PlacementRequest
+from cotenant.models.accelerators.device_models import DEVICE_MODELS
 from cotenant.models.accelerators.profiles import AppProfile, DeviceProfile, ibis_data_dir
 from cotenant.models.accelerators.report import differing, stream
 from cotenant.models.accelerators.simulator import SimulationConfig
@@ -41,9 +44,10 @@ BASELINE = "first_fit"
 POLICY_ORDER = ("first_fit", "best_fit", "worst_fit", "depth_first", "breadth_first", "heterogeneous")
 WORKLOADS = {"gpu": "gpu_workload1.yaml", "tpu": "edgetpu_workload1.yaml"}
 MEMORY_MB = {"gpu": 4096.0, "tpu": 2048.0}
-# Apps x nodes past which a request of apps that all differ is not placed offline here: it needs about one
-# admission test per app and node (10 us each), minutes at the schema's limits; the service's answer is timed.
-OFFLINE_DIFFERING_PAIRS = 1_000_000
+# Apps x nodes past which a request of apps that all differ is not placed here without the admission screen
+# (the reference row): it needs about one admission test per app and node (10-20 us each), minutes at the
+# schema's limits.
+UNSCREENED_PAIRS = 1_000_000
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:
@@ -137,28 +141,46 @@ def request_stream(kind: str, count: int, differ: bool) -> list[AppProfile]:
     return differing(apps, seed=count) if differ else apps
 
 
+@contextmanager
+def unscreened() -> Iterator[None]:
+    """Placements as without `AdmissionScreen`: no device model offers its table form."""
+    saved = {name: DEVICE_MODELS.metadata[name].pop("table", None) for name in DEVICE_MODELS}
+    try:
+        yield
+    finally:
+        for name, table in saved.items():
+            if table is not None:
+                DEVICE_MODELS.metadata[name]["table"] = table
+
+
 def request_sizes(sizes: list[tuple[int, int]]) -> None:
-    print("\nrequest sizes: one placement per policy (no simulation), seconds and admission tests run")
-    print(f"{'kind':<5}{'apps':>7}{'nodes':>7}{'stream':>9}  " + "".join(f"{p:>22}" for p in POLICY_ORDER))
+    print(
+        "\nrequest sizes: one placement per policy (no simulation), seconds, admission tests run and verdicts"
+        " the screen gave; 'ref': the same apps with every node tested one by one (the reference)"
+    )
+    print(f"{'kind':<5}{'apps':>7}{'nodes':>7}{'stream':>12}  " + "".join(f"{p:>30}" for p in POLICY_ORDER))
     for apps_count, nodes_count in sizes:
         for kind in WORKLOADS:
             nodes = cluster(kind, nodes_count)
-            for differ in (False, True):
-                if differ and apps_count * nodes_count > OFFLINE_DIFFERING_PAIRS:
-                    print(f"{kind:<5}{apps_count:>7}{nodes_count:>7}{'differ':>9}  skipped: minutes offline")
+            for differ, screen in ((False, True), (False, False), (True, True), (True, False)):
+                label = ("differ" if differ else "replicas") + ("" if screen else " ref")
+                if differ and not screen and apps_count * nodes_count > UNSCREENED_PAIRS:
+                    print(f"{kind:<5}{apps_count:>7}{nodes_count:>7}{label:>12}  skipped: minutes")
                     continue
                 apps = request_stream(kind, apps_count, differ)
                 cells = []
-                for policy in POLICY_ORDER:
-                    start = time.perf_counter()
-                    placement = POLICIES[policy](nodes, apps)
-                    seconds = time.perf_counter() - start
-                    tests = getattr(placement, "admission_tests", None)
-                    cells.append(f"{seconds:.2f} s {'' if tests is None else f'{tests:,}'}")
-                label = "differ" if differ else "replicas"
+                with nullcontext() if screen else unscreened():
+                    for policy in POLICY_ORDER:
+                        start = time.perf_counter()
+                        placement = POLICIES[policy](nodes, apps)
+                        seconds = time.perf_counter() - start
+                        tests = getattr(placement, "admission_tests", None)
+                        screened = getattr(placement, "screened", 0)
+                        counts = "" if tests is None else f" {tests:,} / {screened:,}"
+                        cells.append(f"{seconds:.2f} s{counts}")
                 print(
-                    f"{kind:<5}{apps_count:>7}{nodes_count:>7}{label:>9}  "
-                    + "".join(f"{c:>22}" for c in cells)
+                    f"{kind:<5}{apps_count:>7}{nodes_count:>7}{label:>12}  "
+                    + "".join(f"{c:>30}" for c in cells)
                 )
     apps_count, nodes_count = max(sizes)
     print(f"\nserved: {apps_count} apps on {nodes_count} nodes, simulated with migration")

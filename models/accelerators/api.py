@@ -63,8 +63,9 @@ def place(
         raise ValueError(
             f"{policy} placement of {len(apps)} apps on {len(cluster.nodes)} nodes"
             f"{' and its migrations' if migrating else ''} {error}: apps that differ need a test per app "
-            "and node; send fewer apps or nodes per request, or replicas of fewer distinct apps, or use a "
-            "knapsack policy without migration"
+            "and node where the device model has no table form to screen nodes with (gpu_mps) or its "
+            "verdicts are close calls; send fewer apps or nodes per request, or replicas of fewer distinct "
+            "apps, or use a knapsack policy without migration"
         ) from error
     predicted: list[AppLatency] = []
     utilisation: dict[str, float] = {}

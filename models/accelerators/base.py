@@ -103,8 +103,12 @@ class AppLatency(BaseModel):
     within_slo: bool
 
 
+def device_model_name_for(node: NodeSpec) -> str:
+    return node.device_model or DEFAULT_DEVICE_MODEL[node.kind]
+
+
 def device_model_for(node: NodeSpec) -> DeviceModel:
-    return DEVICE_MODELS[node.device_model or DEFAULT_DEVICE_MODEL[node.kind]]
+    return DEVICE_MODELS[device_model_name_for(node)]
 
 
 def predict_node(

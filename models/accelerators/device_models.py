@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from cotenant.registry import Registry
 
 
@@ -35,6 +37,43 @@ class DevicePrediction:
 
 class DeviceModel(Protocol):
     def __call__(self, loads: Sequence[ModelLoad]) -> DevicePrediction: ...
+
+
+@dataclass(frozen=True)
+class LoadTable:
+    """Many devices' loads at once, one row per device and one column per model slot (``ModelLoad``'s
+    fields as arrays of one shape; a slot not ``present`` has zeros, and a row needs one present slot).
+    ``second_moment_ms2`` and ``switch_second_moment_ms2`` are NaN where a profile has none."""
+
+    present: np.ndarray
+    rate_per_ms: np.ndarray
+    service_ms: np.ndarray
+    switch_overhead_ms: np.ndarray
+    second_moment_ms2: np.ndarray
+    switch_second_moment_ms2: np.ndarray
+    client_overhead_ms: np.ndarray
+
+
+@dataclass(frozen=True)
+class TablePrediction:
+    """Per row its utilisation, per row and slot its response time (inf where the row is saturated;
+    meaningless where a slot is not present)."""
+
+    utilisation: np.ndarray
+    response_ms: np.ndarray
+
+
+class TableDeviceModel(Protocol):
+    """A device model's formula over a `LoadTable`: the same numbers as its `DeviceModel` on each row's loads,
+    up to rounding (summation order). A device model registers it as metadata ``table=``; placement uses it
+    to screen many nodes at once and runs the device model itself where a verdict is too close to call."""
+
+    def __call__(self, table: LoadTable) -> TablePrediction: ...
+
+
+def saturated(utilisation: np.ndarray, response_ms: np.ndarray) -> TablePrediction:
+    """Rows at or past utilisation 1 answer inf, as `DeviceModel`s do."""
+    return TablePrediction(utilisation, np.where((utilisation < 1.0)[:, None], response_ms, np.inf))
 
 
 DEVICE_MODELS: Registry[DeviceModel] = Registry("device model")

@@ -37,7 +37,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from cotenant.models.accelerators.base import DEFAULT_DEVICE_MODEL, Unbounded
+from cotenant.models.accelerators.base import Unbounded, device_model_name_for
 from cotenant.models.accelerators.policies.base import Placement
 from cotenant.models.accelerators.profiles import FRONTEND_MS, AppProfile, NodeSpec
 from cotenant.models.accelerators.queues import fcfs_departures, fcfs_with_switch, processor_sharing
@@ -170,7 +170,7 @@ def simulate_node(
         overheads.append(np.full(count, profile.switch_overhead_ms or 0.0))
         extra.append(np.full(count, profile.client_overhead_ms))
     arrival = np.concatenate(reached)
-    kind = (node.device_model or DEFAULT_DEVICE_MODEL[node.kind]).split("_")[0]
+    kind = device_model_name_for(node).split("_")[0]
     if kind == "edgetpu":
         device = fcfs_with_switch(arrival, models, np.concatenate(services), np.concatenate(overheads))
     elif kind == "gpu" and (node.device_model or "").endswith("mps"):

@@ -21,9 +21,11 @@ overlaps the next request's device time); it adds to the response but not to rho
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from cotenant.models.accelerators.base import DEVICE_MODELS, DevicePrediction, ModelLoad
+from cotenant.models.accelerators.device_models import LoadTable, TablePrediction, saturated
 
 # (on-chip MB, switch overhead ms) pairs from Ibis's profiles. The brief lists sizes without naming the
 # model of
@@ -92,13 +94,38 @@ def predict_fcfs(loads: Sequence[ModelLoad], switch_variance: bool = True) -> De
     )
 
 
-@DEVICE_MODELS.register("edgetpu_fcfs")
+def fcfs_table(table: LoadTable, switch_variance: bool = True) -> TablePrediction:
+    """`predict_fcfs` over a `LoadTable`: the same service times, moments and wait, row by row."""
+    rates, services, overheads = table.rate_per_ms, table.service_ms, table.switch_overhead_ms
+    total_rate = rates.sum(axis=1, keepdims=True)
+    switch_share = 1.0 - rates / total_rate
+    effective = services + switch_share * overheads
+    rho = (rates * effective).sum(axis=1)
+    same, switched = table.second_moment_ms2, table.switch_second_moment_ms2
+    modelled = (
+        services**2 + switch_share * (2.0 * services * overheads + overheads**2)
+        if switch_variance
+        else effective**2
+    )
+    moments = np.where(
+        np.isnan(same),
+        modelled,
+        np.where(np.isnan(switched), same, (1.0 - switch_share) * same + switch_share * switched),
+    )
+    moments = np.where(table.present, moments, 0.0)
+    second_moment = (rates / total_rate * moments).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        wait = total_rate[:, 0] * second_moment / (2.0 * (1.0 - rho))
+    return saturated(rho, effective + wait[:, None] + table.client_overhead_ms)
+
+
+@DEVICE_MODELS.register("edgetpu_fcfs", table=fcfs_table)
 def predict_fcfs_switch(loads: Sequence[ModelLoad]) -> DevicePrediction:
     """Default: the Pollaczek-Khinchine wait with the switch's variance in E[S^2]."""
     return predict_fcfs(loads, switch_variance=True)
 
 
-@DEVICE_MODELS.register("edgetpu_fcfs_ibis")
+@DEVICE_MODELS.register("edgetpu_fcfs_ibis", table=partial(fcfs_table, switch_variance=False))
 def predict_fcfs_switch_ibis(loads: Sequence[ModelLoad]) -> DevicePrediction:
     """Ibis's form: E[S_i^2] = s'_i^2 (the mean switch cost squared)."""
     return predict_fcfs(loads, switch_variance=False)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from cotenant.models.accelerators.base import DEVICE_MODELS, DevicePrediction, ModelLoad
+from cotenant.models.accelerators.device_models import LoadTable, TablePrediction, saturated
 
 
 def _utilisation(loads: Sequence[ModelLoad]) -> float:
@@ -29,7 +31,24 @@ def _saturated(loads: Sequence[ModelLoad], rho: float) -> DevicePrediction:
     return DevicePrediction(rho, {load.model: float("inf") for load in loads})
 
 
-@DEVICE_MODELS.register("gpu_ps_ibis")
+def ps_ibis_table(table: LoadTable) -> TablePrediction:
+    """`predict_ps_ibis` over a `LoadTable`."""
+    rho = (table.rate_per_ms * table.service_ms).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_service = rho / table.rate_per_ms.sum(axis=1)
+        wait = mean_service / (1.0 - rho) - mean_service
+    return saturated(rho, table.service_ms + wait[:, None] + table.client_overhead_ms)
+
+
+def ps_exact_table(table: LoadTable) -> TablePrediction:
+    """`predict_ps_exact` over a `LoadTable`."""
+    rho = (table.rate_per_ms * table.service_ms).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        slowdown = 1.0 / (1.0 - rho)
+    return saturated(rho, table.service_ms * slowdown[:, None] + table.client_overhead_ms)
+
+
+@DEVICE_MODELS.register("gpu_ps_ibis", table=ps_ibis_table)
 def predict_ps_ibis(loads: Sequence[ModelLoad]) -> DevicePrediction:
     """Ibis's form: every app waits the same W of an M/M/1 with the rate-weighted mean service time."""
     rho = _utilisation(loads)
@@ -43,7 +62,7 @@ def predict_ps_ibis(loads: Sequence[ModelLoad]) -> DevicePrediction:
     )
 
 
-@DEVICE_MODELS.register("gpu_ps_exact")
+@DEVICE_MODELS.register("gpu_ps_exact", table=ps_exact_table)
 def predict_ps_exact(loads: Sequence[ModelLoad]) -> DevicePrediction:
     """Exact per-class M/G/1-PS: each class is slowed by the same factor 1/(1 - rho)."""
     rho = _utilisation(loads)

@@ -10,16 +10,22 @@ from typing import Protocol
 import numpy as np
 from cotenant.models.accelerators.base import MEMORY_LIMIT, NodeLoad
 from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec, NodeSpec
+from cotenant.models.accelerators.screen import AdmissionScreen
 
 from cotenant.registry import Registry
 
 # Admission tests a placement answered while its caller waits may run, migrations in its simulation included:
 # 13-20 us each on a node holding a few models (measured on Ibis's apps), so 3-5 s on one core. Re-using
 # verdicts (`Placement.admits`), replicas of a few apps need few tests at any size (10 000 apps cycling
-# Ibis's workload on 1000 nodes: 5 000-25 000); apps that all differ need about one per app and node (3000
-# on 300 nodes: 500 000 to 900 000, 10 s), and past the budget the request is refused (the service: 422).
-# The exact search grows as nodes^apps and runs under it always.
+# Ibis's workload on 1000 nodes: 5 000-25 000); apps that all differ are screened on every node at once
+# (`AdmissionScreen`) and tested only where the screen cannot tell. Nodes without a table form of their
+# device model (MPS) are tested one by one: about one test per app and node (3000 on 300 nodes: 500 000 to
+# 900 000, 10 s), and past the budget the request is refused (the service: 422). The exact search grows as
+# nodes^apps and runs under it always.
 MAX_ADMISSION_TESTS = 250_000
+# Untested candidate nodes up to which an app is tested on each rather than screened: a screen costs about
+# as much as this many tests whatever the number of nodes, so small clusters are only tested.
+SCREEN_FROM_NODES = 16
 
 
 class AdmissionBudgetExceeded(ValueError):
@@ -49,6 +55,7 @@ class Placement:
     rejected: list[AppProfile] = field(default_factory=list)
     max_admission_tests: int | None = None
     admission_tests: int = field(default=0, init=False)
+    screened: int = field(default=0, init=False)  # verdicts the screen gave without a test
 
     def __post_init__(self) -> None:
         given, self.hosted = self.hosted, {node.name: [] for node in self.cluster.nodes}
@@ -71,6 +78,7 @@ class Placement:
         self._verdicts: dict[str, _Verdicts] = {}
         self._classes: dict[int, tuple[AppProfile, str]] = {}  # id(app) -> (app, its class)
         self._seen_classes: set[str] = set()
+        self._screen = AdmissionScreen(self.cluster)
         for node in nodes:
             for app in given.get(node.name, []):
                 self.host(node, app)
@@ -124,6 +132,7 @@ class Placement:
             )
         holds = self._holds_model.setdefault(app.model, np.zeros(len(self.cluster.nodes), dtype=bool))
         holds[position] = app.model in load.loads
+        self._screen.update(position, load)
 
     def admits(self, node: NodeSpec, app: AppProfile) -> bool:
         """The model-driven admission test with `app` joining `node` (`NodeLoad.admits`), or its replica's
@@ -192,22 +201,46 @@ class Placement:
         self, app: AppProfile, kind: str | None = None, besides: str | None = None
     ) -> NodeSpec | None:
         """The first node (of `kind`, in cluster order, other than the one named `besides`) whose admission
-        test `app` passes."""
-        candidates, _ = self._admission_candidates(app, kind)
+        test `app` passes. The first candidate is tested alone (in a cluster filled front to back it is the
+        node being filled, which often admits); the rest are screened at once where more than
+        `SCREEN_FROM_NODES` remain, and tested where the screen cannot tell."""
+        candidates, known = self._admission_candidates(app, kind)
         if besides is not None:
             candidates[self._index[besides]] = False
-        for position in np.flatnonzero(candidates):
-            if self.admits(node := self.cluster.nodes[position], app):
-                return node
+        positions = np.flatnonzero(candidates)
+        nodes = self.cluster.nodes
+        if len(positions) == 0:
+            return None
+        first = int(positions[0])
+        if known[first] or self.admits(nodes[first], app):
+            return nodes[first]
+        rest = positions[1:]
+        admits, refuses = self._screen_verdicts(app, rest)
+        for position, surely, never in zip(rest.tolist(), admits, refuses, strict=True):
+            if known[position] or (not never and (surely or self.admits(nodes[position], app))):
+                return nodes[position]
         return None
 
     def admitting(self, app: AppProfile) -> np.ndarray:
-        """Per node, whether its admission test `app` passes (tests only where no replica's verdict holds)."""
+        """Per node, whether its admission test `app` passes (tests only where no replica's verdict holds
+        and the screen, where it runs, cannot tell)."""
         candidates, admitted = self._admission_candidates(app, None)
+        positions = np.flatnonzero(candidates & ~admitted)
+        admits, refuses = self._screen_verdicts(app, positions)
+        admitted[positions[admits]] = True
         nodes = self.cluster.nodes
-        for position in np.flatnonzero(candidates & ~admitted):
+        for position in positions[~admits & ~refuses].tolist():
             admitted[position] = self.admits(nodes[position], app)
         return admitted
+
+    def _screen_verdicts(self, app: AppProfile, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`AdmissionScreen.verdicts` on the nodes at `positions` where more than `SCREEN_FROM_NODES`, counted
+        (none surely admitting or refusing where fewer: they are tested)."""
+        if len(positions) <= SCREEN_FROM_NODES:
+            return np.zeros(len(positions), dtype=bool), np.zeros(len(positions), dtype=bool)
+        admits, refuses = self._screen.verdicts(app, positions)
+        self.screened += int(admits.sum() + refuses.sum())
+        return admits, refuses
 
     def serving(self, model: str) -> np.ndarray:
         """Per node, whether `model` is loaded there."""
