@@ -239,7 +239,12 @@ class Placement:
         if len(positions) <= SCREEN_FROM_NODES:
             return np.zeros(len(positions), dtype=bool), np.zeros(len(positions), dtype=bool)
         admits, refuses = self._screen.verdicts(app, positions)
-        self.screened += int(admits.sum() + refuses.sum())
+        decided = positions[admits | refuses]
+        self.screened += len(decided)
+        verdicts = self._verdicts.get(self._admission_class(app))
+        if verdicts is not None:  # kept for its replicas, as a test's verdict is
+            verdicts.version[decided] = self._versions[decided]
+            verdicts.admitted[decided] = admits[admits | refuses]
         return admits, refuses
 
     def serving(self, model: str) -> np.ndarray:
