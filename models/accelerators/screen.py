@@ -61,6 +61,7 @@ class AdmissionScreen:
         self._values = np.zeros((len(VALUE_FIELDS), len(nodes), width + 1))  # VALUE_FIELDS by slot
         self._slot_of: dict[str, np.ndarray] = {}  # model -> per node its column, -1 where not loaded
         self._row_models: list[list[str]] = [[] for _ in nodes]
+        self._most_models = 0  # the widest row yet: columns past it are empty but the last
 
     def update(self, position: int, load: NodeLoad) -> None:
         """Row `position` rewritten from the node's admission state."""
@@ -82,6 +83,7 @@ class AdmissionScreen:
                 self._slot_of[model] = np.full(len(self._row_models), -1, dtype=np.int64)
             self._slot_of[model][position] = slot
         self._row_models[position] = models
+        self._most_models = max(self._most_models, len(models))
 
     def _widen(self, width: int) -> None:
         extra = width + 1 - self._present.shape[1]
@@ -109,7 +111,9 @@ class AdmissionScreen:
     ) -> tuple[np.ndarray, np.ndarray]:
         joining = model_load(app, node.kind)
         budget = latency_budget_ms(node, app, self._network_ms)
-        present, values = self._present[rows], self._values[:, rows]  # copies: the app joins them
+        # copies (the app joins them) of the rows' used columns and the empty last one
+        columns = np.r_[: self._most_models, self._present.shape[1] - 1]
+        present, values = self._present[np.ix_(rows, columns)], self._values[:, rows[:, None], columns]
         slots = self._slot_of.get(app.model)
         slot = slots[rows] if slots is not None else np.full(len(rows), -1)
         joins = np.flatnonzero(slot >= 0)  # its model's group there: the rates add up, the tighter budget

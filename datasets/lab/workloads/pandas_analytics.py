@@ -5,7 +5,9 @@ most data scientists' code answers them: pandas' single-threaded vectorised kern
 group-by materialising a new frame (a few hundred MiB of intermediates through the allocator and the memory
 bus per iteration), where Polars plans the query and runs it in parallel. Runs ``pyprograms.py
 pandas_analytics`` until the phase's deadline; level = worker processes (pandas runs one thread), each
-running the three queries per iteration.
+running the three queries per iteration. Memory: ~0.57 GiB at level 1, and each worker's intermediates its own
+(~0.45 GiB at peak), so a plan gives a level-N configuration about 0.2 + 0.5 N GiB (the 1 GiB most plans give
+holds level 1 only: `bundled_v13`'s wave to 4 workers was ended by the cgroup's OOM killer).
 """
 
 from __future__ import annotations

@@ -214,12 +214,16 @@ class Placement:
         first = int(positions[0])
         if known[first] or self.admits(nodes[first], app):
             return nodes[first]
+        # Up to the first candidate a replica's verdict admits (known refusals are not candidates), the
+        # nodes are untested: those are screened.
         rest = positions[1:]
-        admits, refuses = self._screen_verdicts(app, rest)
-        for position, surely, never in zip(rest.tolist(), admits, refuses, strict=True):
-            if known[position] or (not never and (surely or self.admits(nodes[position], app))):
+        stop = int(known[rest].argmax()) if known[rest].any() else len(rest)
+        untested = rest[:stop]
+        admits, refuses = self._screen_verdicts(app, untested)
+        for position, surely, never in zip(untested.tolist(), admits, refuses, strict=True):
+            if not never and (surely or self.admits(nodes[position], app)):
                 return nodes[position]
-        return None
+        return nodes[int(rest[stop])] if stop < len(rest) else None
 
     def admitting(self, app: AppProfile) -> np.ndarray:
         """Per node, whether its admission test `app` passes (tests only where no replica's verdict holds
