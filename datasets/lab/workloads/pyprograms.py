@@ -268,21 +268,39 @@ def polars_queries(data: Path) -> tuple[Any, ...]:
     return (q1, q3, q6)
 
 
-def analytics(threads: int, data: Path | None) -> Step:
+def collected_rows(query: Any) -> int:
+    """A Polars lazy query run: its row count."""
+    return int(query.collect().height)
+
+
+def answered_rows(query: Callable[[], Any]) -> int:
+    """A pandas query run: its row count."""
+    return len(query())
+
+
+def answering_queries(
+    program: str, data: Path | None, queries: Callable[[Path], Sequence[Callable[[], int]]]
+) -> Step:
+    """A step running each of ``queries(data)`` (each answers its row count) once: every rate weighs the
+    three queries alike whenever the deadline falls, and a query answering no rows stops the program."""
     if data is None:
-        raise SystemExit("pyprograms: analytics needs --data (the directory generate_tpch wrote)")
-    queries = polars_queries(data)
+        raise SystemExit(f"pyprograms: {program} needs --data (the directory generate_tpch wrote)")
+    answers = queries(data)
 
     def step() -> float:
-        # One iteration runs each query once, so every rate weighs the three queries alike whenever the
-        # deadline falls.
-        for query in queries:
-            result = query.collect()
-            if result.height == 0:
-                raise RuntimeError("pyprograms: an analytics query returned no rows (bad --data?)")
-        return float(len(queries))
+        for rows in answers:
+            if rows() == 0:
+                raise RuntimeError(f"pyprograms: a {program} query returned no rows (bad --data?)")
+        return float(len(answers))
 
     return step
+
+
+def analytics(threads: int, data: Path | None) -> Step:
+    def counted(tables: Path) -> list[Callable[[], int]]:
+        return [functools.partial(collected_rows, query) for query in polars_queries(tables)]
+
+    return answering_queries("analytics", data, counted)
 
 
 # The step each forked worker runs, set before the pool forks so that every worker inherits it built.
@@ -375,17 +393,10 @@ def pandas_queries(data: Path) -> tuple[Callable[[], Any], ...]:
 
 
 def pandas_analytics(threads: int, data: Path | None) -> Step:
-    if data is None:
-        raise SystemExit("pyprograms: pandas_analytics needs --data (the directory generate_tpch wrote)")
-    queries = pandas_queries(data)
+    def counted(tables: Path) -> list[Callable[[], int]]:
+        return [functools.partial(answered_rows, query) for query in pandas_queries(tables)]
 
-    def step() -> float:
-        for query in queries:
-            if len(query()) == 0:
-                raise RuntimeError("pyprograms: a pandas_analytics query returned no rows (bad --data?)")
-        return float(len(queries))
-
-    return in_worker_processes(step, threads)
+    return in_worker_processes(answering_queries("pandas_analytics", data, counted), threads)
 
 
 def torch_inference(threads: int, data: Path | None) -> Step:
