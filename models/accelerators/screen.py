@@ -12,6 +12,7 @@ alone gives. Nodes whose device model has no table form (MPS) are never screened
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -37,24 +38,25 @@ RATE, BUDGET = VALUE_FIELDS.index("rate_per_ms"), VALUE_FIELDS.index("budget_ms"
 
 
 class AdmissionScreen:
-    """Every node's model groups as a table, kept in step by `update` as apps join and leave nodes."""
+    """Every node's model groups as a table. A node marked `changed` is read again from `load_of` when a
+    screen next runs, so that placements that never screen (small clusters, the exact search) pay a set
+    insertion per change, not a row rewrite."""
 
-    def __init__(self, cluster: ClusterSpec, width: int = 4) -> None:
+    def __init__(self, cluster: ClusterSpec, load_of: Callable[[int], NodeLoad], width: int = 4) -> None:
         nodes = cluster.nodes
         self._network_ms = cluster.network_ms
+        self._load_of = load_of
+        self._stale: set[int] = set()
         # Nodes alike for the screen: the same kind, device model and frontend give an app the same budget
         # and the same formula; the first such node stands for them.
+        keys = [(node.kind, device_model_name_for(node), node.frontend_ms) for node in nodes]
         class_of: dict[tuple[Any, ...], int] = {}
         self._classes: list[tuple[NodeSpec, TableDeviceModel | None]] = []
-        for node in nodes:
-            key = (node.kind, device_model_name_for(node), node.frontend_ms)
+        for node, key in zip(nodes, keys, strict=True):
             if key not in class_of:
                 class_of[key] = len(self._classes)
                 self._classes.append((node, DEVICE_MODELS.metadata[key[1]].get("table")))
-        self._class_of = np.array(
-            [class_of[(node.kind, device_model_name_for(node), node.frontend_ms)] for node in nodes],
-            dtype=np.int64,
-        )
+        self._class_of = np.array([class_of[key] for key in keys], dtype=np.int64)
         # Per node a row of model slots, and one column more, always empty, for an app's model where the node
         # has none: a candidate's table is then its rows taken as they are (no copy widened per app).
         self._present = np.zeros((len(nodes), width + 1), dtype=bool)
@@ -63,7 +65,11 @@ class AdmissionScreen:
         self._row_models: list[list[str]] = [[] for _ in nodes]
         self._most_models = 0  # the widest row yet: columns past it are empty but the last
 
-    def update(self, position: int, load: NodeLoad) -> None:
+    def changed(self, position: int) -> None:
+        """The node at `position` gained or lost an app."""
+        self._stale.add(position)
+
+    def _rewrite(self, position: int, load: NodeLoad) -> None:
         """Row `position` rewritten from the node's admission state."""
         for model in self._row_models[position]:
             self._slot_of[model][position] = -1
@@ -94,6 +100,9 @@ class AdmissionScreen:
         """For the nodes at `positions` (whose memory holds `app`: callers check memory first), whether the
         queue part of the admission test surely admits `app`, and whether it surely refuses it; neither
         where the verdict is too close to call or the node's device model has no table form."""
+        for position in self._stale:
+            self._rewrite(position, self._load_of(position))
+        self._stale.clear()
         admits = np.zeros(len(positions), dtype=bool)
         refuses = np.zeros(len(positions), dtype=bool)
         classes = self._class_of[positions]

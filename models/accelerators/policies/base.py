@@ -78,7 +78,7 @@ class Placement:
         self._verdicts: dict[str, _Verdicts] = {}
         self._classes: dict[int, tuple[AppProfile, str]] = {}  # id(app) -> (app, its class)
         self._seen_classes: set[str] = set()
-        self._screen = AdmissionScreen(self.cluster)
+        self._screen = AdmissionScreen(self.cluster, lambda position: self.load(nodes[position]))
         for node in nodes:
             for app in given.get(node.name, []):
                 self.host(node, app)
@@ -132,7 +132,7 @@ class Placement:
             )
         holds = self._holds_model.setdefault(app.model, np.zeros(len(self.cluster.nodes), dtype=bool))
         holds[position] = app.model in load.loads
-        self._screen.update(position, load)
+        self._screen.changed(position)
 
     def admits(self, node: NodeSpec, app: AppProfile) -> bool:
         """The model-driven admission test with `app` joining `node` (`NodeLoad.admits`), or its replica's

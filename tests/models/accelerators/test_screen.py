@@ -95,12 +95,12 @@ def test_the_screens_sure_verdicts_are_the_admission_tests(kind: str, device_mod
     ]
     cluster = ClusterSpec(nodes=nodes)
     apps = differing(stream(APPS[kind], 600), seed=5)
-    screen = AdmissionScreen(cluster)
     loads: list[NodeLoad] = []
+    screen = AdmissionScreen(cluster, loads.__getitem__)
     for position, node in enumerate(nodes):  # nodes from idle to full, each with its own mix of models
         hosted = rng.sample(apps, rng.randint(0, 8))
         loads.append(node_load(node, hosted, cluster.network_ms))
-        screen.update(position, loads[-1])
+        screen.changed(position)
     told = untold = 0
     for app in rng.sample(apps, 80):
         admits, refuses = screen.verdicts(app, np.arange(len(nodes)))
@@ -123,12 +123,15 @@ def test_a_rewritten_row_forgets_the_models_that_left() -> None:
     node = NodeSpec(name="n", kind="gpu", memory_mb=1e6)
     cluster = ClusterSpec(nodes=[node])
     apps = differing(stream(APPS["gpu"], 12), seed=1)
-    screen = AdmissionScreen(cluster, width=1)  # widened as models join
-    screen.update(0, node_load(node, apps, cluster.network_ms))
     fewer = node_load(node, apps[:1], cluster.network_ms)
-    screen.update(0, fewer)
-    fresh = AdmissionScreen(cluster)
-    fresh.update(0, fewer)
+    current = [node_load(node, apps, cluster.network_ms)]
+    screen = AdmissionScreen(cluster, current.__getitem__, width=1)  # widened as models join
+    screen.changed(0)
+    screen.verdicts(apps[0], np.array([0]))  # the row is written with every app's model
+    current[0] = fewer
+    screen.changed(0)
+    fresh = AdmissionScreen(cluster, lambda _: fewer)
+    fresh.changed(0)
     for app in apps:
         ours, theirs = screen.verdicts(app, np.array([0])), fresh.verdicts(app, np.array([0]))
         assert (ours[0] == theirs[0]).all() and (ours[1] == theirs[1]).all()
