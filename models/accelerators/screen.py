@@ -57,13 +57,14 @@ class AdmissionScreen:
                 class_of[key] = len(self._classes)
                 self._classes.append((node, DEVICE_MODELS.metadata[key[1]].get("table")))
         self._class_of = np.array([class_of[key] for key in keys], dtype=np.int64)
-        # Per node a row of model slots, and one column more, always empty, for an app's model where the node
-        # has none: a candidate's table is then its rows taken as they are (no copy widened per app).
+        # Per node a row of model slots, and always one column more than the widest row has, for an app's
+        # model where the node has none: column `_most_models` is empty in every row, so a candidate's table
+        # is its rows' first `_most_models + 1` columns (no copy widened per app).
         self._present = np.zeros((len(nodes), width + 1), dtype=bool)
         self._values = np.zeros((len(VALUE_FIELDS), len(nodes), width + 1))  # VALUE_FIELDS by slot
         self._slot_of: dict[str, np.ndarray] = {}  # model -> per node its column, -1 where not loaded
         self._row_models: list[list[str]] = [[] for _ in nodes]
-        self._most_models = 0  # the widest row yet: columns past it are empty but the last
+        self._most_models = 0  # the widest row yet: every column from it on is empty
 
     def changed(self, position: int) -> None:
         """The node at `position` gained or lost an app."""
@@ -120,20 +121,20 @@ class AdmissionScreen:
     ) -> tuple[np.ndarray, np.ndarray]:
         joining = model_load(app, node.kind)
         budget = latency_budget_ms(node, app, self._network_ms)
-        # copies (the app joins them) of the rows' used columns and the empty last one
-        columns = np.r_[: self._most_models, self._present.shape[1] - 1]
-        present, values = self._present[np.ix_(rows, columns)], self._values[:, rows[:, None], columns]
+        # copies (the app joins them) of the rows' used columns and the empty one after them
+        spare = self._most_models
+        present, values = self._present[rows, : spare + 1], self._values[:, rows, : spare + 1]
         slots = self._slot_of.get(app.model)
         slot = slots[rows] if slots is not None else np.full(len(rows), -1)
         joins = np.flatnonzero(slot >= 0)  # its model's group there: the rates add up, the tighter budget
         values[RATE, joins, slot[joins]] += joining.rate_per_ms
         values[BUDGET, joins, slot[joins]] = np.minimum(values[BUDGET, joins, slot[joins]], budget)
-        new = np.flatnonzero(slot < 0)  # its model's first copy there, in the empty last column
-        present[new, -1] = True
+        new = np.flatnonzero(slot < 0)  # its model's first copy there, in the empty column
+        present[new, spare] = True
         for index, name in enumerate(GROUP_FIELDS):
             value = getattr(joining, name)
-            values[index, new, -1] = np.nan if value is None else value
-        values[BUDGET, new, -1] = budget
+            values[index, new, spare] = np.nan if value is None else value
+        values[BUDGET, new, spare] = budget
         budgets = values[BUDGET]
         table = LoadTable(present, *values[: len(GROUP_FIELDS)])
         prediction = table_model(table)
