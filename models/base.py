@@ -42,6 +42,12 @@ P_FLOOR = 1e-3
 # "cpu", the CPU ratio alone (the solo-relative heuristic); "switches", the CPU and context-switch ratios
 # mixed by a gate on the solo profile's switches per CPU-second (``solo_prior.switch_mixture``).
 PriorRate = Literal["cpu", "switches"]
+# How the switch-gated prior's gate is chosen among its candidates (``solo_prior.fit_switch_gate``): "runs",
+# the one closest to every training run's label; "programs", by training programs held out in turn (its
+# sharpness among the candidates' and the CPU ratio alone, each judged by the runs of programs its choice did
+# not read), so that a gate whose turn splits the training programs by chance is not trusted on an unseen
+# one near it.
+SwitchGateChoice = Literal["runs", "programs"]
 
 
 class UnsuitableData(ValueError):

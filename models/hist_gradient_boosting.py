@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from cotenant.models.base import DataShape, ModelConfig, ModelSpec, PriorRate, register
+from cotenant.models.base import DataShape, ModelConfig, ModelSpec, PriorRate, SwitchGateChoice, register
 
 
 class HistGradientBoostingConfig(ModelConfig):
@@ -18,6 +18,8 @@ class HistGradientBoostingConfig(ModelConfig):
     solo_prior: bool = False
     # With ``solo_prior``: which rates the prior reads (``models/solo_prior.py`` ``PriorRate``).
     prior: PriorRate = "cpu"
+    # With ``prior="switches"``: how its gate is chosen (``models/base.py`` ``SwitchGateChoice``).
+    switch_gate_choice: SwitchGateChoice = "runs"
 
 
 def build(cfg: HistGradientBoostingConfig, shape: DataShape) -> Any:
@@ -34,7 +36,7 @@ def build(cfg: HistGradientBoostingConfig, shape: DataShape) -> Any:
         return estimator
     from cotenant.models.solo_prior import SoloPriorRegressor
 
-    return SoloPriorRegressor(estimator, rate=cfg.prior)
+    return SoloPriorRegressor(estimator, rate=cfg.prior, gate=cfg.switch_gate_choice)
 
 
 register(

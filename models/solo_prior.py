@@ -15,16 +15,20 @@ departures.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
-from cotenant.models.base import P_FLOOR, PriorRate, UnsuitableData
+from cotenant.models.base import P_FLOOR, PriorRate, SwitchGateChoice, UnsuitableData
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 # The gate's candidates (``fit_switch_gate``): how sharply it turns (per decade of switch density) and at
 # which density, log10 switches per CPU-second (a compute kernel 0-2.5, a storage program or server 4-4.6).
 SWITCH_GATE_SLOPES = (2.0, 5.0, 20.0)
 SWITCH_GATE_THRESHOLDS = tuple(1.0 + 0.25 * step for step in range(17))  # 1.0 .. 5.0
+# The gate that never turns: every program read by its CPU ratio (``switch_mixture`` gives the CPU ratio
+# exactly, on arrays and tensors alike).
+CPU_ONLY_GATE = (1.0, math.inf)
 
 
 def switch_mixture(cpu_ratio: Any, switch_ratio: Any, density: Any, slope: float, threshold: float) -> Any:
@@ -37,21 +41,46 @@ def switch_mixture(cpu_ratio: Any, switch_ratio: Any, density: Any, slope: float
 
 
 def fit_switch_gate(
-    cpu_ratio: np.ndarray, switch_ratio: np.ndarray, density: np.ndarray, labels: np.ndarray
+    cpu_ratio: np.ndarray,
+    switch_ratio: np.ndarray,
+    density: np.ndarray,
+    labels: np.ndarray,
+    programs: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """The gate (slope, threshold) among the candidates whose mixture, at most 1, is closest to these
     training runs' labels (least MAE; two numbers fitted on every training run, so a gate that routes one
-    training program alone cannot pay)."""
+    training program alone cannot pay).
+
+    With ``programs`` (one per run; ``SwitchGateChoice`` "programs"): first its sharpness, each candidate
+    slope judged as the evaluation judges a model, its threshold chosen on some training programs and its
+    error read on the others (grouped folds), beside the CPU ratio alone (`CPU_ONLY_GATE`); then the chosen
+    slope's threshold on every run."""
     cpu, switches, dens, target = (
         np.asarray(a, dtype=np.float64) for a in (cpu_ratio, switch_ratio, density, labels)
     )
 
-    def error(gate: tuple[float, float]) -> float:
-        mixture = switch_mixture(cpu, switches, dens, *gate)
-        return float(np.abs(np.clip(mixture, P_FLOOR, 1.0) - target).mean())
+    def error(gate: tuple[float, float], rows: np.ndarray) -> float:
+        mixture = switch_mixture(cpu[rows], switches[rows], dens[rows], *gate)
+        return float(np.abs(np.clip(mixture, P_FLOOR, 1.0) - target[rows]).mean())
 
+    def closest(slopes: tuple[float, ...], rows: np.ndarray) -> tuple[float, float]:
+        return min(((a, b) for a in slopes for b in SWITCH_GATE_THRESHOLDS), key=lambda g: error(g, rows))
+
+    every_run = np.arange(len(target))
     with np.errstate(over="ignore"):
-        return min(((a, b) for a in SWITCH_GATE_SLOPES for b in SWITCH_GATE_THRESHOLDS), key=error)
+        if programs is None or len(np.unique(programs)) < 2:
+            return closest(SWITCH_GATE_SLOPES, every_run)
+        from cotenant.models.tabular import grouped_folds
+        from sklearn.model_selection import GroupKFold
+
+        held_out: dict[float | None, float] = dict.fromkeys((*SWITCH_GATE_SLOPES, None), 0.0)
+        for fitted, judged in GroupKFold(grouped_folds(programs)).split(target, groups=programs):
+            # summed over the judged runs, so that every run weighs alike across folds
+            held_out[None] += error(CPU_ONLY_GATE, judged) * len(judged)
+            for slope in SWITCH_GATE_SLOPES:
+                held_out[slope] += error(closest((slope,), fitted), judged) * len(judged)
+        chosen = min(held_out, key=lambda candidate: held_out[candidate])
+        return CPU_ONLY_GATE if chosen is None else closest((chosen,), every_run)
 
 
 class SoloPriorRegressor(RegressorMixin, BaseEstimator):
@@ -71,6 +100,7 @@ class SoloPriorRegressor(RegressorMixin, BaseEstimator):
         prior_std: float = 1.0,
         requires_prior: bool = False,
         rate: PriorRate = "cpu",
+        gate: SwitchGateChoice = "runs",
         switch_columns: tuple[int, int] = (-1, -1),
         switch_means: tuple[float, float] = (0.0, 0.0),
         switch_stds: tuple[float, float] = (1.0, 1.0),
@@ -81,6 +111,7 @@ class SoloPriorRegressor(RegressorMixin, BaseEstimator):
         self.prior_std = prior_std
         self.requires_prior = requires_prior
         self.rate = rate
+        self.gate = gate
         self.switch_columns = switch_columns
         self.switch_means = switch_means
         self.switch_stds = switch_stds
@@ -122,13 +153,19 @@ class SoloPriorRegressor(RegressorMixin, BaseEstimator):
         with np.errstate(over="ignore"):
             return np.clip(switch_mixture(*self._rates(features), *gate), P_FLOOR, 1.0)
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> SoloPriorRegressor:
+    def fit(
+        self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None
+    ) -> SoloPriorRegressor:
+        """``groups``: each run's program, read by a gate chosen between programs (``gate="programs"``)."""
         if self.prior_column < 0 and self.requires_prior:
             raise UnsuitableData(
                 "the solo-relative prior needs the target's rates over its solo profile (vs_solo__ inputs): "
                 "data with solo profiles"
             )
-        self.switch_gate_ = fit_switch_gate(*self._rates(features), labels) if self.reads_switches else None
+        programs = groups if self.gate == "programs" else None
+        self.switch_gate_ = (
+            fit_switch_gate(*self._rates(features), labels, programs) if self.reads_switches else None
+        )
         self.estimator_ = clone(self.estimator).fit(features, labels - self.prior(features))
         return self
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from cotenant.models.base import DataShape, ModelConfig, ModelSpec, PriorRate, register
+from cotenant.models.base import DataShape, ModelConfig, ModelSpec, PriorRate, SwitchGateChoice, register
 
 
 class SoloRelativeConfig(ModelConfig):
     # "switches": the switch-gated prior (two numbers, its gate, fitted on the training runs; nothing else).
     prior: PriorRate = "cpu"
+    # With ``prior="switches"``: how its gate is chosen (``models/base.py`` ``SwitchGateChoice``).
+    switch_gate_choice: SwitchGateChoice = "runs"
 
 
 def build(cfg: SoloRelativeConfig, shape: DataShape) -> Any:
@@ -22,7 +24,10 @@ def build(cfg: SoloRelativeConfig, shape: DataShape) -> Any:
 
     # The departures from the prior are answered as 0: the heuristic itself.
     return SoloPriorRegressor(
-        DummyRegressor(strategy="constant", constant=0.0), requires_prior=True, rate=cfg.prior
+        DummyRegressor(strategy="constant", constant=0.0),
+        requires_prior=True,
+        rate=cfg.prior,
+        gate=cfg.switch_gate_choice,
     )
 
 

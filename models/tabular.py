@@ -7,6 +7,7 @@ predictor metadata, because a point regressor has no quantile heads.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ def grouped_folds(groups: np.ndarray, wanted: int = 3) -> int:
     return max(2, min(wanted, len(np.unique(groups))))
 
 
+def program_params(estimator: Any, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Each run's program as the fit parameter ``groups``, for an estimator whose fit reads it (the
+    solo-relative prior's gate chosen between programs); nothing for the others."""
+    return {"groups": groups} if "groups" in inspect.signature(estimator.fit).parameters else {}
+
+
 def fit_tabular(estimator: Any, features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Any:
     """Fit (searching hyper-parameters where the estimator is a search) and return the final estimator."""
     from sklearn.base import clone
@@ -61,7 +68,7 @@ def fit_tabular(estimator: Any, features: np.ndarray, labels: np.ndarray, groups
         estimator.fit(features, labels, groups=groups)
         estimator = estimator.best_estimator_
     else:
-        estimator.fit(features, labels)
+        estimator.fit(features, labels, **program_params(estimator, groups))
     if "n_jobs" in estimator.get_params():
         # Threaded tree sums add in a varying order: one job keeps predictions bit-identical after reload.
         estimator.set_params(n_jobs=1)
@@ -78,5 +85,6 @@ def out_of_fold_residuals(
     if len(np.unique(groups)) < 2:
         return labels - clone(estimator).fit(features, labels).predict(features)
     folds = GroupKFold(grouped_folds(groups))
-    predicted = cross_val_predict(clone(estimator), features, labels, groups=groups, cv=folds)
+    params = program_params(estimator, groups)
+    predicted = cross_val_predict(clone(estimator), features, labels, groups=groups, cv=folds, params=params)
     return labels - np.clip(predicted, 0.0, 1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from cotenant.models.base import ModelConfig, PriorRate
+from cotenant.models.base import ModelConfig, PriorRate, SwitchGateChoice
 from pydantic import Field, model_validator
 
 
@@ -96,6 +96,8 @@ class CloudFormerConfig(ModelConfig):
     # ``switch_mixture``; the gate's two numbers fitted on the training runs before the network, then fixed),
     # the same prior as the tabular models' ``prior="switches"``.
     prior: PriorRate = "cpu"
+    # With ``prior="switches"``: how its gate is chosen (``models/base.py`` ``SwitchGateChoice``).
+    switch_gate_choice: SwitchGateChoice = "runs"
     # With ``solo_prior``: start instead from a mixture of the target's work rates over its solo profile
     # (each ``collectors.ratios.SOLO_RELATIVE`` rate the inputs carry, its mean over the run), weighed by a
     # gate read from the run's encoding: which rate is this program's progress (its blocking calls for a

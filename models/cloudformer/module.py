@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import cast
 
+import numpy as np
 import torch
 from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
 from cotenant.datasets.probe_inputs import PROBE_INPUT
@@ -230,6 +231,7 @@ class CloudFormer(nn.Module):
         # The switch-gated prior (``prior="switches"``): the columns of the switch ratio and the profile's
         # switch density with their normalisation, and the gate (slope, threshold; NaN until fitted).
         self.switch_prior = cfg.solo_prior and cfg.prior == "switches"
+        self.switch_gate_between_programs = cfg.switch_gate_choice == "programs"
         if self.switch_prior:
             self.register_buffer("switch_columns", torch.full((2,), -1, dtype=torch.long))
             self.register_buffer("switch_means", torch.zeros(2))
@@ -438,8 +440,11 @@ class CloudFormer(nn.Module):
         if self.reads_switches():
             with torch.no_grad():
                 cpu, switches = self.cpu_ratio(x, mask), self.switch_rates(x, mask)
+            between = (
+                np.asarray(programs) if self.switch_gate_between_programs and programs is not None else None
+            )
             gate = fit_switch_gate(
-                cpu.double().numpy(), *(switches.double().numpy().T), labels.double().numpy()
+                cpu.double().numpy(), *(switches.double().numpy().T), labels.double().numpy(), between
             )
             self.switch_gate.copy_(torch.tensor(gate))
         if self.rate_gate is None or not self.gate_reads_profile:

@@ -13,8 +13,10 @@ from cotenant.collectors.ratios import CPU_RATE, SWITCH_DENSITY, SWITCH_RATE, so
 from cotenant.datasets import RunTable, load_source
 from cotenant.datasets.splits import Split, leave_programs_out
 from cotenant.datasets.table import NEIGHBOUR_MEAN, SELF, VS_SOLO
+from cotenant.models import solo_prior
+from cotenant.models.cloudformer import module as cloudformer_module
 from cotenant.models.predictor import Predictor
-from cotenant.models.solo_prior import fit_switch_gate, switch_mixture
+from cotenant.models.solo_prior import CPU_ONLY_GATE, fit_switch_gate, switch_mixture
 from cotenant.training.config import TrainConfig
 from cotenant.training.fit import fit_model
 
@@ -206,3 +208,84 @@ def test_with_the_switch_prior_an_unseen_blocking_program_is_read_by_its_switche
         with torch.no_grad():
             errors.append(abs(float(model.prior(x, torch.ones(1, len(steps), dtype=torch.bool))[0]) - label))
     assert np.mean(errors) < 0.3 * cpu_prior
+
+
+def test_a_gate_chosen_between_programs_keeps_a_rule_that_carries() -> None:
+    rng = np.random.default_rng(1)
+    programs = np.repeat(np.arange(10), 20)  # ten programs, the odd ones blocking
+    blocking = programs % 2 == 1
+    density = np.where(blocking, 4.0 + 0.08 * programs, 0.3 + 0.15 * programs) + rng.normal(0, 0.02, 200)
+    cpu, switches = rng.uniform(0.3, 1.0, 200), rng.uniform(0.3, 1.0, 200)
+    labels = np.where(blocking, switches, cpu)
+    gate = fit_switch_gate(cpu, switches, density, labels, programs)
+    assert gate != CPU_ONLY_GATE
+    answered = switch_mixture(np.array([0.5, 0.9]), np.array([0.9, 0.4]), np.array([1.5, 4.6]), *gate)
+    np.testing.assert_allclose(answered, [0.5, 0.4], atol=0.01)
+
+
+def test_a_gate_chosen_between_programs_refuses_a_turn_that_depends_on_which_programs_trained_it() -> None:
+    """At one density a program read by its switches (A, 80 runs, whose two rates differ by 0.1) beside one
+    read by its CPU time (B, 20 runs, 0.3 apart): on every run, turning pays (8 gained, 6 lost); held out in
+    turn, the gate fitted without A misses A as the CPU ratio does, and the gate fitted with A misses B,
+    which the CPU ratio answers."""
+    rng = np.random.default_rng(2)
+    sizes = {"A": 80, "B": 20, "C": 60, "D": 50, "E": 40}
+    programs = np.concatenate([np.full(size, name) for name, size in sizes.items()])
+    cpu = rng.uniform(0.3, 0.6, len(programs))
+    offset = np.select([programs == "A", programs == "B"], [0.1, 0.3], 0.0)  # C-E: both rates alike
+    switches = cpu + offset
+    density = np.select(
+        [np.isin(programs, ["A", "B"]), programs == "C", programs == "D"], [4.5, 0.6, 0.9], 1.2
+    )
+    labels = np.where(programs == "A", switches, cpu)
+    at_a = (np.array([0.5]), np.array([0.6]), np.array([4.5]))
+    by_runs = fit_switch_gate(cpu, switches, density, labels)
+    assert switch_mixture(*at_a, *by_runs)[0] == pytest.approx(0.6, abs=0.01)  # the turn pays on these runs
+    between_programs = fit_switch_gate(cpu, switches, density, labels, programs)
+    assert between_programs == CPU_ONLY_GATE
+    assert switch_mixture(*at_a, *between_programs)[0] == 0.5
+    as_tensor = switch_mixture(*(torch.tensor(a) for a in at_a), *between_programs)
+    assert float(as_tensor[0]) == 0.5  # CloudFormer reads the CPU-only gate as the CPU ratio too
+
+
+def test_the_models_choose_their_gate_between_training_programs_when_asked(
+    kinds: tuple[RunTable, Split], tmp_path, monkeypatch
+) -> None:
+    table, split = kinds
+    options = {"prior": "switches", "switch_gate_choice": "programs"}
+    given: list[np.ndarray | None] = []
+
+    def spy(*rates: np.ndarray) -> tuple[float, float]:
+        given.append(rates[4] if len(rates) > 4 else None)
+        return fit_switch_gate(*rates)
+
+    monkeypatch.setattr(solo_prior, "fit_switch_gate", spy)
+    monkeypatch.setattr(cloudformer_module, "fit_switch_gate", spy)
+    cpu_prior = _test_mae(table, split, "solo-relative", {})
+    outcome = fit_model(
+        table, split, TrainConfig(model="solo-relative", model_options=options, progress=False)
+    )
+    assert float(np.abs(outcome.predicted[:, 1] - outcome.labels).mean()) < 0.3 * cpu_prior
+    # Every gate the tabular prior fitted (the served one, and those of its out-of-fold residuals) was given
+    # each run's program; the served one every training program.
+    assert given and all(programs is not None for programs in given)
+    assert any(set(programs) == set(split.train_apps) for programs in given)
+    tabular_gate = outcome.predictor.model.switch_gate_
+    assert tabular_gate is not None and tabular_gate != CPU_ONLY_GATE
+    outcome.predictor.save(tmp_path / "tabular")
+    assert Predictor.load(tmp_path / "tabular").model.switch_gate_ == tabular_gate
+    # CloudFormer is given the training programs before its network, one per training run.
+    given.clear()
+    network = fit_model(
+        table,
+        split,
+        TrainConfig(
+            model="cloudformer",
+            epochs=1,
+            model_options={"solo_prior": True, "blocks": 1, **options},
+            progress=False,
+        ),
+    )
+    (programs,) = given
+    assert programs is not None and set(programs) == set(split.train_apps)
+    assert np.isfinite(network.predictor.model.switch_gate.numpy()).all()
