@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 from cotenant.models.base import P_FLOOR, PriorRate, SwitchGateChoice, UnsuitableData
+from cotenant.models.tabular import grouped_folds
 from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.model_selection import GroupKFold
 
 # The gate's candidates (``fit_switch_gate``): how sharply it turns (per decade of switch density) and at
 # which density, log10 switches per CPU-second (a compute kernel 0-2.5, a storage program or server 4-4.6).
@@ -70,9 +72,6 @@ def fit_switch_gate(
     with np.errstate(over="ignore"):
         if programs is None or len(np.unique(programs)) < 2:
             return closest(SWITCH_GATE_SLOPES, every_run)
-        from cotenant.models.tabular import grouped_folds
-        from sklearn.model_selection import GroupKFold
-
         held_out: dict[float | None, float] = dict.fromkeys((*SWITCH_GATE_SLOPES, None), 0.0)
         for fitted, judged in GroupKFold(grouped_folds(programs)).split(target, groups=programs):
             # summed over the judged runs, so that every run weighs alike across folds
