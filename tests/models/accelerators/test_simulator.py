@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 from cotenant.models.accelerators.queues import fcfs_departures
-from cotenant.models.accelerators.simulator import fcfs_with_switch, processor_sharing
+from cotenant.models.accelerators.simulator import (
+    BATCHES,
+    fcfs_with_switch,
+    mean_halfwidth,
+    processor_sharing,
+)
+from scipy import stats
 
 
 def poisson(rate_per_ms: float, n: int, seed: int) -> np.ndarray:
@@ -79,3 +85,15 @@ def test_vectorised_fcfs_is_the_lindley_recursion() -> None:
         expected.append(free_at)
     assert fcfs_departures(arrivals, work) == pytest.approx(expected)
     assert len(fcfs_departures(np.empty(0), np.empty(0))) == 0
+
+
+@pytest.mark.parametrize("count", [40, 41, 59, 60, 999, 12_345])
+def test_batch_means_half_width_is_the_batches_of_array_split(count: int) -> None:
+    """The half-width is Student's t over the means of np.array_split's batches (the first count % BATCHES
+    one request longer, in arrival order), summed in one pass: every boundary where array_split puts it."""
+    latencies = np.random.default_rng(count).exponential(30.0, count) + np.linspace(0.0, 50.0, count)
+    batch_means = np.array([batch.mean() for batch in np.array_split(latencies, BATCHES)])
+    quantile = stats.t.ppf(0.975, BATCHES - 1)
+    expected = quantile * batch_means.std(ddof=1) / np.sqrt(BATCHES)
+    assert mean_halfwidth(latencies, 0.95) == pytest.approx(expected, rel=1e-12)
+    assert mean_halfwidth(latencies[: 2 * BATCHES - 1], 0.95) == float("inf")  # too few to say anything
