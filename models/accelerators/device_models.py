@@ -5,7 +5,7 @@ device model against the registry without importing the code that uses them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,6 +69,45 @@ class TableDeviceModel(Protocol):
     to screen many nodes at once and runs the device model itself where a verdict is too close to call."""
 
     def __call__(self, table: LoadTable) -> TablePrediction: ...
+
+
+@dataclass(frozen=True)
+class JoiningLoad:
+    """One app joining each of many devices: per device the service time and client overhead its requests
+    get there (its model's group's where the model is loaded, the app's own profile where not) and whether
+    its model is loaded; its rate and its latency budget are the same on every device of a kind."""
+
+    rate_per_ms: float
+    service_ms: np.ndarray
+    client_overhead_ms: np.ndarray
+    joins_group: np.ndarray
+    budget_ms: float
+
+
+class RefusalBound(Protocol):
+    """A sure refusal read from a few numbers per device rather than from the device model over every model
+    slot: for a device model under which an app joining never lowers the utilisation nor any response time
+    but its own group's, a lower bound on both with the app joined. A device model registers it as metadata
+    ``bound=``; placement screens with it first and runs the table form on the devices it cannot refuse.
+
+    ``terms`` reads a device's loads and budgets (the same ``width`` numbers for any device; NaN where the
+    bound does not hold for that device, which then is never refused by it); ``__call__`` gives, per device,
+    a lower bound on its utilisation with the app joined and whether some response surely reaches its budget
+    (beyond ``tolerance`` relative to it, as the screen leaves close verdicts to the test)."""
+
+    width: int
+
+    def terms(self, loads: Sequence[ModelLoad], budgets_ms: Mapping[str, float]) -> np.ndarray: ...
+
+    def __call__(
+        self, terms: np.ndarray, joining: JoiningLoad, tolerance: float
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def beyond(value: np.ndarray, limit: np.ndarray | float, tolerance: float) -> np.ndarray:
+    """Whether ``value`` reaches ``limit`` by more than ``tolerance`` relative to it (False where NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(value >= limit + tolerance * (1.0 + np.abs(limit)))
 
 
 def saturated(utilisation: np.ndarray, response_ms: np.ndarray) -> TablePrediction:

@@ -8,6 +8,10 @@ model slot) and runs the device model's table form (`TableDeviceModel`, register
 every candidate node with the app joined. Its sums run in another order than the device model's, so a
 verdict within `SCREEN_TOLERANCE` of a limit is left to the test itself: placements are the ones the test
 alone gives. Nodes whose device model has no table form (MPS) are never screened.
+
+Two shortcuts before the table, for a cluster filled front to back (whose full nodes refuse nearly every app
+and whose idle nodes all look alike): a device model's `RefusalBound` (registered as ``bound=``) refuses
+from a few numbers kept per node, and idle nodes of a class are judged once for all of them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from cotenant.models.accelerators.base import (
     latency_budget_ms,
     model_load,
 )
-from cotenant.models.accelerators.device_models import DEVICE_MODELS, LoadTable, TableDeviceModel
+from cotenant.models.accelerators.device_models import (
+    DEVICE_MODELS,
+    JoiningLoad,
+    LoadTable,
+    RefusalBound,
+    TableDeviceModel,
+)
 from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec, NodeSpec
 
 # Relative distance from a limit within which the screen leaves a verdict to the admission test: the table
@@ -35,6 +45,7 @@ SCREEN_TOLERANCE = 1e-9
 GROUP_FIELDS = tuple(field.name for field in fields(LoadTable) if field.name != "present")
 VALUE_FIELDS = (*GROUP_FIELDS, "budget_ms")
 RATE, BUDGET = VALUE_FIELDS.index("rate_per_ms"), VALUE_FIELDS.index("budget_ms")
+SERVICE, CLIENT = VALUE_FIELDS.index("service_ms"), VALUE_FIELDS.index("client_overhead_ms")
 
 
 class AdmissionScreen:
@@ -52,11 +63,16 @@ class AdmissionScreen:
         keys = [(node.kind, device_model_name_for(node), node.frontend_ms) for node in nodes]
         class_of: dict[tuple[Any, ...], int] = {}
         self._classes: list[tuple[NodeSpec, TableDeviceModel | None]] = []
+        self._bounds: list[RefusalBound | None] = []
         for node, key in zip(nodes, keys, strict=True):
             if key not in class_of:
                 class_of[key] = len(self._classes)
                 self._classes.append((node, DEVICE_MODELS.metadata[key[1]].get("table")))
+                self._bounds.append(DEVICE_MODELS.metadata[key[1]].get("bound"))
         self._class_of = np.array([class_of[key] for key in keys], dtype=np.int64)
+        # Per node its bound's terms (`RefusalBound.terms`), NaN where it holds no model or has no bound.
+        widest = max((bound.width for bound in self._bounds if bound is not None), default=0)
+        self._terms = np.full((len(nodes), widest), np.nan)
         # Per node a row of model slots, and always one column more than the widest row has, for an app's
         # model where the node has none: column `_most_models` is empty in every row, so a candidate's table
         # is its rows' first `_most_models + 1` columns (no copy widened per app).
@@ -64,6 +80,7 @@ class AdmissionScreen:
         self._values = np.zeros((len(VALUE_FIELDS), len(nodes), width + 1))  # VALUE_FIELDS by slot
         self._slot_of: dict[str, np.ndarray] = {}  # model -> per node its column, -1 where not loaded
         self._row_models: list[list[str]] = [[] for _ in nodes]
+        self._idle = np.ones(len(nodes), dtype=bool)  # per node, whether it holds no model
         self._most_models = 0  # the widest row yet: every column from it on is empty
 
     def changed(self, position: int) -> None:
@@ -90,6 +107,11 @@ class AdmissionScreen:
                 self._slot_of[model] = np.full(len(self._row_models), -1, dtype=np.int64)
             self._slot_of[model][position] = slot
         self._row_models[position] = models
+        self._idle[position] = not models
+        bound = self._bounds[self._class_of[position]]
+        self._terms[position] = np.nan
+        if bound is not None and models:
+            self._terms[position, : bound.width] = bound.terms(list(load.loads.values()), load.budgets_ms)
         self._most_models = max(self._most_models, len(models))
 
     def _widen(self, width: int) -> None:
@@ -111,10 +133,49 @@ class AdmissionScreen:
             if table_model is None or node.kind not in app.devices:
                 continue
             chosen = np.flatnonzero(classes == index)
-            if len(chosen):
-                verdicts = self._class_verdicts(app, node, table_model, positions[chosen])
-                admits[chosen], refuses[chosen] = verdicts
+            if not len(chosen):
+                continue
+            # Idle nodes of a class are alike with the app joined (the same row): one of them is judged for
+            # all (a cluster filled front to back has most of its nodes idle, behind the front).
+            idle = self._idle[positions[chosen]]
+            busy, alike = chosen[~idle], chosen[idle]
+            bound = self._bounds[index]
+            if bound is not None and len(busy):  # the nodes it surely refuses need no table
+                surely = self._bound_refuses(app, node, bound, positions[busy])
+                refuses[busy[surely]] = True
+                busy = busy[~surely]
+            judged = np.concatenate((busy, alike[:1]))
+            if not len(judged):
+                continue
+            admitted, refused = self._class_verdicts(app, node, table_model, positions[judged])
+            admits[busy], refuses[busy] = admitted[: len(busy)], refused[: len(busy)]
+            if len(alike):
+                admits[alike], refuses[alike] = admitted[-1], refused[-1]
         return admits, refuses
+
+    def _bound_refuses(
+        self, app: AppProfile, node: NodeSpec, bound: RefusalBound, rows: np.ndarray
+    ) -> np.ndarray:
+        """Per row (busy nodes alike to `node`), whether `bound` surely refuses `app` there."""
+        own = model_load(app, node.kind)
+        slots = self._slot_of.get(app.model)
+        slot = slots[rows] if slots is not None else np.full(len(rows), -1)
+        joins = slot >= 0
+        column = np.where(joins, slot, 0)
+
+        def group(field: int, own_value: float) -> np.ndarray:
+            return np.where(joins, self._values[field, rows, column], own_value)
+
+        joining = JoiningLoad(
+            rate_per_ms=own.rate_per_ms,
+            service_ms=group(SERVICE, own.service_ms),
+            client_overhead_ms=group(CLIENT, own.client_overhead_ms),
+            joins_group=joins,
+            budget_ms=latency_budget_ms(node, app, self._network_ms),
+        )
+        utilisation, late = bound(self._terms[rows, : bound.width], joining, SCREEN_TOLERANCE)
+        with np.errstate(invalid="ignore"):
+            return late | (utilisation > UTILISATION_LIMIT + SCREEN_TOLERANCE * UTILISATION_LIMIT)
 
     def _class_verdicts(
         self, app: AppProfile, node: NodeSpec, table_model: TableDeviceModel, rows: np.ndarray

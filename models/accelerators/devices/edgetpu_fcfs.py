@@ -20,12 +20,18 @@ overlaps the next request's device time); it adds to the response but not to rho
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import numpy as np
 from cotenant.models.accelerators.base import DEVICE_MODELS, DevicePrediction, ModelLoad
-from cotenant.models.accelerators.device_models import LoadTable, TablePrediction, saturated
+from cotenant.models.accelerators.device_models import (
+    JoiningLoad,
+    LoadTable,
+    TablePrediction,
+    beyond,
+    saturated,
+)
 
 # (on-chip MB, switch overhead ms) pairs from Ibis's profiles. The brief lists sizes without naming the
 # model of
@@ -119,7 +125,50 @@ def fcfs_table(table: LoadTable, switch_variance: bool = True) -> TablePredictio
     return saturated(rho, effective + wait[:, None] + table.client_overhead_ms)
 
 
-@DEVICE_MODELS.register("edgetpu_fcfs", table=fcfs_table)
+class FcfsBound:
+    """`predict_fcfs_switch`'s `RefusalBound` (the second moments modelled): an app joining adds lambda to one
+    model's rate. That raises Lambda, so every other model follows another more often: its effective service
+    s'_i grows, and each term lambda_i p_i of rho and of Lambda E[S^2] grows (the joining group's too:
+    lambda_j (Lambda - lambda_j) / Lambda grows with lambda_j); rho by at least lambda s_j. The wait
+    W = Lambda E[S^2] / (2 (1 - rho)) grows with both. Only the joining group's s'_j can fall (it follows
+    itself more often), never below s_j. Terms: rho, Lambda E[S^2], and the least slack B_i - s'_i - c_i
+    (for an app whose model is not loaded) and B_i - s_i - c_i (for one whose model is). NaN for a device
+    with a measured second moment: a measured mix of the times after the same and after another model need
+    not grow with the switches, nor Ibis's s'_i^2 (`edgetpu_fcfs_ibis`, which has no bound)."""
+
+    width = 4
+
+    def terms(self, loads: Sequence[ModelLoad], budgets_ms: Mapping[str, float]) -> np.ndarray:
+        if any(load.second_moment_ms2 is not None for load in loads):
+            return np.full(self.width, np.nan)
+        services = effective_service_ms(loads)
+        moments = service_second_moments(loads, switch_variance=True)
+        rho = sum(load.rate_per_ms * service for load, service in zip(loads, services, strict=True))
+        second = sum(load.rate_per_ms * moment for load, moment in zip(loads, moments, strict=True))
+        slacks = [
+            (
+                budgets_ms[load.model] - service - load.client_overhead_ms,
+                budgets_ms[load.model] - load.service_ms - load.client_overhead_ms,
+            )
+            for load, service in zip(loads, services, strict=True)
+        ]
+        return np.array([rho, second, min(s for s, _ in slacks), min(s for _, s in slacks)])
+
+    def __call__(
+        self, terms: np.ndarray, joining: JoiningLoad, tolerance: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rho, second, slack_effective, slack_plain = terms.T
+        utilisation = rho + joining.rate_per_ms * joining.service_ms
+        free = 1.0 - utilisation
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wait = np.where(free > 0.0, second / (2.0 * free), np.inf)
+        wait[np.isnan(second)] = np.nan
+        slack = np.where(joining.joins_group, slack_plain, slack_effective)
+        own = joining.service_ms + wait + joining.client_overhead_ms
+        return utilisation, beyond(wait, slack, tolerance) | beyond(own, joining.budget_ms, tolerance)
+
+
+@DEVICE_MODELS.register("edgetpu_fcfs", table=fcfs_table, bound=FcfsBound())
 def predict_fcfs_switch(loads: Sequence[ModelLoad]) -> DevicePrediction:
     """Default: the Pollaczek-Khinchine wait with the switch's variance in E[S^2]."""
     return predict_fcfs(loads, switch_variance=True)

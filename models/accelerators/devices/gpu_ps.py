@@ -16,11 +16,18 @@ PS results are insensitive to the service distribution, so the second moment is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from cotenant.models.accelerators.base import DEVICE_MODELS, DevicePrediction, ModelLoad
-from cotenant.models.accelerators.device_models import LoadTable, TablePrediction, saturated
+from cotenant.models.accelerators.device_models import (
+    JoiningLoad,
+    LoadTable,
+    TablePrediction,
+    beyond,
+    saturated,
+)
 
 
 def _utilisation(loads: Sequence[ModelLoad]) -> float:
@@ -62,7 +69,37 @@ def predict_ps_ibis(loads: Sequence[ModelLoad]) -> DevicePrediction:
     )
 
 
-@DEVICE_MODELS.register("gpu_ps_exact", table=ps_exact_table)
+class PsExactBound:
+    """`predict_ps_exact`'s `RefusalBound`: an app joining adds lambda s (its group's s) to rho, and every
+    response s_i / (1 - rho) + c_i grows with rho, so model i is refused once the added utilisation reaches
+    1 - rho - s_i / (B_i - c_i) (its budget can only tighten). Terms: rho, and the least of these."""
+
+    width = 2
+
+    def terms(self, loads: Sequence[ModelLoad], budgets_ms: Mapping[str, float]) -> np.ndarray:
+        rho = _utilisation(loads)
+        room = [
+            1.0 - rho - load.service_ms / (budgets_ms[load.model] - load.client_overhead_ms)
+            if budgets_ms[load.model] > load.client_overhead_ms
+            else -math.inf
+            for load in loads
+        ]
+        return np.array([rho, min(room)])
+
+    def __call__(
+        self, terms: np.ndarray, joining: JoiningLoad, tolerance: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rho, room = terms[:, 0], terms[:, 1]
+        added = joining.rate_per_ms * joining.service_ms
+        utilisation = rho + added
+        free = 1.0 - utilisation
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(free > 0.0, joining.service_ms / free, np.inf) + joining.client_overhead_ms
+        own[np.isnan(utilisation)] = np.nan
+        return utilisation, beyond(added, room, tolerance) | beyond(own, joining.budget_ms, tolerance)
+
+
+@DEVICE_MODELS.register("gpu_ps_exact", table=ps_exact_table, bound=PsExactBound())
 def predict_ps_exact(loads: Sequence[ModelLoad]) -> DevicePrediction:
     """Exact per-class M/G/1-PS: each class is slowed by the same factor 1/(1 - rho)."""
     rho = _utilisation(loads)

@@ -220,9 +220,9 @@ class Placement:
         stop = int(known[rest].argmax()) if known[rest].any() else len(rest)
         untested = rest[:stop]
         admits, refuses = self._screen_verdicts(app, untested)
-        for position, surely, never in zip(untested.tolist(), admits, refuses, strict=True):
-            if not never and (surely or self.admits(nodes[position], app)):
-                return nodes[position]
+        for index in np.flatnonzero(~refuses).tolist():  # in candidate order, past every sure refusal
+            if admits[index] or self.admits(nodes[int(untested[index])], app):
+                return nodes[int(untested[index])]
         return nodes[int(rest[stop])] if stop < len(rest) else None
 
     def admitting(self, app: AppProfile) -> np.ndarray:

@@ -9,11 +9,11 @@ import random
 import numpy as np
 import pytest
 from cotenant.models.accelerators import ClusterSpec, NodeSpec, load_apps
-from cotenant.models.accelerators.base import NodeLoad, node_load
-from cotenant.models.accelerators.device_models import DEVICE_MODELS, LoadTable, ModelLoad
+from cotenant.models.accelerators.base import UTILISATION_LIMIT, NodeLoad, node_load
+from cotenant.models.accelerators.device_models import DEVICE_MODELS, JoiningLoad, LoadTable, ModelLoad
 from cotenant.models.accelerators.profiles import ibis_data_dir
 from cotenant.models.accelerators.report import differing, stream
-from cotenant.models.accelerators.screen import GROUP_FIELDS, AdmissionScreen
+from cotenant.models.accelerators.screen import GROUP_FIELDS, SCREEN_TOLERANCE, AdmissionScreen
 
 TABLED = DEVICE_MODELS.named()  # every device model; those without a table form are skipped below
 IBIS = ibis_data_dir()
@@ -137,3 +137,87 @@ def test_a_rewritten_row_forgets_the_models_that_left() -> None:
         assert (ours[0] == theirs[0]).all() and (ours[1] == theirs[1]).all()
         if ours[0][0] or ours[1][0]:
             assert ours[0][0] == fewer.admits(app)
+
+
+BOUNDED = [name for name in TABLED if DEVICE_MODELS.metadata[name].get("bound") is not None]
+DRAWS = 8000
+
+
+def switching_loads(rng: random.Random) -> list[ModelLoad]:
+    return [
+        ModelLoad(
+            model=f"m{index}",
+            rate_per_ms=rng.uniform(0.002, 0.02),
+            service_ms=rng.uniform(1.0, 12.0),
+            switch_overhead_ms=rng.uniform(8.0, 20.0),
+            client_overhead_ms=rng.choice([0.0, rng.uniform(0.1, 5.0)]),
+        )
+        for index in range(rng.randint(1, 4))
+    ]
+
+
+def test_the_default_device_models_have_refusal_bounds() -> None:
+    # A cluster filled front to back screens every full node for every app; without a bound each is a table.
+    assert {"gpu_ps_exact", "edgetpu_fcfs"} <= set(BOUNDED)
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
+    """Whatever a device's models, budgets and the app joining (its model's group or a new one), a refusal by
+    the bound is a refusal by the device model itself, and its utilisation never exceeds the device model's;
+    and the bound refuses most of what the device model refuses wherever its terms hold."""
+    bound, device_model = DEVICE_MODELS.metadata[name]["bound"], DEVICE_MODELS[name]
+    rng = random.Random(3)
+    refused = caught = unbounded = 0
+    for _ in range(DRAWS):
+        # half of the devices with modelled moments only and a reload that dwarfs the service (where a
+        # joining group's own effective service falls the most)
+        loads = random_loads(rng, rng.randint(1, 5)) if rng.random() < 0.5 else switching_loads(rng)
+        budgets = {
+            load.model: load.service_ms * rng.uniform(1.0, 8.0) + load.client_overhead_ms for load in loads
+        }
+        rate = rng.uniform(0.0005, 0.03)
+        if rng.random() < 0.5:  # the app's model is loaded: its group's rate grows
+            group = rng.choice(loads)
+            joined = [
+                ModelLoad(**{**vars(load), "rate_per_ms": load.rate_per_ms + rate}) if load is group else load
+                for load in loads
+            ]
+        else:
+            group = ModelLoad(**{**vars(random_loads(rng, 1)[0]), "model": "joining", "rate_per_ms": rate})
+            joined = [*loads, group]
+        own_budget = group.service_ms * rng.uniform(1.0, 8.0) + group.client_overhead_ms
+        after = device_model(joined)
+        draw = rng.random()
+        if draw < 0.4 and after.utilisation < 1.0:  # every budget close to its response, either side
+            budgets = {model: after.response_ms[model] * rng.uniform(0.97, 1.1) for model in budgets}
+            own_budget = after.response_ms[group.model] * rng.uniform(0.97, 1.1)
+        elif draw < 0.8 and after.utilisation < 1.0 and group.model in budgets:
+            # only the joining group's budget binds, just above its response: its own service time may
+            # fall as it joins (it follows itself more often), which a bound must allow for
+            budgets = {model: 10.0 * after.response_ms[model] for model in budgets}
+            budgets[group.model] = own_budget = after.response_ms[group.model] * 1.0001
+        budgets_after = {**budgets, group.model: min(own_budget, budgets.get(group.model, math.inf))}
+        truly = after.utilisation > UTILISATION_LIMIT or any(
+            after.response_ms[model] >= budget for model, budget in budgets_after.items()
+        )
+        joining = JoiningLoad(
+            rate_per_ms=rate,
+            service_ms=np.array([group.service_ms]),
+            client_overhead_ms=np.array([group.client_overhead_ms]),
+            joins_group=np.array([group.model != "joining"]),
+            budget_ms=own_budget,
+        )
+        terms = bound.terms(loads, budgets)
+        utilisation, late = bound(terms[None, :], joining, SCREEN_TOLERANCE)
+        surely = bool(late[0] or utilisation[0] > UTILISATION_LIMIT * (1.0 + SCREEN_TOLERANCE))
+        assert not surely or truly, (loads, group, budgets_after)
+        if np.isnan(terms).any():
+            assert not surely
+            unbounded += 1
+            continue
+        assert utilisation[0] <= after.utilisation * (1.0 + 1e-12)
+        refused += truly
+        caught += surely
+    assert refused > 200 and caught > 0.5 * refused, (refused, caught)
+    assert unbounded < DRAWS
