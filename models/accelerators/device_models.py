@@ -73,15 +73,22 @@ class TableDeviceModel(Protocol):
 
 @dataclass(frozen=True)
 class JoiningLoad:
-    """One app joining each of many devices: per device the service time and client overhead its requests
-    get there (its model's group's where the model is loaded, the app's own profile where not) and whether
-    its model is loaded; its rate and its latency budget are the same on every device of a kind."""
+    """One app joining each of many devices: per device the profile its requests get there (its model's
+    group's where the model is loaded, the app's own where not: service, reload and client overhead), the
+    rate and budget of its model's group before it joins and whether its model is loaded; its rate and its
+    latency budget are the same on every device of a kind."""
 
     rate_per_ms: float
     service_ms: np.ndarray
+    switch_overhead_ms: np.ndarray
     client_overhead_ms: np.ndarray
+    group_rate_per_ms: np.ndarray
+    group_budget_ms: np.ndarray  # the tightest budget of its model's group there (inf where not loaded)
     joins_group: np.ndarray
     budget_ms: float
+    # the app's own profile's measured second moments (NaN: modelled), read where its model is not loaded
+    second_moment_ms2: float = float("nan")
+    switch_second_moment_ms2: float = float("nan")
 
 
 class RefusalBound(Protocol):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 from cotenant.models.accelerators.base import DEVICE_MODELS, DevicePrediction, ModelLoad
@@ -126,17 +127,21 @@ def fcfs_table(table: LoadTable, switch_variance: bool = True) -> TablePredictio
 
 
 class FcfsBound:
-    """`predict_fcfs_switch`'s `RefusalBound` (the second moments modelled): an app joining adds lambda to one
-    model's rate. That raises Lambda, so every other model follows another more often: its effective service
-    s'_i grows, and each term lambda_i p_i of rho and of Lambda E[S^2] grows (the joining group's too:
-    lambda_j (Lambda - lambda_j) / Lambda grows with lambda_j); rho by at least lambda s_j. The wait
-    W = Lambda E[S^2] / (2 (1 - rho)) grows with both. Only the joining group's s'_j can fall (it follows
-    itself more often), never below s_j. Terms: rho, Lambda E[S^2], and the least slack B_i - s'_i - c_i
-    (for an app whose model is not loaded) and B_i - s_i - c_i (for one whose model is). NaN for a device
-    with a measured second moment: a measured mix of the times after the same and after another model need
-    not grow with the switches, nor Ibis's s'_i^2 (`edgetpu_fcfs_ibis`, which has no bound)."""
+    """`predict_fcfs_switch`'s `RefusalBound` (second moments modelled). An app joining adds delta to one
+    model's rate lambda_j (0 for a model not loaded). Its utilisation and Lambda E[S^2] after are exact from
+    a few sums: with p_i = 1 - lambda_i / Lambda, each other model's terms lambda_i p_i o_i and lambda_i p_i
+    k_i (k_i = 2 s_i o_i + o_i^2) grow by lambda_i^2 (.) delta / (Lambda (Lambda + delta)), and the joining
+    model's by (Lambda - lambda_j)^2 (.) delta / (Lambda (Lambda + delta)) beside delta s_j and delta s_j^2;
+    so is the wait W = Lambda E[S^2] / (2 (1 - rho)) and the joining model's response. Every other model's
+    effective service s'_i only grows, so its response is at least s'_i + W + c_i as the device is now; the
+    joining model's s'_j can fall (it follows itself more often), so where the app's model is loaded every
+    model is read at s_i. Terms: rho, Lambda E[S^2], the least slack B_i - s'_i - c_i and B_i - s_i - c_i,
+    Lambda, sum lambda_i^2 o_i, sum lambda_i^2 k_i. NaN for a device with a measured second moment (a
+    measured mix of the times after the same and after another model need not follow these sums); an app
+    with one joining a device without its model adds delta times its measured moment. Ibis's s'_i^2
+    (`edgetpu_fcfs_ibis`) has no bound."""
 
-    width = 4
+    width = 7
 
     def terms(self, loads: Sequence[ModelLoad], budgets_ms: Mapping[str, float]) -> np.ndarray:
         if any(load.second_moment_ms2 is not None for load in loads):
@@ -145,27 +150,58 @@ class FcfsBound:
         moments = service_second_moments(loads, switch_variance=True)
         rho = sum(load.rate_per_ms * service for load, service in zip(loads, services, strict=True))
         second = sum(load.rate_per_ms * moment for load, moment in zip(loads, moments, strict=True))
-        slacks = [
-            (
-                budgets_ms[load.model] - service - load.client_overhead_ms,
-                budgets_ms[load.model] - load.service_ms - load.client_overhead_ms,
-            )
+        slack_effective = min(
+            budgets_ms[load.model] - service - load.client_overhead_ms
             for load, service in zip(loads, services, strict=True)
-        ]
-        return np.array([rho, second, min(s for s, _ in slacks), min(s for _, s in slacks)])
+        )
+        slack_plain = min(
+            budgets_ms[load.model] - load.service_ms - load.client_overhead_ms for load in loads
+        )
+        total_rate = sum(load.rate_per_ms for load in loads)
+        squared_switch = sum(load.rate_per_ms**2 * load.switch_overhead_ms for load in loads)
+        squared_spread = sum(
+            load.rate_per_ms**2 * _switch_spread(load.service_ms, load.switch_overhead_ms) for load in loads
+        )
+        return np.array(
+            [rho, second, slack_effective, slack_plain, total_rate, squared_switch, squared_spread]
+        )
 
     def __call__(
         self, terms: np.ndarray, joining: JoiningLoad, tolerance: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        rho, second, slack_effective, slack_plain = terms.T
-        utilisation = rho + joining.rate_per_ms * joining.service_ms
-        free = 1.0 - utilisation
+        rho, second, slack_effective, slack_plain, total, squared_switch, squared_spread = terms.T
+        rate, service, overhead = joining.rate_per_ms, joining.service_ms, joining.switch_overhead_ms
+        group_rate = joining.group_rate_per_ms
+        others = total - group_rate  # Lambda - lambda_j
         with np.errstate(divide="ignore", invalid="ignore"):
-            wait = np.where(free > 0.0, second / (2.0 * free), np.inf)
+            spread = rate / (total * (total + rate))  # delta / (Lambda (Lambda + delta))
+            utilisation = (
+                rho
+                + rate * service
+                + spread * (squared_switch - group_rate**2 * overhead + others**2 * overhead)
+            )
+            spread_k = _switch_spread(service, overhead)
+            added = rate * service**2 + spread * (
+                squared_spread - group_rate**2 * spread_k + others**2 * spread_k
+            )
+            if not np.isnan(joining.second_moment_ms2):  # a model not loaded brings its measured moment
+                same, switched = joining.second_moment_ms2, joining.switch_second_moment_ms2
+                follows_another = total / (total + rate)  # its p as the one new model on the device
+                moment = same if np.isnan(switched) else same + follows_another * (switched - same)
+                added = np.where(joining.joins_group, added, rate * moment + spread * squared_spread)
+            free = 1.0 - utilisation
+            wait = np.where(free > 0.0, (second + added) / (2.0 * free), np.inf)
         wait[np.isnan(second)] = np.nan
         slack = np.where(joining.joins_group, slack_plain, slack_effective)
-        own = joining.service_ms + wait + joining.client_overhead_ms
-        return utilisation, beyond(wait, slack, tolerance) | beyond(own, joining.budget_ms, tolerance)
+        switch_share = 1.0 - (group_rate + rate) / (total + rate)
+        own = service + switch_share * overhead + wait + joining.client_overhead_ms
+        budget = np.minimum(joining.group_budget_ms, joining.budget_ms)
+        return utilisation, beyond(wait, slack, tolerance) | beyond(own, budget, tolerance)
+
+
+def _switch_spread(service_ms: Any, overhead_ms: Any) -> Any:
+    """k = 2 s o + o^2: what a reload adds to E[S^2] with probability p (`service_second_moments`)."""
+    return 2.0 * service_ms * overhead_ms + overhead_ms**2
 
 
 @DEVICE_MODELS.register("edgetpu_fcfs", table=fcfs_table, bound=FcfsBound())

@@ -9,11 +9,16 @@ import random
 import numpy as np
 import pytest
 from cotenant.models.accelerators import ClusterSpec, NodeSpec, load_apps
-from cotenant.models.accelerators.base import UTILISATION_LIMIT, NodeLoad, node_load
+from cotenant.models.accelerators.base import UTILISATION_LIMIT, NodeLoad, device_model_name_for, node_load
 from cotenant.models.accelerators.device_models import DEVICE_MODELS, JoiningLoad, LoadTable, ModelLoad
 from cotenant.models.accelerators.profiles import ibis_data_dir
 from cotenant.models.accelerators.report import differing, stream
-from cotenant.models.accelerators.screen import GROUP_FIELDS, SCREEN_TOLERANCE, AdmissionScreen
+from cotenant.models.accelerators.screen import (
+    BOUND_FROM_NODES,
+    GROUP_FIELDS,
+    SCREEN_TOLERANCE,
+    AdmissionScreen,
+)
 
 TABLED = DEVICE_MODELS.named()  # every device model; those without a table form are skipped below
 IBIS = ibis_data_dir()
@@ -84,11 +89,14 @@ def test_the_tables_cover_the_default_device_models() -> None:
     assert DEVICE_MODELS.metadata["edgetpu_fcfs"].get("table") is not None
 
 
+@pytest.mark.parametrize("bound_from_nodes", [1, BOUND_FROM_NODES])  # with refusal bounds, and without
 @pytest.mark.parametrize(
     ("kind", "device_model"),
     [("gpu", None), ("gpu", "gpu_ps_ibis"), ("tpu", None), ("tpu", "edgetpu_fcfs_ibis"), ("gpu", "gpu_mps")],
 )
-def test_the_screens_sure_verdicts_are_the_admission_tests(kind: str, device_model: str | None) -> None:
+def test_the_screens_sure_verdicts_are_the_admission_tests(
+    kind: str, device_model: str | None, bound_from_nodes: int
+) -> None:
     rng = random.Random(11)
     nodes = [
         NodeSpec(name=f"n{index}", kind=kind, memory_mb=1e6, device_model=device_model) for index in range(60)
@@ -96,7 +104,7 @@ def test_the_screens_sure_verdicts_are_the_admission_tests(kind: str, device_mod
     cluster = ClusterSpec(nodes=nodes)
     apps = differing(stream(APPS[kind], 600), seed=5)
     loads: list[NodeLoad] = []
-    screen = AdmissionScreen(cluster, loads.__getitem__)
+    screen = AdmissionScreen(cluster, loads.__getitem__, bound_from_nodes=bound_from_nodes)
     for position, node in enumerate(nodes):  # nodes from idle to full, each with its own mix of models
         hosted = rng.sample(apps, rng.randint(0, 8))
         loads.append(node_load(node, hosted, cluster.network_ms))
@@ -204,9 +212,16 @@ def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
         joining = JoiningLoad(
             rate_per_ms=rate,
             service_ms=np.array([group.service_ms]),
+            switch_overhead_ms=np.array([group.switch_overhead_ms]),
             client_overhead_ms=np.array([group.client_overhead_ms]),
+            group_rate_per_ms=np.array([0.0 if group.model == "joining" else group.rate_per_ms]),
+            group_budget_ms=np.array([budgets.get(group.model, math.inf)]),
             joins_group=np.array([group.model != "joining"]),
             budget_ms=own_budget,
+            second_moment_ms2=math.nan if group.second_moment_ms2 is None else group.second_moment_ms2,
+            switch_second_moment_ms2=(
+                math.nan if group.switch_second_moment_ms2 is None else group.switch_second_moment_ms2
+            ),
         )
         terms = bound.terms(loads, budgets)
         utilisation, late = bound(terms[None, :], joining, SCREEN_TOLERANCE)
@@ -221,3 +236,31 @@ def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
         caught += surely
     assert refused > 200 and caught > 0.5 * refused, (refused, caught)
     assert unbounded < DRAWS
+
+
+# ids other than the bare kind: a test keyed "gpu" is taken for a CUDA test (tests/conftest.py)
+@pytest.mark.parametrize("kind", ["gpu", "tpu"], ids=["gpu-nodes", "tpu-nodes"])
+def test_a_screens_bound_refuses_only_what_the_admission_test_refuses(kind: str) -> None:
+    """The screen's reading of a bound (each node's terms kept as apps join, the app's group there, its
+    budget) on nodes holding Ibis's apps: what it refuses the admission test refuses, and it refuses most of
+    what the test refuses, whether or not the app's model is loaded there."""
+    rng = random.Random(13)
+    nodes = [NodeSpec(name=f"n{index}", kind=kind, memory_mb=1e6) for index in range(60)]
+    apps = differing(stream(APPS[kind], 600), seed=7)
+    loads = [node_load(node, rng.sample(apps, rng.randint(1, 8)), 10.0) for node in nodes]
+    screen = AdmissionScreen(ClusterSpec(nodes=nodes), loads.__getitem__)
+    for position in range(len(nodes)):
+        screen.changed(position)
+    screen.verdicts(apps[0], np.arange(len(nodes)))  # every row written
+    bound = DEVICE_MODELS.metadata[device_model_name_for(nodes[0])]["bound"]
+    refused, caught = {True: 0, False: 0}, {True: 0, False: 0}
+    for app in rng.sample(apps, 120):
+        surely = screen._bound_refuses(app, nodes[0], bound, np.arange(len(nodes)))
+        for position, load in enumerate(loads):
+            truth = load.admits(app)
+            assert not (surely[position] and truth), (app.name, position)
+            loaded = app.model in load.loads
+            refused[loaded] += not truth
+            caught[loaded] += bool(surely[position])
+    for loaded in (True, False):  # both ways an app joins
+        assert refused[loaded] > 100 and caught[loaded] > 0.5 * refused[loaded], (loaded, refused, caught)
