@@ -41,7 +41,7 @@ from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec, NodeS
 # and the device model differ by rounding (~1e-15 relative), far inside it.
 SCREEN_TOLERANCE = 1e-9
 # Busy nodes from which a refusal bound is read before the table: a bound costs about 50 us per app whatever
-# the nodes, the table 0.3-0.4 us per node (measured on 2 cores; FCFS's bound refuses ~85% of the full nodes,
+# the nodes, the table 0.3-0.4 us per node (measured on 2 cores; FCFS's bound refuses ~90% of the full nodes,
 # PS's nearly all), so on fewer nodes the bound costs more than the table rows it saves.
 BOUND_FROM_NODES = 160
 # What the table keeps per model group: `LoadTable`'s arrays but `present`, named as `ModelLoad`'s fields
