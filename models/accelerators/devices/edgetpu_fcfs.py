@@ -53,6 +53,12 @@ def effective_service_ms(loads: Sequence[ModelLoad]) -> list[float]:
     ]
 
 
+def _switch_spread(service_ms: Any, overhead_ms: Any) -> Any:
+    """k = 2 s o + o^2: what a reload adds to E[S^2] with probability p (one formula for the per-model
+    moments, the table form and the refusal bound)."""
+    return 2.0 * service_ms * overhead_ms + overhead_ms**2
+
+
 def service_second_moments(loads: Sequence[ModelLoad], switch_variance: bool = True) -> list[float]:
     """E[S_i^2] per model. A request pays o_i with probability p_i = 1 - lambda_i/Lambda, so its service is
     s_i + B o_i with B ~ Bernoulli(p_i): E[S_i^2] = s_i^2 + p_i (2 s_i o_i + o_i^2). Ibis uses s'_i^2 =
@@ -73,7 +79,7 @@ def service_second_moments(loads: Sequence[ModelLoad], switch_variance: bool = T
         overhead = load.switch_overhead_ms
         if switch_variance:
             solo = load.service_ms
-            moments.append(solo**2 + switch_share * (2.0 * solo * overhead + overhead**2))
+            moments.append(solo**2 + switch_share * _switch_spread(solo, overhead))
         else:
             moments.append(service**2)
     return moments
@@ -110,9 +116,7 @@ def fcfs_table(table: LoadTable, switch_variance: bool = True) -> TablePredictio
     rho = (rates * effective).sum(axis=1)
     same, switched = table.second_moment_ms2, table.switch_second_moment_ms2
     modelled = (
-        services**2 + switch_share * (2.0 * services * overheads + overheads**2)
-        if switch_variance
-        else effective**2
+        services**2 + switch_share * _switch_spread(services, overheads) if switch_variance else effective**2
     )
     moments = np.where(
         np.isnan(same),
@@ -197,11 +201,6 @@ class FcfsBound:
         own = service + switch_share * overhead + wait + joining.client_overhead_ms
         budget = np.minimum(joining.group_budget_ms, joining.budget_ms)
         return utilisation, beyond(wait, slack, tolerance) | beyond(own, budget, tolerance)
-
-
-def _switch_spread(service_ms: Any, overhead_ms: Any) -> Any:
-    """k = 2 s o + o^2: what a reload adds to E[S^2] with probability p (`service_second_moments`)."""
-    return 2.0 * service_ms * overhead_ms + overhead_ms**2
 
 
 @DEVICE_MODELS.register("edgetpu_fcfs", table=fcfs_table, bound=FcfsBound())

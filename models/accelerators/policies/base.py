@@ -221,8 +221,9 @@ class Placement:
         untested = rest[:stop]
         admits, refuses = self._screen_verdicts(app, untested)
         for index in np.flatnonzero(~refuses).tolist():  # in candidate order, past every sure refusal
-            if admits[index] or self.admits(nodes[int(untested[index])], app):
-                return nodes[int(untested[index])]
+            node = nodes[int(untested[index])]
+            if admits[index] or self.admits(node, app):
+                return node
         return nodes[int(rest[stop])] if stop < len(rest) else None
 
     def admitting(self, app: AppProfile) -> np.ndarray:
