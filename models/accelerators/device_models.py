@@ -75,7 +75,7 @@ class TableDeviceModel(Protocol):
 class JoiningLoad:
     """One app joining each of many devices: per device the profile its requests get there (its model's
     group's where the model is loaded, the app's own where not: service, reload and client overhead), the
-    rate and budget of its model's group before it joins and whether its model is loaded; its rate and its
+    rate and budget of its model's group before it joins and where its model is loaded; its rate and its
     latency budget are the same on every device of a kind."""
 
     rate_per_ms: float
@@ -84,11 +84,17 @@ class JoiningLoad:
     client_overhead_ms: np.ndarray
     group_rate_per_ms: np.ndarray
     group_budget_ms: np.ndarray  # the tightest budget of its model's group there (inf where not loaded)
-    joins_group: np.ndarray
+    # its model's position among the device's loads as `RefusalBound.terms` read them (-1 where not loaded),
+    # so that a bound can tell the joining group from the one its terms name by position
+    group_slot: np.ndarray
     budget_ms: float
     # the app's own profile's measured second moments (NaN: modelled), read where its model is not loaded
     second_moment_ms2: float = float("nan")
     switch_second_moment_ms2: float = float("nan")
+
+    @property
+    def joins_group(self) -> np.ndarray:
+        return self.group_slot >= 0
 
 
 class RefusalBound(Protocol):
@@ -98,9 +104,10 @@ class RefusalBound(Protocol):
     ``bound=``; placement screens with it first and runs the table form on the devices it cannot refuse.
 
     ``terms`` reads a device's loads and budgets (the same ``width`` numbers for any device; NaN where the
-    bound does not hold for that device, which then is never refused by it); ``__call__`` gives, per device,
-    a lower bound on its utilisation with the app joined and whether some response surely reaches its budget
-    (beyond ``tolerance`` relative to it, as the screen leaves close verdicts to the test)."""
+    bound does not hold for that device, which then is never refused by it; a model is named among them by
+    its position in ``loads``, as `JoiningLoad.group_slot` names the joining one); ``__call__`` gives, per
+    device, a lower bound on its utilisation with the app joined and whether some response surely reaches its
+    budget (beyond ``tolerance`` relative to it, as the screen leaves close verdicts to the test)."""
 
     width: int
 

@@ -41,8 +41,8 @@ from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec, NodeS
 # and the device model differ by rounding (~1e-15 relative), far inside it.
 SCREEN_TOLERANCE = 1e-9
 # Busy nodes from which a refusal bound is read before the table: a bound costs about 50 us per app whatever
-# the nodes, the table 0.3-0.4 us per node (measured on 2 cores; FCFS's bound refuses ~90% of the full nodes,
-# PS's nearly all), so on fewer nodes the bound costs more than the table rows it saves.
+# the nodes, the table 0.3-0.4 us per node (measured on 2 cores; FCFS's and PS's bounds refuse ~99% of the
+# full nodes), so on fewer nodes the bound costs more than the table rows it saves.
 BOUND_FROM_NODES = 160
 # What the table keeps per model group: `LoadTable`'s arrays but `present`, named as `ModelLoad`'s fields
 # (None: NaN), and beside them the group's tightest budget.
@@ -184,7 +184,7 @@ class AdmissionScreen:
             client_overhead_ms=group(CLIENT, own.client_overhead_ms),
             group_rate_per_ms=group(RATE, 0.0),
             group_budget_ms=group(BUDGET, np.inf),
-            joins_group=joins,
+            group_slot=slot,
             budget_ms=latency_budget_ms(node, app, self._network_ms),
             second_moment_ms2=np.nan if own.second_moment_ms2 is None else own.second_moment_ms2,
             switch_second_moment_ms2=(

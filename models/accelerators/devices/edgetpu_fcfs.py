@@ -138,14 +138,15 @@ class FcfsBound:
     model's by (Lambda - lambda_j)^2 (.) delta / (Lambda (Lambda + delta)) beside delta s_j and delta s_j^2;
     so is the wait W = Lambda E[S^2] / (2 (1 - rho)) and the joining model's response. Every other model's
     effective service s'_i only grows, so its response is at least s'_i + W + c_i as the device is now; the
-    joining model's s'_j can fall (it follows itself more often), so where the app's model is loaded every
-    model is read at s_i. Terms: rho, Lambda E[S^2], the least slack B_i - s'_i - c_i and B_i - s_i - c_i,
-    Lambda, sum lambda_i^2 o_i, sum lambda_i^2 k_i. NaN for a device with a measured second moment (a
-    measured mix of the times after the same and after another model need not follow these sums); an app
-    with one joining a device without its model adds delta times its measured moment. Ibis's s'_i^2
-    (`edgetpu_fcfs_ibis`) has no bound."""
+    joining model's s'_j can fall (it follows itself more often), so where the app's model is loaded it alone
+    is read at its plain s_j (its slack B_j - s_j - c_j from the app's `JoiningLoad`), and where its slack
+    B_j - s'_j - c_j is the least the others' least is the next. Terms: rho, Lambda E[S^2], the least slack
+    B_i - s'_i - c_i, its model's position, the next least (inf for one model), Lambda, sum lambda_i^2 o_i,
+    sum lambda_i^2 k_i. NaN for a device with a measured second moment (a measured mix of the times after the
+    same and after another model need not follow these sums); an app with one joining a device without its
+    model adds delta times its measured moment. Ibis's s'_i^2 (`edgetpu_fcfs_ibis`) has no bound."""
 
-    width = 7
+    width = 8
 
     def terms(self, loads: Sequence[ModelLoad], budgets_ms: Mapping[str, float]) -> np.ndarray:
         if any(load.second_moment_ms2 is not None for load in loads):
@@ -154,26 +155,25 @@ class FcfsBound:
         moments = service_second_moments(loads, switch_variance=True)
         rho = sum(load.rate_per_ms * service for load, service in zip(loads, services, strict=True))
         second = sum(load.rate_per_ms * moment for load, moment in zip(loads, moments, strict=True))
-        slack_effective = min(
+        slacks = [
             budgets_ms[load.model] - service - load.client_overhead_ms
             for load, service in zip(loads, services, strict=True)
-        )
-        slack_plain = min(
-            budgets_ms[load.model] - load.service_ms - load.client_overhead_ms for load in loads
-        )
+        ]
+        least = min(range(len(slacks)), key=slacks.__getitem__)
+        next_least = min((slack for slot, slack in enumerate(slacks) if slot != least), default=float("inf"))
         total_rate = sum(load.rate_per_ms for load in loads)
         squared_switch = sum(load.rate_per_ms**2 * load.switch_overhead_ms for load in loads)
         squared_spread = sum(
             load.rate_per_ms**2 * _switch_spread(load.service_ms, load.switch_overhead_ms) for load in loads
         )
         return np.array(
-            [rho, second, slack_effective, slack_plain, total_rate, squared_switch, squared_spread]
+            [rho, second, slacks[least], least, next_least, total_rate, squared_switch, squared_spread]
         )
 
     def __call__(
         self, terms: np.ndarray, joining: JoiningLoad, tolerance: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        rho, second, slack_effective, slack_plain, total, squared_switch, squared_spread = terms.T
+        rho, second, least, least_slot, next_least, total, squared_switch, squared_spread = terms.T
         rate, service, overhead = joining.rate_per_ms, joining.service_ms, joining.switch_overhead_ms
         group_rate = joining.group_rate_per_ms
         others = total - group_rate  # Lambda - lambda_j
@@ -196,7 +196,9 @@ class FcfsBound:
             free = 1.0 - utilisation
             wait = np.where(free > 0.0, (second + added) / (2.0 * free), np.inf)
         wait[np.isnan(second)] = np.nan
-        slack = np.where(joining.joins_group, slack_plain, slack_effective)
+        # group_slot is -1 where the app's model is not loaded: no model's position, and its plain slack inf
+        others_least = np.where(least_slot == joining.group_slot, next_least, least)
+        slack = np.minimum(others_least, joining.group_budget_ms - service - joining.client_overhead_ms)
         switch_share = 1.0 - (group_rate + rate) / (total + rate)
         own = service + switch_share * overhead + wait + joining.client_overhead_ms
         budget = np.minimum(joining.group_budget_ms, joining.budget_ms)

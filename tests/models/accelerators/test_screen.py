@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytest
 from cotenant.models.accelerators import ClusterSpec, NodeSpec, load_apps
 from cotenant.models.accelerators.base import UTILISATION_LIMIT, NodeLoad, device_model_name_for, node_load
-from cotenant.models.accelerators.device_models import DEVICE_MODELS, JoiningLoad, LoadTable, ModelLoad
+from cotenant.models.accelerators.device_models import (
+    DEVICE_MODELS,
+    JoiningLoad,
+    LoadTable,
+    ModelLoad,
+    RefusalBound,
+)
 from cotenant.models.accelerators.profiles import ibis_data_dir
 from cotenant.models.accelerators.report import differing, stream
 from cotenant.models.accelerators.screen import (
@@ -148,7 +155,7 @@ def test_a_rewritten_row_forgets_the_models_that_left() -> None:
 
 
 BOUNDED = [name for name in TABLED if DEVICE_MODELS.metadata[name].get("bound") is not None]
-DRAWS = 8000
+DRAWS = 12000
 
 
 def switching_loads(rng: random.Random) -> list[ModelLoad]:
@@ -169,14 +176,17 @@ def test_the_default_device_models_have_refusal_bounds() -> None:
     assert {"gpu_ps_exact", "edgetpu_fcfs"} <= set(BOUNDED)
 
 
-@pytest.mark.parametrize("name", BOUNDED)
-def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
-    """Whatever a device's models, budgets and the app joining (its model's group or a new one), a refusal by
-    the bound is a refusal by the device model itself, and its utilisation never exceeds the device model's;
-    and the bound refuses most of what the device model refuses wherever its terms hold."""
+def bound_refusals(name: str) -> dict[str, tuple[int, int]]:
+    """Devices drawn at random with an app joining each (its model's group or a new one): asserts that a
+    refusal by `name`'s bound is a refusal by the device model itself and that its utilisation never
+    exceeds the device model's; gives per case the device model's refusals and the bound's among them, where
+    the bound's terms hold. Cases: the app's model new there; loaded and the one nearest its budget before
+    the app joins (whose slack a bound must not read at its effective service, which falls as it joins);
+    loaded and another nearest; the device saturated before."""
     bound, device_model = DEVICE_MODELS.metadata[name]["bound"], DEVICE_MODELS[name]
     rng = random.Random(3)
-    refused = caught = unbounded = 0
+    counts = {case: [0, 0] for case in ("new", "own nearest", "other nearest", "saturated")}
+    unbounded = 0
     for _ in range(DRAWS):
         # half of the devices with modelled moments only and a reload that dwarfs the service (where a
         # joining group's own effective service falls the most)
@@ -194,17 +204,30 @@ def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
         else:
             group = ModelLoad(**{**vars(random_loads(rng, 1)[0]), "model": "joining", "rate_per_ms": rate})
             joined = [*loads, group]
+        others = [load.model for load in loads if load is not group]
         own_budget = group.service_ms * rng.uniform(1.0, 8.0) + group.client_overhead_ms
-        after = device_model(joined)
+        before, after = device_model(loads), device_model(joined)
         draw = rng.random()
-        if draw < 0.4 and after.utilisation < 1.0:  # every budget close to its response, either side
+        if draw < 0.3 and after.utilisation < 1.0:  # every budget close to its response, either side
             budgets = {model: after.response_ms[model] * rng.uniform(0.97, 1.1) for model in budgets}
             own_budget = after.response_ms[group.model] * rng.uniform(0.97, 1.1)
-        elif draw < 0.8 and after.utilisation < 1.0 and group.model in budgets:
+        elif draw < 0.55 and after.utilisation < 1.0 and group.model in budgets:
             # only the joining group's budget binds, just above its response: its own service time may
             # fall as it joins (it follows itself more often), which a bound must allow for
             budgets = {model: 10.0 * after.response_ms[model] for model in budgets}
             budgets[group.model] = own_budget = after.response_ms[group.model] * 1.0001
+        elif draw < 0.8 and after.utilisation < 1.0 and others:
+            # the app joining pushes another model past its budget (or nearly: its budget between its
+            # response before and a little past its response after); half of the time the joining group's
+            # binds too, just above its response, and is then the nearest its budget before it joins
+            budgets = {model: 10.0 * after.response_ms[model] for model in budgets}
+            other = rng.choice(others)
+            grows = after.response_ms[other] - before.response_ms[other]
+            budgets[other] = before.response_ms[other] + rng.uniform(0.0, 1.1) * grows
+            if rng.random() < 0.5:
+                own_budget = after.response_ms[group.model] * 1.0001
+                if group.model in budgets:
+                    budgets[group.model] = own_budget
         budgets_after = {**budgets, group.model: min(own_budget, budgets.get(group.model, math.inf))}
         truly = after.utilisation > UTILISATION_LIMIT or any(
             after.response_ms[model] >= budget for model, budget in budgets_after.items()
@@ -216,7 +239,7 @@ def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
             client_overhead_ms=np.array([group.client_overhead_ms]),
             group_rate_per_ms=np.array([0.0 if group.model == "joining" else group.rate_per_ms]),
             group_budget_ms=np.array([budgets.get(group.model, math.inf)]),
-            joins_group=np.array([group.model != "joining"]),
+            group_slot=np.array([loads.index(group) if group.model != "joining" else -1]),
             budget_ms=own_budget,
             second_moment_ms2=math.nan if group.second_moment_ms2 is None else group.second_moment_ms2,
             switch_second_moment_ms2=(
@@ -232,18 +255,59 @@ def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
             unbounded += 1
             continue
         assert utilisation[0] <= after.utilisation * (1.0 + 1e-12)
-        refused += truly
-        caught += surely
-    assert refused > 200 and caught > 0.5 * refused, (refused, caught)
+        if before.utilisation >= 1.0:
+            case = "saturated"
+        elif group.model not in budgets:
+            case = "new"
+        else:
+            nearest = min(budgets, key=lambda model: budgets[model] - before.response_ms[model])
+            case = "own nearest" if nearest == group.model else "other nearest"
+        counts[case][0] += truly
+        counts[case][1] += surely
     assert unbounded < DRAWS
+    return {case: (refused, caught) for case, (refused, caught) in counts.items()}
+
+
+# Per case, the least share of the device model's refusals that its bound catches. Measured: FCFS's 0.90,
+# 0.88, 0.95 and 1 (PS's all 1); 0.80 and 0.79 where loaded when every model's slack was read at its plain
+# service there, 0.84 own nearest with the greatest slack for the next least, 0.83 new with the least slack
+# misplaced.
+CAUGHT = {"new": 0.88, "own nearest": 0.86, "other nearest": 0.92, "saturated": 0.99}
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_a_bounds_refusals_are_the_device_models(name: str) -> None:
+    """Whatever a device's models, budgets and the app joining, a refusal by the bound is a refusal by the
+    device model itself, and the bound refuses most of what the device model refuses wherever its terms hold,
+    whichever model is the nearest its budget."""
+    for case, (refused, caught) in bound_refusals(name).items():
+        assert refused > 200 and caught >= CAUGHT[case] * refused, (case, refused, caught)
+
+
+class Recording:
+    """A bound that keeps the `JoiningLoad`s the screen gives it."""
+
+    def __init__(self, bound: RefusalBound) -> None:
+        self.bound, self.width = bound, bound.width
+        self.joining: list[JoiningLoad] = []
+
+    def terms(self, loads: Sequence[ModelLoad], budgets_ms: Mapping[str, float]) -> np.ndarray:
+        return self.bound.terms(loads, budgets_ms)
+
+    def __call__(
+        self, terms: np.ndarray, joining: JoiningLoad, tolerance: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.joining.append(joining)
+        return self.bound(terms, joining, tolerance)
 
 
 # ids other than the bare kind: a test keyed "gpu" is taken for a CUDA test (tests/conftest.py)
 @pytest.mark.parametrize("kind", ["gpu", "tpu"], ids=["gpu-nodes", "tpu-nodes"])
 def test_a_screens_bound_refuses_only_what_the_admission_test_refuses(kind: str) -> None:
-    """The screen's reading of a bound (each node's terms kept as apps join, the app's group there, its
-    budget) on nodes holding Ibis's apps: what it refuses the admission test refuses, and it refuses most of
-    what the test refuses, whether or not the app's model is loaded there."""
+    """The screen's reading of a bound (each node's terms kept as apps join, the app's group there and its
+    position among the loads the terms read, its budget) on nodes holding Ibis's apps: what it refuses the
+    admission test refuses, and it refuses most of what the test refuses, whether or not the app's model is
+    loaded there."""
     rng = random.Random(13)
     nodes = [NodeSpec(name=f"n{index}", kind=kind, memory_mb=1e6) for index in range(60)]
     apps = differing(stream(APPS[kind], 600), seed=7)
@@ -252,14 +316,16 @@ def test_a_screens_bound_refuses_only_what_the_admission_test_refuses(kind: str)
     for position in range(len(nodes)):
         screen.changed(position)
     screen.verdicts(apps[0], np.arange(len(nodes)))  # every row written
-    bound = DEVICE_MODELS.metadata[device_model_name_for(nodes[0])]["bound"]
+    bound = Recording(DEVICE_MODELS.metadata[device_model_name_for(nodes[0])]["bound"])
     refused, caught = {True: 0, False: 0}, {True: 0, False: 0}
     for app in rng.sample(apps, 120):
         surely = screen._bound_refuses(app, nodes[0], bound, np.arange(len(nodes)))
+        slots = bound.joining[-1].group_slot
         for position, load in enumerate(loads):
             truth = load.admits(app)
             assert not (surely[position] and truth), (app.name, position)
             loaded = app.model in load.loads
+            assert slots[position] == (list(load.loads).index(app.model) if loaded else -1)
             refused[loaded] += not truth
             caught[loaded] += bool(surely[position])
     for loaded in (True, False):  # both ways an app joins
