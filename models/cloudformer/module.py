@@ -24,7 +24,7 @@ import torch
 from cotenant.collectors.ratios import CPU_RATE, SOLO_RELATIVE
 from cotenant.datasets.probe_inputs import PROBE_INPUT
 from cotenant.datasets.table import VS_SOLO
-from cotenant.models.base import QuantileHead
+from cotenant.models.base import MEDIAN, QuantileHead
 from cotenant.models.cloudformer.config import CloudFormerConfig
 from cotenant.models.solo_prior import fit_switch_gate, switch_mixture
 from torch import nn
@@ -260,6 +260,7 @@ class CloudFormer(nn.Module):
             self.register_buffer("rate_stds", torch.ones(len(SOLO_RELATIVE)))
         self.input_noise = cfg.input_noise
         self.departure_penalty = cfg.departure_penalty
+        self.departure_scale = cfg.departure_scale
         # The head's logits of the last forward while training (``training_penalty`` reads them).
         self._departure: torch.Tensor | None = None
         self.metric_dropout = cfg.metric_dropout
@@ -349,6 +350,9 @@ class CloudFormer(nn.Module):
         head = cast(QuantileHead, self.head[-1])
         logits = head.out(self.head[:-1](head_input))  # [B, Q], before the head's sigmoid
         self._departure = logits if self.training and self.departure_penalty else None
+        if not self.training and self.departure_scale != 1.0:
+            # every quantile moves by the median's shrunk share: the answer nearer the prior, its spread kept
+            logits = logits - (1.0 - self.departure_scale) * logits[:, MEDIAN : MEDIAN + 1]
         prior = self.prior(x, mask) if self.rate_gate is None else self.rate_mixture(x, mask, hidden)
         return torch.sigmoid(logits + torch.logit(prior)[:, None])
 

@@ -3,10 +3,12 @@ the prior reading the measured inputs either way, and the penalty on the head's 
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from cotenant.models import MODELS
-from cotenant.models.base import DataShape
+from cotenant.models.base import MEDIAN, DataShape
 from cotenant.models.cloudformer.module import CloudFormer
 from pydantic import ValidationError
 
@@ -142,5 +144,28 @@ def test_the_training_loop_adds_the_model_s_penalty_to_its_loss() -> None:
     ],
 )
 def test_departure_penalty_is_refused_where_it_cannot_weigh_one_network(options: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        MODELS["cloudformer"].config_type.model_validate(options)
+
+
+def test_departure_scale_shrinks_the_answer_towards_the_prior_when_answering_and_keeps_its_spread() -> None:
+    x, mask = _run()
+    as_trained, shrunk = (_cloudformer(solo_prior=True, departure_scale=scale) for scale in (1.0, 0.25))
+    for model in (as_trained, shrunk):
+        model.set_prior(column=2, mean=0.6, std=0.1)
+    with torch.no_grad():
+        prior = torch.logit(as_trained.prior(x, mask).double())[:, None]
+        full = torch.logit(as_trained.eval()(x, mask).double()) - prior
+        scaled = torch.logit(shrunk.eval()(x, mask).double()) - prior
+        training_view = torch.logit(shrunk.train()(x, mask).double()) - prior
+    assert float(full[:, MEDIAN].abs().min()) > 1e-3  # the drawn head departs, so the test can see a scale
+    close = functools.partial(torch.testing.assert_close, rtol=1e-4, atol=1e-5)
+    close(scaled[:, MEDIAN], 0.25 * full[:, MEDIAN])  # the median's quarter
+    close(scaled - scaled[:, [MEDIAN]], full - full[:, [MEDIAN]])  # spread kept
+    close(training_view, full)  # training reads it as trained
+
+
+@pytest.mark.parametrize("options", [{"departure_scale": 0.5}, {"departure_scale": 0.0, "solo_prior": True}])
+def test_departure_scale_needs_a_prior_and_a_positive_scale(options: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
         MODELS["cloudformer"].config_type.model_validate(options)
