@@ -40,6 +40,10 @@ from cotenant.models.accelerators.profiles import AppProfile, ClusterSpec, NodeS
 # Relative distance from a limit within which the screen leaves a verdict to the admission test: the table
 # and the device model differ by rounding (~1e-15 relative), far inside it.
 SCREEN_TOLERANCE = 1e-9
+# The utilisation at or below which the screen admits and above which it refuses (the table's and a bound's
+# alike); between them the admission test decides.
+ADMITTED_TO_UTILISATION = UTILISATION_LIMIT - SCREEN_TOLERANCE * UTILISATION_LIMIT
+REFUSED_ABOVE_UTILISATION = UTILISATION_LIMIT + SCREEN_TOLERANCE * UTILISATION_LIMIT
 # Busy nodes from which a refusal bound is read before the table: a bound costs about 50 us per app whatever
 # the nodes, the table 0.3-0.4 us per node (measured on 2 cores; FCFS's and PS's bounds refuse ~99% of the
 # full nodes), so on fewer nodes the bound costs more than the table rows it saves.
@@ -169,8 +173,7 @@ class AdmissionScreen:
     ) -> np.ndarray:
         """Per row (busy nodes alike to `node`), whether `bound` surely refuses `app` there."""
         own = model_load(app, node.kind)
-        slots = self._slot_of.get(app.model)
-        slot = slots[rows] if slots is not None else np.full(len(rows), -1)
+        slot = self._slots(app.model, rows)
         joins = slot >= 0
         column = np.where(joins, slot, 0)
 
@@ -193,7 +196,12 @@ class AdmissionScreen:
         )
         utilisation, late = bound(self._terms[rows, : bound.width], joining, SCREEN_TOLERANCE)
         with np.errstate(invalid="ignore"):
-            return late | (utilisation > UTILISATION_LIMIT + SCREEN_TOLERANCE * UTILISATION_LIMIT)
+            return late | (utilisation > REFUSED_ABOVE_UTILISATION)
+
+    def _slots(self, model: str, rows: np.ndarray) -> np.ndarray:
+        """Per row, the column of `model`'s group (-1 where the node does not hold it)."""
+        slots = self._slot_of.get(model)
+        return slots[rows] if slots is not None else np.full(len(rows), -1)
 
     def _class_verdicts(
         self, app: AppProfile, node: NodeSpec, table_model: TableDeviceModel, rows: np.ndarray
@@ -203,8 +211,7 @@ class AdmissionScreen:
         # copies (the app joins them) of the rows' used columns and the empty one after them
         spare = self._most_models
         present, values = self._present[rows, : spare + 1], self._values[:, rows, : spare + 1]
-        slots = self._slot_of.get(app.model)
-        slot = slots[rows] if slots is not None else np.full(len(rows), -1)
+        slot = self._slots(app.model, rows)
         joins = np.flatnonzero(slot >= 0)  # its model's group there: the rates add up, the tighter budget
         values[RATE, joins, slot[joins]] += joining.rate_per_ms
         values[BUDGET, joins, slot[joins]] = np.minimum(values[BUDGET, joins, slot[joins]], budget)
@@ -222,7 +229,6 @@ class AdmissionScreen:
         with np.errstate(invalid="ignore"):
             within = ~present | (response < budgets - margin)
             over = present & ~(response < budgets + margin)
-        limit_margin = SCREEN_TOLERANCE * UTILISATION_LIMIT
-        admits = (utilisation <= UTILISATION_LIMIT - limit_margin) & within.all(axis=1)
-        refuses = (utilisation > UTILISATION_LIMIT + limit_margin) | over.any(axis=1)
+        admits = (utilisation <= ADMITTED_TO_UTILISATION) & within.all(axis=1)
+        refuses = (utilisation > REFUSED_ABOVE_UTILISATION) | over.any(axis=1)
         return admits, refuses
