@@ -119,6 +119,66 @@ def leave_programs_out(table: RunTable, k: int = 5, seed: int = 0) -> list[Split
     return splits
 
 
+# What makes two co-runs measurements of the same thing: the target's configuration and its load or schedule,
+# with its neighbours read as a set (the order they were started in is no property of the co-run).
+CONFIGURATION_KEY = ("application", "config_key", "scenario", "load")
+CONFIGURATION = "configuration"
+
+
+def with_configurations(runs: pl.DataFrame) -> pl.DataFrame:
+    """``runs`` with ``configuration``: one string per co-run configuration (``CONFIGURATION_KEY`` and the
+    neighbours as a set), which every measurement of the same co-run shares (the key's columns a source
+    lacks are left out of it)."""
+    neighbour_set = pl.col("neighbours").list.sort().list.join("+")
+    parts = [pl.col(c).cast(pl.String).fill_null("") for c in CONFIGURATION_KEY if c in runs.columns]
+    return runs.with_columns(pl.concat_str([*parts, neighbour_set], separator="|").alias(CONFIGURATION))
+
+
+def programs_seen(table: RunTable, split: Split, seed: int = 0) -> tuple[Split, Split]:
+    """``split`` with its held-out programs seen: each held-out program with two configurations or more has
+    half of them (a seeded draw, every measurement of a configuration together) moved into training, with
+    every run that has a held-out program as a neighbour only; the other half are the test runs. Returned
+    with the same test runs answered by ``split``'s own training (programs unseen), so that the two MAEs are
+    paired: unseen minus seen is the part of the error the program's own behaviour makes, which only more
+    kinds of program (or inputs that carry between programs) can close; seen is what the inputs say of a
+    program known. The validation programs stay out of training in every role, as in ``split``."""
+    runs = with_configurations(table.runs).join(run_programs(table), on="run_id")
+    touches_validation = (
+        pl.col("programs").list.set_intersection(pl.lit(split.validation_apps)).list.len() > 0
+    )
+    held_out: list[str] = []
+    rng = np.random.default_rng(seed)
+    for program in sorted(split.test_apps):
+        own = sorted(runs.filter(pl.col("application") == program)[CONFIGURATION].unique().to_list())
+        if len(own) >= 2:
+            held_out += [own[i] for i in rng.permutation(len(own))[: len(own) // 2]]
+    tested = runs.filter(pl.col(CONFIGURATION).is_in(held_out) & pl.col("run_id").is_in(split.test_runs))
+    test_runs = tested["run_id"].to_list()
+    train = runs.filter(~touches_validation & ~pl.col(CONFIGURATION).is_in(held_out))
+    test_apps = sorted(set(tested["application"].to_list()))
+    seen = Split(
+        name=f"{split.name}-seen",
+        train_runs=train["run_id"].to_list(),
+        test_runs=test_runs,
+        train_apps=sorted(set(split.train_apps) | set(test_apps)),
+        test_apps=test_apps,
+        validation_runs=split.validation_runs,
+        validation_apps=split.validation_apps,
+        partition=split.partition,
+    )
+    unseen = Split(
+        name=f"{split.name}-unseen",
+        train_runs=split.train_runs,
+        test_runs=test_runs,
+        train_apps=split.train_apps,
+        test_apps=test_apps,
+        validation_runs=split.validation_runs,
+        validation_apps=split.validation_apps,
+        partition=split.partition,
+    )
+    return seen, unseen
+
+
 def repeated_leave_programs_out(table: RunTable, k: int = 5, partitions: int = 1) -> list[Split]:
     """``leave_programs_out`` under ``partitions`` groupings of the programs into folds (seeds 0, 1, ...):
     repeated grouped K-fold. Which programs share a fold decides what a fold's training set lacks, so one

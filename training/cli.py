@@ -140,6 +140,13 @@ def evaluate(
     curve_fractions: Annotated[
         str, typer.Option(help="shares of each application's runs to try")
     ] = "0.25,0.5",
+    curve_seen: Annotated[
+        bool,
+        typer.Option(
+            help="also answer the curves' held-out runs with their programs seen (half of each held-out "
+            "program's configurations in training): what the inputs say of a known program"
+        ),
+    ] = True,
     answers: Annotated[
         bool,
         typer.Option(
@@ -184,6 +191,7 @@ def evaluate(
             [float(f) for f in curve_fractions.split(",") if f.strip()],
             base,
             log=log,
+            seen=curve_seen,
         )
     paths = write_report(report, out)
     if answered:

@@ -3,7 +3,10 @@
 Held-out programs stay fixed per fold (the same leave-programs-out folds as the evaluation), so the last
 point of each curve is the evaluation itself. If the error keeps falling as applications are added but
 not as runs are, the data needs more *kinds* of workload, not more repeats; if neither moves, the labels'
-noise floor is the limit. Also the report's targets: the paper's margins, computed from a report.
+noise floor is the limit. Beside them, the same held-out runs answered with their programs seen (half of
+each held-out program's configurations moved into training, ``splits.programs_seen``): what the inputs say
+of a program known, against what carries to one that is not. Also the report's targets: the paper's
+margins, computed from a report.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from cotenant.datasets.lab.labels import noise_pp
-from cotenant.datasets.splits import Split
+from cotenant.datasets.splits import Split, programs_seen
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import ModelChoice, TrainConfig
 from cotenant.training.fit import fit_model
@@ -95,9 +98,12 @@ def learning_curves(
     fractions: list[float],
     base: TrainConfig,
     log: Any = print,
+    seen: bool = True,
 ) -> dict[str, Any]:
-    """Per model: MAE mean +- std over ``splits`` per training-application count and per run fraction. A model
-    the report evaluated in several variants is drawn in the one chosen on validation programs
+    """Per model: MAE mean +- std over ``splits`` per training-application count and per run fraction, and
+    with ``seen`` on the same held-out runs with their programs unseen and seen (``programs_seen``: paired,
+    the fold's own training against it with half of each held-out program's configurations). A model the
+    report evaluated in several variants is drawn in the one chosen on validation programs
     (``chosen_variant``), the one its targets quote."""
     digest = data_digest(table)
     names = [best_baseline(report) if m == BEST_BASELINE else chosen_variant(report, m) or m for m in models]
@@ -105,6 +111,7 @@ def learning_curves(
     for name in [n for n in names if n and n in report["models"]]:
         full = {s["fold"]: s["mae"] for s in report["models"][name]["per_fold"]}
         points: dict[str, dict[float, list[float]]] = {"apps": {}, "runs": {}}
+        paired: dict[str, list[float]] = {"unseen": [], "seen": []}
         for fold, split in enumerate(splits):
             if fold not in full:
                 continue
@@ -122,10 +129,28 @@ def learning_curves(
                 log(f"curve {name} {split.name} {kind}={size:g}: MAE {mae:.2f} pp ({runs} training runs)")
             points["apps"].setdefault(float(n_train), []).append(full[fold])
             points["runs"].setdefault(1.0, []).append(full[fold])
+            if seen:
+                seen_split, unseen_split = programs_seen(table, split, fold)
+                if seen_split.test_runs:
+                    for key, chosen in (("unseen", unseen_split), ("seen", seen_split)):
+                        outcome = fit_model(table, chosen, cfg, digest)
+                        paired[key].append(errors_pp(outcome.predicted, outcome.labels)["mae"])
+                    log(
+                        f"curve {name} {split.name} programs seen: MAE {paired['seen'][-1]:.2f} pp against "
+                        f"{paired['unseen'][-1]:.2f} unseen ({len(seen_split.test_runs)} held-out runs)"
+                    )
         curves["models"][name] = {
             "applications": {f"{k:g}": mean_std(v) for k, v in sorted(points["apps"].items())},
             "run_fraction": {f"{k:g}": mean_std(v) for k, v in sorted(points["runs"].items())},
         }
+        if paired["seen"]:
+            gap = [u - k for u, k in zip(paired["unseen"], paired["seen"], strict=True)]
+            curves["models"][name]["programs_seen"] = {
+                "unseen": mean_std(paired["unseen"]),
+                "seen": mean_std(paired["seen"]),
+                "unseen_minus_seen": mean_std(gap),
+                "folds": len(gap),
+            }
     return curves
 
 
@@ -324,6 +349,28 @@ def curves_markdown(report: dict[str, Any]) -> list[str]:
         for name, m in curves["models"].items():
             cells = [f"{m[axis][k][0]:.2f} +- {m[axis][k][1]:.2f}" if k in m[axis] else "-" for k in sizes]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + programs_seen_markdown(curves)
+
+
+def programs_seen_markdown(curves: dict[str, Any]) -> list[str]:
+    """The paired unseen / seen figures of each model that has them, as a table."""
+    rows = {name: m["programs_seen"] for name, m in curves["models"].items() if "programs_seen" in m}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Programs seen: the same held-out runs (half of each held-out program's configurations, every "
+        "measurement of one together) answered by the fold's training, and by it with the other half of "
+        "those configurations and every run beside a held-out program added. Seen is what the inputs say "
+        "of a program known; unseen minus seen is the error a program's own behaviour makes, which only more "
+        "kinds of program, or inputs that carry between programs, can close.",
+        "",
+        "| model | unseen | seen | unseen - seen | folds |",
+        "|---|---|---|---|---|",
+    ]
+    for name, found in rows.items():
+        cells = [f"{found[k][0]:.2f} +- {found[k][1]:.2f}" for k in ("unseen", "seen", "unseen_minus_seen")]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {found['folds']} |")
     return lines
 
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from cotenant.collectors.ratios import CPU_RATE
-from cotenant.datasets.splits import Split
+from cotenant.datasets.splits import CONFIGURATION, CONFIGURATION_KEY, Split, with_configurations
 from cotenant.datasets.table import VS_SOLO, RunTable
 from cotenant.training.metrics import mean_std
 
@@ -131,11 +131,6 @@ def solo_relative_reference(table: RunTable, splits: list[Split]) -> dict[str, A
     return {"mean": mean, "std": std, "metric": CPU_DEMAND_METRIC, "runs": labelled.height}
 
 
-# What makes two co-runs measurements of the same thing: the target's configuration and its load or schedule,
-# with its neighbours read as a set (the order they were started in is no property of the co-run).
-REPEAT_KEY = ("application", "config_key", "scenario", "load")
-
-
 def repeat_reference(table: RunTable) -> dict[str, Any] | None:
     """The labels' spread where interference is present: every co-run the lab measured more than once (the
     same target configuration, load and neighbours; different campaigns and days included) against the median
@@ -144,11 +139,11 @@ def repeat_reference(table: RunTable) -> dict[str, Any] | None:
     so the mean bounds from above what a predictor of every co-run's expected P would score. None where no
     co-run was repeated."""
     runs = table.runs.filter(pl.col("has_neighbours"))
-    if not {*REPEAT_KEY, "neighbours"} <= set(runs.columns):
+    if not {*CONFIGURATION_KEY, "neighbours"} <= set(runs.columns):
         return None
     grouped = (
-        runs.with_columns(pl.col("neighbours").list.sort().list.join("+").alias("neighbour_set"))
-        .group_by([*REPEAT_KEY, "neighbour_set"])
+        with_configurations(runs)
+        .group_by(CONFIGURATION)
         .agg(pl.col("label"))
         .filter(pl.col("label").list.len() >= 2)
     )

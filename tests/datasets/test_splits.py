@@ -164,3 +164,52 @@ def test_repeated_partitions_hold_each_program_out_once_in_each(table: RunTable)
     assert len({tuple(g) for g in groupings}) == 3  # each partition groups the programs differently
     with pytest.raises(ValueError, match="partitions must be >= 1"):
         repeated_leave_programs_out(table, k=3, partitions=0)
+
+
+def test_programs_seen_moves_half_of_each_held_out_programs_configurations_into_training() -> None:
+    """The seen split trains on the fold's training runs plus half of each held-out program's configurations
+    (every measurement of a configuration on one side) and the runs beside held-out programs; its test runs
+    are the other half, the same runs the unseen split answers from the fold's own training; validation
+    programs stay out of training in every role."""
+    from cotenant.datasets.splits import (
+        CONFIGURATION,
+        leave_programs_out,
+        program_of,
+        programs_seen,
+        with_configurations,
+    )
+
+    table = load_source("bundled")
+    split = leave_programs_out(table, k=4, seed=0)[1]
+    seen, unseen = programs_seen(table, split, seed=3)
+    assert unseen.train_runs == split.train_runs and unseen.validation_runs == split.validation_runs
+    assert seen.test_runs == unseen.test_runs and set(seen.test_runs) < set(split.test_runs)
+    assert seen.validation_runs == split.validation_runs
+    runs = with_configurations(table.runs)
+    configuration = dict(zip(runs["run_id"], runs[CONFIGURATION], strict=True))
+    application = dict(zip(runs["run_id"], runs["application"], strict=True))
+    roles = {
+        run_id: {app, *(program_of(key) for key in neighbours)}
+        for run_id, app, neighbours in table.runs.select("run_id", "application", "neighbours").iter_rows()
+    }
+    train, test = set(seen.train_runs), set(seen.test_runs)
+    assert not train & test
+    assert not {configuration[r] for r in train} & {configuration[r] for r in test}
+    assert set(split.train_runs) < train
+    for run in train:
+        assert not roles[run] & set(split.validation_apps)
+    beside = [r for r in train - set(split.train_runs) if application[r] not in split.test_apps]
+    assert beside and all(roles[r] & set(split.test_apps) for r in beside)  # held-out programs as neighbours
+    for program in split.test_apps:
+        own = {configuration[r] for r in split.test_runs if application[r] == program}
+        tested = {configuration[r] for r in test if application[r] == program}
+        trained = {configuration[r] for r in train if application[r] == program}
+        beside_validation = {
+            configuration[r]
+            for r in split.test_runs
+            if application[r] == program and roles[r] & set(split.validation_apps)
+        }
+        assert len(tested) == len(own) // 2 and trained and not trained & beside_validation
+        assert tested | trained | beside_validation == own
+        assert {r for r in split.test_runs if configuration[r] in tested} <= test  # repeats stay together
+    assert seen.test_runs != programs_seen(table, split, seed=4)[0].test_runs  # a seeded draw

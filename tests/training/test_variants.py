@@ -126,6 +126,36 @@ def test_learning_curves_are_drawn_for_the_variant_chosen_on_validation() -> Non
     )
 
 
+def test_curves_answer_the_same_held_out_runs_with_their_programs_seen() -> None:
+    """On synthetic data every program has its own levels and sensitivities: boosting answers the held-out
+    runs far better once half of each held-out program's configurations are in its training, on the very
+    runs it answered unseen (paired), and the report's table says so."""
+    from cotenant.training.learning_curve import curves_markdown
+
+    table = load_source("synthetic", n_apps=9, n_runs=180, min_length=6, max_length=8, seed=2)
+    split = leave_programs_out(table, k=3)[0]
+    model = "hist-gradient-boosting"
+    report: dict[str, Any] = {
+        "models": {
+            model: _entry(model, test_mae=9.0, validation_mae=6.0) | {"per_fold": [{"fold": 0, "mae": 9.0}]}
+        }
+    }
+    base = TrainConfig(progress=False, tracking_uri="none")
+    curves = learning_curves(table, report, [model], [split], [], [], base, log=lambda _: None)
+    found = curves["models"][model]["programs_seen"]
+    unseen, seen = found["unseen"][0], found["seen"][0]
+    assert seen < 0.5 * unseen and found["unseen_minus_seen"][0] == pytest.approx(unseen - seen)
+    assert found["folds"] == 1
+    row = next(
+        line
+        for line in curves_markdown({"learning_curves": curves})
+        if line.startswith(f"| {model} | {unseen:.2f}")
+    )
+    assert f"| {seen:.2f} +- 0.00 |" in row
+    without = learning_curves(table, report, [model], [split], [], [], base, log=lambda _: None, seen=False)
+    assert "programs_seen" not in without["models"][model]
+
+
 def test_evaluation_reports_variants_with_their_validation_error() -> None:
     table = load_source("synthetic", n_apps=6, n_runs=48, min_length=5, max_length=8, profile_length=6)
     splits = leave_programs_out(table, 3)
