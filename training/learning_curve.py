@@ -112,6 +112,7 @@ def learning_curves(
         full = {s["fold"]: s["mae"] for s in report["models"][name]["per_fold"]}
         points: dict[str, dict[float, list[float]]] = {"apps": {}, "runs": {}}
         paired: dict[str, list[float]] = {"unseen": [], "seen": []}
+        by_program: dict[str, dict[str, list[float]]] = {"unseen": {}, "seen": {}}  # |error| pp per run
         for fold, split in enumerate(splits):
             if fold not in full:
                 continue
@@ -135,6 +136,11 @@ def learning_curves(
                     for key, chosen in (("unseen", unseen_split), ("seen", seen_split)):
                         outcome = fit_model(table, chosen, cfg, digest)
                         paired[key].append(errors_pp(outcome.predicted, outcome.labels)["mae"])
+                        median = outcome.predicted[:, outcome.predicted.shape[1] // 2]
+                        for program, error in zip(
+                            outcome.applications, 100 * np.abs(median - outcome.labels), strict=True
+                        ):
+                            by_program[key].setdefault(program, []).append(float(error))
                     log(
                         f"curve {name} {split.name} programs seen: MAE {paired['seen'][-1]:.2f} pp against "
                         f"{paired['unseen'][-1]:.2f} unseen ({len(seen_split.test_runs)} held-out runs)"
@@ -150,6 +156,15 @@ def learning_curves(
                 "seen": mean_std(paired["seen"]),
                 "unseen_minus_seen": mean_std(gap),
                 "folds": len(gap),
+                # Per program, over its held-out runs in every fold: where the unseen error is its own.
+                "by_application": {
+                    program: {
+                        "unseen": float(np.mean(errors)),
+                        "seen": float(np.mean(by_program["seen"][program])),
+                        "runs": len(errors),
+                    }
+                    for program, errors in sorted(by_program["unseen"].items())
+                },
             }
     return curves
 
@@ -345,11 +360,16 @@ def curves_markdown(report: dict[str, Any]) -> list[str]:
     ]
     for axis, title in (("applications", "training applications"), ("run_fraction", "run fraction")):
         sizes = sorted({k for m in curves["models"].values() for k in m[axis]}, key=float)
+        if len(sizes) < 2:  # the evaluation's own point alone (no smaller training asked for): no curve
+            continue
         lines += ["", f"| model \\ {title} | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
         for name, m in curves["models"].items():
             cells = [f"{m[axis][k][0]:.2f} +- {m[axis][k][1]:.2f}" if k in m[axis] else "-" for k in sizes]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + programs_seen_markdown(curves)
+
+
+LARGEST_GAPS = 8  # programs named per model under the programs-seen table
 
 
 def programs_seen_markdown(curves: dict[str, Any]) -> list[str]:
@@ -371,6 +391,16 @@ def programs_seen_markdown(curves: dict[str, Any]) -> list[str]:
     for name, found in rows.items():
         cells = [f"{found[k][0]:.2f} +- {found[k][1]:.2f}" for k in ("unseen", "seen", "unseen_minus_seen")]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {found['folds']} |")
+    for name, found in rows.items():
+        programs = found.get("by_application", {})
+        gaps = sorted(programs, key=lambda p: programs[p]["seen"] - programs[p]["unseen"])
+        largest = [
+            f"{p} {programs[p]['unseen']:.2f} to {programs[p]['seen']:.2f}"
+            for p in gaps[:LARGEST_GAPS]
+            if programs[p]["unseen"] > programs[p]["seen"]
+        ]
+        if largest:
+            lines += ["", f"{name}, the programs it gains most on once seen (MAE pp): {'; '.join(largest)}."]
     return lines
 
 

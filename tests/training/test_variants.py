@@ -146,6 +146,15 @@ def test_curves_answer_the_same_held_out_runs_with_their_programs_seen() -> None
     unseen, seen = found["unseen"][0], found["seen"][0]
     assert seen < 0.5 * unseen and found["unseen_minus_seen"][0] == pytest.approx(unseen - seen)
     assert found["folds"] == 1
+    programs = found["by_application"]
+    assert set(programs) == set(
+        split.test_apps
+    )  # each held-out program of the synthetic fold has configurations
+    runs = sum(p["runs"] for p in programs.values())
+    assert sum(p["unseen"] * p["runs"] for p in programs.values()) / runs == pytest.approx(unseen)
+    assert sum(p["seen"] * p["runs"] for p in programs.values()) / runs == pytest.approx(seen)
+    gained = max(programs, key=lambda p: programs[p]["unseen"] - programs[p]["seen"])
+    assert any(gained in line for line in curves_markdown({"learning_curves": curves}))
     row = next(
         line
         for line in curves_markdown({"learning_curves": curves})
