@@ -177,8 +177,11 @@ def evaluate(
     def log(message: str) -> None:
         console.print(message, markup=False)  # model labels are bracketed: cloudformer[members=3]
 
-    answered: list[pl.DataFrame] | None = [] if answers else None
+    # The curves' programs-seen comparison reads each fold's answers unseen rather than fitting it again.
+    keep_answers = answers or (curve_models != "none" and curve_seen)
+    answered: list[pl.DataFrame] | None = [] if keep_answers else None
     report = evaluate_models(table, names, splits, base, log=log, answers=answered)
+    answer_table = pl.concat(answered) if answered else None
     if curve_models != "none":
         from cotenant.training.learning_curve import learning_curves
 
@@ -192,11 +195,12 @@ def evaluate(
             base,
             log=log,
             seen=curve_seen,
+            answers=answer_table,
         )
     paths = write_report(report, out)
-    if answered:
+    if answers and answer_table is not None:
         paths.append(out / "answers.parquet")
-        pl.concat(answered).write_parquet(paths[-1])
+        answer_table.write_parquet(paths[-1])
     if tracking_uri != "none":
         log_report(paths, report, tracking_uri or default_tracking_uri(), "cotenant-evaluation")
     console.print(f"wrote {', '.join(str(p) for p in paths)}")

@@ -20,9 +20,8 @@ import polars as pl
 from cotenant.datasets.lab.labels import noise_pp, noise_text
 from cotenant.datasets.splits import Split
 from cotenant.datasets.table import RunTable
-from cotenant.models.base import QUANTILES
 from cotenant.training.config import ModelChoice, TrainConfig
-from cotenant.training.fit import FitOutcome, fit_model
+from cotenant.training.fit import ANSWER_QUANTILES, FitOutcome, fit_model
 from cotenant.training.learning_curve import (
     best_baseline,
     chosen_variant,
@@ -44,10 +43,6 @@ from cotenant.training.run import data_digest
 
 # Characters MLflow refuses in metric names.
 MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")
-
-
-# The quantile columns of ``answers.parquet``: p10, p50, p90.
-ANSWER_QUANTILES = [f"p{round(q * 100):02d}" for q in QUANTILES]
 
 
 def answer_rows(table: RunTable, model: str, fold: int, split: Split, outcome: FitOutcome) -> pl.DataFrame:

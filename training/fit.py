@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from cotenant.datasets.torch_data import MonitoringDataset, TaskData
 
 
+# The quantile columns an outcome's answers are written under (``answers.parquet``): p10, p50, p90.
+ANSWER_QUANTILES = [f"p{round(q * 100):02d}" for q in QUANTILES]
+MEDIAN_ANSWER = ANSWER_QUANTILES[len(ANSWER_QUANTILES) // 2]
+
+
 @dataclass
 class FitOutcome:
     predictor: Predictor

@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import polars as pl
 from cotenant.datasets.lab.labels import noise_pp
 from cotenant.datasets.splits import Split, programs_seen
 from cotenant.datasets.table import RunTable
 from cotenant.training.config import ModelChoice, TrainConfig
-from cotenant.training.fit import fit_model
+from cotenant.training.fit import MEDIAN_ANSWER, FitOutcome, fit_model
 from cotenant.training.metrics import errors_pp, mean_std
 from cotenant.training.references import CLOSER_RATE_PP
 from cotenant.training.run import data_digest
@@ -99,12 +100,15 @@ def learning_curves(
     base: TrainConfig,
     log: Any = print,
     seen: bool = True,
+    answers: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Per model: MAE mean +- std over ``splits`` per training-application count and per run fraction, and
     with ``seen`` on the same held-out runs with their programs unseen and seen (``programs_seen``: paired,
-    the fold's own training against it with half of each held-out program's configurations). A model the
-    report evaluated in several variants is drawn in the one chosen on validation programs
-    (``chosen_variant``), the one its targets quote."""
+    the fold's own training against it with half of each held-out program's configurations). Unseen, those
+    runs are the evaluation's own answers where ``answers`` (its ``answer_rows``) has them, as the curves'
+    last points are its MAEs: the same training, not fitted again. A model the report evaluated in several
+    variants is drawn in the one chosen on validation programs (``chosen_variant``), the one its targets
+    quote."""
     digest = data_digest(table)
     names = [best_baseline(report) if m == BEST_BASELINE else chosen_variant(report, m) or m for m in models]
     curves: dict[str, Any] = {"folds": [split.name for split in splits], "models": {}}
@@ -134,13 +138,16 @@ def learning_curves(
                 seen_split, unseen_split = programs_seen(table, split, fold)
                 if seen_split.test_runs:
                     for key, chosen in (("unseen", unseen_split), ("seen", seen_split)):
-                        outcome = fit_model(table, chosen, cfg, digest)
-                        paired[key].append(errors_pp(outcome.predicted, outcome.labels)["mae"])
-                        median = outcome.predicted[:, outcome.predicted.shape[1] // 2]
-                        for program, error in zip(
-                            outcome.applications, 100 * np.abs(median - outcome.labels), strict=True
-                        ):
-                            by_program[key].setdefault(program, []).append(float(error))
+                        errors = (
+                            evaluation_errors(answers, name, fold, chosen.test_runs)
+                            if key == "unseen"
+                            else None
+                        )
+                        if errors is None:
+                            errors = outcome_errors(fit_model(table, chosen, cfg, digest))
+                        paired[key].append(float(errors["error"].to_numpy().mean()))
+                        for program, error in errors.iter_rows():
+                            by_program[key].setdefault(program, []).append(error)
                     log(
                         f"curve {name} {split.name} programs seen: MAE {paired['seen'][-1]:.2f} pp against "
                         f"{paired['unseen'][-1]:.2f} unseen ({len(seen_split.test_runs)} held-out runs)"
@@ -167,6 +174,31 @@ def learning_curves(
                 },
             }
     return curves
+
+
+def outcome_errors(outcome: FitOutcome) -> pl.DataFrame:
+    """``application`` and ``error`` (|median - label| in pp) for every test run of a fit."""
+    median = outcome.predicted[:, outcome.predicted.shape[1] // 2]
+    error = 100 * np.abs(median - outcome.labels)
+    return pl.DataFrame({"application": outcome.applications, "error": error.astype(np.float64)})
+
+
+def evaluation_errors(
+    answers: pl.DataFrame | None, model: str, fold: int, runs: list[str]
+) -> pl.DataFrame | None:
+    """``outcome_errors`` of ``runs`` as the evaluation's fold ``fold`` answered them (its test role in
+    ``answers``), or None where the answers lack any of them."""
+    if answers is None:
+        return None
+    found = answers.filter(
+        (pl.col("model") == model)
+        & (pl.col("fold") == fold)
+        & (pl.col("role") == "test")
+        & pl.col("run_id").is_in(runs)
+    )
+    if found.height != len(runs):
+        return None
+    return found.select("application", ((pl.col(MEDIAN_ANSWER) - pl.col("label")).abs() * 100).alias("error"))
 
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:

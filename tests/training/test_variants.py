@@ -163,6 +163,21 @@ def test_curves_answer_the_same_held_out_runs_with_their_programs_seen() -> None
     assert f"| {seen:.2f} +- 0.00 |" in row
     without = learning_curves(table, report, [model], [split], [], [], base, log=lambda _: None, seen=False)
     assert "programs_seen" not in without["models"][model]
+    # Unseen, the evaluation's own answers are read rather than a second fit of the same training: they
+    # give the same figures, and answers that hit every label give an unseen error of zero.
+    from cotenant.training.evaluate import answer_rows
+
+    answers = answer_rows(
+        table, model, 0, split, fit_model(table, split, ModelChoice.parse(model).config(base))
+    )
+    read = learning_curves(table, report, [model], [split], [], [], base, log=lambda _: None, answers=answers)
+    assert read["models"][model]["programs_seen"]["unseen"][0] == pytest.approx(unseen)
+    assert read["models"][model]["programs_seen"]["seen"][0] == pytest.approx(seen)
+    perfect = answers.with_columns(pl.col("label").alias("p50"))
+    exact = learning_curves(
+        table, report, [model], [split], [], [], base, log=lambda _: None, answers=perfect
+    )
+    assert exact["models"][model]["programs_seen"]["unseen"][0] == 0.0
 
 
 def test_evaluation_reports_variants_with_their_validation_error() -> None:
